@@ -1,0 +1,38 @@
+# perfbench: every target creates the virtual environment it needs, so any of them
+# works as the very first command on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint lab bench clean-venv
+
+# (Re)install when the venv is missing or pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	@# --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE=1, so without it
+	@# every import of altair or papermill would recompile (see ../shared/STACK.md).
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	@# rfc3987-syntax builds ~35 Lark parsers at import time and adds ~3 s to every kernel
+	@# start and `import altair`; jsonschema only skips its optional `iri` format check without it.
+	@$(BIN)/uv pip uninstall --quiet --python $(BIN)/python rfc3987-syntax 2>/dev/null || true
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/perfbench demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check perfbench tests benchmarks
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,189 @@
+"""The load engine: runs a plan against a target and leaves a run directory behind.
+
+    from perfbench import shapes
+    from perfbench.engine import run_load
+    result = run_load("http://127.0.0.1:8080", shapes.constant(rate=200, duration=20),
+                      scenario=my_scenario)
+    result.path, result.summary
+
+``run_load`` works from a script, the CLI and a Jupyter cell alike (inside a running event loop
+it runs the load on its own thread and loop, so the kernel's loop never carries the load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import TargetError
+from ..rundir import RunDir, Journal, git_commit, journal_to_parquet, machine_info, new_run_id, utc_now_iso
+from ..safety import check_target
+from ..scenario import Scenario, single
+from ..shapes import OpenPlan
+from .open_model import OpenModelEngine
+from .progress import TerminalProgress
+from .recorder import Recorder
+from .senders import AiohttpSender
+
+DEFAULT_RUNS_DIR = Path("data/runs")
+
+
+@dataclass
+class RunResult:
+    path: Path
+    run_id: str
+    summary: dict[str, Any]
+    end_reason: str
+
+
+def run_load(target: str, plan: OpenPlan, scenario: Scenario | None = None, *,
+             runs_dir: str | Path = DEFAULT_RUNS_DIR, run_id: str | None = None, label: str = "run",
+             allow_hosts: Iterable[str] = (), max_in_flight: int = 10_000, max_requests: int | None = None,
+             timeout: float = 30.0, grace: float | None = None, lag_bound_ms: float = 10.0,
+             progress: Callable[[dict], None] | bool | None = True, handle_signals: bool = False,
+             parameters: dict | None = None, code_dir: str | None = None,
+             announce: Callable[[str], None] | None = None) -> RunResult:
+    """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
+
+    Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
+    requests, default ``min(timeout, 10)`` s), at ``max_requests``, or on SIGINT/SIGTERM when
+    ``handle_signals`` is set. Only loopback targets are loaded unless ``allow_hosts`` names
+    the host.
+    """
+    target = check_target(target, allow_hosts)
+    scenario = scenario or single("/")
+    grace = min(timeout, 10.0) if grace is None else grace
+    if progress is True:
+        progress = TerminalProgress()
+    elif progress is False:
+        progress = None
+    coro = _run_async(target, plan, scenario, runs_dir=Path(runs_dir), run_id=run_id or new_run_id(label),
+                      max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
+                      lag_bound_ms=lag_bound_ms, progress=progress, handle_signals=handle_signals,
+                      parameters=parameters or {}, code_dir=code_dir, announce=announce or _stderr)
+    return _run_coroutine(coro)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+
+
+def _run_coroutine(coro):
+    """Run ``coro`` on a fresh (uv)loop; on a thread of its own if this thread has a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            return runner.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            with asyncio.Runner(loop_factory=_new_loop) as runner:
+                box["result"] = runner.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="perfbench-engine")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+async def _login(sender: AiohttpSender, scenario: Scenario) -> dict[str, str]:
+    if scenario.login is None:
+        return {}
+    import json
+
+    body = json.dumps(dict(scenario.login.json)).encode()
+    try:
+        status, _, data = await sender.request("POST", scenario.login.path, {"Content-Type": "application/json"},
+                                               body, keep_body=True)
+    except Exception as exc:
+        raise TargetError(f"login at {scenario.login.path} failed: {type(exc).__name__}: {exc}") from None
+    if status != 200:
+        raise TargetError(f"login at {scenario.login.path} answered HTTP {status}; expected 200 with a token")
+    try:
+        token = json.loads(data)[scenario.login.token_field]
+    except (ValueError, KeyError, TypeError):
+        raise TargetError(f"login at {scenario.login.path}: no JSON field {scenario.login.token_field!r} "
+                          f"in the answer") from None
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,
+                     lag_bound_ms, progress, handle_signals, parameters, code_dir, announce) -> RunResult:
+    sender = AiohttpSender(target, max_connections=max_in_flight, timeout=timeout)
+    await sender.start()
+    try:
+        auth = await _login(sender, scenario)
+        rd = RunDir.create(runs_dir, run_id)
+        announce(f"perfbench: {plan.describe()['kind']} load on {target}: {plan.expected_requests:.0f} requests "
+                 f"planned over {plan.duration:g} s (deadline {plan.duration + grace:g} s), "
+                 f"run directory {rd.path}")
+        rd.write_meta({
+            "target": target,
+            "scenario": scenario.describe(),
+            "shape": plan.describe(),
+            "parameters": {"max_in_flight": max_in_flight, "max_requests": max_requests, "timeout_s": timeout,
+                           "grace_s": grace, "lag_bound_ms": lag_bound_ms, **parameters},
+            "engine": {"path": sender.name, "model": "open", "retries": "disabled",
+                       "request_id_header": "X-Request-Id"},
+            "started_at": utc_now_iso(),
+            "start_unix_ns": time.time_ns(),
+            "ended_at": None,
+            "end_reason": None,
+            "machine": machine_info(),
+            "code_commit": git_commit(code_dir) if code_dir else None,
+        })
+        journal = Journal(rd.path)
+        recorder = Recorder(journal.write)
+        engine = OpenModelEngine(plan, scenario, sender, recorder, max_in_flight=max_in_flight,
+                                 max_requests=max_requests, grace=grace, auth_headers=auth, progress=progress)
+        loop = asyncio.get_running_loop()
+        installed = []
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, engine.stop, "interrupted" if sig == signal.SIGINT else "terminated")
+                    installed.append(sig)
+        started = time.perf_counter()
+        try:
+            stats = await engine.run()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            recorder.flush()
+            journal.close()
+        elapsed = time.perf_counter() - started
+    finally:
+        await sender.close()
+    rows = journal_to_parquet(rd.path)
+    engine_stats = {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
+                    "capped": stats.capped, "aborted": stats.aborted, "max_in_flight": max_in_flight,
+                    "max_in_flight_seen": stats.max_in_flight_seen, "path": sender.name}
+    rd.update_meta(ended_at=utc_now_iso(), end_reason=stats.end_reason, elapsed_s=min(elapsed, plan.duration)
+                   if stats.end_reason == "completed" else elapsed, rows=rows, engine_stats=engine_stats)
+    from ..results import Run
+
+    summary = Run.load(rd.path).write_summary()
+    return RunResult(rd.path, rd.run_id, summary, stats.end_reason)

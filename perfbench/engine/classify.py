@@ -1,0 +1,56 @@
+"""Errors are data: one function maps what the client raised to an error kind and a detail.
+
+The kinds are the vocabulary of the run directory's ``error`` column (``rundir.ERROR_KINDS``).
+Order matters: aiohttp's exception classes inherit from each other and from OSError, so the
+most specific match comes first (as httpx's ``map_httpcore_exceptions`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+
+import aiohttp
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """``(kind, detail)`` for an exception raised while sending or reading a request."""
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "timeout", "connect timeout"
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError | aiohttp.ServerTimeoutError):
+        return "timeout", "read timeout"
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
+    if dns_error is not None and isinstance(exc, dns_error):
+        return "dns", _short(exc)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
+        return "tls", name
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause = exc.os_error
+        if isinstance(cause, socket.gaierror):
+            return "dns", _short(exc)
+        return "connect", type(cause).__name__ if cause else name
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return "reset", name
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # raised by the response parser for malformed status lines, headers or bodies
+        return "protocol", _short(exc)
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | aiohttp.ClientOSError):
+        code = getattr(exc, "errno", None)
+        if code in (errno.ECONNREFUSED,):
+            return "connect", name
+        return "reset", name
+    if isinstance(exc, socket.gaierror):
+        return "dns", _short(exc)
+    return "client", f"{name}: {_short(exc)}"
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:limit]
+
+
+def status_kind(status: int) -> str:
+    return "http_5xx" if status >= 500 else "http_4xx"

@@ -1,0 +1,70 @@
+"""Helpers for experiment notebooks: offline charts, live progress, the headline of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def setup(renderer: str = "svg") -> None:
+    """Render Altair charts as inline SVG (vl-convert: no network, in reports and in JupyterLab)
+    and show Polars tables with enough rows and sensible float formatting."""
+    import altair as alt
+    import polars as pl
+
+    alt.renderers.enable(renderer)
+    pl.Config.set_tbl_rows(40)
+    pl.Config.set_float_precision(2)
+    pl.Config.set_tbl_hide_dataframe_shape(True)
+
+
+class LiveProgress:
+    """Progress in a notebook cell: one line, updated in place, so the saved notebook (and the
+    report) keeps only the final state rather than a line per second."""
+
+    def __init__(self) -> None:
+        self._handle = None
+
+    def __call__(self, p: dict[str, Any]) -> None:
+        from IPython.display import display
+
+        from .engine.progress import format_progress
+
+        text = {"text/plain": format_progress(p)}
+        if self._handle is None:
+            self._handle = display(text, raw=True, display_id=True)
+        else:
+            self._handle.update(text, raw=True)
+
+
+def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    """A Markdown paragraph with the numbers a reader wants first."""
+    o = summary.get("overall", {})
+    lat = o.get("latency_ms", {})
+    gen = summary.get("generator", {})
+    shape = meta.get("shape", {})
+
+    def ms(v):
+        return "-" if v is None else f"{v:,.1f} ms"
+
+    lines = [
+        f"**{meta.get('run_id')}**: {shape.get('kind', '?')} load on `{meta.get('target')}`, "
+        f"{o.get('count', 0):,} requests in {summary.get('duration_s', 0):.1f} s "
+        f"(**{o.get('rps', 0) or 0:,.1f} req/s**, planned {shape.get('expected_requests', 0):,.0f}); "
+        f"ended: {meta.get('end_reason')}.",
+        "",
+        f"Latency (from the planned send time): p50 **{ms(lat.get('p50'))}**, p95 **{ms(lat.get('p95'))}**, "
+        f"p99 **{ms(lat.get('p99'))}**, p99.9 {ms(lat.get('p99_9'))}, max {ms(lat.get('max'))}.",
+        "",
+        f"Errors: **{o.get('errors', 0):,}** ({(o.get('error_rate') or 0) * 100:.2f} %)"
+        + (": " + ", ".join(f"{k} {v:,}" for k, v in o.get("errors_by_kind", {}).items())
+           if o.get("errors_by_kind") else "") + ".",
+    ]
+    if gen.get("saturated"):
+        lines += ["", "**Warning: the load generator saturated**, so part of this latency may be the "
+                  "generator's, not the server's: " + "; ".join(gen.get("saturation_reasons", [])) + "."]
+    else:
+        lag = gen.get("lag_ms", {})
+        lines += ["", f"The generator kept its schedule (send lag p99 {ms(lag.get('p99'))})."]
+    for note in summary.get("notes", []):
+        lines += ["", f"Note: {note}."]
+    return "\n".join(lines)

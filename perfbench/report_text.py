@@ -1,0 +1,40 @@
+"""Plain-text rendering of a summary for terminals and logs."""
+
+from __future__ import annotations
+
+
+def _ms(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v < 10 else (f"{v:.1f}" if v < 1000 else f"{v:.0f}")
+
+
+def endpoint_table_text(summary: dict) -> str:
+    """The per-endpoint table (count, req/s, p50/p95/p99/max ms, errors) and the generator's verdict."""
+    head = ("endpoint", "count", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors")
+    rows = []
+    items = list(summary.get("endpoints", {}).items()) + [("ALL", summary.get("overall", {}))]
+    for name, b in items:
+        lat = b.get("latency_ms", {})
+        errs = b.get("errors", 0)
+        kinds = ", ".join(f"{k} {v}" for k, v in b.get("errors_by_kind", {}).items())
+        rows.append((name, str(b.get("count", 0)), f"{b.get('rps', 0) or 0:.1f}", _ms(lat.get("p50")),
+                     _ms(lat.get("p95")), _ms(lat.get("p99")), _ms(lat.get("max")),
+                     f"{errs}" + (f" ({kinds})" if kinds else "")))
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    out = [line(head), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+    gen = summary.get("generator", {})
+    if gen:
+        lag = gen.get("lag_ms", {})
+        out.append("")
+        out.append(f"latency is measured from each request's planned send time; send lag p50 "
+                   f"{_ms(lag.get('p50'))} ms, p99 {_ms(lag.get('p99'))} ms, max {_ms(lag.get('max'))} ms")
+        if gen.get("saturated"):
+            out.append("WARNING: the load generator saturated: " + "; ".join(gen.get("saturation_reasons", [])))
+    for note in summary.get("notes", []):
+        out.append("note: " + note)
+    return "\n".join(out)

@@ -1,0 +1,293 @@
+"""Reads a run directory into Polars and derives everything from the raw rows.
+
+Percentiles are exact: the p-th percentile is the smallest recorded value such that at least a
+fraction p of all values are at or below it (the inverted CDF, as HdrHistogram and wrk define
+it), computed over every row, never from buckets or averaged windows.
+
+    run = Run.load("data/runs/20261121-143012-load_test-9f2c")
+    run.endpoint_table()            # per endpoint: count, req/s, p50/p95/p99/max, errors
+    run.requests.filter(...)        # a LazyFrame of every request (times in ns, *_ms added)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .errors import RunDirError
+from .rundir import REQUESTS, SUMMARY, RunDir, read_json, write_json
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.999}
+DEFAULT_LAG_BOUND_MS = 10.0
+CLOSED_MODEL_NOTE = ("closed model: users wait for each response before sending the next request, so a "
+                     "stalled server also slows the load and latency percentiles can hide the stall")
+
+
+def pct(col: str | pl.Expr, p: float) -> pl.Expr:
+    """Exact inverted-CDF percentile of ``col`` as an aggregation expression."""
+    e = pl.col(col) if isinstance(col, str) else col
+    e = e.drop_nulls()
+    n = e.len()
+    idx = (n.cast(pl.Float64) * p).ceil().cast(pl.Int64) - 1
+    return e.sort().get(pl.max_horizontal(idx, pl.lit(0)), null_on_oob=True)
+
+
+def with_ms(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add millisecond and second columns derived from the nanosecond ones (once)."""
+    if "latency_ms" in lf.collect_schema().names():
+        return lf
+    return lf.with_columns(
+        (pl.col("latency_ns") / 1e6).alias("latency_ms"),
+        (pl.col("service_ns") / 1e6).alias("service_ms"),
+        ((pl.col("start_ns") - pl.col("intended_ns")) / 1e6).alias("lag_ms"),
+        (pl.col("intended_ns") / 1e9).alias("t_s"),
+    )
+
+
+def _latency_aggs(prefix: str, col: str) -> list[pl.Expr]:
+    aggs = [pct(col, p).alias(f"{prefix}{name}_ms") for name, p in PERCENTILES.items()]
+    aggs += [pl.col(col).max().alias(f"{prefix}max_ms"), pl.col(col).mean().alias(f"{prefix}mean_ms"),
+             pl.col(col).min().alias(f"{prefix}min_ms")]
+    return aggs
+
+
+def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = None) -> pl.DataFrame:
+    """Per group (default: per endpoint): counts, throughput, exact latency percentiles, errors."""
+    by = by or ["endpoint"]
+    lf = with_ms(lf)
+    aggs = [
+        pl.len().alias("count"),
+        pl.col("error").is_not_null().sum().alias("errors"),
+        *_latency_aggs("", "latency_ms"),
+        pct("service_ms", 0.50).alias("service_p50_ms"),
+        pct("service_ms", 0.99).alias("service_p99_ms"),
+        pl.col("bytes").sum().alias("bytes"),
+    ]
+    out = lf.group_by(by).agg(aggs).sort(by).collect()
+    return out.with_columns(
+        (pl.col("count") / duration_s).alias("rps"),
+        (pl.col("errors") / pl.col("count")).alias("error_rate"),
+    )
+
+
+def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int | None = None,
+              engine: dict[str, Any] | None = None, model: str = "open",
+              lag_bound_ms: float = DEFAULT_LAG_BOUND_MS) -> dict[str, Any]:
+    """The summary.json content for a run's rows (pure: a frame in, a dict out)."""
+    lf = with_ms(lf)
+    if duration_s is None:
+        duration_s = (lf.select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
+    duration_s = max(duration_s, 1e-9)
+    overall = endpoint_stats(lf.with_columns(pl.lit("*").alias("endpoint")), duration_s)
+    per = endpoint_stats(lf, duration_s)
+    kinds = lf.filter(pl.col("error").is_not_null()).group_by("endpoint", "error").len().collect()
+    statuses = lf.group_by("status").len().sort("status").collect()
+    lag = lf.select(pct("lag_ms", 0.5).alias("p50"), pct("lag_ms", 0.99).alias("p99"),
+                    pl.col("lag_ms").max().alias("max"), pl.len().alias("n")).collect().row(0, named=True)
+
+    def block(row: dict, name: str) -> dict:
+        errs = {r["error"]: r["len"] for r in kinds.iter_rows(named=True) if name in ("*", r["endpoint"])}
+        lat = {k[:-3]: _num(v) for k, v in row.items() if k.endswith("_ms") and not k.startswith("service")}
+        return {
+            "count": row["count"],
+            "errors": row["errors"],
+            "error_rate": _num(row["error_rate"]),
+            "rps": _num(row["rps"]),
+            "latency_ms": lat,
+            "service_ms": {"p50": _num(row["service_p50_ms"]), "p99": _num(row["service_p99_ms"])},
+            "errors_by_kind": dict(sorted(errs.items())),
+            "bytes": row["bytes"],
+        }
+
+    total = overall.row(0, named=True) if overall.height else None
+    engine = dict(engine or {})
+    capped = engine.get("capped", 0) or 0
+    lag_p99 = lag["p99"] or 0.0
+    reasons = []
+    if model == "open" and lag_p99 > lag_bound_ms:
+        reasons.append(f"send lag p99 {lag_p99:.1f} ms is above the {lag_bound_ms:g} ms bound")
+    if capped:
+        reasons.append(f"{capped} arrivals waited for the in-flight cap ({engine.get('max_in_flight')})")
+    sent = lag["n"]
+    if planned and sent < planned:
+        reasons.append(f"{planned - sent} planned requests were not sent")
+    generator = {
+        "lag_ms": {"p50": _num(lag["p50"]), "p99": _num(lag_p99), "max": _num(lag["max"])},
+        "lag_bound_ms": lag_bound_ms,
+        "planned": planned,
+        "recorded": sent,
+        "saturated": bool(reasons),
+        "saturation_reasons": reasons,
+        **engine,
+    }
+    out = {
+        "model": model,
+        "duration_s": duration_s,
+        "overall": block(total, "*") if total else {"count": 0, "errors": 0},
+        "endpoints": {r["endpoint"]: block(r, r["endpoint"]) for r in per.iter_rows(named=True)},
+        "status_counts": {str(r["status"]): r["len"] for r in statuses.iter_rows(named=True)},
+        "generator": generator,
+        "notes": [CLOSED_MODEL_NOTE] if model == "closed" else [],
+    }
+    return out
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, 6)
+    return v
+
+
+def latency_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
+    """Per time bucket (by intended send time): requests, errors, p50/p95/p99/max latency (ms)."""
+    lf = with_ms(lf).with_columns(((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
+    return (lf.group_by("t_s").agg(
+        pl.len().alias("requests"),
+        pl.col("error").is_not_null().sum().alias("errors"),
+        pct("latency_ms", 0.50).alias("p50_ms"),
+        pct("latency_ms", 0.95).alias("p95_ms"),
+        pct("latency_ms", 0.99).alias("p99_ms"),
+        pl.col("latency_ms").max().alias("max_ms"),
+    ).sort("t_s").collect().with_columns((pl.col("requests") / every_s).alias("rps")))
+
+
+def throughput_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
+    """Completed responses per second by completion time, split into ok and error."""
+    lf = lf.with_columns(((pl.col("end_ns") // int(every_s * 1e9)) * every_s).alias("t_s"),
+                         pl.when(pl.col("error").is_null()).then(pl.lit("ok")).otherwise(pl.lit("error"))
+                         .alias("outcome"))
+    return (lf.group_by("t_s", "outcome").agg((pl.len() / every_s).alias("rps"))
+            .sort("t_s", "outcome").collect())
+
+
+def error_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
+    """Errors per time bucket and kind (empty frame when the run had no errors)."""
+    lf = lf.filter(pl.col("error").is_not_null()).with_columns(
+        ((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
+    return lf.group_by("t_s", "error").agg(pl.len().alias("errors")).sort("t_s", "error").collect()
+
+
+def latency_histogram(lf: pl.LazyFrame, bins: int = 60, log: bool = True, column: str = "latency_ms"
+                      ) -> pl.DataFrame:
+    """Latency counts in ``bins`` bins, pre-aggregated in Polars (log-spaced by default).
+
+    Columns: bin_start, bin_end (ms), count, share. Empty runs give an empty frame.
+    """
+    lf = with_ms(lf).select(pl.col(column)).drop_nulls()
+    lo, hi = lf.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi")).collect().row(0)
+    if lo is None:
+        return pl.DataFrame(schema={"bin_start": pl.Float64, "bin_end": pl.Float64, "count": pl.UInt32,
+                                    "share": pl.Float64})
+    lo = max(lo, 1e-3)
+    hi = max(hi, lo * 1.0001)
+    if log:
+        a, b = math.log10(lo), math.log10(hi)
+        width = (b - a) / bins
+        key = ((pl.col(column).clip(lo, hi).log10() - a) / width).floor().clip(0, bins - 1)
+        edges = [10 ** (a + i * width) for i in range(bins + 1)]
+    else:
+        width = (hi - lo) / bins
+        key = ((pl.col(column) - lo) / width).floor().clip(0, bins - 1)
+        edges = [lo + i * width for i in range(bins + 1)]
+    counts = lf.group_by(key.cast(pl.Int64).alias("bin")).agg(pl.len().alias("count")).collect()
+    total = counts["count"].sum()
+    return (counts.with_columns(
+        pl.col("bin").map_elements(lambda i: edges[i], return_dtype=pl.Float64).alias("bin_start"),
+        pl.col("bin").map_elements(lambda i: edges[i + 1], return_dtype=pl.Float64).alias("bin_end"),
+        (pl.col("count") / total).alias("share"),
+    ).sort("bin").select("bin_start", "bin_end", "count", "share"))
+
+
+def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | None = None,
+                     max_nines: int = 4) -> pl.DataFrame:
+    """Latency at percentiles from p0 to p99.99 (log-spaced in the tail, HdrHistogram style).
+
+    Columns: percentile (0..100), nines (= -log10(1 - p), for a log axis), value_ms, and ``by``.
+    """
+    ps = sorted({round(1 - 10 ** (-k / 10), 6) for k in range(0, max_nines * 10 + 1)} | {0.5, 0.9, 0.95, 0.99})
+    lf = with_ms(lf)
+    aggs = [pct(column, p).alias(f"{p!r}") for p in ps] + [pl.len().alias("_n")]
+    keys = [by] if by else []
+    wide = (lf.group_by(keys).agg(aggs) if keys else lf.select(aggs)).collect()
+    rows = []
+    for r in wide.iter_rows(named=True):
+        n = r["_n"]
+        for p in ps:
+            if p > 0 and 1 - p < 1 / max(n, 1):  # beyond the resolution of n samples
+                continue
+            rows.append({**({by: r[by]} if by else {}), "percentile": p * 100,
+                         "nines": -math.log10(1 - p) if p < 1 else None, "value_ms": r[f"{p!r}"]})
+    return pl.DataFrame(rows)
+
+
+@dataclass
+class Run:
+    """One run directory, loaded lazily. ``requests`` is a LazyFrame over requests.parquet."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        path = Path(path)
+        if not path.is_dir():
+            raise RunDirError(f"{path}: no such run directory (runs live under data/runs/<run-id>)")
+        rd = RunDir(path)
+        meta = rd.meta()
+        rd.recover()
+        if not (path / REQUESTS).exists():
+            raise RunDirError(f"{path}: no {REQUESTS}; the run did not record any request")
+        run = cls(path, rd.meta())
+        try:
+            pl.read_parquet_schema(path / REQUESTS)
+        except Exception as exc:  # polars raises ComputeError / OSError variants for corrupt files
+            raise RunDirError(f"{path / REQUESTS}: not a readable Parquet file ({type(exc).__name__})") from None
+        del meta
+        return run
+
+    @property
+    def run_id(self) -> str:
+        return self.meta["run_id"]
+
+    @property
+    def requests(self) -> pl.LazyFrame:
+        return with_ms(pl.scan_parquet(self.path / REQUESTS))
+
+    @property
+    def duration_s(self) -> float:
+        d = self.meta.get("elapsed_s")
+        if d:
+            return float(d)
+        return (pl.scan_parquet(self.path / REQUESTS).select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json as written, or computed from the rows when it is missing."""
+        p = self.path / SUMMARY
+        if p.exists():
+            return read_json(p)
+        return self.compute_summary()
+
+    def compute_summary(self) -> dict[str, Any]:
+        engine = self.meta.get("engine_stats") or {}
+        shape = self.meta.get("shape") or {}
+        return summarize(pl.scan_parquet(self.path / REQUESTS), duration_s=self.duration_s,
+                         planned=engine.get("planned"), engine=engine, model=shape.get("model", "open"),
+                         lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
+
+    def write_summary(self) -> dict[str, Any]:
+        s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary()}
+        write_json(self.path / SUMMARY, s)
+        return s
+
+    def endpoint_table(self) -> pl.DataFrame:
+        """Per endpoint: count, req/s, p50/p95/p99/max latency (ms), errors; the overall row last."""
+        lf = pl.scan_parquet(self.path / REQUESTS)
+        per = endpoint_stats(lf, self.duration_s)
+        tot = endpoint_stats(lf.with_columns(pl.lit("ALL").alias("endpoint")), self.duration_s)
+        cols = ["endpoint", "count", "rps", "p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors",
+                "error_rate"]
+        return pl.concat([per.select(cols), tot.select(cols)])

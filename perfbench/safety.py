@@ -1,0 +1,51 @@
+"""Target safety: load is only ever sent to loopback unless the user names the host.
+
+A load test is a weapon pointed at a server. The check runs before any request is sent and
+refuses, with the reason, any host that is not a loopback address and not allow-listed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, UnsafeTargetError
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the usual names of localhost."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_target(url: str, allow_hosts: Iterable[str] = ()) -> str:
+    """Validate ``url`` as a load target and return it without a trailing slash.
+
+    Raises ConfigError for a malformed URL and UnsafeTargetError for a host that is neither
+    loopback nor in ``allow_hosts``.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"target {url!r}: the scheme must be http or https, e.g. http://127.0.0.1:8080")
+    if not parts.hostname:
+        raise ConfigError(f"target {url!r}: no host, e.g. http://127.0.0.1:8080")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"target {url!r}: the port must be a number from 1 to 65535") from None
+    host = parts.hostname
+    allowed = {h.lower() for h in allow_hosts}
+    if not is_loopback_host(host) and host.lower() not in allowed:
+        raise UnsafeTargetError(
+            f"target host {host!r} is not loopback; perfbench only loads 127.0.0.1, localhost or [::1] "
+            f"unless you name the host with --allow-host {host}"
+        )
+    return url.rstrip("/")

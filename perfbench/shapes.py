@@ -1,0 +1,232 @@
+"""Load plans as pure data: how load varies over time, with no clock and no I/O.
+
+An open-model plan is a list of stages; within a stage the arrival rate moves linearly from
+``start`` to ``end`` requests per second (equal values hold it constant). Every shape is built
+from stages: constant, ramp, steps, spike, soak, or your own list (like k6's stages or Locust's
+LoadTestShape, but computed ahead, so it can be tested against exact times).
+
+The intended send times follow from the cumulative arrival count N(t), the integral of the
+rate: the k-th request (k = 0, 1, 2, ...) is due when N(t) = k. Poisson arrivals use the same
+inversion at the points of a unit-rate Poisson process instead of at the integers (the
+time-rescaling theorem), so a varying rate stays exact in both modes. Times are integer
+nanoseconds from the start of the run.
+
+    >>> plan = constant(rate=4, duration=1)
+    >>> [a.offset_ns for a in plan.arrivals()]
+    [0, 250000000, 500000000, 750000000]
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``duration`` seconds during which the rate moves linearly from ``start`` to ``end`` (req/s)."""
+
+    duration: float
+    start: float
+    end: float
+    name: str = ""
+
+    @property
+    def arrivals(self) -> float:
+        """The expected number of arrivals in the stage (the area under its rate)."""
+        return (self.start + self.end) / 2 * self.duration
+
+    def time_of(self, n: float) -> float:
+        """Seconds into the stage at which its cumulative count reaches ``n``."""
+        # N(t) = start*t + slope*t^2/2; the root below is the numerically stable form of
+        # (-start + sqrt(start^2 + 2*slope*n)) / slope, valid for slope == 0 as well.
+        if n <= 0:
+            return 0.0
+        slope = (self.end - self.start) / self.duration
+        return 2 * n / (self.start + math.sqrt(self.start * self.start + 2 * slope * n))
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One intended request: when (ns from the run's start) and in which stage."""
+
+    index: int
+    offset_ns: int
+    stage: int
+
+
+@dataclass(frozen=True)
+class OpenPlan:
+    """An open-model plan: arrivals per second over time, in stages.
+
+    ``poisson=True`` draws exponential gaps (seeded by ``seed``, so a plan is reproducible);
+    otherwise arrivals are evenly spaced. ``checkpoints`` are times (s) at which a soak run takes
+    its periodic measurements.
+    """
+
+    stages: tuple[Stage, ...]
+    poisson: bool = False
+    seed: int = 0
+    checkpoints: tuple[float, ...] = ()
+    kind: str = "stages"
+    params: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.stages:
+            problems.append("a plan needs at least one stage")
+        for i, st in enumerate(self.stages):
+            if not (st.duration > 0 and math.isfinite(st.duration)):
+                problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
+            for name in ("start", "end"):
+                v = getattr(st, name)
+                if not (v >= 0 and math.isfinite(v)):
+                    problems.append(f"stage {i}: rate {name} must be >= 0 req/s, got {v!r}")
+        if not problems and self.expected_requests <= 0:
+            problems.append("the plan sends no requests: give a rate above 0")
+        if problems:
+            raise ConfigError("invalid load plan", problems)
+
+    @property
+    def duration(self) -> float:
+        return sum(st.duration for st in self.stages)
+
+    @property
+    def expected_requests(self) -> float:
+        return sum(st.arrivals for st in self.stages)
+
+    def rate_at(self, t: float) -> float:
+        """The planned arrival rate (req/s) at ``t`` seconds."""
+        begin = 0.0
+        for st in self.stages:
+            if t < begin + st.duration:
+                return st.start + (st.end - st.start) * (t - begin) / st.duration
+            begin += st.duration
+        return 0.0
+
+    def stage_bounds(self) -> list[tuple[float, float]]:
+        """(start, end) seconds of every stage."""
+        out, begin = [], 0.0
+        for st in self.stages:
+            out.append((begin, begin + st.duration))
+            begin += st.duration
+        return out
+
+    def arrivals(self) -> Iterator[Arrival]:
+        """The intended send times, lazily (a 24-hour soak never builds a list)."""
+        rng = random.Random(self.seed)
+        n = 0.0 if not self.poisson else rng.expovariate(1.0)
+        index = 0
+        begin_s, count_before = 0.0, 0.0
+        for stage_index, st in enumerate(self.stages):
+            count_end = count_before + st.arrivals
+            while n < count_end:
+                t = begin_s + st.time_of(n - count_before)
+                yield Arrival(index, round(t * NS), stage_index)
+                index += 1
+                n = n + rng.expovariate(1.0) if self.poisson else float(index)
+            begin_s += st.duration
+            count_before = count_end
+
+    def describe(self) -> dict:
+        """The plan as plain data, for meta.json."""
+        return {
+            "model": "open",
+            "kind": self.kind,
+            "params": self.params,
+            "poisson": self.poisson,
+            "seed": self.seed,
+            "duration_s": self.duration,
+            "expected_requests": self.expected_requests,
+            "stages": [
+                {"duration_s": s.duration, "start_rps": s.start, "end_rps": s.end, "name": s.name}
+                for s in self.stages
+            ],
+            "checkpoints_s": list(self.checkpoints),
+        }
+
+
+def _with_ramp(stages: list[Stage], ramp_up: float) -> list[Stage]:
+    if ramp_up and ramp_up > 0:
+        return [Stage(ramp_up, 0.0, stages[0].start, "ramp-up"), *stages]
+    return stages
+
+
+def _plan(kind: str, stages: list[Stage], ramp_up: float, poisson: bool, seed: int, **params) -> OpenPlan:
+    checkpoints = tuple(params.pop("_checkpoints", ()))
+    return OpenPlan(
+        tuple(_with_ramp(stages, ramp_up)),
+        poisson=poisson,
+        seed=seed,
+        kind=kind,
+        params={**params, "ramp_up": ramp_up},
+        checkpoints=checkpoints,
+    )
+
+
+def constant(rate: float, duration: float, *, ramp_up: float = 0, poisson: bool = False, seed: int = 0) -> OpenPlan:
+    """``rate`` req/s for ``duration`` seconds."""
+    return _plan("constant", [Stage(duration, rate, rate, "constant")], ramp_up, poisson, seed,
+                 rate=rate, duration=duration)
+
+
+def ramp(start: float, end: float, duration: float, *, ramp_up: float = 0, poisson: bool = False,
+         seed: int = 0) -> OpenPlan:
+    """A linear ramp from ``start`` to ``end`` req/s over ``duration`` seconds."""
+    return _plan("ramp", [Stage(duration, start, end, "ramp")], ramp_up, poisson, seed,
+                 start=start, end=end, duration=duration)
+
+
+def steps(rates: Sequence[float], step_duration: float, *, ramp_up: float = 0, poisson: bool = False,
+          seed: int = 0) -> OpenPlan:
+    """Each rate of ``rates`` held for ``step_duration`` seconds, in turn (a stress staircase)."""
+    stages = [Stage(step_duration, r, r, f"step {i + 1}") for i, r in enumerate(rates)]
+    return _plan("steps", stages, ramp_up, poisson, seed, rates=list(rates), step_duration=step_duration)
+
+
+def spike(baseline: float, peak: float, *, before: float, during: float, after: float, ramp_up: float = 0,
+          poisson: bool = False, seed: int = 0) -> OpenPlan:
+    """``baseline`` req/s, a jump to ``peak`` for ``during`` seconds, then back to baseline."""
+    stages = [
+        Stage(before, baseline, baseline, "baseline"),
+        Stage(during, peak, peak, "spike"),
+        Stage(after, baseline, baseline, "recovery"),
+    ]
+    return _plan("spike", stages, ramp_up, poisson, seed, baseline=baseline, peak=peak,
+                 before=before, during=during, after=after)
+
+
+def soak(rate: float, duration: float, *, checkpoint_every: float = 60, ramp_up: float = 0,
+         poisson: bool = False, seed: int = 0) -> OpenPlan:
+    """A long constant ``rate`` with a checkpoint every ``checkpoint_every`` seconds."""
+    if not checkpoint_every > 0:
+        raise ConfigError(f"checkpoint_every must be > 0 seconds, got {checkpoint_every!r}")
+    total = duration + (ramp_up or 0)
+    marks = [k * checkpoint_every for k in range(1, int(total // checkpoint_every) + 1)]
+    return _plan("soak", [Stage(duration, rate, rate, "soak")], ramp_up, poisson, seed,
+                 rate=rate, duration=duration, checkpoint_every=checkpoint_every, _checkpoints=marks)
+
+
+def stages(spec: Sequence[tuple[float, float] | tuple[float, float, float]], *, ramp_up: float = 0,
+           poisson: bool = False, seed: int = 0) -> OpenPlan:
+    """Custom stages, k6 style: ``(duration, target)`` ramps linearly from the previous target
+    (0 at first) to ``target``; ``(duration, start, end)`` gives both ends explicitly."""
+    out, prev = [], 0.0
+    for i, item in enumerate(spec):
+        if len(item) == 2:
+            duration, target = item
+            out.append(Stage(float(duration), prev, float(target), f"stage {i + 1}"))
+            prev = float(target)
+        elif len(item) == 3:
+            duration, start, end = item
+            out.append(Stage(float(duration), float(start), float(end), f"stage {i + 1}"))
+            prev = float(end)
+        else:
+            raise ConfigError(f"stage {i}: expected (duration, target) or (duration, start, end), got {item!r}")
+    return _plan("stages", out, ramp_up, poisson, seed, spec=[list(s) for s in spec])

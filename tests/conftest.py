@@ -1,0 +1,103 @@
+"""Shared fixtures: real servers on 127.0.0.1 with ephemeral ports, started and stopped by us."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+
+class ThreadServer:
+    """An aiohttp app served on 127.0.0.1:0 from a thread with its own loop.
+
+    Readiness is an Event set once the socket listens (no sleeps); ``stop()`` ends it.
+    """
+
+    def __init__(self, app: web.Application):
+        self.app = app
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self.app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._ready.set()
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=600)  # a lifetime limit
+        except TimeoutError:
+            pass
+        await runner.cleanup()
+
+    def start(self) -> ThreadServer:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("test server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+SEEN_IDS = web.AppKey("seen_ids", list)
+
+
+def make_test_app() -> web.Application:
+    seen_ids: list[str] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        rid = request.headers.get("X-Request-Id")
+        if rid is not None:
+            seen_ids.append(rid)
+        return web.json_response({"ok": True})
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text="status")
+
+    async def delay(request: web.Request) -> web.Response:
+        await asyncio.sleep(int(request.match_info["ms"]) / 1000)
+        return web.Response(text="slept")
+
+    async def size(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * int(request.match_info["n"]))
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response({"headers": dict(request.headers), "body": body.decode(), "path": request.path_qs})
+
+    app = web.Application()
+    app[SEEN_IDS] = seen_ids
+    app.router.add_get("/", ok)
+    app.router.add_get("/status/{code}", status)
+    app.router.add_get("/delay/{ms}", delay)
+    app.router.add_get("/bytes/{n}", size)
+    app.router.add_route("*", "/echo{tail:.*}", echo)
+    return app
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[ThreadServer]:
+    server = ThreadServer(make_test_app()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    return tmp_path / "runs"

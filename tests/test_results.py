@@ -1,0 +1,70 @@
+import math
+import random
+
+import polars as pl
+import pytest
+
+from perfbench import results
+
+
+def frame(latencies_ms, endpoint="a", errors=None, lag_ns=0):
+    n = len(latencies_ms)
+    intended = [i * 1_000_000 for i in range(n)]
+    lat = [round(v * 1e6) for v in latencies_ms]
+    return pl.DataFrame({
+        "request_id": list(range(n)), "endpoint": [endpoint] * n, "method": ["GET"] * n,
+        "intended_ns": intended, "start_ns": [t + lag_ns for t in intended],
+        "end_ns": [t + v for t, v in zip(intended, lat)], "latency_ns": lat,
+        "service_ns": [v - lag_ns for v in lat], "status": [200] * n,
+        "error": errors or [None] * n, "error_detail": [None] * n, "bytes": [10] * n,
+        "worker": [0] * n, "vu": [None] * n, "stage": [0] * n,
+    }, schema_overrides={"status": pl.Int16, "vu": pl.Int32, "error": pl.String, "error_detail": pl.String})
+
+
+def inverted_cdf(values, p):
+    s = sorted(values)
+    return s[max(0, math.ceil(p * len(s)) - 1)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 99, 100, 1001])
+def test_percentiles_are_exact_inverted_cdf(n):
+    rng = random.Random(n)
+    vals = [round(rng.lognormvariate(1, 1), 3) for _ in range(n)]
+    df = frame(vals).lazy()
+    got = results.endpoint_stats(df, duration_s=1).row(0, named=True)
+    for name, p in results.PERCENTILES.items():
+        assert got[f"{name}_ms"] == pytest.approx(inverted_cdf(vals, p), abs=1e-6), name
+    assert got["max_ms"] == pytest.approx(max(vals), abs=1e-6)
+
+
+def test_summary_counts_errors_and_throughput():
+    errs = [None] * 8 + ["timeout", "http_5xx"]
+    s = results.summarize(frame([1.0] * 10, errors=errs).lazy(), duration_s=2.0, planned=10)
+    o = s["overall"]
+    assert o["count"] == 10 and o["errors"] == 2 and o["rps"] == 5.0
+    assert o["errors_by_kind"] == {"http_5xx": 1, "timeout": 1}
+    assert s["generator"]["saturated"] is False
+
+
+def test_summary_flags_generator_saturation_with_the_reason():
+    s = results.summarize(frame([50.0] * 10, lag_ns=40_000_000).lazy(), duration_s=1, planned=12,
+                          engine={"capped": 3, "max_in_flight": 5})
+    g = s["generator"]
+    assert g["saturated"]
+    text = " ".join(g["saturation_reasons"])
+    assert "lag p99 40.0 ms" in text and "3 arrivals waited" in text and "2 planned requests were not sent" in text
+
+
+def test_closed_model_summary_carries_the_warning():
+    s = results.summarize(frame([1.0]).lazy(), duration_s=1, model="closed")
+    assert any("hide the stall" in n for n in s["notes"])
+
+
+def test_timeseries_and_histogram_shapes():
+    df = frame([float(i % 50 + 1) for i in range(3000)]).lazy()  # 3 s at 1000/s
+    ts = results.latency_timeseries(df, 1.0)
+    assert ts["t_s"].to_list() == [0.0, 1.0, 2.0] and ts["requests"].to_list() == [1000, 1000, 1000]
+    h = results.latency_histogram(df, bins=20)
+    assert h["count"].sum() == 3000 and h.height <= 20
+    curve = results.percentile_curve(df)
+    assert curve.filter(pl.col("percentile") == 50)["value_ms"].item() == pytest.approx(25.0)

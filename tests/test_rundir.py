@@ -1,0 +1,104 @@
+import json
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from perfbench.engine.recorder import Recorder
+from perfbench.errors import RunDirError
+from perfbench.results import Run
+from perfbench.rundir import JOURNAL, REQUESTS, SCHEMA_VERSION, Journal, RunDir, journal_to_parquet, redact
+
+
+def _fill(rec: Recorder, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        rec.add(i, "ep", "GET", i * 1000, i * 1000 + 10, i * 1000 + 500, 200, None, None, 12, None, 0)
+
+
+def _new(tmp_path) -> RunDir:
+    rd = RunDir.create(tmp_path, "r1")
+    rd.write_meta({"target": "http://127.0.0.1:1", "scenario": {"login": {"json": {"password": "hunter2"}}}})
+    return rd
+
+
+def test_meta_round_trip_and_secret_redaction(tmp_path):
+    rd = _new(tmp_path)
+    meta = rd.meta()
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["run_id"] == "r1"
+    assert meta["scenario"]["login"]["json"]["password"] == "***"
+    assert "hunter2" not in (rd.path / "meta.json").read_text()
+
+
+def test_redact_nested():
+    assert redact({"a": [{"Authorization": "Bearer x"}], "api_key": "k", "ok": 1}) == \
+        {"a": [{"Authorization": "***"}], "api_key": "***", "ok": 1}
+
+
+def test_unknown_schema_version_is_refused_with_both_versions(tmp_path):
+    rd = _new(tmp_path)
+    meta = json.loads((rd.path / "meta.json").read_text())
+    meta["schema_version"] = 99
+    (rd.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(RunDirError, match=r"schema_version 99.*reads 1"):
+        Run.load(rd.path)
+
+
+def test_journal_becomes_parquet_with_every_row(tmp_path):
+    rd = _new(tmp_path)
+    j = Journal(rd.path)
+    rec = Recorder(j.write, flush_rows=100)
+    _fill(rec, 250)
+    rec.flush()
+    j.close()
+    assert journal_to_parquet(rd.path) == 250
+    df = pl.read_parquet(rd.path / REQUESTS)
+    assert df.height == 250 and not (rd.path / JOURNAL).exists()
+    assert df["latency_ns"].to_list()[:2] == [500, 500] and df["service_ns"][0] == 490
+
+
+def test_crash_keeps_every_flushed_batch(tmp_path):
+    """A kill -9 mid-run: the journal is cut in the middle of a batch; every complete batch stays."""
+    rd = _new(tmp_path)
+    j = Journal(rd.path)
+    rec = Recorder(j.write, flush_rows=100)
+    _fill(rec, 300)  # three complete batches on disk
+    size_after_three = (rd.path / JOURNAL).stat().st_size
+    _fill(rec, 100, start=300)  # a fourth batch...
+    # ...torn in half by the crash (no close, no end-of-stream marker)
+    with open(rd.path / JOURNAL, "r+b") as f:
+        f.truncate(size_after_three + 200)
+    run = Run.load(rd.path)
+    assert run.meta["end_reason"] == "crashed"
+    assert run.requests.collect().height == 300
+
+
+def test_corrupt_parquet_is_a_clear_error(tmp_path):
+    rd = _new(tmp_path)
+    (rd.path / REQUESTS).write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(RunDirError, match="not a readable Parquet file"):
+        Run.load(rd.path)
+
+
+def test_missing_directory_and_meta(tmp_path):
+    with pytest.raises(RunDirError, match="no such run directory"):
+        Run.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirError, match="no meta.json"):
+        Run.load(tmp_path / "empty")
+
+
+def test_create_refuses_an_existing_run(tmp_path):
+    _new(tmp_path)
+    with pytest.raises(RunDirError, match="already exists"):
+        RunDir.create(tmp_path, "r1")
+
+
+def test_recorder_schema_matches_contract(tmp_path):
+    got = []
+    rec = Recorder(got.append, worker=3)
+    rec.add(1, "a", "GET", 0, 5, 9, None, "connect", "ConnectionRefusedError", 0, None, 2)
+    rec.flush()
+    b = got[0]
+    assert isinstance(b, pa.RecordBatch)
+    row = b.to_pylist()[0]
+    assert row["worker"] == 3 and row["status"] is None and row["error"] == "connect" and row["stage"] == 2

@@ -1,0 +1,87 @@
+import itertools
+import math
+
+import pytest
+
+from perfbench import shapes
+from perfbench.errors import ConfigError
+
+NS = 1_000_000_000
+
+
+def offsets(plan, n=None):
+    it = (a.offset_ns for a in plan.arrivals())
+    return list(itertools.islice(it, n) if n else it)
+
+
+def test_constant_rate_exact_times():
+    assert offsets(shapes.constant(4, 1)) == [0, 250_000_000, 500_000_000, 750_000_000]
+    assert len(offsets(shapes.constant(200, 20))) == 4000
+
+
+def test_fractional_count_rounds_down_to_whole_arrivals():
+    # 3 req/s for 1.5 s is 4.5 expected arrivals: arrivals at 0, 1/3, 2/3, 1 s, 4/3 s
+    assert offsets(shapes.constant(3, 1.5)) == [0, 333_333_333, 666_666_667, NS, 1_333_333_333]
+
+
+def test_linear_ramp_follows_the_integral_of_the_rate():
+    # rate 0 -> 10 over 2 s: N(t) = 2.5 t^2, so arrival k is at sqrt(k / 2.5)
+    got = offsets(shapes.ramp(0, 10, 2))
+    assert len(got) == 10
+    for k, t in enumerate(got):
+        assert t == round(math.sqrt(k / 2.5) * NS)
+
+
+def test_steps_and_stage_indices():
+    plan = shapes.steps([2, 4], step_duration=1)
+    arr = list(plan.arrivals())
+    assert [a.offset_ns for a in arr] == [0, 500_000_000, NS, 1_250_000_000, 1_500_000_000, 1_750_000_000]
+    assert [a.stage for a in arr] == [0, 0, 1, 1, 1, 1]
+
+
+def test_spike_has_three_stages_with_their_rates():
+    plan = shapes.spike(10, 100, before=1, during=1, after=1)
+    arr = list(plan.arrivals())
+    assert len(arr) == 120
+    assert sum(a.stage == 1 for a in arr) == 100
+    assert plan.rate_at(0.5) == 10 and plan.rate_at(1.5) == 100 and plan.rate_at(2.5) == 10
+
+
+def test_ramp_up_prepends_a_linear_stage():
+    plan = shapes.constant(10, 1, ramp_up=2)
+    assert plan.stages[0].start == 0 and plan.stages[0].end == 10 and plan.duration == 3
+    assert len(offsets(plan)) == 20  # 10 in the ramp (area 0.5*10*2) + 10
+
+
+def test_custom_stages_k6_style():
+    plan = shapes.stages([(1, 10), (1, 10), (1, 0)])
+    assert plan.expected_requests == pytest.approx(5 + 10 + 5)
+    assert len(offsets(plan)) == 20
+
+
+def test_soak_checkpoints():
+    plan = shapes.soak(5, 180, checkpoint_every=60)
+    assert plan.checkpoints == (60, 120, 180)
+
+
+def test_poisson_is_reproducible_and_has_the_right_rate():
+    a = offsets(shapes.constant(1000, 20, poisson=True, seed=7))
+    b = offsets(shapes.constant(1000, 20, poisson=True, seed=7))
+    assert a == b
+    assert 20_000 * 0.97 < len(a) < 20_000 * 1.03  # sd of a Poisson count is ~141
+    assert a == sorted(a)
+    assert offsets(shapes.constant(1000, 20, poisson=True, seed=8)) != a
+
+
+def test_arrivals_are_lazy():
+    plan = shapes.constant(1000, 24 * 3600)  # 86.4M arrivals: never materialised
+    assert offsets(plan, 3) == [0, 1_000_000, 2_000_000]
+
+
+def test_invalid_plans_name_every_problem():
+    with pytest.raises(ConfigError) as e:
+        shapes.OpenPlan((shapes.Stage(-1, 5, 5), shapes.Stage(1, -3, float("nan"))))
+    msg = str(e.value)
+    assert "stage 0: duration" in msg and "stage 1: rate start" in msg and "stage 1: rate end" in msg
+    with pytest.raises(ConfigError, match="no requests"):
+        shapes.constant(0, 10)
