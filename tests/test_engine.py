@@ -155,3 +155,13 @@ def test_scheduler_on_a_fake_clock_sends_every_arrival_at_its_time():
     # and never later than one scheduler tick after
     lags = [s - i for s, i in zip(t["start_ns"], t["intended_ns"])]
     assert min(lags) >= 0 and max(lags) <= 1_000_000
+
+
+def test_every_planned_request_is_recorded_when_the_run_is_cut_off(http_server, runs_dir):
+    # 100 arrivals, 5 slots, 300 ms each and a 0.1 s grace: most are queued or in flight at the end
+    sc = Scenario([Request("slow", "GET", "/delay/300")])
+    res = load(http_server.url, shapes.constant(200, 0.5), sc, runs_dir, max_in_flight=5, grace=0.1)
+    df = Run.load(res.path).requests.collect()
+    assert df.height == 100 and df["request_id"].n_unique() == 100
+    aborted = df.filter(pl.col("error") == "aborted")
+    assert aborted.height >= 80 and res.summary["generator"]["aborted"] == aborted.height

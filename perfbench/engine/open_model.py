@@ -70,7 +70,8 @@ class OpenModelEngine:
         self.progress_every = progress_every
         self.stats = EngineStats()
         self._stop_reason: str | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: dict[asyncio.Task, Arrival] = {}
+        self._closing = False  # set once in-flight requests are being cancelled
         self._waiting: deque = deque()
         self._in_flight = 0
         self._id_base = worker << 40  # request ids stay unique across workers
@@ -114,13 +115,15 @@ class OpenModelEngine:
         if self._in_flight > self.stats.max_in_flight_seen:
             self.stats.max_in_flight_seen = self._in_flight
         task = asyncio.get_running_loop().create_task(self._send(arrival))
-        self._tasks.add(task)
+        self._tasks[task] = arrival
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
+        arrival = self._tasks.pop(task)
         self._in_flight -= 1
-        if self._waiting and self._stop_reason is None:
+        if task.cancelled():  # cancelled before its first step: it never sent, but it was due
+            self._abort(arrival, "never sent: cancelled when the run stopped")
+        if self._waiting and self._stop_reason is None and not self._closing:
             self._launch(self._waiting.popleft())
 
     async def _send(self, arrival: Arrival) -> None:
@@ -148,10 +151,12 @@ class OpenModelEngine:
                 error = status_kind(status) if status >= 400 else "check"
                 detail = f"status {status} not in {list(req.expect)}"
         except asyncio.CancelledError:
-            error, detail = "aborted", "still in flight when the run stopped"
+            # recorded, not re-raised: the task ends normally, so _done can tell it from a task
+            # cancelled before it ever ran
             self.stats.aborted += 1
-            self._record(rid, req, intended, start, status, error, detail, nbytes, arrival.stage)
-            raise
+            self._record(rid, req, intended, start, None, "aborted", "still in flight when the run stopped",
+                         0, arrival.stage)
+            return
         except Exception as exc:  # nothing a server does may crash the run
             error, detail = classify(exc)
         self.stats.completed += 1
@@ -208,21 +213,25 @@ class OpenModelEngine:
         while self._tasks and (left := (end - self.clock.now_ns()) / 1e9) > 0:
             await asyncio.wait(set(self._tasks), timeout=min(left, MAX_SLEEP * 4))
         if self._tasks:
-            for t in list(self._tasks):
+            self._closing = True
+            tasks = list(self._tasks)
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         self._abort_waiting("never sent: waiting for an in-flight slot when the grace period ended")
 
     def _abort_waiting(self, detail: str) -> None:
         # arrivals that were due but never sent are recorded as aborted: pretending they never
         # existed would hide the generator's saturation
         while self._waiting:
-            a = self._waiting.popleft()
-            req = self._requests[self._pick()]
-            now = self.clock.now_ns() - self._t0
-            self.stats.aborted += 1
-            self.recorder.add(self._id_base | a.index, req.name, req.method, a.offset_ns, now, now, None,
-                              "aborted", detail, 0, None, a.stage)
+            self._abort(self._waiting.popleft(), detail)
+
+    def _abort(self, a: Arrival, detail: str) -> None:
+        req = self._requests[self._pick()]
+        now = self.clock.now_ns() - self._t0
+        self.stats.aborted += 1
+        self.recorder.add(self._id_base | a.index, req.name, req.method, a.offset_ns, now, now, None,
+                          "aborted", detail, 0, None, a.stage)
 
     def _report(self, now: int, since: int, planned_at_since: int, final: bool = False) -> None:
         if self.progress is None:
