@@ -69,7 +69,6 @@ def cmd_run(args) -> int:
     from . import shapes
     from .engine import run_load
     from .report_text import endpoint_table_text
-
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.path)

@@ -22,6 +22,19 @@ TEMPLATE = Path(__file__).parent / "templates" / "offline.html.j2"
 RUNNER_PARAMETERS = ("run_id", "runs_dir")
 
 
+def _ipc_kernel_manager():
+    """A kernel manager on local IPC sockets: the kernel is never reachable over TCP (and says
+    nothing about unencrypted TCP on every run)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IPCKernelManager
+
+
 def default_notebooks_dir() -> Path:
     """The project's notebooks/ in a source checkout, else the copy shipped inside the wheel."""
     here = Path(__file__).resolve().parent
@@ -118,7 +131,8 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     log(f"perfbench: running experiment {name} ({path.name}) as run {run_id}")
     try:
         papermill.execute_notebook(str(path), str(scratch), parameters=params, kernel_name=kernel_name,
-                                   progress_bar=False, log_output=False, cwd=os.getcwd())
+                                   progress_bar=False, log_output=False, cwd=os.getcwd(),
+                                   kernel_manager_class=_ipc_kernel_manager())
     except PapermillExecutionError as exc:
         kept = _keep_notebook(scratch, run_dir, name)
         raise ExperimentError(f"experiment {name!r} failed in cell {exc.exec_count}: {exc.ename}: "

@@ -24,7 +24,7 @@ def endpoint_table_text(summary: dict) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(r):
-        return "  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False)))
 
     out = [line(head), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
     gen = summary.get("generator", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -37,10 +38,8 @@ class ThreadServer:
         port = site._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self._ready.set()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=600)  # a lifetime limit
-        except TimeoutError:
-            pass
         await runner.cleanup()
 
     def start(self) -> ThreadServer:

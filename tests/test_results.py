@@ -14,7 +14,7 @@ def frame(latencies_ms, endpoint="a", errors=None, lag_ns=0):
     return pl.DataFrame({
         "request_id": list(range(n)), "endpoint": [endpoint] * n, "method": ["GET"] * n,
         "intended_ns": intended, "start_ns": [t + lag_ns for t in intended],
-        "end_ns": [t + v for t, v in zip(intended, lat)], "latency_ns": lat,
+        "end_ns": [t + v for t, v in zip(intended, lat, strict=False)], "latency_ns": lat,
         "service_ns": [v - lag_ns for v in lat], "status": [200] * n,
         "error": errors or [None] * n, "error_detail": [None] * n, "bytes": [10] * n,
         "worker": [0] * n, "vu": [None] * n, "stage": [0] * n,

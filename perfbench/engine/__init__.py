@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TargetError
-from ..rundir import RunDir, Journal, git_commit, journal_to_parquet, machine_info, new_run_id, utc_now_iso
+from ..rundir import Journal, RunDir, git_commit, journal_to_parquet, machine_info, new_run_id, utc_now_iso
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import OpenPlan
@@ -130,7 +130,7 @@ async def _login(sender: AiohttpSender, scenario: Scenario) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,
+async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,  # noqa: ASYNC109
                      lag_bound_ms, progress, handle_signals, parameters, code_dir, announce) -> RunResult:
     sender = AiohttpSender(target, max_connections=max_in_flight, timeout=timeout)
     await sender.start()
