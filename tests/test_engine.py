@@ -165,3 +165,41 @@ def test_every_planned_request_is_recorded_when_the_run_is_cut_off(http_server, 
     assert df.height == 100 and df["request_id"].n_unique() == 100
     aborted = df.filter(pl.col("error") == "aborted")
     assert aborted.height >= 80 and res.summary["generator"]["aborted"] == aborted.height
+
+
+class RecordingCollector:
+    name = "recording"
+
+    def __init__(self):
+        self.events = []
+
+    async def start(self, ctx):
+        self.events.append(("start", ctx.t0_ns))
+
+    async def stop(self, ctx):
+        self.events.append(("stop", ctx.run_ns(ctx.now()) > 0))
+        (ctx.run_dir / "recording.txt").write_text("hello")
+        return {"samples": 3}
+
+
+class BrokenCollector:
+    name = "broken"
+
+    async def start(self, ctx):
+        raise PermissionError("ptrace not allowed")
+
+    async def stop(self, ctx):  # pragma: no cover - never started
+        raise AssertionError
+
+
+def test_collectors_run_around_the_load_and_a_broken_one_does_not_sink_it(http_server, runs_dir):
+    rec = RecordingCollector()
+    notes = []
+    res = load(http_server.url, shapes.constant(20, 0.5), Scenario([Request("r", "GET", "/")]), runs_dir,
+               collectors=[BrokenCollector(), rec], announce=notes.append)
+    assert rec.events == [("start", None), ("stop", True)]
+    meta = Run.load(res.path).meta
+    assert meta["collectors"]["recording"] == {"samples": 3}
+    assert "ptrace not allowed" in meta["collectors"]["broken"]["error"]
+    assert any("broken did not start" in n for n in notes)
+    assert (res.path / "recording.txt").read_text() == "hello" and res.summary["overall"]["count"] == 10

@@ -28,10 +28,11 @@ from ..rundir import Journal, RunDir, git_commit, journal_to_parquet, machine_in
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import OpenPlan
+from .collectors import RunContext, start_all, stop_all
 from .open_model import OpenModelEngine
 from .progress import TerminalProgress
 from .recorder import Recorder
-from .senders import AiohttpSender
+from .senders import make_sender
 
 DEFAULT_RUNS_DIR = Path("data/runs")
 
@@ -50,17 +51,21 @@ def run_load(target: str, plan: OpenPlan, scenario: Scenario | None = None, *,
              timeout: float = 30.0, grace: float | None = None, lag_bound_ms: float = 10.0,
              progress: Callable[[dict], None] | bool | None = True, handle_signals: bool = False,
              parameters: dict | None = None, code_dir: str | None = None,
-             announce: Callable[[str], None] | None = None) -> RunResult:
+             announce: Callable[[str], None] | None = None, collectors: Iterable = (),
+             http_path: str = "aiohttp") -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
-    requests, default ``min(timeout, 10)`` s), at ``max_requests``, or on SIGINT/SIGTERM when
+    requests, default ``min(timeout, 10) + 1`` s), at ``max_requests``, or on SIGINT/SIGTERM when
     ``handle_signals`` is set. Only loopback targets are loaded unless ``allow_hosts`` names
-    the host.
+    the host. ``collectors`` (see ``perfbench.engine.collectors``) run beside the load and
+    write their own files into the run directory.
     """
     target = check_target(target, allow_hosts)
     scenario = scenario or single("/")
-    grace = min(timeout, 10.0) if grace is None else grace
+    # a second beyond the timeout, so a request still in flight at the end times out by itself
+    # rather than being cut off as aborted a moment before
+    grace = min(timeout, 10.0) + 1.0 if grace is None else grace
     if progress is True:
         progress = TerminalProgress()
     elif progress is False:
@@ -68,7 +73,8 @@ def run_load(target: str, plan: OpenPlan, scenario: Scenario | None = None, *,
     coro = _run_async(target, plan, scenario, runs_dir=Path(runs_dir), run_id=run_id or new_run_id(label),
                       max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                       lag_bound_ms=lag_bound_ms, progress=progress, handle_signals=handle_signals,
-                      parameters=parameters or {}, code_dir=code_dir, announce=announce or _stderr)
+                      parameters=parameters or {}, code_dir=code_dir, announce=announce or _stderr,
+                      collectors=list(collectors), http_path=http_path)
     return _run_coroutine(coro)
 
 
@@ -109,7 +115,7 @@ def _run_coroutine(coro):
     return box["result"]
 
 
-async def _login(sender: AiohttpSender, scenario: Scenario) -> dict[str, str]:
+async def _login(sender, scenario: Scenario) -> dict[str, str]:
     if scenario.login is None:
         return {}
     import json
@@ -131,8 +137,9 @@ async def _login(sender: AiohttpSender, scenario: Scenario) -> dict[str, str]:
 
 
 async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,  # noqa: ASYNC109
-                     lag_bound_ms, progress, handle_signals, parameters, code_dir, announce) -> RunResult:
-    sender = AiohttpSender(target, max_connections=max_in_flight, timeout=timeout)
+                     lag_bound_ms, progress, handle_signals, parameters, code_dir, announce, collectors,
+                     http_path) -> RunResult:
+    sender = make_sender(target, http_path=http_path, max_connections=max_in_flight, timeout=timeout)
     await sender.start()
     try:
         auth = await _login(sender, scenario)
@@ -166,15 +173,20 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, engine.stop, "interrupted" if sig == signal.SIGINT else "terminated")
                     installed.append(sig)
+        ctx = RunContext(rd.path, target, plan.duration)
+        collected: dict[str, Any] = {}
+        active = await start_all(collectors, ctx, collected, announce)
         started = time.perf_counter()
         try:
-            stats = await engine.run()
+            ctx.t0_ns, ctx.start_unix_ns = engine.clock.now_ns(), time.time_ns()
+            stats = await engine.run(t0_ns=ctx.t0_ns)
         finally:
+            elapsed = time.perf_counter() - started
             for sig in installed:
                 loop.remove_signal_handler(sig)
             recorder.flush()
             journal.close()
-        elapsed = time.perf_counter() - started
+            await stop_all(active, ctx, collected, announce)
     finally:
         await sender.close()
     rows = journal_to_parquet(rd.path)
@@ -182,7 +194,8 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
                     "capped": stats.capped, "aborted": stats.aborted, "max_in_flight": max_in_flight,
                     "max_in_flight_seen": stats.max_in_flight_seen, "path": sender.name}
     rd.update_meta(ended_at=utc_now_iso(), end_reason=stats.end_reason, elapsed_s=min(elapsed, plan.duration)
-                   if stats.end_reason == "completed" else elapsed, rows=rows, engine_stats=engine_stats)
+                   if stats.end_reason == "completed" else elapsed, rows=rows, engine_stats=engine_stats,
+                   collectors=collected, start_unix_ns=ctx.start_unix_ns)
     from ..results import Run
 
     summary = Run.load(rd.path).write_summary()

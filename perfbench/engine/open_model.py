@@ -167,9 +167,10 @@ class OpenModelEngine:
         self.recorder.add(rid, req.name, req.method, intended, start, end, status, error, detail, nbytes,
                           None, stage)
 
-    async def run(self) -> EngineStats:
+    async def run(self, t0_ns: int | None = None) -> EngineStats:
+        """Send the plan; ``t0_ns`` (a clock reading) is the run's time zero, default now."""
         clock = self.clock
-        self._t0 = t0 = clock.now_ns()
+        self._t0 = t0 = clock.now_ns() if t0_ns is None else t0_ns
         deadline_ns = round(self.deadline * 1e9)
         budget = self.max_requests
         arrivals = self.plan.arrivals()

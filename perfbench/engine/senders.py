@@ -64,3 +64,15 @@ class AiohttpSender:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+HTTP_PATHS = ("aiohttp",)
+
+
+def make_sender(target: str, *, http_path: str = "aiohttp", max_connections: int = 0, timeout: float = 30.0) -> Sender:
+    """The sender for ``http_path``; the run records which one ran (``meta.engine.path``)."""
+    if http_path == "aiohttp":
+        return AiohttpSender(target, max_connections=max_connections, timeout=timeout)
+    from ..errors import ConfigError
+
+    raise ConfigError(f"http path {http_path!r} is not one of {', '.join(HTTP_PATHS)}")

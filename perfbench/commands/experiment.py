@@ -1,0 +1,62 @@
+"""perfbench experiment."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._util import err, param_value
+
+ORDER = 30
+
+
+def register(sub) -> None:
+    _add_experiment(sub)
+    _add_experiments_list(sub)
+
+
+def _add_experiment(sub) -> None:
+    p = sub.add_parser(
+        "experiment", help="run an experiment notebook with papermill and export its HTML report",
+        description="Execute notebooks/<NAME>.ipynb with papermill (its `parameters` cell overridden by -p), "
+                    "keep the executed notebook in the run directory and export an offline, self-contained "
+                    "HTML report to reports/<run-id>.html.",
+        epilog="example:\n  perfbench experiment load_test -p target http://127.0.0.1:8080 -p rate 200 -p duration 20",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="experiment name: a notebook in notebooks/ (e.g. load_test); "
+                                "`perfbench experiment --list` shows them")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a notebook parameter (VALUE parsed as JSON when it can be)")
+    p.add_argument("--runs-dir", default="data/runs", help="default data/runs")
+    p.add_argument("--reports-dir", default="reports", help="default reports")
+    p.add_argument("--notebooks-dir", help="where the experiment notebooks are (default: the project's notebooks/)")
+    p.add_argument("--show-input", action="store_true", help="keep code cells in the HTML report")
+    p.set_defaults(func=cmd_experiment)
+
+
+def cmd_experiment(args) -> int:
+    from ..experiments import run_experiment
+
+    params = {k: param_value(v) for k, v in args.parameter}
+    result = run_experiment(args.name, params, runs_dir=args.runs_dir, reports_dir=args.reports_dir,
+                            notebooks_dir=args.notebooks_dir, show_input=args.show_input, log=err)
+    print(f"run directory: {result.run_dir}")
+    print(f"notebook:      {result.notebook}")
+    print(f"report:        {result.report}")
+    return 0
+
+
+def _add_experiments_list(sub) -> None:
+    p = sub.add_parser("experiments", help="list the experiment notebooks and their parameters",
+                       description="List the experiment notebooks and the parameters each one takes.")
+    p.add_argument("--notebooks-dir", help="default: the project's notebooks/")
+    p.set_defaults(func=cmd_experiments)
+
+
+def cmd_experiments(args) -> int:
+    from ..experiments import list_experiments
+
+    for name, params in list_experiments(args.notebooks_dir).items():
+        print(name)
+        for pname, info in params.items():
+            print(f"    {pname} = {info['default']}    ({info['type']}) {info['help']}".rstrip())
+    return 0
