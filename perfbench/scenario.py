@@ -1,22 +1,29 @@
 """What a virtual user does: named, weighted requests, with variables and checks.
 
 A scenario is data: a list of :class:`Request` with weights, optional random variables that fill
-``{placeholders}`` in paths and bodies, and an optional :class:`Login` run once before the load
-whose token is then sent as a bearer header (the token never reaches the run directory).
+``{placeholders}`` in paths and bodies, checks on the response, and an optional :class:`Login`
+whose token is then sent as a bearer header (the token never reaches the run directory). In the
+open model the login runs once before the load; in the closed model once per virtual user.
 
     >>> s = Scenario([Request("health", "GET", "/health", weight=1),
     ...               Request("note", "GET", "/api/notifications/{nid}", weight=3,
-    ...                       vars={"nid": IntRange(1, 500)}, expect=(200, 404))])
+    ...                       vars={"nid": IntRange(1, 500)}, expect=(200, 404),
+    ...                       checks=(JsonField("id"),))])
+
+Two ways to write one: this Python API (in a notebook, or a ``.py`` file defining ``scenario``),
+or a TOML file for simple mixes (:func:`load_toml`; the format is in its docstring). Both are
+validated with every problem reported at once, naming the field and what would be right.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import string
+import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -44,6 +51,27 @@ class Choice:
     def draw(self, rng: random.Random) -> Any:
         return rng.choice(self.values)
 
+    @classmethod
+    def from_file(cls, path: str | Path, column: str | None = None) -> Choice:
+        """Values from a data file: one per line, or the named ``column`` of a CSV file with a header."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"data file {str(path)!r}: cannot read it ({exc.strerror})") from None
+        if column is None:
+            values = tuple(line.strip() for line in text.splitlines() if line.strip())
+        else:
+            import csv
+
+            rows = list(csv.DictReader(text.splitlines()))
+            if rows and column not in rows[0]:
+                raise ConfigError(f"data file {str(path)!r}: no column {column!r} (columns: {', '.join(rows[0])})")
+            values = tuple(r[column] for r in rows if r.get(column))
+        if not values:
+            raise ConfigError(f"data file {str(path)!r}: no values")
+        return cls(values)
+
 
 @dataclass(frozen=True)
 class UUID4:
@@ -55,6 +83,81 @@ class UUID4:
 
 Var = IntRange | Choice | UUID4
 
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class JsonField:
+    """The JSON body has the dotted ``path`` (``"data.items.0.id"``), equal to ``equals`` if given."""
+
+    path: str
+    equals: Any = _MISSING
+
+    def __call__(self, status: int, body: bytes) -> str | None:
+        try:
+            value: Any = json.loads(body)
+        except ValueError:
+            return "body is not JSON"
+        for part in self.path.split("."):
+            if isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                return f"JSON has no field {self.path}"
+        if self.equals is not _MISSING and value != self.equals:
+            return f"JSON field {self.path} is {_short(value)}, expected {_short(self.equals)}"
+        return None
+
+
+@dataclass(frozen=True)
+class BodyContains:
+    """The body contains ``text``."""
+
+    text: str
+
+    def __call__(self, status: int, body: bytes) -> str | None:
+        return None if self.text.encode() in body else f"body does not contain {self.text!r}"
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """Any test of the response: ``fn(status, body) -> bool``, named for the error detail."""
+
+    fn: Callable[[int, bytes], bool]
+    name: str = "predicate"
+
+    def __call__(self, status: int, body: bytes) -> str | None:
+        try:
+            ok = self.fn(status, body)
+        except Exception as exc:
+            return f"{self.name} raised {type(exc).__name__}: {exc}"
+        return None if ok else f"{self.name} failed"
+
+
+@dataclass(frozen=True)
+class NoGraphQLErrors:
+    """A GraphQL answer without an ``errors`` list (GraphQL reports failures with HTTP 200)."""
+
+    def __call__(self, status: int, body: bytes) -> str | None:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return "GraphQL answer is not JSON"
+        errors = doc.get("errors") if isinstance(doc, dict) else None
+        if errors:
+            first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
+            return f"GraphQL errors: {_short(first)}"
+        return None
+
+
+Check = JsonField | BodyContains | Predicate | NoGraphQLErrors
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 @dataclass(frozen=True)
 class Request:
@@ -62,7 +165,9 @@ class Request:
 
     ``path`` may hold ``{name}`` placeholders filled from ``vars`` on every send; so may the
     string values of ``json``. ``expect`` lists the statuses that count as success (default:
-    any status below 400); any other status is an error of kind ``http_4xx`` or ``http_5xx``.
+    any status below 400); any other status is an error of kind ``http_4xx`` or ``http_5xx``
+    (or ``check`` for an unexpected 2xx/3xx). ``checks`` run on every successful response; the
+    first that fails makes the request an error of kind ``check`` with its reason.
     """
 
     name: str
@@ -74,6 +179,26 @@ class Request:
     vars: Mapping[str, Var] = field(default_factory=dict)
     expect: tuple[int, ...] | None = None
     auth: bool = True  # send the login token, when the scenario has a login
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def needs_body(self) -> bool:
+        """Whether the response body must be kept for the checks."""
+        return bool(self.checks)
+
+    def evaluate(self, status: int, body: bytes | None) -> tuple[str | None, str | None]:
+        """``(error kind, detail)`` for a response, or ``(None, None)`` when it is a success."""
+        if self.expect is None:
+            if status >= 400:
+                return ("http_5xx" if status >= 500 else "http_4xx"), None
+        elif status not in self.expect:
+            kind = ("http_5xx" if status >= 500 else "http_4xx") if status >= 400 else "check"
+            return kind, f"status {status} not in {list(self.expect)}"
+        for check in self.checks:
+            reason = check(status, body or b"")
+            if reason is not None:
+                return "check", reason
+        return None, None
 
     def problems(self, where: str) -> list[str]:
         out = []
@@ -85,9 +210,11 @@ class Request:
             out.append(f"{where}: path {self.path!r} must start with '/'")
         if not (self.weight > 0):
             out.append(f"{where}: weight must be > 0, got {self.weight!r}")
-        names = {n for _, n, _, _ in string.Formatter().parse(self.path) if n}
+        names = set(_PLACEHOLDER.findall(self.path))
         for missing in sorted(names - set(self.vars)):
             out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
+        if self.expect is not None and not all(isinstance(c, int) and 100 <= c <= 599 for c in self.expect):
+            out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {list(self.expect)}")
         return out
 
     @property
@@ -99,16 +226,20 @@ class Request:
         if not self.vars:
             return self.path, _body(self.json)
         values = {k: v.draw(rng) for k, v in self.vars.items()}
-        path = self.path.format_map(values)
-        return path, _body(_fill(self.json, values))
+        return _fill(self.path, values), _body(_fill(self.json, values))
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def _fill(obj: Any, values: Mapping[str, Any]) -> Any:
+    """Fill ``{name}`` placeholders of declared variables; any other brace is left alone (GraphQL
+    queries and JSON-in-strings are full of them)."""
     if isinstance(obj, str):
         # a string that is exactly one placeholder keeps the variable's type ("{n}" -> 7)
         if obj.startswith("{") and obj.endswith("}") and obj[1:-1] in values:
             return values[obj[1:-1]]
-        return obj.format_map(values)
+        return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], obj)
     if isinstance(obj, dict):
         return {k: _fill(v, values) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -122,12 +253,27 @@ def _body(obj: Any) -> bytes | None:
 
 @dataclass(frozen=True)
 class Login:
-    """Log in once before the load; the JSON field ``token_field`` of the answer becomes
-    ``Authorization: Bearer <token>`` on every request with ``auth=True``."""
+    """Log in, and send the answer's JSON field ``token_field`` as ``Authorization: Bearer <token>``
+    on every request with ``auth=True``. ``json`` is the body, or a function of the virtual user's
+    index returning it (closed model: each user logs in as itself)."""
 
     path: str
-    json: Mapping[str, Any]
+    json: Mapping[str, Any] | Callable[[int], Mapping[str, Any]]
     token_field: str = "token"
+
+    def body(self, vu: int = 0) -> bytes:
+        data = self.json(vu) if callable(self.json) else self.json
+        return json.dumps(dict(data)).encode()
+
+
+def graphql(name: str, query: str, variables: Mapping[str, Any] | None = None, *, path: str = "/graphql",
+            weight: float = 1.0, **kwargs: Any) -> Request:
+    """A GraphQL request: POST ``{"query", "variables"}``; an ``errors`` list in the answer is a
+    failed check (GraphQL reports errors with HTTP 200). ``{placeholders}`` in string variables
+    are filled from ``vars`` like any JSON body."""
+    checks = tuple(kwargs.pop("checks", ())) + (NoGraphQLErrors(),)
+    return Request(name, "POST", path, weight=weight, json={"query": query, "variables": dict(variables or {})},
+                   checks=checks, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -156,13 +302,22 @@ class Scenario:
         return {
             "name": self.name,
             "seed": self.seed,
-            "login": None if self.login is None else {"path": self.login.path, "json": dict(self.login.json)},
+            "login": None if self.login is None else {
+                "path": self.login.path,
+                "json": "per-user function" if callable(self.login.json) else dict(self.login.json)},
             "requests": [
                 {"name": r.name, "method": r.method, "path": r.path, "weight": r.weight,
-                 "vars": {k: repr(v) for k, v in r.vars.items()}, "expect": r.expect}
+                 "vars": {k: _describe_var(v) for k, v in r.vars.items()}, "expect": r.expect,
+                 "checks": [repr(c) for c in r.checks]}
                 for r in self.requests
             ],
         }
+
+
+def _describe_var(v: Var) -> str:
+    if isinstance(v, Choice) and len(v.values) > 5:
+        return f"Choice({len(v.values)} values, e.g. {_short(v.values[:3])})"
+    return repr(v)
 
 
 def single(path: str = "/", method: str = "GET", name: str | None = None) -> Scenario:
@@ -194,8 +349,8 @@ def from_paths(specs: Sequence[str]) -> Scenario:
 def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenario:
     """The scenario named by the CLI and notebook parameters.
 
-    ``spec``: ``"demo"`` (the bundled demo target's mix), a ``.py`` file that defines
-    ``scenario``, or empty; ``paths``: request specs for :func:`from_paths`. Neither: ``GET /``.
+    ``spec``: ``"demo"`` (the bundled demo target's mix), a ``.toml`` scenario, a ``.py`` file
+    that defines ``scenario``, or empty; ``paths``: request specs for :func:`from_paths`. Neither: ``GET /``.
     """
     if spec and paths:
         raise ConfigError("give either a scenario or request paths, not both")
@@ -207,13 +362,15 @@ def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenari
         from .demo.scenario import demo_scenario
 
         return demo_scenario()
-    from pathlib import Path
 
     path = Path(spec)
-    if path.suffix != ".py":
-        raise ConfigError(f"scenario {spec!r}: expected 'demo' or a .py file that defines `scenario`")
+    if path.suffix not in (".py", ".toml"):
+        raise ConfigError(f"scenario {spec!r}: expected 'demo', a .toml scenario or a .py file that defines "
+                          f"`scenario`")
     if not path.is_file():
         raise ConfigError(f"scenario {spec!r}: no such file")
+    if path.suffix == ".toml":
+        return load_toml(path)
     import runpy
 
     found = runpy.run_path(str(path)).get("scenario")
@@ -221,3 +378,165 @@ def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenari
         raise ConfigError(f"scenario {spec!r}: the file must define `scenario = Scenario([...])` "
                           f"(perfbench.scenario.Scenario); found {type(found).__name__}")
     return found
+
+
+# ------------------------------------------------------------------------------------ TOML scenarios
+_TOP_KEYS = {"name", "seed", "headers", "login", "request"}
+_REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
+                 "graphql", "variables"}
+_LOGIN_KEYS = {"path", "json", "token_field"}
+_CHECK_KEYS = {"json_field", "equals", "body_contains"}
+
+
+def load_toml(path: str | Path) -> Scenario:
+    """Read a scenario from a TOML file. Every problem is reported at once, with its field.
+
+    Format::
+
+        name = "shop"                    # optional
+        seed = 1                         # optional: random variables are reproducible
+        [headers]                        # optional, sent on every request
+        Accept = "application/json"
+        [login]                          # optional: run once, token sent as a bearer header
+        path = "/auth/login"
+        json = { email = "a@example.com", password = "..." }
+        token_field = "token"            # default "token"
+
+        [[request]]
+        name = "detail"
+        method = "GET"                   # default GET
+        path = "/api/items/{id}"
+        weight = 3                       # default 1
+        expect = [200, 404]              # default: any status below 400
+        vars = { id = { int = [1, 500] }, kind = { choice = ["a", "b"] },
+                 sku = { file = "skus.txt" }, ref = "uuid" }
+        checks = [{ json_field = "id" }, { body_contains = "price" }]
+
+        [[request]]
+        name = "search"
+        graphql = "query($q: String!) { search(q: $q) { id } }"
+        variables = { q = "{kind}" }
+        path = "/graphql"                # default /graphql for graphql requests
+
+    Data files (``file = ...``) are relative to the TOML file; ``{ file = "x.csv", column = "sku" }``
+    takes one column of a CSV file.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"scenario {str(path)!r}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario {str(path)!r}: not valid TOML ({exc})") from None
+    problems: list[str] = []
+    for key in sorted(set(doc) - _TOP_KEYS):
+        problems.append(f"unknown field {key!r} (known: {', '.join(sorted(_TOP_KEYS))})")
+    raw_requests = doc.get("request", [])
+    if not isinstance(raw_requests, list) or not raw_requests:
+        problems.append("request: give at least one [[request]] table")
+        raw_requests = []
+    requests = []
+    for i, raw in enumerate(raw_requests):
+        where = f"request[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
+        req = _toml_request(raw, where, path.parent, problems)
+        if req is not None:
+            requests.append(req)
+    login = None
+    if "login" in doc:
+        raw = doc["login"]
+        if not isinstance(raw, dict):
+            problems.append("login: must be a table with path and json")
+        else:
+            for key in sorted(set(raw) - _LOGIN_KEYS):
+                problems.append(f"login: unknown field {key!r} (known: {', '.join(sorted(_LOGIN_KEYS))})")
+            if not isinstance(raw.get("path"), str) or not raw.get("path", "").startswith("/"):
+                problems.append("login.path: a path starting with '/', e.g. \"/auth/login\"")
+            if not isinstance(raw.get("json"), dict):
+                problems.append("login.json: a table, e.g. { email = \"...\", password = \"...\" }")
+            if not problems:
+                login = Login(raw["path"], raw["json"], raw.get("token_field", "token"))
+    seed = doc.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        problems.append(f"seed: an integer, got {seed!r}")
+    headers = doc.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        problems.append("headers: a table of strings")
+    if problems:
+        raise ConfigError(f"invalid scenario {str(path)!r}", problems)
+    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)))
+
+
+def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    before = len(problems)
+    for key in sorted(set(raw) - _REQUEST_KEYS):
+        problems.append(f"{where}: unknown field {key!r} (known: {', '.join(sorted(_REQUEST_KEYS))})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}.name: a non-empty string")
+    weight = raw.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        problems.append(f"{where}.weight: a number > 0, got {weight!r}")
+    expect = raw.get("expect")
+    if expect is not None and (not isinstance(expect, list) or not all(isinstance(c, int) for c in expect)):
+        problems.append(f"{where}.expect: a list of HTTP statuses, e.g. [200, 404]")
+    variables = {}
+    raw_vars = raw.get("vars", {})
+    if not isinstance(raw_vars, dict):
+        problems.append(f"{where}.vars: a table of variables")
+        raw_vars = {}
+    for vname, spec in raw_vars.items():
+        var = _toml_var(spec, f"{where}.vars.{vname}", base, problems)
+        if var is not None:
+            variables[vname] = var
+    checks = []
+    raw_checks = raw.get("checks", [])
+    if not isinstance(raw_checks, list):
+        problems.append(f"{where}.checks: a list of tables")
+        raw_checks = []
+    for j, c in enumerate(raw_checks):
+        cw = f"{where}.checks[{j}]"
+        if not isinstance(c, dict) or not (set(c) <= _CHECK_KEYS) or not ({"json_field", "body_contains"} & set(c)):
+            problems.append(f"{cw}: {{ json_field = \"a.b\" [, equals = ...] }} or {{ body_contains = \"text\" }}")
+        elif "json_field" in c:
+            checks.append(JsonField(c["json_field"], c.get("equals", _MISSING)))
+        else:
+            checks.append(BodyContains(str(c["body_contains"])))
+    if len(problems) > before:
+        return None
+    common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
+                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True))
+    if "graphql" in raw:
+        return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
+                       checks=tuple(checks), **common)
+    method = str(raw.get("method", "GET")).upper()
+    req = Request(name, method, str(raw.get("path", "")), json=raw.get("json"), checks=tuple(checks), **common)
+    found = req.problems(where)
+    problems.extend(found)
+    return None if found else req
+
+
+def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | None:
+    if spec == "uuid":
+        return UUID4()
+    if isinstance(spec, dict) and len(spec.keys() - {"column"}) == 1:
+        kind = next(iter(spec.keys() - {"column"}))
+        value = spec[kind]
+        if kind == "int" and isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) \
+                and value[0] <= value[1]:
+            return IntRange(value[0], value[1])
+        if kind == "choice" and isinstance(value, list) and value:
+            return Choice(tuple(value))
+        if kind == "file" and isinstance(value, str):
+            try:
+                return Choice.from_file(base / value, spec.get("column"))
+            except ConfigError as exc:
+                problems.append(f"{where}: {exc}")
+                return None
+    problems.append(f"{where}: one of {{ int = [low, high] }}, {{ choice = [...] }}, {{ file = \"values.txt\" }} "
+                    f"or \"uuid\", got {spec!r}")
+    return None

@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
                    help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")
-    p.add_argument("--scenario", help="'demo' (the bundled demo target's mix) or a Python file defining "
+    p.add_argument("--scenario", help="'demo' (the bundled demo target's mix), a .toml scenario, or a Python file defining "
                                       "`scenario` (a perfbench.scenario.Scenario)")
     p.add_argument("--runs-dir", default="data/runs", help="where run directories go (default data/runs)")
     p.add_argument("--label", default="run", help="a word for the run id (default 'run')")
