@@ -278,8 +278,13 @@ class Run:
                          planned=engine.get("planned"), engine=engine, model=shape.get("model", "open"),
                          lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
 
-    def write_summary(self) -> dict[str, Any]:
+    def write_summary(self, slos: list | None = None) -> dict[str, Any]:
+        """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.slo.SLO)."""
+        from .slo import evaluate
+
         s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary()}
+        if slos:
+            s["slo"] = evaluate(slos, s)
         write_json(self.path / SUMMARY, s)
         return s
 

@@ -32,3 +32,20 @@ def param_value(text: str):
 
 def err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+SLO_HELP = ("a service level objective, repeatable: [ENDPOINT:]METRIC OP VALUE, e.g. 'p95<300ms', 'errors<1%%', "
+            "'posts:p99<=50ms', 'rps>=95'; a broken SLO exits with code 10")
+
+
+def check_slos(results: list[dict]) -> None:
+    """Print SLO verdicts; raise SLOBreached (exit 10) when any is broken."""
+    if not results:
+        return
+    from ..errors import SLOBreached
+    from ..slo import broken, format_results
+
+    print(format_results(results))
+    bad = broken(results)
+    if bad:
+        raise SLOBreached(", ".join(r["slo"] for r in bad))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._util import positive
+from ._util import SLO_HELP, check_slos, positive
 
 ORDER = 20
 
@@ -37,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=positive(float), default=30.0, help="per-request timeout, s (default 30)")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
                    help="allow a non-loopback target host (never needed for 127.0.0.1/localhost)")
+    p.add_argument("--slo", action="append", default=[], metavar="SLO", help=SLO_HELP)
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.set_defaults(func=cmd_run)
@@ -53,10 +54,11 @@ def cmd_run(args) -> int:
     result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                       allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                       max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
-                      handle_signals=True)
+                      handle_signals=True, slos=args.slo)
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:
         print(endpoint_table_text(result.summary))
         print(f"run directory: {result.path}  (ended: {result.end_reason})")
+    check_slos(result.summary.get("slo", []))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ._util import SLO_HELP, check_slos
+
 ORDER = 40
 
 
@@ -14,14 +16,24 @@ def register(sub) -> None:
     p.add_argument("run_dir", help="a run directory, e.g. data/runs/20261121-143012-load_test-9f2c")
     p.add_argument("--json", action="store_true", help="print summary.json")
     p.add_argument("--recompute", action="store_true", help="recompute from the raw rows and rewrite summary.json")
+    p.add_argument("--slo", action="append", default=[], metavar="SLO",
+                   help=SLO_HELP + "; checked against this run (the run's own SLOs are kept otherwise)")
     p.set_defaults(func=cmd_summary)
 
 
 def cmd_summary(args) -> int:
     from ..report_text import endpoint_table_text
     from ..results import Run
+    from ..slo import evaluate, parse_all
 
+    slos = parse_all(args.slo)
     run = Run.load(args.run_dir)
-    summary = run.write_summary() if args.recompute else run.summary()
+    if args.recompute:
+        summary = run.write_summary(slos or parse_all(run.meta.get("parameters", {}).get("slos", [])))
+    else:
+        summary = run.summary()
+        if slos:
+            summary["slo"] = evaluate(slos, summary)
     print(json.dumps(summary, indent=2) if args.json else endpoint_table_text(summary))
+    check_slos(summary.get("slo", []))
     return 0

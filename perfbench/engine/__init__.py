@@ -28,6 +28,7 @@ from ..rundir import Journal, RunDir, git_commit, journal_to_parquet, machine_in
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import OpenPlan
+from ..slo import parse_all as parse_slos
 from .collectors import RunContext, start_all, stop_all
 from .open_model import OpenModelEngine
 from .progress import TerminalProgress
@@ -52,16 +53,18 @@ def run_load(target: str, plan: OpenPlan, scenario: Scenario | None = None, *,
              progress: Callable[[dict], None] | bool | None = True, handle_signals: bool = False,
              parameters: dict | None = None, code_dir: str | None = None,
              announce: Callable[[str], None] | None = None, collectors: Iterable = (),
-             http_path: str = "aiohttp") -> RunResult:
+             http_path: str = "aiohttp", slos: Iterable[str] = ()) -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
     requests, default ``min(timeout, 10) + 1`` s), at ``max_requests``, or on SIGINT/SIGTERM when
     ``handle_signals`` is set. Only loopback targets are loaded unless ``allow_hosts`` names
     the host. ``collectors`` (see ``perfbench.engine.collectors``) run beside the load and
-    write their own files into the run directory.
+    write their own files into the run directory. ``slos`` (``"p95<300ms"``, see
+    ``perfbench.slo``) are checked at the end and stored in summary.json under ``slo``.
     """
     target = check_target(target, allow_hosts)
+    slo_list = parse_slos(slos)
     scenario = scenario or single("/")
     # a second beyond the timeout, so a request still in flight at the end times out by itself
     # rather than being cut off as aborted a moment before
@@ -74,7 +77,7 @@ def run_load(target: str, plan: OpenPlan, scenario: Scenario | None = None, *,
                       max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                       lag_bound_ms=lag_bound_ms, progress=progress, handle_signals=handle_signals,
                       parameters=parameters or {}, code_dir=code_dir, announce=announce or _stderr,
-                      collectors=list(collectors), http_path=http_path)
+                      collectors=list(collectors), http_path=http_path, slos=slo_list)
     return _run_coroutine(coro)
 
 
@@ -138,7 +141,7 @@ async def _login(sender, scenario: Scenario) -> dict[str, str]:
 
 async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,  # noqa: ASYNC109
                      lag_bound_ms, progress, handle_signals, parameters, code_dir, announce, collectors,
-                     http_path) -> RunResult:
+                     http_path, slos) -> RunResult:
     sender = make_sender(target, http_path=http_path, max_connections=max_in_flight, timeout=timeout)
     await sender.start()
     try:
@@ -152,7 +155,8 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
             "scenario": scenario.describe(),
             "shape": plan.describe(),
             "parameters": {"max_in_flight": max_in_flight, "max_requests": max_requests, "timeout_s": timeout,
-                           "grace_s": grace, "lag_bound_ms": lag_bound_ms, **parameters},
+                           "grace_s": grace, "lag_bound_ms": lag_bound_ms, "slos": [x.text for x in slos],
+                           **parameters},
             "engine": {"path": sender.name, "model": "open", "retries": "disabled",
                        "request_id_header": "X-Request-Id"},
             "started_at": utc_now_iso(),
@@ -198,5 +202,5 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
                    collectors=collected, start_unix_ns=ctx.start_unix_ns)
     from ..results import Run
 
-    summary = Run.load(rd.path).write_summary()
+    summary = Run.load(rd.path).write_summary(slos)
     return RunResult(rd.path, rd.run_id, summary, stats.end_reason)
