@@ -46,11 +46,12 @@ def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     def ms(v):
         return "-" if v is None else f"{v:,.1f} ms"
 
+    planned = (f"planned {shape['expected_requests']:,.0f}" if shape.get("expected_requests") is not None
+               else f"closed model, {shape.get('max_users', '?')} users")
     lines = [
         f"**{meta.get('run_id')}**: {shape.get('kind', '?')} load on `{meta.get('target')}`, "
         f"{o.get('count', 0):,} requests in {summary.get('duration_s', 0):.1f} s "
-        f"(**{o.get('rps', 0) or 0:,.1f} req/s**, planned {shape.get('expected_requests', 0):,.0f}); "
-        f"ended: {meta.get('end_reason')}.",
+        f"(**{o.get('rps', 0) or 0:,.1f} req/s**, {planned}); ended: {meta.get('end_reason')}.",
         "",
         f"Latency (from the planned send time): p50 **{ms(lat.get('p50'))}**, p95 **{ms(lat.get('p95'))}**, "
         f"p99 **{ms(lat.get('p99'))}**, p99.9 {ms(lat.get('p99_9'))}, max {ms(lat.get('max'))}.",

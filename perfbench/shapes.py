@@ -230,3 +230,241 @@ def stages(spec: Sequence[tuple[float, float] | tuple[float, float, float]], *, 
         else:
             raise ConfigError(f"stage {i}: expected (duration, target) or (duration, start, end), got {item!r}")
     return _plan("stages", out, ramp_up, poisson, seed, spec=[list(s) for s in spec])
+
+
+# ------------------------------------------------------------------------------------ closed model
+@dataclass(frozen=True)
+class Constant:
+    """Think ``seconds`` between a user's requests."""
+
+    seconds: float
+
+    def draw(self, rng: random.Random) -> float:
+        return self.seconds
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Think a uniformly random time between ``low`` and ``high`` seconds (Locust's ``between``)."""
+
+    low: float
+    high: float
+
+    def draw(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Start an iteration every ``interval`` seconds (Locust's ``constant_pacing``, k6's
+    constant-arrival per user). Each request's intended time is its slot, so a slow response that
+    makes the user late counts against latency instead of quietly lowering the load."""
+
+    interval: float
+
+    def draw(self, rng: random.Random) -> float:
+        return self.interval
+
+
+Think = Constant | Uniform | Pacing
+
+
+@dataclass(frozen=True)
+class UserSpan:
+    """Virtual user ``vu`` is active from ``start_ns`` to ``stop_ns`` (ns from the run's start)."""
+
+    vu: int
+    start_ns: int
+    stop_ns: int
+    stage: int
+
+
+@dataclass(frozen=True)
+class ClosedPlan:
+    """A closed-model plan: how many virtual users are active over time, and their think time.
+
+    Stages move the user count linearly from ``start`` to ``end`` users (like k6's ramping-vus
+    executor); user k (0-based) is active while the count is above k (so a ramp from 0 starts
+    its first user at once, as Locust does), and the spans of :meth:`user_spans` are exact. A closed model waits for each response before the
+    next request, so a stalled server also slows the load: its summaries say so.
+    """
+
+    stages: tuple[Stage, ...]
+    think: Think = Constant(0.0)
+    seed: int = 0
+    kind: str = "users"
+    params: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.stages:
+            problems.append("a plan needs at least one stage")
+        for i, st in enumerate(self.stages):
+            if not (st.duration > 0 and math.isfinite(st.duration)):
+                problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
+            for name in ("start", "end"):
+                v = getattr(st, name)
+                if not (v >= 0 and math.isfinite(v)):
+                    problems.append(f"stage {i}: {name} users must be >= 0, got {v!r}")
+        if not problems and self.max_users < 1:
+            problems.append("the plan has no user: give at least 1 user")
+        t = self.think
+        if isinstance(t, Uniform) and not (0 <= t.low <= t.high):
+            problems.append(f"think time: uniform needs 0 <= low <= high, got {t.low!r}..{t.high!r}")
+        elif isinstance(t, Constant) and not t.seconds >= 0:
+            problems.append(f"think time must be >= 0 s, got {t.seconds!r}")
+        elif isinstance(t, Pacing) and not t.interval > 0:
+            problems.append(f"pacing interval must be > 0 s, got {t.interval!r}")
+        if problems:
+            raise ConfigError("invalid load plan", problems)
+
+    @property
+    def duration(self) -> float:
+        return sum(st.duration for st in self.stages)
+
+    @property
+    def max_users(self) -> int:
+        return int(max(max(st.start, st.end) for st in self.stages))
+
+    def users_at(self, t: float) -> int:
+        """Active users at ``t`` seconds (the count rounded up: user k runs while it is above k)."""
+        begin = 0.0
+        for st in self.stages:
+            if t < begin + st.duration:
+                return math.ceil(st.start + (st.end - st.start) * (t - begin) / st.duration)
+            begin += st.duration
+        return 0
+
+    def user_spans(self) -> list[UserSpan]:
+        """When each user is active (while the user count is above its index k), sorted by start.
+
+        A user may have several spans when the count falls and rises again.
+        """
+        spans: list[UserSpan] = []
+        for k in range(self.max_users):
+            current: list | None = None  # [start_s, stage] of the open span
+            begin = 0.0
+            for si, st in enumerate(self.stages):
+                lo, hi, end = st.start, st.end, begin + st.duration
+                cross = begin + (k - lo) / (hi - lo) * st.duration if hi != lo else None
+                if lo > k and hi > k:
+                    a, b = begin, end
+                elif hi > lo and lo <= k < hi:
+                    a, b = cross, end
+                elif lo > hi and hi <= k < lo:
+                    a, b = begin, cross
+                else:
+                    a = b = None
+                if a is not None and current is not None and abs(a - begin) < 1e-12 and current[2] == begin:
+                    current[2] = b  # contiguous with the previous stage's span
+                else:
+                    if current is not None:
+                        spans.append(UserSpan(k, round(current[0] * NS), round(current[2] * NS), current[1]))
+                        current = None
+                    if a is not None:
+                        current = [a, si, b]
+                if current is not None and current[2] < end:
+                    spans.append(UserSpan(k, round(current[0] * NS), round(current[2] * NS), current[1]))
+                    current = None
+                begin = end
+            if current is not None:
+                spans.append(UserSpan(k, round(current[0] * NS), round(current[2] * NS), current[1]))
+        return sorted(spans, key=lambda sp: (sp.start_ns, sp.vu))
+
+    def stage_at(self, t: float) -> int:
+        begin = 0.0
+        for i, st in enumerate(self.stages):
+            if t < begin + st.duration:
+                return i
+            begin += st.duration
+        return len(self.stages) - 1
+
+    def describe(self) -> dict:
+        return {
+            "model": "closed",
+            "kind": self.kind,
+            "params": self.params,
+            "think": {"type": type(self.think).__name__.lower(), **self.think.__dict__},
+            "seed": self.seed,
+            "duration_s": self.duration,
+            "max_users": self.max_users,
+            "expected_requests": None,
+            "stages": [{"duration_s": s.duration, "start_users": s.start, "end_users": s.end, "name": s.name}
+                       for s in self.stages],
+        }
+
+
+def users(n: int, duration: float, *, think: Think = Constant(0.0), ramp_up: float = 0, seed: int = 0
+          ) -> ClosedPlan:
+    """``n`` virtual users for ``duration`` seconds, after ``ramp_up`` seconds of starting them
+    at an even rate (``n / ramp_up`` users per second)."""
+    stages = [Stage(duration, n, n, "users")]
+    if ramp_up and ramp_up > 0:
+        stages.insert(0, Stage(ramp_up, 0, n, "ramp-up"))
+    return ClosedPlan(tuple(stages), think=think, seed=seed, kind="users",
+                      params={"users": n, "duration": duration, "ramp_up": ramp_up})
+
+
+def user_stages(spec: Sequence[tuple[float, float]], *, think: Think = Constant(0.0), seed: int = 0) -> ClosedPlan:
+    """k6-style ramping users: each ``(duration, target)`` moves linearly from the previous target
+    (0 at first) to ``target`` users."""
+    out, prev = [], 0.0
+    for i, (duration, target) in enumerate(spec):
+        out.append(Stage(float(duration), prev, float(target), f"stage {i + 1}"))
+        prev = float(target)
+    return ClosedPlan(tuple(out), think=think, seed=seed, kind="user_stages", params={"spec": [list(s) for s in spec]})
+
+
+# ------------------------------------------------------------------------------------ text forms
+def parse_duration(text: str) -> float:
+    """``"30"``, ``"30s"``, ``"2m"``, ``"1h"`` or ``"500ms"`` as seconds."""
+    t = text.strip().lower()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if t.endswith(suffix):
+            t, mult = t[: -len(suffix)], factor
+            break
+    else:
+        mult = 1.0
+    try:
+        value = float(t) * mult
+    except ValueError:
+        raise ConfigError(f"duration {text!r}: a number of seconds, or with a unit: 500ms, 30s, 2m, 1h") from None
+    if not value > 0:
+        raise ConfigError(f"duration {text!r} must be > 0")
+    return value
+
+
+def parse_stages(text: str) -> list[tuple[float, float]]:
+    """k6-style stages ``"30s:100,1m:100,30s:0"`` as ``[(30, 100), (60, 100), (30, 0)]``."""
+    out, problems = [], []
+    for i, part in enumerate(p for p in text.split(",") if p.strip()):
+        if ":" not in part:
+            problems.append(f"stage {i + 1} {part.strip()!r}: write DURATION:TARGET, e.g. 30s:100")
+            continue
+        d, target = part.split(":", 1)
+        try:
+            duration = parse_duration(d)
+            value = float(target)
+            if value < 0:
+                raise ValueError
+            out.append((duration, value))
+        except ConfigError as exc:
+            problems.append(f"stage {i + 1}: {exc}")
+        except ValueError:
+            problems.append(f"stage {i + 1}: target {target.strip()!r} must be a number >= 0")
+    if not out and not problems:
+        problems.append("no stages given, e.g. 30s:100,1m:100,30s:0")
+    if problems:
+        raise ConfigError("bad --stages", problems)
+    return out
+
+
+def parse_think(text: str) -> Think:
+    """``"0.5"`` constant, ``"1..3"`` uniform between 1 and 3 seconds."""
+    try:
+        if ".." in text:
+            lo, hi = text.split("..", 1)
+            return Uniform(parse_duration(lo) if lo.strip() not in ("0", "0.0") else 0.0, parse_duration(hi))
+        return Constant(0.0 if text.strip() in ("0", "0.0") else parse_duration(text))
+    except ConfigError:
+        raise ConfigError(f"think time {text!r}: SECONDS (e.g. 0.5) or LOW..HIGH (e.g. 1..3)") from None

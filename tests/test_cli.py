@@ -43,7 +43,7 @@ def test_non_loopback_target_is_refused_in_one_line(capsys, tmp_path):
     (["run", "ftp://127.0.0.1/x"], "scheme must be http or https"),
     (["run", "http://127.0.0.1:99999"], "port must be a number"),
     (["run", "http://127.0.0.1:1", "--path", "/a*many"], "weight 'many' is not a number"),
-    (["run", "http://127.0.0.1:1", "--scenario", "nope.txt"], "expected 'demo' or a .py file"),
+    (["run", "http://127.0.0.1:1", "--scenario", "nope.txt"], "expected 'demo', a .toml scenario"),
     (["summary", "/nonexistent/run"], "no such run directory"),
 ])
 def test_bad_input_gives_a_clear_message_and_a_distinct_code(argv, fragment, capsys):
@@ -77,3 +77,34 @@ def test_parser_builds_without_importing_heavy_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
     assert build_parser().prog == "perfbench"
+
+
+def _plan(*extra):
+    from perfbench.commands.run import plan_from_args
+
+    return plan_from_args(build_parser().parse_args(["run", "http://127.0.0.1:1", *extra]))
+
+
+def test_shape_options_build_the_right_plans():
+    from perfbench import shapes
+
+    p = _plan("--rate", "20", "--duration", "2m", "--ramp-up", "10s")
+    assert p.duration == 130 and p.stages[0].name == "ramp-up" and p.stages[1].start == 20
+    p = _plan("--stages", "10s:50,30s:50,500ms:0", "--poisson")
+    assert [(s.duration, s.start, s.end) for s in p.stages] == [(10, 0, 50), (30, 50, 50), (0.5, 50, 0)] and p.poisson
+    p = _plan("--users", "5", "--duration", "30", "--think", "1..3")
+    assert isinstance(p, shapes.ClosedPlan) and p.max_users == 5 and p.think == shapes.Uniform(1, 3)
+    p = _plan("--users", "1", "--stages", "10s:5,10s:0", "--pacing", "2")
+    assert p.max_users == 5 and p.think == shapes.Pacing(2)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--stages", "10s-50"], "write DURATION:TARGET"),
+    (["--stages", "ten:5,5s:-1"], "stage 1: duration 'ten'"),
+    (["--duration", "forever"], "duration 'forever'"),
+    (["--think", "2"], "belong to the closed model"),
+    (["--users", "3", "--think", "slow"], "think time 'slow'"),
+])
+def test_bad_shape_options(extra, fragment, capsys):
+    assert main(["run", "http://127.0.0.1:1", *extra]) == 2
+    assert fragment in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import ConfigError
 from ._util import SLO_HELP, check_slos, positive
 
 ORDER = 20
@@ -17,14 +18,26 @@ def register(sub) -> None:
                     "and write data/runs/<run-id>/ (meta.json, requests.parquet, summary.json). Latency is "
                     "measured from each request's planned send time (coordinated-omission correct).",
         epilog="examples:\n  perfbench run http://127.0.0.1:8080 --rate 200 --duration 20 --path /health\n"
+               "  perfbench run http://127.0.0.1:8080 --stages 10s:50,30s:200,10s:0 --path /api/posts\n"
+               "  perfbench run http://127.0.0.1:8080 --users 20 --think 1..3 --duration 1m --scenario demo\n"
                "  perfbench run http://127.0.0.1:8080 --scenario demo --rate 100 --duration 30\n"
                "  perfbench run http://127.0.0.1:8080 --scenario my_scenario.py --rate 50 --duration 60",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="base URL, e.g. http://127.0.0.1:8080 (loopback unless --allow-host)")
-    p.add_argument("--rate", type=positive(float), default=50.0, help="arrivals per second (default 50)")
-    p.add_argument("--duration", type=positive(float), default=10.0, help="seconds of load (default 10)")
-    p.add_argument("--ramp-up", type=float, default=0.0, help="seconds to ramp from 0 to --rate first")
-    p.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
+    shape = p.add_argument_group("load shape (open model unless --users)")
+    shape.add_argument("--rate", type=positive(float), default=50.0, help="arrivals per second (default 50)")
+    shape.add_argument("--duration", default="10", help="duration of the load: 30, 30s, 2m, 1h (default 10 s)")
+    shape.add_argument("--ramp-up", default="0", help="time to ramp from 0 to --rate (or --users) first")
+    shape.add_argument("--stages", metavar="D:R,...",
+                       help="k6-style stages instead of --rate/--duration, e.g. 30s:100,1m:100,30s:0 (each moves "
+                            "linearly from the previous target; targets are req/s, or users with --users)")
+    shape.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
+    shape.add_argument("--users", type=positive(int),
+                       help="closed model: this many virtual users, each waiting for every response (can hide "
+                            "stalls: see the summary's note); with --stages, the stage targets are users")
+    shape.add_argument("--think", default="0", help="closed model think time: SECONDS or LOW..HIGH (default 0)")
+    shape.add_argument("--pacing", help="closed model: start each user's requests every SECONDS instead of "
+                                        "thinking; latency counts from the slot")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
                    help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")
     p.add_argument("--scenario", help="'demo' (the bundled demo target's mix), a .toml scenario, or a Python file defining "
@@ -43,14 +56,30 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def cmd_run(args) -> int:
+def plan_from_args(args):
+    """The load plan the run command's shape options describe."""
     from .. import shapes
+
+    ramp_up = shapes.parse_duration(args.ramp_up) if args.ramp_up not in ("0", "0s") else 0.0
+    if args.users:
+        think = shapes.Pacing(shapes.parse_duration(args.pacing)) if args.pacing else shapes.parse_think(args.think)
+        if args.stages:
+            return shapes.user_stages(shapes.parse_stages(args.stages), think=think)
+        return shapes.users(args.users, shapes.parse_duration(args.duration), think=think, ramp_up=ramp_up)
+    if args.pacing or args.think not in ("0", "0.0"):
+        raise ConfigError("--think and --pacing belong to the closed model: add --users N")
+    if args.stages:
+        return shapes.stages(shapes.parse_stages(args.stages), ramp_up=ramp_up, poisson=args.poisson)
+    return shapes.constant(args.rate, shapes.parse_duration(args.duration), ramp_up=ramp_up, poisson=args.poisson)
+
+
+def cmd_run(args) -> int:
     from ..engine import run_load
     from ..report_text import endpoint_table_text
     from ..scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.path)
-    plan = shapes.constant(args.rate, args.duration, ramp_up=args.ramp_up, poisson=args.poisson)
+    plan = plan_from_args(args)
     result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                       allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                       max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,

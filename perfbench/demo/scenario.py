@@ -5,8 +5,9 @@ from __future__ import annotations
 from ..scenario import IntRange, Login, Request, Scenario
 
 
-def demo_scenario(user: int = 0, seed: int = 0) -> Scenario:
-    """A read-heavy mix over the demo API, logged in as seeded user ``user``.
+def demo_scenario(user: int = 0, seed: int = 0, per_user: bool = False) -> Scenario:
+    """A read-heavy mix over the demo API, logged in as seeded user ``user`` (or, with
+    ``per_user``, virtual user k of a closed-model run as seeded user k).
 
     Weights: mostly notification reads and post listings (the naive N+1 listing beside the eager
     one), some writes, the cached report. Notification ids are drawn across the whole table, so
@@ -14,11 +15,14 @@ def demo_scenario(user: int = 0, seed: int = 0) -> Scenario:
     """
     from .seed import credentials
 
-    email, password = credentials(user)
+    def login_body(vu: int) -> dict[str, str]:
+        email, password = credentials(vu % 1000)
+        return {"email": email, "password": password}
+
     return Scenario(
         name="demo",
         seed=seed,
-        login=Login("/auth/login", {"email": email, "password": password}),
+        login=Login("/auth/login", login_body if per_user else login_body(user)),
         requests=[
             Request("health", "GET", "/health", weight=1, auth=False),
             Request("notifications", "GET", "/api/notifications?limit=20", weight=6),

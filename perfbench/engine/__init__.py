@@ -27,8 +27,9 @@ from ..errors import TargetError
 from ..rundir import Journal, RunDir, git_commit, journal_to_parquet, machine_info, new_run_id, utc_now_iso
 from ..safety import check_target
 from ..scenario import Scenario, single
-from ..shapes import OpenPlan
+from ..shapes import ClosedPlan, OpenPlan
 from ..slo import parse_all as parse_slos
+from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
 from .open_model import OpenModelEngine
 from .progress import TerminalProgress
@@ -46,7 +47,7 @@ class RunResult:
     end_reason: str
 
 
-def run_load(target: str, plan: OpenPlan, scenario: Scenario | None = None, *,
+def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None = None, *,
              runs_dir: str | Path = DEFAULT_RUNS_DIR, run_id: str | None = None, label: str = "run",
              allow_hosts: Iterable[str] = (), max_in_flight: int = 10_000, max_requests: int | None = None,
              timeout: float = 30.0, grace: float | None = None, lag_bound_ms: float = 10.0,
@@ -142,14 +143,18 @@ async def _login(sender, scenario: Scenario) -> dict[str, str]:
 async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,  # noqa: ASYNC109
                      lag_bound_ms, progress, handle_signals, parameters, code_dir, announce, collectors,
                      http_path, slos) -> RunResult:
+    closed = isinstance(plan, ClosedPlan)
+    if closed:
+        max_in_flight = plan.max_users  # one connection per user
     sender = make_sender(target, http_path=http_path, max_connections=max_in_flight, timeout=timeout)
     await sender.start()
     try:
-        auth = await _login(sender, scenario)
+        auth = {} if closed else await _login(sender, scenario)  # closed model: each user logs in
         rd = RunDir.create(runs_dir, run_id)
-        announce(f"perfbench: {plan.describe()['kind']} load on {target}: {plan.expected_requests:.0f} requests "
-                 f"planned over {plan.duration:g} s (deadline {plan.duration + grace:g} s), "
-                 f"run directory {rd.path}")
+        what = (f"{plan.max_users} users (closed model)" if closed
+                else f"{plan.expected_requests:.0f} requests planned")
+        announce(f"perfbench: {plan.describe()['kind']} load on {target}: {what} over {plan.duration:g} s "
+                 f"(deadline {plan.duration + grace:g} s), run directory {rd.path}")
         rd.write_meta({
             "target": target,
             "scenario": scenario.describe(),
@@ -157,7 +162,7 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
             "parameters": {"max_in_flight": max_in_flight, "max_requests": max_requests, "timeout_s": timeout,
                            "grace_s": grace, "lag_bound_ms": lag_bound_ms, "slos": [x.text for x in slos],
                            **parameters},
-            "engine": {"path": sender.name, "model": "open", "retries": "disabled",
+            "engine": {"path": sender.name, "model": "closed" if closed else "open", "retries": "disabled",
                        "request_id_header": "X-Request-Id"},
             "started_at": utc_now_iso(),
             "start_unix_ns": time.time_ns(),
@@ -168,8 +173,12 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
         })
         journal = Journal(rd.path)
         recorder = Recorder(journal.write)
-        engine = OpenModelEngine(plan, scenario, sender, recorder, max_in_flight=max_in_flight,
-                                 max_requests=max_requests, grace=grace, auth_headers=auth, progress=progress)
+        if closed:
+            engine = ClosedModelEngine(plan, scenario, sender, recorder, max_requests=max_requests, grace=grace,
+                                       progress=progress)
+        else:
+            engine = OpenModelEngine(plan, scenario, sender, recorder, max_in_flight=max_in_flight,
+                                     max_requests=max_requests, grace=grace, auth_headers=auth, progress=progress)
         loop = asyncio.get_running_loop()
         installed = []
         if handle_signals and threading.current_thread() is threading.main_thread():

@@ -1,0 +1,205 @@
+"""The closed model: N virtual users, each a session that waits for every response.
+
+Each user logs in once (``Scenario.login``, with its own credentials when ``Login.json`` is a
+function of the user index), keeps its token, then loops over the weighted request mix with
+think time between requests, for as long as the plan keeps it active (``ClosedPlan.user_spans``).
+
+What a closed model measures: a user waits for each response before sending the next request,
+so when the server stalls the load drops with it and the stall hides from the percentiles
+(coordinated omission by construction). With ``Pacing`` think time each request has an intended
+slot, and latency is measured from the slot, which restores part of the honesty; with
+``Constant`` or ``Uniform`` think time the intended time is the actual send. The run's summary
+says all this; the open model (``OpenModelEngine``) is the honest one for latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+from ..scenario import Scenario
+from ..shapes import ClosedPlan, Pacing, UserSpan
+from .classify import classify
+from .clock import MonotonicClock
+from .open_model import EngineStats
+from .prepared import PreparedScenario
+from .recorder import Recorder
+from .senders import Sender
+
+MAX_SLEEP = 0.05
+LOGIN_ENDPOINT = "login"
+
+
+class ClosedModelEngine:
+    def __init__(self, plan: ClosedPlan, scenario: Scenario, sender: Sender, recorder: Recorder, *,
+                 clock=None, max_requests: int | None = None, grace: float = 5.0,
+                 progress: Callable[[dict], None] | None = None, progress_every: float = 1.0, worker: int = 0):
+        self.plan = plan
+        self.scenario = scenario
+        self.sender = sender
+        self.recorder = recorder
+        self.clock = clock or MonotonicClock()
+        self.max_requests = max_requests
+        self.grace = grace
+        self.progress = progress
+        self.progress_every = progress_every
+        self.stats = EngineStats()
+        self._stop_reason: str | None = None
+        self._seq = 0
+        self._id_base = worker << 40
+        self._t0 = 0
+        self._active = 0
+
+    def stop(self, reason: str = "interrupted") -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def _now(self) -> int:
+        return self.clock.now_ns() - self._t0
+
+    async def _sleep_until(self, t_ns: int) -> bool:
+        """Sleep until ``t_ns`` (run time); False if the run was stopped meanwhile."""
+        while self._stop_reason is None:
+            left = (t_ns - self._now()) / 1e9
+            if left <= 0:
+                return True
+            await self.clock.sleep(min(left, MAX_SLEEP))
+        return False
+
+    def _next_id(self) -> int | None:
+        if self.max_requests is not None and self._seq >= self.max_requests:
+            self.stop("budget")
+            return None
+        rid = self._id_base | self._seq
+        self._seq += 1
+        self.stats.planned += 1
+        return rid
+
+    async def _exchange(self, rid, name, method, path, headers, body, intended, vu, stage, evaluate, keep_body):
+        start = self._now()
+        if intended is None:  # no schedule: the intended time is the send
+            intended = start
+        status = error = detail = None
+        nbytes = 0
+        data = None
+        self.stats.sent += 1
+        try:
+            status, nbytes, data = await self.sender.request(method, path, headers, body, keep_body=keep_body)
+            error, detail = evaluate(status, data)
+        except asyncio.CancelledError:
+            self.stats.aborted += 1
+            self.recorder.add(rid, name, method, intended, start, self._now(), None, "aborted",
+                              "still in flight when the run stopped", 0, vu, stage)
+            raise
+        except Exception as exc:  # nothing a server does may crash the run
+            error, detail = classify(exc)
+        self.stats.completed += 1
+        self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage)
+        return status, data, error
+
+    async def _login(self, vu: int, stage: int) -> dict[str, str] | None:
+        """Log user ``vu`` in; its bearer header, or None when the login failed (recorded)."""
+        login = self.scenario.login
+        if login is None:
+            return {}
+        rid = self._next_id()
+        if rid is None:
+            return None
+        token: list[str] = []
+
+        def evaluate(status, data):
+            if status != 200:
+                return ("http_5xx" if status >= 500 else "http_4xx" if status >= 400 else "check"), \
+                    f"login answered {status}"
+            import json
+
+            try:
+                token.append(json.loads(data)[login.token_field])
+            except (ValueError, KeyError, TypeError):
+                return "check", f"no JSON field {login.token_field!r} in the login answer"
+            return None, None
+
+        await self._exchange(rid, LOGIN_ENDPOINT, "POST", login.path, {"Content-Type": "application/json"},
+                             login.body(vu), None, vu, stage, evaluate, True)
+        return {"Authorization": f"Bearer {token[0]}"} if token else None
+
+    async def _user(self, span: UserSpan) -> None:
+        vu, stage = span.vu, span.stage
+        if not await self._sleep_until(span.start_ns):
+            return
+        self._active += 1
+        try:
+            auth = await self._login(vu, stage)
+            if auth is None:
+                return  # a user who cannot log in stops, as a real one would; the failure is recorded
+            rng = random.Random((self.plan.seed << 20) ^ (self.scenario.seed << 8) ^ vu)
+            prepared = PreparedScenario(self.scenario, auth, rng)
+            think = self.plan.think
+            pacing = isinstance(think, Pacing)
+            slot = self._now()
+            while self._stop_reason is None and self._now() < span.stop_ns:
+                rid = self._next_id()
+                if rid is None:
+                    return
+                req, path, headers, body = prepared.build(prepared.pick(), rid)
+                intended = slot if pacing else None
+                await self._exchange(rid, req.name, req.method, path, headers, body, intended, vu, stage,
+                                     req.evaluate, req.needs_body)
+                if pacing:
+                    slot += round(think.interval * 1e9)
+                    wake = slot
+                else:
+                    wake = self._now() + round(think.draw(rng) * 1e9)
+                if not await self._sleep_until(min(wake, span.stop_ns)):
+                    return
+        finally:
+            self._active -= 1
+
+    async def run(self, t0_ns: int | None = None) -> EngineStats:
+        self._t0 = self.clock.now_ns() if t0_ns is None else t0_ns
+        tasks = [asyncio.create_task(self._user(span)) for span in self.plan.user_spans()]
+        end_ns = round(self.plan.duration * 1e9)
+        reporter = asyncio.create_task(self._report_loop())
+        try:
+            pending = set(tasks)
+            while pending and self._stop_reason is None and self._now() < end_ns:
+                _, pending = await asyncio.wait(pending, timeout=MAX_SLEEP)
+            if self._stop_reason is not None:
+                self.stats.end_reason = self._stop_reason
+            # users finish their current request within the grace period (they stop at the plan's end)
+            grace_end = self._now() + round(self.grace * 1e9)
+            while pending and self._now() < grace_end:
+                _, pending = await asyncio.wait(pending, timeout=MAX_SLEEP)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+        self.recorder.flush()
+        self._report(final=True)
+        return self.stats
+
+    async def _report_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.progress_every)
+            self.recorder.flush()
+            self._report()
+
+    def _report(self, final: bool = False) -> None:
+        if self.progress is None:
+            return
+        lat, errors = self.recorder.take_interval()
+        lat.sort()
+        n = len(lat)
+
+        def q(p: float) -> float | None:
+            return lat[min(n - 1, int(p * n))] / 1e6 if n else None
+
+        self.progress({
+            "elapsed_s": self._now() / 1e9, "duration_s": self.plan.duration,
+            "planned_rps": n / self.progress_every, "completed_rps": n / self.progress_every,
+            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "errors": errors,
+            "in_flight": self._active, "waiting": 0, "total": self.recorder.rows, "final": final,
+        })
