@@ -71,7 +71,7 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
            slos: Iterable[str] = DEFAULT_SLOS, runs_dir: str | Path = "data/runs", run_id: str | None = None,
            allow_hosts: Iterable[str] = (), max_in_flight: int = 10_000, timeout: float = 10.0,
            progress: Callable[[dict], None] | bool | None = False, announce: Callable[[str], None] = print,
-           handle_signals: bool = False, http_path: str = "aiohttp") -> StressResult:
+           handle_signals: bool = False, http_path: str = "aiohttp", lag_bound_ms: float = 10.0) -> StressResult:
     """Run the breaking-point search; see the module docstring."""
     if step is None and factor is None:
         step = start
@@ -86,7 +86,8 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
                    "scenario": scenario.describe() if scenario else None,
                    "parameters": {"start": start, "step": step, "factor": factor, "max_rate": max_rate,
                                   "step_duration_s": step_duration, "slos": [s.text for s in slo_list],
-                                  "timeout_s": timeout, "max_in_flight": max_in_flight},
+                                  "timeout_s": timeout, "max_in_flight": max_in_flight,
+                                  "lag_bound_ms": lag_bound_ms},
                    "started_at": utc_now_iso(), "machine": machine_info()})
     announce(f"perfbench stress: {len(plan_rates)} steps of {step_duration:g} s from {plan_rates[0]:g} to "
              f"{plan_rates[-1]:g} req/s until {', '.join(s.text for s in slo_list)} breaks; {rd.path}")
@@ -96,7 +97,7 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
         res = run_load(target, shapes.constant(rate, step_duration), scenario, runs_dir=rd.path / "steps",
                        run_id=f"{k:02d}-{_fmt(rate)}rps", allow_hosts=allow_hosts, max_in_flight=max_in_flight,
                        timeout=timeout, progress=progress, announce=lambda line: None,
-                       handle_signals=handle_signals, http_path=http_path)
+                       handle_signals=handle_signals, http_path=http_path, lag_bound_ms=lag_bound_ms)
         row = _evidence(k, rate, step_duration, res.summary, evaluate(slo_list, res.summary), res.path, rd.path)
         steps.append(row)
         announce(_step_line(row))

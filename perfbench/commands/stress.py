@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--slo", action="append", default=[], metavar="SLO",
                    help=SLO_HELP.replace("; a broken SLO exits with code 10", "") + " (default: p99<1s, errors<1%%)")
     p.add_argument("--timeout", type=positive(float), default=10.0, help="per-request timeout, s (default 10)")
+    p.add_argument("--lag-bound", type=positive(float), default=10.0, metavar="MS",
+                   help="send lag p99 above which the generator counts as saturated (default 10 ms)")
     p.add_argument("--runs-dir", default="data/runs")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST")
     p.add_argument("--json", action="store_true", help="print stress.json at the end")
@@ -48,7 +50,7 @@ def cmd_stress(args) -> int:
     result = stress(args.target, load_scenario(args.scenario, args.path), start=args.start, step=args.step,
                     factor=args.factor, max_rate=args.max_rate, step_duration=parse_duration(args.step_duration),
                     slos=args.slo or DEFAULT_SLOS, runs_dir=args.runs_dir, allow_hosts=args.allow_host,
-                    timeout=args.timeout, handle_signals=True)
+                    timeout=args.timeout, handle_signals=True, lag_bound_ms=args.lag_bound)
     if args.json:
         print(json.dumps({"verdict": result.verdict, "steps": result.steps}, indent=2))
     print(f"stress directory: {result.path}")
