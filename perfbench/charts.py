@@ -364,3 +364,373 @@ def _spacing(t: pl.Series) -> float:
     gaps = t.drop_nulls().unique().sort().diff().drop_nulls()
     gaps = gaps.filter(gaps > 0)
     return float(gaps.min()) if gaps.len() else 1.0
+
+
+# --- resources and memory ----------------------------------------------------------------------------------
+# Frames from perfbench.profilers: resources.read_resources (t_s, rss_mb, cpu_percent), memory.diff /
+# the memory/tracemalloc_diff_*.parquet files (file, line, size_diff), leak.assess (fits and points).
+
+PALETTE.setdefault("rss", "#4c78a8")
+PALETTE.setdefault("uss", "#72b7b2")
+PALETTE.setdefault("cpu", "#f58518")
+PALETTE.setdefault("growth", "#e45756")
+PALETTE.setdefault("shrink", "#54a24b")
+PALETTE.setdefault("fit", "#333333")
+MEMORY_AXIS = "memory (MiB)"
+
+
+def resources_over_time(res: pl.DataFrame, tp: pl.DataFrame | None = None, *, every_s: float | None = None,
+                        title: str = "Target process: memory, CPU and throughput",
+                        width: int = WIDTH, height: int = 160) -> alt.VConcatChart:
+    """RSS (and USS where sampled) in MiB and CPU % over time, stacked above throughput on the same time axis.
+
+    ``res``: ``t_s, rss_mb, cpu_percent`` (and optional ``uss_mb``) from
+    ``perfbench.profilers.resources.read_resources``; ``tp``: ``results.throughput_timeseries`` (optional).
+    """
+    cols = ["t_s", "rss_mb", "cpu_percent"] + (["uss_mb"] if "uss_mb" in res.columns else [])
+    df = _frame(res, cols, "resources_over_time", source="the frame perfbench.profilers.resources."
+                                                         "read_resources() returns")
+    if df is None or df.height == 0:
+        return alt.vconcat(_empty("no resource samples", title, width))
+    mem = df.select("t_s", *(c for c in ("rss_mb", "uss_mb") if c in df.columns)).unpivot(
+        index="t_s", variable_name="series", value_name="mib").drop_nulls("mib").with_columns(
+        pl.col("series").str.strip_suffix("_mb"))
+    series = [s for s in ("rss", "uss") if s in set(mem["series"].to_list())]
+    x = alt.X("t_s:Q", title=TIME_AXIS)
+    mem_chart = alt.Chart(mem).mark_line(point=alt.OverlayMarkDef(size=6, filled=True)).encode(
+        x=x, y=alt.Y("mib:Q", title=MEMORY_AXIS, scale=alt.Scale(zero=False)),
+        color=_colour("series", series, "memory"),
+        tooltip=[alt.Tooltip("t_s:Q", title="t (s)", format=".2f"), alt.Tooltip("series:N"),
+                 alt.Tooltip("mib:Q", title="MiB", format=".2f")],
+    ).properties(width=width, height=height, title=_title(title))
+    cpu = df.select("t_s", "cpu_percent").drop_nulls()
+    cpu_chart = alt.Chart(cpu).mark_line(color=PALETTE["cpu"], interpolate="step-before").encode(
+        x=x, y=alt.Y("cpu_percent:Q", title="CPU (% of one core)"),
+        tooltip=[alt.Tooltip("t_s:Q", title="t (s)", format=".2f"),
+                 alt.Tooltip("cpu_percent:Q", title="CPU %", format=".1f")],
+    ).properties(width=width, height=height)
+    charts: list = [mem_chart, cpu_chart]
+    if tp is not None:
+        charts.append(throughput_over_time(tp, every_s=every_s, title="Throughput (responses/s)", width=width,
+                                           height=height))
+    return alt.vconcat(*charts).resolve_scale(color="independent").resolve_legend(color="independent")
+
+
+def memory_diff_bars(diff: pl.DataFrame, *, n: int = 15, title: str = "Memory growth by allocation site",
+                     width: int = WIDTH, height: int | None = None) -> alt.Chart:
+    """Ranked horizontal bars of ``size_diff`` (KiB) per allocation site ``file:line``: the top ``n`` by |change|.
+
+    Expects ``file, line, size_diff`` (and optional ``count_diff``) from ``perfbench.profilers.memory.diff``
+    or a ``memory/tracemalloc_diff_*.parquet`` file. Growth is red, shrinkage green.
+    """
+    cols = ["file", "line", "size_diff"] + (["count_diff"] if "count_diff" in diff.columns else [])
+    df = _frame(diff, cols, "memory_diff_bars", source="the frame perfbench.profilers.memory.diff() returns")
+    if df is None or df.height == 0:
+        return _empty("no allocation sites", title, width)
+    df = (df.filter(pl.col("size_diff") != 0).sort(pl.col("size_diff").abs(), descending=True).head(n)
+          .with_columns(site=pl.format("{}:{}", pl.col("file").str.split("/").list.slice(-2).list.join("/"),
+                                       pl.col("line")),
+                        kib=pl.col("size_diff") / 1024,
+                        change=pl.when(pl.col("size_diff") > 0).then(pl.lit("growth")).otherwise(pl.lit("shrink"))))
+    if df.height == 0:
+        return _empty("no change between the snapshots", title, width)
+    order = df["site"].to_list()
+    tips = [alt.Tooltip("file:N"), alt.Tooltip("line:Q"), alt.Tooltip("kib:Q", title="change (KiB)", format=",.1f")]
+    if "count_diff" in df.columns:
+        tips.append(alt.Tooltip("count_diff:Q", title="change (blocks)"))
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("site:N", sort=order, title="allocation site"),
+        x=alt.X("kib:Q", title="change (KiB)"),
+        color=_colour("change", ["growth", "shrink"], "change"),
+        tooltip=tips,
+    ).properties(width=width, height=height or max(60, 18 * df.height), title=_title(title))
+
+
+def leak_growth(points: pl.DataFrame, *, slope: float | None = None, intercept: float | None = None,
+                x: str = "requests", ci: tuple[float, float] | None = None, warmup_x: float | None = None,
+                title: str = "Memory growth and fitted slope", width: int = WIDTH,
+                height: int = HEIGHT) -> alt.Chart | alt.LayerChart:
+    """Memory (MiB) against ``x`` (``requests`` completed or ``t_s``) with the fitted line (bytes per unit of x).
+
+    ``points``: ``x`` and ``bytes`` columns (and optional ``series``, e.g. rss / traced). ``slope`` and
+    ``intercept`` (bytes) come from ``leak.assess(...).series[name].per_request``; ``ci`` is shown in the title.
+    """
+    cols = [x, "bytes"] + (["series"] if "series" in points.columns else [])
+    df = _frame(points, cols, "leak_growth", source=f"a frame with columns {x}, bytes")
+    if df is None or df.height == 0:
+        return _empty("no memory samples", title, width)
+    df = df.drop_nulls([x, "bytes"]).with_columns(mib=pl.col("bytes") / 2**20)
+    if "series" not in df.columns:
+        df = df.with_columns(series=pl.lit("rss"))
+    series = sorted(set(df["series"].to_list()))
+    xtitle = "requests completed" if x == "requests" else TIME_AXIS
+    layers: list = [alt.Chart(df).mark_circle(size=18, opacity=0.7).encode(
+        x=alt.X(f"{x}:Q", title=xtitle), y=alt.Y("mib:Q", title=MEMORY_AXIS, scale=alt.Scale(zero=False)),
+        color=_colour("series", series + (["fit"] if slope is not None else []), "series"),
+        tooltip=[alt.Tooltip(f"{x}:Q", format=",.2f"), alt.Tooltip("mib:Q", title="MiB", format=".2f"),
+                 alt.Tooltip("series:N")])]
+    if slope is not None and intercept is not None:
+        lo, hi = float(df[x].min()), float(df[x].max())
+        line = pl.DataFrame({x: [lo, hi], "mib": [(intercept + slope * lo) / 2**20, (intercept + slope * hi) / 2**20],
+                             "series": ["fit", "fit"]})
+        layers.append(alt.Chart(line).mark_line(strokeDash=[6, 3], strokeWidth=2).encode(
+            x=f"{x}:Q", y="mib:Q", color=_colour("series", series + ["fit"], "series")))
+        unit = "B/request" if x == "requests" else "B/s"
+        title = f"{title}: {slope:,.0f} {unit}" + (f" (95 % CI {ci[0]:,.0f} to {ci[1]:,.0f})" if ci else "")
+    if warmup_x is not None:
+        layers.append(alt.Chart(pl.DataFrame({x: [float(warmup_x)]})).mark_rule(color="#9d9d9d", strokeDash=[2, 2])
+                      .encode(x=f"{x}:Q"))
+    chart = layers[0] if len(layers) == 1 else alt.layer(*layers)
+    return chart.properties(width=width, height=height, title=_title(title))
+
+
+# --- SQL queries
+
+
+def queries_per_request(stats: pl.DataFrame, *, title: str = "Queries per request, by endpoint",
+                        width: int = WIDTH, height: int | None = None) -> alt.Chart | alt.LayerChart:
+    """Per endpoint, the distribution of SQL statements per request: a min-max rule, a p50-p99 bar
+    and a tick at the median.
+
+    Expects ``endpoint, min, p50, p90, p99, max`` from ``results.query_count_stats``.
+    """
+    df = _frame(stats, ["endpoint", "min", "p50", "p90", "p99", "max"], "queries_per_request", "query_count_stats")
+    if df is None or df.height == 0:
+        return _empty("no requests", title, width)
+    df = df.with_columns(pl.col("endpoint").cast(pl.String), cs.numeric().cast(pl.Float64))
+    endpoints = df["endpoint"].to_list()
+    height = height or max(60, 26 * len(endpoints))
+    y = alt.Y("endpoint:N", sort=endpoints, title="endpoint")
+    tooltip = [alt.Tooltip("endpoint:N"), *(alt.Tooltip(f"{c}:Q", format=".3~f") for c in
+                                             ("min", "p50", "p90", "p99", "max"))]
+    span = alt.Chart(df).mark_rule(color=PALETTE["max"]).encode(
+        y=y, x=alt.X("min:Q", title="SQL statements per request"), x2="max:Q", tooltip=tooltip)
+    box = alt.Chart(df).mark_bar(size=12, color=PALETTE["p95"], opacity=0.6).encode(
+        y=y, x="p50:Q", x2="p99:Q", tooltip=tooltip)
+    median = alt.Chart(df).mark_tick(color=PALETTE["p50"], thickness=3, size=16).encode(
+        y=y, x="p50:Q", tooltip=tooltip)
+    return alt.layer(span, box, median).properties(width=width, height=height, title=_title(title))
+
+
+def n_plus_one_findings(summary: pl.DataFrame, *, top: int = 15, title: str = "N+1 findings: time they cost (ms)",
+                        width: int = WIDTH, height: int | None = None) -> alt.Chart:
+    """Horizontal bars of the time repeated statements cost, per endpoint and statement; "no N+1" if none.
+
+    Expects ``endpoint, statement, requests, repetitions_median, time_ms_total`` from
+    ``profilers.queries.n_plus_one_summary``.
+    """
+    cols = ["endpoint", "statement", "requests", "repetitions_median", "time_ms_total"]
+    df = _frame(summary, cols, "n_plus_one_findings", source="perfbench.profilers.queries.n_plus_one_summary()")
+    if df is None or df.height == 0:
+        return _empty("no N+1 found", title, width)
+    df = df.sort("time_ms_total", descending=True).head(top).with_columns(
+        label=pl.format("{}: {}", "endpoint", pl.col("statement").str.slice(0, 70)))
+    labels = df["label"].to_list()
+    endpoints = list(dict.fromkeys(df["endpoint"].to_list()))
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=420)),
+        x=alt.X("time_ms_total:Q", title="time in repeated statements (ms)"),
+        color=_colour("endpoint", endpoints, "endpoint"),
+        tooltip=[alt.Tooltip("endpoint:N"), alt.Tooltip("statement:N"), alt.Tooltip("requests:Q"),
+                 alt.Tooltip("repetitions_median:Q", title="repetitions (median)"),
+                 alt.Tooltip("time_ms_total:Q", title="total ms", format=".2f")],
+    ).properties(width=width, height=height or max(60, 22 * df.height), title=_title(title))
+
+
+def slowest_fingerprints(slow: pl.DataFrame, *, top: int = 15, title: str = "Slowest statements (total ms)",
+                         width: int = WIDTH, height: int | None = None) -> alt.Chart:
+    """Bars of total time per statement fingerprint, with count, mean and p95 in the tooltip.
+
+    Expects ``fingerprint, statement, count, total_ms, mean_ms, p95_ms`` from
+    ``profilers.queries.slowest_fingerprints``.
+    """
+    cols = ["fingerprint", "statement", "count", "total_ms", "mean_ms", "p95_ms"]
+    df = _frame(slow, cols, "slowest_fingerprints", source="perfbench.profilers.queries.slowest_fingerprints()")
+    if df is None or df.height == 0:
+        return _empty("no statements", title, width)
+    df = df.sort("total_ms", descending=True).head(top).with_columns(
+        label=pl.format("{} {}", pl.col("fingerprint").str.slice(0, 6), pl.col("statement").str.slice(0, 70)))
+    return alt.Chart(df).mark_bar(color=PALETTE["latency"]).encode(
+        y=alt.Y("label:N", sort=df["label"].to_list(), title=None, axis=alt.Axis(labelLimit=420)),
+        x=alt.X("total_ms:Q", title="total time (ms)"),
+        tooltip=[alt.Tooltip("statement:N"), alt.Tooltip("count:Q"),
+                 alt.Tooltip("total_ms:Q", format=".2f"), alt.Tooltip("mean_ms:Q", format=".3f"),
+                 alt.Tooltip("p95_ms:Q", format=".3f")],
+    ).properties(width=width, height=height or max(60, 22 * df.height), title=_title(title))
+
+
+def latency_vs_queries(per_request: pl.DataFrame, *, max_points: int = 4000,
+                       title: str = "Latency against SQL statements per request", width: int = WIDTH,
+                       height: int = HEIGHT) -> alt.Chart:
+    """A scatter of each request's latency (ms) against how many statements it ran, by endpoint.
+
+    Expects ``endpoint, queries, latency_ms`` from ``results.request_queries``; more than ``max_points``
+    rows are thinned to every k-th row (in Polars, keeping the order) so the spec stays small.
+    """
+    df = _frame(per_request, ["endpoint", "queries", "latency_ms"], "latency_vs_queries", "request_queries")
+    if df is None or df.height == 0:
+        return _empty("no requests", title, width)
+    if df.height > max_points:
+        df = df.gather_every(math.ceil(df.height / max_points))
+    df = df.with_columns(pl.col("endpoint").cast(pl.String))
+    endpoints = sorted(df["endpoint"].unique().to_list())
+    return alt.Chart(df).mark_circle(size=28, opacity=0.6).encode(
+        x=alt.X("queries:Q", title="SQL statements per request"),
+        y=alt.Y("latency_ms:Q", title=LATENCY_AXIS),
+        color=_colour("endpoint", endpoints, "endpoint"),
+        tooltip=[alt.Tooltip("endpoint:N"), alt.Tooltip("queries:Q"),
+                 alt.Tooltip("latency_ms:Q", title="latency (ms)", format=".3~f")],
+    ).properties(width=width, height=height, title=_title(title))
+
+
+# --- experiments: stress, spike, soak, cold versus warm -----------------------------------------------------
+# Frames from perfbench.stress.steps_frame, perfbench.analysis and perfbench.results.percentile_curve.
+
+
+def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
+                      title: str = "Offered load against achieved throughput (req/s)", width: int = WIDTH,
+                      height: int = HEIGHT) -> alt.LayerChart | alt.Chart:
+    """Achieved (all and successful) against offered req/s per stress step, with the ideal diagonal
+    and the breaking point as a rule. Expects ``offered_rps, achieved_rps, ok_rps`` (stress.steps_frame)."""
+    df = _frame(steps, ["offered_rps", "achieved_rps", "ok_rps"], "stress_throughput",
+                source="the frame perfbench.stress.steps_frame() returns")
+    if df is None or df.height == 0:
+        return _empty("no steps", title, width)
+    long = df.unpivot(index="offered_rps", variable_name="series", value_name="rps").with_columns(
+        pl.col("series").replace({"achieved_rps": "achieved", "ok_rps": "ok"}))
+    top = float(df.select(pl.max_horizontal(pl.col("offered_rps").max(), pl.col("achieved_rps").max())).item())
+    diagonal = alt.Chart(pl.DataFrame({"x": [0.0, top], "y": [0.0, top]})).mark_line(
+        strokeDash=[4, 4], color=PALETTE["planned"]).encode(x="x:Q", y="y:Q")
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("offered_rps:Q", title="offered (req/s)"), y=alt.Y("rps:Q", title="achieved (req/s)"),
+        color=_colour("series", ["achieved", "ok"], "throughput"),
+        tooltip=["offered_rps:Q", "series:N", alt.Tooltip("rps:Q", format=".1f")])
+    layers = [diagonal, lines]
+    if breaking_rps is not None:
+        layers.append(_vrule(breaking_rps, f"breaks at {breaking_rps:g}"))
+    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+
+
+def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaking_rps: float | None = None,
+                   title: str = "Latency against offered load (ms, log scale)", width: int = WIDTH,
+                   height: int = HEIGHT) -> alt.LayerChart | alt.Chart:
+    """p50/p95/p99 latency per stress step against the offered rate: the knee is where they leave
+    the floor. Expects ``offered_rps, p50_ms, p95_ms, p99_ms`` (stress.steps_frame)."""
+    df = _frame(steps, ["offered_rps", "p50_ms", "p95_ms", "p99_ms"], "stress_latency",
+                source="the frame perfbench.stress.steps_frame() returns")
+    if df is None or df.height == 0:
+        return _empty("no steps", title, width)
+    long = (df.unpivot(index="offered_rps", variable_name="series", value_name="value_ms")
+            .with_columns(pl.col("series").str.strip_suffix("_ms")).filter(pl.col("value_ms") > 0))
+    layers = [alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("offered_rps:Q", title="offered (req/s)"),
+        y=alt.Y("value_ms:Q", title=LATENCY_AXIS, scale=alt.Scale(type="log")),
+        color=_colour("series", ["p50", "p95", "p99"], "latency"),
+        tooltip=["offered_rps:Q", "series:N", alt.Tooltip("value_ms:Q", format=".2f")])]
+    if limit_ms is not None:
+        layers.append(alt.Chart(pl.DataFrame({"y": [limit_ms], "label": [f"SLO {limit_ms:g} ms"]})).mark_rule(
+            strokeDash=[6, 3], color=PALETTE["error"]).encode(y="y:Q"))
+    if breaking_rps is not None:
+        layers.append(_vrule(breaking_rps, f"breaks at {breaking_rps:g}"))
+    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+
+
+def error_rate_steps(steps: pl.DataFrame, *, title: str = "Error rate per step (%)", width: int = WIDTH,
+                     height: int = 160) -> alt.Chart:
+    """Error rate (%) per stress step. Expects ``offered_rps, error_rate`` (stress.steps_frame)."""
+    df = _frame(steps, ["offered_rps", "error_rate"], "error_rate_steps",
+                source="the frame perfbench.stress.steps_frame() returns")
+    if df is None or df.height == 0:
+        return _empty("no steps", title, width)
+    return alt.Chart(df.with_columns((pl.col("error_rate").fill_null(0) * 100).alias("pct"))).mark_bar(
+        color=PALETTE["error"]).encode(
+        x=alt.X("offered_rps:O", title="offered (req/s)"), y=alt.Y("pct:Q", title="errors (%)"),
+        tooltip=["offered_rps:Q", alt.Tooltip("pct:Q", format=".2f")],
+    ).properties(width=width, height=height, title=_title(title))
+
+
+def spike_timeline(ts: pl.DataFrame, *, spike_start_s: float, spike_end_s: float, metric: str = "p95",
+                   limit_ms: float | None = None, recovered_at_s: float | None = None,
+                   title: str = "Latency through the spike (ms)", width: int = WIDTH,
+                   height: int = HEIGHT) -> alt.LayerChart | alt.Chart:
+    """A latency percentile over time with the spike shaded, the recovery limit as a rule and the
+    moment of recovery marked. Expects ``t_s, <metric>_ms, rps`` (results.latency_timeseries)."""
+    col = f"{metric}_ms"
+    df = _frame(ts, ["t_s", col, "rps"], "spike_timeline", "latency_timeseries")
+    if df is None or df.height == 0:
+        return _empty("no requests", title, width)
+    band = alt.Chart(pl.DataFrame({"a": [spike_start_s], "b": [spike_end_s]})).mark_rect(
+        color=PALETTE["p95"], opacity=0.12).encode(x="a:Q", x2="b:Q")
+    line = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=8, filled=True), color=PALETTE[metric]).encode(
+        x=alt.X("t_s:Q", title=TIME_AXIS), y=alt.Y(f"{col}:Q", title=f"{metric} {LATENCY_AXIS}"),
+        tooltip=["t_s:Q", alt.Tooltip(f"{col}:Q", format=".2f"), alt.Tooltip("rps:Q", format=".0f")])
+    layers = [band, line]
+    if limit_ms is not None:
+        layers.append(alt.Chart(pl.DataFrame({"y": [limit_ms]})).mark_rule(
+            strokeDash=[6, 3], color=PALETTE["ok"]).encode(y="y:Q"))
+    if recovered_at_s is not None:
+        layers.append(_vrule(recovered_at_s, "recovered", colour=PALETTE["ok"]))
+    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+
+
+def drift_fit(ts: pl.DataFrame, fit: dict, *, metric: str = "p95", title: str = "Latency drift over the run (ms)",
+              width: int = WIDTH, height: int = HEIGHT) -> alt.LayerChart | alt.Chart:
+    """A latency percentile per time bucket with the fitted trend of ``analysis.drift``.
+    Expects ``t_s, <metric>_ms`` (results.latency_timeseries)."""
+    col = f"{metric}_ms"
+    df = _frame(ts, ["t_s", col], "drift_fit", "latency_timeseries")
+    if df is None or df.height == 0:
+        return _empty("no requests", title, width)
+    points = alt.Chart(df).mark_circle(size=18, color=PALETTE[metric]).encode(
+        x=alt.X("t_s:Q", title=TIME_AXIS), y=alt.Y(f"{col}:Q", title=f"{metric} {LATENCY_AXIS}"))
+    layers = [points]
+    if fit.get("slope_ms_per_h") is not None:
+        t0, t1 = float(df["t_s"].min()), float(df["t_s"].max())
+        slope_s = fit["slope_ms_per_h"] / 3600
+        line = pl.DataFrame({"t_s": [t0, t1], "fit": [fit["intercept_ms"] + slope_s * t0,
+                                                      fit["intercept_ms"] + slope_s * t1]})
+        layers.append(alt.Chart(line).mark_line(color=PALETTE["planned"], strokeDash=[6, 3]).encode(
+            x="t_s:Q", y="fit:Q"))
+    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+
+
+def ecdf_overlay(curve: pl.DataFrame, *, by: str = "label", title: str = "Latency distributions (ECDF)",
+                 width: int = WIDTH, height: int = HEIGHT) -> alt.Chart:
+    """Overlaid empirical CDFs: share of requests (y) at or under a latency (x, log scale), one line
+    per ``by`` group (e.g. cold and warm). Expects ``value_ms, percentile, <by>``
+    (results.percentile_curve(..., by=...))."""
+    df = _frame(curve, ["value_ms", "percentile", by], "ecdf_overlay", "percentile_curve")
+    if df is None or df.height == 0:
+        return _empty("no requests", title, width)
+    groups = df[by].unique(maintain_order=True).to_list()
+    return alt.Chart(df.filter(pl.col("value_ms") > 0)).mark_line(interpolate="step-after").encode(
+        x=alt.X("value_ms:Q", title=LATENCY_AXIS, scale=alt.Scale(type="log")),
+        y=alt.Y("percentile:Q", title="requests at or under (%)"),
+        color=_colour(by, groups, by),
+        tooltip=[f"{by}:N", alt.Tooltip("value_ms:Q", format=".2f"), alt.Tooltip("percentile:Q", format=".2f")],
+    ).properties(width=width, height=height, title=_title(title))
+
+
+def compare_endpoint_bars(stats: pl.DataFrame, *, by: str = "label", metric: str = "p50",
+                          title: str | None = None, width: int = WIDTH) -> alt.Chart:
+    """One latency percentile per endpoint, a bar per ``by`` group side by side (e.g. cold and warm).
+    Expects ``endpoint, <metric>_ms, <by>`` (results.endpoint_stats with a label column)."""
+    col = f"{metric}_ms"
+    title = title or f"{metric} latency by endpoint (ms)"
+    df = _frame(stats, ["endpoint", col, by], "compare_endpoint_bars", "endpoint_stats")
+    if df is None or df.height == 0:
+        return _empty("no requests", title, width)
+    groups = df[by].unique(maintain_order=True).to_list()
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("endpoint:N", title=None), yOffset=alt.YOffset(f"{by}:N", sort=groups),
+        x=alt.X(f"{col}:Q", title=f"{metric} {LATENCY_AXIS}"), color=_colour(by, groups, by),
+        tooltip=["endpoint:N", f"{by}:N", alt.Tooltip(f"{col}:Q", format=".2f")],
+    ).properties(width=width, height=alt.Step(14), title=_title(title))
+
+
+def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerChart:
+    d = pl.DataFrame({"x": [x], "label": [label]})
+    rule = alt.Chart(d).mark_rule(strokeDash=[4, 3], color=colour).encode(x="x:Q")
+    text = alt.Chart(d).mark_text(align="left", dx=4, dy=-4, color=colour, baseline="top").encode(
+        x="x:Q", y=alt.value(0), text="label:N")
+    return rule + text

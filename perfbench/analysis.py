@@ -1,0 +1,131 @@
+"""Analyses of experiments, as pure functions on the frames of ``perfbench.results``.
+
+- :func:`spike_recovery`: baseline, spike, recovery: how long until latency is back to baseline?
+- :func:`drift`: does latency creep up over a long run (a soak)? slope with a confidence interval.
+- :func:`stage_table`: latency, throughput and errors per stage of a plan.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from .results import pct, with_ms
+
+
+def stage_table(lf: pl.LazyFrame, meta: dict[str, Any]) -> pl.DataFrame:
+    """Per stage of the run's plan: name, start/end (s), offered and achieved req/s, p50/p95/p99, errors."""
+    stages = (meta.get("shape") or {}).get("stages", [])
+    names = [s.get("name") or f"stage {i}" for i, s in enumerate(stages)]
+    bounds, t = [], 0.0
+    for s in stages:
+        bounds.append((t, t + s["duration_s"]))
+        t += s["duration_s"]
+    per = (with_ms(lf).group_by("stage").agg(
+        pl.len().alias("requests"),
+        pl.col("error").is_not_null().sum().alias("errors"),
+        pct("latency_ms", 0.50).alias("p50_ms"), pct("latency_ms", 0.95).alias("p95_ms"),
+        pct("latency_ms", 0.99).alias("p99_ms"), pl.col("latency_ms").max().alias("max_ms"),
+    ).sort("stage").collect())
+    rows = []
+    for r in per.iter_rows(named=True):
+        i = r["stage"]
+        start, end = bounds[i] if i < len(bounds) else (None, None)
+        dur = (end - start) if start is not None else None
+        rows.append({"stage": i, "name": names[i] if i < len(names) else str(i), "start_s": start, "end_s": end,
+                     "offered_rps": (stages[i].get("start_rps", 0) + stages[i].get("end_rps", 0)) / 2
+                     if i < len(stages) and "start_rps" in stages[i] else None,
+                     "achieved_rps": r["requests"] / dur if dur else None, **{k: r[k] for k in
+                     ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms")}})
+    return pl.DataFrame(rows)
+
+
+def spike_recovery(ts: pl.DataFrame, *, spike_start_s: float, spike_end_s: float, metric: str = "p95_ms",
+                   tolerance: float = 0.2, hold: int = 3) -> dict[str, Any]:
+    """When did latency come back after a spike?
+
+    ``ts`` is ``results.latency_timeseries`` (buckets by planned send time). The baseline is the
+    median of ``metric`` over the buckets before the spike; the service has recovered at the
+    first bucket after the spike's end from which ``hold`` consecutive buckets stay within
+    ``(1 + tolerance) x baseline``. ``recovery_s`` counts from the spike's end (0: no visible
+    after-effect; None: not within the run).
+    """
+    need = {"t_s", metric, "errors", "requests"}
+    if not need <= set(ts.columns):
+        raise ValueError(f"spike_recovery: needs columns {sorted(need)} (results.latency_timeseries), "
+                         f"got {ts.columns}")
+    before = ts.filter(pl.col("t_s") < spike_start_s)
+    during = ts.filter((pl.col("t_s") >= spike_start_s) & (pl.col("t_s") < spike_end_s))
+    after = ts.filter(pl.col("t_s") >= spike_end_s).sort("t_s")
+    baseline = before[metric].median() if before.height else None
+    peak = during[metric].max() if during.height else None
+    recovery = None
+    limit = None if baseline is None else baseline * (1 + tolerance)
+    if limit is not None:
+        values = after[metric].to_list()
+        times = after["t_s"].to_list()
+        for i in range(len(values)):
+            window = values[i:i + hold]
+            if len(window) == hold and all(v is not None and v <= limit for v in window):
+                recovery = max(0.0, times[i] - spike_end_s)
+                break
+
+    def errors(frame: pl.DataFrame) -> int:
+        return int(frame["errors"].sum()) if frame.height else 0
+
+    return {"metric": metric, "baseline_ms": baseline, "spike_peak_ms": peak, "limit_ms": limit,
+            "recovery_s": recovery, "recovered": recovery is not None, "tolerance": tolerance, "hold": hold,
+            "errors_before": errors(before), "errors_during": errors(during), "errors_after": errors(after),
+            "requests_during": int(during["requests"].sum()) if during.height else 0}
+
+
+def drift(ts: pl.DataFrame, *, metric: str = "p95_ms", warmup_s: float = 0.0, confidence: float = 0.95
+          ) -> dict[str, Any]:
+    """Latency drift over a long run: the least-squares slope of ``metric`` against time.
+
+    Returns the slope in ms per hour with a confidence interval (normal approximation of the
+    OLS standard error; with fewer than 10 buckets the interval is wide and says so), after
+    dropping the first ``warmup_s`` seconds. ``drifting`` is True when the whole interval lies
+    above zero and the fitted rise over the run exceeds 10% of the starting level.
+    """
+    pts = ts.filter((pl.col("t_s") >= warmup_s) & pl.col(metric).is_not_null()).select("t_s", metric)
+    n = pts.height
+    if n < 3:
+        return {"metric": metric, "n": n, "slope_ms_per_h": None, "ci": None, "drifting": False,
+                "note": "too few time buckets to fit a trend"}
+    x = pts["t_s"].to_list()
+    y = pts[metric].to_list()
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    if sxx == 0:
+        return {"metric": metric, "n": n, "slope_ms_per_h": None, "ci": None, "drifting": False,
+                "note": "all buckets at one time"}
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / sxx
+    intercept = my - slope * mx
+    resid = sum((b - (intercept + slope * a)) ** 2 for a, b in zip(x, y, strict=True))
+    se = math.sqrt(resid / (n - 2) / sxx) if n > 2 else float("inf")
+    z = _z(confidence)
+    lo, hi = slope - z * se, slope + z * se
+    span = x[-1] - x[0] if n else 0
+    start_level = intercept + slope * x[0]
+    rise = slope * span
+    drifting = lo > 0 and start_level > 0 and rise > 0.1 * start_level
+    return {"metric": metric, "n": n, "slope_ms_per_h": slope * 3600, "ci": [lo * 3600, hi * 3600],
+            "confidence": confidence, "intercept_ms": intercept, "start_ms": start_level, "rise_ms": rise,
+            "drifting": drifting, "method": "OLS slope, normal-approximation interval",
+            "note": "few buckets: a wide interval" if n < 10 else None}
+
+
+def _z(confidence: float) -> float:
+    """The two-sided normal quantile for ``confidence`` (no scipy: bisection on erf)."""
+    target = 1 - (1 - confidence) / 2
+    lo, hi = 0.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

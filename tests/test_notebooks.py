@@ -1,0 +1,68 @@
+"""Every experiment notebook runs top to bottom under papermill with small parameters and
+exports an offline report with its charts."""
+
+import base64
+import json
+import re
+
+import pytest
+
+from perfbench.experiments import run_experiment
+
+pytestmark = pytest.mark.slow
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+
+
+def charts_in(html: str) -> str:
+    return " ".join(base64.b64decode(m).decode()
+                    for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html))
+
+
+def check_report(result, titles):
+    html = result.report.read_text()
+    assert not EXTERNAL.search(html)
+    svg = charts_in(html)
+    for t in titles:
+        assert t in svg, t
+    nb = json.loads(result.notebook.read_text())
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
+    return html
+
+
+def test_stress_notebook(http_server, tmp_path):
+    r = run_experiment("stress", {"target": http_server.url, "scenario": "", "paths": ["/delay/50"],
+                                  "start": 20, "step": 0, "factor": 3, "max_rate": 200, "step_duration": 1,
+                                  "slos": ["p99<45ms"]},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Offered load against achieved throughput", "Latency against offered load"])
+    assert "Verdict: broke at 20 req/s" in html  # every request takes 50 ms: the first step breaks p99<45ms
+
+
+def test_spike_notebook(http_server, tmp_path):
+    r = run_experiment("spike", {"target": http_server.url, "scenario": "", "paths": ["/"], "baseline": 20,
+                                 "peak": 100, "before": 2, "during": 1, "after": 4, "hold": 2},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Latency through the spike", "Throughput"])
+    assert "after the spike ended" in html or "Not recovered" in html
+
+
+def test_soak_notebook(http_server, tmp_path):
+    r = run_experiment("soak", {"target": http_server.url, "scenario": "", "paths": ["/"], "rate": 30,
+                                "duration": 4, "checkpoint_every": 2, "bucket_s": 0.5, "warmup_s": 0.5},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Latency drift over the run", "Latency over time"])
+    assert "ms per hour" in html
+
+
+def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
+    from perfbench import shapes
+    from perfbench.engine import run_load
+    from perfbench.scenario import from_paths
+
+    run_load(http_server.url, shapes.constant(50, 1), from_paths(["/", "slow=GET /delay/20"]),
+             runs_dir=tmp_path / "runs", progress=False)
+    r = run_experiment("explore", {"runs_dir": str(tmp_path / "runs"), "endpoint": "slow"},
+                       reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Latency by percentile", "Latency over time"])
+    assert "for endpoint" in html and "request_id" in html
