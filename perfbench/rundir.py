@@ -10,6 +10,13 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        is what remains: every flushed batch is readable and ``recover`` converts it.
     summary.json       per endpoint and overall: counts, throughput, exact percentiles, errors
     resources.parquet, queries.parquet, memory/   written by the profilers when they run
+    queries.parquet    server-side SQL, one row per statement (perfbench.agent.AgentCollector):
+                       request_id (null: outside a request or a malformed header, see
+                       request_id_status), endpoint (the server's route), fingerprint, statement
+                       (redacted: no literal or parameter value), duration_ns, t_ns (statement start
+                       on the requests' time base, via the agent's measured clock offset), source, error
+    cache.parquet      cache hits and misses the service reported to the agent, one row each:
+                       request_id, request_id_status, endpoint, kind (hit/miss), name, t_ns
 
 All times in requests.parquet are integer nanoseconds from the run's start (a monotonic clock);
 ``meta.json["start_unix_ns"]`` anchors them to wall-clock time.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -23,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--cache-url", help="e.g. redis://127.0.0.1:6379/0 (default: in-process cache)")
     p.add_argument("--max-seconds", type=positive(float), default=None,
                    help="stop by itself after this many seconds (a lifetime limit)")
+    p.add_argument("--agent-token", default=os.environ.get("PERFBENCH_AGENT_TOKEN") or None,
+                   help="run with the perfbench agent on: SQL and cache events per request id, served with "
+                        "this token (16+ characters) on /_perfbench/* to loopback clients "
+                        "(default: $PERFBENCH_AGENT_TOKEN, else no agent)")
     p.set_defaults(func=cmd_serve_demo)
 
 
@@ -33,7 +38,8 @@ def cmd_serve_demo(args) -> int:
         Path(args.db_path).parent.mkdir(parents=True, exist_ok=True)
     try:
         run_server(host=args.host, port=args.port, db_url=args.db_url, db_path=args.db_path,
-                   cache_url=args.cache_url, max_seconds=args.max_seconds)
+                   cache_url=args.cache_url, max_seconds=args.max_seconds,
+                   agent_token=args.agent_token)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return 0

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -42,6 +43,7 @@ from .validation import ApiError, read_json_object, require_str
 log = logging.getLogger("perfbench.demo")
 
 REQUEST_ID_HEADER = "X-Request-Id"
+AGENT: web.AppKey[Any] = web.AppKey("perfbench_agent", object)
 routes = web.RouteTableDef()
 
 
@@ -57,6 +59,7 @@ def create_app(
     report_ttl: float = 60.0,
     token_ttl: float = 3600.0,
     password_iterations: int = DEFAULT_ITERATIONS,
+    agent_token: str | None = None,
 ) -> web.Application:
     """The demo service as an aiohttp Application; nothing is opened until it starts.
 
@@ -71,6 +74,10 @@ def create_app(
       with the process); `token_ttl` their lifetime in seconds.
     - `report_ttl`: seconds a cached report lives.
     - `password_iterations`: PBKDF2 iterations for newly seeded users.
+    - `agent_token`: run with the perfbench agent on (`perfbench.agent`): every SQL
+      statement and cache hit/miss is attributed to the engine's `X-Request-Id`, and the
+      records are served, with this token, on `/_perfbench/*` to loopback clients.
+      None (the default): no agent. The agent is then `app[AGENT]`.
 
     Bad arguments raise ValueError here, not at startup. After startup,
     `app[perfbench.demo.state.STATE]` holds the engine, cache and signer.
@@ -114,6 +121,10 @@ def create_app(
             await engine.dispose()
 
     app = web.Application(middlewares=[error_middleware])
+    if agent_token is not None:
+        from ..agent import Agent
+
+        app[AGENT] = Agent(agent_token, endpoints=True).install_aiohttp(app)
     app.on_response_prepare.append(_echo_request_id)
     app.cleanup_ctx.append(lifecycle)
     for table in (routes, notifications.routes, posts.routes, reports.routes):

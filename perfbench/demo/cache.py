@@ -3,7 +3,9 @@
 Both store text (the report serialised as JSON) under a key with a TTL, count
 hits and misses, and can clear themselves. The counters live in the process
 that serves the requests, also with Redis: they describe what *this* server saw,
-which is what a cold-versus-warm cache experiment compares.
+which is what a cold-versus-warm cache experiment compares. Each hit and miss is
+also reported to the perfbench agent (`perfbench.agent.cache_hit/cache_miss`, a
+no-op when no agent runs), which attributes it to the request.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+
+from ..agent import cache_hit, cache_miss
 
 DEFAULT_PREFIX = "perfbench:demo:"
 
@@ -34,8 +38,10 @@ class Cache(ABC):
         value = await self._get(key)
         if value is None:
             self.misses += 1
+            cache_miss(self.backend)
         else:
             self.hits += 1
+            cache_hit(self.backend)
         return value
 
     async def clear(self) -> int:

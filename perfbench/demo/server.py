@@ -60,6 +60,7 @@ async def serve(
     max_seconds: float | None = None,
     ready: Callable[[str], None] | None = None,
     seed: int = DEFAULT_SEED,
+    agent_token: str | None = None,
 ) -> None:
     """Serve the demo on `host:port` until cancelled or `max_seconds` after it became ready.
 
@@ -67,6 +68,7 @@ async def serve(
     database) happens before `ready(url)` is called with the real URL, e.g.
     `http://127.0.0.1:43123`; from then on the server accepts connections.
     `max_seconds` is a lifetime limit, so a forgotten server stops by itself.
+    `agent_token`: run with the perfbench agent on (see `create_app`).
     On return (or cancellation) the server has stopped and released the database.
 
     Raises ValueError for a non-loopback host (see `loopback_bind_address`), a
@@ -77,7 +79,7 @@ async def serve(
         raise ValueError(f"port must be between 0 and 65535, got {port}")
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive (or None for no limit), got {max_seconds}")
-    app = create_app(db_url=db_url, db_path=db_path, cache_url=cache_url, seed=seed)
+    app = create_app(db_url=db_url, db_path=db_path, cache_url=cache_url, seed=seed, agent_token=agent_token)
     # access_log=None: one log line per request would cost more than some of the
     # endpoints being measured. Signals are the caller's business (run_server).
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
@@ -113,6 +115,7 @@ def run_server(
     cache_url: str | None = None,
     max_seconds: float | None = None,
     seed: int = DEFAULT_SEED,
+    agent_token: str | None = None,
 ) -> None:
     """Run the demo in this thread until SIGINT/SIGTERM or `max_seconds`, then return.
 
@@ -148,6 +151,7 @@ def run_server(
                 max_seconds=max_seconds,
                 ready=announce,
                 seed=seed,
+                agent_token=agent_token,
             )
         )
         stopping = asyncio.create_task(stop.wait())

@@ -1,0 +1,46 @@
+"""The service agent: what a user adds to their own Python service so perfbench sees inside it.
+
+    from perfbench.agent import Agent
+    agent = Agent(token=os.environ["PERFBENCH_AGENT_TOKEN"], endpoints=True)
+    agent.install_aiohttp(app)            # aiohttp: adds the middleware and installs the capture
+    app = agent.wrap_asgi(app)            # ASGI (FastAPI, Starlette, Datasette, ...): a pure ASGI wrapper
+
+Per request it reads the engine's ``X-Request-Id`` header (an integer; a missing or malformed value
+is recorded as unattributed, never an error), binds it in a ContextVar so every SQL statement
+(``perfbench.profilers.queries``) and every cache hit/miss the service reports
+(:func:`cache_hit`/:func:`cache_miss`) is attributed to it, also in executor threads.
+
+Records stay in a bounded ring buffer (``capacity`` per kind; the oldest are dropped and counted).
+The engine fetches them through the agent's endpoints (``AgentCollector``), which are:
+
+- off unless ``endpoints=True``; enabling them without a token raises :class:`AgentError`;
+- answered only for loopback clients (others get 403), and only with the token
+  (``X-Perfbench-Token`` header, compared in constant time; otherwise 401);
+- ``GET {prefix}/status``: the agent's clock (``perf_counter_ns``) and buffer counts;
+  ``POST {prefix}/reset``: forget every record; ``POST {prefix}/records?limit=N``: take records
+  (fetch-and-clear, oldest first; ``more`` says whether to call again). Default prefix ``/_perfbench``.
+"""
+
+from __future__ import annotations
+
+from .core import (
+    DEFAULT_PREFIX,
+    REQUEST_ID_HEADER,
+    TOKEN_HEADER,
+    Agent,
+    AgentError,
+    cache_hit,
+    cache_miss,
+    current_request,
+)
+
+__all__ = ["DEFAULT_PREFIX", "REQUEST_ID_HEADER", "TOKEN_HEADER", "Agent", "AgentCollector", "AgentError",
+           "cache_hit", "cache_miss", "current_request"]
+
+
+def __getattr__(name: str):
+    if name == "AgentCollector":  # engine side: imported on demand, the service never needs it
+        from .collector import AgentCollector
+
+        return AgentCollector
+    raise AttributeError(name)

@@ -1,0 +1,228 @@
+"""The engine side of the agent: a Collector that fetches the agent's records into the run directory.
+
+    from perfbench.agent import AgentCollector
+    run_load(url, plan, scenario, collectors=[AgentCollector(token=token)])
+    # -> <run>/queries.parquet (one row per SQL statement) and <run>/cache.parquet (hits/misses)
+
+``start`` checks the agent answers (and raises, so the run goes on without it and says why, if not),
+measures the clock offset between the agent's process and this one, and resets the agent's
+buffers, so the files hold exactly this run. While the load runs it drains the agent every
+``poll_s`` seconds (the agent's memory stays bounded; batches go straight to Parquet, so does
+ours). ``stop`` drains what is left and closes the files.
+
+Time base: the agent stamps records with its own ``perf_counter_ns``. ``start`` reads the agent's
+clock between two local readings and takes ``offset = agent - midpoint`` (on one Linux machine both
+are CLOCK_MONOTONIC and the offset is about zero, within half the round trip, reported as
+``clock_rtt_ns``). ``t_ns`` = agent time - offset - the run's t0: ns from the run's start, the
+time base of requests.parquet (``RunContext.run_ns``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..safety import check_target
+from .core import DEFAULT_PREFIX, TOKEN_HEADER
+
+QUERIES = "queries.parquet"
+CACHE = "cache.parquet"
+
+QUERY_SCHEMA = pa.schema([
+    pa.field("request_id", pa.int64()),  # the X-Request-Id the engine sent; null when unattributed
+    pa.field("request_id_status", pa.string(), nullable=False),  # ok | missing | malformed | outside
+    pa.field("endpoint", pa.string()),  # server-side route, e.g. "GET /api/posts"; null outside requests
+    pa.field("fingerprint", pa.string(), nullable=False),  # 16 hex digits, see profilers.queries
+    pa.field("statement", pa.string(), nullable=False),  # redacted text: no literal or parameter value
+    pa.field("duration_ns", pa.int64(), nullable=False),
+    pa.field("t_ns", pa.int64(), nullable=False),  # statement start, ns from the run's start
+    pa.field("source", pa.string(), nullable=False),  # sqlalchemy | sqlite3 | asyncpg
+    pa.field("error", pa.bool_(), nullable=False),  # the statement raised
+])
+CACHE_SCHEMA = pa.schema([
+    pa.field("request_id", pa.int64()),
+    pa.field("request_id_status", pa.string(), nullable=False),
+    pa.field("endpoint", pa.string()),
+    pa.field("kind", pa.string(), nullable=False),  # hit | miss
+    pa.field("name", pa.string()),  # what the service called the cache, if it said
+    pa.field("t_ns", pa.int64(), nullable=False),
+])
+
+
+class AgentCollector:
+    """Collector (``perfbench.engine.collectors``) for a service running ``perfbench.agent``.
+
+    - ``token``: the agent's token; ``url``: the service's base URL (default: the run's target);
+    - ``poll_s``: drain interval during the run (None: only at the end); ``batch``: records per fetch;
+    - ``timeout``: seconds per HTTP call; ``allow_hosts``: as for the engine (loopback otherwise).
+    """
+
+    name = "agent"
+
+    def __init__(self, token: str, url: str | None = None, *, prefix: str = DEFAULT_PREFIX,
+                 poll_s: float | None = 2.0, batch: int = 50_000, timeout: float = 10.0,
+                 allow_hosts: tuple[str, ...] = ()):
+        if not token:
+            raise ValueError("AgentCollector needs the agent's token")
+        if poll_s is not None and poll_s <= 0:
+            raise ValueError(f"poll_s must be positive or None, got {poll_s}")
+        self._token = token
+        self.url = url
+        self.prefix = prefix
+        self.poll_s = poll_s
+        self.batch = batch
+        self.timeout = timeout
+        self.allow_hosts = allow_hosts
+        self._session = None
+        self._poller: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._run_dir: Path | None = None
+        self.offset_ns = 0
+        self.rtt_ns = 0
+        self._local_start_ns = 0
+        self.stats: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"AgentCollector(url={self.url!r}, prefix={self.prefix!r})"
+
+    async def _call(self, method: str, action: str, **params: Any) -> dict[str, Any]:
+        assert self._session is not None
+        url = f"{self.base}{self.prefix}/{action}"
+        async with self._session.request(method, url, params=params or None,
+                                         headers={TOKEN_HEADER: self._token}) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status != 200:
+                detail = body.get("error") if isinstance(body, dict) else body
+                raise RuntimeError(f"agent at {url} answered HTTP {resp.status}: {detail}")
+            return body
+
+    async def start(self, ctx) -> None:  # noqa: ANN001
+        import aiohttp
+
+        self.base = check_target(self.url or ctx.target, self.allow_hosts)
+        self._run_dir = Path(ctx.run_dir)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        try:
+            best = None
+            for _ in range(3):  # keep the reading with the shortest round trip
+                before = time.perf_counter_ns()
+                status = await self._call("GET", "status")
+                after = time.perf_counter_ns()
+                if best is None or after - before < best[0]:
+                    best = (after - before, status["clock_ns"] - (before + after) // 2)
+            self.rtt_ns, self.offset_ns = best
+            if not status.get("capturing"):
+                raise RuntimeError("the agent answers but is not capturing (was it installed?)")
+            await self._call("POST", "reset")
+        except Exception:
+            await self._session.close()
+            self._session = None
+            raise
+        self._local_start_ns = time.perf_counter_ns()
+        self.stats = {"queries": 0, "cache_events": 0, "dropped_queries": 0, "dropped_cache": 0, "fetches": 0,
+                      "unattributed_queries": 0, "requests_seen": 0, "unattributed_requests": 0}
+        if self.poll_s:
+            self._poller = asyncio.create_task(self._poll(ctx))
+
+    async def _poll(self, ctx) -> None:  # noqa: ANN001
+        while True:
+            await asyncio.sleep(self.poll_s)
+            with contextlib.suppress(Exception):  # a failed poll is retried; stop() reports real failures
+                await self._drain(ctx, max_rounds=1)
+
+    async def _drain(self, ctx, max_rounds: int = 1000) -> None:  # noqa: ANN001
+        async with self._lock:
+            for _ in range(max_rounds):
+                body = await self._call("POST", "records", limit=self.batch)
+                self.stats["fetches"] += 1
+                self._write(ctx, body)
+                if not body.get("more"):
+                    break
+
+    def _t0(self, ctx) -> int:  # noqa: ANN001
+        return ctx.t0_ns if ctx.t0_ns is not None else self._local_start_ns
+
+    def _write(self, ctx, body: dict[str, Any]) -> None:  # noqa: ANN001
+        queries, cache = records_to_tables(body, self.offset_ns + self._t0(ctx))
+        if queries.num_rows:
+            self._writer(QUERIES, QUERY_SCHEMA).write_table(queries)
+            self.stats["queries"] += queries.num_rows
+            self.stats["unattributed_queries"] += queries.column("request_id").null_count
+        if cache.num_rows:
+            self._writer(CACHE, CACHE_SCHEMA).write_table(cache)
+            self.stats["cache_events"] += cache.num_rows
+        self.stats["dropped_queries"] += body["dropped"]["queries"]
+        self.stats["dropped_cache"] += body["dropped"]["cache"]
+        self.stats["requests_seen"] = body.get("requests_seen", 0)
+        self.stats["unattributed_requests"] = body.get("unattributed_requests", 0)
+
+    def _writer(self, name: str, schema: pa.Schema) -> pq.ParquetWriter:
+        w = self._writers.get(name)
+        if w is None:
+            assert self._run_dir is not None
+            w = self._writers[name] = pq.ParquetWriter(self._run_dir / (name + ".tmp"), schema,
+                                                       compression="zstd")
+        return w
+
+    def _close_files(self) -> None:
+        assert self._run_dir is not None
+        for name, schema in ((QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA)):
+            w = self._writers.pop(name, None)
+            if w is None:  # always leave both files, empty if nothing happened
+                w = pq.ParquetWriter(self._run_dir / (name + ".tmp"), schema, compression="zstd")
+            w.close()
+            (self._run_dir / (name + ".tmp")).replace(self._run_dir / name)
+
+    async def stop(self, ctx) -> dict[str, Any]:  # noqa: ANN001
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        try:
+            await self._drain(ctx)
+        finally:
+            self._close_files()
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+        dropped = self.stats["dropped_queries"] + self.stats["dropped_cache"]
+        return {**self.stats, "files": [QUERIES, CACHE], "clock_offset_ns": self.offset_ns,
+                "clock_rtt_ns": self.rtt_ns,
+                **({"warning": f"the agent dropped {dropped} records (its buffer was full); "
+                               "raise its capacity or poll more often"} if dropped else {})}
+
+
+def records_to_tables(body: dict[str, Any], shift_ns: int = 0) -> tuple[pa.Table, pa.Table]:
+    """The agent's drained records (``QueryLog.drain()`` or ``POST /_perfbench/records``) as
+    ``(queries, cache)`` Arrow tables with QUERY_SCHEMA / CACHE_SCHEMA; ``t_ns`` = agent time - shift_ns."""
+    qd = body["queries"]
+    statements = body["statements"]
+    queries = pa.table({
+        "request_id": pa.array(qd["request_id"], pa.int64()),
+        "request_id_status": pa.array(qd["request_id_status"], pa.string()),
+        "endpoint": pa.array(qd["endpoint"], pa.string()),
+        "fingerprint": pa.array(qd["fingerprint"], pa.string()),
+        "statement": pa.array([statements[f] for f in qd["fingerprint"]], pa.string()),
+        "duration_ns": pa.array(qd["duration_ns"], pa.int64()),
+        "t_ns": pa.array([t - shift_ns for t in qd["start_ns"]], pa.int64()),
+        "source": pa.array(qd["source"], pa.string()),
+        "error": pa.array(qd["error"], pa.bool_()),
+    }, schema=QUERY_SCHEMA)
+    cd = body["cache"]
+    cache = pa.table({
+        "request_id": pa.array(cd["request_id"], pa.int64()),
+        "request_id_status": pa.array(cd["request_id_status"], pa.string()),
+        "endpoint": pa.array(cd["endpoint"], pa.string()),
+        "kind": pa.array(cd["kind"], pa.string()),
+        "name": pa.array(cd["name"], pa.string()),
+        "t_ns": pa.array([t - shift_ns for t in cd["t_ns"]], pa.int64()),
+    }, schema=CACHE_SCHEMA)
+    return queries, cache

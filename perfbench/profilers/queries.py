@@ -1,0 +1,742 @@
+"""The SQL query profiler: capture, fingerprint, attribute and analyse every statement a service runs.
+
+Service side (installed by ``perfbench.agent``; nothing in the service's code changes):
+
+- SQLAlchemy, sync and async engines: class-level ``before/after_cursor_execute`` and ``handle_error``
+  listeners on ``sqlalchemy.engine.Engine`` (an ``AsyncEngine``'s ``sync_engine`` is one), so engines
+  created before or after installing are all seen. One row per cursor execution (an ``executemany``
+  is one row). BEGIN/COMMIT/ROLLBACK issued by the DBAPI itself are not statements here.
+- the standard ``sqlite3`` module: ``sqlite3.connect`` is wrapped so new connections are a traced
+  subclass (``execute``, ``executemany``, ``executescript`` on the connection and its cursors).
+  Code that bound ``connect`` before installing (``from sqlite3 import connect``) is not seen.
+  Duration is the time inside ``execute`` (SQLite runs a SELECT to its first row there; rows fetched
+  later are not counted).
+- asyncpg: ``Connection._execute``/``_executemany``/``execute`` (simple queries) and
+  ``PreparedStatement`` executions (what SQLAlchemy's asyncpg dialect uses). Cursors and COPY are
+  not seen.
+- psycopg (3) is not installed in this project and not instrumented.
+
+A connection opened by a SQLAlchemy engine is recorded by the SQLAlchemy listeners only: the
+driver-level hooks skip it (marked on the pool's ``connect`` event), so nothing is counted twice.
+
+Attribution: ``REQUEST`` is a ContextVar holding the current :class:`RequestTag` (request id,
+endpoint); the agent's middleware binds it per request. Context does not follow work into thread
+pools (``loop.run_in_executor``, ``executor.submit``) nor into aiosqlite's worker thread, so
+installing the capture also carries the tag into ``ThreadPoolExecutor.submit`` and aiosqlite's
+queue (only the tag, never the caller's whole context). Statements outside any request are kept,
+with a null request id.
+
+Fingerprints (in the spirit of pg_stat_statements): comments dropped, whitespace collapsed,
+unquoted words lower-cased; string, number, dollar-quoted and hex/blob literals and parameter
+placeholders of every style (``?``, ``$1``, ``%s``, ``%(name)s``, ``:name``) become ``?``; a list
+made only of constants (``IN (?, ?, ?)``, ``VALUES (?, ?), (?, ?)``, with ``::type`` casts) collapses to
+``(...)``, so IN-lists of any length share a fingerprint. The stored statement is the same text in
+its original case: no parameter value or literal ever reaches it.
+
+Analysis side (Polars, pure functions over the ``queries.parquet`` frame): :func:`n_plus_one`,
+:func:`queries_per_request`, :func:`queries_per_request_stats`, :func:`slowest_fingerprints`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import contextvars
+import functools
+import hashlib
+import inspect
+import re
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
+DEFAULT_CAPACITY = 100_000
+DEFAULT_N_PLUS_ONE = 5
+
+# --- fingerprints ------------------------------------------------------------------------------------
+
+# Strings: only PostgreSQL's E'...' strings take backslash escapes; in standard SQL (SQLite,
+# PostgreSQL's default) a backslash is an ordinary character, so '\' is a complete string.
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<dollar>\$\$.*?(?:\$\$|\Z)|\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*)\$.*?(?:\$(?P=tag)\$|\Z))
+  | (?P<string>[Ee]'(?:[^'\\]|''|\\.)*(?:'|\Z)|(?:[XxBbNn]|[Uu]&)?'(?:[^']|'')*(?:'|\Z))
+  | (?P<qident>"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[A-Za-z_][^\]]*\])
+  | (?P<param>\?\d*|\$\d+|%\([^)]*\)s|%s|(?<![:\w]):[A-Za-z_][A-Za-z_0-9]*|@[A-Za-z_][A-Za-z_0-9]*)
+  | (?P<number>0[xX][0-9A-Fa-f]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<word>[A-Za-z_\u0080-\uffff][A-Za-z_0-9$\u0080-\uffff]*)
+  | (?P<op>::|<>|!=|<=|>=|\|\||->>|->|[^\s])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_CONST = "?"
+_LIST = "(...)"
+# after these tokens a + or - is a sign, not a binary operator
+_SIGN_CONTEXT = {"(", ",", "=", "<", ">", "<=", ">=", "<>", "!=", "+", "-", "*", "/", "%", "||", None}
+_KEYWORD_BEFORE_SIGN = {"select", "where", "and", "or", "not", "in", "values", "set", "limit", "offset", "then",
+                        "else", "when", "return", "is", "between", "like", "by", "on", "case", "array"}
+
+
+def _tokens(sql: str) -> list[str]:
+    """Significant tokens of ``sql`` with constants already replaced by ``?`` (original case)."""
+    out: list[str] = []
+    for m in _TOKEN.finditer(sql):
+        kind = m.lastgroup
+        if kind in ("ws", "comment"):
+            continue
+        if kind in ("dollar", "string", "param", "number"):
+            # a sign in front of a number belongs to the literal: "x = -5" is "x = ?"
+            if kind == "number" and out and out[-1] in ("-", "+"):
+                before = out[-2] if len(out) > 1 else None
+                if before in _SIGN_CONTEXT or (before or "").lower() in _KEYWORD_BEFORE_SIGN:
+                    out.pop()
+            out.append(_CONST)
+            continue
+        if kind == "tag":  # pragma: no cover - a sub-group, never the last group
+            continue
+        out.append(m.group())
+    return _collapse_lists(out)
+
+
+def _is_word(tok: str) -> bool:
+    return bool(tok) and (tok[0].isalpha() or tok[0] == "_" or tok[0] in '"`[')
+
+
+_TYPE_WORDS = {"precision", "varying", "with", "without", "time", "zone"}
+
+
+def _drop_casts(toks: list[str]) -> list[str]:
+    """``? :: type`` -> ``?``: a cast on a constant is part of how it was bound (asyncpg renders
+    ``$1::INTEGER``), not of the statement's shape."""
+    out: list[str] = []
+    i, n = 0, len(toks)
+    while i < n:
+        tok = toks[i]
+        if tok == "::" and out and out[-1] == _CONST and i + 1 < n and _is_word(toks[i + 1]):
+            i += 2
+            while i < n and toks[i].lower() in _TYPE_WORDS:
+                i += 1
+            if i + 2 < n and toks[i] == "(" and toks[i + 1] == _CONST and toks[i + 2] == ")":
+                i += 3
+            while i + 1 < n and toks[i] == "[" and toks[i + 1] == "]":
+                i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _collapse_lists(toks: list[str]) -> list[str]:
+    """``( ? , ? , (...) )`` -> ``(...)``; then ``(...) , (...)`` runs (multi-row VALUES) -> one ``(...)``."""
+    out: list[str] = []
+    for tok in _drop_casts(toks):
+        out.append(tok)
+        if tok != ")":
+            continue
+        i = len(out) - 2
+        want_element = True
+        while i >= 0 and out[i] != "(":
+            if want_element and out[i] in (_CONST, _LIST) or not want_element and out[i] == ",":
+                want_element = not want_element
+                i -= 1
+                continue
+            break
+        if i >= 0 and out[i] == "(" and not want_element:
+            del out[i:]
+            out.append(_LIST)
+    res: list[str] = []
+    for tok in out:
+        if tok == _LIST and len(res) >= 2 and res[-1] == "," and res[-2] == _LIST:
+            res.pop()
+            continue
+        res.append(tok)
+    return res
+
+
+def _render(toks: list[str]) -> str:
+    parts: list[str] = []
+    prev = ""
+    for tok in toks:
+        if parts and not (tok in (",", ")", ";", "::", ".") or prev in ("(", "::", ".")
+                          or (tok == "(" and _is_word(prev) and prev.lower() not in _KEYWORD_BEFORE_SIGN
+                              and prev.lower() not in ("from", "join", "into", "as", "exists", "using"))):
+            parts.append(" ")
+        parts.append(tok)
+        prev = tok
+    return "".join(parts)
+
+
+def _canonical(toks: list[str]) -> list[str]:
+    return [t if t[:1] in ('"', "`", "[") else t.lower() for t in toks]
+
+
+def redact(sql: str) -> str:
+    """The statement with every literal and parameter replaced by ``?`` (IN-lists by ``(...)``)."""
+    return _render(_tokens(sql))
+
+
+def fingerprint(sql: str) -> str:
+    """A 16-hex-digit id shared by statements that differ only in constants, placeholders, case, spacing."""
+    return fingerprint_and_text(sql)[0]
+
+
+def fingerprint_and_text(sql: str) -> tuple[str, str]:
+    """``(fingerprint, redacted text)`` of ``sql`` in one pass."""
+    toks = _tokens(sql)
+    canon = " ".join(_canonical(toks))
+    fp = hashlib.blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return fp, _render(toks)
+
+
+class _FingerprintCache:
+    """Bounded memo of raw SQL -> (fingerprint, text): drivers repeat the same texts all the time."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._d: dict[str, tuple[str, str]] = {}
+
+    def get(self, sql: str) -> tuple[str, str]:
+        hit = self._d.get(sql)
+        if hit is None:
+            hit = fingerprint_and_text(sql)
+            if len(self._d) >= self.size:
+                self._d.clear()  # cheap and bounded; texts with inline literals would grow it forever
+            self._d[sql] = hit
+        return hit
+
+
+_FP = _FingerprintCache()
+
+# --- attribution ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RequestTag:
+    """What a statement is attributed to. ``request_id`` is None when the header was missing/malformed."""
+
+    log: QueryLog | None
+    request_id: int | None
+    endpoint: str | None
+    status: str = "ok"  # ok | missing | malformed
+    start_ns: int = field(default_factory=time.perf_counter_ns)
+
+
+REQUEST: contextvars.ContextVar[RequestTag | None] = contextvars.ContextVar("perfbench_request", default=None)
+
+_INT64 = re.compile(r"^-?[0-9]{1,19}$")
+
+
+def parse_request_id(value: str | bytes | None) -> tuple[int | None, str]:
+    """``(id, status)`` from an ``X-Request-Id`` header: an int64, else ``(None, missing|malformed)``."""
+    if value is None:
+        return None, "missing"
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None, "malformed"
+    value = value.strip()
+    if not _INT64.match(value):
+        return None, "malformed"
+    n = int(value)
+    if not -(2**63) <= n < 2**63:
+        return None, "malformed"
+    return n, "ok"
+
+
+# --- the bounded record store ------------------------------------------------------------------------
+
+# a query record: (tag, fingerprint, text, start perf_counter_ns, duration ns, source, error)
+# a cache record: (tag, kind, name, perf_counter_ns)
+
+
+class QueryLog:
+    """The service-side store: ring buffers of statements and cache events, a dropped counter each.
+
+    Memory is bounded by ``capacity`` records per buffer: when full, the oldest record is dropped and
+    counted (``dropped``), and ``drain`` reports the count. Thread-safe.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._queries: collections.deque = collections.deque(maxlen=capacity)
+        self._cache: collections.deque = collections.deque(maxlen=capacity)
+        self.dropped_queries = 0
+        self.dropped_cache = 0
+        self.recorded_queries = 0
+
+    def add_query(self, tag: RequestTag | None, sql: str, start_ns: int, duration_ns: int, source: str,
+                  error: bool = False) -> None:
+        fp, text = _FP.get(sql)
+        rec = (tag, fp, text, start_ns, duration_ns, source, error)
+        with self._lock:
+            if len(self._queries) == self.capacity:
+                self.dropped_queries += 1
+            self._queries.append(rec)
+            self.recorded_queries += 1
+
+    def add_cache(self, tag: RequestTag | None, kind: str, name: str | None) -> None:
+        rec = (tag, kind, name, time.perf_counter_ns())
+        with self._lock:
+            if len(self._cache) == self.capacity:
+                self.dropped_cache += 1
+            self._cache.append(rec)
+
+    def pending(self) -> dict[str, int]:
+        with self._lock:
+            return {"queries": len(self._queries), "cache": len(self._cache),
+                    "dropped_queries": self.dropped_queries, "dropped_cache": self.dropped_cache}
+
+    def reset(self) -> int:
+        """Forget everything (records and dropped counters); how many records were thrown away."""
+        with self._lock:
+            n = len(self._queries) + len(self._cache)
+            self._queries.clear()
+            self._cache.clear()
+            self.dropped_queries = self.dropped_cache = 0
+        return n
+
+    def drain(self, limit: int | None = None) -> dict[str, Any]:
+        """Take (and remove) up to ``limit`` records of each kind, oldest first, as columnar JSON-ready data.
+
+        ``{"queries": {column: [...]}, "statements": {fingerprint: text}, "cache": {column: [...]},
+        "dropped": {"queries": n, "cache": m}, "more": bool}``. Dropped counters are reported and reset.
+        """
+        with self._lock:
+            qn = len(self._queries) if limit is None else min(limit, len(self._queries))
+            cn = len(self._cache) if limit is None else min(limit, len(self._cache))
+            queries = [self._queries.popleft() for _ in range(qn)]
+            cache = [self._cache.popleft() for _ in range(cn)]
+            dropped = {"queries": self.dropped_queries, "cache": self.dropped_cache}
+            self.dropped_queries = self.dropped_cache = 0
+            more = bool(self._queries or self._cache)
+        statements: dict[str, str] = {}
+        q: dict[str, list] = {k: [] for k in ("request_id", "request_id_status", "endpoint", "fingerprint",
+                                              "start_ns", "duration_ns", "source", "error")}
+        for tag, fp, text, start, dur, source, error in queries:
+            statements.setdefault(fp, text)
+            q["request_id"].append(tag.request_id if tag else None)
+            q["request_id_status"].append(tag.status if tag else "outside")
+            q["endpoint"].append(tag.endpoint if tag else None)
+            q["fingerprint"].append(fp)
+            q["start_ns"].append(start)
+            q["duration_ns"].append(dur)
+            q["source"].append(source)
+            q["error"].append(error)
+        c: dict[str, list] = {k: [] for k in ("request_id", "request_id_status", "endpoint", "kind", "name",
+                                              "t_ns")}
+        for tag, kind, name, t in cache:
+            c["request_id"].append(tag.request_id if tag else None)
+            c["request_id_status"].append(tag.status if tag else "outside")
+            c["endpoint"].append(tag.endpoint if tag else None)
+            c["kind"].append(kind)
+            c["name"].append(name)
+            c["t_ns"].append(t)
+        return {"queries": q, "statements": statements, "cache": c, "dropped": dropped, "more": more}
+
+
+# --- capture: where statements come from ---------------------------------------------------------------
+
+_logs: list[QueryLog] = []  # installed logs; unattributed statements go to each of them
+_install_lock = threading.Lock()
+_undo: list = []
+
+
+def _emit(sql: Any, start_ns: int, duration_ns: int, source: str, error: bool = False) -> None:
+    tag = REQUEST.get()
+    if not isinstance(sql, str):
+        sql = sql.decode("utf-8", "replace") if isinstance(sql, bytes | bytearray) else str(sql)
+    if tag is not None and tag.log is not None:
+        tag.log.add_query(tag, sql, start_ns, duration_ns, source, error)
+        return
+    for log in list(_logs):
+        log.add_query(tag, sql, start_ns, duration_ns, source, error)
+
+
+def record_cache(kind: str, name: str | None = None) -> None:
+    """Count a cache ``hit`` or ``miss`` against the current request (see ``perfbench.agent.cache_hit``)."""
+    tag = REQUEST.get()
+    if tag is not None and tag.log is not None:
+        tag.log.add_cache(tag, kind, name)
+        return
+    for log in list(_logs):
+        log.add_cache(tag, kind, name)
+
+
+# SQLAlchemy ----------------------------------------------------------------------------------------
+
+
+_SA_KEY = "_perfbench_query_start"
+
+
+def _sa_before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    conn.info.setdefault(_SA_KEY, []).append(time.perf_counter_ns())
+
+
+def _sa_after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    stack = conn.info.get(_SA_KEY)
+    if not stack:
+        return
+    start = stack.pop()
+    _emit(statement, start, time.perf_counter_ns() - start, "sqlalchemy")
+
+
+def _sa_error(exception_context):  # noqa: ANN001
+    conn = exception_context.connection
+    stack = conn.info.get(_SA_KEY) if conn is not None else None
+    if not stack or exception_context.statement is None:
+        return
+    start = stack.pop()
+    _emit(exception_context.statement, start, time.perf_counter_ns() - start, "sqlalchemy", error=True)
+
+
+_owned_asyncpg: weakref.WeakSet = weakref.WeakSet()
+
+
+def _sa_pool_connect(dbapi_connection, connection_record):  # noqa: ANN001
+    """Mark the raw driver connection under a SQLAlchemy pool, so driver-level hooks skip it."""
+    seen = 0
+    obj = dbapi_connection
+    while obj is not None and seen < 4:
+        seen += 1
+        if isinstance(obj, _TracedConnectionMixin):
+            obj._perfbench_skip = True
+            return
+        cls = type(obj)
+        if cls.__module__.startswith("asyncpg"):
+            with contextlib.suppress(TypeError):
+                _owned_asyncpg.add(obj)
+            return
+        nxt = None
+        for attr in ("driver_connection", "_connection", "_conn"):
+            cand = getattr(obj, attr, None)
+            if cand is not None and cand is not obj and not inspect.isroutine(cand):
+                nxt = cand
+                break
+        obj = nxt
+
+
+def _install_sqlalchemy() -> None:
+    try:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+        from sqlalchemy.pool import Pool
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        return
+    pairs = [(Engine, "before_cursor_execute", _sa_before), (Engine, "after_cursor_execute", _sa_after),
+             (Engine, "handle_error", _sa_error), (Pool, "connect", _sa_pool_connect)]
+    for target, name, fn in pairs:
+        if name == "connect":
+            event.listen(target, name, fn, insert=True)
+        else:
+            event.listen(target, name, fn)
+    _undo.append(lambda: [event.remove(t, n, f) for t, n, f in pairs])
+
+
+# sqlite3 ---------------------------------------------------------------------------------------------
+
+
+class _TracedConnectionMixin:
+    _perfbench_skip = False
+
+
+def _timed(source: str, sql: Any, call, *args, **kwargs):  # noqa: ANN001
+    start = time.perf_counter_ns()
+    try:
+        result = call(*args, **kwargs)
+    except BaseException:
+        _emit(sql, start, time.perf_counter_ns() - start, source, error=True)
+        raise
+    _emit(sql, start, time.perf_counter_ns() - start, source)
+    return result
+
+
+def _make_sqlite_classes():
+    import sqlite3
+
+    class TracedCursor(sqlite3.Cursor):
+        def execute(self, sql, parameters=(), /):  # noqa: ANN001
+            if getattr(self.connection, "_perfbench_skip", True):
+                return super().execute(sql, parameters)
+            return _timed("sqlite3", sql, super().execute, sql, parameters)
+
+        def executemany(self, sql, seq_of_parameters, /):  # noqa: ANN001
+            if getattr(self.connection, "_perfbench_skip", True):
+                return super().executemany(sql, seq_of_parameters)
+            return _timed("sqlite3", sql, super().executemany, sql, seq_of_parameters)
+
+        def executescript(self, sql_script, /):  # noqa: ANN001
+            if getattr(self.connection, "_perfbench_skip", True):
+                return super().executescript(sql_script)
+            return _timed("sqlite3", sql_script, super().executescript, sql_script)
+
+    class TracedConnection(_TracedConnectionMixin, sqlite3.Connection):
+        def cursor(self, factory=TracedCursor):  # noqa: ANN001
+            cur = super().cursor(factory)
+            return cur
+
+        def execute(self, sql, parameters=(), /):  # noqa: ANN001
+            return self.cursor().execute(sql, parameters)
+
+        def executemany(self, sql, seq_of_parameters, /):  # noqa: ANN001
+            return self.cursor().executemany(sql, seq_of_parameters)
+
+        def executescript(self, sql_script, /):  # noqa: ANN001
+            return self.cursor().executescript(sql_script)
+
+    return TracedConnection, TracedCursor
+
+
+def _install_sqlite3() -> None:
+    import sqlite3
+
+    traced, _cursor = _make_sqlite_classes()
+    original = sqlite3.connect
+    subclasses: dict[type, type] = {}
+
+    @functools.wraps(original)
+    def connect(*args, **kwargs):
+        factory = kwargs.get("factory")
+        if factory is None:
+            kwargs["factory"] = traced
+        elif isinstance(factory, type) and issubclass(factory, sqlite3.Connection) and not issubclass(
+                factory, _TracedConnectionMixin):
+            if factory not in subclasses:
+                subclasses[factory] = type("Traced" + factory.__name__, (traced, factory), {})
+            kwargs["factory"] = subclasses[factory]
+        return original(*args, **kwargs)
+
+    connect.__perfbench_original__ = original  # type: ignore[attr-defined]
+    sqlite3.connect = connect
+    _undo.append(lambda: setattr(sqlite3, "connect", original))
+
+
+# asyncpg ---------------------------------------------------------------------------------------------
+
+
+def _install_asyncpg() -> None:
+    try:
+        import asyncpg.connection as apc
+        import asyncpg.prepared_stmt as aps
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return
+    Conn = apc.Connection
+    PS = aps.PreparedStatement
+    originals = {
+        (Conn, "_execute"): Conn._execute,
+        (Conn, "_executemany"): Conn._executemany,
+        (Conn, "execute"): Conn.execute,
+        (PS, "_PreparedStatement__do_execute"): PS._PreparedStatement__do_execute,
+    }
+
+    async def timed(conn, sql, coro):  # noqa: ANN001
+        if conn in _owned_asyncpg:
+            return await coro
+        start = time.perf_counter_ns()
+        try:
+            result = await coro
+        except BaseException:
+            _emit(sql, start, time.perf_counter_ns() - start, "asyncpg", error=True)
+            raise
+        _emit(sql, start, time.perf_counter_ns() - start, "asyncpg")
+        return result
+
+    orig_execute = originals[(Conn, "_execute")]
+    orig_many = originals[(Conn, "_executemany")]
+    orig_simple = originals[(Conn, "execute")]
+    orig_ps = originals[(PS, "_PreparedStatement__do_execute")]
+
+    @functools.wraps(orig_execute)
+    async def _execute(self, query, args, limit, timeout, **kwargs):  # noqa: ANN001, ASYNC109 - asyncpg's signature
+        return await timed(self, query, orig_execute(self, query, args, limit, timeout, **kwargs))
+
+    @functools.wraps(orig_many)
+    async def _executemany(self, query, args, timeout, **kwargs):  # noqa: ANN001, ASYNC109 - asyncpg's signature
+        return await timed(self, query, orig_many(self, query, args, timeout, **kwargs))
+
+    @functools.wraps(orig_simple)
+    async def execute(self, query, *args, timeout=None):  # noqa: ANN001, ASYNC109 - asyncpg's signature
+        if args:  # goes through _execute, timed there
+            return await orig_simple(self, query, *args, timeout=timeout)
+        return await timed(self, query, orig_simple(self, query, timeout=timeout))
+
+    @functools.wraps(orig_ps)
+    async def do_execute(self, executor):  # noqa: ANN001
+        return await timed(self._connection, self._query, orig_ps(self, executor))
+
+    Conn._execute = _execute
+    Conn._executemany = _executemany
+    Conn.execute = execute
+    PS._PreparedStatement__do_execute = do_execute
+
+    def undo() -> None:
+        for (cls, name), fn in originals.items():
+            setattr(cls, name, fn)
+
+    _undo.append(undo)
+
+
+# context into threads ----------------------------------------------------------------------------------
+
+
+def _carry(fn):  # noqa: ANN001
+    """``fn`` wrapped to run with the caller's request tag bound (or ``fn`` itself outside a request)."""
+    tag = REQUEST.get()
+    if tag is None:
+        return fn
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        token = REQUEST.set(tag)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            REQUEST.reset(token)
+
+    return run
+
+
+def _install_thread_carry() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    original = ThreadPoolExecutor.submit
+
+    @functools.wraps(original)
+    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001
+        return original(self, _carry(fn), *args, **kwargs)
+
+    ThreadPoolExecutor.submit = submit
+    _undo.append(lambda: setattr(ThreadPoolExecutor, "submit", original))
+    try:
+        import aiosqlite.core as aic
+    except ImportError:  # pragma: no cover
+        return
+    orig_aio = aic.Connection._execute
+
+    @functools.wraps(orig_aio)
+    async def _execute(self, fn, *args, **kwargs):  # noqa: ANN001
+        return await orig_aio(self, _carry(functools.partial(fn, *args, **kwargs)))
+
+    aic.Connection._execute = _execute
+    _undo.append(lambda: setattr(aic.Connection, "_execute", orig_aio))
+
+
+def install(log: QueryLog) -> None:
+    """Start recording into ``log`` (hooks are installed once per process, shared by every log)."""
+    with _install_lock:
+        if log in _logs:
+            return
+        if not _logs:
+            _install_sqlalchemy()
+            _install_sqlite3()
+            _install_asyncpg()
+            _install_thread_carry()
+        _logs.append(log)
+
+
+def uninstall(log: QueryLog) -> None:
+    """Stop recording into ``log``; the hooks go when the last log is uninstalled."""
+    with _install_lock:
+        if log not in _logs:
+            return
+        _logs.remove(log)
+        if not _logs:
+            while _undo:
+                _undo.pop()()
+
+
+def installed() -> bool:
+    return bool(_logs)
+
+
+# --- analysis: pure functions over the queries frame ---------------------------------------------------
+
+QUERY_COLUMNS = ("request_id", "endpoint", "fingerprint", "statement", "duration_ns", "t_ns")
+
+
+def n_plus_one(queries: pl.LazyFrame | pl.DataFrame, threshold: int = DEFAULT_N_PLUS_ONE, *,
+               endpoint: str = "endpoint") -> pl.DataFrame:
+    """N+1 findings: per request, every fingerprint run ``threshold`` or more times.
+
+    One row per (request, fingerprint): request_id, the endpoint column, fingerprint, statement,
+    repetitions, time_ms (what those repetitions cost). Sorted by time_ms, largest first. Requests
+    without an id cannot be grouped and are left out.
+    """
+    import polars as pl
+
+    if threshold < 2:
+        raise ValueError(f"an N+1 needs a threshold of at least 2 repetitions, got {threshold}")
+    lf = queries.lazy().filter(pl.col("request_id").is_not_null())
+    return (lf.group_by("request_id", endpoint, "fingerprint")
+            .agg(pl.len().alias("repetitions"), (pl.col("duration_ns").sum() / 1e6).alias("time_ms"),
+                 pl.col("statement").first())
+            .filter(pl.col("repetitions") >= threshold)
+            .select("request_id", endpoint, "fingerprint", "statement", "repetitions", "time_ms")
+            .sort(["time_ms", "request_id"], descending=[True, False]).collect())
+
+
+def n_plus_one_summary(findings: pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
+    """The findings of :func:`n_plus_one` per endpoint and fingerprint: requests affected, repetitions
+    (min, median, max) and the time they cost (total and mean per request, ms)."""
+    import polars as pl
+
+    return (findings.group_by(endpoint, "fingerprint")
+            .agg(pl.len().alias("requests"), pl.col("repetitions").min().alias("repetitions_min"),
+                 pl.col("repetitions").median().alias("repetitions_median"),
+                 pl.col("repetitions").max().alias("repetitions_max"),
+                 pl.col("time_ms").sum().alias("time_ms_total"), pl.col("time_ms").mean().alias("time_ms_mean"),
+                 pl.col("statement").first())
+            .sort(["time_ms_total", endpoint], descending=[True, False]))
+
+
+def queries_per_request(queries: pl.LazyFrame | pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
+    """Per attributed request: endpoint, queries, distinct fingerprints, db_ms (summed durations)."""
+    import polars as pl
+
+    return (queries.lazy().filter(pl.col("request_id").is_not_null())
+            .group_by("request_id", endpoint)
+            .agg(pl.len().alias("queries"), pl.col("fingerprint").n_unique().alias("fingerprints"),
+                 (pl.col("duration_ns").sum() / 1e6).alias("db_ms"))
+            .sort("request_id").collect())
+
+
+def queries_per_request_stats(per_request: pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
+    """The distribution of queries per request per endpoint: requests, min, p50, p90, p99, max, mean."""
+    import polars as pl
+
+    from ..results import pct
+
+    return (per_request.lazy().group_by(endpoint)
+            .agg(pl.len().alias("requests"), pl.col("queries").min().alias("min"),
+                 pct("queries", 0.5).alias("p50"), pct("queries", 0.9).alias("p90"),
+                 pct("queries", 0.99).alias("p99"), pl.col("queries").max().alias("max"),
+                 pl.col("queries").mean().alias("mean"), pct("db_ms", 0.5).alias("db_p50_ms"),
+                 pct("db_ms", 0.99).alias("db_p99_ms"))
+            .sort(endpoint).collect())
+
+
+def slowest_fingerprints(queries: pl.LazyFrame | pl.DataFrame, top: int | None = 20) -> pl.DataFrame:
+    """Per fingerprint: count, total_ms, mean_ms, p95_ms, max_ms, requests, endpoints; by total time."""
+    import polars as pl
+
+    from ..results import pct
+
+    ms = pl.col("duration_ns") / 1e6
+    out = (queries.lazy().group_by("fingerprint")
+           .agg(pl.len().alias("count"), ms.sum().alias("total_ms"), ms.mean().alias("mean_ms"),
+                pct(ms, 0.95).alias("p95_ms"), ms.max().alias("max_ms"),
+                pl.col("request_id").n_unique().alias("requests"),
+                pl.col("endpoint").drop_nulls().unique().sort().str.join(", ").alias("endpoints"),
+                pl.col("statement").first())
+           .sort(["total_ms", "fingerprint"], descending=[True, False]).collect())
+    return out if top is None else out.head(top)
