@@ -66,3 +66,23 @@ def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
                        reports_dir=tmp_path / "reports")
     html = check_report(r, ["Latency by percentile", "Latency over time"])
     assert "for endpoint" in html and "request_id" in html
+
+
+def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkeypatch):
+    from perfbench.demo.process import DemoProcess
+
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", "test-token-0123456789abcdef")
+    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
+        r = run_experiment("query_profile", {"target": demo.url, "rate": 20, "duration": 2, "scenario": "",
+                                             "paths": ["posts_naive=GET /api/posts?limit=6",
+                                                       "posts_eager=GET /api/posts?limit=6&eager=1"]},
+                           runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Queries per request", "N+1 findings"])
+    assert "test-token-0123456789abcdef" not in html + r.notebook.read_text()
+    from perfbench.profilers import queries as q
+    from perfbench.results import Run, queries_with_requests
+
+    run = Run.load(r.run_dir)
+    found = q.n_plus_one_summary(q.n_plus_one(queries_with_requests(run.requests, run.queries)))
+    assert set(found["endpoint"]) == {"posts_naive"}  # the eager listing is not an N+1
+    assert set(found["repetitions_max"]) == {6}  # one query per post on the page, twice (author, comments)

@@ -51,6 +51,9 @@ def register(sub) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
                    help="allow a non-loopback target host (never needed for 127.0.0.1/localhost)")
     p.add_argument("--slo", action="append", default=[], metavar="SLO", help=SLO_HELP)
+    p.add_argument("--agent", action="store_true",
+                   help="the target runs the perfbench agent: fetch its SQL queries and cache events into the run "
+                        "(queries.parquet); the agent's token is read from $PERFBENCH_AGENT_TOKEN")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.set_defaults(func=cmd_run)
@@ -80,10 +83,21 @@ def cmd_run(args) -> int:
 
     scenario = load_scenario(args.scenario, args.path)
     plan = plan_from_args(args)
+    collectors = []
+    if args.agent:
+        import os
+
+        from ..agent import AgentCollector
+
+        token = os.environ.get("PERFBENCH_AGENT_TOKEN", "")
+        if not token:
+            raise ConfigError("--agent needs the agent's token in $PERFBENCH_AGENT_TOKEN (the one the service "
+                              "was started with)")
+        collectors.append(AgentCollector(token, allow_hosts=args.allow_host))
     result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                       allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                       max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
-                      handle_signals=True, slos=args.slo)
+                      handle_signals=True, slos=args.slo, collectors=collectors)
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:
