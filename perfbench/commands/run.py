@@ -54,6 +54,19 @@ def register(sub) -> None:
     p.add_argument("--agent", action="store_true",
                    help="the target runs the perfbench agent: fetch its SQL queries and cache events into the run "
                         "(queries.parquet); the agent's token is read from $PERFBENCH_AGENT_TOKEN")
+    prof = p.add_argument_group("profiling the target process while the load runs")
+    prof.add_argument("--pid", type=positive(int), help="the target's process id (for --resources and --pyspy)")
+    prof.add_argument("--resources", action="store_true",
+                      help="sample the target's CPU, RSS, files, connections and threads into resources.parquet")
+    prof.add_argument("--resources-interval", type=positive(float), default=0.5, metavar="S",
+                      help="seconds between resource samples (default 0.5)")
+    prof.add_argument("--pyspy", action="store_true", help="record the target's CPU with py-spy into cpu/")
+    prof.add_argument("--pyspy-rate", type=positive(int), default=100, metavar="N", help="py-spy samples per second")
+    prof.add_argument("--tracemalloc", action="store_true",
+                      help="take tracemalloc snapshots through the service's perfbench memory endpoint "
+                           "(perfbench.profilers.memory.install; token from $PERFBENCH_MEMORY_TOKEN) into memory/")
+    prof.add_argument("--snapshot-interval", type=positive(float), default=5.0, metavar="S",
+                      help="seconds between tracemalloc snapshots (default 5)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.set_defaults(func=cmd_run)
@@ -76,6 +89,31 @@ def plan_from_args(args):
     return shapes.constant(args.rate, shapes.parse_duration(args.duration), ramp_up=ramp_up, poisson=args.poisson)
 
 
+def profilers_from_args(args) -> list:
+    """The collectors the profiling options ask for (they need --pid, or the memory token)."""
+    import os
+
+    out: list = []
+    if (args.resources or args.pyspy) and not args.pid:
+        raise ConfigError("--resources and --pyspy need the target's process id: --pid PID")
+    if args.resources:
+        from ..profilers.resources import ResourceSampler
+
+        out.append(ResourceSampler(args.pid, interval_s=args.resources_interval))
+    if args.pyspy:
+        from ..profilers.cpu import PySpyCollector
+
+        out.append(PySpyCollector(args.pid, rate=args.pyspy_rate))
+    if args.tracemalloc:
+        from ..profilers.memory import TracemallocCollector
+
+        token = os.environ.get("PERFBENCH_MEMORY_TOKEN", "")
+        if not token:
+            raise ConfigError("--tracemalloc needs the service's memory token in $PERFBENCH_MEMORY_TOKEN")
+        out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval))
+    return out
+
+
 def cmd_run(args) -> int:
     from ..engine import run_load
     from ..report_text import endpoint_table_text
@@ -94,6 +132,7 @@ def cmd_run(args) -> int:
             raise ConfigError("--agent needs the agent's token in $PERFBENCH_AGENT_TOKEN (the one the service "
                               "was started with)")
         collectors.append(AgentCollector(token, allow_hosts=args.allow_host))
+    collectors += profilers_from_args(args)
     result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                       allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                       max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,

@@ -129,6 +129,10 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     for table in (routes, notifications.routes, posts.routes, reports.routes):
         app.add_routes(table)
+    # tracemalloc snapshots for the memory profiler: off unless PERFBENCH_MEMORY_TOKEN is set
+    from ..profilers.memory import install_from_env
+
+    install_from_env(app)
     return app
 
 

@@ -1,0 +1,149 @@
+"""tracemalloc snapshots (in-process and through the service endpoint) and memray captures read into Polars."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import aiohttp
+import polars as pl
+import pytest
+from aiohttp import web
+
+from perfbench import shapes
+from perfbench.demo.process import DemoProcess
+from perfbench.engine import run_load
+from perfbench.profilers import memory
+from perfbench.scenario import single
+from tests.conftest import ThreadServer
+
+KEEP: list = []
+
+
+def _grow(n: int) -> None:
+    KEEP.extend(bytearray(1000) for _ in range(n))  # the growing line
+
+
+def _line_of(func, text: str) -> int:
+    import inspect
+
+    lines, start = inspect.getsourcelines(func)
+    return start + next(i for i, ln in enumerate(lines) if text in ln)
+
+
+def test_tracer_take_compare_top_and_write(tmp_path):
+    tr = memory.Tracer(nframes=3)
+    try:
+        tr.take("before")
+        with tr.around("work"):
+            _grow(2000)
+        tr.take("after")
+    finally:
+        tr.close()
+        KEEP.clear()
+    line = _line_of(_grow, "the growing line")
+    d = tr.compare("before", "after", by="lineno")
+    top = d.row(0, named=True)
+    assert top["file"] == __file__ and top["line"] == line
+    assert top["size_diff"] >= 2000 * 1000 and top["count_diff"] >= 2000
+    assert {"size", "count", "size_before", "count_before", "size_diff", "count_diff"} <= set(d.columns)
+    assert tr.compare("work:before", "work:after", by="traceback").row(0, named=True)["line"] == line
+    assert tr.top("after", 3, by="site").height <= 3
+    written = tr.write(tmp_path)
+    snaps = memory.read_snapshots(tmp_path)
+    # (an empty snapshot, like "before" right after tracemalloc started, has no rows)
+    assert {"work:before", "work:after", "after"} <= set(snaps["label"].unique().to_list())
+    diff = pl.read_parquet(tmp_path / written["diff_site"])
+    assert diff.row(0, named=True)["line"] == line
+
+
+def test_snapshot_groups_by_site_outside_the_stdlib():
+    data = {"files": ["/usr/lib/python3.11/secrets.py", "/app/leak.py"], "library_prefixes": ["/usr/lib/python3.11"],
+            "label": "x", "stats": [[[[0, 59], [1, 31]], 10_000, 1]]}
+    row = memory.snapshot_frame(data).row(0, named=True)
+    assert (row["file"], row["line"]) == ("/usr/lib/python3.11/secrets.py", 59)
+    assert (row["site_file"], row["site_line"]) == ("/app/leak.py", 31)
+
+
+def test_endpoint_needs_the_token_and_returns_snapshots():
+    app = web.Application()
+    token = "t" * 24
+    assert memory.install(app, token)
+    assert not memory.install(app, token)  # mounting twice is a no-op
+    server = ThreadServer(app).start()
+    was_tracing = tracemalloc.is_tracing()
+    try:
+        import asyncio
+
+        async def go():
+            async with aiohttp.ClientSession() as s:
+                base = server.url + memory.PREFIX
+                async with s.get(base + "/status") as r:
+                    assert r.status == 401
+                async with s.get(base + "/status", headers={memory.TOKEN_HEADER: "wrong" * 5}) as r:
+                    assert r.status == 401
+                h = {memory.TOKEN_HEADER: token}
+                async with s.post(base + "/start", headers=h, params={"nframes": "2"}) as r:
+                    assert (await r.json())["tracing"] is True
+                async with s.post(base + "/snapshot", headers=h, params={"label": "one"}) as r:
+                    return r.status, await r.json()
+
+        status, data = asyncio.run(go())
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+        server.stop()
+    assert status == 200 and data["label"] == "one"
+    assert memory.snapshot_frame(data).columns[:3] == ["snapshot", "label", "t_ns"]
+    with pytest.raises(ValueError, match="token"):
+        memory.memory_app("short")
+
+
+def test_collector_on_a_service_without_the_endpoint_says_so(http_server, runs_dir):
+    result = run_load(http_server.url, shapes.constant(rate=10, duration=0.2), single("/"), runs_dir=runs_dir,
+                      progress=False, announce=lambda line: None,
+                      collectors=[memory.TracemallocCollector(http_server.url, "x" * 24)])
+    err = json.loads((result.path / "meta.json").read_text())["collectors"]["tracemalloc"]["error"]
+    assert "not mounted" in err
+
+
+def _stats_match(report: memory.MemrayReport, stats: dict) -> None:
+    assert report.totals["total_num_allocations"] == stats["total_num_allocations"]
+    assert report.totals["total_bytes_allocated"] == stats["total_bytes_allocated"]
+    assert report.totals["peak_memory"] == stats["metadata"]["peak_memory"]
+    assert report.totals["high_water_bytes"] == stats["metadata"]["peak_memory"]
+
+
+def test_memray_in_process_matches_memray_stats(tmp_path):
+    capture = tmp_path / "cap.bin"
+    with memory.memray_tracker(capture):
+        blocks = [bytearray(50_000) for _ in range(40)]  # above pymalloc's limit: one malloc each
+        del blocks[:20]
+    report = memory.read_memray(capture)
+    stats = memory.memray_stats_json(capture, tmp_path / "stats.json")
+    _stats_match(report, stats)
+    hw = report.by_location("high_water")
+    assert hw.filter(pl.col("file") == __file__)["size"].sum() >= 40 * 50_000
+    leaked = report.by_location("leaked")
+    assert leaked.filter(pl.col("file") == __file__)["size"].sum() >= 20 * 50_000
+    assert report.timeline.columns == ["t_ms", "rss", "heap"]
+
+
+@pytest.mark.slow
+def test_demo_under_memray_during_a_run(runs_dir, tmp_path):
+    # seed the database first, without memray: seeding alone is ~12M allocations to trace and read back
+    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=120):
+        pass
+    with DemoProcess(db_path=tmp_path / "demo.sqlite", memray=True, max_seconds=300) as demo:
+        result = run_load(demo.url, shapes.constant(rate=40, duration=1.5), single("/api/leak", "POST"),
+                          runs_dir=runs_dir, progress=False, collectors=[memory.MemrayCollector(demo)])
+        assert demo.proc.poll() is not None  # the collector stopped it to finish the capture
+    meta = json.loads((result.path / "meta.json").read_text())["collectors"]["memray"]
+    assert "error" not in meta, meta
+    mem = result.path / "memory"
+    stats = json.loads((mem / "memray_stats.json").read_text())
+    _stats_match(memory.read_memray(mem / "memray.bin"), stats)
+    html = (mem / "memray_flamegraph.html").read_text()
+    assert "cdn.jsdelivr" not in html  # --no-web: renders offline
+    leaked = pl.read_parquet(mem / "memray_leaked_site.parquet")
+    assert leaked.filter(pl.col("file").str.ends_with("demo/leak.py")).height >= 1
