@@ -3,7 +3,7 @@
 Subcommands live in ``perfbench/commands/``, one module each, found automatically.
 Exit codes (a contract for CI): 0 ok; 1 perfbench failed; 2 bad input; 3 bad run directory;
 4 target unreachable or not startable; 5 an experiment notebook failed; 10 an SLO was broken;
-130 interrupted before a run started.
+130 interrupted (Ctrl-C) and 143 terminated (SIGTERM): the run directory holds what was measured.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from . import __version__
 from .errors import PerfbenchError, SLOBreached
 
 EPILOG = """exit codes: 0 ok, 1 perfbench failed, 2 bad input, 3 bad run directory, 4 target unreachable,
-5 experiment notebook failed, 10 SLO broken. Add --debug for a traceback."""
+5 experiment notebook failed, 10 SLO broken, 130/143 interrupted/terminated (what was measured is kept).
+Add --debug for a traceback."""
 
 
 def _commands() -> list:

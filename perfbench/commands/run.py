@@ -143,4 +143,5 @@ def cmd_run(args) -> int:
         print(endpoint_table_text(result.summary))
         print(f"run directory: {result.path}  (ended: {result.end_reason})")
     check_slos(result.summary.get("slo", []))
-    return 0
+    # an interrupted run kept everything it measured, but it is not a complete run: say so to CI
+    return {"interrupted": 130, "terminated": 143}.get(result.end_reason, 0)

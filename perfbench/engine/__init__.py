@@ -54,7 +54,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
              progress: Callable[[dict], None] | bool | None = True, handle_signals: bool = False,
              parameters: dict | None = None, code_dir: str | None = None,
              announce: Callable[[str], None] | None = None, collectors: Iterable = (),
-             http_path: str = "aiohttp", slos: Iterable[str] = ()) -> RunResult:
+             http_path: str = "auto", slos: Iterable[str] = ()) -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
@@ -146,7 +146,8 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
     closed = isinstance(plan, ClosedPlan)
     if closed:
         max_in_flight = plan.max_users  # one connection per user
-    sender = make_sender(target, http_path=http_path, max_connections=max_in_flight, timeout=timeout)
+    sender = make_sender(target, http_path=http_path, max_connections=max_in_flight, timeout=timeout,
+                         scenario=scenario)
     await sender.start()
     try:
         auth = {} if closed else await _login(sender, scenario)  # closed model: each user logs in

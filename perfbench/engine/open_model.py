@@ -10,6 +10,13 @@ server's latency.
 In-flight cap: when ``max_in_flight`` requests are outstanding, further arrivals wait in a queue
 and go out as slots free. Their latency still counts from their intended time, and the number
 that had to wait is reported (``capped``): the cap is visible, never a silent closed loop.
+
+Two ways to send, same records: a sender with the callback interface (``submit``, the lean
+path in ``lean.py``) gets prebuilt request bytes and calls back when the response is complete,
+with no Task or Future per request; any other sender gets one Task per request awaiting its
+``request()`` (the aiohttp path). On a real clock on Linux the scheduler wakes through a
+timerfd (:class:`~perfbench.engine.lean.PreciseTimer`) at each arrival's exact time, at most
+on a ``TICK_NS`` tick while arrivals are close, instead of the loop's millisecond timers.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from ..scenario import Request, Scenario
 from ..shapes import Arrival, OpenPlan
 from .classify import classify, status_kind
 from .clock import MonotonicClock
+from .lean import PreciseTimer
 from .recorder import Recorder
 from .senders import Sender
 
 MIN_TICK = 0.001  # seconds; see the module docstring
 MAX_SLEEP = 0.05  # wake at least this often to notice a stop request and report progress
+TICK_NS = 500_000  # the precise timer's tick while arrivals are close: at most 2,000 wake-ups a second
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
@@ -91,6 +100,23 @@ class OpenModelEngine:
             self._headers.append(h)
         self._static = [r.render(self._rng) if r.is_static else None for r in reqs]
         self._t0 = 0
+        self._auto = None
+        if callable(getattr(sender, "bind", None)):  # ``auto`` decides now that the requests are known
+            self._auto = sender
+            self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
+                                                for r, h, st in zip(reqs, self._headers, self._static, strict=True)])
+        self._names = [r.name for r in reqs]
+        self._methods = [r.method for r in reqs]
+        self._expect = [r.expect for r in reqs]
+        self._now = self.clock.now_ns
+        self._append = recorder.append
+        recorder.interval = progress is not None
+        # the callback interface (lean path): request bytes built once per request kind
+        self._lean = callable(getattr(sender, "submit", None))
+        if self._lean:
+            self._templates = [sender.template(r.method, h) for r, h in zip(reqs, self._headers, strict=True)]
+            self._wires = [t.build(sender.raw_path(st[0]), st[1]) if st is not None else None
+                           for t, st in zip(self._templates, self._static, strict=True)]
 
     def stop(self, reason: str = "interrupted") -> None:
         """Stop sending (from a signal handler or another task); in-flight requests get the grace."""
@@ -111,12 +137,52 @@ class OpenModelEngine:
         self._launch(arrival)
 
     def _launch(self, arrival: Arrival) -> None:
+        if self._lean:
+            self._launch_lean(arrival)
+            return
         self._in_flight += 1
         if self._in_flight > self.stats.max_in_flight_seen:
             self.stats.max_in_flight_seen = self._in_flight
         task = asyncio.get_running_loop().create_task(self._send(arrival))
         self._tasks[task] = arrival
         task.add_done_callback(self._done)
+
+    def _launch_lean(self, arrival: Arrival) -> None:
+        self._in_flight += 1
+        if self._in_flight > self.stats.max_in_flight_seen:
+            self.stats.max_in_flight_seen = self._in_flight
+        i = self._pick()
+        rid = self._id_base | arrival.index
+        wire = self._wires[i]
+        if wire is None:
+            path, body = self._requests[i].render(self._rng)
+            wire = self._templates[i].build(self.sender.raw_path(path), body)
+        start = self._now() - self._t0
+        self.stats.sent += 1
+        self.sender.submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, arrival.offset_ns, start, arrival.stage),
+                           self._lean_done)
+
+    def _lean_done(self, job, status, nbytes, body, error, detail) -> None:
+        """The lean sender's callback: one request ended (response complete, or an error)."""
+        self._in_flight -= 1
+        rid, i, intended, start, stage = job
+        if error is None:
+            self.stats.completed += 1
+            expect = self._expect[i]
+            if expect is None:
+                if status >= 400:
+                    error = status_kind(status)
+            elif status not in expect:
+                error = status_kind(status) if status >= 400 else "check"
+                detail = f"status {status} not in {list(expect)}"
+        elif error == "aborted":
+            self.stats.aborted += 1
+        else:
+            self.stats.completed += 1
+        self._append((rid, self._names[i], self._methods[i], intended, start, self._now() - self._t0, status,
+                      error, detail, nbytes, None, stage))
+        if self._waiting and self._stop_reason is None and not self._closing:
+            self._launch_lean(self._waiting.popleft())
 
     def _done(self, task: asyncio.Task) -> None:
         arrival = self._tasks.pop(task)
@@ -170,6 +236,8 @@ class OpenModelEngine:
     async def run(self, t0_ns: int | None = None) -> EngineStats:
         """Send the plan; ``t0_ns`` (a clock reading) is the run's time zero, default now."""
         clock = self.clock
+        if self._auto is not None:
+            await self._auto.start_chosen()
         self._t0 = t0 = clock.now_ns() if t0_ns is None else t0_ns
         deadline_ns = round(self.deadline * 1e9)
         budget = self.max_requests
@@ -178,6 +246,19 @@ class OpenModelEngine:
         next_report = round(self.progress_every * 1e9)
         last_report_at = 0
         sent_at_report = 0
+        recorder = self.recorder
+        timer = PreciseTimer.create(TICK_NS) if isinstance(clock, MonotonicClock) else None
+        max_sleep_ns = round(MAX_SLEEP * 1e9)
+        try:
+            await self._schedule(clock, t0, timer, arrivals, nxt, deadline_ns, budget, next_report,
+                                 last_report_at, sent_at_report, recorder, max_sleep_ns)
+        finally:
+            if timer is not None:
+                timer.close()
+        return self.stats
+
+    async def _schedule(self, clock, t0, timer, arrivals, nxt, deadline_ns, budget, next_report, last_report_at,
+                        sent_at_report, recorder, max_sleep_ns) -> None:
         while nxt is not None and self._stop_reason is None:
             now = clock.now_ns() - t0
             while nxt is not None and nxt.offset_ns <= now:
@@ -189,26 +270,35 @@ class OpenModelEngine:
             if now >= deadline_ns:
                 self.stop("deadline")
             if now >= next_report:
-                self.recorder.flush()
+                recorder.flush()
                 self._report(now, last_report_at, sent_at_report)
                 last_report_at, sent_at_report = now, self.stats.planned
                 next_report = now + round(self.progress_every * 1e9)
+            elif recorder.due:
+                recorder.flush()
             if nxt is None or self._stop_reason is not None:
                 break
-            delay = (nxt.offset_ns - (clock.now_ns() - t0)) / 1e9
-            await clock.sleep(min(max(delay, MIN_TICK), MAX_SLEEP))
+            if timer is not None:
+                await timer.sleep_until(min(t0 + nxt.offset_ns, clock.now_ns() + max_sleep_ns))
+            else:
+                delay = (nxt.offset_ns - (clock.now_ns() - t0)) / 1e9
+                await clock.sleep(min(max(delay, MIN_TICK), MAX_SLEEP))
+        if timer is not None:
+            timer.close()  # no ticks while draining
         if self._stop_reason is not None:
             self.stats.end_reason = self._stop_reason
         await self._drain()
         self.recorder.flush()
         now = clock.now_ns() - t0
         self._report(now, last_report_at, sent_at_report, final=True)
-        return self.stats
 
     async def _drain(self) -> None:
         """Give in-flight requests the grace period, then cancel and record the rest."""
         if self._stop_reason is not None:
             self._abort_waiting("never sent: waiting for an in-flight slot when the run stopped")
+        if self._lean:
+            await self._drain_lean()
+            return
         # queued arrivals keep launching as tasks finish (see _done) until the grace runs out
         end = self.clock.now_ns() + round(self.grace * 1e9)
         while self._tasks and (left := (end - self.clock.now_ns()) / 1e9) > 0:
@@ -219,6 +309,15 @@ class OpenModelEngine:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._abort_waiting("never sent: waiting for an in-flight slot when the grace period ended")
+
+    async def _drain_lean(self) -> None:
+        end = self.clock.now_ns() + round(self.grace * 1e9)
+        while self._in_flight and (left := (end - self.clock.now_ns()) / 1e9) > 0:
+            await self.clock.sleep(min(left, 0.005))
+        if self._in_flight:
+            self._closing = True
+            self.sender.abort_all("aborted", "still in flight when the run stopped")
         self._abort_waiting("never sent: waiting for an in-flight slot when the grace period ended")
 
     def _abort_waiting(self, detail: str) -> None:

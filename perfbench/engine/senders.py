@@ -66,12 +66,94 @@ class AiohttpSender:
             self._session = None
 
 
-HTTP_PATHS = ("aiohttp",)
+class AutoSender:
+    """``auto`` when the scenario is not known yet: the lean path if the target and every request
+    allow it, else aiohttp, decided when the engine binds the scenario (:meth:`bind`).
+
+    Until then ``name`` is ``"auto"`` and ``request()`` (the login) goes through aiohttp, the
+    general path. Pass ``scenario=`` to :func:`make_sender` to decide at once instead.
+    """
+
+    def __init__(self, target: str, *, max_connections: int = 0, timeout: float = 30.0):
+        self.target = target
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.chosen: Sender | None = None
+        self.reason: str | None = None
+        self._general: AiohttpSender | None = None
+
+    @property
+    def name(self) -> str:
+        return "auto" if self.chosen is None else self.chosen.name
+
+    async def start(self) -> None:
+        pass
+
+    async def request(self, method, path, headers, body, keep_body=False):
+        sender = self.chosen
+        if sender is None:
+            if self._general is None:
+                self._general = AiohttpSender(self.target, max_connections=self.max_connections, timeout=self.timeout)
+                await self._general.start()
+            sender = self._general
+        return await sender.request(method, path, headers, body, keep_body=keep_body)
+
+    def bind(self, requests) -> Sender:
+        """Choose for ``requests`` (see ``lean.lean_refusal``); returns the chosen sender, not started."""
+        from .lean import LeanSender, lean_refusal
+
+        if self.chosen is None:
+            self.reason = lean_refusal(self.target, requests)
+            if self.reason is None:
+                self.chosen = LeanSender(self.target, max_connections=self.max_connections, timeout=self.timeout)
+            else:
+                self.chosen = self._general or AiohttpSender(self.target, max_connections=self.max_connections,
+                                                             timeout=self.timeout)
+        return self.chosen
+
+    async def start_chosen(self) -> None:
+        """Start the chosen sender (unless it is the aiohttp one the login already started)."""
+        if self.chosen is not None and self.chosen is not self._general:
+            await self.chosen.start()
+
+    async def close(self) -> None:
+        for s in {id(x): x for x in (self.chosen, self._general) if x is not None}.values():
+            await s.close()
 
 
-def make_sender(target: str, *, http_path: str = "aiohttp", max_connections: int = 0, timeout: float = 30.0) -> Sender:
-    """The sender for ``http_path``; the run records which one ran (``meta.engine.path``)."""
+HTTP_PATHS = ("auto", "lean", "aiohttp")
+
+
+def _engine_view(scenario) -> list[tuple]:
+    """``(method, headers, body)`` of each request as the engine sends it (for ``lean_refusal``)."""
+    from ..scenario import _body
+
+    return [(r.method.upper(), {**scenario.headers, **r.headers}, _body(r.json) if r.is_static else None)
+            for r in scenario.requests]
+
+
+def make_sender(target: str, *, http_path: str = "auto", max_connections: int = 0, timeout: float = 30.0,
+                scenario=None) -> Sender:
+    """The sender for ``http_path``; the run records which one ran (``meta.engine.path``).
+
+    ``lean``: the lean HTTP/1.1 path (``lean.py``), refused (ConfigError) for a target it cannot
+    serve. ``aiohttp``: the general path. ``auto``: lean when the target and every request of
+    ``scenario`` allow it, else aiohttp; without ``scenario`` the choice waits for the engine
+    (:class:`AutoSender`).
+    """
     if http_path == "aiohttp":
+        return AiohttpSender(target, max_connections=max_connections, timeout=timeout)
+    if http_path == "lean":
+        from .lean import LeanSender
+
+        return LeanSender(target, max_connections=max_connections, timeout=timeout)
+    if http_path == "auto":
+        if scenario is None:
+            return AutoSender(target, max_connections=max_connections, timeout=timeout)
+        from .lean import LeanSender, lean_refusal
+
+        if lean_refusal(target, _engine_view(scenario)) is None:
+            return LeanSender(target, max_connections=max_connections, timeout=timeout)
         return AiohttpSender(target, max_connections=max_connections, timeout=timeout)
     from ..errors import ConfigError
 

@@ -1,0 +1,580 @@
+"""The lean HTTP/1.1 path: keep-alive connections on (uv)loop transports, httptools' C parser.
+
+Why: the per-request path is the whole budget of a Python load generator. aiohttp's client
+spends a Task, a Future, a ClientResponse, a header multidict and a StreamReader on every
+request; here a request is a ``transport.write`` of prebuilt bytes, and a response is a
+``data_received`` fed to llhttp (through httptools) with two small callbacks. No Task, no
+Future, no timer per request.
+
+Pieces:
+
+- :class:`LeanSender`: a pool of :class:`_Conn` (``asyncio.Protocol``) to one ``http://``
+  origin, at most ``max_connections`` of them, opened on demand and replaced when they die.
+  Two interfaces: the awaitable ``request()`` every sender offers (login, closed model), and the
+  callback interface the open-model engine drives (``compile`` once per request kind, then
+  ``submit(data, job, done)`` per request; ``done(job, status, nbytes, body, error, detail)``
+  runs when the response is complete or the request failed).
+- Errors are data, with the same kinds (and mostly the same details) as
+  :func:`perfbench.engine.classify.classify` gives on the aiohttp path: ``connect``
+  (``ConnectionRefusedError``...), ``dns``, ``timeout`` (``connect timeout``, ``read timeout``),
+  ``reset`` (``ServerDisconnectedError`` before a response, ``ClientPayloadError`` for a
+  truncated body, the OS error's class for a reset), ``protocol`` (the parser's message). A dead
+  connection is never retried behind the caller's back (as on the aiohttp path) and is replaced
+  by a new one when a request needs it.
+- Timeouts: a periodic sweep (every ``timeout / 4``, at most every 100 ms) over the pool
+  closes connections whose request is older than ``timeout``. Precision: ``timeout`` to
+  ``1.25 * timeout``.
+- :class:`PreciseTimer`: wakes the scheduler at an exact monotonic time through a Linux
+  ``timerfd`` (uvloop's own timers have millisecond resolution and spin under 0.5 ms).
+
+What the lean path does not do, so ``auto`` leaves it to aiohttp (see :func:`lean_refusal`):
+TLS, proxies, credentials in the URL, HEAD (a response without the body its headers announce),
+``Expect``, a ``Transfer-Encoding`` or ``Accept-Encoding`` the scenario sets itself (the
+lean path sends no ``Accept-Encoding``, so servers answer uncompressed and ``bytes`` counts the
+same body the aiohttp path counts after decompression), and request bodies over
+``LEAN_MAX_BODY``. Redirects are not followed and cookies are not kept on either path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import re
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
+    import httptools
+except ImportError:  # pragma: no cover - httptools is a dependency
+    httptools = None
+
+LEAN_MAX_BODY = 64 * 1024  # request bodies up to this size go on the lean path under ``auto``
+REQUEST_ID_HEADER = "X-Request-Id"
+_now = time.perf_counter_ns
+# paths sent exactly as written; anything else is normalized and quoted the way aiohttp does
+# (yarl), so both paths put the same request line on the wire
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9\-._~/=&?,:@+]*").fullmatch
+_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$|\?)").search
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:", re.I).search
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.I).search
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # aiohttp sends Content-Length: 0 for these
+
+
+def _user_agent() -> str:
+    try:
+        from importlib.metadata import version
+
+        v = version("perfbench")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        v = "dev"
+    return f"perfbench/{v} (lean; Python {sys.version_info.major}.{sys.version_info.minor})"
+
+
+class LeanError(Exception):
+    """A failed request on the lean path: ``kind`` is one of ``rundir.ERROR_KINDS``."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def lean_exception(kind: str, detail: str) -> BaseException:
+    """The exception ``request()`` raises for an error; ``classify()`` maps it back to ``kind``."""
+    import aiohttp
+
+    if kind == "timeout":
+        exc: BaseException = (aiohttp.ConnectionTimeoutError(detail) if detail == "connect timeout"
+                              else TimeoutError(detail))
+    elif kind == "reset" and detail == "ClientPayloadError":
+        exc = aiohttp.ClientPayloadError("response payload is not completed")
+    elif kind == "reset" and detail == "ServerDisconnectedError":
+        exc = aiohttp.ServerDisconnectedError()
+    elif kind == "reset":
+        exc = ConnectionResetError(detail)
+    else:
+        exc = LeanError(kind, detail)
+    exc.lean_kind, exc.lean_detail = kind, detail  # type: ignore[union-attr]
+    return exc
+
+
+class LeanTemplate:
+    """The bytes of one kind of request, built once; ``build`` fills the path and body."""
+
+    __slots__ = ("method_b", "headers_b", "id_header", "body_method")
+
+    def __init__(self, method: str, header_block: bytes, id_header: str | None):
+        self.method_b = method.encode("ascii")
+        self.headers_b = header_block
+        self.id_header = b"" if id_header is None else id_header.encode("ascii") + b": "
+        self.body_method = method in _BODY_METHODS
+
+    def build(self, raw_path: bytes, body: bytes | None) -> tuple[bytes, bytes]:
+        """``(prefix, suffix)``: the request is ``prefix + request id + suffix`` (or the two joined
+        when there is no id header)."""
+        prefix = b"%b %b HTTP/1.1\r\n%b%b" % (self.method_b, raw_path, self.headers_b, self.id_header)
+        if body is not None:
+            suffix = b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+        elif self.body_method:
+            suffix = b"Content-Length: 0\r\n\r\n"
+        else:
+            suffix = b"\r\n"
+        if self.id_header:
+            suffix = b"\r\n" + suffix
+        return prefix, suffix
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection; at most one request at a time (no pipelining)."""
+
+    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "sent_ns", "head",
+                 "headers_done", "complete", "status", "keep_alive", "pending", "task", "closed", "extra")
+
+    def __init__(self, pool: LeanSender):
+        self.pool = pool
+        self.transport = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.job = None  # what the caller gave with the request; None when idle
+        self.done = None
+        self.nbytes = 0
+        self.chunks: list | None = None  # body chunks, when the caller keeps the body
+        self.sent_ns = 0
+        self.head: list = []  # raw data until the headers are complete (EOF-delimited bodies)
+        self.headers_done = False
+        self.complete = False
+        self.status = 0
+        self.keep_alive = True
+        self.pending: bytes | None = None  # written once connected
+        self.task: asyncio.Task | None = None  # the connect task
+        self.closed = False
+        self.extra = False
+
+    # -- the request --------------------------------------------------------------------------
+    def begin(self, data: bytes, job, done, keep: bool) -> None:
+        self.job = job
+        self.done = done
+        self.nbytes = 0
+        self.chunks = [] if keep else None
+        self.sent_ns = _now()
+        if self.transport is None:
+            self.pending = data
+        else:
+            self.transport.write(data)
+
+    def _finish(self, status, body, error, detail, reusable: bool = False) -> None:
+        job, done, nbytes = self.job, self.done, self.nbytes
+        self.job = self.done = None
+        self.chunks = None
+        self.head.clear()
+        self.headers_done = False
+        if reusable:  # idle (or busy with a queued request) before done() runs, so done() can reuse it
+            self.pool._release(self)
+        done(job, status, nbytes, body, error, detail)
+
+    def fail(self, error: str, detail: str) -> None:
+        """End the request with an error and drop the connection (it is in an unknown state)."""
+        self.drop()
+        if self.job is not None:
+            self._finish(None, None, error, detail)
+
+    def drop(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.pool._forget(self)
+            if self.transport is not None:
+                self.transport.abort()
+            elif self.task is not None:
+                self.task.cancel()
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if self.closed:  # timed out while connecting
+            transport.abort()
+            return
+        data, self.pending = self.pending, None
+        if data is not None:
+            transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.job is None:
+            self.fail("protocol", "data received with no request in flight")
+            return
+        if not self.headers_done:
+            self.head.append(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.complete = False
+            self.fail("protocol", _short(exc) or type(exc).__name__)
+            return
+        if self.complete:
+            self.complete = False
+            if self.extra:  # a second response to one request
+                self.fail("protocol", "more than one response to one request")
+                return
+            body = b"".join(self.chunks) if self.chunks is not None else None
+            reusable = self.keep_alive and not self.closed
+            if not reusable and not self.closed:
+                self.closed = True
+                self.pool._forget(self)
+                self.transport.close()
+            self._finish(self.status, body, None, None, reusable)
+
+    def eof_received(self):
+        return False  # close; connection_lost decides what a request in flight gets
+
+    def connection_lost(self, exc) -> None:
+        was_closed = self.closed
+        self.closed = True
+        if not was_closed:
+            self.pool._forget(self)
+        if self.job is None:
+            return
+        if self.headers_done and exc is None and self._eof_delimited():
+            self.status = self.parser.get_status_code()
+            self._finish(self.status, b"".join(self.chunks) if self.chunks is not None else None, None, None)
+        elif exc is None:
+            self._finish(None, None, "reset", "ClientPayloadError" if self.headers_done else "ServerDisconnectedError")
+        else:
+            self._finish(None, None, "reset", type(exc).__name__)
+
+    def _eof_delimited(self) -> bool:
+        head = b"".join(self.head)
+        end = head.find(b"\r\n\r\n")
+        head = head[:end] if end >= 0 else head
+        return _CONTENT_LENGTH(head) is None and _CHUNKED(head) is None
+
+    # -- httptools callbacks --------------------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.nbytes += len(body)
+        if self.chunks is not None:
+            self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.complete:
+            self.extra = True
+        self.complete = True
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:limit]
+
+
+class LeanSender:
+    """Keep-alive HTTP/1.1 to one ``http://`` origin; see the module docstring."""
+
+    name = "lean"
+
+    def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0):
+        if httptools is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("the lean HTTP path needs httptools (pip install httptools); use http_path='aiohttp'")
+        u = urlsplit(base_url)
+        if u.scheme != "http" or not u.hostname or u.username or u.password:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"the lean HTTP path serves plain http:// targets without credentials, not {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.base_path = u.path.rstrip("/")
+        self.host = u.hostname
+        self.port = u.port or 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = host if self.port == 80 else f"{host}:{self.port}"
+        self.max_connections = max_connections if max_connections > 0 else 10_000
+        self.timeout = timeout
+        self.timeout_ns = round(timeout * 1e9)
+        self._idle: list[_Conn] = []
+        self._conns: set[_Conn] = set()  # open or connecting
+        self._queue: deque = deque()  # (data, job, done, keep) waiting for a connection
+        self._addrs: list | None = None
+        self._dns_error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._user_agent = _user_agent()
+        self.opened = 0  # connections opened over the sender's life (keep-alive reuse is visible)
+
+    # -- life cycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            infos = await self._loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self._addrs = [i[4][:2] for i in infos]
+        except socket.gaierror as exc:
+            self._dns_error = _short(exc)
+        self._sweep_every = min(max(self.timeout / 4, 0.005), 0.1)
+        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self.abort_all("aborted", "still in flight when the sender closed")
+        for c in list(self._conns):
+            c.drop()
+        await asyncio.sleep(0)  # let the transports close
+
+    # -- building requests ----------------------------------------------------------------------
+    def template(self, method: str, headers: Mapping[str, str], id_header: str | None = REQUEST_ID_HEADER
+                 ) -> LeanTemplate:
+        """Headers as the aiohttp path sends them: defaults, overridden by the given ones."""
+        merged = {"host": ("Host", self.host_header), "user-agent": ("User-Agent", self._user_agent),
+                  "accept": ("Accept", "*/*")}
+        for k, v in headers.items():
+            if id_header is not None and k.lower() == id_header.lower():
+                continue
+            if k.lower() == "content-length":
+                continue  # computed from the body
+            merged[k.lower()] = (k, str(v))
+        lines = []
+        for k, v in merged.values():
+            if any(ch in k or ch in v for ch in "\r\n\0") or not k:
+                raise ValueError(f"header {k!r} holds a line break or NUL")
+            lines.append(f"{k}: {v}\r\n")
+        return LeanTemplate(method.upper(), "".join(lines).encode("latin-1"), id_header)
+
+    def raw_path(self, path: str) -> bytes:
+        """The request target aiohttp would send for ``base_url + path``."""
+        full = self.base_path + path
+        if _PLAIN_PATH(full) and not _DOT_SEGMENT(full):
+            return full.encode("ascii")
+        import yarl
+
+        return yarl.URL(self.base_url + path).raw_path_qs.encode("ascii")
+
+    def compile(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+                id_header: str | None = REQUEST_ID_HEADER) -> tuple[bytes, bytes]:
+        return self.template(method, headers, id_header).build(self.raw_path(path), body)
+
+    # -- the callback interface (the open-model engine) ------------------------------------------
+    def submit(self, data: bytes, job, done: Callable, keep: bool = False) -> None:
+        """Send ``data`` on an idle connection (or a new one, or when one frees up); ``done(job,
+        status, nbytes, body, error, detail)`` is called exactly once, from the event loop."""
+        idle = self._idle
+        if idle:
+            idle.pop().begin(data, job, done, keep)
+        elif len(self._conns) < self.max_connections:
+            self._open().begin(data, job, done, keep)
+        else:
+            self._queue.append((data, job, done, keep))
+
+    def abort_all(self, error: str = "aborted", detail: str = "still in flight when the run stopped") -> int:
+        """End every request in flight or queued with ``error``; their connections are dropped."""
+        n = 0
+        while self._queue:
+            _, job, done, _ = self._queue.popleft()
+            done(job, None, 0, None, error, detail)
+            n += 1
+        for c in list(self._conns):
+            if c.job is not None:
+                c.fail(error, detail)
+                n += 1
+        return n
+
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for c in self._conns if c.job is not None) + len(self._queue)
+
+    # -- the awaitable interface ----------------------------------------------------------------
+    async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+                      keep_body: bool = False) -> tuple[int, int, bytes | None]:
+        assert self._loop is not None, "start() the sender first"
+        prefix, suffix = self.compile(method, path, headers, body, id_header=None)
+        fut = self._loop.create_future()
+        self.submit(prefix + suffix, fut, _resolve, keep_body)
+        status, nbytes, data = await fut
+        return status, nbytes, data
+
+    # -- the pool -------------------------------------------------------------------------------
+    def _open(self) -> _Conn:
+        conn = _Conn(self)
+        self._conns.add(conn)
+        self.opened += 1
+        conn.task = self._loop.create_task(self._connect(conn))
+        return conn
+
+    async def _connect(self, conn: _Conn) -> None:
+        if self._dns_error is not None:
+            conn.task = None
+            conn.fail("dns", self._dns_error)
+            return
+        err: OSError | None = None
+        for host, port in self._addrs or [(self.host, self.port)]:
+            try:
+                await self._loop.create_connection(lambda: conn, host, port)
+                return
+            except OSError as exc:
+                err = exc
+            except asyncio.CancelledError:  # dropped (timed out) while connecting
+                return
+        conn.task = None
+        conn.fail("connect", type(err).__name__ if err is not None else "no address")
+
+    def _release(self, conn: _Conn) -> None:
+        if self._queue and not self._closing:
+            data, job, done, keep = self._queue.popleft()
+            conn.begin(data, job, done, keep)
+            return
+        self._idle.append(conn)
+
+    def _forget(self, conn: _Conn) -> None:
+        self._conns.discard(conn)
+        if conn in self._idle:
+            self._idle.remove(conn)
+        if self._queue and not self._closing and len(self._conns) < self.max_connections:
+            data, job, done, keep = self._queue.popleft()
+            self._open().begin(data, job, done, keep)
+
+    def _sweep(self) -> None:
+        """Time out requests older than ``timeout`` (one periodic timer, not one per request)."""
+        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+        limit = _now() - self.timeout_ns
+        for c in list(self._conns):
+            if c.job is not None and c.sent_ns < limit:
+                c.fail("timeout", "read timeout" if c.transport is not None else "connect timeout")
+
+
+def _resolve(fut: asyncio.Future, status, nbytes, body, error, detail) -> None:
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result((status, nbytes, body))
+    else:
+        fut.set_exception(lean_exception(error, detail))
+
+
+def lean_refusal(target: str, requests=()) -> str | None:
+    """Why the lean path cannot serve ``target`` and the scenario's ``requests`` (None: it can).
+
+    ``requests`` holds :class:`perfbench.scenario.Request` objects, or ``(method, headers,
+    body)`` tuples (the engine's view, after scenario and login headers are merged).
+    """
+    if httptools is None:
+        return "httptools is not installed"
+    u = urlsplit(target)
+    if u.scheme != "http":
+        return f"{u.scheme}:// targets go through aiohttp (TLS)"
+    if u.username or u.password:
+        return "credentials in the target URL"
+    for r in requests:
+        if isinstance(r, tuple):
+            method, headers, body = r
+            name = method
+        else:
+            from ..scenario import _body
+
+            method, headers, name = r.method.upper(), r.headers, r.name
+            body = _body(r.json) if r.is_static else None
+        if method.upper() in ("HEAD", "CONNECT"):
+            return f"request {name!r}: {method} responses have no body to read"
+        if body is not None and len(body) > LEAN_MAX_BODY:
+            return f"request {name!r}: a body over {LEAN_MAX_BODY} bytes"
+        for k, v in headers.items():
+            low = k.lower()
+            if low in ("expect", "transfer-encoding", "upgrade"):
+                return f"request {name!r}: header {k}"
+            if low == "accept-encoding" and str(v).strip().lower() != "identity":
+                return f"request {name!r}: Accept-Encoding {v!r} (the lean path does not decompress)"
+            if any(ch in str(k) + str(v) for ch in "\r\n\0"):
+                return f"request {name!r}: header {k!r} holds a line break"
+    return None
+
+
+class PreciseTimer:
+    """Wake the scheduler on a sub-millisecond tick through a Linux timerfd.
+
+    uvloop (libuv) rounds timers to whole milliseconds and runs anything under 0.5 ms at once.
+    A timerfd registered as a reader has nanosecond resolution. Reprogramming a timer is a
+    costly system call in a VM (about 30 us measured on a Firecracker guest, against about
+    15 us for a whole wake-up), so while arrivals are close together the timer runs periodically
+    every ``tick_ns`` (armed once) and the scheduler sends whatever is due on each tick (lag at
+    most one tick plus the kernel's wake-up); only a far-off arrival gets a one-shot timer.
+    ``PreciseTimer.create()`` returns None where timerfd is not available (the engine then
+    ticks on the event loop's timers, as before).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, settime, spec, tick_ns: int):
+        self._loop = loop
+        self._fd = fd
+        self._settime = settime
+        self._spec = spec
+        self.tick_ns = tick_ns
+        self._periodic = False
+        self._fut: asyncio.Future | None = None
+        self.wakeups = 0
+        loop.add_reader(fd, self._fired)
+
+    @classmethod
+    def create(cls, tick_ns: int = 500_000) -> PreciseTimer | None:
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)":
+                return None
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.timerfd_create(1, 0o4000 | 0o2000000)  # CLOCK_MONOTONIC; NONBLOCK | CLOEXEC
+            if fd < 0:
+                return None
+
+            class Timespec(ctypes.Structure):
+                _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+            class Itimerspec(ctypes.Structure):
+                _fields_ = [("it_interval", Timespec), ("it_value", Timespec)]
+
+            settime = libc.timerfd_settime
+            settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(Itimerspec), ctypes.c_void_p]
+            return cls(asyncio.get_running_loop(), fd, settime, Itimerspec(), tick_ns)
+        except (OSError, AttributeError, RuntimeError):
+            return None
+
+    def _fired(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._fd, 8)
+        self.wakeups += 1
+        fut, self._fut = self._fut, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def _arm(self, value_ns: int, interval_ns: int, absolute: bool) -> None:
+        spec = self._spec
+        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(value_ns, 1), 1_000_000_000)
+        spec.it_interval.tv_sec, spec.it_interval.tv_nsec = divmod(interval_ns, 1_000_000_000)
+        self._settime(self._fd, 1 if absolute else 0, ctypes.byref(spec), None)
+
+    async def sleep_until(self, when_ns: int) -> None:
+        """Sleep until about ``when_ns`` (a ``perf_counter_ns`` reading): on the next tick when it
+        is near (the caller re-checks and sleeps again if woken early), or exactly when it is far."""
+        if when_ns - _now() <= 2 * self.tick_ns:
+            if not self._periodic:
+                self._arm(self.tick_ns, self.tick_ns, absolute=False)
+                self._periodic = True
+        else:
+            self._arm(when_ns, 0, absolute=True)
+            self._periodic = False
+        fut = self._fut = self._loop.create_future()
+        await fut
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._fd)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = -1

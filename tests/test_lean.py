@@ -1,0 +1,401 @@
+"""The lean HTTP/1.1 path beside the aiohttp path: same plans, same records, same error kinds.
+
+Engine tests are parametrized over both paths; servers are real, on 127.0.0.1 port 0: the
+shared aiohttp test app (conftest) and a raw asyncio server that misbehaves on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+
+import polars as pl
+import pytest
+from conftest import SEEN_IDS
+
+from perfbench import shapes
+from perfbench.engine import run_load
+from perfbench.engine.classify import classify
+from perfbench.engine.clock import FakeClock
+from perfbench.engine.lean import LeanSender, lean_exception, lean_refusal
+from perfbench.engine.open_model import OpenModelEngine
+from perfbench.engine.recorder import MemorySink, Recorder
+from perfbench.engine.senders import AiohttpSender, AutoSender, make_sender
+from perfbench.results import Run
+from perfbench.scenario import IntRange, Request, Scenario
+
+PATHS = ("aiohttp", "lean")
+
+
+def load(url, plan, scenario, runs_dir, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("announce", lambda s: None)
+    return run_load(url, plan, scenario, runs_dir=runs_dir, **kw)
+
+
+def frame(res) -> pl.DataFrame:
+    return Run.load(res.path).requests.collect().sort("request_id")
+
+
+# -- a raw server that misbehaves on purpose -----------------------------------------------------
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class _Raw(asyncio.Protocol):
+    def __init__(self, server):
+        self.server = server
+        self.buf = b""
+
+    def connection_made(self, transport):
+        self.t = transport
+        self.server.connections += 1
+
+    def data_received(self, data):
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            path = head.split(b" ", 2)[1].decode()
+            self.server.requests += 1
+            self.respond(path)
+            if self.t.is_closing():
+                return
+
+    def respond(self, path):
+        t = self.t
+        if path == "/close":  # a complete response, then the server closes the connection
+            t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            t.close()
+        elif path == "/reset":  # headers and part of the body, then a reset
+            t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+            with contextlib.suppress(OSError):
+                t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            t.abort()
+        elif path == "/drop":  # no response at all
+            t.close()
+        elif path == "/chunked":
+            t.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        elif path == "/eof":  # HTTP/1.0 style: the body ends when the connection does
+            t.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"y" * 300)
+            t.close()
+        elif path == "/garbage":
+            t.write(b"THIS IS NOT HTTP\r\n\r\n")
+        else:
+            t.write(OK)
+
+
+class RawServer:
+    def __init__(self):
+        self.connections = 0
+        self.requests = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    async def _serve(self):
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        srv = await self._loop.create_server(lambda: _Raw(self), "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=600)
+        srv.close()
+
+    def start(self):
+        self._thread.start()
+        assert self._ready.wait(30)
+        return self
+
+    def stop(self):
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def raw_server():
+    s = RawServer().start()
+    yield s
+    s.stop()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- both paths, same records ----------------------------------------------------------------------
+
+def test_both_paths_record_the_same_plan_the_same_way(http_server, runs_dir):
+    sc = Scenario([Request("root", "GET", "/", weight=3), Request("slow", "GET", "/delay/20"),
+                   Request("bytes", "GET", "/bytes/1000"), Request("e404", "GET", "/status/404"),
+                   Request("ok404", "GET", "/status/404", expect=(200, 404)),
+                   Request("post", "POST", "/echo/{n}", json={"n": "{n}"}, vars={"n": IntRange(1, 9)})], seed=5)
+    plan = shapes.constant(100, 1.5)
+    frames = {p: frame(load(http_server.url, plan, sc, runs_dir / p, http_path=p)) for p in PATHS}
+    a, b = frames["aiohttp"], frames["lean"]
+    cols = ["request_id", "endpoint", "method", "intended_ns", "status", "error", "stage"]
+    assert a.select(cols).equals(b.select(cols))
+    # the echo's body holds the request headers (User-Agent differs), every other body is the same
+    not_echo = pl.col("endpoint") != "post"
+    assert a.filter(not_echo)["bytes"].equals(b.filter(not_echo)["bytes"])
+    for df in (a, b):
+        assert df.height == 150
+        assert (df["latency_ns"] == df["end_ns"] - df["intended_ns"]).all()
+        assert (df["service_ns"] == df["end_ns"] - df["start_ns"]).all()
+        assert (df["start_ns"] >= df["intended_ns"]).all()
+        assert df.filter(pl.col("endpoint") == "slow")["service_ns"].min() >= 20_000_000
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_run_says_which_path_ran(http_server, runs_dir, path):
+    res = load(http_server.url, shapes.constant(20, 0.5), Scenario([Request("r", "GET", "/")]), runs_dir,
+               http_path=path)
+    meta = Run.load(res.path).meta
+    assert meta["engine"]["path"] == path and meta["engine_stats"]["path"] == path
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_request_id_header_reaches_the_server(http_server, runs_dir, path):
+    seen = http_server.app[SEEN_IDS]
+    before = len(seen)
+    res = load(http_server.url, shapes.constant(50, 0.4), Scenario([Request("root", "GET", "/")]), runs_dir,
+               http_path=path)
+    ids = frame(res)["request_id"].to_list()
+    assert sorted(int(x) for x in seen[before:]) == ids
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_keep_alive_connections_are_reused(raw_server, runs_dir, path):
+    c0, r0 = raw_server.connections, raw_server.requests
+    res = load(raw_server.url, shapes.constant(100, 1), Scenario([Request("r", "GET", "/")]), runs_dir,
+               http_path=path, max_in_flight=5)
+    assert res.summary["overall"]["errors"] == 0 and raw_server.requests - r0 == 100
+    assert raw_server.connections - c0 <= 5
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_connection_close_by_the_server_is_not_an_error(raw_server, runs_dir, path):
+    c0 = raw_server.connections
+    res = load(raw_server.url, shapes.constant(40, 0.5), Scenario([Request("c", "GET", "/close")]), runs_dir,
+               http_path=path, max_in_flight=3)
+    df = frame(res)
+    assert df["status"].to_list() == [200] * 20 and df["error"].null_count() == 20
+    assert df["bytes"].to_list() == [2] * 20
+    assert raw_server.connections - c0 == 20  # a new connection for each
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_reset_mid_response_and_no_response_are_resets(raw_server, runs_dir, path):
+    sc = Scenario([Request("reset", "GET", "/reset"), Request("drop", "GET", "/drop")])
+    res = load(raw_server.url, shapes.constant(40, 0.5), sc, runs_dir, http_path=path)
+    df = frame(res)
+    assert df.height == 20 and df["error"].to_list() == ["reset"] * 20 and df["status"].null_count() == 20
+    # a server that stays up after such errors keeps being used: the connections were replaced
+    ok = load(raw_server.url, shapes.constant(40, 0.25), Scenario([Request("r", "GET", "/")]), runs_dir,
+              http_path=path)
+    assert ok.summary["overall"]["errors"] == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_chunked_and_eof_delimited_bodies(raw_server, runs_dir, path):
+    sc = Scenario([Request("chunked", "GET", "/chunked"), Request("eof", "GET", "/eof")])
+    df = frame(load(raw_server.url, shapes.constant(40, 0.5), sc, runs_dir, http_path=path))
+    assert df["error"].null_count() == 20
+    sizes = dict(df.group_by("endpoint").agg(pl.col("bytes").unique().first()).iter_rows())
+    counts = df.group_by("endpoint").agg(pl.col("bytes").n_unique())["bytes"].to_list()
+    assert counts == [1, 1] and sizes == {"chunked": 11, "eof": 300}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_garbage_is_a_protocol_error(raw_server, runs_dir, path):
+    df = frame(load(raw_server.url, shapes.constant(20, 0.5), Scenario([Request("g", "GET", "/garbage")]),
+                    runs_dir, http_path=path))
+    assert df["error"].to_list() == ["protocol"] * 10
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_timeouts_are_recorded_as_timeouts(http_server, runs_dir, path):
+    res = load(http_server.url, shapes.constant(20, 0.5), Scenario([Request("slow", "GET", "/delay/3000")]),
+               runs_dir, timeout=0.2, http_path=path)
+    assert res.summary["overall"]["errors_by_kind"] == {"timeout": 10}
+    assert set(frame(res)["error_detail"]) == {"read timeout"}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_refused_connections_are_recorded_not_fatal(runs_dir, path):
+    res = load(f"http://127.0.0.1:{_closed_port()}", shapes.constant(40, 0.5), Scenario([Request("r", "GET", "/")]),
+               runs_dir, http_path=path)
+    assert res.summary["overall"]["errors_by_kind"] == {"connect": 20}
+    assert set(frame(res)["error_detail"]) == {"ConnectionRefusedError"}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_500_storm_is_recorded_request_by_request(http_server, runs_dir, path):
+    res = load(http_server.url, shapes.constant(400, 1), Scenario([Request("e", "GET", "/status/500")]), runs_dir,
+               http_path=path)
+    df = frame(res)
+    assert df.height == 400 and df["status"].to_list() == [500] * 400
+    assert res.summary["overall"]["errors_by_kind"] == {"http_5xx": 400}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_large_bodies_are_counted_in_full(http_server, runs_dir, path):
+    df = frame(load(http_server.url, shapes.constant(10, 0.5), Scenario([Request("big", "GET", "/bytes/3000000")]),
+                    runs_dir, http_path=path))
+    assert df["bytes"].to_list() == [3_000_000] * 5 and df["error"].null_count() == 5
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_in_flight_cap_is_visible_and_latency_counts_the_wait(http_server, runs_dir, path):
+    res = load(http_server.url, shapes.constant(40, 0.5), Scenario([Request("slow", "GET", "/delay/100")]), runs_dir,
+               max_in_flight=2, http_path=path)
+    g = res.summary["generator"]
+    assert g["capped"] > 0 and g["saturated"] and g["max_in_flight_seen"] == 2
+    df = frame(res)
+    assert df.height == 20 and df["error"].null_count() == 20
+    assert (df["latency_ns"] - df["service_ns"]).max() > 100_000_000
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_planned_request_is_recorded_when_the_run_is_cut_off(http_server, runs_dir, path):
+    sc = Scenario([Request("slow", "GET", "/delay/300")])
+    res = load(http_server.url, shapes.constant(200, 0.5), sc, runs_dir, max_in_flight=5, grace=0.1, http_path=path)
+    df = frame(res)
+    assert df.height == 100 and df["request_id"].n_unique() == 100
+    aborted = df.filter(pl.col("error") == "aborted")
+    assert aborted.height >= 80 and res.summary["generator"]["aborted"] == aborted.height
+    assert aborted["status"].null_count() == aborted.height
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_budget_and_templated_json_bodies(http_server, runs_dir, path):
+    sc = Scenario([Request("post", "POST", "/echo/{n}", json={"n": "{n}", "who": "user-{n}"},
+                           vars={"n": IntRange(1, 9)})], seed=3)
+    res = load(http_server.url, shapes.constant(40, 1), sc, runs_dir, max_requests=15, http_path=path)
+    assert res.end_reason == "budget" and res.summary["overall"]["count"] == 15
+    assert res.summary["overall"]["errors"] == 0
+
+
+# -- auto -----------------------------------------------------------------------------------------
+
+def test_auto_runs_lean_for_plain_gets_and_aiohttp_for_what_lean_leaves(http_server, runs_dir):
+    res = load(http_server.url, shapes.constant(20, 0.5), Scenario([Request("r", "GET", "/")]), runs_dir / "a",
+               http_path="auto")
+    assert Run.load(res.path).meta["engine_stats"]["path"] == "lean"
+    assert res.summary["overall"]["errors"] == 0
+    sc = Scenario([Request("r", "GET", "/"), Request("h", "HEAD", "/")])
+    res = load(http_server.url, shapes.constant(20, 0.5), sc, runs_dir / "b", http_path="auto")
+    assert Run.load(res.path).meta["engine_stats"]["path"] == "aiohttp"
+    assert res.summary["overall"]["errors"] == 0
+
+
+def test_auto_decides_on_the_target_and_every_request():
+    get = Scenario([Request("r", "GET", "/")])
+    assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=get).name == "lean"
+    assert make_sender("https://127.0.0.1:1", http_path="auto", scenario=get).name == "aiohttp"
+    big = Scenario([Request("b", "POST", "/", json={"x": "y" * 100_000})])
+    assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=big).name == "aiohttp"
+    gz = Scenario([Request("r", "GET", "/")], headers={"Accept-Encoding": "gzip"})
+    assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=gz).name == "aiohttp"
+    assert isinstance(make_sender("http://127.0.0.1:1", http_path="auto"), AutoSender)
+    assert lean_refusal("http://u:p@127.0.0.1:1") is not None
+    small_post = Scenario([Request("p", "POST", "/", json={"a": 1})])
+    assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=small_post).name == "lean"
+    with pytest.raises(Exception, match="http://"):
+        make_sender("https://127.0.0.1:1", http_path="lean")
+
+
+# -- the lean sender on its own ----------------------------------------------------------------------
+
+def test_lean_request_api_reuses_one_connection_and_keeps_bodies(http_server):
+    async def main():
+        s = LeanSender(http_server.url, max_connections=4, timeout=5)
+        await s.start()
+        try:
+            for _ in range(20):
+                assert (await s.request("GET", "/", {}, None))[:2] == (200, 12)
+            status, n, body = await s.request("POST", "/echo/x?a=1", {"Content-Type": "application/json"},
+                                              b'{"k":1}', keep_body=True)
+            return s.opened, status, n, body
+        finally:
+            await s.close()
+
+    opened, status, n, body = asyncio.run(main())
+    assert opened == 1 and status == 200 and n == len(body)
+    assert b'"body": "{\\"k\\":1}"' in body and b'"path": "/echo/x?a=1"' in body
+
+
+def test_lean_paths_match_aiohttps_request_target(http_server):
+    async def main():
+        out = []
+        for cls in (AiohttpSender, LeanSender):
+            s = cls(http_server.url, timeout=5)
+            await s.start()
+            try:
+                for p in ("/echo/a b", "/echo/caf\u00e9?q=x y", "/echo/./x/../y", "/echo/%41"):
+                    out.append((cls.__name__, p, (await s.request("GET", p, {}, None, keep_body=True))[2]))
+            finally:
+                await s.close()
+        return out
+
+    import json
+
+    res = asyncio.run(main())
+    paths = {}
+    for name, p, body in res:
+        paths.setdefault(p, {})[name] = json.loads(body)["path"]
+    for p, by in paths.items():
+        assert by["AiohttpSender"] == by["LeanSender"], p
+
+
+@pytest.mark.parametrize("kind,detail", [("timeout", "read timeout"), ("timeout", "connect timeout"),
+                                         ("reset", "ServerDisconnectedError"), ("reset", "ClientPayloadError"),
+                                         ("reset", "ConnectionResetError")])
+def test_lean_exceptions_classify_as_their_kind(kind, detail):
+    exc = lean_exception(kind, detail)
+    assert classify(exc)[0] == kind
+    assert exc.lean_kind == kind and exc.lean_detail == detail
+
+
+class CallbackSender:
+    """The callback interface on a fake clock: answers every request on the next loop turn."""
+
+    name = "fake-lean"
+
+    def __init__(self):
+        self.sent = []
+
+    def template(self, method, headers, id_header="X-Request-Id"):
+        from perfbench.engine.lean import LeanTemplate
+
+        return LeanTemplate(method, b"", id_header)
+
+    def raw_path(self, path):
+        return path.encode()
+
+    def submit(self, data, job, done, keep=False):
+        self.sent.append(data)
+        asyncio.get_running_loop().call_soon(done, job, 200, 2, None, None, None)
+
+    def abort_all(self, error="aborted", detail=""):
+        return 0
+
+
+def test_callback_engine_on_a_fake_clock_sends_every_arrival_at_its_time():
+    clock = FakeClock()
+    sink = MemorySink()
+    plan = shapes.ramp(0, 200, 2)
+    sender = CallbackSender()
+    eng = OpenModelEngine(plan, Scenario([Request("a", "GET", "/a"), Request("b", "GET", "/b")]), sender,
+                          Recorder(sink), clock=clock)
+    stats = asyncio.run(eng.run())
+    t = sink.table().to_pydict()
+    assert stats.planned == stats.completed == 200 == len(sender.sent)
+    assert t["intended_ns"] == [a.offset_ns for a in plan.arrivals()]
+    lags = [s - i for s, i in zip(t["start_ns"], t["intended_ns"], strict=True)]
+    assert min(lags) >= 0 and max(lags) <= 1_000_000
+    assert all(d.startswith((b"GET /a ", b"GET /b ")) and b"X-Request-Id: " in d for d in sender.sent)
