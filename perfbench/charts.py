@@ -734,3 +734,83 @@ def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerCha
     text = alt.Chart(d).mark_text(align="left", dx=4, dy=-4, color=colour, baseline="top").encode(
         x="x:Q", y=alt.value(0), text="label:N")
     return rule + text
+
+
+# --- regression ------------------------------------------------------------------------------------------
+
+VERDICT_COLOURS = {"regression": "#e45756", "improvement": "#54a24b", "no significant change": "#9d9d9d"}
+
+
+def ratio_forest(rows: pl.DataFrame, *, threshold: float = 0.10, title: str = "Change against the baseline",
+                 width: int = WIDTH, height: int | None = None) -> alt.Chart | alt.LayerChart:
+    """A forest plot: per endpoint and statistic, the change (ratio - 1, %) with its interval, coloured by verdict.
+
+    Expects ``endpoint, stat, ratio, low, high, verdict`` from ``perfbench.compare.Comparison.to_frame()``.
+    Dashed rules mark ±``threshold`` and a solid one no change. Rows without an interval show the point only.
+    """
+    df = _frame(rows, ["endpoint", "stat", "ratio", "low", "high", "verdict"], "ratio_forest",
+                source="Comparison.to_frame() of perfbench.compare")
+    if df is None or df.height == 0:
+        return _empty("nothing compared", title, width)
+    df = df.drop_nulls("ratio").with_columns(
+        label=pl.format("{} {}", "endpoint", "stat"), change=(pl.col("ratio") - 1) * 100,
+        lo=(pl.col("low") - 1) * 100, hi=(pl.col("high") - 1) * 100)
+    order = df["label"].to_list()
+    height = height or max(80, 18 * len(order))
+    verdicts = [v for v in VERDICT_COLOURS if v in set(df["verdict"].to_list())]
+    colour = alt.Color("verdict:N", scale=alt.Scale(domain=verdicts, range=[VERDICT_COLOURS[v] for v in verdicts]),
+                       legend=alt.Legend(title="verdict"))
+    y = alt.Y("label:N", sort=order, title=None)
+    tip = [alt.Tooltip("endpoint:N"), alt.Tooltip("stat:N"), alt.Tooltip("change:Q", title="change (%)", format="+.1f"),
+           alt.Tooltip("lo:Q", title="low (%)", format="+.1f"), alt.Tooltip("hi:Q", title="high (%)", format="+.1f"),
+           alt.Tooltip("verdict:N")]
+    x = alt.X("change:Q", title="change against the baseline (%)", scale=alt.Scale(type="symlog", constant=10))
+    bars = alt.Chart(df).mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", scale=alt.Scale(type="symlog", constant=10)),
+                                                         x2="hi:Q", y=y, color=colour, tooltip=tip)
+    points = alt.Chart(df).mark_point(filled=True, size=50).encode(x=x, y=y, color=colour, tooltip=tip)
+    refs = pl.DataFrame({"x": [0.0, threshold * 100, -threshold * 100], "kind": ["none", "threshold", "threshold"]})
+    rules = alt.Chart(refs).mark_rule(color="#333333").encode(
+        x="x:Q", strokeDash=alt.condition(alt.datum.kind == "threshold", alt.value([4, 3]), alt.value([1, 0])))
+    return alt.layer(rules, bars, points).properties(width=width, height=height, title=_title(title))
+
+
+def distributions_overlaid(frames: dict[str, pl.DataFrame], *, bins: int = 50, by: str = "endpoint",
+                           title: str = "Latency distributions: baseline and current",
+                           width: int = WIDTH // 2, height: int = 120) -> alt.FacetChart | alt.Chart:
+    """Per endpoint, the latency distributions of each side overlaid (share of requests per log-spaced bin).
+
+    ``frames`` maps a side name (``baseline``, ``current``) to a frame with ``endpoint`` and ``latency_ms``
+    (e.g. a requests frame passed through ``results.with_ms``); the binning is done here in Polars, per
+    endpoint, on bins shared by both sides, so only the bin counts reach Altair.
+    """
+    parts = []
+    for name, f in frames.items():
+        df = _frame(f, [by, "latency_ms"], "distributions_overlaid",
+                    source="a requests frame with latency_ms (results.with_ms)")
+        if df is not None:
+            parts.append(df.with_columns(side=pl.lit(name)).drop_nulls("latency_ms"))
+    if not parts:
+        return _empty("no requests", title, width)
+    df = pl.concat(parts).filter(pl.col("latency_ms") > 0)
+    if df.height == 0:
+        return _empty("no requests", title, width)
+    lo, hi = pl.col("latency_ms").log10().min().over(by), pl.col("latency_ms").log10().max().over(by)
+    span = pl.max_horizontal(hi - lo, pl.lit(1e-9))
+    df = df.with_columns(bin=((pl.col("latency_ms").log10() - lo) / span * bins).floor().clip(0, bins - 1),
+                         a=lo, w=span / bins)
+    counts = (df.group_by(by, "side", "bin").agg(pl.len().alias("n"), pl.col("a").first(), pl.col("w").first())
+              .with_columns(share=pl.col("n") / pl.col("n").sum().over(by, "side"),
+                            bin_start=10 ** (pl.col("a") + pl.col("bin") * pl.col("w")),
+                            bin_end=10 ** (pl.col("a") + (pl.col("bin") + 1) * pl.col("w")))
+              .select(by, "side", "bin_start", "bin_end", "share", "n").sort(by, "side", "bin_start"))
+    sides = list(frames)
+    colours = ["#9d9d9d", "#e45756", *EXTRA_COLOURS][: len(sides)]
+    return alt.Chart(counts).mark_bar(opacity=0.55).encode(
+        x=alt.X("bin_start:Q", bin="binned", scale=alt.Scale(type="log"), title=LATENCY_AXIS),
+        x2="bin_end:Q",
+        y=alt.Y("share:Q", stack=None, title="share of requests", axis=alt.Axis(format="%")),
+        color=alt.Color("side:N", scale=alt.Scale(domain=sides, range=colours), legend=alt.Legend(title="run")),
+        tooltip=[alt.Tooltip(f"{by}:N"), alt.Tooltip("side:N"), alt.Tooltip("bin_start:Q", format=".3~f"),
+                 alt.Tooltip("bin_end:Q", format=".3~f"), alt.Tooltip("n:Q", title="requests")],
+    ).properties(width=width, height=height).facet(
+        facet=alt.Facet(f"{by}:N", title=None), columns=2).properties(title=_title(title)).resolve_scale(x="independent")

@@ -60,3 +60,9 @@ class SLOBreached(Exception):
     """The run completed and at least one SLO was broken."""
 
     exit_code = 10
+
+
+class RegressionFound(SLOBreached):
+    """A comparison found a regression beyond a rule's threshold with the stated confidence (exit 10, as SLOs)."""
+
+    exit_code = 10

@@ -1,0 +1,82 @@
+"""perfbench compare."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._util import err
+
+ORDER = 46
+
+
+def _fraction(text: str) -> float:
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (0.1 or 10%)") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="compare a run against a baseline: per-endpoint verdicts with confidence intervals",
+        description="Compare CURRENT against BASELINE (each a baseline name, a run directory, Locust --csv files, "
+                    "a k6 --out json / --summary-export file or a pytest-benchmark JSON file): per endpoint, the "
+                    "change of p50, p95, p99 latency and throughput with a confidence interval, and a verdict. "
+                    "A regression is a change whose whole interval lies beyond the threshold.",
+        epilog="exit codes: 0 no regression, 10 regression found, 2 bad input, 3 bad run directory.\n"
+               "examples:\n  perfbench compare main data/runs/20261121-143012-load_test-9f2c --junit report.xml\n"
+               "  perfbench compare main data/runs/RUN --fail-on p95:+10% --fail-on rps:-5% --markdown pr.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("baseline", help="baseline name (data/baselines/NAME), baseline or run directory, or a file")
+    p.add_argument("current", help="run directory or file to judge")
+    p.add_argument("--threshold", type=_fraction, default=0.10,
+                   help="tolerated change: 0.10 or 10%% (default 10%%)")
+    p.add_argument("--confidence", type=_fraction, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--fail-on", action="append", default=[], metavar="RULE",
+                   help="a gating rule such as p95:+10%% or rps:-5%%, repeatable; without it every statistic "
+                        "gates at --threshold")
+    p.add_argument("--min-change-ms", type=float, default=None,
+                   help="a latency change must also exceed this many ms (default 1 for HTTP load tests, 0 for "
+                        "pytest-benchmark)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    p.add_argument("--baselines-dir", default="data/baselines", help="default data/baselines")
+    p.add_argument("--markdown", metavar="FILE", help="also write Markdown (for a pull-request comment)")
+    p.add_argument("--json", metavar="FILE", help="also write JSON")
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per gating statistic)")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what to print")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    from .. import compare as cmp
+    from ..errors import ConfigError
+
+    problems = []
+    rules = []
+    for text in args.fail_on:
+        try:
+            rules.append(cmp.parse_rule(text))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("bad --fail-on", problems)
+    base = cmp.load_side(args.baseline, args.baselines_dir)
+    cur = cmp.load_side(args.current, args.baselines_dir)
+    c = cmp.compare(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,
+                    n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms)
+    for path, text in ((args.markdown, cmp.to_markdown), (args.json, cmp.to_json), (args.junit, cmp.to_junit)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text(c))
+    print({"text": cmp.to_text, "markdown": cmp.to_markdown, "json": cmp.to_json}[args.format](c))
+    for w in c.warnings:
+        err(f"perfbench: WARNING: {w}")
+    if c.regressions:
+        err(f"perfbench: {cmp.headline(c)}")
+    return c.exit_code
