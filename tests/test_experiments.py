@@ -11,7 +11,8 @@ from perfbench.experiments import list_experiments, run_experiment
 
 pytestmark = pytest.mark.slow
 
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+# any reference to another host: attributes, CSS url(), script import()/fetch of an http(s) URL
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|import\(\s*["'`]https?:|["'`]https?://[^"'`\s]*\.m?js""", re.I)
 
 
 def svgs(html: str) -> list[str]:

@@ -10,7 +10,8 @@ import pytest
 from perfbench.experiments import run_experiment
 
 pytestmark = pytest.mark.slow
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+# any reference to another host: attributes, CSS url(), script import()/fetch of an http(s) URL
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|import\(\s*["'`]https?:|["'`]https?://[^"'`\s]*\.m?js""", re.I)
 
 
 def charts_in(html: str) -> str:
@@ -86,3 +87,36 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkey
     found = q.n_plus_one_summary(q.n_plus_one(queries_with_requests(run.requests, run.queries)))
     assert set(found["endpoint"]) == {"posts_naive"}  # the eager listing is not an N+1
     assert set(found["repetitions_max"]) == {6}  # one query per post on the page, twice (author, comments)
+
+
+def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):
+    from perfbench.demo.process import DemoProcess
+
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", "test-token-0123456789abcdef")
+    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
+        r = run_experiment("cache_cold_warm", {"target": demo.url, "rate": 25, "duration": 2,
+                                               "agent_token_env": "PERFBENCH_AGENT_TOKEN"},
+                           runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(r, ["cold against warm", "p50 latency by endpoint"])
+    from perfbench.coldwarm import load_cold_warm, per_request_effect
+
+    found = load_cold_warm(r.run_dir)
+    assert found["hit_rate"]["warm"]["hit_rate"] > found["hit_rate"]["cold"]["hit_rate"]
+    effect = per_request_effect(r.run_dir / "cold")
+    by = {row["cache"]: row for row in effect.filter(effect["endpoint"] == "report").iter_rows(named=True)}
+    assert by["miss"]["p50_ms"] > by["hit"]["p50_ms"]  # a miss computes the report, a hit does not
+    assert "Cache hit rate: cold run" in html
+    assert re.search(r"<code>report</code>: <strong>(effective|not effective|inconclusive)</strong>", html)
+
+
+def test_regression_notebook_compares_two_runs(http_server, tmp_path):
+    from perfbench import shapes
+    from perfbench.engine import run_load
+    from perfbench.scenario import from_paths
+
+    runs = [run_load(http_server.url, shapes.constant(100, 2), from_paths(["/", "slow=GET /delay/5"]),
+                     runs_dir=tmp_path / "runs", progress=False).path for _ in range(2)]
+    r = run_experiment("regression", {"baseline": str(runs[0]), "current": str(runs[1])},
+                       reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Change against the baseline", "Latency distributions: baseline and current"])
+    assert re.search(r"(no significant change|regression|improvement)", html, re.I)
