@@ -187,3 +187,25 @@ def test_login_secrets_are_redacted_in_meta(http_server, tmp_path):
     sc = Scenario([Request("r", "GET", "/")], login=Login("/echo/login", {"password": SECRETS[0]}, token_field="path"))
     res = run_load(http_server.url, shapes.constant(10, 0.3), sc, runs_dir=tmp_path, progress=False)
     assert SECRETS[0] not in (res.path / "meta.json").read_text()
+
+
+def test_terminating_perfbench_demo_stops_the_target_it_started(tmp_path):
+    """SIGTERM to `perfbench demo` mid-experiment: perfbench exits 143 and the demo target it
+    started (a child process) is stopped, not left running."""
+    proc = subprocess.Popen([sys.executable, "-m", "perfbench", "demo", "--duration", "30", "--rate", "20",
+                             "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports"),
+                             "--db-path", str(tmp_path / "demo.sqlite")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo_pid = None
+    deadline = time.monotonic() + 120
+    while demo_pid is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        assert line, "perfbench demo exited early"
+        if "demo target serving on" in line:
+            demo_pid = int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
+    assert demo_pid and psutil.pid_exists(demo_pid)
+    wait_for_rows(tmp_path / "runs", proc)  # the experiment's load is under way
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE

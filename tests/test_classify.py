@@ -1,0 +1,39 @@
+"""Errors are data: what the client raises maps to one error kind (unit tests of the mapping;
+the kinds are exercised end to end against misbehaving servers in test_faults.py and test_lean.py).
+
+DNS failures are tested here rather than live: resolving a name that does not exist would send a
+query to a resolver off this machine, and load tests here only ever talk to loopback."""
+
+import errno
+import socket
+import ssl
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from perfbench.engine.classify import classify
+
+KEY = SimpleNamespace(host="nonexistent.invalid", port=80, ssl=False, is_ssl=False)
+
+
+@pytest.mark.parametrize("exc, kind", [
+    (aiohttp.ClientConnectorDNSError(KEY, socket.gaierror(socket.EAI_NONAME, "Name or service not known")), "dns"),
+    (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "dns"),
+    (aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(errno.ECONNREFUSED, "refused")), "connect"),
+    (aiohttp.ClientSSLError(KEY, ssl.SSLError("bad handshake")), "tls"),
+    (aiohttp.ServerDisconnectedError(), "reset"),
+    (aiohttp.ClientPayloadError("incomplete"), "reset"),
+    (ConnectionResetError(errno.ECONNRESET, "reset by peer"), "reset"),
+    (aiohttp.ConnectionTimeoutError(), "timeout"),
+    (TimeoutError(), "timeout"),
+    (aiohttp.ClientResponseError(aiohttp.RequestInfo(URL("http://127.0.0.1/x"), "GET", CIMultiDictProxy(CIMultiDict()),
+                                                     URL("http://127.0.0.1/x")), (), status=400,
+                                 message="Bad status line"), "protocol"),
+    (ValueError("anything else"), "client"),
+])
+def test_each_exception_maps_to_its_kind(exc, kind):
+    got, detail = classify(exc)
+    assert got == kind and detail
