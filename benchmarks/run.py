@@ -1,84 +1,474 @@
-"""perfbench benchmarks: requests per generator CPU-second, side by side in one run.
+"""perfbench benchmarks: requests per generator CPU-second, side by side with peers, in one run.
 
-Starts the fast target (benchmarks/target.py) pinned to CPU 1 when there are 2+ CPUs, runs each
-generator in its own process pinned to CPU 0, and measures the generator's own CPU time
-(user + system, from the kernel's accounting of the child). Only ratios within one run mean
-anything on a shared machine; the table prints them against the naive aiohttp loop.
+Starts a private nginx (benchmarks/nginx_server.py: one worker pinned to CPU 1, a fixed 11-byte
+JSON body, keep-alive without a request limit) and runs every generator in its own process
+pinned to CPU 0, 50 keep-alive connections, for the same number of seconds. A generator's CPU
+time is its own process tree's user + system time (getrusage(RUSAGE_CHILDREN) deltas around the
+run, exact once the child is reaped). Only ratios within one run mean anything on a shared,
+noisy machine: every repetition runs every generator once (in rotated order) and the table shows
+medians, the spread and each figure's ratio to the naive aiohttp loop of the same repetition.
 
-    python benchmarks/run.py [--seconds 10] [--connections 50]
+    python benchmarks/run.py                       # comparison (3 x 10 s each) + fixed-rate test
+    python benchmarks/run.py --soak-minutes 10     # ... + the engine's RSS over a 10-minute run
+    python benchmarks/run.py --only fixed          # just the fixed-rate test
+
+Peers are installed by benchmarks/install_peers.sh (Debian packages and a separate tool venv);
+a peer that is not installed is reported as unavailable and skipped. Results are printed and
+written as JSON to benchmarks/results/<date>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import math
 import os
+import platform
+import re
 import resource
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+import peers  # noqa: E402
+from nginx_server import NginxServer, nginx_binary  # noqa: E402
+
 HERE = Path(__file__).parent
+ROOT = HERE.parent
+CLOSED_PEERS = ("naive", "wrk", "hey", "k6", "locust_fast", "locust_http")
+PROBE_RATE = {"aiohttp": 40_000, "lean": 150_000}  # surely above what the path can do on one core
+DEFAULT_PROBE_RATE = 150_000
+ENGINE_PATHS = ("lean", "aiohttp")  # those of perfbench.engine.senders.HTTP_PATHS that exist are measured
 
 
-def pinned(cmd: list[str], cpu: int | None) -> list[str]:
-    return (["taskset", "-c", str(cpu)] + cmd) if cpu is not None and _has_taskset() else cmd
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
-def _has_taskset() -> bool:
-    return subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
+# ---------------------------------------------------------------------------- targets
+class PythonTarget:
+    """The fallback target (benchmarks/target.py, uvloop) when nginx is not installed."""
+
+    def __init__(self, cpu: int | None):
+        self.cpu = cpu
+        self.version = "benchmarks/target.py (uvloop)"
+
+    def __enter__(self) -> str:
+        self._tmp = tempfile.TemporaryDirectory()
+        port_file = Path(self._tmp.name) / "port"
+        self.proc = subprocess.Popen(pin([sys.executable, str(HERE / "target.py"), str(port_file), "7200"],
+                                         self.cpu), start_new_session=True)
+        self.pid = self.proc.pid
+        while not port_file.exists() or not port_file.read_text():
+            if self.proc.poll() is not None:
+                raise SystemExit("benchmark target failed to start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port_file.read_text()}/"
+
+    def worker_pids(self) -> list[int]:
+        return [self.pid]
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self._tmp.cleanup()
 
 
-def measure(cmd: list[str]) -> tuple[int, float, float, str]:
-    """Run a generator; (successful requests, its CPU seconds, wall seconds, extra output)."""
+def pin(cmd: list[str], cpu: int | None) -> list[str]:
+    return (["taskset", "-c", str(cpu)] + cmd) if cpu is not None else cmd
+
+
+# ---------------------------------------------------------------------------- measuring one run
+def server_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(peer: peers.Peer, gen_cpu: int | None, server, seconds: float, workdir: Path,
+            sample_every: float = 0.5, timeout: float | None = None) -> dict:
+    """Run one generator to completion; its counts, own CPU seconds, wall, and CPU/RSS samples."""
+    cmd = pin(peer.cmd, gen_cpu)
+    env = {**os.environ, **peer.env}
+    out_f, err_f = workdir / "stdout", workdir / "stderr"
+    srv_pids = server.worker_pids()
+    srv_before = server_cpu(srv_pids)
+    samples: list[tuple[float, float, int]] = []  # (seconds since start, CPU s, RSS bytes)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
-    wall = time.perf_counter() - t
+    t0 = time.perf_counter()
+    with out_f.open("w") as out, err_f.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=workdir)
+        ps = psutil.Process(proc.pid)
+        limit = t0 + (timeout or seconds + 90)
+        while True:
+            try:
+                proc.wait(sample_every)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                with ps.oneshot():
+                    c = ps.cpu_times()
+                    samples.append((time.perf_counter() - t0, c.user + c.system, ps.memory_info().rss))
+            except psutil.Error:
+                pass
+            if time.perf_counter() > limit:
+                proc.kill()  # our own child, by its PID
+                proc.wait()
+                raise RuntimeError(f"{peer.name} did not finish in time")
+    wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    srv = server_cpu(srv_pids) - srv_before
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return int(out[0]), cpu, wall, "\n".join(out[1:])
+    stdout, stderr = out_f.read_text(errors="replace"), err_f.read_text(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{peer.name} exited {proc.returncode}: {stderr[-1500:]}")
+    ok, errors, extra = peer.parse(stdout, stderr, workdir)
+    span = seconds
+    gen = extra.get("generator") or {}
+    if peer.model == "open":  # a saturated open run keeps sending its backlog up to the grace period
+        span = seconds + ((gen.get("lag_ms") or {}).get("max") or 0) / 1000
+    return {"ok": ok, "errors": errors, "cpu_s": cpu, "wall_s": wall, "load_s": span, "rps": ok / span,
+            "per_cpu_s": ok / cpu if cpu else None, "server_cpu_util": srv / span, "extra": extra,
+            "samples": samples}
+
+
+def shown(cmd: list[str], url: str, gen_cpu: int | None) -> str:
+    """The command as run, with $URL for the target, $TMP for the run's temp dir, paths relative."""
+    s = shlex.join(pin(cmd, gen_cpu)).replace(url.rstrip("/"), "$URL").replace("$URL/", "$URL")
+    s = re.sub(r"/[^ ]*/perfbench-bench-[^/ ]+", "$TMP", s)
+    return s.replace(str(ROOT) + "/", "").replace(sys.executable, ".venv/bin/python")
+
+
+# ---------------------------------------------------------------------------- the comparison
+def build_peers(keys: list[str], url: str, seconds: float, conns: int, workdir: Path,
+                engine_rates: dict[str, float]) -> tuple[list[peers.Peer], dict[str, str]]:
+    made, unavailable = [], {}
+    builders = {
+        "naive": lambda: peers.naive(url, seconds, conns),
+        "wrk": lambda: peers.wrk(url, seconds, conns),
+        "hey": lambda: peers.hey(url, seconds, conns),
+        "k6": lambda: peers.k6(url, seconds, conns, workdir),
+        "locust_fast": lambda: peers.locust(url, seconds, conns, "Fast"),
+        "locust_http": lambda: peers.locust(url, seconds, conns, "Http"),
+    }
+    for k in keys:
+        if k in builders:
+            try:
+                made.append(builders[k]())
+            except peers.PeerUnavailable as e:
+                unavailable[k] = str(e)
+    for path, rate in engine_rates.items():
+        made.append(peers.engine(url, seconds, rate, conns, path))
+    return made, unavailable
+
+
+def probe_rate(url: str, path: str, conns: int, gen_cpu, server, workdir: Path, seconds: float = 3) -> dict:
+    """Find an open-model rate just above what the engine can send: saturated, with a small backlog.
+
+    A rate far above capacity makes the engine plan, queue and finally abort a huge backlog, CPU
+    the comparison would charge to it (measured here: it costs a quarter of its throughput); a
+    rate below capacity is not a max. So: one short run far above capacity gives a floor, then
+    short runs at 1.25x the floor, stepping up by 1.25x until the run is saturated (not every
+    planned request was sent on time).
+    """
+    probe = PROBE_RATE.get(path, DEFAULT_PROBE_RATE)
+    r = measure(peers.engine(url, seconds, probe, conns, path), gen_cpu, server, seconds, workdir)
+    steps = [{"rate": probe, "rps": round(r["rps"])}]
+    rate = max(1000, math.ceil(1.25 * r["rps"] / 1000) * 1000)
+    for _ in range(5):
+        r = measure(peers.engine(url, seconds, rate, conns, path), gen_cpu, server, seconds, workdir)
+        gen = r["extra"].get("generator") or {}
+        steps.append({"rate": rate, "rps": round(r["rps"]), "saturated": gen.get("saturated")})
+        if gen.get("saturated") or r["ok"] < rate * seconds * 0.99:
+            break
+        rate = math.ceil(1.25 * rate / 1000) * 1000
+    return {"rate": rate, "steps": steps}
+
+
+def summarize(rows: list[dict]) -> dict:
+    by_rep_naive = {r["rep"]: r["per_cpu_s"] for r in rows if r["key"] == "naive_aiohttp"}
+    by_rep_k6 = {r["rep"]: r["per_cpu_s"] for r in rows if r["key"] == "k6"}
+    out = {}
+    for key in dict.fromkeys(r["key"] for r in rows):
+        rs = [r for r in rows if r["key"] == key]
+        per = [r["per_cpu_s"] for r in rs]
+        ratios = [r["per_cpu_s"] / by_rep_naive[r["rep"]] for r in rs if by_rep_naive.get(r["rep"])]
+        gen = [r["extra"].get("generator") or {} for r in rs]
+        vs_k6 = [r["per_cpu_s"] / by_rep_k6[r["rep"]] for r in rs if by_rep_k6.get(r["rep"])]
+        own = [r["extra"]["ok_per_load_cpu_s"] for r in rs if r["extra"].get("ok_per_load_cpu_s")]
+        out[key] = {
+            "name": rs[0]["name"], "model": rs[0]["model"], "command": rs[0]["command"], "n": len(rs),
+            "req_per_cpu_s_median": statistics.median(per), "req_per_cpu_s_min": min(per),
+            "req_per_cpu_s_max": max(per),
+            "vs_naive_median": statistics.median(ratios) if ratios else None,
+            "vs_naive_min": min(ratios) if ratios else None, "vs_naive_max": max(ratios) if ratios else None,
+            "vs_k6_median": statistics.median(vs_k6) if vs_k6 else None,
+            "engine_reported_ok_per_load_cpu_s_median": statistics.median(own) if own else None,
+            "rps_median": statistics.median(r["rps"] for r in rs),
+            "cpu_s_median": statistics.median(r["cpu_s"] for r in rs),
+            "server_cpu_util_median": statistics.median(r["server_cpu_util"] for r in rs),
+            "errors": sum(r["errors"] for r in rs),
+            "open_rate": rs[0].get("open_rate"),
+            "engine_path_reported": sorted({g.get("path") for g in gen if g.get("path")}) or None,
+            "saturated": [g.get("saturated") for g in gen] if gen and gen[0] else None,
+        }
+    return out
+
+
+def comparison(args, url, server, gen_cpu, workdir: Path, paths: list[str]) -> dict:
+    keys = [k.strip() for k in args.peers.split(",") if k.strip()]
+    wanted = [p for p in args.engine_paths.split(",") if p] if args.engine_paths else list(ENGINE_PATHS)
+    missing = [p for p in wanted if p not in paths]
+    engine_paths = [p for p in wanted if p in paths]
+    rates, probes = {}, {}
+    for p in engine_paths:
+        if args.engine_max_rate:
+            rates[p] = args.engine_max_rate
+        else:
+            log(f"probing the engine's capacity on the {p} path (3 s)...")
+            probes[p] = probe_rate(url, p, args.connections, gen_cpu, server, workdir)
+            rates[p] = probes[p]["rate"]
+    plist, unavailable = build_peers(keys, url, args.seconds, args.connections, workdir, rates)
+    for p in missing:
+        unavailable[f"engine_{p}"] = f"HTTP path {p!r} is not in perfbench.engine.senders.HTTP_PATHS yet"
+    rows = []
+    for rep in range(args.repeat):
+        order = plist[rep % len(plist):] + plist[:rep % len(plist)]  # rotate: drift spreads evenly
+        for peer in order:
+            log(f"rep {rep + 1}/{args.repeat}: {peer.name} ...")
+            try:
+                r = measure(peer, gen_cpu, server, args.seconds, workdir)
+            except (RuntimeError, ValueError, KeyError, json.JSONDecodeError) as e:
+                log(f"  failed: {e}")
+                unavailable.setdefault(peer.key, f"failed: {str(e)[:300]}")
+                continue
+            r.pop("samples")
+            rows.append({"rep": rep + 1, "key": peer.key, "name": peer.name, "model": peer.model,
+                         "open_rate": peer.open_rate, "command": shown(peer.cmd, url, gen_cpu), **r})
+            log(f"  {r['ok']} ok, {r['errors']} errors, {r['cpu_s']:.2f} CPU s, "
+                f"{r['per_cpu_s']:.0f} req/CPU-s, server CPU {r['server_cpu_util'] * 100:.0f}%")
+    return {"rows": rows, "summary": summarize(rows) if rows else {}, "unavailable": unavailable,
+            "engine_probes": probes}
+
+
+# ---------------------------------------------------------------------------- fixed rate and soak
+def cpu_rate(samples, t_from: float, t_to: float) -> float | None:
+    """CPU seconds per second between two sample times (the steady part of a run)."""
+    win = [s for s in samples if t_from <= s[0] <= t_to]
+    if len(win) < 2 or win[-1][0] <= win[0][0]:
+        return None
+    return (win[-1][1] - win[0][1]) / (win[-1][0] - win[0][0])
+
+
+def fixed_rate(args, url, server, gen_cpu, workdir: Path, path: str) -> dict:
+    secs, rate = args.fixed_seconds, args.fixed_rate
+    peer = peers.engine(url, secs, rate, args.connections, path)
+    log(f"fixed rate: perfbench [{path}] at {rate:g} req/s for {secs:g} s ...")
+    r = measure(peer, gen_cpu, server, secs, workdir)
+    gen = r["extra"].get("generator", {})
+    planned = gen.get("planned") or round(rate * secs)
+    achieved = r["ok"] / secs
+    # the steady window: from 5 s after start (imports and set-up take ~1-2 s) to 3 s before
+    # the plan's end, so neither start-up nor the drain counts
+    steady = cpu_rate(r["samples"], 5.0, secs + 1.0 - 3.0)
+    out = {
+        "path": path, "path_reported": gen.get("path"), "target_rps": rate, "seconds": secs,
+        "command": shown(peer.cmd, url, gen_cpu),
+        "planned": planned, "ok": r["ok"], "errors": r["errors"], "achieved_rps": achieved,
+        "achieved_vs_target_pct": (achieved / rate - 1) * 100,
+        "within_1pct": abs(achieved / rate - 1) <= 0.01,
+        "dropped_or_failed": planned - r["ok"], "aborted": gen.get("aborted"), "capped": gen.get("capped"),
+        "send_lag_ms": gen.get("lag_ms"), "saturated": gen.get("saturated"),
+        "saturation_reasons": gen.get("saturation_reasons"),
+        "latency_p99_ms": r["extra"].get("p99_ms"),
+        "cpu_s_total": r["cpu_s"], "cpu_pct_whole_process": r["cpu_s"] / secs * 100,
+        "cpu_pct_steady": steady * 100 if steady is not None else None,
+        "cpu_pct_engine_reported_steady": (r["extra"].get("steady") or {}).get("cpu_pct"),
+        "server_cpu_util": r["server_cpu_util"],
+    }
+    log(f"  achieved {achieved:.1f} req/s ({out['achieved_vs_target_pct']:+.2f}%), lag p99 "
+        f"{(gen.get('lag_ms') or {}).get('p99')} ms, CPU {out['cpu_pct_steady'] or 0:.1f}% steady")
+    return out
+
+
+def linfit(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+
+
+def soak(args, url, server, gen_cpu, workdir: Path, path: str) -> dict:
+    secs = args.soak_minutes * 60
+    warm = min(120.0, 0.2 * secs)
+    peer = peers.engine(url, secs, args.fixed_rate, args.connections, path)
+    log(f"soak: perfbench [{path}] at {args.fixed_rate:g} req/s for {args.soak_minutes:g} min, RSS each second ...")
+    r = measure(peer, gen_cpu, server, secs, workdir, sample_every=1.0, timeout=secs + 180)
+    s = [x for x in r["samples"] if warm <= x[0] <= secs + 1.0]  # after warm-up, before the drain
+    slope = linfit([x[0] for x in s], [x[2] for x in s]) * 60 if len(s) > 2 else None
+    gen = r["extra"].get("generator", {})
+    out = {
+        "path": path, "path_reported": gen.get("path"), "rate": args.fixed_rate, "seconds": secs,
+        "command": shown(peer.cmd, url, gen_cpu), "warmup_s": warm,
+        "rss_slope_bytes_per_min": slope,
+        "rss_at_warmup_end_mb": s[0][2] / 2**20 if s else None, "rss_at_end_mb": s[-1][2] / 2**20 if s else None,
+        "rss_max_mb": max(x[2] for x in r["samples"]) / 2**20 if r["samples"] else None,
+        "ok": r["ok"], "errors": r["errors"], "send_lag_ms": gen.get("lag_ms"),
+        "cpu_pct_steady": (cpu_rate(r["samples"], warm, secs - 2) or 0) * 100,
+        "rss_samples": [(round(t, 1), rss) for t, _c, rss in r["samples"]],
+    }
+    log(f"  RSS slope {slope or 0:,.0f} bytes/min after {warm:g} s warm-up "
+        f"({out['rss_at_warmup_end_mb']:.1f} -> {out['rss_at_end_mb']:.1f} MB)")
+    return out
+
+
+# ---------------------------------------------------------------------------- machine and output
+def machine() -> dict:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    info = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+    git_head = None
+    try:  # read, never run git
+        head = (ROOT / ".git" / "HEAD").read_text().strip()
+        git_head = (ROOT / ".git" / head[5:]).read_text().strip() if head.startswith("ref: ") else head
+    except OSError:
+        pass
+    return {
+        "cpu_model": info.get("Model name", "").strip(), "cpus": os.cpu_count(),
+        "hypervisor": info.get("Hypervisor vendor", "").strip() or None,
+        "kernel": platform.release(), "os": _os_release(), "load_avg_at_start": os.getloadavg(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "perfbench_commit": git_head,
+    }
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def print_report(res: dict) -> None:
+    m, cfg = res["machine"], res["config"]
+    print(f"\nmachine: {m['cpu_model']}, {m['cpus']} CPUs, Linux {m['kernel']}; target {res['target']}; "
+          f"generator on CPU {cfg['generator_cpu']}, target on CPU {cfg['server_cpu']}")
+    cmp_ = res.get("comparison")
+    if cmp_ and cmp_["summary"]:
+        print(f"\n{cfg['connections']} keep-alive connections, {cfg['seconds']:g} s per run, {cfg['repeat']} "
+              f"repetitions (median [min-max]); ratio = req/CPU-s over the naive loop's of the same repetition\n")
+        print(f"{'generator':38} {'req/CPU-s':>10} {'[min - max]':>17} {'vs naive':>8} {'vs k6':>6} {'req/s':>8} "
+              f"{'gen CPU s':>9} {'nginx CPU':>9}")
+        for s in sorted(cmp_["summary"].values(), key=lambda s: -s["req_per_cpu_s_median"]):
+            name = s["name"] + (f" open {s['open_rate']:g}/s" if s["open_rate"] else "")
+            ratio = f"{s['vs_naive_median']:.2f}" if s["vs_naive_median"] is not None else "-"
+            spread = f"[{s['req_per_cpu_s_min']:,.0f} - {s['req_per_cpu_s_max']:,.0f}]"
+            k6r = f"{s['vs_k6_median']:.2f}" if s["vs_k6_median"] is not None else "-"
+            print(f"{name:38} {s['req_per_cpu_s_median']:10,.0f} {spread:>17} {ratio:>8} {k6r:>6} "
+                  f"{s['rps_median']:8,.0f} {s['cpu_s_median']:9.2f} {s['server_cpu_util_median'] * 100:8.0f}%")
+        for k, why in cmp_["unavailable"].items():
+            print(f"  unavailable: {k}: {why}")
+        for p, pr in cmp_.get("engine_probes", {}).items():
+            steps = ", ".join(f"{st['rate']:,}/s -> {st['rps']:,}" for st in pr["steps"])
+            print(f"  engine [{p}] max runs at {pr['rate']:,} req/s (3 s probes, asked -> achieved: {steps})")
+    for fx in res.get("fixed_rate", []):
+        lag = fx["send_lag_ms"] or {}
+        print(f"\nfixed rate, perfbench [{fx['path_reported']}]: target {fx['target_rps']:g} req/s for "
+              f"{fx['seconds']:g} s: achieved {fx['achieved_rps']:.1f} ({fx['achieved_vs_target_pct']:+.2f}%, "
+              f"within 1%: {fx['within_1pct']}), dropped/failed {fx['dropped_or_failed']} (aborted "
+              f"{fx['aborted']}, capped {fx['capped']}), send lag p50/p99/max {lag.get('p50')}/{lag.get('p99')}/"
+              f"{lag.get('max')} ms, generator CPU {fx['cpu_pct_steady'] or 0:.1f}% of a core steady "
+              f"({fx['cpu_pct_whole_process']:.1f}% counting start-up; engine's own steady figure "
+              f"{fx['cpu_pct_engine_reported_steady']}%), latency p99 {fx['latency_p99_ms']} ms")
+    for mx in res.get("max_rps", []):
+        print(f"\nmax throughput, one perfbench process [{mx['path']}], cap {cfg['connections']}: "
+              f"{mx['rps_median']:,.0f} req/s median [{mx['rps_min']:,.0f} - {mx['rps_max']:,.0f}]")
+    if res.get("soak"):
+        sk = res["soak"]
+        print(f"\nsoak [{sk['path_reported']}], {sk['rate']:g} req/s for {sk['seconds'] / 60:g} min: RSS slope "
+              f"{sk['rss_slope_bytes_per_min']:,.0f} bytes/min after {sk['warmup_s']:g} s warm-up "
+              f"({sk['rss_at_warmup_end_mb']:.1f} MB -> {sk['rss_at_end_mb']:.1f} MB, max {sk['rss_max_mb']:.1f} MB)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=10, help="load seconds per comparison run")
     ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--rates", default="2000,20000", help="engine open-model rates to run, req/s")
+    ap.add_argument("--repeat", type=int, default=3, help="repetitions of the comparison (medians reported)")
+    ap.add_argument("--peers", default=",".join(CLOSED_PEERS), help=f"closed-loop peers, of {','.join(CLOSED_PEERS)}")
+    ap.add_argument("--engine-paths", default="", help="engine HTTP paths to compare (default: all in HTTP_PATHS)")
+    ap.add_argument("--engine-max-rate", type=float, default=0,
+                    help="open-model rate of the engine's max runs (default: 1.25x a 3 s probe)")
+    ap.add_argument("--only", default="compare,fixed", help="which of compare,fixed to run (soak: --soak-minutes)")
+    ap.add_argument("--fixed-rate", type=float, default=2000)
+    ap.add_argument("--fixed-seconds", type=float, default=30)
+    ap.add_argument("--fixed-paths", default="", help="engine paths for the fixed-rate test (default: all)")
+    ap.add_argument("--soak-minutes", type=float, default=0, help="also run the RSS soak test this long")
+    ap.add_argument("--target", choices=("nginx", "python"), default="nginx")
+    ap.add_argument("--out", default="", help="JSON results file (default benchmarks/results/<date>.json)")
     args = ap.parse_args()
+    only = {x.strip() for x in args.only.split(",")}
+
     cpus = os.cpu_count() or 1
-    gen_cpu, srv_cpu = (0, 1) if cpus >= 2 else (None, None)
-    py = sys.executable
-    with tempfile.TemporaryDirectory() as d:
-        port_file = Path(d) / "port"
-        srv = subprocess.Popen(pinned([py, str(HERE / "target.py"), str(port_file), "600"], srv_cpu))
-        try:
-            while not port_file.exists() or not port_file.read_text():
-                if srv.poll() is not None:
-                    raise SystemExit("benchmark target failed to start")
-                time.sleep(0.05)
-            url = f"http://127.0.0.1:{port_file.read_text()}"
-            rows = []
-            n, cpu, wall, _ = measure(pinned([py, str(HERE / "naive_aiohttp.py"), url + "/", str(args.seconds),
-                                              str(args.connections)], gen_cpu))
-            rows.append(("naive aiohttp loop (closed, 50 conns)", n, cpu, wall, ""))
-            for rate in [float(r) for r in args.rates.split(",")]:
-                n, cpu, wall, extra = measure(pinned([py, str(HERE / "engine_run.py"), url, str(args.seconds),
-                                                      str(rate), str(args.connections)], gen_cpu))
-                rows.append((f"perfbench engine, open {rate:g}/s, cap {args.connections}", n, cpu, wall, extra))
-        finally:
-            srv.terminate()
-            srv.wait(10)
-    base = rows[0][1] / rows[0][2]
-    print(f"\nmachine: {cpus} CPUs, {os.uname().sysname} {os.uname().release}; {args.seconds:g} s each; "
-          f"generator on CPU {gen_cpu}, target on CPU {srv_cpu}\n")
-    print(f"{'generator':44} {'requests':>9} {'CPU s':>7} {'wall s':>7} {'req/s':>8} {'req/CPU-s':>10} {'vs naive':>8}")
-    for name, n, cpu, wall, _extra in rows:
-        print(f"{name:44} {n:9d} {cpu:7.2f} {wall:7.2f} {n / wall:8.0f} {n / cpu:10.0f} {n / cpu / base:8.2f}")
-    for name, *_, extra in rows:
-        if extra:
-            print(f"\n{name}: {extra}")
+    gen_cpu, srv_cpu = (0, 1) if cpus >= 2 and _has_taskset() else (None, None)
+    all_paths = peers.http_paths()
+    paths = [p for p in ENGINE_PATHS if p in all_paths]  # "auto" picks lean for a plain GET: not run twice
+    started = dt.datetime.now().astimezone()
+    res: dict = {"started": started.isoformat(timespec="seconds"), "machine": machine(), "versions": peers.versions(),
+                 "http_paths": all_paths,
+                 "config": {"seconds": args.seconds, "connections": args.connections, "repeat": args.repeat,
+                            "generator_cpu": gen_cpu, "server_cpu": srv_cpu, "fixed_rate": args.fixed_rate,
+                            "fixed_seconds": args.fixed_seconds, "soak_minutes": args.soak_minutes,
+                            "argv": sys.argv[1:]}}
+    if args.target == "nginx" and not nginx_binary():
+        raise SystemExit("nginx is not installed: run `bash benchmarks/install_peers.sh` (or use --target python)")
+    server = NginxServer(cpu=srv_cpu) if args.target == "nginx" else PythonTarget(srv_cpu)
+    with tempfile.TemporaryDirectory(prefix="perfbench-bench-") as d, server as url:
+        workdir = Path(d)
+        res["target"] = getattr(server, "version", "") + (" (1 worker, keepalive_requests 1e8, access_log off)"
+                                                          if args.target == "nginx" else "")
+        log(f"target {url} (pid {server.pid}); engine HTTP paths: {', '.join(all_paths)}; measuring {', '.join(paths)}")
+        if "compare" in only:
+            res["comparison"] = comparison(args, url, server, gen_cpu, workdir, all_paths)
+            res["max_rps"] = []
+            for key, s in res["comparison"]["summary"].items():
+                if s["model"] == "open":
+                    rps = [r["rps"] for r in res["comparison"]["rows"] if r["key"] == key]
+                    res["max_rps"].append({"path": key.removeprefix("engine_"), "rps_median": statistics.median(rps),
+                                           "rps_min": min(rps), "rps_max": max(rps), "open_rate": s["open_rate"]})
+        fixed_paths = [p for p in args.fixed_paths.split(",") if p in all_paths] if args.fixed_paths else paths
+        if "fixed" in only:
+            res["fixed_rate"] = [fixed_rate(args, url, server, gen_cpu, workdir, p) for p in fixed_paths]
+        if args.soak_minutes > 0:
+            res["soak"] = soak(args, url, server, gen_cpu, workdir, "lean" if "lean" in paths else paths[0])
+    res["machine"]["load_avg_at_end"] = os.getloadavg()
+    res["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    print_report(res)
+    out = Path(args.out) if args.out else HERE / "results" / f"{started:%Y-%m-%d}.json"
+    if not args.out and out.exists():
+        out = out.with_name(f"{started:%Y-%m-%d-%H%M%S}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    print(f"\nresults written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+def _has_taskset() -> bool:
+    return subprocess.run(["sh", "-c", "command -v taskset"], capture_output=True).returncode == 0
 
 
 if __name__ == "__main__":

@@ -101,6 +101,11 @@ class ExperimentResult:
     run_dir: Path
     notebook: Path
     report: Path
+    verdict: dict[str, Any] | None = None  # {"ok": bool, "text": str} when the notebook gave one
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is None or bool(self.verdict.get("ok"))
 
 
 def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_dir: str | os.PathLike = "data/runs",
@@ -118,6 +123,10 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     validate_parameters(name, params, declared)
     if params.get("run_dir"):
         run_dir = Path(params["run_dir"])
+        if not (run_dir / "meta.json").is_file():
+            raise ConfigError(f"experiment {name!r}: parameter 'run_dir': {str(run_dir)!r} is not a run directory "
+                              f"(no meta.json there); give a directory under {runs_dir}/, or leave run_dir out "
+                              f"to send load")
         run_id = run_dir.name
     else:
         run_id = params.pop("run_id", None) or new_run_id(name)
@@ -128,7 +137,13 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     reports = Path(reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     scratch = reports / f".{run_id}.{name}.ipynb"
+    verdict_file = reports / f".{run_id}.{name}.verdict.json"
+    verdict_file.unlink(missing_ok=True)
     log(f"perfbench: running experiment {name} ({path.name}) as run {run_id}")
+    from .nb import VERDICT_FILE_ENV
+
+    before = os.environ.get(VERDICT_FILE_ENV)
+    os.environ[VERDICT_FILE_ENV] = str(verdict_file.resolve())  # the kernel inherits the environment
     try:
         papermill.execute_notebook(str(path), str(scratch), parameters=params, kernel_name=kernel_name,
                                    progress_bar=False, log_output=False, cwd=os.getcwd(),
@@ -138,11 +153,68 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
         raise ExperimentError(f"experiment {name!r} failed in cell {exc.exec_count}: {exc.ename}: "
                               f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "
                               f"(executed notebook kept at {kept})") from None
+    finally:
+        if before is None:
+            os.environ.pop(VERDICT_FILE_ENV, None)
+        else:
+            os.environ[VERDICT_FILE_ENV] = before
+    verdict = None
+    if verdict_file.exists():
+        import json
+
+        verdict = json.loads(verdict_file.read_text())
+        verdict_file.unlink()
     notebook = _keep_notebook(scratch, run_dir, name)
-    report = reports / f"{run_id}.html"
+    report = reports / f"{run_id}-{name}.html"
+    meta = _record(run_dir, name, params, notebook, report, verdict)
     log(f"perfbench: exporting the report {report}")
-    export_html(notebook, report, show_input=show_input)
-    return ExperimentResult(name, run_id, run_dir, notebook, report)
+    export_html(notebook, report, show_input=show_input, meta=meta or {"run_id": run_id, "verdict": verdict,
+                                                                        "experiment": {"name": name}})
+    return ExperimentResult(name, run_id, run_dir, notebook, report, verdict)
+
+
+def _record(run_dir: Path, name: str, params: dict[str, Any], notebook: Path, report: Path,
+            verdict: dict | None) -> dict | None:
+    """Write the experiment's parameters and outcome into the run's meta.json; the updated meta."""
+    from .rundir import RunDir, redact
+
+    if not (run_dir / "meta.json").is_file():
+        return None
+    rd = RunDir(run_dir)
+    outcome = "failed" if verdict and not verdict.get("ok") else "ok"
+    changes: dict[str, Any] = {"experiment": {"name": name, "parameters": redact(params), "outcome": outcome,
+                                              "notebook": notebook.name, "report": str(report)}}
+    if verdict:
+        changes["verdict"] = verdict
+    return rd.update_meta(**changes)
+
+
+def header_markdown(meta: dict[str, Any]) -> str:
+    """The report's header: the verdict first, then what ran where (target, shape, versions, commit, date)."""
+    lines = []
+    v = meta.get("verdict")
+    if v:
+        lines.append(f"**{'Verdict' if v.get('ok') else 'FAILED'}: {v.get('text')}**\n")
+    m = meta.get("machine") or {}
+    shape = meta.get("shape") or {}
+    params = shape.get("params") or {}
+    shape_text = ", ".join(f"{k} {v}" for k, v in params.items() if v not in (None, 0, [], "")) or "-"
+    exp = meta.get("experiment") or {}
+    if not meta.get("target"):  # no run directory of its own (e.g. a regression comparison)
+        return "\n".join(lines)
+    rows = [
+        ("run", f"`{meta.get('run_id')}`" + (f" ({exp.get('name')})" if exp.get("name") else "")),
+        ("date", str(meta.get("started_at") or "-")),
+        ("target", f"`{meta.get('target', '-')}`"),
+        ("load", f"{shape.get('model', meta.get('kind', '-'))} model, {shape.get('kind', '-')}: {shape_text}"
+         if shape else str(meta.get("kind", "-"))),
+        ("ended", str(meta.get("end_reason") or "-")),
+        ("perfbench / Python", f"{m.get('perfbench', '-')} / {m.get('python', '-')}"),
+        ("machine", f"{m.get('node', '-')}, {m.get('cpu_count', '-')} CPUs, {m.get('os', '-')}"),
+        ("code under test", f"`{meta['code_commit']}`" if meta.get("code_commit") else "commit not recorded"),
+    ]
+    lines += ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
+    return "\n".join(lines)
 
 
 def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
@@ -155,12 +227,17 @@ def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
     return scratch
 
 
-def export_html(notebook: str | os.PathLike, out: str | os.PathLike, *, show_input: bool = False) -> Path:
-    """Export an executed notebook as one self-contained HTML file (no CDN, charts inline SVG)."""
+def export_html(notebook: str | os.PathLike, out: str | os.PathLike, *, show_input: bool = False,
+                meta: dict[str, Any] | None = None) -> Path:
+    """Export an executed notebook as one self-contained HTML file (no CDN, charts inline SVG),
+    with a header from the run's ``meta`` (verdict first) after the notebook's title."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
+    if meta:
+        nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0,
+                        nbformat.v4.new_markdown_cell(header_markdown(meta)))
     exporter = HTMLExporter(template_file=str(TEMPLATE), exclude_input=not show_input,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)

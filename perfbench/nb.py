@@ -69,3 +69,29 @@ def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     for note in summary.get("notes", []):
         lines += ["", f"Note: {note}."]
     return "\n".join(lines)
+
+
+VERDICT_FILE_ENV = "PERFBENCH_VERDICT_FILE"
+
+
+def verdict(run_dir, ok: bool, text: str):
+    """Record the experiment's verdict and return it as Markdown to display.
+
+    It goes into the run's meta.json (when ``run_dir`` is given) and into the file
+    ``perfbench experiment`` names in ``$PERFBENCH_VERDICT_FILE``; the runner then puts it first
+    in the report and exits with code 10 when ``ok`` is False (a broken SLO, a regression, a leak).
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from IPython.display import Markdown
+
+    from .rundir import RunDir
+
+    record = {"ok": bool(ok), "text": text}
+    if run_dir:
+        RunDir(Path(run_dir)).update_meta(verdict=record)
+    if os.environ.get(VERDICT_FILE_ENV):
+        Path(os.environ[VERDICT_FILE_ENV]).write_text(json.dumps(record))
+    return Markdown(f"**{'Verdict' if ok else 'FAILED'}: {text}**")

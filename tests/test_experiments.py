@@ -38,7 +38,7 @@ def test_notebook_runs_and_leaves_the_run_directory(experiment):
 
 def test_report_is_offline_and_holds_rendered_charts(experiment):
     html = experiment.report.read_text()
-    assert experiment.report.name == f"{experiment.run_id}.html"
+    assert experiment.report.name == f"{experiment.run_id}-load_test.html"
     assert not EXTERNAL.search(html), EXTERNAL.search(html).group(0)
     charts = svgs(html)
     assert len(charts) >= 5
@@ -77,5 +77,38 @@ def test_list_experiments_shows_parameters_with_types():
 
 
 def test_a_failing_notebook_is_an_experiment_error_with_the_notebook_kept(tmp_path):
+    bad = tmp_path / "bad-run"
+    bad.mkdir()
+    (bad / "meta.json").write_text(json.dumps({"schema_version": 99, "run_id": "bad-run"}))
     with pytest.raises(ExperimentError, match=r"failed in cell .*RunDirError"):
-        run_experiment("load_test", {"run_dir": str(tmp_path / "missing-run")}, reports_dir=tmp_path)
+        run_experiment("load_test", {"run_dir": str(bad)}, reports_dir=tmp_path)
+
+
+def test_a_broken_slo_fails_the_experiment_with_exit_10_and_leads_the_report(http_server, tmp_path, capsys):
+    from perfbench.cli import main
+
+    code = main(["experiment", "load_test", "-p", "target", http_server.url, "-p", "rate", "20", "-p", "duration",
+                 "1", "-p", "scenario", "", "-p", "paths", '["/delay/30"]', "-p", "slos", '["p99<1ms"]',
+                 "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")])
+    out = capsys.readouterr().out
+    assert code == 10 and "verdict:       FAILED: SLO broken: p99<1ms" in out
+    run_dir = next((tmp_path / "runs").iterdir())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["verdict"]["ok"] is False and meta["experiment"]["outcome"] == "failed"
+    assert meta["experiment"]["parameters"]["slos"] == ["p99<1ms"]
+    html = next((tmp_path / "reports").glob("*-load_test.html")).read_text()
+    first_chart = html.index('data-mime-type="image/svg+xml"')
+    assert html.index("FAILED: SLO broken: p99&lt;1ms") < first_chart  # the verdict comes first
+    assert "perfbench / Python" in html and "code under test" in html  # the header with the run's metadata
+
+
+def test_the_report_header_carries_the_runs_metadata(experiment):
+    html = experiment.report.read_text()
+    assert f"<code>{experiment.run_id}</code> (load_test)" in html and "CPUs" in html
+    meta = json.loads((experiment.run_dir / "meta.json").read_text())
+    assert meta["experiment"]["name"] == "load_test" and meta["experiment"]["outcome"] == "ok"
+
+
+def test_a_missing_run_dir_is_named_before_anything_runs(tmp_path):
+    with pytest.raises(ConfigError, match="parameter 'run_dir'.*is not a run directory"):
+        run_experiment("load_test", {"run_dir": str(tmp_path / "nope")}, reports_dir=tmp_path)

@@ -1,4 +1,5 @@
-"""The memory_soak notebook runs under papermill with small parameters and shows a verdict."""
+"""The memory_soak notebook runs under papermill with small parameters and gives a verdict: the
+demo's leaking endpoint is a leak (the experiment fails, exit code 10 from the CLI), named by file."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ import pytest
 
 @pytest.mark.slow
 def test_memory_soak_notebook_runs(tmp_path):
-    import papermill
+    from perfbench.experiments import default_notebooks_dir, notebook_parameters, run_experiment
 
-    from perfbench.experiments import default_notebooks_dir, notebook_parameters
-
-    path = default_notebooks_dir() / "memory_soak.ipynb"
-    declared = notebook_parameters(path)
+    declared = notebook_parameters(default_notebooks_dir() / "memory_soak.ipynb")
     assert declared["duration"]["type"] == "float" and declared["memray"]["type"] == "bool"
-    out = tmp_path / "out.ipynb"
-    papermill.execute_notebook(str(path), str(out), parameters={
-        "duration": 5.0, "rate": 80.0, "sample_interval": 0.2, "snapshot_interval": 0.5,
-        "runs_dir": str(tmp_path / "runs")}, kernel_name="python3", progress_bar=False)
-    text = out.read_text()
-    assert "Verdict: leak" in text, [ln for ln in text.splitlines() if "Verdict" in ln][:2]
+    r = run_experiment("memory_soak", {"duration": 5.0, "rate": 80.0, "sample_interval": 0.2,
+                                       "snapshot_interval": 0.5},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    assert r.verdict and not r.ok and r.verdict["text"].startswith("leak"), r.verdict
+    text = r.notebook.read_text()
     assert "perfbench/demo/leak.py" in text
+    html = r.report.read_text()
+    assert "FAILED: leak" in html  # the verdict leads the report
+    assert html.count('data-mime-type="image/svg+xml"') >= 3  # the memory timeline, growth and diff charts

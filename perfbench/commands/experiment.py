@@ -18,8 +18,10 @@ def _add_experiment(sub) -> None:
     p = sub.add_parser(
         "experiment", help="run an experiment notebook with papermill and export its HTML report",
         description="Execute notebooks/<NAME>.ipynb with papermill (its `parameters` cell overridden by -p), "
-                    "keep the executed notebook in the run directory and export an offline, self-contained "
-                    "HTML report to reports/<run-id>.html.",
+                    "keep the executed notebook in the run directory, record the parameters and outcome in "
+                    "its meta.json and export an offline, self-contained HTML report to "
+                    "reports/<run-id>-<NAME>.html. Exits with 10 when the notebook's verdict fails (a broken "
+                    "SLO, a regression, a leak...), so scheduled runs can gate on it.",
         epilog="example:\n  perfbench experiment load_test -p target http://127.0.0.1:8080 -p rate 200 -p duration 20",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="experiment name: a notebook in notebooks/ (e.g. load_test); "
@@ -42,7 +44,9 @@ def cmd_experiment(args) -> int:
     print(f"run directory: {result.run_dir}")
     print(f"notebook:      {result.notebook}")
     print(f"report:        {result.report}")
-    return 0
+    if result.verdict is not None:
+        print(f"verdict:       {'ok' if result.ok else 'FAILED'}: {result.verdict.get('text')}")
+    return 0 if result.ok else 10
 
 
 def _add_experiments_list(sub) -> None:

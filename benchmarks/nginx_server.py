@@ -1,0 +1,150 @@
+"""A private nginx for benchmarks: our own config in a temp dir, one worker, stopped by its own PID.
+
+Never touches the system nginx service: the prefix, config, pid file, error log and temp paths
+all live in a fresh temp dir, the master runs in the foreground (``daemon off``) as our child,
+and it is stopped by signalling that child's PID only.
+
+    with NginxServer(cpu=1) as url:   # url = "http://127.0.0.1:PORT/"
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+TEMPLATE = HERE / "nginx.conf.template"
+BODY = b'{"ok":true}'
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render(prefix: Path, port: int, cpu: int | None) -> str:
+    ncpu = os.cpu_count() or 1
+    # worker_cpu_affinity takes a bit mask, lowest CPU rightmost ("10" = CPU 1)
+    mask = "auto" if cpu is None else "".join("1" if i == cpu else "0" for i in reversed(range(max(ncpu, cpu + 1))))
+    user_line = "user nobody nogroup;" if os.geteuid() == 0 else ""
+    return string.Template(TEMPLATE.read_text()).substitute(prefix=prefix, port=port, cpu_mask=mask,
+                                                            user_line=user_line)
+
+
+class NginxServer:
+    def __init__(self, cpu: int | None = 1, start_timeout: float = 10.0):
+        self.cpu = cpu
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.url = ""
+        self.pid = 0
+        self.version = ""
+
+    def __enter__(self) -> str:
+        binary = nginx_binary()
+        if not binary:
+            raise RuntimeError("nginx is not installed (run benchmarks/install_peers.sh)")
+        self.version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
+        self._tmp = tempfile.TemporaryDirectory(prefix="perfbench-nginx-")
+        prefix = Path(self._tmp.name)
+        os.chmod(prefix, 0o755)  # the worker runs as nobody when we are root
+        last_err = ""
+        for _attempt in range(3):  # the free port can be taken between probe and bind: retry
+            port = free_port()
+            conf = prefix / "nginx.conf"
+            conf.write_text(render(prefix, port, self.cpu))
+            cmd = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
+            if self.cpu is not None and shutil.which("taskset"):
+                cmd = ["taskset", "-c", str(self.cpu)] + cmd
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         start_new_session=True)  # a Ctrl-C in the terminal reaches us, not it
+            if self._wait_listening(port):
+                self.pid = self.proc.pid
+                self.url = f"http://127.0.0.1:{port}/"
+                self._check()
+                return self.url
+            last_err = self._stop() or (prefix / "error.log").read_text(errors="replace")[-2000:]
+        self._tmp.cleanup()
+        raise RuntimeError(f"nginx did not start: {last_err}")
+
+    def _wait_listening(self, port: int) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        assert self.proc is not None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def _check(self) -> None:
+        """One real GET: the body and content type must be what the benchmark expects."""
+        with socket.create_connection(("127.0.0.1", int(self.url.rsplit(":", 1)[1].strip("/"))), timeout=2) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            data = b""
+            while not data.endswith(BODY):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        if not data.startswith(b"HTTP/1.1 200") or b"application/json" not in data or not data.endswith(BODY):
+            raise RuntimeError(f"nginx answered unexpectedly: {data[:300]!r}")
+
+    def worker_pids(self) -> list[int]:
+        try:
+            out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True)
+            return [int(x) for x in out.stdout.split()]
+        except (OSError, ValueError):
+            return []
+
+    def _stop(self) -> str:
+        """Stop our master by its PID (SIGQUIT = graceful, then SIGTERM, then SIGKILL); its stderr."""
+        p = self.proc
+        if p is None:
+            return ""
+        err = ""
+        if p.poll() is None:
+            for sig, wait in ((signal.SIGQUIT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                try:
+                    os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    p.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if p.stderr:
+            err = p.stderr.read().decode(errors="replace")
+            p.stderr.close()
+        self.proc = None
+        return err
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+if __name__ == "__main__":  # smoke test: start, show the response, stop
+    with NginxServer(cpu=1 if (os.cpu_count() or 1) > 1 else None) as url:
+        print(url)
+        print(subprocess.run(["curl", "-si", "--max-time", "2", url], capture_output=True, text=True).stdout)
