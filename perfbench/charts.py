@@ -814,3 +814,26 @@ def distributions_overlaid(frames: dict[str, pl.DataFrame], *, bins: int = 50, b
                  alt.Tooltip("bin_end:Q", format=".3~f"), alt.Tooltip("n:Q", title="requests")],
     ).properties(width=width, height=height).facet(
         facet=alt.Facet(f"{by}:N", title=None), columns=2).properties(title=_title(title)).resolve_scale(x="independent")
+
+
+# --- the reports index -------------------------------------------------------------------------------------
+
+
+def trend(runs: pl.DataFrame, *, title: str = "p95 latency and throughput across runs", width: int = 520,
+          height: int = 140) -> alt.VConcatChart | alt.Chart:
+    """p95 latency (ms) and throughput (req/s) per run over time, for runs of one experiment.
+    Expects ``started_at`` (ISO text or datetime), ``run_id``, ``p95_ms``, ``rps``."""
+    df = _frame(runs, ["started_at", "run_id", "p95_ms", "rps"], "trend",
+                source="a frame of runs (perfbench.reports_index.collect_runs)")
+    if df is None or df.height == 0:
+        return _empty("no runs", title, width)
+    if df.schema["started_at"] == pl.String:
+        df = df.with_columns(pl.col("started_at").str.to_datetime(time_zone="UTC", strict=False))
+    base = alt.Chart(df).encode(x=alt.X("started_at:T", title="run started"),
+                                tooltip=["run_id:N", alt.Tooltip("p95_ms:Q", format=".2f"),
+                                         alt.Tooltip("rps:Q", format=".1f")])
+    p95 = base.mark_line(point=True, color=PALETTE["p95"]).encode(y=alt.Y("p95_ms:Q", title="p95 (ms)")).properties(
+        width=width, height=height, title=_title(title))
+    rps = base.mark_line(point=True, color=PALETTE["ok"]).encode(y=alt.Y("rps:Q", title="req/s")).properties(
+        width=width, height=height)
+    return alt.vconcat(p95, rps)

@@ -112,3 +112,22 @@ def test_the_report_header_carries_the_runs_metadata(experiment):
 def test_a_missing_run_dir_is_named_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="parameter 'run_dir'.*is not a run directory"):
         run_experiment("load_test", {"run_dir": str(tmp_path / "nope")}, reports_dir=tmp_path)
+
+
+def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, tmp_path, capsys):
+    from perfbench.cli import main
+    from perfbench.reports_index import collect_runs
+
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    for _ in range(2):
+        run_experiment("load_test", {"target": http_server.url, "rate": 20, "duration": 1, "scenario": "",
+                                     "paths": ["/"]}, runs_dir=runs, reports_dir=reports)
+    (reports / "orphan.html").write_text("<html></html>")
+    assert main(["reports", "--runs-dir", str(runs), "--reports-dir", str(reports)]) == 0
+    index = (reports / "index.html").read_text()
+    table = collect_runs(runs)
+    assert table.height == 2 and set(table["experiment"]) == {"load_test"}
+    for run_id, report in table.select("run_id", "report").iter_rows():
+        assert f'href="{run_id}-load_test.html"' in index and (reports / f"{run_id}-load_test.html").exists()
+    assert index.count("<svg") == 1 and "p95 latency and throughput across runs" in index  # the trend
+    assert "orphan.html" in index and not EXTERNAL.search(index)
