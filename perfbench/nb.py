@@ -27,13 +27,22 @@ class LiveProgress:
     def __call__(self, p: dict[str, Any]) -> None:
         from IPython.display import display
 
-        from .engine.progress import format_progress
-
-        text = {"text/plain": format_progress(p)}
+        text = {"text/plain": progress_bar(p)}
         if self._handle is None:
             self._handle = display(text, raw=True, display_id=True)
         else:
             self._handle.update(text, raw=True)
+
+
+def progress_bar(p: dict[str, Any], width: int = 30) -> str:
+    """``[#########.........]  45%  9.0/20 s  199 req/s  p95 12.3 ms  errors: none  total 1,790``."""
+    total = p.get("duration_s") or 0
+    share = 1.0 if p.get("final") else (min(1.0, p["elapsed_s"] / total) if total else 0.0)
+    done = int(share * width)
+    p95 = "-" if p.get("p95_ms") is None else f"{p['p95_ms']:.1f} ms"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(p.get("errors", {}).items())) or "none"
+    return (f"[{'#' * done}{'.' * (width - done)}] {share:4.0%}  {p['elapsed_s']:.1f}/{total:g} s  "
+            f"{p.get('completed_rps', 0):,.0f} req/s  p95 {p95}  errors: {errors}  total {p.get('total', 0):,}")
 
 
 def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:

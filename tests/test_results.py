@@ -68,3 +68,12 @@ def test_timeseries_and_histogram_shapes():
     assert h["count"].sum() == 3000 and h.height <= 20
     curve = results.percentile_curve(df)
     assert curve.filter(pl.col("percentile") == 50)["value_ms"].item() == pytest.approx(25.0)
+
+
+def test_notebook_progress_bar():
+    from perfbench.nb import progress_bar
+
+    line = progress_bar({"elapsed_s": 9, "duration_s": 20, "completed_rps": 199.4, "p95_ms": 12.34,
+                         "errors": {"timeout": 3}, "total": 1790}, width=20)
+    assert line.startswith("[#########...........]  45%") and "p95 12.3 ms" in line and "timeout 3" in line
+    assert progress_bar({"elapsed_s": 20.4, "duration_s": 20, "errors": {}, "final": True}).startswith("[" + "#" * 30)
