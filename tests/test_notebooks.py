@@ -48,12 +48,16 @@ def test_spike_notebook(http_server, tmp_path):
     assert "after the spike ended" in html or "Not recovered" in html
 
 
-def test_soak_notebook(http_server, tmp_path):
-    r = run_experiment("soak", {"target": http_server.url, "scenario": "", "paths": ["/"], "rate": 30,
-                                "duration": 4, "checkpoint_every": 2, "bucket_s": 0.5, "warmup_s": 0.5},
-                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
-    html = check_report(r, ["Latency drift over the run", "Latency over time"])
-    assert "ms per hour" in html
+def test_soak_notebook(tmp_path):
+    from perfbench.demo.process import DemoProcess
+
+    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
+        r = run_experiment("soak", {"target": demo.url, "scenario": "", "paths": ["/health"], "rate": 30,
+                                    "duration": 4, "checkpoint_every": 2, "bucket_s": 0.5, "warmup_s": 0.5,
+                                    "pid": demo.pid, "sample_interval": 0.2},
+                           runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Latency drift over the run", "Latency over time", "memory, CPU and throughput"])
+    assert "ms per hour" in html and "Memory: <strong>" in html
 
 
 def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
