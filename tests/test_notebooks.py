@@ -91,6 +91,10 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkey
     found = q.n_plus_one_summary(q.n_plus_one(queries_with_requests(run.requests, run.queries)))
     assert set(found["endpoint"]) == {"posts_naive"}  # the eager listing is not an N+1
     assert set(found["repetitions_max"]) == {6}  # one query per post on the page, twice (author, comments)
+    # explore drills into the same run's slowest requests and joins their SQL
+    ex = run_experiment("explore", {"run_dir": str(r.run_dir), "endpoint": "posts_naive", "slowest_share": 0.2},
+                        reports_dir=tmp_path / "reports")
+    assert "db_share" in check_report(ex, ["Latency by percentile"])
 
 
 def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):
