@@ -1,17 +1,21 @@
 """Cold versus warm cache: is the cache worth having?
 
-``cold_warm(target, scenario, plan)`` clears the service's cache, runs the load (the *cold* run),
-then runs the same load again on the now warm cache (the *warm* run), reading the service's
-hit and miss counters around each. Verdict per endpoint, on the ratio of medians warm / cold
+``cold_warm(target, scenario, plan)`` clears the service's cache and runs the load (the *cold*
+run), clearing it again every ``clear_every_s`` seconds so that it stays cold; then it runs the
+same load again on the warm cache without clearing (the *warm* run). Hit rates come from the
+agent's per-request cache events when the service runs the perfbench agent, else from the
+service's counters around each run. Verdict per endpoint, on the ratio of medians warm / cold
 with a bootstrap confidence interval (``perfbench.compare``): *effective* when the whole interval
 is below ``ratio`` (default 0.5: "warm p50 below half of cold", as the seed tests ask), *not
 effective* when it is wholly above, *inconclusive* otherwise.
 
 A cold run warms its own cache after the first misses, so its median mixes misses and hits and
-understates the cache's effect (the seed guides' test has this flaw). When the service runs the
-perfbench agent, each request's own cache events are known: :func:`per_request_effect` then
-compares the latency of requests that missed with those that hit, in the same run, which is
-the cache's real effect per request.
+understates the cache's effect (the seed guides' test has this flaw: with a cache that fills
+at once, "cold" and "warm" medians are both mostly hits). When the service runs the perfbench
+agent, each request's own cache events are known, and the verdict uses them instead
+(:func:`miss_hit_verdicts`): per endpoint, the median latency of requests that hit against
+those that missed, over both runs, with a bootstrap interval. That is the cache's real effect
+per request. ``coldwarm.json["judged"]`` says which evidence each verdict rests on.
 
 Layout (``data/runs/<id>/``): ``meta.json`` (kind ``cold_warm``), ``coldwarm.json`` (verdicts,
 ratios, hit rates), ``cold/`` and ``warm/`` (run directories).
@@ -82,8 +86,60 @@ def verdicts(comparison, ratio: float) -> list[dict[str, Any]]:
     return out
 
 
+class CacheClearer:
+    """Collector: POST the cache-clear endpoint every ``interval_s`` seconds while the load runs."""
+
+    name = "cache-clearer"
+
+    def __init__(self, url: str, interval_s: float):
+        self.url = url
+        self.interval_s = interval_s
+        self.clears = 0
+        self.errors = 0
+        self._task = None
+
+    async def start(self, ctx) -> None:
+        import asyncio
+
+        import aiohttp
+
+        async def loop() -> None:
+            async with aiohttp.ClientSession() as session:
+                while True:  # cancelled by stop(); bounded by the run's deadline
+                    await asyncio.sleep(self.interval_s)
+                    try:
+                        async with session.post(self.url) as resp:
+                            await resp.read()
+                            self.clears += 1
+                    except aiohttp.ClientError:
+                        self.errors += 1
+
+        self._task = asyncio.get_running_loop().create_task(loop())
+
+    async def stop(self, ctx) -> dict[str, Any]:
+        import asyncio
+
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        return {"clears": self.clears, "errors": self.errors, "interval_s": self.interval_s}
+
+
+def agent_hit_rate(run_dir: Path) -> dict[str, Any] | None:
+    """Hits, misses and hit rate from the agent's per-request cache events; None without them."""
+    cache = Path(run_dir) / "cache.parquet"
+    if not cache.exists():
+        return None
+    kinds = pl.read_parquet(cache, columns=["kind"])["kind"]
+    hits = int(kinds.str.contains("hit").sum())
+    misses = int(kinds.str.contains("miss").sum())
+    return {"hits": hits, "misses": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
+            "source": "agent"}
+
+
 def cold_warm(target: str, scenario: Scenario | None, plan: OpenPlan, *, clear_path: str = "/api/cache/clear",
               stats_path: str | None = "/api/cache/stats", ratio: float = 0.5, confidence: float = 0.95,
+              clear_every_s: float | None = 1.0,
               runs_dir: str | Path = "data/runs", run_id: str | None = None, allow_hosts: Iterable[str] = (),
               collectors: Callable[[], list] | None = None, progress=False,
               announce: Callable[[str], None] = print) -> dict[str, Any]:
@@ -96,26 +152,36 @@ def cold_warm(target: str, scenario: Scenario | None, plan: OpenPlan, *, clear_p
     rd = RunDir.create(runs_dir, run_id or new_run_id("cold_warm"))
     rd.write_meta({"kind": "cold_warm", "target": target, "scenario": scenario.describe() if scenario else None,
                    "shape": plan.describe(), "parameters": {"clear_path": clear_path, "stats_path": stats_path,
-                                                            "ratio": ratio, "confidence": confidence},
+                                                            "ratio": ratio, "confidence": confidence,
+                                                            "clear_every_s": clear_every_s},
                    "started_at": utc_now_iso(), "machine": machine_info()})
     http_json(target, "POST", clear_path, allow_hosts=allow_hosts)
     readings = [http_json(target, "GET", stats_path, allow_hosts=allow_hosts) if stats_path else None]
     runs = {}
+    base = check_target(target, allow_hosts)
     for phase in ("cold", "warm"):
-        announce(f"perfbench: {phase} run")
+        announce(f"perfbench: {phase} run" + (f" (clearing the cache every {clear_every_s:g} s)"
+                                              if phase == "cold" and clear_every_s else ""))
+        extra = [CacheClearer(base + clear_path, clear_every_s)] if phase == "cold" and clear_every_s else []
         res = run_load(target, plan, scenario, runs_dir=rd.path, run_id=phase, allow_hosts=allow_hosts,
                        progress=progress, announce=lambda line: None,
-                       collectors=collectors() if collectors else ())
+                       collectors=[*(collectors() if collectors else ()), *extra])
         runs[phase] = res.path
         readings.append(http_json(target, "GET", stats_path, allow_hosts=allow_hosts) if stats_path else None)
     comparison = compare(from_run(runs["cold"]), from_run(runs["warm"]), stats=("p50",), confidence=confidence,
                          threshold=0.0)
     rows = verdicts(comparison, ratio)
+    per_request = miss_hit_verdicts([runs["cold"], runs["warm"]], ratio=ratio, confidence=confidence)
+    by_endpoint = {r["endpoint"]: r for r in per_request}
+    judged = [by_endpoint.get(r["endpoint"], {**r, "basis": "run medians, warm against cold"}) for r in rows]
     out = {
         "ratio": ratio, "confidence": confidence, "method": comparison.method,
-        "endpoints": rows,
-        "effective": [r["endpoint"] for r in rows if r["verdict"] == "effective"],
-        "hit_rate": {"cold": hit_rate(readings[0], readings[1]), "warm": hit_rate(readings[1], readings[2])},
+        "endpoints": rows, "per_request": per_request, "judged": judged,
+        "effective": [r["endpoint"] for r in judged if r["verdict"] == "effective"],
+        "hit_rate": {
+            "cold": agent_hit_rate(runs["cold"]) or (hit_rate(readings[0], readings[1]) if not clear_every_s
+                                                     else {"hits": None, "misses": None, "hit_rate": None}),
+            "warm": agent_hit_rate(runs["warm"]) or hit_rate(readings[1], readings[2])},
         "cache_stats": readings, "warnings": comparison.warnings,
         "runs": {k: str(v.relative_to(rd.path)) for k, v in runs.items()},
     }
@@ -148,3 +214,56 @@ def per_request_effect(run_dir: str | Path) -> pl.DataFrame:
                                                      pct("latency_ms", 0.5).alias("p50_ms"),
                                                      pct("latency_ms", 0.95).alias("p95_ms"))
             .sort("endpoint", "cache").collect())
+
+
+def _ratio_interval(numerator: list[float], denominator: list[float], confidence: float, n_boot: int = 4000,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """median(numerator) / median(denominator) and its bootstrap interval (independent samples)."""
+    import math
+    import random
+
+    from .compare.stats import bootstrap_log_percentile, percentile
+
+    rng = random.Random(seed)
+    a, b = sorted(numerator), sorted(denominator)
+    la = bootstrap_log_percentile(a, 0.5, n_boot, rng)
+    lb = bootstrap_log_percentile(b, 0.5, n_boot, rng)
+    diffs = sorted(x - y for x, y in zip(la, lb, strict=True))
+    alpha = (1 - confidence) / 2
+    lo = math.exp(diffs[int(alpha * (n_boot - 1))])
+    hi = math.exp(diffs[int((1 - alpha) * (n_boot - 1))])
+    return percentile(a, 0.5) / max(percentile(b, 0.5), 1e-9), lo, hi
+
+
+def miss_hit_verdicts(run_dirs: list[Path], *, ratio: float, confidence: float, min_each: int = 3
+                      ) -> list[dict[str, Any]]:
+    """Per endpoint with cache events (the agent's ``cache.parquet``): median latency of the requests
+    that hit against those that missed, pooled over ``run_dirs``, with a bootstrap interval; the
+    verdict against ``ratio``. Endpoints with fewer than ``min_each`` hits or misses are left out."""
+    from .results import Run
+
+    frames = []
+    for rd in run_dirs:
+        cache = Path(rd) / "cache.parquet"
+        if not cache.exists():
+            continue
+        kinds = (pl.scan_parquet(cache).filter(pl.col("request_id").is_not_null())
+                 .group_by("request_id").agg(pl.col("kind").str.contains("miss").any().alias("missed")))
+        frames.append(Run.load(rd).requests.join(kinds, on="request_id", how="inner")
+                      .filter(pl.col("error").is_null()).select("endpoint", "missed", "latency_ms").collect())
+    if not frames:
+        return []
+    df = pl.concat(frames)
+    out = []
+    for (endpoint,), g in df.group_by("endpoint"):
+        hits = g.filter(~pl.col("missed"))["latency_ms"].to_list()
+        misses = g.filter(pl.col("missed"))["latency_ms"].to_list()
+        if len(hits) < min_each or len(misses) < min_each:
+            continue
+        r, lo, hi = _ratio_interval(hits, misses, confidence)
+        verdict = "effective" if hi < ratio else "not effective" if lo > ratio else "inconclusive"
+        out.append({"endpoint": endpoint, "cold_p50_ms": sorted(misses)[(len(misses) + 1) // 2 - 1],
+                    "warm_p50_ms": sorted(hits)[(len(hits) + 1) // 2 - 1], "ratio": r, "low": lo, "high": hi,
+                    "verdict": verdict, "n_cold": len(misses), "n_warm": len(hits),
+                    "interval": "bootstrap CI", "basis": "per request (agent): hits against misses"})
+    return sorted(out, key=lambda r: r["endpoint"])

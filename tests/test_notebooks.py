@@ -102,14 +102,18 @@ def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", "test-token-0123456789abcdef")
     with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
-        r = run_experiment("cache_cold_warm", {"target": demo.url, "rate": 25, "duration": 2,
-                                               "agent_token_env": "PERFBENCH_AGENT_TOKEN"},
+        r = run_experiment("cache_cold_warm", {"target": demo.url, "rate": 30, "duration": 4,
+                                               "clear_every_s": 0.5, "agent_token_env": "PERFBENCH_AGENT_TOKEN"},
                            runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["cold against warm", "p50 latency by endpoint"])
     from perfbench.coldwarm import load_cold_warm, per_request_effect
 
     found = load_cold_warm(r.run_dir)
     assert found["hit_rate"]["warm"]["hit_rate"] > found["hit_rate"]["cold"]["hit_rate"]
+    # the demo's report cache is effective, shown per request (hits against misses, from the agent)
+    report = next(j for j in found["judged"] if j["endpoint"] == "report")
+    assert report["verdict"] == "effective" and report["basis"].startswith("per request"), report
+    assert r.ok and r.verdict["text"] == "cache effective on report"
     effect = per_request_effect(r.run_dir / "cold")
     by = {row["cache"]: row for row in effect.filter(effect["endpoint"] == "report").iter_rows(named=True)}
     assert by["miss"]["p50_ms"] > by["hit"]["p50_ms"]  # a miss computes the report, a hit does not
