@@ -21,7 +21,8 @@ def register(sub) -> None:
                "  perfbench run http://127.0.0.1:8080 --stages 10s:50,30s:200,10s:0 --path /api/posts\n"
                "  perfbench run http://127.0.0.1:8080 --users 20 --think 1..3 --duration 1m --scenario demo\n"
                "  perfbench run http://127.0.0.1:8080 --scenario demo --rate 100 --duration 30\n"
-               "  perfbench run http://127.0.0.1:8080 --scenario my_scenario.py --rate 50 --duration 60",
+               "  perfbench run http://127.0.0.1:8080 --scenario my_scenario.py --rate 50 --duration 60\n"
+               "  perfbench run http://127.0.0.1:8080 --rate 4000 --duration 30 --workers 2",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="base URL, e.g. http://127.0.0.1:8080 (loopback unless --allow-host)")
     shape = p.add_argument_group("load shape (open model unless --users)")
@@ -67,6 +68,12 @@ def register(sub) -> None:
                            "(perfbench.profilers.memory.install; token from $PERFBENCH_MEMORY_TOKEN) into memory/")
     prof.add_argument("--snapshot-interval", type=positive(float), default=5.0, metavar="S",
                       help="seconds between tracemalloc snapshots (default 5)")
+    dist = p.add_argument_group("distributed load generation (Dask)")
+    dist.add_argument("--workers", type=positive(int), metavar="N",
+                      help="start a local Dask cluster of N worker processes (one thread each) and split the plan "
+                           "across them; the records merge into one run directory")
+    dist.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                      help="run the shards on the workers of an existing Dask cluster instead")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.set_defaults(func=cmd_run)
@@ -136,12 +143,16 @@ def cmd_run(args) -> int:
     result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                       allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                       max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
-                      handle_signals=True, slos=args.slo, collectors=collectors)
+                      handle_signals=True, slos=args.slo, collectors=collectors, workers=args.workers or 0,
+                      scheduler=args.scheduler)
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:
         print(endpoint_table_text(result.summary))
         print(f"run directory: {result.path}  (ended: {result.end_reason})")
+    for lost in result.summary.get("generator", {}).get("lost_shards") or []:
+        print(f"warning: shard {lost['shard']} (worker {lost['worker']}) was lost: {lost['reason']}; "
+              f"{lost['rows_kept']} of its records kept")
     check_slos(result.summary.get("slo", []))
     # an interrupted run kept everything it measured, but it is not a complete run: say so to CI
     return {"interrupted": 130, "terminated": 143}.get(result.end_reason, 0)

@@ -54,7 +54,8 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
              progress: Callable[[dict], None] | bool | None = True, handle_signals: bool = False,
              parameters: dict | None = None, code_dir: str | None = None,
              announce: Callable[[str], None] | None = None, collectors: Iterable = (),
-             http_path: str = "auto", slos: Iterable[str] = ()) -> RunResult:
+             http_path: str = "auto", slos: Iterable[str] = (), workers: int = 0, scheduler: str | None = None,
+             client: Any = None, on_cluster: Callable[[Any], None] | None = None) -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
@@ -63,6 +64,12 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     the host. ``collectors`` (see ``perfbench.engine.collectors``) run beside the load and
     write their own files into the run directory. ``slos`` (``"p95<300ms"``, see
     ``perfbench.slo``) are checked at the end and stored in summary.json under ``slo``.
+
+    Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
+    processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
+    cluster, ``client`` an existing ``distributed.Client``; each worker runs a shard of the plan
+    and the records merge into one run directory. ``on_cluster(client)`` is called once the
+    cluster is up (a notebook passes ``display`` to show the cluster widget).
     """
     target = check_target(target, allow_hosts)
     slo_list = parse_slos(slos)
@@ -74,6 +81,13 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
         progress = TerminalProgress()
     elif progress is False:
         progress = None
+    if workers or scheduler or client is not None:
+        return _run_distributed(target, plan, scenario, runs_dir=Path(runs_dir), run_id=run_id or new_run_id(label),
+                                max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
+                                lag_bound_ms=lag_bound_ms, progress=progress, handle_signals=handle_signals,
+                                parameters=parameters or {}, code_dir=code_dir, announce=announce or _stderr,
+                                collectors=list(collectors), http_path=http_path, slos=slo_list, workers=workers,
+                                scheduler=scheduler, client=client, on_cluster=on_cluster)
     coro = _run_async(target, plan, scenario, runs_dir=Path(runs_dir), run_id=run_id or new_run_id(label),
                       max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                       lag_bound_ms=lag_bound_ms, progress=progress, handle_signals=handle_signals,
@@ -140,6 +154,70 @@ async def _login(sender, scenario: Scenario) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _meta(target, scenario, plan, *, max_in_flight, max_requests, timeout, grace, lag_bound_ms, slos, parameters,
+          path, code_dir) -> dict[str, Any]:
+    """meta.json as a run starts (the same for one process and for shards on Dask)."""
+    return {
+        "target": target,
+        "scenario": scenario.describe(),
+        "shape": plan.describe(),
+        "parameters": {"max_in_flight": max_in_flight, "max_requests": max_requests, "timeout_s": timeout,
+                       "grace_s": grace, "lag_bound_ms": lag_bound_ms, "slos": [x.text for x in slos],
+                       **parameters},
+        "engine": {"path": path, "model": "closed" if isinstance(plan, ClosedPlan) else "open",
+                   "retries": "disabled", "request_id_header": "X-Request-Id"},
+        "started_at": utc_now_iso(),
+        "start_unix_ns": time.time_ns(),
+        "ended_at": None,
+        "end_reason": None,
+        "machine": machine_info(),
+        "code_commit": git_commit(code_dir) if code_dir else None,
+    }
+
+
+def _run_distributed(target, plan, scenario, *, runs_dir, run_id, workers, scheduler, client, on_cluster,
+                     announce, **kw) -> RunResult:
+    """``run_load`` on Dask: the cluster is opened here (in the caller's thread) and always closed."""
+    from .. import distributed as dist
+
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            if scheduler:
+                client = stack.enter_context(dist.connect(scheduler))
+            else:
+                announce(f"perfbench: starting a local Dask cluster of {workers} worker processes")
+                client = stack.enter_context(dist.local_cluster(workers))
+        announce(f"perfbench: Dask dashboard at {getattr(client, 'dashboard_link', None)}")
+        if on_cluster is not None:
+            on_cluster(client)
+        coro = _run_distributed_async(client, target, plan, scenario, runs_dir=runs_dir, run_id=run_id,
+                                      announce=announce, **kw)
+        return _run_coroutine(coro)
+
+
+async def _run_distributed_async(client, target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests,
+                                 timeout, grace, lag_bound_ms, progress, handle_signals, parameters, code_dir,  # noqa: ASYNC109
+                                 announce, collectors, http_path, slos) -> RunResult:
+    from ..distributed import run_distributed
+    from ..results import Run
+
+    rd = RunDir.create(runs_dir, run_id)
+    meta = _meta(target, scenario, plan, max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout,
+                 grace=grace, lag_bound_ms=lag_bound_ms, slos=slos, parameters=parameters, path=None,
+                 code_dir=code_dir)
+    rd.write_meta(meta)
+    what = (f"{plan.max_users} users (closed model)" if isinstance(plan, ClosedPlan)
+            else f"{plan.expected_requests:.0f} requests planned")
+    announce(f"perfbench: {plan.describe()['kind']} load on {target}: {what} over {plan.duration:g} s "
+             f"(deadline {plan.duration + grace:g} s), run directory {rd.path}")
+    out = await run_distributed(client, target, plan, scenario, rd=rd, meta=meta, max_in_flight=max_in_flight,
+                                max_requests=max_requests, timeout=timeout, grace=grace, progress=progress,
+                                handle_signals=handle_signals, announce=announce, collectors=collectors,
+                                http_path=http_path, slos=slos)
+    summary = Run.load(rd.path).write_summary(slos)
+    return RunResult(rd.path, rd.run_id, summary, out["end_reason"])
+
+
 async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests, timeout, grace,  # noqa: ASYNC109
                      lag_bound_ms, progress, handle_signals, parameters, code_dir, announce, collectors,
                      http_path, slos) -> RunResult:
@@ -156,22 +234,9 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
                 else f"{plan.expected_requests:.0f} requests planned")
         announce(f"perfbench: {plan.describe()['kind']} load on {target}: {what} over {plan.duration:g} s "
                  f"(deadline {plan.duration + grace:g} s), run directory {rd.path}")
-        rd.write_meta({
-            "target": target,
-            "scenario": scenario.describe(),
-            "shape": plan.describe(),
-            "parameters": {"max_in_flight": max_in_flight, "max_requests": max_requests, "timeout_s": timeout,
-                           "grace_s": grace, "lag_bound_ms": lag_bound_ms, "slos": [x.text for x in slos],
-                           **parameters},
-            "engine": {"path": sender.name, "model": "closed" if closed else "open", "retries": "disabled",
-                       "request_id_header": "X-Request-Id"},
-            "started_at": utc_now_iso(),
-            "start_unix_ns": time.time_ns(),
-            "ended_at": None,
-            "end_reason": None,
-            "machine": machine_info(),
-            "code_commit": git_commit(code_dir) if code_dir else None,
-        })
+        rd.write_meta(_meta(target, scenario, plan, max_in_flight=max_in_flight, max_requests=max_requests,
+                            timeout=timeout, grace=grace, lag_bound_ms=lag_bound_ms, slos=slos, parameters=parameters,
+                            path=sender.name, code_dir=code_dir))
         journal = Journal(rd.path)
         recorder = Recorder(journal.write)
         if closed:
