@@ -48,27 +48,97 @@ def with_ms(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _latency_aggs(prefix: str, col: str) -> list[pl.Expr]:
-    aggs = [pct(col, p).alias(f"{prefix}{name}_ms") for name, p in PERCENTILES.items()]
-    aggs += [pl.col(col).max().alias(f"{prefix}max_ms"), pl.col(col).mean().alias(f"{prefix}mean_ms"),
-             pl.col(col).min().alias(f"{prefix}min_ms")]
-    return aggs
+_BUCKET_BASE = math.log(1.01)  # pass-1 buckets about 1% wide
+
+
+def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list[str] | None = None
+                      ) -> pl.DataFrame:
+    """Exact inverted-CDF percentiles of integer column ``col`` per group, in bounded memory.
+
+    Sorting every value of a long run costs memory in proportion to its rows (Polars needs ~100
+    bytes a row), so a 24-hour soak could not be summarised. Two streaming passes give the same
+    exact answer: (1) count the values per group in ~1%-wide logarithmic buckets; (2) for each
+    percentile, find the bucket that holds its rank, and sort only the values of those buckets.
+    Memory is bounded by the bucket table and the few buckets that hold a percentile.
+    Returns ``by`` columns plus one column per name in ``ps`` (values in the column's unit).
+    """
+    by = list(by or [])
+    key = (pl.col(col).clip(lower_bound=1).cast(pl.Float64).log() / _BUCKET_BASE).floor().cast(pl.Int32)
+    src = lf.select(*by, pl.col(col)).filter(pl.col(col).is_not_null()).with_columns(key.alias("_b"))
+    counts = (src.group_by(*by, "_b").agg(pl.len().alias("_n")).collect(engine="streaming")
+              .sort(*by, "_b"))
+    if counts.height == 0:  # no values: no groups, or (ungrouped) one row of nulls, as an aggregate gives
+        schema = src.collect_schema()
+        if not by:
+            return pl.DataFrame({name: [None] for name in ps}, schema={name: schema[col] for name in ps})
+        return pl.DataFrame(schema={**{b: schema[b] for b in by}, **{name: schema[col] for name in ps}})
+    counts = counts.with_columns(pl.col("_n").cum_sum().over(by or None).alias("_cum") if by else
+                                 pl.col("_n").cum_sum().alias("_cum"))
+    totals = counts.group_by(by).agg(pl.col("_n").sum().alias("_total")) if by else \
+        pl.DataFrame({"_total": [counts["_n"].sum()]})
+    wanted = []  # per group and percentile: the bucket holding the rank, and the rank within it
+    for name, p in ps.items():
+        ranks = totals.with_columns(((pl.col("_total").cast(pl.Float64) * p).ceil().cast(pl.Int64)
+                                     .clip(lower_bound=1)).alias("_rank"), pl.lit(name).alias("_pct"))
+        joined = (counts.join(ranks, on=by, how="inner") if by else counts.join(ranks, how="cross"))
+        hit = (joined.filter(pl.col("_cum") >= pl.col("_rank")).group_by(*by, "_pct")
+               .agg(pl.col("_b").first(), (pl.col("_rank").first() - (pl.col("_cum").first() - pl.col("_n").first()))
+                    .alias("_k")))
+        wanted.append(hit)
+    wanted_df = pl.concat(wanted)
+    need = wanted_df.select(*by, "_b").unique()
+    # a bucket whose values are all equal (a constant lag, a coarse clock) answers without collecting
+    spans = (src.join(need.lazy(), on=[*by, "_b"], how="semi").group_by(*by, "_b")
+             .agg(pl.col(col).min().alias("_lo"), pl.col(col).max().alias("_hi")).collect(engine="streaming"))
+    flat = spans.filter(pl.col("_lo") == pl.col("_hi"))
+    need = spans.filter(pl.col("_lo") != pl.col("_hi")).select(*by, "_b")
+    values = (src.join(need.lazy(), on=[*by, "_b"], how="semi").collect(engine="streaming")
+              .sort(*by, "_b", col))
+    picked = (values.group_by(*by, "_b", maintain_order=True).agg(pl.col(col))
+              .join(wanted_df, on=[*by, "_b"], how="inner")
+              .with_columns(pl.col(col).list.get(pl.col("_k") - 1).alias("_v")))
+    if flat.height:
+        constant = flat.join(wanted_df, on=[*by, "_b"], how="inner").with_columns(pl.col("_lo").alias("_v"))
+        picked = pl.concat([picked.select(*by, "_pct", "_v"), constant.select(*by, "_pct", "_v")],
+                           how="vertical_relaxed")
+    if by:
+        return picked.pivot(on="_pct", index=by, values="_v").select(*by, *[n for n in ps])
+    row = {r["_pct"]: r["_v"] for r in picked.iter_rows(named=True)}
+    return pl.DataFrame({n: [row.get(n)] for n in ps})
 
 
 def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = None) -> pl.DataFrame:
-    """Per group (default: per endpoint): counts, throughput, exact latency percentiles, errors."""
+    """Per group (default: per endpoint): counts, throughput, exact latency percentiles, errors.
+
+    Memory stays bounded however many requests the run has: counts and sums stream, and the
+    percentiles come from :func:`exact_percentiles` (exact, two streaming passes).
+    """
     by = by or ["endpoint"]
-    lf = with_ms(lf)
-    aggs = [
+    names = lf.collect_schema().names()
+    has_service = "service_ns" in names
+    lf = lf.select(*by, "latency_ns", *(["service_ns"] if has_service else []), "error", "bytes")
+    ms = 1e6
+    base = lf.group_by(by).agg(
         pl.len().alias("count"),
         pl.col("error").is_not_null().sum().alias("errors"),
-        *_latency_aggs("", "latency_ms"),
-        pct("service_ms", 0.50).alias("service_p50_ms"),
-        pct("service_ms", 0.99).alias("service_p99_ms"),
+        (pl.col("latency_ns").max() / ms).alias("max_ms"),
+        (pl.col("latency_ns").mean() / ms).alias("mean_ms"),
+        (pl.col("latency_ns").min() / ms).alias("min_ms"),
         pl.col("bytes").sum().alias("bytes"),
-    ]
-    out = lf.group_by(by).agg(aggs).sort(by).collect()
-    return out.with_columns(
+    ).collect(engine="streaming")
+    lat = exact_percentiles(lf, "latency_ns", {f"{n}_ms": p for n, p in PERCENTILES.items()}, by)
+    out = base.join(lat, on=by, how="left", nulls_equal=True)
+    if has_service:
+        svc = exact_percentiles(lf, "service_ns", {"service_p50_ms": 0.5, "service_p99_ms": 0.99}, by)
+        out = out.join(svc, on=by, how="left", nulls_equal=True)
+    else:
+        out = out.with_columns(pl.lit(None, pl.Float64).alias("service_p50_ms"),
+                               pl.lit(None, pl.Float64).alias("service_p99_ms"))
+    pct_cols = [*(f"{n}_ms" for n in PERCENTILES), "service_p50_ms", "service_p99_ms"]
+    out = out.with_columns(*[(pl.col(c).cast(pl.Float64) / ms).alias(c) for c in pct_cols])
+    cols = ["count", "errors", *(f"{n}_ms" for n in PERCENTILES), "max_ms", "mean_ms", "min_ms", "service_p50_ms",
+            "service_p99_ms", "bytes"]
+    return out.select(*by, *cols).sort(by).with_columns(
         (pl.col("count") / duration_s).alias("rps"),
         (pl.col("errors") / pl.col("count")).alias("error_rate"),
     )
@@ -78,7 +148,6 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
               engine: dict[str, Any] | None = None, model: str = "open",
               lag_bound_ms: float = DEFAULT_LAG_BOUND_MS) -> dict[str, Any]:
     """The summary.json content for a run's rows (pure: a frame in, a dict out)."""
-    lf = with_ms(lf)
     if duration_s is None:
         duration_s = (lf.select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
     duration_s = max(duration_s, 1e-9)
@@ -86,8 +155,12 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
     per = endpoint_stats(lf, duration_s)
     kinds = lf.filter(pl.col("error").is_not_null()).group_by("endpoint", "error").len().collect()
     statuses = lf.group_by("status").len().sort("status").collect()
-    lag = lf.select(pct("lag_ms", 0.5).alias("p50"), pct("lag_ms", 0.99).alias("p99"),
-                    pl.col("lag_ms").max().alias("max"), pl.len().alias("n")).collect().row(0, named=True)
+    lag_lf = lf.select((pl.col("start_ns") - pl.col("intended_ns")).clip(lower_bound=0).alias("_lag"))
+    lag_p = exact_percentiles(lag_lf, "_lag", {"p50": 0.5, "p99": 0.99}).row(0, named=True)
+    lag_rest = lag_lf.select(pl.col("_lag").max().alias("max"), pl.len().alias("n")).collect(engine="streaming")
+    lag = {"p50": None if lag_p["p50"] is None else lag_p["p50"] / 1e6,
+           "p99": None if lag_p["p99"] is None else lag_p["p99"] / 1e6,
+           "max": None if lag_rest["max"][0] is None else lag_rest["max"][0] / 1e6, "n": lag_rest["n"][0]}
 
     def block(row: dict, name: str) -> dict:
         errs = {r["error"]: r["len"] for r in kinds.iter_rows(named=True) if name in ("*", r["endpoint"])}

@@ -77,3 +77,30 @@ def test_notebook_progress_bar():
                          "errors": {"timeout": 3}, "total": 1790}, width=20)
     assert line.startswith("[#########...........]  45%") and "p95 12.3 ms" in line and "timeout 3" in line
     assert progress_bar({"elapsed_s": 20.4, "duration_s": 20, "errors": {}, "final": True}).startswith("[" + "#" * 30)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+values_st = st.lists(st.one_of(st.integers(0, 10**12), st.sampled_from([0, 1, 7, 1000, 10**9])), min_size=1,
+                     max_size=400)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), values_st), min_size=1, max_size=3),
+       st.sampled_from([0.0001, 0.01, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]))
+def test_exact_percentiles_equal_the_sorted_definition(groups, p):
+    rows = [(g, v) for g, vs in groups for v in vs]
+    df = pl.DataFrame({"g": [g for g, _ in rows], "x": [v for _, v in rows]}, schema={"g": pl.String, "x": pl.Int64})
+    got = results.exact_percentiles(df.lazy(), "x", {"q": p}, ["g"])
+    for g, q in got.iter_rows():
+        assert q == inverted_cdf([v for gg, v in rows if gg == g], p)
+    whole = results.exact_percentiles(df.lazy(), "x", {"q": p}).item()
+    assert whole == inverted_cdf([v for _, v in rows], p)
+
+
+def test_a_run_without_requests_summarises():
+    from perfbench.rundir import REQUEST_SCHEMA
+
+    s = results.summarize(pl.from_arrow(REQUEST_SCHEMA.empty_table()).lazy(), duration_s=1)
+    assert s["overall"] == {"count": 0, "errors": 0} and s["endpoints"] == {}
+    assert s["generator"]["recorded"] == 0 and not s["generator"]["saturated"]
