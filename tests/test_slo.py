@@ -62,6 +62,9 @@ def test_cli_exit_codes_separate_a_broken_slo_from_a_broken_configuration(http_s
     assert "BROKEN" in out.out and "SLO broken: slow:p50<1ms" in out.err
     assert main(base + ["--slo", "p50 fast"]) == 2
     # the run's SLOs are kept in summary.json and re-checked by `summary --recompute`
-    run_dir = sorted(tmp_path.iterdir())[-1]
+    import json
+
+    run_dir = next(d for d in tmp_path.iterdir()
+                   if json.loads((d / "meta.json").read_text())["parameters"]["slos"] == ["slow:p50<1ms"])
     assert main(["summary", str(run_dir), "--recompute"]) == 10
     assert main(["summary", str(run_dir), "--slo", "p99<10s"]) == 0
