@@ -22,7 +22,9 @@ def register(sub) -> None:
                "  perfbench run http://127.0.0.1:8080 --users 20 --think 1..3 --duration 1m --scenario demo\n"
                "  perfbench run http://127.0.0.1:8080 --scenario demo --rate 100 --duration 30\n"
                "  perfbench run http://127.0.0.1:8080 --scenario my_scenario.py --rate 50 --duration 60\n"
-               "  perfbench run http://127.0.0.1:8080 --rate 4000 --duration 30 --workers 2",
+               "  perfbench run http://127.0.0.1:8080 --rate 4000 --duration 30 --workers 2\n"
+               "  perfbench run http://127.0.0.1:8080 --start 'python -m myapp --port 8080' --ready-path /health "
+               "--resources --memray",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="base URL, e.g. http://127.0.0.1:8080 (loopback unless --allow-host)")
     shape = p.add_argument_group("load shape (open model unless --users)")
@@ -55,8 +57,22 @@ def register(sub) -> None:
     p.add_argument("--agent", action="store_true",
                    help="the target runs the perfbench agent: fetch its SQL queries and cache events into the run "
                         "(queries.parquet); the agent's token is read from $PERFBENCH_AGENT_TOKEN")
+    svc = p.add_argument_group("starting the service (perfbench starts it before the load and stops it after)")
+    svc.add_argument("--start", metavar="CMD",
+                     help="start the service with this command (split like a shell would, but run without one) "
+                          "before the load, wait until TARGET answers, stop it by its PID at the end (also on "
+                          "Ctrl-C/SIGTERM); --resources and --pyspy watch it without --pid")
+    svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
+                     help="seconds to wait for the started service to answer (default 60)")
+    svc.add_argument("--ready-path", default="/", metavar="PATH",
+                     help="the path polled until the started service answers any HTTP status (default /)")
+    svc.add_argument("--memray", action="store_true",
+                     help="run the --start command (a Python program) under memray run; the service is stopped "
+                          "when the load ends to complete the capture, and the reports go to memory/")
+    svc.add_argument("--memray-native", action="store_true", help="with --memray: native (C) frames too")
     prof = p.add_argument_group("profiling the target process while the load runs")
-    prof.add_argument("--pid", type=positive(int), help="the target's process id (for --resources and --pyspy)")
+    prof.add_argument("--pid", type=positive(int),
+                      help="the target's process id (for --resources and --pyspy; not needed with --start)")
     prof.add_argument("--resources", action="store_true",
                       help="sample the target's CPU, RSS, files, connections and threads into resources.parquet")
     prof.add_argument("--resources-interval", type=positive(float), default=0.5, metavar="S",
@@ -96,21 +112,37 @@ def plan_from_args(args):
     return shapes.constant(args.rate, shapes.parse_duration(args.duration), ramp_up=ramp_up, poisson=args.poisson)
 
 
-def profilers_from_args(args) -> list:
-    """The collectors the profiling options ask for (they need --pid, or the memory token)."""
+def service_from_args(args):
+    """The ServiceProcess ``--start`` asks for (not started yet), or None."""
+    start = getattr(args, "start", None)
+    if not start:
+        if getattr(args, "memray", False) or getattr(args, "memray_native", False):
+            raise ConfigError("--memray needs --start CMD: memray must start the service itself")
+        return None
+    if args.pid:
+        raise ConfigError("--pid and --start: the started service's own PID is used; drop --pid")
+    from ..service import ServiceProcess
+
+    return ServiceProcess(start, url=args.target, ready_path=args.ready_path, start_timeout=args.start_timeout,
+                          memray=args.memray or args.memray_native, memray_native=args.memray_native)
+
+
+def profilers_from_args(args, service=None) -> list:
+    """The collectors the profiling options ask for (they need --pid or a started ``service``, or the memory token)."""
     import os
 
     out: list = []
-    if (args.resources or args.pyspy) and not args.pid:
-        raise ConfigError("--resources and --pyspy need the target's process id: --pid PID")
+    target = service if service is not None else args.pid
+    if (args.resources or args.pyspy) and not target:
+        raise ConfigError("--resources and --pyspy need the target's process id: --pid PID (or start it with --start)")
     if args.resources:
         from ..profilers.resources import ResourceSampler
 
-        out.append(ResourceSampler(args.pid, interval_s=args.resources_interval))
+        out.append(ResourceSampler(target, interval_s=args.resources_interval))
     if args.pyspy:
         from ..profilers.cpu import PySpyCollector
 
-        out.append(PySpyCollector(args.pid, rate=args.pyspy_rate))
+        out.append(PySpyCollector(target, rate=args.pyspy_rate))
     if args.tracemalloc:
         from ..profilers.memory import TracemallocCollector
 
@@ -118,16 +150,25 @@ def profilers_from_args(args) -> list:
         if not token:
             raise ConfigError("--tracemalloc needs the service's memory token in $PERFBENCH_MEMORY_TOKEN")
         out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval))
+    if service is not None and service.memray_path is not None:
+        from ..profilers.memory import MemrayCollector
+
+        # first, so it stops last: it stops the service to complete the capture, after the others are done
+        out.insert(0, MemrayCollector(service))
     return out
 
 
 def cmd_run(args) -> int:
+    import contextlib
+
     from ..engine import run_load
     from ..report_text import endpoint_table_text
     from ..scenario import load_scenario
+    from ._util import err
 
     scenario = load_scenario(args.scenario, args.path)
     plan = plan_from_args(args)
+    service = service_from_args(args)
     collectors = []
     if args.agent:
         import os
@@ -139,12 +180,21 @@ def cmd_run(args) -> int:
             raise ConfigError("--agent needs the agent's token in $PERFBENCH_AGENT_TOKEN (the one the service "
                               "was started with)")
         collectors.append(AgentCollector(token, allow_hosts=args.allow_host))
-    collectors += profilers_from_args(args)
-    result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
-                      allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
-                      max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
-                      handle_signals=True, slos=args.slo, collectors=collectors, workers=args.workers or 0,
-                      scheduler=args.scheduler)
+    collectors += profilers_from_args(args, service)
+    # memray's collector first: collectors stop in reverse order, so it stops the service (to complete the
+    # capture) only after every other collector, the agent's included, is done with it
+    collectors.sort(key=lambda c: c.name != "memray")
+    # the service is stopped when this block ends, however it ends (the CLI raises SIGTERM as an exception)
+    with contextlib.ExitStack() as stack:
+        if service is not None:
+            stack.enter_context(service)
+            if not args.quiet:
+                err(f"started the service: pid {service.pid}, serving on {service.url}, log {service.log_path}")
+        result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
+                          allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
+                          max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
+                          handle_signals=True, slos=args.slo, collectors=collectors, workers=args.workers or 0,
+                          scheduler=args.scheduler)
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:
