@@ -40,9 +40,9 @@ Parquet files under ``memory/`` (sizes in bytes)::
                                     file, line, [traceback], size, count, size_before,
                                     count_before, size_diff, count_diff
 
-**memray**: the demo under ``memray run`` (``DemoProcess(memray=True)``; a user's own command can be
-started the same way with the argv :func:`memray_command` builds), or memray's ``Tracker`` in-process
-(:func:`memray_tracker`).
+**memray**: the demo or the user's own service under ``memray run`` (``DemoProcess(memray=True)``,
+``perfbench.service.ServiceProcess(cmd, memray=True)``, ``perfbench run --start CMD --memray``), or
+memray's ``Tracker`` in-process (:func:`memray_tracker`).
 :func:`read_memray` reads a capture with memray's own ``FileReader`` into Polars;
 :func:`write_memray_reports` writes the Parquet files, ``memray stats --json`` and the offline
 flame graph (``memray flamegraph --no-web``) into ``memory/``. ``memray tree`` is never run (it is
@@ -637,7 +637,8 @@ def write_memray_reports(capture: str | Path, run_dir: str | Path, *, flamegraph
 
 
 class MemrayCollector:
-    """Collector for a target started under ``memray run`` (``DemoProcess(memray=True)``).
+    """Collector for a target started under ``memray run`` (``DemoProcess(memray=True)`` or
+    ``ServiceProcess(cmd, memray=True)``).
 
     A memray capture is complete only when the traced process ends, so at ``stop`` this collector
     stops the target (it must be one perfbench started: its ``stop()`` is called), moves the
@@ -653,8 +654,8 @@ class MemrayCollector:
     async def start(self, ctx) -> None:
         capture = getattr(self.process, "memray_path", None)
         if not capture:
-            raise RuntimeError("memray: the target was not started under memray (use DemoProcess(memray=True), "
-                               "or start your service with the command memray_command() builds)")
+            raise RuntimeError("memray: the target was not started under memray (use DemoProcess(memray=True) "
+                               "or ServiceProcess(cmd, memray=True); from the CLI: --start CMD --memray)")
         if getattr(self.process, "pid", None) is None:
             raise RuntimeError("memray: the target process is not running")
 
