@@ -120,17 +120,33 @@ class OpenPlan:
 
     def arrivals(self) -> Iterator[Arrival]:
         """The intended send times, lazily (a 24-hour soak never builds a list)."""
+        for index, offset_ns, stage in self.arrival_tuples():
+            yield Arrival(index, offset_ns, stage)
+
+    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]:
+        """What :meth:`arrivals` yields, as plain ``(index, offset_ns, stage)`` tuples.
+
+        The engine's hot path: a tuple costs a tenth of a frozen dataclass, and the stage's
+        ``time_of`` is inlined (the same float operations in the same order, so the same times).
+        """
         rng = random.Random(self.seed)
-        n = 0.0 if not self.poisson else rng.expovariate(1.0)
+        poisson = self.poisson
+        expovariate = rng.expovariate
+        sqrt = math.sqrt
+        n = 0.0 if not poisson else expovariate(1.0)
         index = 0
         begin_s, count_before = 0.0, 0.0
         for stage_index, st in enumerate(self.stages):
             count_end = count_before + st.arrivals
+            start = st.start
+            start_sq = start * start
+            two_slope = 2 * ((st.end - st.start) / st.duration)
             while n < count_end:
-                t = begin_s + st.time_of(n - count_before)
-                yield Arrival(index, round(t * NS), stage_index)
+                m = n - count_before  # Stage.time_of(m), inlined
+                yield index, round((begin_s + (2 * m / (start + sqrt(start_sq + two_slope * m)) if m > 0 else 0.0))
+                                   * NS), stage_index
                 index += 1
-                n = n + rng.expovariate(1.0) if self.poisson else float(index)
+                n = n + expovariate(1.0) if poisson else float(index)
             begin_s += st.duration
             count_before = count_end
 

@@ -399,3 +399,27 @@ def test_callback_engine_on_a_fake_clock_sends_every_arrival_at_its_time():
     lags = [s - i for s, i in zip(t["start_ns"], t["intended_ns"], strict=True)]
     assert min(lags) >= 0 and max(lags) <= 1_000_000
     assert all(d.startswith((b"GET /a ", b"GET /b ")) and b"X-Request-Id: " in d for d in sender.sent)
+
+
+def test_arrival_tuples_are_the_arrivals():
+    plans = [shapes.constant(80_000, 0.5), shapes.ramp(3, 777, 13.3, poisson=True, seed=4),
+             shapes.stages([(2, 100), (3, 50, 900), (1.7, 0)], ramp_up=2.5),
+             shapes.spike(10, 300, before=1, during=2, after=3, poisson=True, seed=9), shapes.constant(2.5, 3.3)]
+    for plan in plans:
+        assert list(plan.arrival_tuples()) == [(a.index, a.offset_ns, a.stage) for a in plan.arrivals()]
+
+
+def test_callback_engine_counts_arrivals_queued_behind_the_cap():
+    clock = FakeClock()
+    sink = MemorySink()
+    plan = shapes.constant(10_000, 0.001)  # ten arrivals: one at 0, nine more before the next 1 ms tick
+    sender = CallbackSender()
+    eng = OpenModelEngine(plan, Scenario([Request("a", "GET", "/a")]), sender, Recorder(sink), clock=clock,
+                          max_in_flight=1)
+    stats = asyncio.run(eng.run())
+    t = sink.table().to_pydict()
+    # the first is sent at 0 and answered at once; on the next tick nine are due: one is sent and
+    # eight wait for the slot, each sent as the one before it completes
+    assert (stats.planned, stats.capped, stats.completed, stats.max_in_flight_seen) == (10, 8, 10, 1)
+    assert t["intended_ns"] == [a.offset_ns for a in plan.arrivals()]
+    assert t["error"] == [None] * 10

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 from ..scenario import Scenario
 from ..shapes import ClosedPlan, Pacing, UserSpan
-from .classify import classify
 from .clock import MonotonicClock
 from .open_model import EngineStats
 from .prepared import PreparedScenario
@@ -93,6 +92,8 @@ class ClosedModelEngine:
                               "still in flight when the run stopped", 0, vu, stage)
             raise
         except Exception as exc:  # nothing a server does may crash the run
+            from .classify import classify  # here: classify loads aiohttp
+
             error, detail = classify(exc)
         self.stats.completed += 1
         self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage)

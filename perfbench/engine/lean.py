@@ -504,6 +504,8 @@ class PreciseTimer:
     15 us for a whole wake-up), so while arrivals are close together the timer runs periodically
     every ``tick_ns`` (armed once) and the scheduler sends whatever is due on each tick (lag at
     most one tick plus the kernel's wake-up); only a far-off arrival gets a one-shot timer.
+    Two ways to use it: ``await sleep_until(t)``, or set ``callback`` and call ``arm_at(t)``
+    (the callback then runs from the event loop on the wake-up, with no Future or Task step).
     ``PreciseTimer.create()`` returns None where timerfd is not available (the engine then
     ticks on the event loop's timers, as before).
     """
@@ -514,8 +516,9 @@ class PreciseTimer:
         self._settime = settime
         self._spec = spec
         self.tick_ns = tick_ns
-        self._periodic = False
+        self._periodic = 0  # the period (ns) the timer runs at; 0: one-shot or disarmed
         self._fut: asyncio.Future | None = None
+        self.callback: Callable[[], None] | None = None
         self.wakeups = 0
         loop.add_reader(fd, self._fired)
 
@@ -544,9 +547,14 @@ class PreciseTimer:
             return None
 
     def _fired(self) -> None:
-        with contextlib.suppress(BlockingIOError):
+        try:  # noqa: SIM105 - not contextlib.suppress: this runs on every tick
             os.read(self._fd, 8)
+        except BlockingIOError:
+            pass
         self.wakeups += 1
+        if self.callback is not None:
+            self.callback()
+            return
         fut, self._fut = self._fut, None
         if fut is not None and not fut.done():
             fut.set_result(None)
@@ -557,16 +565,26 @@ class PreciseTimer:
         spec.it_interval.tv_sec, spec.it_interval.tv_nsec = divmod(interval_ns, 1_000_000_000)
         self._settime(self._fd, 1 if absolute else 0, ctypes.byref(spec), None)
 
-    async def sleep_until(self, when_ns: int) -> None:
-        """Sleep until about ``when_ns`` (a ``perf_counter_ns`` reading): on the next tick when it
-        is near (the caller re-checks and sleeps again if woken early), or exactly when it is far."""
+    def arm_at(self, when_ns: int) -> None:
+        """Fire at about ``when_ns`` (a ``perf_counter_ns`` reading): on the next tick when it is
+        near (the caller re-checks and arms again if woken early), or exactly when it is far."""
         if when_ns - _now() <= 2 * self.tick_ns:
-            if not self._periodic:
+            if self._periodic != self.tick_ns:
                 self._arm(self.tick_ns, self.tick_ns, absolute=False)
-                self._periodic = True
+                self._periodic = self.tick_ns
         else:
             self._arm(when_ns, 0, absolute=True)
-            self._periodic = False
+            self._periodic = 0
+
+    def every(self, period_ns: int) -> None:
+        """Fire every ``period_ns`` (re-armed only when the period changes)."""
+        if self._periodic != period_ns:
+            self._arm(period_ns, period_ns, absolute=False)
+            self._periodic = period_ns
+
+    async def sleep_until(self, when_ns: int) -> None:
+        """Sleep until about ``when_ns`` (see :meth:`arm_at`)."""
+        self.arm_at(when_ns)
         fut = self._fut = self._loop.create_future()
         await fut
 

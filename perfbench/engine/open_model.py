@@ -14,9 +14,13 @@ that had to wait is reported (``capped``): the cap is visible, never a silent cl
 Two ways to send, same records: a sender with the callback interface (``submit``, the lean
 path in ``lean.py``) gets prebuilt request bytes and calls back when the response is complete,
 with no Task or Future per request; any other sender gets one Task per request awaiting its
-``request()`` (the aiohttp path). On a real clock on Linux the scheduler wakes through a
-timerfd (:class:`~perfbench.engine.lean.PreciseTimer`) at each arrival's exact time, at most
-on a ``TICK_NS`` tick while arrivals are close, instead of the loop's millisecond timers.
+``request()`` (the aiohttp path). On a real clock on Linux the scheduler is a plain callback
+of a timerfd (:class:`~perfbench.engine.lean.PreciseTimer`), no Task or Future per wake-up: it
+wakes at each arrival's exact time, at most on a ``TICK_NS`` tick while arrivals are close,
+instead of the loop's millisecond timers. A completed request also sends whatever has become
+due meanwhile (waiting arrivals first, then the plan's), so a busy generator sends on the
+wake-ups it has anyway. Arrivals travel as plain ``(index, offset_ns, stage)`` tuples
+(``OpenPlan.arrival_tuples``).
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ import asyncio
 import bisect
 import itertools
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..scenario import Request, Scenario
-from ..shapes import Arrival, OpenPlan
-from .classify import classify, status_kind
+from ..shapes import OpenPlan
 from .clock import MonotonicClock
 from .lean import PreciseTimer
 from .recorder import Recorder
@@ -39,8 +43,19 @@ from .senders import Sender
 
 MIN_TICK = 0.001  # seconds; see the module docstring
 MAX_SLEEP = 0.05  # wake at least this often to notice a stop request and report progress
-TICK_NS = 500_000  # the precise timer's tick while arrivals are close: at most 2,000 wake-ups a second
+# the precise timer's tick while arrivals are close: send lag is at most a tick plus the wake-up.
+# 0.8 ms, not 0.5: each wake-up from idle costs ~17 us of CPU on a VM guest, and requests sent on
+# one tick come back on one wake-up; at 2,000 req/s this took the generator from ~12.5% of a core
+# to ~8.7% with the send lag p99 still about 0.7 ms (benchmarks/engine_run.py, fixed rate).
+TICK_NS = 800_000
+SLOW_TICK_NS = 10_000_000  # the tick while every slot is busy and arrivals queue: completions send
 REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def _status_kind(status: int) -> str:
+    from .classify import status_kind  # here: classify loads aiohttp, which the lean path never needs
+
+    return status_kind(status)
 
 
 @dataclass
@@ -79,9 +94,13 @@ class OpenModelEngine:
         self.progress_every = progress_every
         self.stats = EngineStats()
         self._stop_reason: str | None = None
-        self._tasks: dict[asyncio.Task, Arrival] = {}
+        self._tasks: dict[asyncio.Task, tuple] = {}  # task -> its arrival (index, offset_ns, stage)
         self._closing = False  # set once in-flight requests are being cancelled
-        self._waiting: deque = deque()
+        self._waiting: deque = deque()  # arrivals (index, offset_ns, stage) waiting for a slot
+        self._arrivals = iter(())
+        self._nxt: tuple | None = None  # the plan's next arrival, not yet taken
+        self._timer: PreciseTimer | None = None
+        self._slow = False  # the timer ticks slowly: every slot busy, arrivals queued (see _wake)
         self._in_flight = 0
         self._id_base = worker << 40  # request ids stay unique across workers
         self._rng = random.Random(scenario.seed)
@@ -105,10 +124,12 @@ class OpenModelEngine:
             self._auto = sender
             self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
                                                 for r, h, st in zip(reqs, self._headers, self._static, strict=True)])
+        self._single = len(reqs) == 1
         self._names = [r.name for r in reqs]
         self._methods = [r.method for r in reqs]
         self._expect = [r.expect for r in reqs]
-        self._now = self.clock.now_ns
+        # the hot path reads the clock directly when it is the real one (one call, not two)
+        self._now = time.perf_counter_ns if type(self.clock) is MonotonicClock else self.clock.now_ns
         self._append = recorder.append
         recorder.interval = progress is not None
         # the callback interface (lean path): request bytes built once per request kind
@@ -117,6 +138,7 @@ class OpenModelEngine:
             self._templates = [sender.template(r.method, h) for r, h in zip(reqs, self._headers, strict=True)]
             self._wires = [t.build(sender.raw_path(st[0]), st[1]) if st is not None else None
                            for t, st in zip(self._templates, self._static, strict=True)]
+            self._submit = sender.submit
 
     def stop(self, reason: str = "interrupted") -> None:
         """Stop sending (from a signal handler or another task); in-flight requests get the grace."""
@@ -128,15 +150,42 @@ class OpenModelEngine:
             return 0
         return bisect.bisect_right(self._cum, self._rng.random() * self._cum[-1])
 
-    def _dispatch(self, arrival: Arrival) -> None:
-        self.stats.planned += 1
-        if self._in_flight >= self.max_in_flight:
-            self.stats.capped += 1
-            self._waiting.append(arrival)
-            return
-        self._launch(arrival)
+    def _arrival_source(self):
+        """The plan's arrivals as ``(index, offset_ns, stage)`` tuples."""
+        tuples = getattr(self.plan, "arrival_tuples", None)
+        if callable(tuples):
+            return tuples()
+        return ((a.index, a.offset_ns, a.stage) for a in self.plan.arrivals())
 
-    def _launch(self, arrival: Arrival) -> None:
+    def _pump(self, now: int, full: bool = False) -> None:
+        """Take every arrival due by ``now`` (run time) from the plan: send it, or queue it behind
+        the in-flight cap (counted as ``capped``). ``full``: the cap was reached all along since
+        these arrivals became due (a completion just freed the first slot), so all of them queue."""
+        nxt = self._nxt
+        if nxt is None or nxt[1] > now or self._stop_reason is not None:
+            return
+        arrivals = self._arrivals
+        stats = self.stats
+        budget = self.max_requests
+        cap = self.max_in_flight
+        launch = self._launch_lean if self._lean else self._launch
+        waiting = self._waiting
+        while nxt is not None and nxt[1] <= now:
+            if budget is not None and stats.planned >= budget:
+                self.stop("budget")
+                break
+            stats.planned += 1
+            if full or self._in_flight >= cap:
+                stats.capped += 1
+                waiting.append(nxt)
+            else:
+                launch(nxt)
+            nxt = next(arrivals, None)
+        self._nxt = nxt
+        if full and waiting:
+            launch(waiting.popleft())
+
+    def _launch(self, arrival: tuple) -> None:
         if self._lean:
             self._launch_lean(arrival)
             return
@@ -147,60 +196,78 @@ class OpenModelEngine:
         self._tasks[task] = arrival
         task.add_done_callback(self._done)
 
-    def _launch_lean(self, arrival: Arrival) -> None:
-        self._in_flight += 1
-        if self._in_flight > self.stats.max_in_flight_seen:
-            self.stats.max_in_flight_seen = self._in_flight
-        i = self._pick()
-        rid = self._id_base | arrival.index
+    def _launch_lean(self, arrival: tuple) -> None:
+        n = self._in_flight = self._in_flight + 1
+        stats = self.stats
+        if n > stats.max_in_flight_seen:
+            stats.max_in_flight_seen = n
+        i = 0 if self._single else self._pick()
+        index, intended, stage = arrival
+        rid = self._id_base | index
         wire = self._wires[i]
         if wire is None:
             path, body = self._requests[i].render(self._rng)
             wire = self._templates[i].build(self.sender.raw_path(path), body)
         start = self._now() - self._t0
-        self.stats.sent += 1
-        self.sender.submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, arrival.offset_ns, start, arrival.stage),
-                           self._lean_done)
+        stats.sent += 1
+        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, start, stage), self._lean_done)
 
     def _lean_done(self, job, status, nbytes, body, error, detail) -> None:
         """The lean sender's callback: one request ended (response complete, or an error)."""
+        full = self._in_flight >= self.max_in_flight
         self._in_flight -= 1
         rid, i, intended, start, stage = job
+        stats = self.stats
         if error is None:
-            self.stats.completed += 1
+            stats.completed += 1
             expect = self._expect[i]
             if expect is None:
                 if status >= 400:
-                    error = status_kind(status)
+                    error = _status_kind(status)
             elif status not in expect:
-                error = status_kind(status) if status >= 400 else "check"
+                error = _status_kind(status) if status >= 400 else "check"
                 detail = f"status {status} not in {list(expect)}"
         elif error == "aborted":
-            self.stats.aborted += 1
+            stats.aborted += 1
         else:
-            self.stats.completed += 1
-        self._append((rid, self._names[i], self._methods[i], intended, start, self._now() - self._t0, status,
+            stats.completed += 1
+        end = self._now() - self._t0
+        self._append((rid, self._names[i], self._methods[i], intended, start, end, status,
                       error, detail, nbytes, None, stage))
-        if self._waiting and self._stop_reason is None and not self._closing:
-            self._launch_lean(self._waiting.popleft())
+        if self._stop_reason is None and not self._closing:
+            if self._waiting:
+                self._launch_lean(self._waiting.popleft())
+            elif (nxt := self._nxt) is not None and nxt[1] <= end:
+                # due since the last tick: sent on this wake-up. Nothing could launch since these
+                # arrivals became due (a launch takes them first), so if the cap was reached before
+                # this completion it was reached when they became due: they count as capped.
+                self._pump(end, full)
+            elif self._slow:
+                self._fast()
 
     def _done(self, task: asyncio.Task) -> None:
         arrival = self._tasks.pop(task)
+        full = self._in_flight >= self.max_in_flight
         self._in_flight -= 1
         if task.cancelled():  # cancelled before its first step: it never sent, but it was due
             self._abort(arrival, "never sent: cancelled when the run stopped")
-        if self._waiting and self._stop_reason is None and not self._closing:
-            self._launch(self._waiting.popleft())
+        if self._stop_reason is None and not self._closing:
+            if self._waiting:
+                self._launch(self._waiting.popleft())
+            elif (nxt := self._nxt) is not None and nxt[1] <= (now := self.clock.now_ns() - self._t0):
+                self._pump(now, full)  # see _lean_done
+            elif self._slow:
+                self._fast()
 
-    async def _send(self, arrival: Arrival) -> None:
+    async def _send(self, arrival: tuple) -> None:
         i = self._pick()
         req: Request = self._requests[i]
-        rid = self._id_base | arrival.index
+        index, intended, stage = arrival
+        rid = self._id_base | index
         headers = self._headers[i].copy()
         headers[REQUEST_ID_HEADER] = str(rid)
         static = self._static[i]
         path, body = static if static is not None else req.render(self._rng)
-        intended = arrival.offset_ns
         clock = self.clock
         t0 = self._t0
         start = clock.now_ns() - t0
@@ -212,21 +279,23 @@ class OpenModelEngine:
             status, nbytes, _ = await self.sender.request(req.method, path, headers, body)
             if req.expect is None:
                 if status >= 400:
-                    error = status_kind(status)
+                    error = _status_kind(status)
             elif status not in req.expect:
-                error = status_kind(status) if status >= 400 else "check"
+                error = _status_kind(status) if status >= 400 else "check"
                 detail = f"status {status} not in {list(req.expect)}"
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
             # cancelled before it ever ran
             self.stats.aborted += 1
             self._record(rid, req, intended, start, None, "aborted", "still in flight when the run stopped",
-                         0, arrival.stage)
+                         0, stage)
             return
         except Exception as exc:  # nothing a server does may crash the run
+            from .classify import classify
+
             error, detail = classify(exc)
         self.stats.completed += 1
-        self._record(rid, req, intended, start, status, error, detail, nbytes, arrival.stage)
+        self._record(rid, req, intended, start, status, error, detail, nbytes, stage)
 
     def _record(self, rid, req, intended, start, status, error, detail, nbytes, stage) -> None:
         end = self.clock.now_ns() - self._t0
@@ -239,58 +308,90 @@ class OpenModelEngine:
         if self._auto is not None:
             await self._auto.start_chosen()
         self._t0 = t0 = clock.now_ns() if t0_ns is None else t0_ns
-        deadline_ns = round(self.deadline * 1e9)
-        budget = self.max_requests
-        arrivals = self.plan.arrivals()
-        nxt = next(arrivals, None)
-        next_report = round(self.progress_every * 1e9)
-        last_report_at = 0
-        sent_at_report = 0
-        recorder = self.recorder
+        self._arrivals = self._arrival_source()
+        self._nxt = next(self._arrivals, None)
+        self._deadline_ns = round(self.deadline * 1e9)
+        self._next_report = round(self.progress_every * 1e9)
+        self._last_report_at = 0
+        self._planned_at_report = 0
         timer = PreciseTimer.create(TICK_NS) if isinstance(clock, MonotonicClock) else None
-        max_sleep_ns = round(MAX_SLEEP * 1e9)
         try:
-            await self._schedule(clock, t0, timer, arrivals, nxt, deadline_ns, budget, next_report,
-                                 last_report_at, sent_at_report, recorder, max_sleep_ns)
+            if timer is not None:
+                await self._schedule_timer(timer, t0)
+            else:
+                await self._schedule(clock, t0)
         finally:
             if timer is not None:
-                timer.close()
-        return self.stats
-
-    async def _schedule(self, clock, t0, timer, arrivals, nxt, deadline_ns, budget, next_report, last_report_at,
-                        sent_at_report, recorder, max_sleep_ns) -> None:
-        while nxt is not None and self._stop_reason is None:
-            now = clock.now_ns() - t0
-            while nxt is not None and nxt.offset_ns <= now:
-                if budget is not None and self.stats.planned >= budget:
-                    self.stop("budget")
-                    break
-                self._dispatch(nxt)
-                nxt = next(arrivals, None)
-            if now >= deadline_ns:
-                self.stop("deadline")
-            if now >= next_report:
-                recorder.flush()
-                self._report(now, last_report_at, sent_at_report)
-                last_report_at, sent_at_report = now, self.stats.planned
-                next_report = now + round(self.progress_every * 1e9)
-            elif recorder.due:
-                recorder.flush()
-            if nxt is None or self._stop_reason is not None:
-                break
-            if timer is not None:
-                await timer.sleep_until(min(t0 + nxt.offset_ns, clock.now_ns() + max_sleep_ns))
-            else:
-                delay = (nxt.offset_ns - (clock.now_ns() - t0)) / 1e9
-                await clock.sleep(min(max(delay, MIN_TICK), MAX_SLEEP))
-        if timer is not None:
-            timer.close()  # no ticks while draining
+                timer.close()  # no ticks while draining
         if self._stop_reason is not None:
             self.stats.end_reason = self._stop_reason
         await self._drain()
         self.recorder.flush()
         now = clock.now_ns() - t0
-        self._report(now, last_report_at, sent_at_report, final=True)
+        self._report(now, self._last_report_at, self._planned_at_report, final=True)
+        return self.stats
+
+    def _tick(self, now: int) -> bool:
+        """One scheduler wake-up at run time ``now``: send what is due, check the deadline, report,
+        flush. True while there is more to send."""
+        self._pump(now)
+        if now >= self._deadline_ns:
+            self.stop("deadline")
+        recorder = self.recorder
+        if now >= self._next_report:
+            recorder.flush()
+            self._report(now, self._last_report_at, self._planned_at_report)
+            self._last_report_at, self._planned_at_report = now, self.stats.planned
+            self._next_report = now + round(self.progress_every * 1e9)
+        elif recorder.due:
+            recorder.flush()
+        return self._nxt is not None and self._stop_reason is None
+
+    async def _schedule(self, clock, t0) -> None:
+        """The scheduler on the clock's own sleep (an injected clock, or no timerfd)."""
+        while self._tick(clock.now_ns() - t0):
+            delay = (self._nxt[1] - (clock.now_ns() - t0)) / 1e9
+            await clock.sleep(min(max(delay, MIN_TICK), MAX_SLEEP))
+
+    async def _schedule_timer(self, timer: PreciseTimer, t0: int) -> None:
+        """The scheduler as the timerfd's callback: no Task step or Future per wake-up."""
+        finished = asyncio.get_running_loop().create_future()
+        now_ns = time.perf_counter_ns  # what MonotonicClock reads
+        max_sleep_ns = round(MAX_SLEEP * 1e9)
+
+        def wake() -> None:
+            try:
+                if self._tick(now_ns() - t0):
+                    if self._waiting and self._in_flight >= self.max_in_flight:
+                        # saturated: completions send (and count) what falls due, so the tick is
+                        # only for the deadline, reports and stop requests
+                        self._slow = True
+                        timer.every(SLOW_TICK_NS)
+                    else:
+                        self._slow = False
+                        timer.arm_at(min(t0 + self._nxt[1], now_ns() + max_sleep_ns))
+                    return
+            except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
+                if not finished.done():
+                    finished.set_exception(exc)
+                return
+            if not finished.done():
+                finished.set_result(None)
+
+        timer.callback = wake
+        self._timer = timer
+        try:
+            wake()
+            await finished
+        finally:
+            self._timer = None
+            self._slow = False
+
+    def _fast(self) -> None:
+        """Saturation is over (a slot stays free, nothing queued): tick at arrival times again."""
+        self._slow = False
+        if self._timer is not None and self._nxt is not None:
+            self._timer.arm_at(min(self._t0 + self._nxt[1], time.perf_counter_ns() + round(MAX_SLEEP * 1e9)))
 
     async def _drain(self) -> None:
         """Give in-flight requests the grace period, then cancel and record the rest."""
@@ -323,15 +424,24 @@ class OpenModelEngine:
     def _abort_waiting(self, detail: str) -> None:
         # arrivals that were due but never sent are recorded as aborted: pretending they never
         # existed would hide the generator's saturation
-        while self._waiting:
-            self._abort(self._waiting.popleft(), detail)
+        waiting = self._waiting
+        if not waiting:
+            return
+        now = self.clock.now_ns() - self._t0
+        base, names, methods, pick = self._id_base, self._names, self._methods, self._pick
+        self.stats.aborted += len(waiting)
+        self.recorder.extend(
+            (base | index, names[i], methods[i], intended, now, now, None, "aborted", detail, 0, None, stage)
+            for index, intended, stage in waiting for i in (pick(),))
+        waiting.clear()
 
-    def _abort(self, a: Arrival, detail: str) -> None:
+    def _abort(self, a: tuple, detail: str) -> None:
         req = self._requests[self._pick()]
         now = self.clock.now_ns() - self._t0
         self.stats.aborted += 1
-        self.recorder.add(self._id_base | a.index, req.name, req.method, a.offset_ns, now, now, None,
-                          "aborted", detail, 0, None, a.stage)
+        index, intended, stage = a
+        self.recorder.add(self._id_base | index, req.name, req.method, intended, now, now, None,
+                          "aborted", detail, 0, None, stage)
 
     def _report(self, now: int, since: int, planned_at_since: int, final: bool = False) -> None:
         if self.progress is None:

@@ -54,6 +54,13 @@ class Recorder:
         if len(rows) >= self.flush_rows:
             self.flush()
 
+    def extend(self, rows) -> None:
+        """Add many row tuples (flushing every ``flush_rows``)."""
+        for row in rows:
+            self.append(row)
+            if len(self._rows) >= self.flush_rows:
+                self.flush()
+
     @property
     def rows(self) -> int:
         """Total recorded (flushed or not)."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-import aiohttp
-
 
 class Sender(Protocol):
     name: str
@@ -40,12 +38,16 @@ class AiohttpSender:
 
     def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0,
                  connect_timeout: float | None = None):
+        import aiohttp  # here, not at import: a run on the lean path never loads aiohttp
+
         self.base_url = base_url.rstrip("/")
         self.max_connections = max_connections
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout or timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        import aiohttp
+
         connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self.timeout, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
