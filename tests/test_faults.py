@@ -188,3 +188,20 @@ def test_target_killed_mid_run(tmp_path, http_path):
     assert killed and df.height == 125 and res.end_reason == "completed"
     kinds = set(df["error"].drop_nulls().to_list())
     assert df["error"].null_count() >= 30 and kinds and kinds <= {"connect", "reset"}, kinds
+
+
+def test_response_checks_run_in_the_open_model_on_every_path(http_server, tmp_path, http_path):
+    from perfbench.scenario import BodyContains, JsonField
+
+    sc = Scenario([Request("good", "GET", "/", checks=(JsonField("ok", equals=True),)),
+                   Request("bad", "GET", "/", checks=(JsonField("ok", equals=False),)),
+                   Request("text", "GET", "/bytes/10", checks=(BodyContains("xxxxx"),)),
+                   Request("missing", "GET", "/bytes/10", checks=(BodyContains("nope"),))])
+    res = run_load(http_server.url, shapes.constant(80, 0.5), sc, runs_dir=tmp_path, progress=False,
+                   http_path=http_path)
+    eps = res.summary["endpoints"]
+    assert eps["good"]["errors"] == 0 and eps["text"]["errors"] == 0
+    assert eps["bad"]["errors_by_kind"] == {"check": eps["bad"]["count"]} and eps["bad"]["count"] > 0
+    assert eps["missing"]["errors_by_kind"] == {"check": eps["missing"]["count"]}
+    df = Run.load(res.path).requests.filter(pl.col("endpoint") == "bad").collect()
+    assert set(df["error_detail"]) == {"JSON field ok is True, expected False"}

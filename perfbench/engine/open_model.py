@@ -128,6 +128,10 @@ class OpenModelEngine:
         self._names = [r.name for r in reqs]
         self._methods = [r.method for r in reqs]
         self._expect = [r.expect for r in reqs]
+        # requests with response checks keep their body and are judged by Request.evaluate;
+        # the others never hold a body (the hot path stays lean)
+        self._checked = [r.evaluate if r.checks else None for r in reqs]
+        self._keep = [bool(r.checks) for r in reqs]
         # the hot path reads the clock directly when it is the real one (one call, not two)
         self._now = time.perf_counter_ns if type(self.clock) is MonotonicClock else self.clock.now_ns
         self._append = recorder.append
@@ -210,7 +214,8 @@ class OpenModelEngine:
             wire = self._templates[i].build(self.sender.raw_path(path), body)
         start = self._now() - self._t0
         stats.sent += 1
-        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, start, stage), self._lean_done)
+        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, start, stage), self._lean_done,
+                     self._keep[i])
 
     def _lean_done(self, job, status, nbytes, body, error, detail) -> None:
         """The lean sender's callback: one request ended (response complete, or an error)."""
@@ -221,7 +226,9 @@ class OpenModelEngine:
         if error is None:
             stats.completed += 1
             expect = self._expect[i]
-            if expect is None:
+            if (checked := self._checked[i]) is not None:
+                error, detail = checked(status, body)
+            elif expect is None:
                 if status >= 400:
                     error = _status_kind(status)
             elif status not in expect:
@@ -276,13 +283,9 @@ class OpenModelEngine:
         nbytes = 0
         self.stats.sent += 1
         try:
-            status, nbytes, _ = await self.sender.request(req.method, path, headers, body)
-            if req.expect is None:
-                if status >= 400:
-                    error = _status_kind(status)
-            elif status not in req.expect:
-                error = _status_kind(status) if status >= 400 else "check"
-                detail = f"status {status} not in {list(req.expect)}"
+            status, nbytes, data = await self.sender.request(req.method, path, headers, body,
+                                                             keep_body=bool(req.checks))
+            error, detail = req.evaluate(status, data)
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
             # cancelled before it ever ran
