@@ -52,6 +52,19 @@ class Stage:
         return 2 * n / (self.start + math.sqrt(self.start * self.start + 2 * slope * n))
 
 
+def _stage_problems(stages: Sequence[Stage], value_rule: str) -> list[str]:
+    """Every problem with a plan's stages; ``value_rule`` names the start/end values' unit."""
+    problems = [] if stages else ["a plan needs at least one stage"]
+    for i, st in enumerate(stages):
+        if not (st.duration > 0 and math.isfinite(st.duration)):
+            problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
+        for name in ("start", "end"):
+            v = getattr(st, name)
+            if not (v >= 0 and math.isfinite(v)):
+                problems.append(f"stage {i}: {value_rule.format(name=name)}, got {v!r}")
+    return problems
+
+
 @dataclass(frozen=True)
 class Arrival:
     """One intended request: when (ns from the run's start) and in which stage."""
@@ -78,16 +91,7 @@ class OpenPlan:
     params: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        problems = []
-        if not self.stages:
-            problems.append("a plan needs at least one stage")
-        for i, st in enumerate(self.stages):
-            if not (st.duration > 0 and math.isfinite(st.duration)):
-                problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
-            for name in ("start", "end"):
-                v = getattr(st, name)
-                if not (v >= 0 and math.isfinite(v)):
-                    problems.append(f"stage {i}: rate {name} must be >= 0 req/s, got {v!r}")
+        problems = _stage_problems(self.stages, "rate {name} must be >= 0 req/s")
         if not problems and self.expected_requests <= 0:
             problems.append("the plan sends no requests: give a rate above 0")
         if problems:
@@ -312,16 +316,7 @@ class ClosedPlan:
     params: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        problems = []
-        if not self.stages:
-            problems.append("a plan needs at least one stage")
-        for i, st in enumerate(self.stages):
-            if not (st.duration > 0 and math.isfinite(st.duration)):
-                problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
-            for name in ("start", "end"):
-                v = getattr(st, name)
-                if not (v >= 0 and math.isfinite(v)):
-                    problems.append(f"stage {i}: {name} users must be >= 0, got {v!r}")
+        problems = _stage_problems(self.stages, "{name} users must be >= 0")
         if not problems and self.max_users < 1:
             problems.append("the plan has no user: give at least 1 user")
         t = self.think
