@@ -130,6 +130,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
         run_id = run_dir.name
     else:
         run_id = params.pop("run_id", None) or new_run_id(name)
+        runs_dir = params.get("runs_dir") or runs_dir  # a runs_dir given as a parameter wins
         for key, value in (("run_id", run_id), ("runs_dir", str(runs_dir))):
             if key in declared:
                 params[key] = value
