@@ -23,6 +23,7 @@ raises SIGTERM as an exception), and also when starting it fails.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import http.client
 import os
@@ -57,7 +58,7 @@ def memray_capture_path(memray: bool | str | os.PathLike, directory: str | os.Pa
     return Path(memray) if memray else None
 
 
-class ChildProcess:
+class ChildProcess(abc.ABC):
     """A command started as our child with its output in ``log_path``, ready when a subclass says so,
     stopped by its PID. Subclasses implement :meth:`command` and :meth:`_wait_ready`."""
 
@@ -83,17 +84,18 @@ class ChildProcess:
 
     # -- what subclasses provide ------------------------------------------------------------------
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The argv that starts the process."""
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
+    @abc.abstractmethod
     def _wait_ready(self, deadline: float) -> str | None:
         """Block until ready (return its URL), or until the process exits or ``deadline`` passes (None)."""
-        raise NotImplementedError
 
-    def _prepare(self) -> None:
+    def _prepare(self) -> None:  # noqa: B027 - an optional hook: nothing to prepare by default
         """Checks and directories before the command starts."""
 
     # -- shared ---------------------------------------------------------------------------------------
