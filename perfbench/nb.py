@@ -15,6 +15,7 @@ def setup(renderer: str = "svg") -> None:
     pl.Config.set_tbl_rows(40)
     pl.Config.set_float_precision(2)
     pl.Config.set_tbl_hide_dataframe_shape(True)
+    pl.Config.set_tbl_hide_column_data_types(True)  # a report's reader needs values, not dtypes
 
 
 class LiveProgress:
