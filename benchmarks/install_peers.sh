@@ -15,14 +15,17 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # --- Debian packages ---------------------------------------------------------------------
 missing=()
 for pkg in nginx wrk hey; do
-  dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  # output captured first: with pipefail, grep -q closing the pipe early fails the producer (SIGPIPE)
+  status="$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null || true)"
+  [[ "$status" == *"install ok installed"* ]] || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "apt-get install: ${missing[*]}"
   $SUDO apt-get update -qq
   available=()
   for pkg in "${missing[@]}"; do
-    if apt-cache policy "$pkg" | grep -q "Candidate: [0-9]"; then available+=("$pkg"); else
+    policy="$(apt-cache policy "$pkg" 2>/dev/null || true)"
+    if grep -q "Candidate: [0-9]" <<<"$policy"; then available+=("$pkg"); else
       echo "WARNING: Debian package $pkg is not available here; run.py will report it as unavailable" >&2
     fi
   done
