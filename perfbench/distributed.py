@@ -57,7 +57,16 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from .errors import ConfigError
-from .rundir import REQUEST_SCHEMA, REQUESTS, ROW_GROUP_ROWS, RunDir, machine_info, read_journal, utc_now_iso
+from .rundir import (
+    DICTIONARY_COLUMNS,
+    REQUEST_SCHEMA,
+    REQUESTS,
+    ROW_GROUP_ROWS,
+    RunDir,
+    machine_info,
+    read_journal,
+    utc_now_iso,
+)
 from .shapes import Arrival, ClosedPlan, OpenPlan, UserSpan
 
 PARTS_DIR = "parts"
@@ -476,7 +485,7 @@ def merge_parts(client, shards: list[dict], out: Path) -> dict[int, dict]:
     tmp = out.with_name(out.name + ".tmp")
     pending: list[pa.RecordBatch] = []
     n_pending = 0
-    with pq.ParquetWriter(tmp, REQUEST_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(tmp, REQUEST_SCHEMA, compression="zstd", use_dictionary=DICTIONARY_COLUMNS) as writer:
         while heap:
             _, i, _, b = heapq.heappop(heap)
             k = kept[i]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from .errors import RunDirError
 from .rundir import REQUESTS, SUMMARY, RunDir, read_json, write_json
@@ -51,8 +52,8 @@ def with_ms(lf: pl.LazyFrame) -> pl.LazyFrame:
 _BUCKET_BASE = math.log(1.01)  # pass-1 buckets about 1% wide
 
 
-def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list[str] | None = None
-                      ) -> pl.DataFrame:
+def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list[str] | None = None,
+                      in_memory: bool = False) -> pl.DataFrame:
     """Exact inverted-CDF percentiles of integer column ``col`` per group, in bounded memory.
 
     Sorting every value of a long run costs memory in proportion to its rows (Polars needs ~100
@@ -61,8 +62,13 @@ def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list
     percentile, find the bucket that holds its rank, and sort only the values of those buckets.
     Memory is bounded by the bucket table and the few buckets that hold a percentile.
     Returns ``by`` columns plus one column per name in ``ps`` (values in the column's unit).
+
+    ``in_memory``: the rows are already in memory (a summary of a run of moderate size): one
+    sort per group gives the same answer faster than the bucket passes.
     """
     by = list(by or [])
+    if in_memory:
+        return _sorted_percentiles(lf, col, ps, by)
     key = (pl.col(col).clip(lower_bound=1).cast(pl.Float64).log() / _BUCKET_BASE).floor().cast(pl.Int32)
     src = lf.select(*by, pl.col(col)).filter(pl.col(col).is_not_null()).with_columns(key.alias("_b"))
     counts = (src.group_by(*by, "_b").agg(pl.len().alias("_n")).collect(engine="streaming")
@@ -107,7 +113,22 @@ def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list
     return pl.DataFrame({n: [row.get(n)] for n in ps})
 
 
-def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = None) -> pl.DataFrame:
+def _sorted_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list[str]) -> pl.DataFrame:
+    """:func:`exact_percentiles` by sorting each group's values (memory in proportion to rows)."""
+    # one sort of all values; a group's values keep that order in the aggregation
+    df = lf.select(*by, pl.col(col)).filter(pl.col(col).is_not_null()).sort(col).collect()
+    n = pl.len().cast(pl.Float64)
+    aggs = [pl.col(col).get((n * p).ceil().cast(pl.Int64).clip(lower_bound=1) - 1).alias(name)
+            for name, p in ps.items()]
+    if by:
+        return df.group_by(by).agg(aggs)
+    if df.height == 0:
+        return pl.DataFrame({name: [None] for name in ps}, schema={name: df.schema[col] for name in ps})
+    return df.select(aggs)
+
+
+def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = None, in_memory: bool = False
+                   ) -> pl.DataFrame:
     """Per group (default: per endpoint): counts, throughput, exact latency percentiles, errors.
 
     Memory stays bounded however many requests the run has: counts and sums stream, and the
@@ -126,10 +147,10 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
         (pl.col("latency_ns").min() / ms).alias("min_ms"),
         pl.col("bytes").sum().alias("bytes"),
     ).collect(engine="streaming")
-    lat = exact_percentiles(lf, "latency_ns", {f"{n}_ms": p for n, p in PERCENTILES.items()}, by)
+    lat = exact_percentiles(lf, "latency_ns", {f"{n}_ms": p for n, p in PERCENTILES.items()}, by, in_memory)
     out = base.join(lat, on=by, how="left", nulls_equal=True)
     if has_service:
-        svc = exact_percentiles(lf, "service_ns", {"service_p50_ms": 0.5, "service_p99_ms": 0.99}, by)
+        svc = exact_percentiles(lf, "service_ns", {"service_p50_ms": 0.5, "service_p99_ms": 0.99}, by, in_memory)
         out = out.join(svc, on=by, how="left", nulls_equal=True)
     else:
         out = out.with_columns(pl.lit(None, pl.Float64).alias("service_p50_ms"),
@@ -146,17 +167,20 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
 
 def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int | None = None,
               engine: dict[str, Any] | None = None, model: str = "open",
-              lag_bound_ms: float = DEFAULT_LAG_BOUND_MS) -> dict[str, Any]:
-    """The summary.json content for a run's rows (pure: a frame in, a dict out)."""
+              lag_bound_ms: float = DEFAULT_LAG_BOUND_MS, in_memory: bool = False) -> dict[str, Any]:
+    """The summary.json content for a run's rows (pure: a frame in, a dict out).
+
+    ``in_memory``: ``lf`` is over rows held in memory, so percentiles may sort them (see
+    :func:`exact_percentiles`); otherwise every pass streams and memory stays bounded."""
     if duration_s is None:
         duration_s = (lf.select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
     duration_s = max(duration_s, 1e-9)
-    overall = endpoint_stats(lf.with_columns(pl.lit("*").alias("endpoint")), duration_s)
-    per = endpoint_stats(lf, duration_s)
+    overall = endpoint_stats(lf.with_columns(pl.lit("*").alias("endpoint")), duration_s, in_memory=in_memory)
+    per = endpoint_stats(lf, duration_s, in_memory=in_memory)
     kinds = lf.filter(pl.col("error").is_not_null()).group_by("endpoint", "error").len().collect()
     statuses = lf.group_by("status").len().sort("status").collect()
     lag_lf = lf.select((pl.col("start_ns") - pl.col("intended_ns")).clip(lower_bound=0).alias("_lag"))
-    lag_p = exact_percentiles(lag_lf, "_lag", {"p50": 0.5, "p99": 0.99}).row(0, named=True)
+    lag_p = exact_percentiles(lag_lf, "_lag", {"p50": 0.5, "p99": 0.99}, in_memory=in_memory).row(0, named=True)
     lag_rest = lag_lf.select(pl.col("_lag").max().alias("max"), pl.len().alias("n")).collect(engine="streaming")
     lag = {"p50": None if lag_p["p50"] is None else lag_p["p50"] / 1e6,
            "p99": None if lag_p["p99"] is None else lag_p["p99"] / 1e6,
@@ -297,6 +321,15 @@ def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | Non
     return pl.DataFrame(rows)
 
 
+# A summary makes about a dozen passes over the rows; up to this many rows (about 60 bytes each,
+# so ~120 MB at most) it reads the columns it needs once into memory instead of decompressing
+# the Parquet file on every pass (a 1M-row run: 0.73 s -> see benchmarks/README.md); a longer
+# run streams, so memory stays bounded however long the run.
+SUMMARY_IN_MEMORY_ROWS = 2_000_000
+_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "end_ns", "latency_ns", "service_ns", "status", "error",
+                    "bytes")
+
+
 @dataclass
 class Run:
     """One run directory, loaded lazily. ``requests`` is a LazyFrame over requests.parquet."""
@@ -344,10 +377,24 @@ class Run:
             return read_json(p)
         return self.compute_summary()
 
+    def _summary_rows(self) -> tuple[pl.LazyFrame, bool]:
+        """The rows :func:`summarize` reads: in memory (read and decompressed once) up to
+        ``SUMMARY_IN_MEMORY_ROWS``, streamed from the file (bounded memory) beyond that."""
+        lf = pl.scan_parquet(self.path / REQUESTS)
+        try:
+            rows = pq.ParquetFile(self.path / REQUESTS).metadata.num_rows
+        except Exception:  # noqa: BLE001 - unreadable metadata: stream, and let polars say what is wrong
+            return lf, False
+        if rows > SUMMARY_IN_MEMORY_ROWS:
+            return lf, False
+        names = lf.collect_schema().names()
+        return lf.select(*[c for c in _SUMMARY_COLUMNS if c in names]).collect().lazy(), True
+
     def compute_summary(self) -> dict[str, Any]:
         engine = self.meta.get("engine_stats") or {}
         shape = self.meta.get("shape") or {}
-        return summarize(pl.scan_parquet(self.path / REQUESTS), duration_s=self.duration_s,
+        rows, in_memory = self._summary_rows()
+        return summarize(rows, duration_s=self.duration_s, in_memory=in_memory,
                          planned=engine.get("planned"), engine=engine, model=shape.get("model", "open"),
                          lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
 

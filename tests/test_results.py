@@ -96,6 +96,23 @@ def test_exact_percentiles_equal_the_sorted_definition(groups, p):
         assert q == inverted_cdf([v for gg, v in rows if gg == g], p)
     whole = results.exact_percentiles(df.lazy(), "x", {"q": p}).item()
     assert whole == inverted_cdf([v for _, v in rows], p)
+    # the in-memory strategy (one sort per group) gives the same answers
+    sorted_ = results.exact_percentiles(df.lazy(), "x", {"q": p}, ["g"], in_memory=True)
+    assert dict(sorted_.iter_rows()) == dict(got.iter_rows())
+    assert results.exact_percentiles(df.lazy(), "x", {"q": p}, in_memory=True).item() == whole
+
+
+def test_in_memory_and_streaming_summaries_agree():
+    lat = [float(v) for v in range(1, 400)] + [5000.0, 7.5]
+    df = pl.concat([frame(lat, errors=[None] * (len(lat) - 3) + ["timeout", "http_5xx", "timeout"], lag_ns=123_456),
+                    frame(lat[::3], endpoint="b")]).lazy()
+    streamed = results.summarize(df, duration_s=3.0, planned=len(lat))
+    in_memory = results.summarize(df, duration_s=3.0, planned=len(lat), in_memory=True)
+    assert in_memory == streamed and set(in_memory["endpoints"]) == {"a", "b"}
+    from perfbench.rundir import REQUEST_SCHEMA
+
+    empty = pl.from_arrow(REQUEST_SCHEMA.empty_table()).lazy()
+    assert results.summarize(empty, duration_s=1, in_memory=True) == results.summarize(empty, duration_s=1)
 
 
 def test_a_run_without_requests_summarises():

@@ -22,8 +22,10 @@ Pieces:
   connection is never retried behind the caller's back (as on the aiohttp path) and is replaced
   by a new one when a request needs it.
 - Timeouts: a periodic sweep (every ``timeout / 4``, at most every 100 ms) over the pool
-  closes connections whose request is older than ``timeout``. Precision: ``timeout`` to
-  ``1.25 * timeout``.
+  closes connections whose request is older than ``timeout``. The clock is not read per
+  request: the first sweep that sees a request in flight notes the time (the request was sent
+  before it), and a later sweep times it out once that note is ``timeout`` old. Precision:
+  ``timeout`` to ``timeout`` plus one sweep period (30 s to 30.1 s by default).
 - :class:`PreciseTimer`: wakes the scheduler at an exact monotonic time through a Linux
   ``timerfd`` (uvloop's own timers have millisecond resolution and spin under 0.5 ms).
 
@@ -133,8 +135,8 @@ class LeanTemplate:
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; at most one request at a time (no pipelining)."""
 
-    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "sent_ns", "head",
-                 "headers_done", "complete", "status", "keep_alive", "pending", "task", "closed", "extra")
+    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "seen_job", "seen_ns", "head",
+                 "complete", "status", "keep_alive", "pending", "task", "closed", "extra")
 
     def __init__(self, pool: LeanSender):
         self.pool = pool
@@ -144,9 +146,11 @@ class _Conn(asyncio.Protocol):
         self.done = None
         self.nbytes = 0
         self.chunks: list | None = None  # body chunks, when the caller keeps the body
-        self.sent_ns = 0
-        self.head: list = []  # raw data until the headers are complete (EOF-delimited bodies)
-        self.headers_done = False
+        self.seen_job = None  # the request in flight at the last timeout sweep, and that sweep's time
+        self.seen_ns = 0
+        # the data of a response that did not complete in one read (for the EOF-delimited body
+        # check in connection_lost); a response read whole in one data_received never lands here
+        self.head: list = []
         self.complete = False
         self.status = 0
         self.keep_alive = True
@@ -157,24 +161,23 @@ class _Conn(asyncio.Protocol):
 
     # -- the request --------------------------------------------------------------------------
     def begin(self, data: bytes, job, done, keep: bool) -> None:
+        """Send a request (on a new or connecting connection; idle ones are reused by
+        :meth:`LeanSender.submit`, which does the same inline)."""
         self.job = job
         self.done = done
         self.nbytes = 0
         self.chunks = [] if keep else None
-        self.sent_ns = _now()
         if self.transport is None:
             self.pending = data
         else:
             self.transport.write(data)
 
-    def _finish(self, status, body, error, detail, reusable: bool = False) -> None:
+    def _finish(self, status, body, error, detail) -> None:
+        """End the request in flight on an error or an EOF (the connection is not reused)."""
         job, done, nbytes = self.job, self.done, self.nbytes
         self.job = self.done = None
         self.chunks = None
         self.head.clear()
-        self.headers_done = False
-        if reusable:  # idle (or busy with a queued request) before done() runs, so done() can reuse it
-            self.pool._release(self)
         done(job, status, nbytes, body, error, detail)
 
     def fail(self, error: str, detail: str) -> None:
@@ -203,29 +206,45 @@ class _Conn(asyncio.Protocol):
             transport.write(data)
 
     def data_received(self, data: bytes) -> None:
-        if self.job is None:
+        # the hot path: everything a completed response needs is inline (no further Python call
+        # before ``done``), and the connection is idle again before ``done`` runs, so ``done`` can
+        # send the next request on it at once
+        job = self.job
+        if job is None:
             self.fail("protocol", "data received with no request in flight")
             return
-        if not self.headers_done:
-            self.head.append(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.complete = False
             self.fail("protocol", _short(exc) or type(exc).__name__)
             return
-        if self.complete:
-            self.complete = False
-            if self.extra:  # a second response to one request
-                self.fail("protocol", "more than one response to one request")
-                return
-            body = b"".join(self.chunks) if self.chunks is not None else None
-            reusable = self.keep_alive and not self.closed
-            if not reusable and not self.closed:
-                self.closed = True
-                self.pool._forget(self)
-                self.transport.close()
-            self._finish(self.status, body, None, None, reusable)
+        if not self.complete:
+            self.head.append(data)
+            return
+        self.complete = False
+        if self.extra:  # a second response to one request
+            self.fail("protocol", "more than one response to one request")
+            return
+        done = self.done
+        self.job = self.done = None
+        body = None
+        if (chunks := self.chunks) is not None:
+            body = b"".join(chunks)
+            self.chunks = None
+        if self.head:
+            self.head.clear()
+        if self.keep_alive and not self.closed:
+            pool = self.pool
+            if pool._queue:
+                pool._release(self)
+            else:
+                pool._idle.append(self)
+        elif not self.closed:
+            self.closed = True
+            self.pool._forget(self)
+            self.transport.close()
+        done(job, self.status, self.nbytes, body, None, None)
 
     def eof_received(self):
         return False  # close; connection_lost decides what a request in flight gets
@@ -237,24 +256,18 @@ class _Conn(asyncio.Protocol):
             self.pool._forget(self)
         if self.job is None:
             return
-        if self.headers_done and exc is None and self._eof_delimited():
+        head = b"".join(self.head)
+        end = head.find(b"\r\n\r\n")  # the response's headers were complete
+        if end >= 0 and exc is None and _CONTENT_LENGTH(head[:end]) is None and _CHUNKED(head[:end]) is None:
+            # a body delimited by the end of the connection: complete now
             self.status = self.parser.get_status_code()
             self._finish(self.status, b"".join(self.chunks) if self.chunks is not None else None, None, None)
         elif exc is None:
-            self._finish(None, None, "reset", "ClientPayloadError" if self.headers_done else "ServerDisconnectedError")
+            self._finish(None, None, "reset", "ClientPayloadError" if end >= 0 else "ServerDisconnectedError")
         else:
             self._finish(None, None, "reset", type(exc).__name__)
 
-    def _eof_delimited(self) -> bool:
-        head = b"".join(self.head)
-        end = head.find(b"\r\n\r\n")
-        head = head[:end] if end >= 0 else head
-        return _CONTENT_LENGTH(head) is None and _CHUNKED(head) is None
-
-    # -- httptools callbacks --------------------------------------------------------------------
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-
+    # -- httptools callbacks (each a Python call per response: only the two needed) -------------
     def on_body(self, body: bytes) -> None:
         self.nbytes += len(body)
         if self.chunks is not None:
@@ -366,8 +379,13 @@ class LeanSender:
         """Send ``data`` on an idle connection (or a new one, or when one frees up); ``done(job,
         status, nbytes, body, error, detail)`` is called exactly once, from the event loop."""
         idle = self._idle
-        if idle:
-            idle.pop().begin(data, job, done, keep)
+        if idle:  # _Conn.begin, inline (the hot path): an idle connection is connected
+            c = idle.pop()
+            c.job = job
+            c.done = done
+            c.nbytes = 0
+            c.chunks = [] if keep else None
+            c.transport.write(data)
         elif len(self._conns) < self.max_connections:
             self._open().begin(data, job, done, keep)
         else:
@@ -443,9 +461,15 @@ class LeanSender:
     def _sweep(self) -> None:
         """Time out requests older than ``timeout`` (one periodic timer, not one per request)."""
         self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
-        limit = _now() - self.timeout_ns
+        now = _now()
+        limit = now - self.timeout_ns
         for c in list(self._conns):
-            if c.job is not None and c.sent_ns < limit:
+            job = c.job
+            if job is None:
+                continue
+            if job is not c.seen_job:  # sent since the last sweep: it is at most this old now
+                c.seen_job, c.seen_ns = job, now
+            elif c.seen_ns <= limit:
                 c.fail("timeout", "read timeout" if c.transport is not None else "connect timeout")
 
 
