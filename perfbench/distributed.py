@@ -334,6 +334,7 @@ def run_shard(spec: ShardSpec) -> dict[str, Any]:
 async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
     from .engine import _login
     from .engine.closed_model import ClosedModelEngine
+    from .engine.heap import frozen_heap
     from .engine.open_model import OpenModelEngine
     from .engine.recorder import Recorder
     from .engine.senders import make_sender
@@ -403,7 +404,8 @@ async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             started = time.perf_counter()
-            stats = await engine.run(t0_ns=t0)
+            with frozen_heap():
+                stats = await engine.run(t0_ns=t0)
             elapsed = time.perf_counter() - started
         finally:
             watcher.cancel()

@@ -145,6 +145,17 @@ class OpenPlan:
             start = st.start
             start_sq = start * start
             two_slope = 2 * ((st.end - st.start) / st.duration)
+            if two_slope == 0.0 and not poisson:
+                # a constant stage: time_of(m) = 2m / (start + sqrt(start^2)) is exactly m / start
+                # (sqrt of a rounded square is exact, and halving both sides changes no rounding)
+                while n < count_end:
+                    m = n - count_before
+                    yield index, round((begin_s + (m / start if m > 0 else 0.0)) * NS), stage_index
+                    index += 1
+                    n = float(index)
+                begin_s += st.duration
+                count_before = count_end
+                continue
             while n < count_end:
                 m = n - count_before  # Stage.time_of(m), inlined
                 yield index, round((begin_s + (2 * m / (start + sqrt(start_sq + two_slope * m)) if m > 0 else 0.0))

@@ -85,3 +85,25 @@ def test_invalid_plans_name_every_problem():
     assert "stage 0: duration" in msg and "stage 1: rate start" in msg and "stage 1: rate end" in msg
     with pytest.raises(ConfigError, match="no requests"):
         shapes.constant(0, 10)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+rates = st.floats(0.01, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(st.tuples(st.floats(0.001, 5), rates, st.one_of(st.none(), rates)), min_size=1, max_size=3))
+def test_constant_stages_take_the_fast_branch_with_the_same_times(stages):
+    """arrival_tuples' branch for constant stages gives exactly Stage.time_of's times (ramps mixed in)."""
+    plan = shapes.stages([(d, r, r if r2 is None else r2) for d, r, r2 in stages])
+    got = list(itertools.islice(plan.arrival_tuples(), 5000))
+    begin, count_before, want = 0.0, 0.0, []
+    for k, stage in enumerate(plan.stages):
+        n = float(len(want))
+        while n < count_before + stage.arrivals and len(want) < 5000:
+            want.append((len(want), round((begin + stage.time_of(n - count_before)) * NS), k))
+            n = float(len(want))
+        begin += stage.duration
+        count_before += stage.arrivals
+    assert got == want

@@ -31,6 +31,7 @@ from ..shapes import ClosedPlan, OpenPlan
 from ..slo import parse_all as parse_slos
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
+from .heap import frozen_heap
 from .open_model import OpenModelEngine
 from .progress import TerminalProgress
 from .recorder import Recorder
@@ -258,7 +259,8 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
         started = time.perf_counter()
         try:
             ctx.t0_ns, ctx.start_unix_ns = engine.clock.now_ns(), time.time_ns()
-            stats = await engine.run(t0_ns=ctx.t0_ns)
+            with frozen_heap():
+                stats = await engine.run(t0_ns=ctx.t0_ns)
         finally:
             elapsed = time.perf_counter() - started
             for sig in installed:

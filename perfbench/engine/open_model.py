@@ -102,6 +102,7 @@ class OpenModelEngine:
         self._timer: PreciseTimer | None = None
         self._slow = False  # the timer ticks slowly: every slot busy, arrivals queued (see _wake)
         self._in_flight = 0
+        self._sent = self._seen_max = self._aborted = self._aborted_synced = 0  # the lean path's counters
         self._id_base = worker << 40  # request ids stay unique across workers
         self._rng = random.Random(scenario.seed)
         reqs = list(scenario.requests)
@@ -201,10 +202,11 @@ class OpenModelEngine:
         task.add_done_callback(self._done)
 
     def _launch_lean(self, arrival: tuple) -> None:
+        # the hot path (with _lean_done): sent and max_in_flight_seen are kept on self and copied
+        # to stats at the end (see _sync_lean_stats); one attribute fewer to chase per request
         n = self._in_flight = self._in_flight + 1
-        stats = self.stats
-        if n > stats.max_in_flight_seen:
-            stats.max_in_flight_seen = n
+        if n > self._seen_max:
+            self._seen_max = n
         i = 0 if self._single else self._pick()
         index, intended, stage = arrival
         rid = self._id_base | index
@@ -212,32 +214,26 @@ class OpenModelEngine:
         if wire is None:
             path, body = self._requests[i].render(self._rng)
             wire = self._templates[i].build(self.sender.raw_path(path), body)
-        start = self._now() - self._t0
-        stats.sent += 1
-        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, start, stage), self._lean_done,
-                     self._keep[i])
+        self._sent += 1
+        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, self._now() - self._t0, stage),
+                     self._lean_done, self._keep[i])
 
     def _lean_done(self, job, status, nbytes, body, error, detail) -> None:
         """The lean sender's callback: one request ended (response complete, or an error)."""
-        full = self._in_flight >= self.max_in_flight
-        self._in_flight -= 1
+        in_flight = self._in_flight
+        self._in_flight = in_flight - 1
         rid, i, intended, start, stage = job
-        stats = self.stats
         if error is None:
-            stats.completed += 1
-            expect = self._expect[i]
             if (checked := self._checked[i]) is not None:
                 error, detail = checked(status, body)
-            elif expect is None:
+            elif (expect := self._expect[i]) is None:
                 if status >= 400:
                     error = _status_kind(status)
             elif status not in expect:
                 error = _status_kind(status) if status >= 400 else "check"
                 detail = f"status {status} not in {list(expect)}"
         elif error == "aborted":
-            stats.aborted += 1
-        else:
-            stats.completed += 1
+            self._aborted += 1
         end = self._now() - self._t0
         self._append((rid, self._names[i], self._methods[i], intended, start, end, status,
                       error, detail, nbytes, None, stage))
@@ -248,9 +244,19 @@ class OpenModelEngine:
                 # due since the last tick: sent on this wake-up. Nothing could launch since these
                 # arrivals became due (a launch takes them first), so if the cap was reached before
                 # this completion it was reached when they became due: they count as capped.
-                self._pump(end, full)
+                self._pump(end, in_flight >= self.max_in_flight)
             elif self._slow:
                 self._fast()
+
+    def _sync_lean_stats(self) -> None:
+        """Copy the hot path's counters into ``stats`` (completed: every ended request that was
+        sent and not aborted)."""
+        stats = self.stats
+        stats.sent = self._sent
+        stats.max_in_flight_seen = max(stats.max_in_flight_seen, self._seen_max)
+        stats.aborted += self._aborted - self._aborted_synced
+        self._aborted_synced = self._aborted
+        stats.completed = self._sent - self._in_flight - self._aborted
 
     def _done(self, task: asyncio.Task) -> None:
         arrival = self._tasks.pop(task)
@@ -329,6 +335,8 @@ class OpenModelEngine:
         if self._stop_reason is not None:
             self.stats.end_reason = self._stop_reason
         await self._drain()
+        if self._lean:
+            self._sync_lean_stats()
         self.recorder.flush()
         now = clock.now_ns() - t0
         self._report(now, self._last_report_at, self._planned_at_report, final=True)
