@@ -121,3 +121,12 @@ def test_a_run_without_requests_summarises():
     s = results.summarize(pl.from_arrow(REQUEST_SCHEMA.empty_table()).lazy(), duration_s=1)
     assert s["overall"] == {"count": 0, "errors": 0} and s["endpoints"] == {}
     assert s["generator"]["recorded"] == 0 and not s["generator"]["saturated"]
+
+
+def test_one_endpoint_overall_is_that_endpoint_and_matches_a_grouped_computation():
+    df = frame([float(v) for v in range(1, 300)], errors=[None] * 298 + ["timeout"], lag_ns=5).lazy()
+    s = results.summarize(df, duration_s=2.0)
+    assert s["overall"] == s["endpoints"]["a"]
+    # the same figures as computing the overall row on its own
+    alone = results.endpoint_stats(df.with_columns(pl.lit("*").alias("endpoint")), 2.0).row(0, named=True)
+    assert s["overall"]["latency_ms"]["p99"] == alone["p99_ms"] and s["overall"]["count"] == alone["count"] == 299
