@@ -102,6 +102,16 @@ class ShardOpenPlan:
             if a.index % n == i:
                 yield a
 
+    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]:
+        """What :meth:`arrivals` yields, as the engine's plain tuples."""
+        i, n = self.index, self.count
+        for a in self.plan.arrival_tuples():
+            if a[0] % n == i:
+                yield a
+
+    def rate_at(self, t: float) -> float:
+        return self.plan.rate_at(t) / self.count
+
     def describe(self) -> dict:
         return {**self.plan.describe(), "shard": self.index, "shards": self.count}
 

@@ -423,3 +423,52 @@ def test_callback_engine_counts_arrivals_queued_behind_the_cap():
     assert (stats.planned, stats.capped, stats.completed, stats.max_in_flight_seen) == (10, 8, 10, 1)
     assert t["intended_ns"] == [a.offset_ns for a in plan.arrivals()]
     assert t["error"] == [None] * 10
+
+
+class HangingSender(CallbackSender):
+    """Never answers; ``abort_all`` ends what is in flight (as the lean sender does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pending = []
+
+    def submit(self, data, job, done, keep=False):
+        self.sent.append(data)
+        self.pending.append((job, done))
+
+    def abort_all(self, error="aborted", detail=""):
+        pending, self.pending = self.pending, []
+        for job, done in pending:
+            done(job, None, 0, None, error, detail)
+        return len(pending)
+
+
+class CountingPlan:
+    """An OpenPlan that counts the arrivals the engine has taken from it."""
+
+    def __init__(self, plan):
+        self.plan, self.taken = plan, 0
+        self.duration, self.rate_at, self.describe = plan.duration, plan.rate_at, plan.describe
+
+    def arrival_tuples(self):
+        for a in self.plan.arrival_tuples():
+            self.taken += 1
+            yield a
+
+
+def test_a_saturated_run_holds_no_backlog_and_records_every_due_arrival():
+    clock, sink, sender = FakeClock(), MemorySink(), HangingSender()
+    plan = CountingPlan(shapes.constant(1000, 2))  # 2,000 arrivals; the server never answers
+    taken_during = []
+    eng = OpenModelEngine(plan, Scenario([Request("a", "GET", "/a")]), sender, Recorder(sink, flush_rows=256),
+                          clock=clock, max_in_flight=5, grace=0.5,
+                          progress=lambda p: taken_during.append((plan.taken, p["waiting"])), progress_every=0.25)
+    stats = asyncio.run(eng.run())
+    # while saturated, the plan was read only as far as the in-flight requests and the next arrival
+    assert taken_during and max(t for t, _ in taken_during[:-1]) <= 5 + 1
+    assert max(w for _, w in taken_during) > 1000  # yet progress shows the backlog (an estimate)
+    # every due arrival is recorded: 5 sent and aborted in flight, the rest never sent, all capped
+    t = sink.table().to_pydict()
+    assert (stats.planned, stats.sent, stats.aborted, stats.capped, stats.completed) == (2000, 5, 2000, 1995, 0)
+    assert sorted(t["request_id"]) == list(range(2000)) and set(t["error"]) == {"aborted"}
+    assert sum("never sent" in d for d in t["error_detail"]) == 1995

@@ -7,9 +7,13 @@ that was due during the stall (no coordinated omission); the lag between intende
 send is kept per row, and a generator that falls behind is flagged, not passed off as the
 server's latency.
 
-In-flight cap: when ``max_in_flight`` requests are outstanding, further arrivals wait in a queue
-and go out as slots free. Their latency still counts from their intended time, and the number
-that had to wait is reported (``capped``): the cap is visible, never a silent closed loop.
+In-flight cap: when ``max_in_flight`` requests are outstanding, further arrivals wait and go out
+in order as slots free. Their latency still counts from their intended time, and the number that
+had to wait is reported (``capped``): the cap is visible, never a silent closed loop. Waiting
+arrivals are not queued: they stay in the plan (a lazy iterator) until a slot frees, so a
+saturated run holds no backlog in memory however long it runs and spends nothing on arrivals
+it cannot send yet; those still due when the run ends are recorded as aborted, in bounded
+batches.
 
 Two ways to send, same records: a sender with the callback interface (``submit``, the lean
 path in ``lean.py``) gets prebuilt request bytes and calls back when the response is complete,
@@ -30,7 +34,6 @@ import bisect
 import itertools
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -96,7 +99,6 @@ class OpenModelEngine:
         self._stop_reason: str | None = None
         self._tasks: dict[asyncio.Task, tuple] = {}  # task -> its arrival (index, offset_ns, stage)
         self._closing = False  # set once in-flight requests are being cancelled
-        self._waiting: deque = deque()  # arrivals (index, offset_ns, stage) waiting for a slot
         self._arrivals = iter(())
         self._nxt: tuple | None = None  # the plan's next arrival, not yet taken
         self._timer: PreciseTimer | None = None
@@ -163,9 +165,10 @@ class OpenModelEngine:
         return ((a.index, a.offset_ns, a.stage) for a in self.plan.arrivals())
 
     def _pump(self, now: int, full: bool = False) -> None:
-        """Take every arrival due by ``now`` (run time) from the plan: send it, or queue it behind
-        the in-flight cap (counted as ``capped``). ``full``: the cap was reached all along since
-        these arrivals became due (a completion just freed the first slot), so all of them queue."""
+        """Send every arrival due by ``now`` (run time) while a slot is free; the rest wait in the
+        plan, in order. ``full``: called by a completion that found every slot busy, so the due
+        arrivals waited for the cap all along since they became due (nothing could launch
+        meanwhile: a launch takes them first); they count as ``capped``."""
         nxt = self._nxt
         if nxt is None or nxt[1] > now or self._stop_reason is not None:
             return
@@ -174,21 +177,23 @@ class OpenModelEngine:
         budget = self.max_requests
         cap = self.max_in_flight
         launch = self._launch_lean if self._lean else self._launch
-        waiting = self._waiting
-        while nxt is not None and nxt[1] <= now:
+        while nxt is not None and nxt[1] <= now and self._in_flight < cap:
             if budget is not None and stats.planned >= budget:
                 self.stop("budget")
-                break
+                return
+            self._nxt = next(arrivals, None)  # before the launch: a sender may call back at once
             stats.planned += 1
-            if full or self._in_flight >= cap:
+            if full:
                 stats.capped += 1
-                waiting.append(nxt)
-            else:
-                launch(nxt)
-            nxt = next(arrivals, None)
-        self._nxt = nxt
-        if full and waiting:
-            launch(waiting.popleft())
+            launch(nxt)
+            nxt = self._nxt
+            if self._stop_reason is not None:
+                return
+
+    def _saturated(self, now: int) -> bool:
+        """Every slot is busy and an arrival is due (it waits in the plan)."""
+        nxt = self._nxt
+        return nxt is not None and nxt[1] <= now and self._in_flight >= self.max_in_flight
 
     def _launch(self, arrival: tuple) -> None:
         if self._lean:
@@ -238,13 +243,17 @@ class OpenModelEngine:
         self._append((rid, self._names[i], self._methods[i], intended, start, end, status,
                       error, detail, nbytes, None, stage))
         if self._stop_reason is None and not self._closing:
-            if self._waiting:
-                self._launch_lean(self._waiting.popleft())
-            elif (nxt := self._nxt) is not None and nxt[1] <= end:
-                # due since the last tick: sent on this wake-up. Nothing could launch since these
-                # arrivals became due (a launch takes them first), so if the cap was reached before
-                # this completion it was reached when they became due: they count as capped.
-                self._pump(end, in_flight >= self.max_in_flight)
+            if (nxt := self._nxt) is not None and nxt[1] <= end:
+                # due (waiting for this slot, or since the last tick): sent on this wake-up
+                if in_flight >= self.max_in_flight and self.max_requests is None:
+                    # saturated: the slot goes to the oldest waiting arrival (_pump, inline)
+                    self._nxt = next(self._arrivals, None)
+                    stats = self.stats
+                    stats.planned += 1
+                    stats.capped += 1
+                    self._launch_lean(nxt)
+                else:
+                    self._pump(end, in_flight >= self.max_in_flight)
             elif self._slow:
                 self._fast()
 
@@ -265,9 +274,7 @@ class OpenModelEngine:
         if task.cancelled():  # cancelled before its first step: it never sent, but it was due
             self._abort(arrival, "never sent: cancelled when the run stopped")
         if self._stop_reason is None and not self._closing:
-            if self._waiting:
-                self._launch(self._waiting.popleft())
-            elif (nxt := self._nxt) is not None and nxt[1] <= (now := self.clock.now_ns() - self._t0):
+            if (nxt := self._nxt) is not None and nxt[1] <= (now := self.clock.now_ns() - self._t0):
                 self._pump(now, full)  # see _lean_done
             elif self._slow:
                 self._fast()
@@ -320,6 +327,7 @@ class OpenModelEngine:
         self._arrivals = self._arrival_source()
         self._nxt = next(self._arrivals, None)
         self._deadline_ns = round(self.deadline * 1e9)
+        self._plan_end_ns = round(self.plan.duration * 1e9)
         self._next_report = round(self.progress_every * 1e9)
         self._last_report_at = 0
         self._planned_at_report = 0
@@ -356,7 +364,9 @@ class OpenModelEngine:
             self._next_report = now + round(self.progress_every * 1e9)
         elif recorder.due:
             recorder.flush()
-        return self._nxt is not None and self._stop_reason is None
+        # the plan is over once every arrival left is due: completions send them (the grace)
+        nxt = self._nxt
+        return nxt is not None and self._stop_reason is None and (nxt[1] > now or now < self._plan_end_ns)
 
     async def _schedule(self, clock, t0) -> None:
         """The scheduler on the clock's own sleep (an injected clock, or no timerfd)."""
@@ -373,7 +383,7 @@ class OpenModelEngine:
         def wake() -> None:
             try:
                 if self._tick(now_ns() - t0):
-                    if self._waiting and self._in_flight >= self.max_in_flight:
+                    if self._saturated(now_ns() - t0):
                         # saturated: completions send (and count) what falls due, so the tick is
                         # only for the deadline, reports and stop requests
                         self._slow = True
@@ -407,7 +417,7 @@ class OpenModelEngine:
     async def _drain(self) -> None:
         """Give in-flight requests the grace period, then cancel and record the rest."""
         if self._stop_reason is not None:
-            self._abort_waiting("never sent: waiting for an in-flight slot when the run stopped")
+            self._abort_due("never sent: waiting for an in-flight slot when the run stopped")
         if self._lean:
             await self._drain_lean()
             return
@@ -415,36 +425,52 @@ class OpenModelEngine:
         end = self.clock.now_ns() + round(self.grace * 1e9)
         while self._tasks and (left := (end - self.clock.now_ns()) / 1e9) > 0:
             await asyncio.wait(set(self._tasks), timeout=min(left, MAX_SLEEP * 4))
+        full = self._in_flight >= self.max_in_flight
         if self._tasks:
             self._closing = True
             tasks = list(self._tasks)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._abort_waiting("never sent: waiting for an in-flight slot when the grace period ended")
+        self._abort_due("never sent: waiting for an in-flight slot when the grace period ended", full)
 
     async def _drain_lean(self) -> None:
         end = self.clock.now_ns() + round(self.grace * 1e9)
         while self._in_flight and (left := (end - self.clock.now_ns()) / 1e9) > 0:
             await self.clock.sleep(min(left, 0.005))
+        full = self._in_flight >= self.max_in_flight
         if self._in_flight:
             self._closing = True
             self.sender.abort_all("aborted", "still in flight when the run stopped")
-        self._abort_waiting("never sent: waiting for an in-flight slot when the grace period ended")
+        self._abort_due("never sent: waiting for an in-flight slot when the grace period ended", full)
 
-    def _abort_waiting(self, detail: str) -> None:
-        # arrivals that were due but never sent are recorded as aborted: pretending they never
-        # existed would hide the generator's saturation
-        waiting = self._waiting
-        if not waiting:
-            return
+    def _abort_due(self, detail: str, capped: bool | None = None) -> None:
+        """Record the arrivals due by now that were never sent, as aborted: pretending they never
+        existed would hide the generator's saturation. They count as ``capped`` when every slot
+        was busy (``capped``, default: as the slots are now). Rows go to the recorder as they are
+        made (it flushes every batch), so a long saturated run's backlog never sits in memory."""
+        if capped is None:
+            capped = self._in_flight >= self.max_in_flight
         now = self.clock.now_ns() - self._t0
+        nxt = self._nxt
+        if nxt is None or nxt[1] > now:
+            return
+        stats, budget, arrivals = self.stats, self.max_requests, self._arrivals
         base, names, methods, pick = self._id_base, self._names, self._methods, self._pick
-        self.stats.aborted += len(waiting)
-        self.recorder.extend(
-            (base | index, names[i], methods[i], intended, now, now, None, "aborted", detail, 0, None, stage)
-            for index, intended, stage in waiting for i in (pick(),))
-        waiting.clear()
+
+        def rows():
+            nonlocal nxt
+            while nxt is not None and nxt[1] <= now and (budget is None or stats.planned < budget):
+                index, intended, stage = nxt
+                i = pick()
+                stats.planned += 1
+                stats.aborted += 1
+                stats.capped += capped
+                yield base | index, names[i], methods[i], intended, now, now, None, "aborted", detail, 0, None, stage
+                nxt = next(arrivals, None)
+
+        self.recorder.extend(rows())
+        self._nxt = nxt
 
     def _abort(self, a: tuple, detail: str) -> None:
         req = self._requests[self._pick()]
@@ -453,6 +479,14 @@ class OpenModelEngine:
         index, intended, stage = a
         self.recorder.add(self._id_base | index, req.name, req.method, intended, now, now, None,
                           "aborted", detail, 0, None, stage)
+
+    def _waiting_estimate(self, now: int) -> int:
+        """About how many due arrivals wait for a slot (they are not counted one by one: they stay
+        in the plan): how long the oldest has waited times the planned rate."""
+        nxt = self._nxt
+        if nxt is None or nxt[1] > now or self._stop_reason is not None:
+            return 0
+        return max(1, round((now - nxt[1]) / 1e9 * self.plan.rate_at(min(now, self._plan_end_ns - 1) / 1e9)))
 
     def _report(self, now: int, since: int, planned_at_since: int, final: bool = False) -> None:
         if self.progress is None:
@@ -473,7 +507,7 @@ class OpenModelEngine:
             "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99),
             "errors": errors,
             "in_flight": self._in_flight,
-            "waiting": len(self._waiting),
+            "waiting": self._waiting_estimate(now),
             "total": self.recorder.rows,
             "final": final,
         })
