@@ -5,8 +5,9 @@ strings, or, on its hot path, ``recorder.append(row)`` with the 12-tuple of :dat
 (one list append per request: the cheapest thing Python can do per row). Every
 ``flush_rows`` rows (checked by ``add``; the engine checks ``due`` on every tick and flushes at
 least every second) the rows are transposed into columns and become one Arrow record batch
-in the journal, so memory held is at most one batch: about 200 bytes per unflushed row (a
-12-tuple and its ints; the endpoint and method strings are shared). Derived columns (latency,
+in the journal, so memory held is at most one batch: about 285 bytes per unflushed row (a
+12-tuple and its four large ints, measured with tracemalloc; the endpoint and method strings are
+shared), at most ~19 MB at 100,000 req/s. Derived columns (latency,
 service time) are computed per batch, vectorized, not per request.
 
 Live progress (``take_interval``) is computed per batch too, and only once ``interval`` is on
