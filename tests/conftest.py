@@ -25,8 +25,9 @@ class ThreadServer:
     Readiness is an Event set once the socket listens (no sleeps); ``stop()`` ends it.
     """
 
-    def __init__(self, app: web.Application):
+    def __init__(self, app: web.Application, ssl_context=None):
         self.app = app
+        self.ssl_context = ssl_context  # serve https:// with it
         self.url = ""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -41,10 +42,10 @@ class ThreadServer:
         self._stop = asyncio.Event()
         runner = web.AppRunner(self.app, handler_cancellation=True)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{port}"
         self._ready.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=600)  # a lifetime limit
@@ -102,6 +103,24 @@ def make_test_app() -> web.Application:
 def http_server() -> Iterator[ThreadServer]:
     server = ThreadServer(make_test_app()).start()
     yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory) -> Iterator[tuple[ThreadServer, str]]:
+    """The test app over TLS with a certificate for 127.0.0.1 from a throwaway CA; yields the
+    server and the CA's PEM file (trusted through SSL_CERT_FILE by the tests that want it)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = ThreadServer(make_test_app(), ssl_context=ctx).start()
+    yield server, str(ca_file)
     server.stop()
 
 

@@ -296,7 +296,7 @@ def test_auto_runs_lean_for_plain_gets_and_aiohttp_for_what_lean_leaves(http_ser
 def test_auto_decides_on_the_target_and_every_request():
     get = Scenario([Request("r", "GET", "/")])
     assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=get).name == "lean"
-    assert make_sender("https://127.0.0.1:1", http_path="auto", scenario=get).name == "aiohttp"
+    assert make_sender("https://127.0.0.1:1", http_path="auto", scenario=get).name == "lean"  # TLS: lean too
     big = Scenario([Request("b", "POST", "/", json={"x": "y" * 100_000})])
     assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=big).name == "aiohttp"
     gz = Scenario([Request("r", "GET", "/")], headers={"Accept-Encoding": "gzip"})
@@ -305,8 +305,42 @@ def test_auto_decides_on_the_target_and_every_request():
     assert lean_refusal("http://u:p@127.0.0.1:1") is not None
     small_post = Scenario([Request("p", "POST", "/", json={"a": 1})])
     assert make_sender("http://127.0.0.1:1", http_path="auto", scenario=small_post).name == "lean"
-    with pytest.raises(Exception, match="http://"):
-        make_sender("https://127.0.0.1:1", http_path="lean")
+    with pytest.raises(Exception, match="http:// and https://"):
+        make_sender("ftp://127.0.0.1:1", http_path="lean")
+    assert lean_refusal("ftp://127.0.0.1:1") is not None
+
+
+# -- TLS ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", PATHS)
+def test_https_targets_give_the_same_records_on_both_paths(tls_server, runs_dir, monkeypatch, path):
+    server, ca_file = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # trust the test CA (both paths read it when they start)
+    sc = Scenario([Request("r", "GET", "/"), Request("b", "GET", "/bytes/5000")])
+    res = load(server.url, shapes.constant(50, 0.4), sc, runs_dir, http_path=path)
+    assert Run.load(res.path).meta["engine_stats"]["path"] == path
+    df = frame(res)
+    assert df.height == 20 and df["error"].null_count() == 20 and set(df["status"]) == {200}
+    assert set(df.filter(pl.col("endpoint") == "b")["bytes"]) == {5000}
+    assert set(df.filter(pl.col("endpoint") == "r")["bytes"]) == {len(b'{"ok": true}')}
+
+
+def test_auto_sends_https_on_the_lean_path(tls_server, runs_dir, monkeypatch):
+    server, ca_file = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    res = load(server.url, shapes.constant(20, 0.3), Scenario([Request("r", "GET", "/")]), runs_dir)
+    assert Run.load(res.path).meta["engine_stats"]["path"] == "lean"
+    assert res.summary["overall"]["errors"] == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_untrusted_certificate_is_a_tls_error_on_both_paths(tls_server, runs_dir, monkeypatch, path):
+    server, _ = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    res = load(server.url, shapes.constant(20, 0.2), Scenario([Request("r", "GET", "/")]), runs_dir, http_path=path)
+    assert res.summary["overall"]["errors_by_kind"] == {"tls": 4}
+    assert all("Cert" in d for d in frame(res)["error_detail"])  # SSLCertVerificationError, ClientConnectorCertificateError
 
 
 # -- the lean sender on its own ----------------------------------------------------------------------

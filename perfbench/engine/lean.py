@@ -29,8 +29,14 @@ Pieces:
 - :class:`PreciseTimer`: wakes the scheduler at an exact monotonic time through a Linux
   ``timerfd`` (uvloop's own timers have millisecond resolution and spin under 0.5 ms).
 
+TLS: ``https://`` targets run on uvloop's TLS transport with :func:`tls_context` (the context
+aiohttp makes by default, and the one the aiohttp path gets too): certificates and host names are verified against the
+system's CAs, or the bundle ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name (how a test or a local
+service with its own CA is trusted). A failed handshake or verification is an error of kind
+``tls`` (detail: the ``ssl`` exception's class), as on the aiohttp path.
+
 What the lean path does not do, so ``auto`` leaves it to aiohttp (see :func:`lean_refusal`):
-TLS, proxies, credentials in the URL, HEAD (a response without the body its headers announce),
+proxies, credentials in the URL, HEAD (a response without the body its headers announce),
 ``Expect``, a ``Transfer-Encoding`` or ``Accept-Encoding`` the scenario sets itself (the
 lean path sends no ``Accept-Encoding``, so servers answer uncompressed and ``bytes`` counts the
 same body the aiohttp path counts after decompression), and request bodies over
@@ -45,6 +51,7 @@ import ctypes
 import os
 import re
 import socket
+import ssl
 import sys
 import time
 from collections import deque
@@ -76,6 +83,15 @@ def _user_agent() -> str:
     except Exception:  # noqa: BLE001 - not installed as a distribution
         v = "dev"
     return f"perfbench/{v} (lean; Python {sys.version_info.major}.{sys.version_info.minor})"
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS context of both HTTP paths: aiohttp's default one (verified, ALPN http/1.1), made
+    when the sender is, so ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` set by then are honoured (aiohttp
+    makes its own default once, when it is imported)."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(("http/1.1",))
+    return context
 
 
 class LeanError(Exception):
@@ -287,7 +303,7 @@ def _short(exc: BaseException, limit: int = 120) -> str:
 
 
 class LeanSender:
-    """Keep-alive HTTP/1.1 to one ``http://`` origin; see the module docstring."""
+    """Keep-alive HTTP/1.1 to one ``http://`` or ``https://`` origin; see the module docstring."""
 
     name = "lean"
 
@@ -297,16 +313,19 @@ class LeanSender:
 
             raise ConfigError("the lean HTTP path needs httptools (pip install httptools); use http_path='aiohttp'")
         u = urlsplit(base_url)
-        if u.scheme != "http" or not u.hostname or u.username or u.password:
+        if u.scheme not in ("http", "https") or not u.hostname or u.username or u.password:
             from ..errors import ConfigError
 
-            raise ConfigError(f"the lean HTTP path serves plain http:// targets without credentials, not {base_url!r}")
+            raise ConfigError(f"the lean HTTP path serves http:// and https:// targets without credentials, "
+                              f"not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.base_path = u.path.rstrip("/")
         self.host = u.hostname
-        self.port = u.port or 80
+        default_port = 443 if u.scheme == "https" else 80
+        self.port = u.port or default_port
+        self.ssl: ssl.SSLContext | None = tls_context() if u.scheme == "https" else None
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = host if self.port == 80 else f"{host}:{self.port}"
+        self.host_header = host if self.port == default_port else f"{host}:{self.port}"
         self.max_connections = max_connections if max_connections > 0 else 10_000
         self.timeout = timeout
         self.timeout_ns = round(timeout * 1e9)
@@ -432,9 +451,14 @@ class LeanSender:
             conn.fail("dns", self._dns_error)
             return
         err: OSError | None = None
+        tls = {} if self.ssl is None else {"ssl": self.ssl, "server_hostname": self.host}
         for host, port in self._addrs or [(self.host, self.port)]:
             try:
-                await self._loop.create_connection(lambda: conn, host, port)
+                await self._loop.create_connection(lambda: conn, host, port, **tls)
+                return
+            except ssl.SSLError as exc:  # the server answered: another address would not do better
+                conn.task = None
+                conn.fail("tls", type(exc).__name__)
                 return
             except OSError as exc:
                 err = exc
@@ -491,8 +515,8 @@ def lean_refusal(target: str, requests=()) -> str | None:
     if httptools is None:
         return "httptools is not installed"
     u = urlsplit(target)
-    if u.scheme != "http":
-        return f"{u.scheme}:// targets go through aiohttp (TLS)"
+    if u.scheme not in ("http", "https"):
+        return f"{u.scheme}:// targets go through aiohttp"
     if u.username or u.password:
         return "credentials in the target URL"
     for r in requests:

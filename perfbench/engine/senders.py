@@ -48,7 +48,12 @@ class AiohttpSender:
     async def start(self) -> None:
         import aiohttp
 
-        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300)
+        tls = {}
+        if self.base_url.startswith("https:"):
+            from .lean import tls_context  # the same verification as the lean path's
+
+            tls["ssl"] = tls_context()
+        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300, **tls)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self.timeout, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
