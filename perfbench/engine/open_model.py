@@ -486,7 +486,9 @@ class OpenModelEngine:
         nxt = self._nxt
         if nxt is None or nxt[1] > now or self._stop_reason is not None:
             return 0
-        return max(1, round((now - nxt[1]) / 1e9 * self.plan.rate_at(min(now, self._plan_end_ns - 1) / 1e9)))
+        rate_at = getattr(self.plan, "rate_at", None)  # a plan-like object may not know its rate
+        rate = rate_at(min(now, self._plan_end_ns - 1) / 1e9) if rate_at is not None else 0.0
+        return max(1, round((now - nxt[1]) / 1e9 * rate))
 
     def _report(self, now: int, since: int, planned_at_since: int, final: bool = False) -> None:
         if self.progress is None:
