@@ -108,3 +108,14 @@ def test_shape_options_build_the_right_plans():
 def test_bad_shape_options(extra, fragment, capsys):
     assert main(["run", "http://127.0.0.1:1", *extra]) == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["aiohttp", "lean"])
+def test_run_http_path_option_over_https(tls_server, tmp_path, monkeypatch, capsys, path):
+    server, ca_file = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    code = main(["run", server.url, "--rate", "40", "--duration", "0.5", "--http-path", path, "--runs-dir",
+                 str(tmp_path), "--quiet", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["overall"]["count"] == 20 and summary["overall"]["errors"] == 0
+    assert summary["generator"]["path"] == path
