@@ -506,3 +506,19 @@ def test_a_saturated_run_holds_no_backlog_and_records_every_due_arrival():
     assert (stats.planned, stats.sent, stats.aborted, stats.capped, stats.completed) == (2000, 5, 2000, 1995, 0)
     assert sorted(t["request_id"]) == list(range(2000)) and set(t["error"]) == {"aborted"}
     assert sum("never sent" in d for d in t["error_detail"]) == 1995
+
+
+def test_the_tick_aligns_to_evenly_spaced_arrivals():
+    def period(plan, stage=0):
+        eng = OpenModelEngine(plan, Scenario([Request("a", "GET", "/a")]), CallbackSender(), Recorder(MemorySink()))
+        return eng._aligned_period(stage, 50_000_000)
+
+    assert period(shapes.constant(2000, 1)) == 1_000_000  # two arrivals a tick: lags 0.5 ms and ~0
+    assert period(shapes.constant(100_000, 1)) == 800_000  # 80 arrivals a tick
+    assert period(shapes.constant(1250, 1)) == 800_000  # exactly one tick's worth
+    assert period(shapes.constant(100, 1)) == 10_000_000  # one tick per arrival, no re-arming
+    assert period(shapes.constant(10, 1)) is None  # 100 ms apart: wait with one-shot timers (stop requests)
+    assert period(shapes.ramp(10, 2000, 1)) is None  # not evenly spaced
+    assert period(shapes.constant(2000, 1, poisson=True)) is None
+    assert period(shapes.stages([(1, 0, 0), (1, 3000, 3000)]), 1) == round(3 / 3000 * 1e9)  # 3 a tick
+    assert period(shapes.stages([(1, 0, 0), (1, 3000, 3000)]), 0) is None  # a pause

@@ -624,6 +624,12 @@ class PreciseTimer:
             self._arm(when_ns, 0, absolute=True)
             self._periodic = 0
 
+    def every_from(self, first_ns: int, period_ns: int) -> None:
+        """Fire at ``first_ns`` (a ``perf_counter_ns`` reading; at once if it has passed) and every
+        ``period_ns`` after it, on the same phase (one system call; the caller re-aligns)."""
+        self._arm(first_ns, period_ns, absolute=True)
+        self._periodic = -1  # an aligned period: arm_at and every re-arm on their next call
+
     def every(self, period_ns: int) -> None:
         """Fire every ``period_ns`` (re-armed only when the period changes)."""
         if self._periodic != period_ns:
