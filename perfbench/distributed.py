@@ -543,6 +543,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     them, merge their records into ``rd``. Returns what ``run_load`` needs for its RunResult."""
     from distributed import wait
 
+    from .engine import run_span
     from .engine.collectors import RunContext, start_all, stop_all
 
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
@@ -677,7 +678,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     rows = sum(k["rows"] for k in kept.values())
     engine_meta = {**meta["engine"], "path": engine_stats["path"]}
     rd.update_meta(ended_at=utc_now_iso(), end_reason=end_reason, rows=rows, engine=engine_meta,
-                   elapsed_s=min(elapsed, plan.duration) if end_reason == "completed" else elapsed,
+                   elapsed_s=run_span(elapsed, plan.duration, end_reason, engine_stats.get("capped", 0)),
                    engine_stats=engine_stats, collectors=collected,
                    distributed={**dist_meta, "shards": shards, "lost_shards": lost_list},
                    coordinator=machine_info())

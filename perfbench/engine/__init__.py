@@ -97,6 +97,19 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     return _run_coroutine(coro)
 
 
+def run_span(elapsed: float, planned: float, end_reason: str, capped: int) -> float:
+    """The seconds a run's throughput is counted over (``meta.elapsed_s``, the summary's req/s).
+
+    A completed run counts over its planned duration, so the last responses' latency does not
+    dilute the rate it was sent at. But when arrivals waited for the in-flight cap, the backlog
+    went out after the plan ended: the rate then counts over the whole run, or a saturated run
+    would report the rate it was asked for instead of the one it achieved.
+    """
+    if end_reason == "completed" and not capped:
+        return min(elapsed, planned)
+    return elapsed
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -274,8 +287,9 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
     engine_stats = {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
                     "capped": stats.capped, "aborted": stats.aborted, "max_in_flight": max_in_flight,
                     "max_in_flight_seen": stats.max_in_flight_seen, "path": sender.name}
-    rd.update_meta(ended_at=utc_now_iso(), end_reason=stats.end_reason, elapsed_s=min(elapsed, plan.duration)
-                   if stats.end_reason == "completed" else elapsed, rows=rows, engine_stats=engine_stats,
+    rd.update_meta(ended_at=utc_now_iso(), end_reason=stats.end_reason,
+                   elapsed_s=run_span(elapsed, plan.duration, stats.end_reason, stats.capped), rows=rows,
+                   engine_stats=engine_stats,
                    collectors=collected, start_unix_ns=ctx.start_unix_ns)
     from ..results import Run
 
