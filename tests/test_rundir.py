@@ -102,3 +102,29 @@ def test_recorder_schema_matches_contract(tmp_path):
     assert isinstance(b, pa.RecordBatch)
     row = b.to_pylist()[0]
     assert row["worker"] == 3 and row["status"] is None and row["error"] == "connect" and row["stage"] == 2
+
+
+def test_recorder_converting_in_slices_gives_the_same_batches(monkeypatch):
+    from perfbench.engine import recorder as recmod
+
+    monkeypatch.setattr(recmod, "CHUNK_ROWS", 7)
+    whole, sliced = [], []
+    a, b = Recorder(whole.append, flush_rows=50), Recorder(sliced.append, flush_rows=50)
+    for i in range(123):
+        err = "timeout" if i % 11 == 0 else None
+        for rec in (a, b):
+            rec.append((i, "ep", "GET", i * 1000, i * 1000 + 10, i * 1000 + 500, None if err else 200, err,
+                        "read timeout" if err else None, 12, None, i % 3))
+        if i % 5 == 0:
+            b.convert_some()  # what the engine does on its ticks
+            assert b.rows == a.rows == i + 1 and b.pending == i + 1 - b.flushed_rows
+            assert len(b._rows) < 7 and b._converted == b.pending - len(b._rows)  # whole slices converted
+        if a.due:
+            a.flush()
+        if b.due:
+            b.flush()
+    a.flush()
+    b.flush()
+    assert [x.num_rows for x in whole] == [x.num_rows for x in sliced] == [50, 50, 23]
+    assert pa.Table.from_batches(whole).equals(pa.Table.from_batches(sliced))
+    assert b._chunks == [] and b.pending == 0 and b.rows == 123

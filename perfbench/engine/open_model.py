@@ -376,6 +376,8 @@ class OpenModelEngine:
             self._next_report = now + round(self.progress_every * 1e9)
         elif recorder.due:
             recorder.flush()
+        else:
+            recorder.convert_some()  # a slice at a time: no long hold of the loop at the flush
         # the plan is over once every arrival left is due: completions send them (the grace)
         nxt = self._nxt
         return nxt is not None and self._stop_reason is None and (nxt[1] > now or now < self._plan_end_ns)
