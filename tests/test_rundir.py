@@ -128,3 +128,20 @@ def test_recorder_converting_in_slices_gives_the_same_batches(monkeypatch):
     assert [x.num_rows for x in whole] == [x.num_rows for x in sliced] == [50, 50, 23]
     assert pa.Table.from_batches(whole).equals(pa.Table.from_batches(sliced))
     assert b._chunks == [] and b.pending == 0 and b.rows == 123
+
+
+def test_recorder_interval_quantiles_are_the_ranks_progress_shows():
+    import random
+
+    rng = random.Random(7)
+    for n in [1, 2, 3, 10, 99, 100, 101, 2500]:
+        vals = [rng.randint(0, 10**9) if rng.random() < 0.9 else rng.choice([5, 7]) for _ in range(n)]
+        rec = Recorder(lambda b: None, interval=True)
+        for i, v in enumerate(vals):
+            rec.append((i, "e", "GET", 0, 0, v, 200, "timeout" if i % 4 == 0 else None, None, 1, None, 0))
+        rec.flush()
+        got_n, got, errors = rec.take_interval()
+        s = sorted(vals)
+        assert got_n == n and got == [s[min(n - 1, int(p * n))] / 1e6 for p in (0.5, 0.95, 0.99)]
+        assert errors == {"timeout": (n + 3) // 4}
+        assert rec.take_interval() == (0, [None, None, None], {})  # taken: the next interval starts empty

@@ -191,16 +191,11 @@ class ClosedModelEngine:
     def _report(self, final: bool = False) -> None:
         if self.progress is None:
             return
-        lat, errors = self.recorder.take_interval()
-        lat.sort()
-        n = len(lat)
-
-        def q(p: float) -> float | None:
-            return lat[min(n - 1, int(p * n))] / 1e6 if n else None
+        n, (p50, p95, p99), errors = self.recorder.take_interval()
 
         self.progress({
             "elapsed_s": self._now() / 1e9, "duration_s": self.plan.duration,
             "planned_rps": n / self.progress_every, "completed_rps": n / self.progress_every,
-            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "errors": errors,
+            "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": errors,
             "in_flight": self._active, "waiting": 0, "total": self.recorder.rows, "final": final,
         })

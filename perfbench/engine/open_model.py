@@ -539,20 +539,14 @@ class OpenModelEngine:
     def _report(self, now: int, since: int, planned_at_since: int, final: bool = False) -> None:
         if self.progress is None:
             return
-        lat, errors = self.recorder.take_interval()
-        lat.sort()
-        n = len(lat)
-
-        def q(p: float) -> float | None:
-            return lat[min(n - 1, int(p * n))] / 1e6 if n else None
-
+        n, (p50, p95, p99), errors = self.recorder.take_interval()
         span = max(now - since, 1) / 1e9
         self.progress({
             "elapsed_s": now / 1e9,
             "duration_s": self.plan.duration,
             "planned_rps": (self.stats.planned - planned_at_since) / span,
             "completed_rps": n / span,
-            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99),
+            "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
             "errors": errors,
             "in_flight": self._in_flight,
             "waiting": self._waiting_estimate(now),

@@ -115,21 +115,30 @@ class Recorder:
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))
         self.flushed_rows += n
 
-    def take_interval(self) -> tuple[list[int], dict[str, int]]:
-        """Latencies (ns, sorted) and error counts recorded since the last call, for live progress.
+    def take_interval(self, ps: tuple[float, ...] = (0.5, 0.95, 0.99)
+                      ) -> tuple[int, list[float | None], dict[str, int]]:
+        """Requests recorded since the last call, for live progress: their count, their latency
+        (ms) at each of ``ps`` (the value of rank ``int(p * n)``), and their error counts.
 
-        Covers flushed rows only: the engine flushes before it reports.
+        Covers flushed rows only: the engine flushes before it reports. Computed in Arrow by
+        selection, not by sorting a Python list (a second of 50,000 requests held the loop ~5 ms).
         """
         parts, self._iv = self._iv, []
         if not parts:
-            return [], {}
+            return 0, [None] * len(ps), {}
         lat = pa.chunked_array([p[0] for p in parts], pa.int64())
         err = pa.chunked_array([p[1] for p in parts], pa.string())
         errors = {}
         if err.null_count < len(err):
             for item in pc.value_counts(err.drop_null()).to_pylist():
                 errors[item["values"]] = item["counts"]
-        return pc.take(lat, pc.sort_indices(lat)).to_pylist(), errors
+        n = len(lat)
+        if n == 1:
+            return 1, [lat[0].as_py() / 1e6] * len(ps), errors
+        # rank int(p * n) of the sorted values, as the q = rank / (n - 1) quantile, nearest rank
+        qs = [min(n - 1, int(p * n)) / (n - 1) for p in ps]
+        values = pc.quantile(lat, q=qs, interpolation="nearest").to_pylist()
+        return n, [v / 1e6 for v in values], errors
 
 
 class MemorySink:
