@@ -28,6 +28,7 @@ import platform
 import re
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -113,22 +114,26 @@ def measure(peer: peers.Peer, gen_cpu: int | None, server, seconds: float, workd
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=workdir)
         ps = psutil.Process(proc.pid)
         limit = t0 + (timeout or seconds + 90)
-        while True:
-            try:
-                proc.wait(sample_every)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                with ps.oneshot():
-                    c = ps.cpu_times()
-                    samples.append((time.perf_counter() - t0, c.user + c.system, ps.memory_info().rss))
-            except psutil.Error:
-                pass
-            if time.perf_counter() > limit:
-                proc.kill()  # our own child, by its PID
+        try:
+            while True:
+                try:
+                    proc.wait(sample_every)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                try:
+                    with ps.oneshot():
+                        c = ps.cpu_times()
+                        samples.append((time.perf_counter() - t0, c.user + c.system, ps.memory_info().rss))
+                except psutil.Error:
+                    pass
+                if time.perf_counter() > limit:
+                    raise RuntimeError(f"{peer.name} did not finish in time")
+        except BaseException:  # a timeout, Ctrl-C or SIGTERM: the generator (our own child) goes too
+            if proc.poll() is None:
+                proc.kill()  # by its PID
                 proc.wait()
-                raise RuntimeError(f"{peer.name} did not finish in time")
+            raise
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     srv = server_cpu(srv_pids) - srv_before
@@ -405,7 +410,12 @@ def print_report(res: dict) -> None:
               f"({sk['rss_at_warmup_end_mb']:.1f} MB -> {sk['rss_at_end_mb']:.1f} MB, max {sk['rss_max_mb']:.1f} MB)")
 
 
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds: the generator running and the private nginx are stopped
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10, help="load seconds per comparison run")
     ap.add_argument("--connections", type=int, default=50)
