@@ -25,7 +25,8 @@ Pieces:
   closes connections whose request is older than ``timeout``. The clock is not read per
   request: the first sweep that sees a request in flight notes the time (the request was sent
   before it), and a later sweep times it out once that note is ``timeout`` old. Precision:
-  ``timeout`` to ``timeout`` plus one sweep period (30 s to 30.1 s by default).
+  ``timeout`` to ``timeout`` plus two sweep periods (30 s to 30.2 s by default): sent just after
+  one sweep, seen at the next, timed out at the first sweep a timeout after that.
 - :class:`PreciseTimer`: wakes the scheduler at an exact monotonic time through a Linux
   ``timerfd`` (uvloop's own timers have millisecond resolution and spin under 0.5 ms).
 
