@@ -384,7 +384,10 @@ class OpenModelEngine:
 
     async def _schedule(self, clock, t0) -> None:
         """The scheduler on the clock's own sleep (an injected clock, or no timerfd)."""
-        while self._tick(clock.now_ns() - t0):
+        while self._tick(now := clock.now_ns() - t0):
+            if self._saturated(now):  # completions send what falls due (see _schedule_timer)
+                await clock.sleep(SLOW_TICK_NS / 1e9)
+                continue
             delay = (self._nxt[1] - (clock.now_ns() - t0)) / 1e9
             await clock.sleep(min(max(delay, MIN_TICK), MAX_SLEEP))
 
