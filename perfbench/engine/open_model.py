@@ -116,7 +116,7 @@ class OpenModelEngine:
         self._realign_at = 0
         self._periods: dict[int, int | None] = {}  # stage -> aligned tick period (None: not evenly spaced)
         self._in_flight = 0
-        self._sent = self._seen_max = self._aborted = self._aborted_synced = 0  # the lean path's counters
+        self._sent = self._seen_max = self._aborted = 0  # the lean path's counters (see _sync_lean_stats)
         self._id_base = worker << 40  # request ids stay unique across workers
         self._rng = random.Random(scenario.seed)
         reqs = list(scenario.requests)
@@ -270,13 +270,13 @@ class OpenModelEngine:
                 self._fast()
 
     def _sync_lean_stats(self) -> None:
-        """Copy the hot path's counters into ``stats`` (completed: every ended request that was
-        sent and not aborted)."""
+        """Copy the hot path's counters into ``stats``, once, when the run ends (completed: every
+        ended request that was sent and not aborted; ``stats.aborted`` already counts the
+        arrivals that were never sent)."""
         stats = self.stats
         stats.sent = self._sent
         stats.max_in_flight_seen = max(stats.max_in_flight_seen, self._seen_max)
-        stats.aborted += self._aborted - self._aborted_synced
-        self._aborted_synced = self._aborted
+        stats.aborted += self._aborted
         stats.completed = self._sent - self._in_flight - self._aborted
 
     def _done(self, task: asyncio.Task) -> None:
