@@ -89,3 +89,21 @@ def test_closed_model_budget_and_checks(http_server, tmp_path):
     res = _run(http_server.url, shapes.users(2, 5), sc, tmp_path, max_requests=25)
     assert res.end_reason == "budget" and res.summary["overall"]["count"] == 25
     assert res.summary["overall"]["errors_by_kind"] == {"check": 25}
+
+
+@pytest.mark.parametrize("path", ["aiohttp", "lean"])
+def test_a_user_whose_request_times_out_carries_on(http_server, tmp_path, path):
+    # half the mix stalls past the timeout: each stalled request is a timeout of at least the
+    # timeout (never the server's 3 s), and the same user goes on sending the other half
+    sc = Scenario([Request("slow", "GET", "/delay/3000"), Request("fast", "GET", "/")])
+    res = _run(http_server.url, shapes.users(2, 1.5), sc, tmp_path, timeout=0.2, http_path=path)
+    df = Run.load(res.path).requests.collect()
+    slow, fast = df.filter(pl.col("endpoint") == "slow"), df.filter(pl.col("endpoint") == "fast")
+    assert slow.height >= 2 and set(slow["error"].to_list()) == {"timeout"}
+    assert set(slow["error_detail"].to_list()) == {"read timeout"}
+    assert slow["service_ns"].min() >= 200_000_000 and slow["service_ns"].max() < 2_500_000_000
+    assert fast.height >= 1 and fast["error"].null_count() == fast.height
+    # a user went on after its timeout: some request of that user starts after a timed-out one ended
+    first_timeout_end = slow.group_by("vu").agg(pl.col("end_ns").min())
+    later = df.join(first_timeout_end, on="vu", suffix="_t").filter(pl.col("start_ns") >= pl.col("end_ns_t"))
+    assert later.height >= 1
