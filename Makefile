@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	@# rfc3987-syntax builds ~35 Lark parsers at import time and adds ~3 s to every kernel
 	@# start and `import altair`; jsonschema only skips its optional `iri` format check without it.
 	@$(BIN)/uv pip uninstall --quiet --python $(BIN)/python rfc3987-syntax 2>/dev/null || true
+	@# the editable install leaves perfbench itself uncompiled: without this, every perfbench
+	@# process compiles the modules it imports (~50 ms per process)
+	@$(BIN)/python -m compileall -q perfbench
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -58,7 +58,7 @@ import pyarrow.ipc as ipc
 
 from .errors import ConfigError
 from .rundir import (
-    DICTIONARY_COLUMNS,
+    PARQUET_OPTIONS,
     REQUEST_SCHEMA,
     REQUESTS,
     ROW_GROUP_ROWS,
@@ -497,7 +497,7 @@ def merge_parts(client, shards: list[dict], out: Path) -> dict[int, dict]:
     tmp = out.with_name(out.name + ".tmp")
     pending: list[pa.RecordBatch] = []
     n_pending = 0
-    with pq.ParquetWriter(tmp, REQUEST_SCHEMA, compression="zstd", use_dictionary=DICTIONARY_COLUMNS) as writer:
+    with pq.ParquetWriter(tmp, REQUEST_SCHEMA, **PARQUET_OPTIONS) as writer:
         while heap:
             _, i, _, b = heapq.heappop(heap)
             k = kept[i]

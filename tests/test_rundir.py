@@ -56,6 +56,34 @@ def test_journal_becomes_parquet_with_every_row(tmp_path):
     assert df["latency_ns"].to_list()[:2] == [500, 500] and df["service_ns"][0] == 490
 
 
+def test_nanosecond_columns_are_delta_encoded_and_read_back_exactly(tmp_path):
+    import random
+
+    import pyarrow.parquet as pq
+
+    rd = _new(tmp_path)
+    j = Journal(rd.path)
+    rec = Recorder(j.write, flush_rows=1000)
+    rnd = random.Random(1)
+    rows = []
+    for i in range(3000):  # times that rise with jitter, latencies that jump (deltas of both signs)
+        t = i * 1_000_000 + rnd.randrange(0, 900_000)
+        row = (i, "ep", "GET", t, t + rnd.randrange(0, 10**6), t + rnd.randrange(10**6, 10**10),
+               200, None, None, 12, None, 0)
+        rec.add(*row)
+        rows.append(row)
+    rec.flush()
+    j.close()
+    journal_to_parquet(rd.path)
+    meta = pq.ParquetFile(rd.path / REQUESTS).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    for col in ("request_id", "intended_ns", "start_ns", "end_ns", "latency_ns", "service_ns"):
+        assert "DELTA_BINARY_PACKED" in meta.row_group(0).column(names.index(col)).encodings, col
+    df = pl.read_parquet(rd.path / REQUESTS)
+    assert df["start_ns"].to_list() == [r[4] for r in rows]
+    assert df["latency_ns"].to_list() == [r[5] - r[3] for r in rows]
+
+
 def test_crash_keeps_every_flushed_batch(tmp_path):
     """A kill -9 mid-run: the journal is cut in the middle of a batch; every complete batch stays."""
     rd = _new(tmp_path)
