@@ -6,10 +6,16 @@ and it is stopped by signalling that child's PID only.
 
     with NginxServer(cpu=1) as url:   # url = "http://127.0.0.1:PORT/"
         ...
+    with NginxServer(cpu=1, tls=True) as url:   # "https://127.0.0.1:PORT/"; server.ca_file: its CA
+        ...
+
+TLS: a throwaway CA and a certificate for 127.0.0.1 from ``trustme`` (a dev dependency), written
+into the temp dir; clients trust it through ``SSL_CERT_FILE=<ca_file>`` (:meth:`client_env`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -35,18 +41,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def render(prefix: Path, port: int, cpu: int | None) -> str:
+def render(prefix: Path, port: int, cpu: int | None, tls: tuple[Path, Path] | None = None) -> str:
     ncpu = os.cpu_count() or 1
     # worker_cpu_affinity takes a bit mask, lowest CPU rightmost ("10" = CPU 1)
     mask = "auto" if cpu is None else "".join("1" if i == cpu else "0" for i in reversed(range(max(ncpu, cpu + 1))))
     user_line = "user nobody nogroup;" if os.geteuid() == 0 else ""
+    ssl_flag, ssl_lines = "", ""
+    if tls is not None:
+        cert, key = tls
+        ssl_flag = "ssl "
+        ssl_lines = (f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+                     "        ssl_protocols TLSv1.2 TLSv1.3;\n")
     return string.Template(TEMPLATE.read_text()).substitute(prefix=prefix, port=port, cpu_mask=mask,
-                                                            user_line=user_line)
+                                                            user_line=user_line, ssl_flag=ssl_flag,
+                                                            ssl_lines=ssl_lines)
+
+
+def write_tls_files(prefix: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1: ``(ca_file, cert_chain, key)``."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = prefix / "ca.pem", prefix / "server.pem", prefix / "server.key"
+    ca.cert_pem.write_to_path(str(paths[0]))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(paths[1]))  # nginx reads key and chain from one file
+    cert.private_key_pem.write_to_path(str(paths[2]))
+    for p in paths:
+        os.chmod(p, 0o644)  # the worker runs as nobody when we are root; a throwaway key
+    return paths
 
 
 class NginxServer:
-    def __init__(self, cpu: int | None = 1, start_timeout: float = 10.0):
+    def __init__(self, cpu: int | None = 1, start_timeout: float = 10.0, tls: bool = False):
         self.cpu = cpu
+        self.tls = tls
+        self.ca_file: Path | None = None
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
@@ -63,10 +93,14 @@ class NginxServer:
         prefix = Path(self._tmp.name)
         os.chmod(prefix, 0o755)  # the worker runs as nobody when we are root
         last_err = ""
+        tls_files = None
+        if self.tls:
+            self.ca_file, cert, key = write_tls_files(prefix)
+            tls_files = (cert, key)
         for _attempt in range(3):  # the free port can be taken between probe and bind: retry
             port = free_port()
             conf = prefix / "nginx.conf"
-            conf.write_text(render(prefix, port, self.cpu))
+            conf.write_text(render(prefix, port, self.cpu, tls_files))
             cmd = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
             if self.cpu is not None and shutil.which("taskset"):
                 cmd = ["taskset", "-c", str(self.cpu)] + cmd
@@ -74,8 +108,12 @@ class NginxServer:
                                          start_new_session=True)  # a Ctrl-C in the terminal reaches us, not it
             if self._wait_listening(port):
                 self.pid = self.proc.pid
-                self.url = f"http://127.0.0.1:{port}/"
-                self._check()
+                self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}/"
+                try:
+                    self._check()
+                except BaseException:  # __exit__ will not run: stop our nginx here
+                    self.__exit__()
+                    raise
                 return self.url
             last_err = self._stop() or (prefix / "error.log").read_text(errors="replace")[-2000:]
         self._tmp.cleanup()
@@ -94,9 +132,23 @@ class NginxServer:
                 time.sleep(0.05)
         return False
 
+    def client_env(self) -> dict[str, str]:
+        """Environment for a client process: trust this server's CA (none needed over http)."""
+        if not self.ca_file:
+            return {}
+        return {"SSL_CERT_FILE": str(self.ca_file), "REQUESTS_CA_BUNDLE": str(self.ca_file)}  # (requests: Locust)
+
     def _check(self) -> None:
-        """One real GET: the body and content type must be what the benchmark expects."""
-        with socket.create_connection(("127.0.0.1", int(self.url.rsplit(":", 1)[1].strip("/"))), timeout=2) as s:
+        """One real GET: the body and content type must be what the benchmark expects (over TLS,
+        verified against our CA)."""
+        with contextlib.ExitStack() as stack:
+            s = stack.enter_context(socket.create_connection(
+                ("127.0.0.1", int(self.url.rsplit(":", 1)[1].strip("/"))), timeout=2))
+            if self.ca_file:
+                import ssl
+
+                ctx = ssl.create_default_context(cafile=str(self.ca_file))
+                s = stack.enter_context(ctx.wrap_socket(s, server_hostname="127.0.0.1"))
             s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             data = b""
             while not data.endswith(BODY):
@@ -144,7 +196,11 @@ class NginxServer:
             self._tmp = None
 
 
-if __name__ == "__main__":  # smoke test: start, show the response, stop
-    with NginxServer(cpu=1 if (os.cpu_count() or 1) > 1 else None) as url:
+if __name__ == "__main__":  # smoke test: start, show the response, stop (--tls: over https)
+    import sys
+
+    server = NginxServer(cpu=1 if (os.cpu_count() or 1) > 1 else None, tls="--tls" in sys.argv)
+    with server as url:
         print(url)
-        print(subprocess.run(["curl", "-si", "--max-time", "2", url], capture_output=True, text=True).stdout)
+        ca = ["--cacert", str(server.ca_file)] if server.ca_file else []
+        print(subprocess.run(["curl", "-si", "--max-time", "2", *ca, url], capture_output=True, text=True).stdout)

@@ -103,7 +103,7 @@ def measure(peer: peers.Peer, gen_cpu: int | None, server, seconds: float, workd
             sample_every: float = 0.5, timeout: float | None = None) -> dict:
     """Run one generator to completion; its counts, own CPU seconds, wall, and CPU/RSS samples."""
     cmd = pin(peer.cmd, gen_cpu)
-    env = {**os.environ, **peer.env}
+    env = {**os.environ, **peer.env, **(server.client_env() if hasattr(server, "client_env") else {})}
     out_f, err_f = workdir / "stdout", workdir / "stderr"
     srv_pids = server.worker_pids()
     srv_before = server_cpu(srv_pids)
@@ -440,6 +440,9 @@ def main() -> None:
     ap.add_argument("--fixed-paths", default="", help="engine paths for the fixed-rate test (default: all)")
     ap.add_argument("--soak-minutes", type=float, default=0, help="also run the RSS soak test this long")
     ap.add_argument("--target", choices=("nginx", "python"), default="nginx")
+    ap.add_argument("--tls", action="store_true",
+                    help="nginx serves HTTPS (TLS 1.3, a throwaway CA every client trusts via SSL_CERT_FILE); "
+                         "results go to <date>-tls.json")
     ap.add_argument("--out", default="", help="JSON results file (default benchmarks/results/<date>.json)")
     args = ap.parse_args()
     only = {x.strip() for x in args.only.split(",")}
@@ -454,15 +457,19 @@ def main() -> None:
                  "http_paths": all_paths,
                  "config": {"seconds": args.seconds, "connections": args.connections, "repeat": args.repeat,
                             "generator_cpu": gen_cpu, "server_cpu": srv_cpu, "fixed_rate": args.fixed_rate,
-                            "fixed_seconds": args.fixed_seconds, "soak_minutes": args.soak_minutes,
+                            "fixed_seconds": args.fixed_seconds, "soak_minutes": args.soak_minutes, "tls": args.tls,
                             "argv": sys.argv[1:]}}
     if args.target == "nginx" and not nginx_binary():
         raise SystemExit("nginx is not installed: run `bash benchmarks/install_peers.sh` (or use --target python)")
-    server = NginxServer(cpu=srv_cpu) if args.target == "nginx" else PythonTarget(srv_cpu)
+    if args.tls and args.target != "nginx":
+        raise SystemExit("--tls needs --target nginx (the Python target serves plain HTTP only)")
+    server = NginxServer(cpu=srv_cpu, tls=args.tls) if args.target == "nginx" else PythonTarget(srv_cpu)
     with tempfile.TemporaryDirectory(prefix="perfbench-bench-") as d, server as url:
         workdir = Path(d)
         res["target"] = getattr(server, "version", "") + (" (1 worker, keepalive_requests 1e8, access_log off)"
                                                           if args.target == "nginx" else "")
+        if args.tls:
+            res["target"] += ", HTTPS: TLS 1.2/1.3 with a throwaway CA (trustme), trusted via SSL_CERT_FILE"
         log(f"target {url} (pid {server.pid}); engine HTTP paths: {', '.join(all_paths)}; measuring {', '.join(paths)}")
         if "compare" in only:
             res["comparison"] = comparison(args, url, server, gen_cpu, workdir, all_paths)
@@ -480,9 +487,10 @@ def main() -> None:
     res["machine"]["load_avg_at_end"] = os.getloadavg()
     res["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     print_report(res)
-    out = Path(args.out) if args.out else HERE / "results" / f"{started:%Y-%m-%d}.json"
+    tag = "-tls" if args.tls else ""
+    out = Path(args.out) if args.out else HERE / "results" / f"{started:%Y-%m-%d}{tag}.json"
     if not args.out and out.exists():
-        out = out.with_name(f"{started:%Y-%m-%d-%H%M%S}.json")
+        out = out.with_name(f"{started:%Y-%m-%d-%H%M%S}{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=str) + "\n")
     print(f"\nresults written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
