@@ -326,7 +326,9 @@ def soak(args, url, server, gen_cpu, workdir: Path, path: str) -> dict:
     peer = peers.engine(url, secs, args.fixed_rate, args.connections, path)
     log(f"soak: perfbench [{path}] at {args.fixed_rate:g} req/s for {args.soak_minutes:g} min, RSS each second ...")
     r = measure(peer, gen_cpu, server, secs, workdir, sample_every=1.0, timeout=secs + 180)
-    s = [x for x in r["samples"] if warm <= x[0] <= secs + 1.0]  # after warm-up, before the drain
+    # after warm-up, and before the run's end: the last second can catch the final flush, the
+    # Parquet conversion and the summary (a transient peak, not the steady state)
+    s = [x for x in r["samples"] if warm <= x[0] <= secs - 1.0]
     slope = linfit([x[0] for x in s], [x[2] for x in s]) * 60 if len(s) > 2 else None
     gen = r["extra"].get("generator", {})
     out = {
