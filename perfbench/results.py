@@ -53,7 +53,7 @@ _BUCKET_BASE = math.log(1.01)  # pass-1 buckets about 1% wide
 
 
 def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list[str] | None = None,
-                      in_memory: bool = False) -> pl.DataFrame:
+                      in_memory: bool = False, one_group: pl.DataFrame | None = None) -> pl.DataFrame:
     """Exact inverted-CDF percentiles of integer column ``col`` per group, in bounded memory.
 
     Sorting every value of a long run costs memory in proportion to its rows (Polars needs ~100
@@ -64,10 +64,15 @@ def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list
     Returns ``by`` columns plus one column per name in ``ps`` (values in the column's unit).
 
     ``in_memory``: the rows are already in memory (a summary of a run of moderate size): one
-    sort per group gives the same answer faster than the bucket passes.
+    sort per group gives the same answer faster than the bucket passes. ``one_group``: the rows
+    are known to hold a single group, whose ``by`` values this one-row frame gives (a run with
+    one endpoint): the values are sorted alone, without carrying the group key (1M rows: ~4x
+    faster).
     """
     by = list(by or [])
     if in_memory:
+        if by and one_group is not None and one_group.height == 1:
+            return one_group.select(by).hstack(_sorted_percentiles(lf, col, ps, []))
         return _sorted_percentiles(lf, col, ps, by)
     key = (pl.col(col).clip(lower_bound=1).cast(pl.Float64).log() / _BUCKET_BASE).floor().cast(pl.Int32)
     src = lf.select(*by, pl.col(col)).filter(pl.col(col).is_not_null()).with_columns(key.alias("_b"))
@@ -147,10 +152,12 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
         (pl.col("latency_ns").min() / ms).alias("min_ms"),
         pl.col("bytes").sum().alias("bytes"),
     ).collect(engine="streaming")
-    lat = exact_percentiles(lf, "latency_ns", {f"{n}_ms": p for n, p in PERCENTILES.items()}, by, in_memory)
+    one = base if base.height == 1 else None  # one group: its percentiles sort the values alone
+    lat = exact_percentiles(lf, "latency_ns", {f"{n}_ms": p for n, p in PERCENTILES.items()}, by, in_memory, one)
     out = base.join(lat, on=by, how="left", nulls_equal=True)
     if has_service:
-        svc = exact_percentiles(lf, "service_ns", {"service_p50_ms": 0.5, "service_p99_ms": 0.99}, by, in_memory)
+        svc = exact_percentiles(lf, "service_ns", {"service_p50_ms": 0.5, "service_p99_ms": 0.99}, by, in_memory,
+                                one)
         out = out.join(svc, on=by, how="left", nulls_equal=True)
     else:
         out = out.with_columns(pl.lit(None, pl.Float64).alias("service_p50_ms"),

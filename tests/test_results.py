@@ -100,6 +100,12 @@ def test_exact_percentiles_equal_the_sorted_definition(groups, p):
     sorted_ = results.exact_percentiles(df.lazy(), "x", {"q": p}, ["g"], in_memory=True)
     assert dict(sorted_.iter_rows()) == dict(got.iter_rows())
     assert results.exact_percentiles(df.lazy(), "x", {"q": p}, in_memory=True).item() == whole
+    # ... and so does its one-group shortcut, on the rows of any one group
+    for g in {g for g, _ in groups}:
+        one = df.filter(pl.col("g") == g)
+        fast = results.exact_percentiles(one.lazy(), "x", {"q": p}, ["g"], in_memory=True,
+                                         one_group=pl.DataFrame({"g": [g]}))
+        assert fast.rows() == [(g, dict(got.iter_rows())[g])] and fast.schema == sorted_.schema
 
 
 def test_in_memory_and_streaming_summaries_agree():
@@ -109,6 +115,8 @@ def test_in_memory_and_streaming_summaries_agree():
     streamed = results.summarize(df, duration_s=3.0, planned=len(lat))
     in_memory = results.summarize(df, duration_s=3.0, planned=len(lat), in_memory=True)
     assert in_memory == streamed and set(in_memory["endpoints"]) == {"a", "b"}
+    one = frame(lat, errors=[None] * (len(lat) - 1) + ["timeout"], lag_ns=99).lazy()  # one endpoint
+    assert results.summarize(one, duration_s=2.0, in_memory=True) == results.summarize(one, duration_s=2.0)
     from perfbench.rundir import REQUEST_SCHEMA
 
     empty = pl.from_arrow(REQUEST_SCHEMA.empty_table()).lazy()
