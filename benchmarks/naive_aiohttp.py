@@ -11,7 +11,10 @@ import aiohttp
 import uvloop
 
 
-async def main(url: str, seconds: float, conns: int) -> None:
+async def main(url, seconds: float, conns: int, session_options: dict | None = None,
+               retry: bool = True) -> None:
+    """The loop; ``session_options`` and ``retry`` only for aiohttp_ceiling.py (the baseline uses
+    neither: aiohttp's defaults)."""
     count = 0
     deadline = time.monotonic() + seconds
 
@@ -22,7 +25,9 @@ async def main(url: str, seconds: float, conns: int) -> None:
                 await r.read()
             count += 1
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conns)) as s:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conns), **(session_options or {})) as s:
+        if not retry:
+            s._retry_connection = False
         await asyncio.gather(*(user(s) for _ in range(conns)))
     print(count)
 

@@ -87,8 +87,7 @@ class AiohttpSender:
                 data = await resp.read()
                 return resp.status, len(data), data if keep_body else None
         except asyncio.CancelledError:
-            if task in self._expired:  # the sweep's cancel, not the run's: a timeout
-                self._expired.discard(task)
+            if task in self._expired:  # the sweep's cancel, not the run's: a timeout (finally forgets it)
                 task.uncancel()
                 raise TimeoutError(f"read timeout: no complete response within {self.request_timeout:g} s") from None
             raise
