@@ -107,3 +107,15 @@ def test_constant_stages_take_the_fast_branch_with_the_same_times(stages):
         begin += stage.duration
         count_before += stage.arrivals
     assert got == want
+
+
+@pytest.mark.parametrize("poisson", [False, True])
+def test_arrivals_do_not_depend_on_how_many_are_computed_at_a_time(monkeypatch, poisson):
+    """arrival_tuples makes its tuples in chunks; a chunk boundary anywhere (within a stage, at a
+    stage's end) changes nothing."""
+    plan = shapes.stages([(1.0, 50, 50), (0.5, 50, 200), (0.3, 120, 120)], poisson=poisson, seed=7)
+    whole = list(plan.arrival_tuples())
+    assert len(whole) > 100 and [a[0] for a in whole] == list(range(len(whole)))
+    for size in (1, 3, 50, 64):
+        monkeypatch.setattr(shapes, "ARRIVAL_CHUNK", size)
+        assert list(plan.arrival_tuples()) == whole

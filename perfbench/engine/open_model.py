@@ -186,11 +186,13 @@ class OpenModelEngine:
         nxt = self._nxt
         if nxt is None or nxt[1] > now or self._stop_reason is not None:
             return
+        if self._lean:
+            self._pump_lean(nxt, now, full)
+            return
         arrivals = self._arrivals
         stats = self.stats
         budget = self.max_requests
         cap = self.max_in_flight
-        launch = self._launch_lean if self._lean else self._launch
         while nxt is not None and nxt[1] <= now and self._in_flight < cap:
             if budget is not None and stats.planned >= budget:
                 self.stop("budget")
@@ -199,10 +201,59 @@ class OpenModelEngine:
             stats.planned += 1
             if full:
                 stats.capped += 1
-            launch(nxt)
+            self._launch(nxt)
             nxt = self._nxt
             if self._stop_reason is not None:
                 return
+
+    def _pump_lean(self, nxt: tuple, now: int, full: bool) -> None:
+        """:meth:`_pump` on the lean path, with the launch inline (the hot path, with
+        :meth:`_lean_done`): per request, the next arrival, its bytes (the request id goes into
+        the prebuilt request) and one ``submit``; the counters are kept in locals and stored once
+        per call (``sent`` and ``max_in_flight_seen`` on self, copied to stats at the end, see
+        :meth:`_sync_lean_stats`)."""
+        arrivals = self._arrivals
+        stats = self.stats
+        budget = self.max_requests
+        left = -1 if budget is None else max(budget - stats.planned, 0)  # arrivals the budget still allows
+        cap = self.max_in_flight
+        single, wires, keep, submit, done = self._single, self._wires, self._keep, self._submit, self._lean_done
+        clock, t0, base = self._now, self._t0, self._id_base
+        n = self._in_flight
+        seen = self._seen_max
+        launched = 0
+        try:
+            while nxt[1] <= now and n < cap:
+                if launched == left:
+                    self.stop("budget")
+                    return
+                self._nxt = following = next(arrivals, None)  # first: a sender may call back at once
+                n = self._in_flight = n + 1
+                if n > seen:
+                    seen = n
+                launched += 1
+                index, intended, stage = nxt
+                rid = base | index
+                if single:
+                    i = 0
+                    wire = wires[0]
+                else:
+                    i = self._pick()
+                    wire = wires[i]
+                if wire is None:
+                    path, body = self._requests[i].render(self._rng)
+                    wire = self._templates[i].build(self.sender.raw_path(path), body)
+                submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, clock() - t0, stage), done, keep[i])
+                if following is None or self._stop_reason is not None:
+                    return
+                n = self._in_flight  # as the sender left it (it may have called back)
+                nxt = following
+        finally:
+            stats.planned += launched
+            if full:
+                stats.capped += launched
+            self._sent += launched
+            self._seen_max = seen
 
     def _saturated(self, now: int) -> bool:
         """Every slot is busy and an arrival is due (it waits in the plan)."""
@@ -210,32 +261,14 @@ class OpenModelEngine:
         return nxt is not None and nxt[1] <= now and self._in_flight >= self.max_in_flight
 
     def _launch(self, arrival: tuple) -> None:
-        if self._lean:
-            self._launch_lean(arrival)
-            return
+        """Launch one arrival on a sender without the callback interface: a Task awaits its
+        ``request()`` (the lean path launches inline, in :meth:`_pump_lean`)."""
         self._in_flight += 1
         if self._in_flight > self.stats.max_in_flight_seen:
             self.stats.max_in_flight_seen = self._in_flight
         task = asyncio.get_running_loop().create_task(self._send(arrival))
         self._tasks[task] = arrival
         task.add_done_callback(self._done)
-
-    def _launch_lean(self, arrival: tuple) -> None:
-        # the hot path (with _lean_done): sent and max_in_flight_seen are kept on self and copied
-        # to stats at the end (see _sync_lean_stats); one attribute fewer to chase per request
-        n = self._in_flight = self._in_flight + 1
-        if n > self._seen_max:
-            self._seen_max = n
-        i = 0 if self._single else self._pick()
-        index, intended, stage = arrival
-        rid = self._id_base | index
-        wire = self._wires[i]
-        if wire is None:
-            path, body = self._requests[i].render(self._rng)
-            wire = self._templates[i].build(self.sender.raw_path(path), body)
-        self._sent += 1
-        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, self._now() - self._t0, stage),
-                     self._lean_done, self._keep[i])
 
     def _lean_done(self, job, status, nbytes, body, error, detail) -> None:
         """The lean sender's callback: one request ended (response complete, or an error)."""
