@@ -7,7 +7,16 @@ import pytest
 from perfbench.engine.recorder import Recorder
 from perfbench.errors import RunDirError
 from perfbench.results import Run
-from perfbench.rundir import JOURNAL, REQUESTS, SCHEMA_VERSION, Journal, RunDir, journal_to_parquet, redact
+from perfbench.rundir import (
+    JOURNAL,
+    REQUEST_SCHEMA,
+    REQUESTS,
+    SCHEMA_VERSION,
+    Journal,
+    RunDir,
+    journal_to_parquet,
+    redact,
+)
 
 
 def _fill(rec: Recorder, n: int, start: int = 0) -> None:
@@ -141,12 +150,12 @@ def test_recorder_converting_in_slices_gives_the_same_batches(monkeypatch):
     for i in range(123):
         err = "timeout" if i % 11 == 0 else None
         for rec in (a, b):
-            rec.append((i, "ep", "GET", i * 1000, i * 1000 + 10, i * 1000 + 500, None if err else 200, err,
-                        "read timeout" if err else None, 12, None, i % 3))
+            rec.record((i, rec.endpoint("ep", "GET"), i * 1000, i * 1000 + 10, i * 1000 + 500, None if err else 200,
+                        err, "read timeout" if err else None, 12, None, i % 3))
         if i % 5 == 0:
             b.convert_some()  # what the engine does on its ticks
             assert b.rows == a.rows == i + 1 and b.pending == i + 1 - b.flushed_rows
-            assert len(b._rows) < 7 and b._converted == b.pending - len(b._rows)  # whole slices converted
+            assert len(b._flat) < 7 * 11 and b._converted == b.pending - len(b._flat) // 11  # whole slices converted
         if a.due:
             a.flush()
         if b.due:
@@ -166,10 +175,40 @@ def test_recorder_interval_quantiles_are_the_ranks_progress_shows():
         vals = [rng.randint(0, 10**9) if rng.random() < 0.9 else rng.choice([5, 7]) for _ in range(n)]
         rec = Recorder(lambda b: None, interval=True)
         for i, v in enumerate(vals):
-            rec.append((i, "e", "GET", 0, 0, v, 200, "timeout" if i % 4 == 0 else None, None, 1, None, 0))
+            rec.record((i, rec.endpoint("e", "GET"), 0, 0, v, 200, "timeout" if i % 4 == 0 else None, None, 1, None, 0))
         rec.flush()
         got_n, got, errors = rec.take_interval()
         s = sorted(vals)
         assert got_n == n and got == [s[min(n - 1, int(p * n))] / 1e6 for p in (0.5, 0.95, 0.99)]
         assert errors == {"timeout": (n + 3) // 4}
         assert rec.take_interval() == (0, [None, None, None], {})  # taken: the next interval starts empty
+
+
+def test_recorder_rows_come_back_exactly_with_their_endpoint_names_and_methods(monkeypatch):
+    """Rows recorded by index (the hot path) and by name (add) come back field for field; two
+    endpoints may share a name with different methods."""
+    from perfbench.engine import recorder as recmod
+
+    monkeypatch.setattr(recmod, "CHUNK_ROWS", 4)
+    got = []
+    rec = Recorder(got.append, worker=2, flush_rows=1000)
+    eps = [("items", "GET"), ("items", "POST"), ("login", "POST")]
+    want = []
+    for i in range(23):
+        name, method = eps[i % 3]
+        status, err, detail = (None, "timeout", "read timeout") if i % 5 == 0 else (200 + i % 2, None, None)
+        row = (10**12 + i, 10**10 + i, 10**10 + 2 * i + 7, 10**10 + 3 * i + 99, status, err, detail, i * 3,
+               (i if i % 2 else None), i % 4)
+        if i % 2:
+            rec.add(row[0], name, method, *row[1:])
+        else:
+            rec.record((row[0], rec.endpoint(name, method), *row[1:]))
+        if i % 6 == 0:
+            rec.convert_some()
+        rid, intended, start, end, status, err, detail, nbytes, vu, stage = row
+        want.append({"request_id": rid, "endpoint": name, "method": method, "intended_ns": intended,
+                     "start_ns": start, "end_ns": end, "latency_ns": end - intended, "service_ns": end - start,
+                     "status": status, "error": err, "error_detail": detail, "bytes": nbytes, "worker": 2,
+                     "vu": vu, "stage": stage})
+    rec.flush()
+    assert len(got) == 1 and got[0].schema.equals(REQUEST_SCHEMA) and got[0].to_pylist() == want

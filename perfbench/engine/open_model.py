@@ -142,8 +142,7 @@ class OpenModelEngine:
             self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
                                                 for r, h, st in zip(reqs, self._headers, self._static, strict=True)])
         self._single = len(reqs) == 1
-        self._names = [r.name for r in reqs]
-        self._methods = [r.method for r in reqs]
+        self._endpoints = [recorder.endpoint(r.name, r.method) for r in reqs]  # the rows' endpoint index
         self._expect = [r.expect for r in reqs]
         # requests with response checks keep their body and are judged by Request.evaluate;
         # the others never hold a body (the hot path stays lean)
@@ -151,7 +150,7 @@ class OpenModelEngine:
         self._keep = [bool(r.checks) for r in reqs]
         # the hot path reads the clock directly when it is the real one (one call, not two)
         self._now = time.perf_counter_ns if type(self.clock) is MonotonicClock else self.clock.now_ns
-        self._append = recorder.append
+        self._record_row = recorder.record
         recorder.interval = progress is not None
         # the callback interface (lean path): request bytes built once per request kind
         self._lean = callable(getattr(sender, "submit", None))
@@ -287,8 +286,7 @@ class OpenModelEngine:
         elif error == "aborted":
             self._aborted += 1
         end = self._now() - self._t0
-        self._append((rid, self._names[i], self._methods[i], intended, start, end, status,
-                      error, detail, nbytes, None, stage))
+        self._record_row((rid, self._endpoints[i], intended, start, end, status, error, detail, nbytes, None, stage))
         if self._stop_reason is None and not self._closing:
             if (nxt := self._nxt) is not None and nxt[1] <= end:
                 # due (waiting for this slot, or since the last tick): sent once the responses
@@ -552,7 +550,7 @@ class OpenModelEngine:
         if nxt is None or nxt[1] > now:
             return
         stats, budget, arrivals = self.stats, self.max_requests, self._arrivals
-        base, names, methods, pick = self._id_base, self._names, self._methods, self._pick
+        base, endpoints, pick = self._id_base, self._endpoints, self._pick
 
         def rows():
             nonlocal nxt
@@ -562,7 +560,7 @@ class OpenModelEngine:
                 stats.planned += 1
                 stats.aborted += 1
                 stats.capped += capped
-                yield base | index, names[i], methods[i], intended, now, now, None, "aborted", detail, 0, None, stage
+                yield base | index, endpoints[i], intended, now, now, None, "aborted", detail, 0, None, stage
                 nxt = next(arrivals, None)
 
         self.recorder.extend(rows())

@@ -1,19 +1,21 @@
 """Records requests into a row buffer and flushes them to the run's journal in batches.
 
 The engine records one row per finished request: :meth:`Recorder.add` with plain ints and
-strings, or, on its hot path, ``recorder.append(row)`` with the 12-tuple of :data:`_COLUMNS`
-(one list append per request: the cheapest thing Python can do per row). Every
-``flush_rows`` rows (checked by ``add``; the engine checks ``due`` on every tick and flushes at
-least every second) the rows are transposed into columns and become one Arrow record batch
-in the journal, so memory held is at most one batch: about 285 bytes per unflushed row (a
-12-tuple and its four large ints, measured with tracemalloc; the endpoint and method strings are
-shared): with 8,192 rows a batch, at most ~2.3 MB. Derived columns (latency,
+strings, or, on its hot path, ``recorder.record(row)`` with the 11-tuple of :data:`FIELDS`, whose
+endpoint is an index from :meth:`Recorder.endpoint` (one ``list.extend`` per request: the row's
+fields go flat into one list, and the tuple is freed at once). Every ``flush_rows`` rows (checked
+by ``add``; the engine checks ``due`` on every tick and flushes at least every second) the rows
+become one Arrow record batch in the journal, so memory held is at most one batch: about 240
+bytes per unflushed row (its eleven list slots and its four large ints, measured with
+tracemalloc; the strings are shared), with 8,192 rows a batch, at most ~2 MB. Derived columns (endpoint and method names, latency,
 service time) are computed per batch, vectorized, not per request.
 
-Converting rows to Arrow holds the event loop (about 0.3 µs a row, so ~2.5 ms for a batch), and
-every request due meanwhile is sent late: a generator hiccup that shows as send lag and inflates
-those requests' latency. So the engine converts a batch in slices of ``CHUNK_ROWS`` as it goes
-(:meth:`convert_some`, on its ticks; ~0.3 ms each), and a flush only converts what is left.
+Converting rows to columns holds the event loop (about 0.17 µs a row: each column is a strided
+slice of the flat list, read by ``numpy.fromiter`` or ``pyarrow.array``, ~1.5 ms for a batch),
+and every request due meanwhile is sent late: a generator hiccup that shows as send lag and
+inflates those requests' latency. So the engine converts a batch in slices of ``CHUNK_ROWS`` as
+it goes (:meth:`convert_some`, on its ticks; ~0.2 ms each), and a flush only converts what is
+left.
 
 Live progress (``take_interval``) is computed per batch too, and only once ``interval`` is on
 (the engine turns it on when something shows progress), so a run nobody watches keeps nothing.
@@ -21,19 +23,38 @@ Live progress (``take_interval``) is computed per batch too, and only once ``int
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..rundir import REQUEST_SCHEMA
 
-_COLUMNS = ("request_id", "endpoint", "method", "intended_ns", "start_ns", "end_ns", "status", "error",
-            "error_detail", "bytes", "vu", "stage")  # the order of a row tuple
+# the fields of a row, in order (``endpoint``: the index :meth:`Recorder.endpoint` gave)
+FIELDS = ("request_id", "endpoint", "intended_ns", "start_ns", "end_ns", "status", "error", "error_detail",
+          "bytes", "vu", "stage")
+_F = len(FIELDS)
+_INT_FIELDS = {0: np.int64, 1: np.int32, 2: np.int64, 3: np.int64, 4: np.int64, 8: np.int64, 10: np.int16}
+_NULLABLE_FIELDS = {5: pa.int16(), 6: pa.string(), 7: pa.string(), 9: pa.int32()}
+CHUNK_ROWS = 1024  # rows converted to columns in one step by convert_some
 
 
-_ROW_TYPE = pa.struct([(c, REQUEST_SCHEMA.field(c).type) for c in _COLUMNS])
-CHUNK_ROWS = 1024  # rows converted to Arrow in one step by convert_some
+def _columns(flat: list, n: int) -> list:
+    """The ``n`` rows at the start of ``flat`` as one array per field (numpy for the fields that
+    are never null, Arrow for the others)."""
+    out: list = [None] * _F
+    for k, dtype in _INT_FIELDS.items():
+        out[k] = np.fromiter(flat[k:n * _F:_F], dtype, n)
+    for k, typ in _NULLABLE_FIELDS.items():
+        out[k] = pa.array(flat[k:n * _F:_F], typ)
+    return out
+
+
+def _concat(parts: list) -> np.ndarray | pa.Array:
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else pa.concat_arrays(parts)
 
 
 class Recorder:
@@ -45,71 +66,86 @@ class Recorder:
         self.worker = worker
         self.flush_rows = flush_rows
         self.flushed_rows = 0
-        self._rows: list[tuple] = []
-        # the hot path: append((request_id, endpoint, ..., stage)); stays valid across flushes
-        self.append = self._rows.append
-        self._chunks: list[pa.StructArray] = []  # rows of this batch already converted (convert_some)
+        self._flat: list = []  # the rows not converted yet, field after field
+        # the hot path: record((request_id, endpoint index, ..., stage)); stays valid across flushes
+        self.record = self._flat.extend
+        self._chunks: list[list] = []  # rows of this batch already converted (convert_some), as columns
         self._converted = 0
+        self._index: dict[tuple[str, str], int] = {}
+        self._names: list[str] = []
+        self._methods: list[str] = []
         # the last progress interval: (latency, error) arrays of the batches since take_interval()
         self.interval = interval
         self._iv: list[tuple[pa.Array, pa.Array]] = []
 
+    def endpoint(self, name: str, method: str) -> int:
+        """The index rows carry for the endpoint ``name`` requested with ``method``."""
+        key = (name, method)
+        i = self._index.get(key)
+        if i is None:
+            i = self._index[key] = len(self._names)
+            self._names.append(name)
+            self._methods.append(method)
+        return i
+
     def add(self, request_id: int, endpoint: str, method: str, intended_ns: int, start_ns: int, end_ns: int,
             status: int | None, error: str | None, error_detail: str | None, nbytes: int,
             vu: int | None, stage: int) -> None:
-        rows = self._rows
-        rows.append((request_id, endpoint, method, intended_ns, start_ns, end_ns, status, error, error_detail,
-                     nbytes, vu, stage))
-        if len(rows) + self._converted >= self.flush_rows:
+        self._flat.extend((request_id, self.endpoint(endpoint, method), intended_ns, start_ns, end_ns, status,
+                           error, error_detail, nbytes, vu, stage))
+        if self.due:
             self.flush()
 
-    def extend(self, rows) -> None:
-        """Add many row tuples (flushing every ``flush_rows``)."""
+    def extend(self, rows: Iterable[tuple]) -> None:
+        """Record many rows (tuples of :data:`FIELDS`), flushing every ``flush_rows``."""
+        record = self.record
         for row in rows:
-            self.append(row)
-            if len(self._rows) + self._converted >= self.flush_rows:
+            record(row)
+            if self.due:
                 self.flush()
 
     @property
     def rows(self) -> int:
         """Total recorded (flushed or not)."""
-        return self.flushed_rows + self._converted + len(self._rows)
+        return self.flushed_rows + self._converted + len(self._flat) // _F
 
     @property
     def pending(self) -> int:
-        return self._converted + len(self._rows)
+        return self._converted + len(self._flat) // _F
 
     @property
     def due(self) -> bool:
         """A full batch is waiting (the engine flushes it on its next tick)."""
-        return len(self._rows) + self._converted >= self.flush_rows
+        return len(self._flat) // _F + self._converted >= self.flush_rows
 
     def convert_some(self) -> None:
-        """Convert every whole ``CHUNK_ROWS`` of the rows waiting to Arrow now, a slice of the work
+        """Convert every whole ``CHUNK_ROWS`` of the rows waiting now, a slice of the work
         :meth:`flush` would otherwise do at once (see the module docstring)."""
-        rows = self._rows
-        while len(rows) >= CHUNK_ROWS:
-            self._chunks.append(pa.array(rows[:CHUNK_ROWS], type=_ROW_TYPE))
-            del rows[:CHUNK_ROWS]  # the same list, so ``append`` stays bound to it
+        flat = self._flat
+        while len(flat) >= CHUNK_ROWS * _F:
+            self._chunks.append(_columns(flat, CHUNK_ROWS))
+            del flat[:CHUNK_ROWS * _F]  # the same list, so ``record`` stays bound to it
             self._converted += CHUNK_ROWS
 
     def flush(self) -> None:
         """Hand the buffered rows to the sink as one batch (nothing happens when empty)."""
-        rows = self._rows
+        flat = self._flat
         chunks = self._chunks
-        if rows:
-            # one C-level conversion of the row tuples (about half the cost of transposing in Python)
-            chunks.append(pa.array(rows, type=_ROW_TYPE))
-            rows.clear()  # the same list, so ``append`` stays bound to it
+        if flat:
+            chunks.append(_columns(flat, len(flat) // _F))
+            flat.clear()  # the same list, so ``record`` stays bound to it
         if not chunks:
             return
         self._chunks, self._converted = [], 0
-        cols = (chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)).flatten()
+        cols = [_concat([c[k] for c in chunks]) for k in range(_F)]
         n = len(cols[0])
-        intended, start, end, error = cols[3], cols[4], cols[5], cols[7]
-        latency = pc.subtract(end, intended)
-        arrays = [cols[0], cols[1], cols[2], intended, start, end, latency, pc.subtract(end, start), cols[6], error,
-                  cols[8], cols[9], pa.nulls(n, pa.int16()).fill_null(self.worker), cols[10], cols[11]]
+        rid, ep, intended, start, end, status, error, detail, nbytes, vu, stage = cols
+        latency = pa.array(end - intended)
+        index = pa.array(ep)
+        arrays = [pa.array(rid), pa.array(self._names, pa.string()).take(index),
+                  pa.array(self._methods, pa.string()).take(index), pa.array(intended), pa.array(start),
+                  pa.array(end), latency, pa.array(end - start), status, error, detail, pa.array(nbytes),
+                  pa.nulls(n, pa.int16()).fill_null(self.worker), vu, pa.array(stage)]
         if self.interval:
             self._iv.append((latency, error))
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))
