@@ -140,6 +140,8 @@ class OpenPlan:
         return itertools.chain.from_iterable(self._arrival_chunks())
 
     def _arrival_chunks(self) -> Iterator[list[tuple[int, int, int]]]:
+        import numpy as np  # here: a plan is pure data, and describing one needs no numpy
+
         rng = random.Random(self.seed)
         poisson = self.poisson
         expovariate = rng.expovariate
@@ -156,11 +158,15 @@ class OpenPlan:
                 # a constant stage: time_of(m) = 2m / (start + sqrt(start^2)) is exactly m / start
                 # (sqrt of a rounded square is exact, and halving both sides changes no rounding);
                 # the arrivals are the indices i with float(i) < count_end, and m = float(i) - count_before
+                # (never negative: the stage's first index is the first with float(i) >= count_before).
+                # Computed a chunk at a time in numpy: the same IEEE operations in the same order, and
+                # numpy.rint rounds half to even as round() does, so the same integers
                 end = math.ceil(count_end)
                 while index < end:
                     hi = min(index + ARRIVAL_CHUNK, end)
-                    yield [(i, round((begin_s + ((i - count_before) / start if i > count_before else 0.0)) * NS),
-                            stage_index) for i in range(index, hi)]
+                    m = np.arange(index, hi, dtype=np.float64) - count_before
+                    offsets = np.rint((begin_s + m / start) * NS).astype(np.int64).tolist()
+                    yield list(zip(range(index, hi), offsets, itertools.repeat(stage_index, hi - index), strict=True))
                     index = hi
                 n = float(index)
                 begin_s += st.duration
