@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import RunDirError
@@ -119,17 +120,32 @@ def exact_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list
 
 
 def _sorted_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float], by: list[str]) -> pl.DataFrame:
-    """:func:`exact_percentiles` by sorting each group's values (memory in proportion to rows)."""
+    """:func:`exact_percentiles` by sorting each group's values (memory in proportion to rows);
+    without groups, by selecting each rank (:func:`_selected_percentiles`)."""
+    if not by:
+        return _selected_percentiles(lf, col, ps)
     # one sort of all values; a group's values keep that order in the aggregation
     df = lf.select(*by, pl.col(col)).filter(pl.col(col).is_not_null()).sort(col).collect()
     n = pl.len().cast(pl.Float64)
     aggs = [pl.col(col).get((n * p).ceil().cast(pl.Int64).clip(lower_bound=1) - 1).alias(name)
             for name, p in ps.items()]
-    if by:
-        return df.group_by(by).agg(aggs)
-    if df.height == 0:
-        return pl.DataFrame({name: [None] for name in ps}, schema={name: df.schema[col] for name in ps})
-    return df.select(aggs)
+    return df.group_by(by).agg(aggs)
+
+
+def _selected_percentiles(lf: pl.LazyFrame, col: str, ps: dict[str, float]) -> pl.DataFrame:
+    """The ungrouped :func:`_sorted_percentiles`: ``numpy.partition`` puts the value of each wanted
+    rank in its place without sorting the rest (1M latencies: ~3 ms against ~15 ms for a sort)."""
+    import numpy as np
+
+    values = lf.select(pl.col(col)).filter(pl.col(col).is_not_null()).collect().to_series()
+    schema = {name: values.dtype for name in ps}
+    n = len(values)
+    if n == 0:
+        return pl.DataFrame({name: [None] for name in ps}, schema=schema)
+    # the rank of p is ceil(n * p), as the sorting strategies compute it (in float64), at least 1
+    ranks = {name: max(math.ceil(float(n) * p), 1) - 1 for name, p in ps.items()}
+    picked = np.partition(values.to_numpy(), sorted(set(ranks.values())))
+    return pl.DataFrame({name: [picked[k].item()] for name, k in ranks.items()}, schema=schema)
 
 
 def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = None, in_memory: bool = False
@@ -388,9 +404,13 @@ class Run:
             return read_json(p)
         return self.compute_summary()
 
-    def _summary_rows(self) -> tuple[pl.LazyFrame, bool]:
+    def _summary_rows(self, table: pa.Table | None = None) -> tuple[pl.LazyFrame, bool]:
         """The rows :func:`summarize` reads: in memory (read and decompressed once) up to
-        ``SUMMARY_IN_MEMORY_ROWS``, streamed from the file (bounded memory) beyond that."""
+        ``SUMMARY_IN_MEMORY_ROWS``, streamed from the file (bounded memory) beyond that.
+        ``table``: the run's rows, already in memory (the engine's, just written to the file)."""
+        if table is not None and table.num_rows <= SUMMARY_IN_MEMORY_ROWS:
+            names = table.column_names
+            return pl.from_arrow(table.select([c for c in _SUMMARY_COLUMNS if c in names])).lazy(), True
         lf = pl.scan_parquet(self.path / REQUESTS)
         try:
             rows = pq.ParquetFile(self.path / REQUESTS).metadata.num_rows
@@ -401,19 +421,21 @@ class Run:
         names = lf.collect_schema().names()
         return lf.select(*[c for c in _SUMMARY_COLUMNS if c in names]).collect().lazy(), True
 
-    def compute_summary(self) -> dict[str, Any]:
+    def compute_summary(self, table: pa.Table | None = None) -> dict[str, Any]:
+        """The summary of the run's rows (``table``: those rows, when they are in memory already)."""
         engine = self.meta.get("engine_stats") or {}
         shape = self.meta.get("shape") or {}
-        rows, in_memory = self._summary_rows()
+        rows, in_memory = self._summary_rows(table)
         return summarize(rows, duration_s=self.duration_s, in_memory=in_memory,
                          planned=engine.get("planned"), engine=engine, model=shape.get("model", "open"),
                          lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
 
-    def write_summary(self, slos: list | None = None) -> dict[str, Any]:
-        """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.slo.SLO)."""
+    def write_summary(self, slos: list | None = None, table: pa.Table | None = None) -> dict[str, Any]:
+        """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.slo.SLO);
+        ``table``: the rows of requests.parquet, when they are in memory already."""
         from .slo import evaluate
 
-        s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary()}
+        s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary(table)}
         if slos:
             s["slo"] = evaluate(slos, s)
         write_json(self.path / SUMMARY, s)

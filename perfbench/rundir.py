@@ -194,15 +194,21 @@ PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS,
 
 def journal_to_parquet(run_dir: Path) -> int:
     """Convert the journal into requests.parquet (row groups) and remove it; the row count."""
+    return convert_journal(run_dir).num_rows
+
+
+def convert_journal(run_dir: Path) -> pa.Table:
+    """:func:`journal_to_parquet`, returning the rows it wrote (their buffers map the removed
+    journal: the summary reads them from memory instead of decoding the Parquet file again)."""
     journal = run_dir / JOURNAL
     batches, _clean = read_journal(journal)
     tmp = run_dir / (REQUESTS + ".tmp")
+    table = pa.Table.from_batches(batches, schema=REQUEST_SCHEMA)
     with pq.ParquetWriter(tmp, REQUEST_SCHEMA, **PARQUET_OPTIONS) as writer:
-        table = pa.Table.from_batches(batches, schema=REQUEST_SCHEMA)
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, run_dir / REQUESTS)
     journal.unlink()
-    return sum(b.num_rows for b in batches)
+    return table
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,26 @@ def test_recorder_rows_come_back_exactly_with_their_endpoint_names_and_methods(m
                      "vu": vu, "stage": stage})
     rec.flush()
     assert len(got) == 1 and got[0].schema.equals(REQUEST_SCHEMA) and got[0].to_pylist() == want
+
+
+def test_the_summary_of_the_rows_in_memory_is_the_summary_of_the_file(tmp_path):
+    """The engine hands the rows it just converted to the summary (no second read of the file):
+    the same summary as one computed from requests.parquet."""
+    from perfbench.rundir import convert_journal
+
+    rd = _new(tmp_path)
+    rd.update_meta(engine_stats={"planned": 500, "capped": 3, "max_in_flight": 10}, elapsed_s=2.0,
+                   shape={"model": "open"})
+    j = Journal(rd.path)
+    rec = Recorder(j.write, flush_rows=128)
+    for i in range(500):
+        err = "timeout" if i % 37 == 0 else None
+        rec.add(i, ("a", "b", "c")[i % 3], "GET", i * 10**6, i * 10**6 + i % 7 * 1000, i * 10**6 + (i * 7919) % 10**7,
+                None if err else 200 + (i % 2) * 304, err, "read timeout" if err else None, 11, None, i % 2)
+    rec.flush()
+    j.close()
+    table = convert_journal(rd.path)
+    assert table.num_rows == 500 and not (rd.path / JOURNAL).exists()
+    run = Run.load(rd.path)
+    assert run.compute_summary(table) == run.compute_summary()
+    assert set(run.compute_summary(table)["endpoints"]) == {"a", "b", "c"}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TargetError
-from ..rundir import Journal, RunDir, git_commit, journal_to_parquet, machine_info, new_run_id, utc_now_iso
+from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info, new_run_id, utc_now_iso
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import ClosedPlan, OpenPlan
@@ -283,7 +283,8 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
             await stop_all(active, ctx, collected, announce)
     finally:
         await sender.close()
-    rows = journal_to_parquet(rd.path)
+    table = convert_journal(rd.path)
+    rows = table.num_rows
     engine_stats = {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
                     "capped": stats.capped, "aborted": stats.aborted, "max_in_flight": max_in_flight,
                     "max_in_flight_seen": stats.max_in_flight_seen, "path": sender.name}
@@ -293,5 +294,5 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
                    collectors=collected, start_unix_ns=ctx.start_unix_ns)
     from ..results import Run
 
-    summary = Run.load(rd.path).write_summary(slos)
+    summary = Run.load(rd.path).write_summary(slos, table)
     return RunResult(rd.path, rd.run_id, summary, stats.end_reason)
