@@ -7,8 +7,9 @@ fields go flat into one list, and the tuple is freed at once). Every ``flush_row
 by ``add``; the engine checks ``due`` on every tick and flushes at least every second) the rows
 become one Arrow record batch in the journal, so memory held is at most one batch: about 240
 bytes per unflushed row (its eleven list slots and its four large ints, measured with
-tracemalloc; the strings are shared), with 8,192 rows a batch, at most ~2 MB. Derived columns (endpoint and method names, latency,
-service time) are computed per batch, vectorized, not per request.
+tracemalloc; the strings are shared), with 8,192 rows a batch, at most ~2 MB. Derived columns
+(endpoint and method names, latency, service time) are computed per batch, vectorized, not per
+request.
 
 Converting rows to columns holds the event loop (about 0.17 µs a row: each column is a strided
 slice of the flat list, read by ``numpy.fromiter`` or ``pyarrow.array``, ~1.5 ms for a batch),
