@@ -21,9 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 
-from perfbench import results, shapes
+from perfbench import shapes
 from perfbench.agent import Agent, AgentCollector, AgentError, cache_hit
 from perfbench.agent.collector import records_to_tables
+from perfbench.analysis import results
 from perfbench.demo import create_app
 from perfbench.demo.app import AGENT
 from perfbench.demo.db import make_engine, prepare_database

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from perfbench import baselines
 from perfbench import compare as cmp
 from perfbench.cli import main
+from perfbench.compare import baselines
 from perfbench.errors import ConfigError
 from perfbench.importers import Measurements, samples_frame
 from perfbench.rundir import RunDir
@@ -103,7 +103,7 @@ def test_measurements_pass_through_load_side():
 
 def test_regression_notebook_parameters_are_typed():
     """papermill infers types only from annotations: every parameter of notebooks/regression.ipynb has one."""
-    from perfbench.experiments import notebook_parameters
+    from perfbench.experiments.runner import notebook_parameters
 
     params = notebook_parameters(Path(__file__).parent.parent / "notebooks" / "regression.ipynb")
     assert {k: v["type"] for k, v in params.items()} == {

@@ -1,6 +1,6 @@
-"""perfbench.charts: chart specs (``to_dict``), SVG rendering with vl-convert, input checks, payload size.
+"""perfbench.report.charts: chart specs (``to_dict``), SVG rendering with vl-convert, input checks, payload size.
 
-Frames come both hand-built and from a synthetic requests frame run through perfbench.results.
+Frames come both hand-built and from a synthetic requests frame run through perfbench.analysis.results.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 import vl_convert as vlc
 
-from perfbench import charts, results
+from perfbench.analysis import results
+from perfbench.report import charts
 from perfbench.rundir import ERROR_KINDS
 
 ENDPOINTS = ["GET /items", "GET /items/{id}", "POST /orders"]

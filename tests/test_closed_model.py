@@ -2,9 +2,9 @@ import polars as pl
 import pytest
 
 from perfbench import shapes
+from perfbench.analysis.results import Run
 from perfbench.engine import run_load
 from perfbench.errors import ConfigError
-from perfbench.results import Run
 from perfbench.scenario import Login, Request, Scenario
 
 S = 1_000_000_000

@@ -59,7 +59,7 @@ def test_beta_bootstrap_matches_resampling():
 def test_percentile_is_results_pct():
     import polars as pl
 
-    from perfbench.results import pct
+    from perfbench.analysis.results import pct
 
     xs = [3.0, 1.0, 2.0, 10.0, 7.0]
     for p in (0.5, 0.95, 0.99):

@@ -4,10 +4,10 @@ import polars as pl
 import pytest
 
 from perfbench import shapes
+from perfbench.analysis.results import Run
 from perfbench.demo.process import DemoProcess
 from perfbench.demo.scenario import demo_scenario
 from perfbench.engine import run_load
-from perfbench.results import Run
 
 pytestmark = pytest.mark.slow
 

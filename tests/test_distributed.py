@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 from perfbench import shapes
+from perfbench.analysis.results import PERCENTILES, Run
 from perfbench.distributed import (
     histogram_quantile,
     latency_histogram,
@@ -24,7 +25,6 @@ from perfbench.distributed import (
     split_budget,
 )
 from perfbench.errors import UnsafeTargetError
-from perfbench.results import PERCENTILES, Run
 
 
 # ------------------------------------------------------------------------------------ pure: the split

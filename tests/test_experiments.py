@@ -7,7 +7,7 @@ import re
 import pytest
 
 from perfbench.errors import ConfigError, ExperimentError
-from perfbench.experiments import list_experiments, run_experiment
+from perfbench.experiments.runner import list_experiments, run_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,7 @@ def test_a_missing_run_dir_is_named_before_anything_runs(tmp_path):
 
 def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, tmp_path, capsys):
     from perfbench.cli import main
-    from perfbench.reports_index import collect_runs
+    from perfbench.report.index import collect_runs
 
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     for _ in range(2):

@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 
 from perfbench import shapes
+from perfbench.analysis.results import Run
 from perfbench.engine import run_load
 from perfbench.engine.senders import HTTP_PATHS
-from perfbench.results import Run
 from perfbench.scenario import Request, Scenario
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"

@@ -11,8 +11,8 @@ import pytest
 
 from perfbench import compare as cmp
 from perfbench import importers
+from perfbench.analysis.results import endpoint_stats
 from perfbench.errors import ConfigError
-from perfbench.results import endpoint_stats
 from perfbench.rundir import REQUEST_SCHEMA
 
 DATA = Path(__file__).parent / "data" / "importers"

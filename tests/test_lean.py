@@ -16,6 +16,7 @@ import pytest
 from conftest import SEEN_IDS
 
 from perfbench import shapes
+from perfbench.analysis.results import Run
 from perfbench.engine import run_load
 from perfbench.engine.classify import classify
 from perfbench.engine.clock import FakeClock
@@ -23,7 +24,6 @@ from perfbench.engine.lean import LeanSender, lean_exception, lean_refusal
 from perfbench.engine.open_model import OpenModelEngine
 from perfbench.engine.recorder import MemorySink, Recorder
 from perfbench.engine.senders import AiohttpSender, AutoSender, make_sender
-from perfbench.results import Run
 from perfbench.scenario import IntRange, Request, Scenario
 
 PATHS = ("aiohttp", "lean")

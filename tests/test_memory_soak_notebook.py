@@ -8,7 +8,7 @@ import pytest
 
 @pytest.mark.slow
 def test_memory_soak_notebook_runs(tmp_path):
-    from perfbench.experiments import default_notebooks_dir, notebook_parameters, run_experiment
+    from perfbench.experiments.runner import default_notebooks_dir, notebook_parameters, run_experiment
 
     declared = notebook_parameters(default_notebooks_dir() / "memory_soak.ipynb")
     assert declared["duration"]["type"] == "float" and declared["memray"]["type"] == "bool"

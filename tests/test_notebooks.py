@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from perfbench.experiments import run_experiment
+from perfbench.experiments.runner import run_experiment
 
 pytestmark = pytest.mark.slow
 # any reference to another host: attributes, CSS url(), script import()/fetch of an http(s) URL
@@ -84,8 +84,8 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkey
                            runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Queries per request", "N+1 findings"])
     assert "test-token-0123456789abcdef" not in html + r.notebook.read_text()
+    from perfbench.analysis.results import Run, queries_with_requests
     from perfbench.profilers import queries as q
-    from perfbench.results import Run, queries_with_requests
 
     run = Run.load(r.run_dir)
     found = q.n_plus_one_summary(q.n_plus_one(queries_with_requests(run.requests, run.queries)))
@@ -106,7 +106,7 @@ def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):
                                                "clear_every_s": 0.5, "agent_token_env": "PERFBENCH_AGENT_TOKEN"},
                            runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["cold against warm", "p50 latency by endpoint"])
-    from perfbench.coldwarm import load_cold_warm, per_request_effect
+    from perfbench.experiments.coldwarm import load_cold_warm, per_request_effect
 
     found = load_cold_warm(r.run_dir)
     assert found["hit_rate"]["warm"]["hit_rate"] > found["hit_rate"]["cold"]["hit_rate"]

@@ -4,10 +4,10 @@ import polars as pl
 import pytest
 import vl_convert as vlc
 
-from perfbench import charts
+from perfbench.analysis.results import Run
 from perfbench.cli import main
 from perfbench.demo.process import DemoProcess
-from perfbench.results import Run
+from perfbench.report import charts
 
 
 @pytest.mark.slow

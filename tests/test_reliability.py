@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perfbench import shapes
+from perfbench.analysis.results import Run
 from perfbench.engine import run_load
 from perfbench.errors import ConfigError
-from perfbench.results import Run
 from perfbench.rundir import JOURNAL
 from perfbench.scenario import Login, Request, Scenario, load_toml
 
@@ -108,7 +108,7 @@ SECRETS = ("hunter2-pa55word", "sk_live_supersecret_token", "Bearer abc.def.secr
 
 
 def test_secrets_never_reach_the_run_directory_or_the_report(http_server, tmp_path):
-    from perfbench.experiments import run_experiment
+    from perfbench.experiments.runner import run_experiment
 
     scen = tmp_path / "secret_scenario.py"
     scen.write_text(f'''

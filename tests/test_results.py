@@ -4,7 +4,7 @@ import random
 import polars as pl
 import pytest
 
-from perfbench import results
+from perfbench.analysis import results
 
 
 def frame(latencies_ms, endpoint="a", errors=None, lag_ns=0):
@@ -71,7 +71,7 @@ def test_timeseries_and_histogram_shapes():
 
 
 def test_notebook_progress_bar():
-    from perfbench.nb import progress_bar
+    from perfbench.report.nb import progress_bar
 
     line = progress_bar({"elapsed_s": 9, "duration_s": 20, "completed_rps": 199.4, "p95_ms": 12.34,
                          "errors": {"timeout": 3}, "total": 1790}, width=20)

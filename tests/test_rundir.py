@@ -4,9 +4,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from perfbench.analysis.results import Run
 from perfbench.engine.recorder import Recorder
 from perfbench.errors import RunDirError
-from perfbench.results import Run
 from perfbench.rundir import (
     JOURNAL,
     REQUEST_SCHEMA,

@@ -18,10 +18,10 @@ import polars as pl
 import psutil
 import pytest
 
+from perfbench.analysis.results import Run
 from perfbench.cli import main
 from perfbench.demo.process import DemoProcess
 from perfbench.errors import ConfigError, TargetError, UnsafeTargetError
-from perfbench.results import Run
 from perfbench.service import ServiceProcess
 
 # a tiny stdlib HTTP service: starts in a fraction of a second

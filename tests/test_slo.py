@@ -1,8 +1,8 @@
 import pytest
 
+from perfbench.analysis.slo import evaluate, parse, parse_all
 from perfbench.cli import main
 from perfbench.errors import ConfigError
-from perfbench.slo import evaluate, parse, parse_all
 
 SUMMARY = {
     "overall": {"count": 100, "error_rate": 0.02, "rps": 99.5,

@@ -14,8 +14,8 @@ from aiohttp import web
 from conftest import ThreadServer
 
 from perfbench import shapes
+from perfbench.analysis.results import Run
 from perfbench.engine import run_load
-from perfbench.results import Run
 from perfbench.scenario import Request, Scenario
 
 pytestmark = pytest.mark.slow

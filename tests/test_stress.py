@@ -6,8 +6,8 @@ from conftest import ThreadServer
 
 from perfbench.cli import main
 from perfbench.errors import ConfigError
+from perfbench.experiments.stress import load_stress, rates, steps_frame, stress
 from perfbench.scenario import Request, Scenario
-from perfbench.stress import load_stress, rates, steps_frame, stress
 
 
 def test_rates():

@@ -42,8 +42,8 @@ def check_slos(results: list[dict]) -> None:
     """Print SLO verdicts; raise SLOBreached (exit 10) when any is broken."""
     if not results:
         return
+    from ..analysis.slo import broken, format_results
     from ..errors import SLOBreached
-    from ..slo import broken, format_results
 
     print(format_results(results))
     bad = broken(results)

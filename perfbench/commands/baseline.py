@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def cmd_save(args) -> int:
-    from ..baselines import save
+    from ..compare.baselines import save
 
     path = save(args.source, args.name, root=args.baselines_dir, max_requests=args.max_requests,
                 overwrite=args.force)
@@ -38,7 +38,7 @@ def cmd_save(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from ..baselines import list_baselines
+    from ..compare.baselines import list_baselines
 
     rows = list_baselines(args.baselines_dir)
     if not rows:

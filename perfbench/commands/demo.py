@@ -26,7 +26,7 @@ def cmd_demo(args) -> int:
     import secrets
 
     from ..demo.process import DemoProcess
-    from ..experiments import run_experiment
+    from ..experiments.runner import run_experiment
 
     # The demo runs the perfbench agent, so the report joins each request to the SQL it caused.
     # The token travels in the environment (inherited by the demo and the notebook's kernel),

@@ -36,7 +36,7 @@ def _add_experiment(sub) -> None:
 
 
 def cmd_experiment(args) -> int:
-    from ..experiments import run_experiment
+    from ..experiments.runner import run_experiment
 
     params = {k: param_value(v) for k, v in args.parameter}
     result = run_experiment(args.name, params, runs_dir=args.runs_dir, reports_dir=args.reports_dir,
@@ -57,7 +57,7 @@ def _add_experiments_list(sub) -> None:
 
 
 def cmd_experiments(args) -> int:
-    from ..experiments import list_experiments
+    from ..experiments.runner import list_experiments
 
     for name, params in list_experiments(args.notebooks_dir).items():
         print(name)

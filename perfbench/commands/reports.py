@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 
 def cmd_reports(args) -> int:
-    from ..reports_index import write_index
+    from ..report.index import write_index
 
     print(f"index: {write_index(args.runs_dir, args.reports_dir)}")
     return 0

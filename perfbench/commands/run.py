@@ -169,7 +169,7 @@ def cmd_run(args) -> int:
     import contextlib
 
     from ..engine import run_load
-    from ..report_text import endpoint_table_text
+    from ..report.text import endpoint_table_text
     from ..scenario import load_scenario
     from ._util import err
 

@@ -43,9 +43,9 @@ def register(sub) -> None:
 
 
 def cmd_stress(args) -> int:
+    from ..experiments.stress import DEFAULT_SLOS, stress
     from ..scenario import load_scenario
     from ..shapes import parse_duration
-    from ..stress import DEFAULT_SLOS, stress
 
     result = stress(args.target, load_scenario(args.scenario, args.path), start=args.start, step=args.step,
                     factor=args.factor, max_rate=args.max_rate, step_duration=parse_duration(args.step_duration),

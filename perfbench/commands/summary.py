@@ -22,9 +22,9 @@ def register(sub) -> None:
 
 
 def cmd_summary(args) -> int:
-    from ..report_text import endpoint_table_text
-    from ..results import Run
-    from ..slo import evaluate, parse_all
+    from ..analysis.results import Run
+    from ..analysis.slo import evaluate, parse_all
+    from ..report.text import endpoint_table_text
 
     slos = parse_all(args.slo)
     run = Run.load(args.run_dir)

@@ -54,11 +54,11 @@ from __future__ import annotations
 
 import os
 
-from ..baselines import DEFAULT_ROOT
-from ..baselines import load as load_baseline
-from ..baselines import resolve as resolve_baseline
 from ..importers import Measurements
 from ..importers import load as load_source
+from .baselines import DEFAULT_ROOT
+from .baselines import load as load_baseline
+from .baselines import resolve as resolve_baseline
 from .core import (
     DEFAULT_CONFIDENCE,
     DEFAULT_STATS,

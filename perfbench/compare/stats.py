@@ -27,7 +27,7 @@ MIN_TAIL = 10  # a percentile needs at least this many samples beyond it on each
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """The inverted-CDF percentile (as ``perfbench.results.pct``) of already sorted values."""
+    """The inverted-CDF percentile (as ``perfbench.analysis.results.pct``) of already sorted values."""
     n = len(sorted_values)
     return sorted_values[max(math.ceil(n * p), 1) - 1]
 

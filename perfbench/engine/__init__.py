@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..analysis.slo import parse_all as parse_slos
 from ..errors import TargetError
 from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info, new_run_id, utc_now_iso
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import ClosedPlan, OpenPlan
-from ..slo import parse_all as parse_slos
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
 from .heap import frozen_heap
@@ -64,7 +64,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     ``handle_signals`` is set. Only loopback targets are loaded unless ``allow_hosts`` names
     the host. ``collectors`` (see ``perfbench.engine.collectors``) run beside the load and
     write their own files into the run directory. ``slos`` (``"p95<300ms"``, see
-    ``perfbench.slo``) are checked at the end and stored in summary.json under ``slo``.
+    ``perfbench.analysis.slo``) are checked at the end and stored in summary.json under ``slo``.
 
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
@@ -212,8 +212,8 @@ def _run_distributed(target, plan, scenario, *, runs_dir, run_id, workers, sched
 async def _run_distributed_async(client, target, plan, scenario, *, runs_dir, run_id, max_in_flight, max_requests,
                                  timeout, grace, lag_bound_ms, progress, handle_signals, parameters, code_dir,  # noqa: ASYNC109
                                  announce, collectors, http_path, slos) -> RunResult:
+    from ..analysis.results import Run
     from ..distributed import run_distributed
-    from ..results import Run
 
     rd = RunDir.create(runs_dir, run_id)
     meta = _meta(target, scenario, plan, max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout,
@@ -292,7 +292,7 @@ async def _run_async(target, plan, scenario, *, runs_dir, run_id, max_in_flight,
                    elapsed_s=run_span(elapsed, plan.duration, stats.end_reason, stats.capped), rows=rows,
                    engine_stats=engine_stats,
                    collectors=collected, start_unix_ns=ctx.start_unix_ns)
-    from ..results import Run
+    from ..analysis.results import Run
 
     summary = Run.load(rd.path).write_summary(slos, table)
     return RunResult(rd.path, rd.run_id, summary, stats.end_reason)

@@ -35,7 +35,7 @@ __all__ = ["OVERALL", "Measurements", "from_run", "load", "read_k6_json", "read_
 
 def from_run(path: str | Path) -> Measurements:
     """A perfbench run directory as Measurements (every request, machine and versions from meta.json)."""
-    from ..results import CLOSED_MODEL_NOTE, Run
+    from ..analysis.results import CLOSED_MODEL_NOTE, Run
 
     run = Run.load(path)
     summary = run.summary()

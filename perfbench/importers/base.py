@@ -2,8 +2,8 @@
 
 A source with raw samples (a perfbench run, a baseline, Locust's per-request log, k6's ``--out json``,
 pytest-benchmark JSON with its ``data``) gives ``requests``: a frame with the columns of
-``perfbench.rundir.REQUEST_SCHEMA`` (times in integer ns from the first sample), so ``perfbench.results``
-and ``perfbench.charts`` work on it unchanged. A source with aggregates only (Locust's ``_stats.csv``, k6's
+``perfbench.rundir.REQUEST_SCHEMA`` (times in integer ns from the first sample), so ``perfbench.analysis.results``
+and ``perfbench.report.charts`` work on it unchanged. A source with aggregates only (Locust's ``_stats.csv``, k6's
 ``--summary-export``, pytest-benchmark without data) gives ``summary``: one row per endpoint with the
 columns of ``results.endpoint_stats`` that it knows (``count, errors, rps, p50_ms, p90_ms, p95_ms, p99_ms,
 p99_9_ms, max_ms, mean_ms, min_ms``; null where the source does not say).

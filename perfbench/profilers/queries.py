@@ -714,7 +714,7 @@ def queries_per_request_stats(per_request: pl.DataFrame, *, endpoint: str = "end
     """The distribution of queries per request per endpoint: requests, min, p50, p90, p99, max, mean."""
     import polars as pl
 
-    from ..results import pct
+    from ..analysis.results import pct
 
     return (per_request.lazy().group_by(endpoint)
             .agg(pl.len().alias("requests"), pl.col("queries").min().alias("min"),
@@ -729,7 +729,7 @@ def slowest_fingerprints(queries: pl.LazyFrame | pl.DataFrame, top: int | None =
     """Per fingerprint: count, total_ms, mean_ms, p95_ms, max_ms, requests, endpoints; by total time."""
     import polars as pl
 
-    from ..results import pct
+    from ..analysis.results import pct
 
     ms = pl.col("duration_ns") / 1e6
     out = (queries.lazy().group_by("fingerprint")

@@ -24,11 +24,11 @@ from typing import Any
 
 import polars as pl
 
-from .errors import ConfigError, RunDirError
-from .importers import Measurements
-from .importers import load as load_source
-from .importers.base import REQUEST_DTYPES
-from .rundir import read_json, utc_now_iso, write_json
+from ..errors import ConfigError, RunDirError
+from ..importers import Measurements
+from ..importers import load as load_source
+from ..importers.base import REQUEST_DTYPES
+from ..rundir import read_json, utc_now_iso, write_json
 
 FORMAT_VERSION = 1
 BASELINE = "baseline.json"

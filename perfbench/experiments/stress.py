@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import shapes
-from .engine import run_load
-from .errors import ConfigError
-from .rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
-from .scenario import Scenario
-from .slo import broken, evaluate, parse_all
+from .. import shapes
+from ..analysis.slo import broken, evaluate, parse_all
+from ..engine import run_load
+from ..errors import ConfigError
+from ..rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
+from ..scenario import Scenario
 
 STRESS = "stress.json"
 DEFAULT_SLOS = ("p99<1s", "errors<1%")

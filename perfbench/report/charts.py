@@ -1,4 +1,4 @@
-"""Charts: pure functions from the small, already aggregated frames of ``perfbench.results`` to Altair charts.
+"""Charts: pure functions from the small, already aggregated frames of ``perfbench.analysis.results`` to Altair charts.
 
     hist = results.latency_histogram(run.requests)
     charts.latency_histogram(hist, percentiles={"p50": 4.1, "p99": 19.0})
@@ -19,7 +19,7 @@ import altair as alt
 import polars as pl
 import polars.selectors as cs
 
-from .rundir import ERROR_KINDS
+from ..rundir import ERROR_KINDS
 
 WIDTH = 640
 HEIGHT = 240
@@ -311,7 +311,7 @@ def _frame(df: pl.DataFrame, cols: list[str], func: str, producer: str | None = 
 
     Raises ValueError naming the missing columns and the function that makes the right frame.
     """
-    where = source or f"the frame perfbench.results.{producer}() returns"
+    where = source or f"the frame perfbench.analysis.results.{producer}() returns"
     if not isinstance(df, pl.DataFrame):
         hint = " (call .collect() first)" if isinstance(df, pl.LazyFrame) else ""
         raise TypeError(f"charts.{func}: expected a polars DataFrame, {where}; got {type(df).__name__}{hint}")
@@ -584,7 +584,7 @@ def latency_vs_queries(per_request: pl.DataFrame, *, max_points: int = 4000,
 
 
 # --- experiments: stress, spike, soak, cold versus warm -----------------------------------------------------
-# Frames from perfbench.stress.steps_frame, perfbench.analysis and perfbench.results.percentile_curve.
+# Frames from perfbench.experiments.stress.steps_frame, perfbench.analysis.trends and perfbench.analysis.results.percentile_curve.
 
 
 def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
@@ -593,7 +593,7 @@ def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
     """Achieved (all and successful) against offered req/s per stress step, with the ideal diagonal
     and the breaking point as a rule. Expects ``offered_rps, achieved_rps, ok_rps`` (stress.steps_frame)."""
     df = _frame(steps, ["offered_rps", "achieved_rps", "ok_rps"], "stress_throughput",
-                source="the frame perfbench.stress.steps_frame() returns")
+                source="the frame perfbench.experiments.stress.steps_frame() returns")
     if df is None or df.height == 0:
         return _empty("no steps", title, width)
     long = df.unpivot(index="offered_rps", variable_name="series", value_name="rps").with_columns(
@@ -617,7 +617,7 @@ def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaki
     """p50/p95/p99 latency per stress step against the offered rate: the knee is where they leave
     the floor. Expects ``offered_rps, p50_ms, p95_ms, p99_ms`` (stress.steps_frame)."""
     df = _frame(steps, ["offered_rps", "p50_ms", "p95_ms", "p99_ms"], "stress_latency",
-                source="the frame perfbench.stress.steps_frame() returns")
+                source="the frame perfbench.experiments.stress.steps_frame() returns")
     if df is None or df.height == 0:
         return _empty("no steps", title, width)
     long = (df.unpivot(index="offered_rps", variable_name="series", value_name="value_ms")
@@ -639,7 +639,7 @@ def error_rate_steps(steps: pl.DataFrame, *, title: str = "Error rate per step (
                      height: int = 160) -> alt.Chart:
     """Error rate (%) per stress step. Expects ``offered_rps, error_rate`` (stress.steps_frame)."""
     df = _frame(steps, ["offered_rps", "error_rate"], "error_rate_steps",
-                source="the frame perfbench.stress.steps_frame() returns")
+                source="the frame perfbench.experiments.stress.steps_frame() returns")
     if df is None or df.height == 0:
         return _empty("no steps", title, width)
     return alt.Chart(df.with_columns((pl.col("error_rate").fill_null(0) * 100).alias("pct"))).mark_bar(
@@ -824,7 +824,7 @@ def trend(runs: pl.DataFrame, *, title: str = "p95 latency and throughput across
     """p95 latency (ms) and throughput (req/s) per run over time, for runs of one experiment.
     Expects ``started_at`` (ISO text or datetime), ``run_id``, ``p95_ms``, ``rps``."""
     df = _frame(runs, ["started_at", "run_id", "p95_ms", "rps"], "trend",
-                source="a frame of runs (perfbench.reports_index.collect_runs)")
+                source="a frame of runs (perfbench.report.index.collect_runs)")
     if df is None or df.height == 0:
         return _empty("no runs", title, width)
     if df.schema["started_at"] == pl.String:

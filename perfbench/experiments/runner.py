@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ExperimentError
-from .rundir import new_run_id
+from ..errors import ConfigError, ExperimentError
+from ..rundir import new_run_id
 
-TEMPLATE = Path(__file__).parent / "templates" / "offline.html.j2"
+TEMPLATE = Path(__file__).parent.parent / "report" / "templates" / "offline.html.j2"
 # parameters the runner sets itself; a notebook that takes them gets them
 RUNNER_PARAMETERS = ("run_id", "runs_dir")
 
@@ -141,7 +141,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     verdict_file = reports / f".{run_id}.{name}.verdict.json"
     verdict_file.unlink(missing_ok=True)
     log(f"perfbench: running experiment {name} ({path.name}) as run {run_id}")
-    from .nb import VERDICT_FILE_ENV
+    from ..report.nb import VERDICT_FILE_ENV
 
     before = os.environ.get(VERDICT_FILE_ENV)
     os.environ[VERDICT_FILE_ENV] = str(verdict_file.resolve())  # the kernel inherits the environment
@@ -177,7 +177,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
 def _record(run_dir: Path, name: str, params: dict[str, Any], notebook: Path, report: Path,
             verdict: dict | None) -> dict | None:
     """Write the experiment's parameters and outcome into the run's meta.json; the updated meta."""
-    from .rundir import RunDir, redact
+    from ..rundir import RunDir, redact
 
     if not (run_dir / "meta.json").is_file():
         return None

@@ -20,8 +20,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import RunDirError
-from .rundir import REQUESTS, SUMMARY, RunDir, read_json, write_json
+from ..errors import RunDirError
+from ..rundir import REQUESTS, SUMMARY, RunDir, read_json, write_json
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.999}
 DEFAULT_LAG_BOUND_MS = 10.0
@@ -431,7 +431,7 @@ class Run:
                          lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
 
     def write_summary(self, slos: list | None = None, table: pa.Table | None = None) -> dict[str, Any]:
-        """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.slo.SLO);
+        """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.analysis.slo.SLO);
         ``table``: the rows of requests.parquet, when they are in memory already."""
         from .slo import evaluate
 

@@ -97,7 +97,7 @@ def verdict(run_dir, ok: bool, text: str):
 
     from IPython.display import Markdown
 
-    from .rundir import RunDir
+    from ..rundir import RunDir
 
     record = {"ok": bool(ok), "text": text}
     if run_dir:

@@ -31,12 +31,12 @@ from typing import Any
 
 import polars as pl
 
-from .engine import run_load
-from .errors import ConfigError, TargetError
-from .rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
-from .safety import check_target
-from .scenario import Scenario
-from .shapes import OpenPlan
+from ..engine import run_load
+from ..errors import ConfigError, TargetError
+from ..rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
+from ..safety import check_target
+from ..scenario import Scenario
+from ..shapes import OpenPlan
 
 COLDWARM = "coldwarm.json"
 
@@ -144,8 +144,8 @@ def cold_warm(target: str, scenario: Scenario | None, plan: OpenPlan, *, clear_p
               collectors: Callable[[], list] | None = None, progress=False,
               announce: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the cold and the warm load and judge the cache; returns (and writes) coldwarm.json."""
-    from .compare import compare
-    from .importers import from_run
+    from ..compare import compare
+    from ..importers import from_run
 
     if not 0 < ratio < 1:
         raise ConfigError(f"ratio must be between 0 and 1 (warm p50 below ratio x cold p50), got {ratio!r}")
@@ -200,7 +200,7 @@ def load_cold_warm(path: str | Path) -> dict[str, Any]:
 def per_request_effect(run_dir: str | Path) -> pl.DataFrame:
     """With the agent's cache events: per endpoint, the latency of requests that missed against
     those that hit (p50 and p95, ms), from one run. Empty without ``cache.parquet``."""
-    from .results import Run, pct
+    from ..analysis.results import Run, pct
 
     run = Run.load(run_dir)
     cache = Path(run_dir) / "cache.parquet"
@@ -222,7 +222,7 @@ def _ratio_interval(numerator: list[float], denominator: list[float], confidence
     import math
     import random
 
-    from .compare.stats import bootstrap_log_percentile, percentile
+    from ..compare.stats import bootstrap_log_percentile, percentile
 
     rng = random.Random(seed)
     a, b = sorted(numerator), sorted(denominator)
@@ -240,7 +240,7 @@ def miss_hit_verdicts(run_dirs: list[Path], *, ratio: float, confidence: float, 
     """Per endpoint with cache events (the agent's ``cache.parquet``): median latency of the requests
     that hit against those that missed, pooled over ``run_dirs``, with a bootstrap interval; the
     verdict against ``ratio``. Endpoints with fewer than ``min_each`` hits or misses are left out."""
-    from .results import Run
+    from ..analysis.results import Run
 
     frames = []
     for rd in run_dirs:

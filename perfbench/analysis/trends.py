@@ -1,4 +1,4 @@
-"""Analyses of experiments, as pure functions on the frames of ``perfbench.results``.
+"""Analyses of experiments, as pure functions on the frames of ``perfbench.analysis.results``.
 
 - :func:`spike_recovery`: baseline, spike, recovery: how long until latency is back to baseline?
 - :func:`drift`: does latency creep up over a long run (a soak)? slope with a confidence interval.
