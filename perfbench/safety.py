@@ -15,15 +15,19 @@ from .errors import ConfigError, UnsafeTargetError
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and the usual names of localhost."""
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
+def is_loopback_address(address: str | None) -> bool:
+    """True for an IP address in 127.0.0.0/8 or ::1 (a zone suffix such as ``%lo`` is ignored); names are not."""
+    if not address:
+        return False
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(address.strip("[]").split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the usual names of localhost."""
+    return host.strip("[]").lower() in LOOPBACK_NAMES or is_loopback_address(host)
 
 
 def check_target(url: str, allow_hosts: Iterable[str] = ()) -> str:

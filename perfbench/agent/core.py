@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 import re
@@ -12,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..profilers import queries as q
+from ..safety import is_loopback_address
+from ..wire import REQUEST_ID_HEADER
 
-REQUEST_ID_HEADER = "X-Request-Id"
 TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
 MIN_TOKEN_LENGTH = 16
@@ -39,15 +39,6 @@ def cache_miss(name: str | None = None) -> None:
 def current_request() -> q.RequestTag | None:
     """The request the agent bound to this context (request_id, endpoint), or None outside one."""
     return q.REQUEST.get()
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def path_template(path: str) -> str:
@@ -115,7 +106,7 @@ class Agent:
     def handle(self, method: str, path: str, query: dict[str, str], client_host: str | None,
                token: str | None) -> tuple[int, dict[str, Any]]:
         """Answer an agent endpoint: ``(status, json body)``. Framework-free, for both middlewares."""
-        if not is_loopback(client_host):
+        if not is_loopback_address(client_host):
             return 403, {"error": "the perfbench agent answers only loopback clients"}
         if self._token is None or token is None or not hmac.compare_digest(token.encode("utf-8"), self._token):
             return 401, {"error": f"missing or wrong {TOKEN_HEADER}"}

@@ -31,6 +31,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from ..wire import REQUEST_ID_HEADER
 from . import leak, notifications, posts, reports
 from .auth import DEFAULT_ITERATIONS, TokenSigner, hash_password, verify_password
 from .cache import DEFAULT_PREFIX, make_cache
@@ -42,7 +43,6 @@ from .validation import ApiError, read_json_object, require_str
 
 log = logging.getLogger("perfbench.demo")
 
-REQUEST_ID_HEADER = "X-Request-Id"
 AGENT: web.AppKey[Any] = web.AppKey("perfbench_agent", object)
 routes = web.RouteTableDef()
 

@@ -29,6 +29,7 @@ from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info,
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import ClosedPlan, OpenPlan
+from ..wire import REQUEST_ID_HEADER
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
 from .heap import frozen_heap
@@ -179,7 +180,7 @@ def _meta(target, scenario, plan, *, max_in_flight, max_requests, timeout, grace
                        "grace_s": grace, "lag_bound_ms": lag_bound_ms, "slos": [x.text for x in slos],
                        **parameters},
         "engine": {"path": path, "model": "closed" if isinstance(plan, ClosedPlan) else "open",
-                   "retries": "disabled", "request_id_header": "X-Request-Id"},
+                   "retries": "disabled", "request_id_header": REQUEST_ID_HEADER},
         "started_at": utc_now_iso(),
         "start_unix_ns": time.time_ns(),
         "ended_at": None,

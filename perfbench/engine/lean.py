@@ -59,13 +59,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from ..wire import REQUEST_ID_HEADER
+
 try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
     import httptools
 except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
 LEAN_MAX_BODY = 64 * 1024  # request bodies up to this size go on the lean path under ``auto``
-REQUEST_ID_HEADER = "X-Request-Id"
 _now = time.perf_counter_ns
 # paths sent exactly as written; anything else is normalized and quoted the way aiohttp does
 # (yarl), so both paths put the same request line on the wire

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from ..scenario import Request, Scenario
 from ..shapes import OpenPlan
+from ..wire import REQUEST_ID_HEADER
 from .clock import MonotonicClock
 from .lean import PreciseTimer
 from .recorder import Recorder
@@ -61,7 +62,6 @@ SLOW_TICK_NS = 10_000_000  # the tick while every slot is busy and arrivals queu
 # (lags up to 0.8 ms); below 1/TICK_NS req/s, one tick per arrival without re-arming the timer.
 ALIGN_SLACK_NS = 20_000
 REALIGN_NS = 1_000_000_000  # re-phase the aligned tick this often (the period is rounded to 1 ns)
-REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def _status_kind(status: int) -> str:

@@ -7,8 +7,7 @@ import itertools
 import random
 
 from ..scenario import Request, Scenario
-
-REQUEST_ID_HEADER = "X-Request-Id"
+from ..wire import REQUEST_ID_HEADER
 
 
 class PreparedScenario:

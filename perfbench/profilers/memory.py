@@ -60,7 +60,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import os
 import shutil
@@ -74,6 +73,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from ..safety import is_loopback_address
 
 if TYPE_CHECKING:  # polars is imported lazily: the service side of this module runs inside targets
     import polars as pl
@@ -130,15 +131,6 @@ def snapshot_data(snapshot: tracemalloc.Snapshot | None = None, *, label: str = 
 # --- the service side: a sub-app a Python service mounts ---------------------------------------------------
 
 
-def _loopback(remote: str | None) -> bool:
-    if not remote:
-        return False
-    try:
-        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def memory_app(token: str, *, nframes: int = DEFAULT_NFRAMES) -> web.Application:
     """The sub-app (routes ``status``, ``start``, ``snapshot``); mount it with :func:`install`."""
     if not token or len(token) < 16:
@@ -146,7 +138,7 @@ def memory_app(token: str, *, nframes: int = DEFAULT_NFRAMES) -> web.Application
 
     @web.middleware
     async def guard(request: web.Request, handler):
-        if not _loopback(request.remote):
+        if not is_loopback_address(request.remote):
             raise web.HTTPForbidden(text="perfbench memory endpoint: loopback clients only")
         if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
             raise web.HTTPUnauthorized(text=f"perfbench memory endpoint: missing or wrong {TOKEN_HEADER}")
