@@ -1,8 +1,10 @@
 """The one error hierarchy of perfbench, and the exit codes the CLI maps it to.
 
     PerfbenchError                  anything perfbench refuses or cannot do (exit 1)
-    ├── ConfigError                 bad input: a field, a value, a file (exit 2)
-    │   └── UnsafeTargetError       a target outside loopback that was not allow-listed (exit 2)
+    ├── ConfigError                 bad input: a field, a value, a file (exit 2); also a ValueError
+    │   ├── UnsafeTargetError       a target outside loopback that was not allow-listed (exit 2)
+    │   └── FrameError              a frame of the wrong type or shape handed to a chart (exit 2); also a TypeError
+    ├── ProfilerError               a profiler could not watch its process (the load goes on; exit 1)
     ├── RunDirError                 a run directory that is missing, corrupt or of an unknown schema (exit 3)
     ├── TargetError                 the target could not be started or reached at all (exit 4)
     └── ExperimentError             a notebook failed while papermill ran it (exit 5)
@@ -22,8 +24,11 @@ class PerfbenchError(Exception):
     exit_code = 1
 
 
-class ConfigError(PerfbenchError):
-    """Bad input. ``problems`` lists every problem found, so the user fixes them all at once."""
+class ConfigError(PerfbenchError, ValueError):
+    """Bad input. ``problems`` lists every problem found, so the user fixes them all at once.
+
+    Also a ``ValueError``, so code that catches the built-in for a bad value keeps working.
+    """
 
     exit_code = 2
 
@@ -36,6 +41,14 @@ class ConfigError(PerfbenchError):
 
 class UnsafeTargetError(ConfigError):
     """The target is not on loopback and its host is not in the allow-list."""
+
+
+class FrameError(ConfigError, TypeError):
+    """A chart or analysis was given something other than the frame it takes (also a ``TypeError``)."""
+
+
+class ProfilerError(PerfbenchError, RuntimeError):
+    """A profiler could not start or read the process it watches; the run records it and goes on."""
 
 
 class RunDirError(PerfbenchError):

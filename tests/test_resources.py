@@ -11,6 +11,7 @@ import pytest
 
 from perfbench import shapes
 from perfbench.engine import run_load
+from perfbench.errors import ProfilerError
 from perfbench.profilers.resources import ResourceSampler, read_resources
 from perfbench.scenario import single
 
@@ -78,5 +79,5 @@ def test_no_pid_is_refused():
     class NotStarted:
         pid = None
 
-    with pytest.raises(ValueError, match="no process to watch"):
+    with pytest.raises(ProfilerError, match="no process to watch"):
         ResourceSampler(NotStarted()).start_sync()

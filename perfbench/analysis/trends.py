@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from ..errors import ConfigError
 from .results import pct, with_ms
 
 
@@ -54,7 +55,7 @@ def spike_recovery(ts: pl.DataFrame, *, spike_start_s: float, spike_end_s: float
     """
     need = {"t_s", metric, "errors", "requests"}
     if not need <= set(ts.columns):
-        raise ValueError(f"spike_recovery: needs columns {sorted(need)} (results.latency_timeseries), "
+        raise ConfigError(f"spike_recovery: needs columns {sorted(need)} (results.latency_timeseries), "
                          f"got {ts.columns}")
     before = ts.filter(pl.col("t_s") < spike_start_s)
     during = ts.filter((pl.col("t_s") >= spike_start_s) & (pl.col("t_s") < spike_end_s))

@@ -21,6 +21,8 @@ import hmac
 import time
 from collections.abc import Callable
 
+from ..errors import ConfigError
+
 ALGORITHM = "pbkdf2_sha256"
 # Real hashing, but cheap enough that seeding 1,000 users takes a fraction of a
 # second on two cores (about 0.2 ms per 1,000 iterations here). Production
@@ -46,9 +48,9 @@ def hash_password(password: str, *, salt: bytes, iterations: int = DEFAULT_ITERA
     'pbkdf2_sha256$1000$M'
     """
     if not 1 <= iterations <= MAX_ITERATIONS:
-        raise ValueError(f"iterations must be between 1 and {MAX_ITERATIONS}, got {iterations}")
+        raise ConfigError(f"iterations must be between 1 and {MAX_ITERATIONS}, got {iterations}")
     if len(salt) < 8:
-        raise ValueError(f"salt must be at least 8 bytes, got {len(salt)}")
+        raise ConfigError(f"salt must be at least 8 bytes, got {len(salt)}")
     digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
     return f"{ALGORITHM}${iterations}${_b64encode(salt)}${_b64encode(digest)}"
 
@@ -84,9 +86,9 @@ class TokenSigner:
 
     def __init__(self, secret: bytes, *, ttl: float = 3600.0, clock: Callable[[], float] = time.time):
         if len(secret) < 16:
-            raise ValueError(f"token secret must be at least 16 bytes, got {len(secret)}")
+            raise ConfigError(f"token secret must be at least 16 bytes, got {len(secret)}")
         if ttl <= 0:
-            raise ValueError(f"token ttl must be positive, got {ttl}")
+            raise ConfigError(f"token ttl must be positive, got {ttl}")
         self._secret = secret
         self._ttl = ttl
         self._clock = clock

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from ..agent import cache_hit, cache_miss
+from ..errors import ConfigError
 
 DEFAULT_PREFIX = "perfbench:demo:"
 
@@ -120,7 +121,7 @@ class RedisCache(Cache):
         import redis.asyncio as aioredis  # only needed when Redis is asked for
 
         if not prefix:
-            raise ValueError("a Redis cache needs a non-empty key prefix, or clear() would empty the database")
+            raise ConfigError("a Redis cache needs a non-empty key prefix, or clear() would empty the database")
         self.prefix = prefix
         self._redis = aioredis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
         # SCAN MATCH is a glob: a prefix containing * ? [ ] \ must not match other keys.
@@ -159,4 +160,4 @@ def make_cache(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> Cache
         return MemoryCache()
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisCache(url, prefix=prefix)
-    raise ValueError(f"unsupported cache URL {url!r}: use redis://host:port/db, or none for the in-process cache")
+    raise ConfigError(f"unsupported cache URL {url!r}: use redis://host:port/db, or none for the in-process cache")

@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..errors import ConfigError
 from .auth import DEFAULT_ITERATIONS
 from .seed import DEFAULT_SEED, seed_database
 
@@ -37,7 +38,7 @@ def database_url(db_url: str | None = None, db_path: str | Path | None = None) -
         return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     if backend == "sqlite" and driver in ("", "aiosqlite"):
         return url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    raise ValueError(
+    raise ConfigError(
         f"unsupported demo database URL scheme {url.drivername!r}: "
         "use postgresql+asyncpg://user@host/db, sqlite+aiosqlite:///path, or no URL for the default SQLite file"
     )
@@ -45,7 +46,7 @@ def database_url(db_url: str | None = None, db_path: str | Path | None = None) -
 
 def _checked_schema(name: str) -> str:
     if not _SCHEMA_NAME.match(name):
-        raise ValueError(f"db_schema must be a lower-case SQL identifier (letters, digits, _), got {name!r}")
+        raise ConfigError(f"db_schema must be a lower-case SQL identifier (letters, digits, _), got {name!r}")
     return name
 
 
@@ -73,7 +74,7 @@ def make_engine(
     url = database_url(db_url, db_path)
     if url.startswith("sqlite"):
         if db_schema is not None:
-            raise ValueError("db_schema is only supported with PostgreSQL")
+            raise ConfigError("db_schema is only supported with PostgreSQL")
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import PerfbenchError
+
 
 @dataclass
 class RunContext:
@@ -35,7 +37,7 @@ class RunContext:
     def run_ns(self, perf_counter_ns: int) -> int:
         """A ``time.perf_counter_ns()`` reading as ns from the run's start (the requests' time base)."""
         if self.t0_ns is None:
-            raise RuntimeError("the run has not started yet")
+            raise PerfbenchError("the run has not started yet")
         return perf_counter_ns - self.t0_ns
 
     @staticmethod

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError, ProfilerError
 from .resources import resolve_pid
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class PySpyCollector:
                  subprocesses: bool = False, idle: bool = False, gil: bool = False, nonblocking: bool = False,
                  attach_timeout: float = 20.0, stop_timeout: float = 60.0):
         if format not in OUTPUTS:
-            raise ValueError(f"format must be one of {', '.join(OUTPUTS)}; got {format!r}")
+            raise ConfigError(f"format must be one of {', '.join(OUTPUTS)}; got {format!r}")
         self.target = target
         self.rate = rate
         self.format = format
@@ -83,15 +84,15 @@ class PySpyCollector:
 
         return await asyncio.to_thread(self.stop_sync)
 
-    def _fail(self, why: str) -> RuntimeError:
-        return RuntimeError(f"py-spy could not profile PID {self.pid}: {why}; no CPU profile for this run, "
+    def _fail(self, why: str) -> ProfilerError:
+        return ProfilerError(f"py-spy could not profile PID {self.pid}: {why}; no CPU profile for this run, "
                             f"the load goes on")
 
     def start_sync(self, run_dir: str | Path) -> None:
         try:
             self.pid = resolve_pid(self.target)
-        except ValueError as exc:
-            raise RuntimeError(f"py-spy: {exc}; no CPU profile for this run, the load goes on") from None
+        except ProfilerError as exc:
+            raise ProfilerError(f"py-spy: {exc}; no CPU profile for this run, the load goes on") from None
         exe = pyspy_executable()
         if exe is None:
             raise self._fail("py-spy is not installed (pip install py-spy)")

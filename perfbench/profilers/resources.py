@@ -50,6 +50,8 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import ConfigError, ProfilerError
+
 RESOURCES = "resources.parquet"
 
 SCHEMA = pa.schema([
@@ -75,7 +77,7 @@ def resolve_pid(target: Any) -> int:
     if callable(pid):  # psutil.Process.pid is a property, but be lenient with a method
         pid = pid()
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        raise ValueError(f"no process to watch: {target!r} has no PID (was the target started?)")
+        raise ProfilerError(f"no process to watch: {target!r} has no PID (was the target started?)")
     return pid
 
 
@@ -90,11 +92,11 @@ def open_process(target: Any, what: str) -> psutil.Process:
             proc.memory_info()
             proc.num_fds()
     except psutil.ZombieProcess:
-        raise RuntimeError(f"{what}: process {pid} has already exited (zombie); nothing to watch") from None
+        raise ProfilerError(f"{what}: process {pid} has already exited (zombie); nothing to watch") from None
     except psutil.NoSuchProcess:
-        raise RuntimeError(f"{what}: no process with PID {pid} (it has exited or never existed)") from None
+        raise ProfilerError(f"{what}: no process with PID {pid} (it has exited or never existed)") from None
     except psutil.AccessDenied:
-        raise RuntimeError(f"{what}: not allowed to read process {pid} (run as its user or as root)") from None
+        raise ProfilerError(f"{what}: not allowed to read process {pid} (run as its user or as root)") from None
     return proc
 
 
@@ -133,9 +135,9 @@ class ResourceSampler:
     def __init__(self, target: Any, *, interval_s: float = 0.5, slow_interval_s: float = 1.0,
                  connections: bool = True, uss: bool = True, max_samples: int = 1_000_000):
         if not interval_s > 0:
-            raise ValueError(f"interval_s must be positive, got {interval_s!r}")
+            raise ConfigError(f"interval_s must be positive, got {interval_s!r}")
         if slow_interval_s < 1.0:
-            raise ValueError(f"slow_interval_s must be at least 1 s (connections cost ~8.5 ms each), "
+            raise ConfigError(f"slow_interval_s must be at least 1 s (connections cost ~8.5 ms each), "
                              f"got {slow_interval_s!r}")
         self.target = target
         self.interval_s = float(interval_s)

@@ -19,6 +19,7 @@ import altair as alt
 import polars as pl
 import polars.selectors as cs
 
+from ..errors import ConfigError, FrameError
 from ..rundir import ERROR_KINDS
 
 WIDTH = 640
@@ -115,7 +116,7 @@ def percentile_curve(curve: pl.DataFrame, *, by: str | None = None, log_y: bool 
     if df is not None:
         if not by and df["percentile"].is_duplicated().any():
             others = [c for c in curve.columns if c not in cols]
-            raise ValueError("charts.percentile_curve: the frame has several rows per percentile (one curve per "
+            raise ConfigError("charts.percentile_curve: the frame has several rows per percentile (one curve per "
                              f"group); pass by=<the group column>{', one of ' + ', '.join(others) if others else ''}")
         df = df.drop_nulls(["nines", "value_ms"])
         if log_y:
@@ -314,12 +315,12 @@ def _frame(df: pl.DataFrame, cols: list[str], func: str, producer: str | None = 
     where = source or f"the frame perfbench.analysis.results.{producer}() returns"
     if not isinstance(df, pl.DataFrame):
         hint = " (call .collect() first)" if isinstance(df, pl.LazyFrame) else ""
-        raise TypeError(f"charts.{func}: expected a polars DataFrame, {where}; got {type(df).__name__}{hint}")
+        raise FrameError(f"charts.{func}: expected a polars DataFrame, {where}; got {type(df).__name__}{hint}")
     if df.width == 0:  # e.g. results.percentile_curve of an empty run: a frame without columns
         return None
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"charts.{func}: missing column(s) {', '.join(missing)}; pass {where} "
+        raise ConfigError(f"charts.{func}: missing column(s) {', '.join(missing)}; pass {where} "
                          f"(needs {', '.join(cols)}; got {', '.join(df.columns)})")
     return df.select(cols).with_columns(cs.float().fill_nan(None))
 
@@ -355,7 +356,7 @@ def _log_spaced(df: pl.DataFrame) -> bool:
 
 def _check_every(every_s: float, func: str) -> None:
     if not every_s or every_s <= 0 or not math.isfinite(every_s):
-        raise ValueError(f"charts.{func}: every_s must be the positive bucket width (s) the frame was made "
+        raise ConfigError(f"charts.{func}: every_s must be the positive bucket width (s) the frame was made "
                          f"with, got {every_s!r}")
 
 
