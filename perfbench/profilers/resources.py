@@ -15,13 +15,8 @@ inet connections (``net_connections`` parses /proc/net/tcp*, about 8.5 ms, more 
 TIME_WAIT sockets) and USS (``memory_full_info``, reads smaps). Columns of the slow fields are
 null on the other rows.
 
-Its own cost, measured on the development machine (2 cores, noisy; CPU time of the sampling
-thread per sample, ``time.thread_time``, on the demo under load): a fast sample 0.22–0.33 ms
-(max 0.7 ms), a slow sample (connections + USS) 10.5–12 ms (max 22 ms). At 0.2 s / 1 s that was
-1.2–1.4 % of one core; at the defaults (0.5 s and 1 s) about 1.1 %, almost all of it the 1 Hz
-connections read (``connections=False`` leaves about 0.06 %). Every run measures it again and stores it in ``meta.json`` under
-``collectors.resources.cost`` (mean and max CPU ms per fast and slow sample, the total, and the
-share of one core), so a report can show what watching cost.
+Every run measures its own cost (CPU ms per fast and slow sample, the share of one core) into
+``meta.json`` under ``collectors.resources.cost``; ``docs/design.md`` has the figures.
 
 ``resources.parquet`` (one row per sample)::
 
