@@ -64,7 +64,14 @@ _EXPORTS: dict[str, str] = {
 }
 _MODULES = frozenset({"shapes", "compare"})
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # the whole public API; tests/test_public_api.py keeps it equal to _EXPORTS
+    "__version__",
+    "shapes", "run_load", "RunResult", "Scenario", "Request", "Login", "IntRange", "Choice", "UUID4",
+    "JsonField", "BodyContains", "Predicate", "NoGraphQLErrors", "graphql", "load_scenario", "from_paths",
+    "Run", "compare", "stress", "StressResult", "cold_warm", "run_experiment", "list_experiments", "Agent",
+    "cache_hit", "cache_miss", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
+    "TargetError", "ExperimentError", "SLOBreached", "RegressionFound",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -114,7 +114,7 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def git_commit(path: str | os.PathLike | None = None) -> str | None:
+def git_commit(path: str | os.PathLike[str] | None = None) -> str | None:
     """The git commit of the code at ``path`` (the code under test), or None."""
     try:
         out = subprocess.run(
@@ -136,7 +136,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
     except FileNotFoundError:
         raise RunDirError(f"{path.parent}: no {path.name}; is this a perfbench run directory?") from None
     except json.JSONDecodeError as exc:
@@ -194,7 +195,8 @@ PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS,
 
 def journal_to_parquet(run_dir: Path) -> int:
     """Convert the journal into requests.parquet (row groups) and remove it; the row count."""
-    return convert_journal(run_dir).num_rows
+    rows: int = convert_journal(run_dir).num_rows
+    return rows
 
 
 def convert_journal(run_dir: Path) -> pa.Table:
@@ -222,7 +224,7 @@ class RunDir:
         return self.path.name
 
     @classmethod
-    def create(cls, root: str | os.PathLike, run_id: str) -> RunDir:
+    def create(cls, root: str | os.PathLike[str], run_id: str) -> RunDir:
         path = Path(root) / run_id
         try:
             path.mkdir(parents=True, exist_ok=False)

@@ -29,7 +29,8 @@ def test_every_name_in_all_resolves_to_what_its_module_defines():
 
 
 def test_all_holds_the_required_names_and_dir_lists_them():
-    assert REQUIRED <= set(perfbench.__all__)
+    assert set(perfbench.__all__) == {"__version__", *perfbench._EXPORTS}
+    assert set(perfbench.__all__) >= REQUIRED
     assert set(perfbench.__all__) <= set(dir(perfbench))
 
 
