@@ -28,11 +28,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..rundir import CACHE, QUERIES
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_HEADER
-
-QUERIES = "queries.parquet"
-CACHE = "cache.parquet"
 
 QUERY_SCHEMA = pa.schema([
     pa.field("request_id", pa.int64()),  # the X-Request-Id the engine sent; null when unattributed
