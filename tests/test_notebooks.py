@@ -95,6 +95,10 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkey
     ex = run_experiment("explore", {"run_dir": str(r.run_dir), "endpoint": "posts_naive", "slowest_share": 0.2},
                         reports_dir=tmp_path / "reports")
     assert "db_share" in check_report(ex, ["Latency by percentile"])
+    # load_test's server-side section on the same run: its N+1 patterns and queries per request
+    lt = run_experiment("load_test", {"run_dir": str(r.run_dir)}, reports_dir=tmp_path / "reports")
+    html = check_report(lt, ["Queries per request"])
+    assert re.search(r"N\+1 patterns: <code>posts_naive</code> \(\d+ requests\)", html)
 
 
 def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):

@@ -193,3 +193,38 @@ def test_analyses() -> None:
     with pytest.raises(ValueError):
         analysis.n_plus_one(df, threshold=1)
 
+
+def requests() -> pl.LazyFrame:
+    """The engine's side of :func:`frame`: requests 1-3 ran its SQL, request 4 ran none."""
+    rows = [(1, "naive", 10_000_000, 8_000_000), (2, "naive", 6_000_000, 4_000_000),
+            (3, "eager", 3_000_000, 2_000_000), (4, "health", 1_000_000, 0)]
+    return pl.DataFrame(rows, schema=["request_id", "endpoint", "latency_ns", "service_ns"], orient="row").with_columns(
+        pl.col("request_id").cast(pl.Int64), pl.lit(1_000).alias("intended_ns"), pl.lit(1_000).alias("start_ns"),
+        pl.lit(200).alias("status"), pl.lit(None, pl.String).alias("error")).lazy()
+
+
+def test_statements_alone_and_joined_to_requests_agree() -> None:
+    df = frame().with_columns(pl.col("request_id").cast(pl.Int64))
+    alone = analysis.queries_per_request(df)
+    joined = analysis.request_queries(requests(), df.lazy())
+    cols = ["request_id", "endpoint", "queries", "fingerprints", "db_ms"]
+    assert alone.select(cols).rows() == [(1, "naive", 7, 2, 4.0), (2, "naive", 5, 2, 3.0), (3, "eager", 2, 2, 1.5)]
+    # the join keeps every request: the one without SQL has zeros, the others the same figures
+    assert joined.select(cols).rows() == [*alone.select(cols).rows(), (4, "health", 0, 0, 0.0)]
+    assert joined["db_share"].to_list() == [0.5, 0.75, 0.75, None]
+    # one distribution of queries per request, from either frame; the joined one adds the DB share
+    stats_alone = analysis.query_count_stats(alone)
+    stats_joined = analysis.query_count_stats(joined.filter(pl.col("queries") > 0))
+    assert stats_joined.columns == [*stats_alone.columns, "db_share_p50"]
+    assert stats_joined.drop("db_share_p50").equals(stats_alone)
+    assert stats_alone.filter(pl.col("endpoint") == "naive").select("requests", "min", "p50", "max", "mean").row(0) \
+        == (2, 5, 5, 7, 6.0)
+    assert stats_joined.filter(pl.col("endpoint") == "naive")["db_share_p50"].item() == 0.5
+    # the slowest requests' statements: the per-fingerprint figures of slowest_fingerprints
+    slow, fps = analysis.slowest_requests_queries(requests(), df.lazy(), fraction=1.0)
+    assert slow["request_id"].to_list() == [1, 2, 3, 4]
+    every = analysis.slowest_fingerprints(df.filter(pl.col("request_id").is_not_null()))
+    assert fps.select("fingerprint", "executions", "requests", "total_ms", "mean_ms").rows() == \
+        every.select("fingerprint", "count", "requests", "total_ms", "mean_ms").rows() == \
+        [("author", 11, 3, 5.5, 0.5), ("page", 3, 3, 3.0, 1.0)]
+    assert fps["share"].to_list() == pytest.approx([5.5 / 8.5, 3.0 / 8.5])
