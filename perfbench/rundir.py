@@ -54,6 +54,8 @@ META = "meta.json"
 REQUESTS = "requests.parquet"
 JOURNAL = "requests.arrows"
 SUMMARY = "summary.json"
+QUERIES = "queries.parquet"
+CACHE = "cache.parquet"
 
 # Error kinds, the vocabulary of the ``error`` column (null: no error).
 # timeout: no answer in time; connect: refused or unreachable; dns: the name does not resolve;

@@ -21,16 +21,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 
-from perfbench import shapes
+from perfbench import shapes, sqltext
 from perfbench.agent import Agent, AgentCollector, AgentError, cache_hit
+from perfbench.agent import sql as capture
 from perfbench.agent.collector import records_to_tables
+from perfbench.analysis import queries as analysis
 from perfbench.analysis import results
 from perfbench.demo import create_app
 from perfbench.demo.app import AGENT
 from perfbench.demo.db import make_engine, prepare_database
 from perfbench.demo.state import STATE
 from perfbench.engine import run_load
-from perfbench.profilers import queries as q
 from perfbench.scenario import Request, Scenario
 
 TOKEN = "test-token-" + "x" * 16
@@ -170,13 +171,13 @@ def test_demo_naive_posts_is_an_n_plus_one_and_eager_is_not(seeded_db: Path) -> 
         return frame, truth, pages
 
     frame, truth, _ = asyncio.run(main())
-    per = q.queries_per_request(frame)
+    per = analysis.queries_per_request(frame)
     counts = dict(zip(per["request_id"].to_list(), per["queries"].to_list(), strict=True))
     # what the driver really ran, request by request (a request with no SQL has no row)
     assert {rid: counts.get(rid, 0) for rid in truth} == truth
     assert truth[1] == 1 + 2 * 7 and truth[4] == 1 + 2 * 20 and truth[5] == 1 + 2 * 3
     assert truth[2] == truth[3] == 2 and truth[6] == 0
-    findings = q.n_plus_one(frame, threshold=5)
+    findings = analysis.n_plus_one(frame, threshold=5)
     flagged = {(r["request_id"], r["repetitions"]) for r in findings.iter_rows(named=True)}
     # two fingerprints per naive page (author and comments), each once per post on the page
     assert flagged == {(1, 7), (4, 20)}
@@ -185,7 +186,7 @@ def test_demo_naive_posts_is_an_n_plus_one_and_eager_is_not(seeded_db: Path) -> 
     assert any("FROM users WHERE users.id = ?" in s for s in statements)
     assert any("FROM comments WHERE comments.post_id = ?" in s for s in statements)
     assert set(findings["endpoint"]) == {"GET /api/posts"}
-    assert q.n_plus_one(frame, threshold=3).filter(pl.col("request_id") == 5)["repetitions"].to_list() == [3, 3]
+    assert analysis.n_plus_one(frame, threshold=3).filter(pl.col("request_id") == 5)["repetitions"].to_list() == [3, 3]
     # the eager page's comments come from one IN query whose fingerprint does not depend on the page size
     eager_fps = frame.filter(pl.col("request_id").is_in([2, 3]))
     assert eager_fps["fingerprint"].n_unique() == 2
@@ -223,14 +224,14 @@ def test_context_follows_into_executor_threads() -> None:
         conn.execute("CREATE TABLE t (a INTEGER)")
 
         async def handler(rid: int) -> None:
-            token = q.REQUEST.set(agent.bind(str(rid), "GET /x"))
+            token = capture.REQUEST.set(agent.bind(str(rid), "GET /x"))
             try:
                 loop = asyncio.get_running_loop()
                 for i in range(rid):
                     await loop.run_in_executor(None, conn.execute, "SELECT a FROM t WHERE a = ?", (i,))
                 cache_hit("x")
             finally:
-                q.REQUEST.reset(token)
+                capture.REQUEST.reset(token)
 
         async def main() -> None:
             await asyncio.gather(*(handler(rid) for rid in (2, 3, 5)))
@@ -244,7 +245,7 @@ def test_context_follows_into_executor_threads() -> None:
     assert per.rows() == [(2, 2), (3, 3), (5, 5)]
     assert set(frame.filter(pl.col("request_id").is_not_null())["source"]) == {"sqlite3"}
     assert body["cache"]["request_id"] == [2, 3, 5] or sorted(body["cache"]["request_id"]) == [2, 3, 5]
-    assert not q.installed()
+    assert not capture.installed()
 
 
 # --- the demo on PostgreSQL ------------------------------------------------------------------------------------
@@ -282,9 +283,9 @@ def test_demo_on_postgresql_counts_match_the_driver() -> None:
 
     frame, truth = asyncio.run(main())
     assert truth == {1: 1 + 2 * 6, 2: 2, 3: 1 + 2 * 12, 4: 2}
-    per = q.queries_per_request(frame)
+    per = analysis.queries_per_request(frame)
     assert dict(zip(per["request_id"].to_list(), per["queries"].to_list(), strict=True)) == truth
-    findings = q.n_plus_one(frame)
+    findings = analysis.n_plus_one(frame)
     assert sorted(set(zip(findings["request_id"], findings["repetitions"], strict=True))) == [(1, 6), (3, 12)]
     assert findings.height == 4
     assert set(frame["source"]) == {"sqlalchemy"}  # the asyncpg hook skipped SQLAlchemy's connections
@@ -300,7 +301,7 @@ def test_raw_asyncpg_is_captured_and_fingerprinted() -> None:
     async def main() -> None:
         conn = await asyncpg.connect(PG_DSN)
         try:
-            token = q.REQUEST.set(agent.bind("77", "GET /raw"))
+            token = capture.REQUEST.set(agent.bind("77", "GET /raw"))
             try:
                 await conn.fetch("SELECT $1::int + 1", 41)
                 await conn.fetchval("SELECT $1::int + 1", 1)
@@ -311,7 +312,7 @@ def test_raw_asyncpg_is_captured_and_fingerprinted() -> None:
                 with pytest.raises(asyncpg.PostgresError):
                     await conn.fetch("SELECT * FROM no_such_table_here WHERE a = 'secret'")
             finally:
-                q.REQUEST.reset(token)
+                capture.REQUEST.reset(token)
         finally:
             await conn.close()
 
@@ -350,21 +351,21 @@ def test_run_with_agent_collector_writes_queries_and_joins(seeded_db: Path, runs
     assert "error" not in report, report
     assert report["dropped_queries"] == 0 and report["fetches"] >= 2
     run = results.Run.load(result.path)
-    per = results.request_queries(run.requests, run.queries)
+    per = analysis.request_queries(run.requests, run.queries)
     n_requests = run.requests.select(pl.len()).collect().item()
     assert per.height == n_requests > 0  # the join loses no request
     by = dict(per.group_by("endpoint").agg(pl.col("queries").unique().sort()).iter_rows())
     assert by == {"posts_naive": [13], "posts_eager": [2], "health": [0]}
     assert per.filter(pl.col("queries") > 0)["db_ms"].min() > 0
-    stats = results.query_count_stats(per)
+    stats = analysis.query_count_stats(per)
     assert stats.filter(pl.col("endpoint") == "posts_naive")["p50"].item() == 13
     qs = run.queries.collect()
     assert qs.height == report["queries"] and report["unattributed_queries"] == 0
     assert qs["t_ns"].min() >= -1_000_000_000 and qs["t_ns"].max() < 30e9  # the run's time base
-    joined = results.queries_with_requests(run.requests, run.queries).collect()
-    findings = q.n_plus_one(joined, endpoint="endpoint")
+    joined = analysis.queries_with_requests(run.requests, run.queries).collect()
+    findings = analysis.n_plus_one(joined, endpoint="endpoint")
     assert set(findings["endpoint"]) == {"posts_naive"} and set(findings["repetitions"]) == {6}
-    slow, fps = results.slowest_requests_queries(run.requests, run.queries, fraction=0.5)
+    slow, fps = analysis.slowest_requests_queries(run.requests, run.queries, fraction=0.5)
     assert slow.height >= 1 and fps["share"].sum() == pytest.approx(1.0)
     assert (result.path / "cache.parquet").exists()
 
@@ -438,7 +439,7 @@ def test_agent_in_datasette(tmp_path: Path) -> None:
     @hookimpl
     def prepare_connection(conn: sqlite3.Connection, database: str) -> None:
         if database == "shop":
-            conn.set_trace_callback(lambda sql: traced.append((getattr(q.REQUEST.get(), "request_id", None), sql)))
+            conn.set_trace_callback(lambda sql: traced.append((getattr(capture.REQUEST.get(), "request_id", None), sql)))
 
     plugin = types.ModuleType("perfbench_test_trace")
     plugin.prepare_connection = prepare_connection  # type: ignore[attr-defined]
@@ -474,7 +475,7 @@ def test_agent_in_datasette(tmp_path: Path) -> None:
     for rid in (101, 102, 103):
         # every statement SQLite ran on the shop database for this request is in the agent's record,
         # fingerprint for fingerprint and count for count
-        truth = sorted(q.fingerprint(sql) for r, sql in traced if r == rid)
+        truth = sorted(sqltext.fingerprint(sql) for r, sql in traced if r == rid)
         assert truth, rid
         mine = frame.filter(pl.col("request_id") == rid)
         got = sorted(mine["fingerprint"].to_list())

@@ -84,17 +84,21 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkey
                            runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Queries per request", "N+1 findings"])
     assert "test-token-0123456789abcdef" not in html + r.notebook.read_text()
-    from perfbench.analysis.results import Run, queries_with_requests
-    from perfbench.profilers import queries as q
+    from perfbench.analysis.queries import n_plus_one, n_plus_one_summary, queries_with_requests
+    from perfbench.analysis.results import Run
 
     run = Run.load(r.run_dir)
-    found = q.n_plus_one_summary(q.n_plus_one(queries_with_requests(run.requests, run.queries)))
+    found = n_plus_one_summary(n_plus_one(queries_with_requests(run.requests, run.queries)))
     assert set(found["endpoint"]) == {"posts_naive"}  # the eager listing is not an N+1
     assert set(found["repetitions_max"]) == {6}  # one query per post on the page, twice (author, comments)
     # explore drills into the same run's slowest requests and joins their SQL
     ex = run_experiment("explore", {"run_dir": str(r.run_dir), "endpoint": "posts_naive", "slowest_share": 0.2},
                         reports_dir=tmp_path / "reports")
     assert "db_share" in check_report(ex, ["Latency by percentile"])
+    # load_test's server-side section on the same run: its N+1 patterns and queries per request
+    lt = run_experiment("load_test", {"run_dir": str(r.run_dir)}, reports_dir=tmp_path / "reports")
+    html = check_report(lt, ["Queries per request"])
+    assert re.search(r"N\+1 patterns: <code>posts_naive</code> \(\d+ requests\)", html)
 
 
 def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):

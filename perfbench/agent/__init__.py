@@ -7,7 +7,7 @@
 
 Per request it reads the engine's ``X-Request-Id`` header (an integer; a missing or malformed value
 is recorded as unattributed, never an error), binds it in a ContextVar so every SQL statement
-(``perfbench.profilers.queries``) and every cache hit/miss the service reports
+(``perfbench.agent.sql``) and every cache hit/miss the service reports
 (:func:`cache_hit`/:func:`cache_miss`) is attributed to it, also in executor threads.
 
 Records stay in a bounded ring buffer (``capacity`` per kind; the oldest are dropped and counted).

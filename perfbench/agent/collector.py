@@ -28,17 +28,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..rundir import CACHE, QUERIES
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_HEADER
-
-QUERIES = "queries.parquet"
-CACHE = "cache.parquet"
 
 QUERY_SCHEMA = pa.schema([
     pa.field("request_id", pa.int64()),  # the X-Request-Id the engine sent; null when unattributed
     pa.field("request_id_status", pa.string(), nullable=False),  # ok | missing | malformed | outside
     pa.field("endpoint", pa.string()),  # server-side route, e.g. "GET /api/posts"; null outside requests
-    pa.field("fingerprint", pa.string(), nullable=False),  # 16 hex digits, see profilers.queries
+    pa.field("fingerprint", pa.string(), nullable=False),  # 16 hex digits, see perfbench.sqltext
     pa.field("statement", pa.string(), nullable=False),  # redacted text: no literal or parameter value
     pa.field("duration_ns", pa.int64(), nullable=False),
     pa.field("t_ns", pa.int64(), nullable=False),  # statement start, ns from the run's start

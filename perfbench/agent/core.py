@@ -10,9 +10,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..profilers import queries as q
 from ..safety import is_loopback_address
 from ..wire import REQUEST_ID_HEADER
+from . import sql
 
 TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
@@ -28,17 +28,17 @@ class AgentError(ValueError):
 
 def cache_hit(name: str | None = None) -> None:
     """Tell the agent the service answered from its cache (counted against the current request)."""
-    q.record_cache("hit", name)
+    sql.record_cache("hit", name)
 
 
 def cache_miss(name: str | None = None) -> None:
     """Tell the agent the service missed its cache (counted against the current request)."""
-    q.record_cache("miss", name)
+    sql.record_cache("miss", name)
 
 
-def current_request() -> q.RequestTag | None:
+def current_request() -> sql.RequestTag | None:
     """The request the agent bound to this context (request_id, endpoint), or None outside one."""
-    return q.REQUEST.get()
+    return sql.REQUEST.get()
 
 
 def path_template(path: str) -> str:
@@ -60,7 +60,7 @@ class Agent:
     """
 
     def __init__(self, token: str | None = None, *, endpoints: bool = False,
-                 capacity: int = q.DEFAULT_CAPACITY, prefix: str = DEFAULT_PREFIX):
+                 capacity: int = sql.DEFAULT_CAPACITY, prefix: str = DEFAULT_PREFIX):
         if token is None:
             token = os.environ.get("PERFBENCH_AGENT_TOKEN") or None
         if endpoints:
@@ -75,7 +75,7 @@ class Agent:
         self._token = token.encode("utf-8") if (endpoints and token) else None
         self.endpoints = endpoints
         self.prefix = prefix
-        self.log = q.QueryLog(capacity)
+        self.log = sql.QueryLog(capacity)
         self.requests_seen = 0
         self.unattributed_requests = 0
 
@@ -85,18 +85,18 @@ class Agent:
     # capture ----------------------------------------------------------------------------------------
 
     def install(self) -> Agent:
-        q.install(self.log)
+        sql.install(self.log)
         return self
 
     def uninstall(self) -> None:
-        q.uninstall(self.log)
+        sql.uninstall(self.log)
 
-    def bind(self, raw_request_id: str | bytes | None, endpoint: str | None) -> q.RequestTag:
-        request_id, status = q.parse_request_id(raw_request_id)
+    def bind(self, raw_request_id: str | bytes | None, endpoint: str | None) -> sql.RequestTag:
+        request_id, status = sql.parse_request_id(raw_request_id)
         self.requests_seen += 1
         if request_id is None:
             self.unattributed_requests += 1
-        return q.RequestTag(self.log, request_id, endpoint, status)
+        return sql.RequestTag(self.log, request_id, endpoint, status)
 
     # endpoints --------------------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class Agent:
 
     def status(self) -> dict[str, Any]:
         return {"agent": "perfbench", "pid": os.getpid(), "clock_ns": time.perf_counter_ns(),
-                "capturing": q.installed(), "capacity": self.log.capacity, **self.log.pending(),
+                "capturing": sql.installed(), "capacity": self.log.capacity, **self.log.pending(),
                 "requests_seen": self.requests_seen, "unattributed_requests": self.unattributed_requests}
 
     # aiohttp ----------------------------------------------------------------------------------------
@@ -149,11 +149,11 @@ class Agent:
             resource = request.match_info.route.resource
             template = resource.canonical if resource is not None else path_template(request.path)
             tag = self.bind(request.headers.get(REQUEST_ID_HEADER), f"{request.method} {template}")
-            token = q.REQUEST.set(tag)
+            token = sql.REQUEST.set(tag)
             try:
                 return await handler(request)
             finally:
-                q.REQUEST.reset(token)
+                sql.REQUEST.reset(token)
 
         return perfbench_agent
 
@@ -217,7 +217,7 @@ class AgentASGIMiddleware:
             await send({"type": "http.response.body", "body": data})
             return
         tag = self.agent.bind(raw_id, f"{method} {path_template(path)}")
-        ctx_token = q.REQUEST.set(tag)
+        ctx_token = sql.REQUEST.set(tag)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -225,4 +225,4 @@ class AgentASGIMiddleware:
             route_path = getattr(route, "path", None)
             if isinstance(route_path, str):
                 tag.endpoint = f"{method} {route_path}"
-            q.REQUEST.reset(ctx_token)
+            sql.REQUEST.reset(ctx_token)

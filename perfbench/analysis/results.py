@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import RunDirError
-from ..rundir import REQUESTS, SUMMARY, RunDir, read_json, write_json
+from ..rundir import QUERIES, REQUESTS, SUMMARY, RunDir, read_json, write_json
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.999}
 DEFAULT_LAG_BOUND_MS = 10.0
@@ -391,6 +391,11 @@ class Run:
         return with_ms(pl.scan_parquet(self.path / REQUESTS))
 
     @property
+    def queries(self) -> pl.LazyFrame:
+        """The server-side SQL of queries.parquet (:func:`read_queries`); analyses in perfbench.analysis.queries."""
+        return read_queries(self.path)
+
+    @property
     def duration_s(self) -> float:
         d = self.meta.get("elapsed_s")
         if d:
@@ -451,101 +456,15 @@ class Run:
         return pl.concat([per.select(cols), tot.select(cols)])
 
 
-# --- server side: SQL queries
-# queries.parquet (one row per statement) and cache.parquet (hits/misses) are written by
-# perfbench.agent.AgentCollector; statement analyses live in perfbench.profilers.queries.
-
-QUERIES_FILE = "queries.parquet"
-CACHE_FILE = "cache.parquet"
+# --- server side: queries.parquet, written by perfbench.agent.AgentCollector; every analysis of it (and of
+# cache.parquet) lives in perfbench.analysis.queries.
 
 
 def read_queries(path: str | Path) -> pl.LazyFrame:
     """queries.parquet of a run directory as a LazyFrame (``duration_ms`` and ``t_s`` added)."""
-    p = Path(path) / QUERIES_FILE
+    p = Path(path) / QUERIES
     if not p.exists():
-        raise RunDirError(f"{Path(path)}: no {QUERIES_FILE}; run with an AgentCollector against a service "
+        raise RunDirError(f"{Path(path)}: no {QUERIES}; run with an AgentCollector against a service "
                           "running perfbench.agent")
     return pl.scan_parquet(p).with_columns((pl.col("duration_ns") / 1e6).alias("duration_ms"),
                                            (pl.col("t_ns") / 1e9).alias("t_s"))
-
-
-def request_queries(requests: pl.LazyFrame, queries: pl.LazyFrame) -> pl.DataFrame:
-    """Every request (none lost: a left join by request id) with its server-side SQL.
-
-    Columns: the request's ``request_id, endpoint`` (the scenario's name), ``latency_ms,
-    service_ms, status, error``, then ``queries`` (0 when the service ran none or never saw the
-    request), ``fingerprints`` (distinct), ``db_ms`` (summed statement time) and ``db_share``
-    (db_ms / service_ms: the share of the time the client waited that went to the database;
-    statements can overlap, so it can exceed 1 for a service that runs them concurrently).
-    """
-    per = (queries.filter(pl.col("request_id").is_not_null()).group_by("request_id")
-           .agg(pl.len().alias("queries"), pl.col("fingerprint").n_unique().alias("fingerprints"),
-                (pl.col("duration_ns").sum() / 1e6).alias("db_ms")))
-    req = with_ms(requests).select("request_id", "endpoint", "latency_ms", "service_ms", "status", "error")
-    return (req.join(per, on="request_id", how="left")
-            .with_columns(pl.col("queries").fill_null(0).cast(pl.Int64),
-                          pl.col("fingerprints").fill_null(0).cast(pl.Int64), pl.col("db_ms").fill_null(0.0))
-            .with_columns(pl.when(pl.col("service_ms") > 0).then(pl.col("db_ms") / pl.col("service_ms"))
-                          .otherwise(None).alias("db_share"))
-            .sort("request_id").collect())
-
-
-def queries_with_requests(requests: pl.LazyFrame, queries: pl.LazyFrame) -> pl.LazyFrame:
-    """Statements attributed to a request the engine recorded, with the client's endpoint name
-    (``endpoint``; the server's route stays in ``route``) and the request's latency."""
-    req = with_ms(requests).select("request_id", "endpoint", "latency_ms", "service_ms")
-    return (queries.filter(pl.col("request_id").is_not_null()).rename({"endpoint": "route"})
-            .join(req, on="request_id", how="inner"))
-
-
-def query_count_stats(per_request: pl.DataFrame) -> pl.DataFrame:
-    """Queries per request per endpoint as a distribution (min, p50, p90, p99, max, mean), with DB time
-    percentiles and the median DB share; ``per_request`` is the frame of :func:`request_queries`."""
-    return (per_request.lazy().group_by("endpoint").agg(
-        pl.len().alias("requests"), pl.col("queries").min().alias("min"), pct("queries", 0.5).alias("p50"),
-        pct("queries", 0.9).alias("p90"), pct("queries", 0.99).alias("p99"), pl.col("queries").max().alias("max"),
-        pl.col("queries").mean().alias("mean"), pct("db_ms", 0.5).alias("db_p50_ms"),
-        pct("db_ms", 0.99).alias("db_p99_ms"), pct("db_share", 0.5).alias("db_share_p50"),
-    ).sort("endpoint").collect())
-
-
-def slowest_requests_queries(requests: pl.LazyFrame, queries: pl.LazyFrame, fraction: float = 0.01,
-                             top: int = 10) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """For the slowest ``fraction`` of requests (by latency; at least one): ``(requests, fingerprints)``.
-
-    ``requests``: those requests with their query counts and DB time (see :func:`request_queries`).
-    ``fingerprints``: which statements dominated them: per fingerprint, executions, requests it ran
-    in, total and mean ms, and its share of those requests' DB time; the ``top`` by total time.
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    per = request_queries(requests, queries)
-    n = max(1, math.ceil(per.height * fraction)) if per.height else 0
-    slow = per.sort(["latency_ms", "request_id"], descending=[True, False]).head(n)
-    fps = (queries.filter(pl.col("request_id").is_in(slow["request_id"].to_list()))
-           .group_by("fingerprint").agg(
-               pl.len().alias("executions"), pl.col("request_id").n_unique().alias("requests"),
-               (pl.col("duration_ns").sum() / 1e6).alias("total_ms"), (pl.col("duration_ns").mean() / 1e6)
-               .alias("mean_ms"), pl.col("statement").first())
-           .collect())
-    total = fps["total_ms"].sum() if fps.height else 0.0
-    fps = fps.with_columns((pl.col("total_ms") / total if total else pl.lit(None, pl.Float64)).alias("share")
-                           ).sort(["total_ms", "fingerprint"], descending=[True, False]).head(top)
-    return slow, fps
-
-
-def run_queries(run: Run) -> pl.LazyFrame:
-    """The run's queries.parquet; also ``run.queries``."""
-    return read_queries(run.path)
-
-
-Run.queries = property(run_queries)  # type: ignore[attr-defined]  # run.queries: a LazyFrame
-
-
-def read_cache_events(path: str | Path) -> pl.DataFrame:
-    """cache.parquet of a run, counted per server route and kind (hit/miss); empty without the file."""
-    p = Path(path) / CACHE_FILE
-    if not p.exists():
-        return pl.DataFrame(schema={"endpoint": pl.String, "kind": pl.String, "count": pl.UInt32})
-    return (pl.scan_parquet(p).group_by("endpoint", "kind").agg(pl.len().alias("count"))
-            .sort("endpoint", "kind").collect())

@@ -493,9 +493,10 @@ def queries_per_request(stats: pl.DataFrame, *, title: str = "Queries per reques
     """Per endpoint, the distribution of SQL statements per request: a min-max rule, a p50-p99 bar
     and a tick at the median.
 
-    Expects ``endpoint, min, p50, p90, p99, max`` from ``results.query_count_stats``.
+    Expects ``endpoint, min, p50, p90, p99, max`` from ``analysis.queries.query_count_stats``.
     """
-    df = _frame(stats, ["endpoint", "min", "p50", "p90", "p99", "max"], "queries_per_request", "query_count_stats")
+    df = _frame(stats, ["endpoint", "min", "p50", "p90", "p99", "max"], "queries_per_request",
+                source="perfbench.analysis.queries.query_count_stats()")
     if df is None or df.height == 0:
         return _empty("no requests", title, width)
     df = df.with_columns(pl.col("endpoint").cast(pl.String), cs.numeric().cast(pl.Float64))
@@ -518,10 +519,10 @@ def n_plus_one_findings(summary: pl.DataFrame, *, top: int = 15, title: str = "N
     """Horizontal bars of the time repeated statements cost, per endpoint and statement; "no N+1" if none.
 
     Expects ``endpoint, statement, requests, repetitions_median, time_ms_total`` from
-    ``profilers.queries.n_plus_one_summary``.
+    ``analysis.queries.n_plus_one_summary``.
     """
     cols = ["endpoint", "statement", "requests", "repetitions_median", "time_ms_total"]
-    df = _frame(summary, cols, "n_plus_one_findings", source="perfbench.profilers.queries.n_plus_one_summary()")
+    df = _frame(summary, cols, "n_plus_one_findings", source="perfbench.analysis.queries.n_plus_one_summary()")
     if df is None or df.height == 0:
         return _empty("no N+1 found", title, width)
     df = df.sort("time_ms_total", descending=True).head(top).with_columns(
@@ -543,10 +544,10 @@ def slowest_fingerprints(slow: pl.DataFrame, *, top: int = 15, title: str = "Slo
     """Bars of total time per statement fingerprint, with count, mean and p95 in the tooltip.
 
     Expects ``fingerprint, statement, count, total_ms, mean_ms, p95_ms`` from
-    ``profilers.queries.slowest_fingerprints``.
+    ``analysis.queries.slowest_fingerprints``.
     """
     cols = ["fingerprint", "statement", "count", "total_ms", "mean_ms", "p95_ms"]
-    df = _frame(slow, cols, "slowest_fingerprints", source="perfbench.profilers.queries.slowest_fingerprints()")
+    df = _frame(slow, cols, "slowest_fingerprints", source="perfbench.analysis.queries.slowest_fingerprints()")
     if df is None or df.height == 0:
         return _empty("no statements", title, width)
     df = df.sort("total_ms", descending=True).head(top).with_columns(
@@ -565,10 +566,11 @@ def latency_vs_queries(per_request: pl.DataFrame, *, max_points: int = 4000,
                        height: int = HEIGHT) -> alt.Chart:
     """A scatter of each request's latency (ms) against how many statements it ran, by endpoint.
 
-    Expects ``endpoint, queries, latency_ms`` from ``results.request_queries``; more than ``max_points``
+    Expects ``endpoint, queries, latency_ms`` from ``analysis.queries.request_queries``; more than ``max_points``
     rows are thinned to every k-th row (in Polars, keeping the order) so the spec stays small.
     """
-    df = _frame(per_request, ["endpoint", "queries", "latency_ms"], "latency_vs_queries", "request_queries")
+    df = _frame(per_request, ["endpoint", "queries", "latency_ms"], "latency_vs_queries",
+                source="perfbench.analysis.queries.request_queries()")
     if df is None or df.height == 0:
         return _empty("no requests", title, width)
     if df.height > max_points:

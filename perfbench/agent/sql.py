@@ -1,6 +1,8 @@
-"""The SQL query profiler: capture, fingerprint, attribute and analyse every statement a service runs.
+"""The SQL capture that runs inside the service: hooks, request binding, cache events, ring buffers.
 
-Service side (installed by ``perfbench.agent``; nothing in the service's code changes):
+Installed by ``perfbench.agent`` (nothing in the service's code changes). It imports only the standard
+library and :mod:`perfbench.sqltext`, and each driver when its hooks are installed, never the analysis
+stack (Polars, pyarrow), which a service has no use for. What it hooks:
 
 - SQLAlchemy, sync and async engines: class-level ``before/after_cursor_execute`` and ``handle_error``
   listeners on ``sqlalchemy.engine.Engine`` (an ``AsyncEngine``'s ``sync_engine`` is one), so engines
@@ -26,15 +28,8 @@ installing the capture also carries the tag into ``ThreadPoolExecutor.submit`` a
 queue (only the tag, never the caller's whole context). Statements outside any request are kept,
 with a null request id.
 
-Fingerprints (in the spirit of pg_stat_statements): comments dropped, whitespace collapsed,
-unquoted words lower-cased; string, number, dollar-quoted and hex/blob literals and parameter
-placeholders of every style (``?``, ``$1``, ``%s``, ``%(name)s``, ``:name``) become ``?``; a list
-made only of constants (``IN (?, ?, ?)``, ``VALUES (?, ?), (?, ?)``, with ``::type`` casts) collapses to
-``(...)``, so IN-lists of any length share a fingerprint. The stored statement is the same text in
-its original case: no parameter value or literal ever reaches it.
-
-Analysis side (Polars, pure functions over the ``queries.parquet`` frame): :func:`n_plus_one`,
-:func:`queries_per_request`, :func:`queries_per_request_stats`, :func:`slowest_fingerprints`.
+Every statement is stored fingerprinted and redacted (:mod:`perfbench.sqltext`). The analyses over the
+collected ``queries.parquet`` live in :mod:`perfbench.analysis.queries`.
 """
 
 from __future__ import annotations
@@ -43,156 +38,19 @@ import collections
 import contextlib
 import contextvars
 import functools
-import hashlib
 import inspect
 import re
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import polars as pl
+from ..sqltext import fingerprint_and_text
 
 DEFAULT_CAPACITY = 100_000
-DEFAULT_N_PLUS_ONE = 5
 
-# --- fingerprints ------------------------------------------------------------------------------------
-
-# Strings: only PostgreSQL's E'...' strings take backslash escapes; in standard SQL (SQLite,
-# PostgreSQL's default) a backslash is an ordinary character, so '\' is a complete string.
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
-  | (?P<dollar>\$\$.*?(?:\$\$|\Z)|\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*)\$.*?(?:\$(?P=tag)\$|\Z))
-  | (?P<string>[Ee]'(?:[^'\\]|''|\\.)*(?:'|\Z)|(?:[XxBbNn]|[Uu]&)?'(?:[^']|'')*(?:'|\Z))
-  | (?P<qident>"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[A-Za-z_][^\]]*\])
-  | (?P<param>\?\d*|\$\d+|%\([^)]*\)s|%s|(?<![:\w]):[A-Za-z_][A-Za-z_0-9]*|@[A-Za-z_][A-Za-z_0-9]*)
-  | (?P<number>0[xX][0-9A-Fa-f]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<word>[A-Za-z_\u0080-\uffff][A-Za-z_0-9$\u0080-\uffff]*)
-  | (?P<op>::|<>|!=|<=|>=|\|\||->>|->|[^\s])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_CONST = "?"
-_LIST = "(...)"
-# after these tokens a + or - is a sign, not a binary operator
-_SIGN_CONTEXT = {"(", ",", "=", "<", ">", "<=", ">=", "<>", "!=", "+", "-", "*", "/", "%", "||", None}
-_KEYWORD_BEFORE_SIGN = {"select", "where", "and", "or", "not", "in", "values", "set", "limit", "offset", "then",
-                        "else", "when", "return", "is", "between", "like", "by", "on", "case", "array"}
-
-
-def _tokens(sql: str) -> list[str]:
-    """Significant tokens of ``sql`` with constants already replaced by ``?`` (original case)."""
-    out: list[str] = []
-    for m in _TOKEN.finditer(sql):
-        kind = m.lastgroup
-        if kind in ("ws", "comment"):
-            continue
-        if kind in ("dollar", "string", "param", "number"):
-            # a sign in front of a number belongs to the literal: "x = -5" is "x = ?"
-            if kind == "number" and out and out[-1] in ("-", "+"):
-                before = out[-2] if len(out) > 1 else None
-                if before in _SIGN_CONTEXT or (before or "").lower() in _KEYWORD_BEFORE_SIGN:
-                    out.pop()
-            out.append(_CONST)
-            continue
-        if kind == "tag":  # pragma: no cover - a sub-group, never the last group
-            continue
-        out.append(m.group())
-    return _collapse_lists(out)
-
-
-def _is_word(tok: str) -> bool:
-    return bool(tok) and (tok[0].isalpha() or tok[0] == "_" or tok[0] in '"`[')
-
-
-_TYPE_WORDS = {"precision", "varying", "with", "without", "time", "zone"}
-
-
-def _drop_casts(toks: list[str]) -> list[str]:
-    """``? :: type`` -> ``?``: a cast on a constant is part of how it was bound (asyncpg renders
-    ``$1::INTEGER``), not of the statement's shape."""
-    out: list[str] = []
-    i, n = 0, len(toks)
-    while i < n:
-        tok = toks[i]
-        if tok == "::" and out and out[-1] == _CONST and i + 1 < n and _is_word(toks[i + 1]):
-            i += 2
-            while i < n and toks[i].lower() in _TYPE_WORDS:
-                i += 1
-            if i + 2 < n and toks[i] == "(" and toks[i + 1] == _CONST and toks[i + 2] == ")":
-                i += 3
-            while i + 1 < n and toks[i] == "[" and toks[i + 1] == "]":
-                i += 2
-            continue
-        out.append(tok)
-        i += 1
-    return out
-
-
-def _collapse_lists(toks: list[str]) -> list[str]:
-    """``( ? , ? , (...) )`` -> ``(...)``; then ``(...) , (...)`` runs (multi-row VALUES) -> one ``(...)``."""
-    out: list[str] = []
-    for tok in _drop_casts(toks):
-        out.append(tok)
-        if tok != ")":
-            continue
-        i = len(out) - 2
-        want_element = True
-        while i >= 0 and out[i] != "(":
-            if want_element and out[i] in (_CONST, _LIST) or not want_element and out[i] == ",":
-                want_element = not want_element
-                i -= 1
-                continue
-            break
-        if i >= 0 and out[i] == "(" and not want_element:
-            del out[i:]
-            out.append(_LIST)
-    res: list[str] = []
-    for tok in out:
-        if tok == _LIST and len(res) >= 2 and res[-1] == "," and res[-2] == _LIST:
-            res.pop()
-            continue
-        res.append(tok)
-    return res
-
-
-def _render(toks: list[str]) -> str:
-    parts: list[str] = []
-    prev = ""
-    for tok in toks:
-        if parts and not (tok in (",", ")", ";", "::", ".") or prev in ("(", "::", ".")
-                          or (tok == "(" and _is_word(prev) and prev.lower() not in _KEYWORD_BEFORE_SIGN
-                              and prev.lower() not in ("from", "join", "into", "as", "exists", "using"))):
-            parts.append(" ")
-        parts.append(tok)
-        prev = tok
-    return "".join(parts)
-
-
-def _canonical(toks: list[str]) -> list[str]:
-    return [t if t[:1] in ('"', "`", "[") else t.lower() for t in toks]
-
-
-def redact(sql: str) -> str:
-    """The statement with every literal and parameter replaced by ``?`` (IN-lists by ``(...)``)."""
-    return _render(_tokens(sql))
-
-
-def fingerprint(sql: str) -> str:
-    """A 16-hex-digit id shared by statements that differ only in constants, placeholders, case, spacing."""
-    return fingerprint_and_text(sql)[0]
-
-
-def fingerprint_and_text(sql: str) -> tuple[str, str]:
-    """``(fingerprint, redacted text)`` of ``sql`` in one pass."""
-    toks = _tokens(sql)
-    canon = " ".join(_canonical(toks))
-    fp = hashlib.blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-    return fp, _render(toks)
+# --- fingerprints, memoised ----------------------------------------------------------------------------
 
 
 class _FingerprintCache:
@@ -657,86 +515,3 @@ def uninstall(log: QueryLog) -> None:
 
 def installed() -> bool:
     return bool(_logs)
-
-
-# --- analysis: pure functions over the queries frame ---------------------------------------------------
-
-QUERY_COLUMNS = ("request_id", "endpoint", "fingerprint", "statement", "duration_ns", "t_ns")
-
-
-def n_plus_one(queries: pl.LazyFrame | pl.DataFrame, threshold: int = DEFAULT_N_PLUS_ONE, *,
-               endpoint: str = "endpoint") -> pl.DataFrame:
-    """N+1 findings: per request, every fingerprint run ``threshold`` or more times.
-
-    One row per (request, fingerprint): request_id, the endpoint column, fingerprint, statement,
-    repetitions, time_ms (what those repetitions cost). Sorted by time_ms, largest first. Requests
-    without an id cannot be grouped and are left out.
-    """
-    import polars as pl
-
-    if threshold < 2:
-        raise ValueError(f"an N+1 needs a threshold of at least 2 repetitions, got {threshold}")
-    lf = queries.lazy().filter(pl.col("request_id").is_not_null())
-    return (lf.group_by("request_id", endpoint, "fingerprint")
-            .agg(pl.len().alias("repetitions"), (pl.col("duration_ns").sum() / 1e6).alias("time_ms"),
-                 pl.col("statement").first())
-            .filter(pl.col("repetitions") >= threshold)
-            .select("request_id", endpoint, "fingerprint", "statement", "repetitions", "time_ms")
-            .sort(["time_ms", "request_id"], descending=[True, False]).collect())
-
-
-def n_plus_one_summary(findings: pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
-    """The findings of :func:`n_plus_one` per endpoint and fingerprint: requests affected, repetitions
-    (min, median, max) and the time they cost (total and mean per request, ms)."""
-    import polars as pl
-
-    return (findings.group_by(endpoint, "fingerprint")
-            .agg(pl.len().alias("requests"), pl.col("repetitions").min().alias("repetitions_min"),
-                 pl.col("repetitions").median().alias("repetitions_median"),
-                 pl.col("repetitions").max().alias("repetitions_max"),
-                 pl.col("time_ms").sum().alias("time_ms_total"), pl.col("time_ms").mean().alias("time_ms_mean"),
-                 pl.col("statement").first())
-            .sort(["time_ms_total", endpoint], descending=[True, False]))
-
-
-def queries_per_request(queries: pl.LazyFrame | pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
-    """Per attributed request: endpoint, queries, distinct fingerprints, db_ms (summed durations)."""
-    import polars as pl
-
-    return (queries.lazy().filter(pl.col("request_id").is_not_null())
-            .group_by("request_id", endpoint)
-            .agg(pl.len().alias("queries"), pl.col("fingerprint").n_unique().alias("fingerprints"),
-                 (pl.col("duration_ns").sum() / 1e6).alias("db_ms"))
-            .sort("request_id").collect())
-
-
-def queries_per_request_stats(per_request: pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
-    """The distribution of queries per request per endpoint: requests, min, p50, p90, p99, max, mean."""
-    import polars as pl
-
-    from ..analysis.results import pct
-
-    return (per_request.lazy().group_by(endpoint)
-            .agg(pl.len().alias("requests"), pl.col("queries").min().alias("min"),
-                 pct("queries", 0.5).alias("p50"), pct("queries", 0.9).alias("p90"),
-                 pct("queries", 0.99).alias("p99"), pl.col("queries").max().alias("max"),
-                 pl.col("queries").mean().alias("mean"), pct("db_ms", 0.5).alias("db_p50_ms"),
-                 pct("db_ms", 0.99).alias("db_p99_ms"))
-            .sort(endpoint).collect())
-
-
-def slowest_fingerprints(queries: pl.LazyFrame | pl.DataFrame, top: int | None = 20) -> pl.DataFrame:
-    """Per fingerprint: count, total_ms, mean_ms, p95_ms, max_ms, requests, endpoints; by total time."""
-    import polars as pl
-
-    from ..analysis.results import pct
-
-    ms = pl.col("duration_ns") / 1e6
-    out = (queries.lazy().group_by("fingerprint")
-           .agg(pl.len().alias("count"), ms.sum().alias("total_ms"), ms.mean().alias("mean_ms"),
-                pct(ms, 0.95).alias("p95_ms"), ms.max().alias("max_ms"),
-                pl.col("request_id").n_unique().alias("requests"),
-                pl.col("endpoint").drop_nulls().unique().sort().str.join(", ").alias("endpoints"),
-                pl.col("statement").first())
-           .sort(["total_ms", "fingerprint"], descending=[True, False]).collect())
-    return out if top is None else out.head(top)
