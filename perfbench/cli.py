@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
 from .errors import PerfbenchError, SLOBreached
+from .version import __version__
 
 EPILOG = """exit codes: 0 ok, 1 perfbench failed, 2 bad input, 3 bad run directory, 4 target unreachable,
 5 experiment notebook failed, 10 SLO broken, 130/143 interrupted/terminated (what was measured is kept).

@@ -44,8 +44,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from . import __version__
 from .errors import RunDirError
+from .version import __version__
 
 SCHEMA_VERSION = 1
 ROW_GROUP_ROWS = 256 * 1024
