@@ -6,10 +6,10 @@
 
 How it works:
 
-- **The plan is split exactly** (:func:`shard_plan`, pure). Open model: arrival k of the plan
-  goes to shard ``k mod N`` with its intended time and its index unchanged, so the union of the
-  shards' intended send times *is* the plan. Closed model: user k goes to shard ``k mod N``
-  with all its spans.
+- **The plan is split exactly** (``plan.shard(index, count)`` in ``shapes``, pure). Open model:
+  arrival k of the plan goes to shard ``k mod N`` with its intended time and its index unchanged,
+  so the union of the shards' intended send times *is* the plan. Closed model: user k goes to
+  shard ``k mod N`` with all its spans.
 - **A common start**: the coordinator picks an absolute wall-clock instant a little in the
   future (``start_unix_ns``); each shard converts it to its own monotonic clock, corrected by the
   clock offset the coordinator measured to that worker (round trips with ``client.run``, the
@@ -67,7 +67,7 @@ from .rundir import (
     read_journal,
     utc_now_iso,
 )
-from .shapes import Arrival, ClosedPlan, OpenPlan, UserSpan
+from .shapes import ClosedPlan, OpenPlan
 
 PARTS_DIR = "parts"
 PROGRESS_TOPIC = "perfbench-progress"
@@ -77,78 +77,6 @@ _STOPS: dict[str, str] = {}  # run id -> stop reason, set on a worker by the coo
 
 
 # ------------------------------------------------------------------------------------ the split
-@dataclass(frozen=True)
-class ShardOpenPlan:
-    """Shard ``index`` of ``count`` of an open plan: arrivals k with ``k % count == index``.
-
-    Arrivals keep their plan index and intended time, so the shards' union is the plan.
-    """
-
-    plan: OpenPlan
-    index: int
-    count: int
-
-    @property
-    def duration(self) -> float:
-        return self.plan.duration
-
-    @property
-    def expected_requests(self) -> float:
-        return self.plan.expected_requests / self.count
-
-    def arrivals(self) -> Iterator[Arrival]:
-        i, n = self.index, self.count
-        for a in self.plan.arrivals():
-            if a.index % n == i:
-                yield a
-
-    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]:
-        """What :meth:`arrivals` yields, as the engine's plain tuples."""
-        i, n = self.index, self.count
-        for a in self.plan.arrival_tuples():
-            if a[0] % n == i:
-                yield a
-
-    def rate_at(self, t: float) -> float:
-        return self.plan.rate_at(t) / self.count
-
-    def describe(self) -> dict:
-        return {**self.plan.describe(), "shard": self.index, "shards": self.count}
-
-
-@dataclass(frozen=True)
-class ShardClosedPlan:
-    """Shard ``index`` of ``count`` of a closed plan: the users k with ``k % count == index``."""
-
-    plan: ClosedPlan
-    index: int
-    count: int
-
-    def __getattr__(self, name: str) -> Any:  # think, seed, stages, ...: the plan's own
-        if name in ("plan", "index", "count"):
-            raise AttributeError(name)
-        return getattr(self.plan, name)
-
-    @property
-    def max_users(self) -> int:
-        return len(range(self.index, self.plan.max_users, self.count))
-
-    def user_spans(self) -> list[UserSpan]:
-        return [s for s in self.plan.user_spans() if s.vu % self.count == self.index]
-
-    def describe(self) -> dict:
-        return {**self.plan.describe(), "shard": self.index, "shards": self.count}
-
-
-def shard_plan(plan: OpenPlan | ClosedPlan, index: int, count: int) -> ShardOpenPlan | ShardClosedPlan:
-    """The share of ``plan`` that shard ``index`` of ``count`` sends (pure; see the module docstring)."""
-    if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"shard {index} of {count}: need 0 <= index < count")
-    if isinstance(plan, ClosedPlan):
-        return ShardClosedPlan(plan, index, count)
-    return ShardOpenPlan(plan, index, count)
-
-
 def split_budget(total: int | None, count: int) -> list[int | None]:
     """``max_requests`` split so the shares add up to it (the first shards take the remainder)."""
     if total is None:
@@ -349,7 +277,7 @@ async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
     from .engine.recorder import Recorder
     from .engine.senders import make_sender
 
-    plan = shard_plan(spec.plan, spec.index, spec.count)
+    plan = spec.plan.shard(spec.index, spec.count)
     closed = isinstance(spec.plan, ClosedPlan)
     # the common start on this machine's clocks: coordinator wall time -> local wall -> monotonic
     t0 = time.perf_counter_ns() + (spec.start_unix_ns + spec.offset_ns - time.time_ns())
@@ -532,7 +460,7 @@ def _count_arrivals(plan, index: int, count: int) -> int | None:
         return None
     if plan.expected_requests > 5_000_000:
         return round(plan.expected_requests / count)
-    return sum(1 for _ in ShardOpenPlan(plan, index, count).arrivals())
+    return sum(1 for _ in plan.shard(index, count).arrival_tuples())
 
 
 async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scenario, *, rd: RunDir, meta: dict,

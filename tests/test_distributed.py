@@ -21,7 +21,6 @@ from perfbench.distributed import (
     histogram_quantile,
     latency_histogram,
     local_cluster,
-    shard_plan,
     split_budget,
 )
 from perfbench.errors import UnsafeTargetError
@@ -38,25 +37,47 @@ from perfbench.errors import UnsafeTargetError
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_open_plan_split_is_exact(plan, n):
     whole = [(a.index, a.offset_ns, a.stage) for a in plan.arrivals()]
-    shards = [[(a.index, a.offset_ns, a.stage) for a in shard_plan(plan, i, n).arrivals()] for i in range(n)]
+    shards = [[(a.index, a.offset_ns, a.stage) for a in plan.shard(i, n).arrivals()] for i in range(n)]
     # every shard gets arrival k with k mod n == its index, at the plan's exact time
     for i, part in enumerate(shards):
         assert part == [w for w in whole if w[0] % n == i]
     # and the union of the shards' intended send times is the plan, nothing more or less
     assert sorted(x for part in shards for x in part) == whole
-    assert sum(shard_plan(plan, i, n).expected_requests for i in range(n)) == pytest.approx(plan.expected_requests)
+    assert sum(plan.shard(i, n).expected_requests for i in range(n)) == pytest.approx(plan.expected_requests)
 
 
 def test_closed_plan_split_partitions_the_users():
     plan = shapes.user_stages([(1, 5), (1, 2), (1, 7)], think=shapes.Constant(0.1))
     whole = plan.user_spans()
-    parts = [shard_plan(plan, i, 3) for i in range(3)]
+    parts = [plan.shard(i, 3) for i in range(3)]
     spans = [p.user_spans() for p in parts]
     assert sorted((s.vu, s.start_ns) for sp in spans for s in sp) == sorted((s.vu, s.start_ns) for s in whole)
     for i, sp in enumerate(spans):
         assert all(s.vu % 3 == i for s in sp)
     assert [p.max_users for p in parts] == [3, 2, 2]
     assert parts[1].think == plan.think and parts[1].duration == plan.duration
+
+
+def test_a_shard_keeps_the_aligned_tick():
+    """A shard of an evenly spaced plan ticks on its own arrivals' phase, as a whole plan of its
+    rate does (the scheduler would otherwise wake on a free-running tick); Poisson never aligns."""
+    from perfbench.engine.open_model import OpenModelEngine
+    from perfbench.engine.recorder import MemorySink, Recorder
+    from perfbench.scenario import Request, Scenario
+
+    class Sender:
+        name = "test"
+
+        async def request(self, method, path, headers, body, keep_body=False):  # never called
+            raise AssertionError
+
+    def period(plan, stage=0):
+        eng = OpenModelEngine(plan, Scenario([Request("a", "GET", "/a")]), Sender(), Recorder(MemorySink()))
+        return eng._aligned_period(stage, 50_000_000)
+
+    assert period(shapes.constant(6000, 1).shard(2, 3)) == period(shapes.constant(2000, 1)) == 1_000_000
+    assert period(shapes.steps([100, 3000], 1).shard(0, 2), 1) == round(2 / 1500 * 1e9)
+    assert period(shapes.constant(6000, 1, poisson=True).shard(0, 3)) is None
 
 
 def test_budget_split_adds_up():

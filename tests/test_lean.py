@@ -537,9 +537,12 @@ class HangingSender(CallbackSender):
 class CountingPlan:
     """An OpenPlan that counts the arrivals the engine has taken from it."""
 
+    model = "open"
+
     def __init__(self, plan):
         self.plan, self.taken = plan, 0
         self.duration, self.rate_at, self.describe = plan.duration, plan.rate_at, plan.describe
+        self.stages, self.poisson, self.expected_requests = plan.stages, plan.poisson, plan.expected_requests
 
     def arrival_tuples(self):
         for a in self.plan.arrival_tuples():
