@@ -1,6 +1,6 @@
 """Load generation on Dask distributed: engine shards on workers, one run directory.
 
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
     run_load("http://127.0.0.1:8080", shapes.constant(2000, 30), workers=2)        # a local cluster
     run_load(url, plan, scheduler="tcp://10.0.0.5:8786", allow_hosts=["10.0.0.9"])  # an existing one
 
@@ -42,13 +42,11 @@ import contextlib
 import math
 import os
 import queue
-import signal
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +54,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from .engine.collectors import RunContext, start_all, stop_all
+from .engine.options import LoadOptions
+from .engine.session import (
+    LoadSession,
+    RunResult,
+    StopSignals,
+    announce_start,
+    run_coroutine,
+    run_span,
+    start_meta,
+)
 from .errors import ConfigError
 from .rundir import (
     PARQUET_OPTIONS,
@@ -67,6 +76,7 @@ from .rundir import (
     read_journal,
     utc_now_iso,
 )
+from .scenario import Scenario
 from .shapes import ClosedPlan, OpenPlan
 
 PARTS_DIR = "parts"
@@ -74,14 +84,6 @@ PROGRESS_TOPIC = "perfbench-progress"
 START_DELAY_S = 1.5  # the common start is this far in the future once every shard is submitted
 HIST_BASE = 1.01  # live progress: latency buckets 1% wide
 _STOPS: dict[str, str] = {}  # run id -> stop reason, set on a worker by the coordinator (client.run)
-
-
-# ------------------------------------------------------------------------------------ the split
-def split_budget(total: int | None, count: int) -> list[int | None]:
-    """``max_requests`` split so the shares add up to it (the first shards take the remainder)."""
-    if total is None:
-        return [None] * count
-    return [total // count + (1 if i < total % count else 0) for i in range(count)]
 
 
 # ------------------------------------------------------------------------------------ live progress
@@ -222,18 +224,13 @@ class ShardSpec:
     count: int
     run_id: str
     target: str  # already checked by the coordinator
-    plan: OpenPlan | ClosedPlan
-    scenario: Any
+    plan: OpenPlan | ClosedPlan  # the whole plan; the shard runs ``plan.shard(index, count)``
+    scenario: Scenario
     start_unix_ns: int  # the common start, on the coordinator's wall clock
     offset_ns: int  # this worker's wall clock minus the coordinator's
     part_dir: str | None  # shared with the coordinator, or None: the worker's temporary directory
-    max_in_flight: int = 10_000
-    max_requests: int | None = None
-    timeout: float = 30.0
-    grace: float = 11.0
-    http_path: str = "auto"
-    progress: bool = True
-    extra: dict = field(default_factory=dict)
+    options: LoadOptions  # this shard's share (LoadOptions.shard): its in-flight cap and request budget
+    progress: bool = True  # publish live progress to the coordinator
 
 
 class _PartJournal:
@@ -259,26 +256,15 @@ def part_name(run_id: str, index: int) -> str:
 
 def run_shard(spec: ShardSpec) -> dict[str, Any]:
     """The Dask task: run shard ``spec.index`` on this worker; returns its stats (the rows are in its part)."""
-    from .engine import _run_coroutine
-
     worker = None
     with contextlib.suppress(Exception):
         from distributed import get_worker
 
         worker = get_worker()
-    return _run_coroutine(_shard_async(spec, worker))
+    return run_coroutine(_shard_async(spec, worker))
 
 
 async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
-    from .engine import _login
-    from .engine.closed_model import ClosedModelEngine
-    from .engine.heap import frozen_heap
-    from .engine.open_model import OpenModelEngine
-    from .engine.recorder import Recorder
-    from .engine.senders import make_sender
-
-    plan = spec.plan.shard(spec.index, spec.count)
-    closed = isinstance(spec.plan, ClosedPlan)
     # the common start on this machine's clocks: coordinator wall time -> local wall -> monotonic
     t0 = time.perf_counter_ns() + (spec.start_unix_ns + spec.offset_ns - time.time_ns())
     late_s = (time.perf_counter_ns() - t0) / 1e9
@@ -287,75 +273,62 @@ async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
                            "end: not sending (a rerun after a lost worker?)")
     part_dir = Path(spec.part_dir) if spec.part_dir else Path(tempfile.gettempdir()) / "perfbench-parts"
     part_path = part_dir / part_name(spec.run_id, spec.index)
-    max_in_flight = max(1, plan.max_users) if closed else spec.max_in_flight
-    sender = make_sender(spec.target, http_path=spec.http_path, max_connections=max_in_flight,
-                         timeout=spec.timeout, scenario=spec.scenario)
-    await sender.start()
-    journal = None
+    session = LoadSession(spec.target, spec.plan.shard(spec.index, spec.count), spec.scenario, spec.options,
+                          worker=spec.index)
     try:
-        auth = {} if closed else await _login(sender, spec.scenario)
-        journal = _PartJournal(part_path)
-        interval: list[pa.RecordBatch] = []
+        async with session:
+            journal = _PartJournal(part_path)
+            try:
+                interval: list[pa.RecordBatch] = []
 
-        def sink(batch: pa.RecordBatch) -> None:
-            journal.write(batch)
-            if spec.progress:
-                interval.append(batch.select(["latency_ns", "error"]))
+                def sink(batch: pa.RecordBatch) -> None:
+                    journal.write(batch)
+                    if spec.progress:
+                        interval.append(batch.select(["latency_ns", "error"]))
 
-        def publish(p: dict) -> None:
-            parts, interval[:] = list(interval), []
-            lat = pa.chunked_array([b.column(0) for b in parts], pa.int64()).combine_chunks() if parts \
-                else pa.array([], pa.int64())
-            errs = pa.chunked_array([b.column(1) for b in parts], pa.string()) if parts else None
-            errors = {}
-            if errs is not None and errs.null_count < len(errs):
-                errors = {r["values"]: int(r["counts"]) for r in pc.value_counts(errs.drop_null()).to_pylist()}
-            msg = {"shard": spec.index, "elapsed_s": p["elapsed_s"], "planned_rps": p["planned_rps"],
-                   "n": len(lat), "hist": {str(k): v for k, v in latency_histogram(lat).items()},
-                   "errors": errors, "in_flight": p["in_flight"], "waiting": p["waiting"], "total": p["total"],
-                   "final": p["final"]}
-            if worker is not None:
-                with contextlib.suppress(Exception):
-                    worker.log_event(f"{PROGRESS_TOPIC}-{spec.run_id}", msg)
+                def publish(p: dict) -> None:
+                    parts, interval[:] = list(interval), []
+                    lat = pa.chunked_array([b.column(0) for b in parts], pa.int64()).combine_chunks() if parts \
+                        else pa.array([], pa.int64())
+                    errs = pa.chunked_array([b.column(1) for b in parts], pa.string()) if parts else None
+                    errors = {}
+                    if errs is not None and errs.null_count < len(errs):
+                        errors = {r["values"]: int(r["counts"])
+                                  for r in pc.value_counts(errs.drop_null()).to_pylist()}
+                    msg = {"shard": spec.index, "elapsed_s": p["elapsed_s"], "planned_rps": p["planned_rps"],
+                           "n": len(lat), "hist": {str(k): v for k, v in latency_histogram(lat).items()},
+                           "errors": errors, "in_flight": p["in_flight"], "waiting": p["waiting"],
+                           "total": p["total"], "final": p["final"]}
+                    if worker is not None:
+                        with contextlib.suppress(Exception):
+                            worker.log_event(f"{PROGRESS_TOPIC}-{spec.run_id}", msg)
 
-        recorder = Recorder(sink, worker=spec.index)
-        progress = publish if spec.progress else None
-        if closed:
-            engine = ClosedModelEngine(plan, spec.scenario, sender, recorder, max_requests=spec.max_requests,
-                                       grace=spec.grace, progress=progress, worker=spec.index)
-        else:
-            engine = OpenModelEngine(plan, spec.scenario, sender, recorder, max_in_flight=max_in_flight,
-                                     max_requests=spec.max_requests, grace=spec.grace, auth_headers=auth,
-                                     progress=progress, worker=spec.index)
+                engine = session.build(sink, publish if spec.progress else None)
 
-        async def watch_stop() -> None:  # the coordinator's stop (Ctrl-C there) reaches us via client.run
-            for _ in range(10**7):  # bounded: about 11 days at 0.1 s
-                reason = _STOPS.get(spec.run_id)
-                if reason:
-                    engine.stop(reason)
-                    return
-                await asyncio.sleep(0.1)
+                async def watch_stop() -> None:  # the coordinator's stop (Ctrl-C there) reaches us via client.run
+                    for _ in range(10**7):  # bounded: about 11 days at 0.1 s
+                        reason = _STOPS.get(spec.run_id)
+                        if reason:
+                            engine.stop(reason)
+                            return
+                        await asyncio.sleep(0.1)
 
-        watcher = asyncio.get_running_loop().create_task(watch_stop())
-        try:
-            wait_s = (t0 - time.perf_counter_ns()) / 1e9 - 0.002
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            started = time.perf_counter()
-            with frozen_heap():
-                stats = await engine.run(t0_ns=t0)
-            elapsed = time.perf_counter() - started
-        finally:
-            watcher.cancel()
-            recorder.flush()
+                watcher = asyncio.get_running_loop().create_task(watch_stop())
+                try:
+                    wait_s = (t0 - time.perf_counter_ns()) / 1e9 - 0.002
+                    if wait_s > 0:
+                        await asyncio.sleep(wait_s)
+                    stats = await session.run(t0)
+                finally:
+                    watcher.cancel()
+            finally:
+                journal.close()
     finally:
-        if journal is not None:
-            journal.close()
-        await sender.close()
         _STOPS.pop(spec.run_id, None)
+    assert session.recorder is not None
     return {"shard": spec.index, "host": socket.gethostname(), "pid": os.getpid(), "part": str(part_path),
-            "path": sender.name, "end_reason": stats.end_reason, "elapsed_s": elapsed, "start_wait_s": -late_s,
-            "rows": recorder.rows,
+            "path": session.sender.name, "end_reason": stats.end_reason, "elapsed_s": session.elapsed,
+            "start_wait_s": -late_s, "rows": session.recorder.rows,
             "stats": {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
                       "capped": stats.capped, "aborted": stats.aborted,
                       "max_in_flight_seen": stats.max_in_flight_seen}}
@@ -463,17 +436,49 @@ def _count_arrivals(plan, index: int, count: int) -> int | None:
     return sum(1 for _ in plan.shard(index, count).arrival_tuples())
 
 
-async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scenario, *, rd: RunDir, meta: dict,
-                          max_in_flight: int, max_requests: int | None, timeout: float, grace: float,  # noqa: ASYNC109
-                          progress: Callable[[dict], None] | None, handle_signals: bool, announce, collectors,
-                          http_path: str, slos, start_delay: float = START_DELAY_S) -> dict[str, Any]:
+def run_on_cluster(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario, options: LoadOptions, *,
+                   runs_dir: Path, run_id: str, workers: int = 0, scheduler: str | None = None, client: Any = None,
+                   on_cluster: Callable[[Any], None] | None = None) -> RunResult:
+    """``run_load`` on Dask (``target`` is already checked): the cluster is opened here (in the
+    caller's thread) and always closed; a given ``client`` is used as it is."""
+    announce = options.announce
+    assert announce is not None  # resolved by LoadOptions
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            if scheduler:
+                client = stack.enter_context(connect(scheduler))
+            else:
+                announce(f"perfbench: starting a local Dask cluster of {workers} worker processes")
+                client = stack.enter_context(local_cluster(workers))
+        announce(f"perfbench: Dask dashboard at {getattr(client, 'dashboard_link', None)}")
+        if on_cluster is not None:
+            on_cluster(client)
+        return run_coroutine(_run_on_cluster(client, target, plan, scenario, options, runs_dir=runs_dir,
+                                             run_id=run_id))
+
+
+async def _run_on_cluster(client, target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario,
+                          options: LoadOptions, *, runs_dir: Path, run_id: str) -> RunResult:
+    from .analysis.results import Run
+
+    rd = RunDir.create(runs_dir, run_id)
+    meta = start_meta(target, scenario, plan, options, max_in_flight=options.max_in_flight, path=None)
+    rd.write_meta(meta)
+    announce_start(options, target, plan, rd)
+    out = await run_distributed(client, target, plan, scenario, options, rd=rd, meta=meta)
+    summary = Run.load(rd.path).write_summary(list(options.slos))
+    return RunResult(rd.path, rd.run_id, summary, out["end_reason"])
+
+
+async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario,
+                          options: LoadOptions, *, rd: RunDir, meta: dict,
+                          start_delay: float = START_DELAY_S) -> dict[str, Any]:
     """The coordinator's side (``target`` is already checked): submit one shard per worker, watch
     them, merge their records into ``rd``. Returns what ``run_load`` needs for its RunResult."""
     from distributed import wait
 
-    from .engine import run_span
-    from .engine.collectors import RunContext, start_all, stop_all
-
+    announce, progress, grace = options.announce, options.progress_hook, options.grace
+    assert announce is not None and grace is not None  # resolved by LoadOptions
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     if not workers:
         raise ConfigError("the Dask cluster has no worker")
@@ -484,8 +489,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     local = all(h == socket.gethostname() for h in hosts.values())
     part_dir = rd.path / PARTS_DIR if local else None
     dashboard = getattr(client, "dashboard_link", None)
-    budgets = split_budget(max_requests, n)
-    per_shard_cap = max(1, math.ceil(max_in_flight / n))
+    per_shard_cap = options.shard(0, n).max_in_flight
     merged = MergedProgress(n, plan.duration, progress)
     topic = f"{PROGRESS_TOPIC}-{rd.run_id}"
     if progress is not None:
@@ -508,26 +512,20 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     for i, w in enumerate(workers):
         spec = ShardSpec(index=i, count=n, run_id=rd.run_id, target=target, plan=plan, scenario=scenario,
                          start_unix_ns=start_unix_ns, offset_ns=round(offsets[w]["offset_ms"] * 1e6),
-                         part_dir=str(part_dir) if part_dir else None, max_in_flight=per_shard_cap,
-                         max_requests=budgets[i], timeout=timeout, grace=grace, http_path=http_path,
+                         part_dir=str(part_dir) if part_dir else None, options=options.shard(i, n),
                          progress=progress is not None)
         futures.append(client.submit(run_shard, spec, key=f"perfbench-shard-{rd.run_id}-{i}", workers=[w],
                                      allow_other_workers=False, pure=False, retries=0))
     ctx = RunContext(rd.path, target, plan.duration)
     collected: dict[str, Any] = {}
-    active = await start_all(collectors, ctx, collected, announce)
+    active = await start_all(options.collectors, ctx, collected, announce)
     # the coordinator's time zero is the common start, for collectors' time bases
     ctx.t0_ns = time.perf_counter_ns() + (start_unix_ns - time.time_ns())
     ctx.start_unix_ns = start_unix_ns
-    loop = asyncio.get_running_loop()
     stop_reason: list[str] = []
-    installed = []
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop_reason.append, "interrupted" if sig == signal.SIGINT
-                                        else "terminated")
-                installed.append(sig)
+    signals = StopSignals(stop_reason.append)
+    if options.handle_signals:
+        signals.install()
     lost: dict[int, str] = {}
     results: dict[int, dict] = {}
     deadline = time.monotonic() + start_delay + plan.duration + grace + 30.0
@@ -563,8 +561,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
             lost[i] = "did not finish by the coordinator's deadline"
             futures[i].cancel()
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        signals.remove()
         if progress is not None:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(topic)
@@ -598,7 +595,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     stat_keys = ("planned", "sent", "completed", "capped", "aborted", "max_in_flight_seen")
     engine_stats = {k: sum((s.get("stats") or {}).get(k, 0) or 0 for s in shards) for k in stat_keys}
     paths = {s.get("path") for s in shards if s.get("path")}
-    engine_stats.update(max_in_flight=max_in_flight, path=",".join(sorted(paths)) or None, shards=n,
+    engine_stats.update(max_in_flight=options.max_in_flight, path=",".join(sorted(paths)) or None, shards=n,
                         lost_shards=lost_list)
     reasons = [s.get("end_reason") for s in shards if s.get("end_reason")]
     end_reason = stop_reason[0] if stop_reason else _worst_end_reason(reasons)

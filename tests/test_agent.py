@@ -29,7 +29,7 @@ from perfbench.demo import create_app
 from perfbench.demo.app import AGENT
 from perfbench.demo.db import make_engine, prepare_database
 from perfbench.demo.state import STATE
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.profilers import queries as q
 from perfbench.scenario import Request, Scenario
 

@@ -21,8 +21,8 @@ from perfbench.distributed import (
     histogram_quantile,
     latency_histogram,
     local_cluster,
-    split_budget,
 )
+from perfbench.engine.options import LoadOptions, split_budget
 from perfbench.errors import UnsafeTargetError
 
 
@@ -83,6 +83,17 @@ def test_a_shard_keeps_the_aligned_tick():
 def test_budget_split_adds_up():
     assert split_budget(None, 3) == [None, None, None]
     assert split_budget(10, 3) == [4, 3, 3] and sum(split_budget(7, 4)) == 7
+
+
+def test_a_shard_gets_its_share_of_the_bounds_and_none_of_the_hooks():
+    opts = LoadOptions(max_in_flight=10, max_requests=10, timeout=2.0, progress=True, handle_signals=True,
+                       collectors=(object(),), slos=("p95<300ms",), parameters={"x": 1})
+    shards = [opts.shard(i, 3) for i in range(3)]
+    assert [s.max_in_flight for s in shards] == [4, 4, 4] and [s.max_requests for s in shards] == [4, 3, 3]
+    for s in shards:
+        assert (s.timeout, s.grace, s.http_path) == (2.0, 3.0, "auto")
+        assert s.progress is None and not s.handle_signals and s.collectors == () and s.slos == ()
+    assert opts.shard(0, 30).max_in_flight == 1
 
 
 def test_progress_histogram_merges_by_sum_within_one_percent():
@@ -153,7 +164,7 @@ def test_cli_workers_2_against_the_demo_target(demo, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_closed_model_shards_partition_the_users(client, http_server, tmp_path):
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
 
     plan = shapes.users(4, 1.0, think=shapes.Constant(0.05))
     res = run_load(http_server.url, plan, runs_dir=tmp_path, client=client, progress=False)
@@ -166,7 +177,7 @@ def test_closed_model_shards_partition_the_users(client, http_server, tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_worker_is_reported_and_the_rest_kept(client, http_server, tmp_path):
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
 
     pids = client.run(os.getpid)
     victim_addr = sorted(pids)[1]  # shard 1 runs on the second worker (shards follow sorted addresses)
@@ -202,7 +213,7 @@ def test_a_killed_worker_is_reported_and_the_rest_kept(client, http_server, tmp_
 
 
 def test_non_loopback_target_is_refused_before_any_shard(client, tmp_path):
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
 
     with pytest.raises(UnsafeTargetError):
         run_load("http://10.1.2.3:8080", shapes.constant(10, 1), runs_dir=tmp_path, client=client, progress=False)

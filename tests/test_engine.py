@@ -9,11 +9,11 @@ from conftest import SEEN_IDS
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.engine.clock import FakeClock
 from perfbench.engine.open_model import OpenModelEngine
 from perfbench.engine.recorder import MemorySink, Recorder
 from perfbench.errors import UnsafeTargetError
+from perfbench.load import run_load
 from perfbench.scenario import IntRange, Request, Scenario
 
 

@@ -17,13 +17,13 @@ from conftest import SEEN_IDS
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.engine.classify import classify
 from perfbench.engine.clock import FakeClock
 from perfbench.engine.lean import LeanSender, lean_exception, lean_refusal
 from perfbench.engine.open_model import OpenModelEngine
 from perfbench.engine.recorder import MemorySink, Recorder
 from perfbench.engine.senders import AiohttpSender, AutoSender, make_sender
+from perfbench.load import run_load
 from perfbench.scenario import IntRange, Request, Scenario
 
 PATHS = ("aiohttp", "lean")
