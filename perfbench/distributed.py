@@ -442,7 +442,6 @@ def run_on_cluster(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario,
     """``run_load`` on Dask (``target`` is already checked): the cluster is opened here (in the
     caller's thread) and always closed; a given ``client`` is used as it is."""
     announce = options.announce
-    assert announce is not None  # resolved by LoadOptions
     with contextlib.ExitStack() as stack:
         if client is None:
             if scheduler:
@@ -478,7 +477,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     from distributed import wait
 
     announce, progress, grace = options.announce, options.progress_hook, options.grace
-    assert announce is not None and grace is not None  # resolved by LoadOptions
+    assert grace is not None  # resolved by LoadOptions
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     if not workers:
         raise ConfigError("the Dask cluster has no worker")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed
-from .engine.options import LoadOptions
+from .engine.options import LoadOptions, stderr_line
 from .engine.session import RunResult, run_coroutine, run_local
 from .rundir import new_run_id
 from .safety import check_target
@@ -59,7 +59,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     options = LoadOptions(max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(slos), parameters=parameters or {}, code_dir=code_dir, progress=progress,
-                          announce=announce, collectors=tuple(collectors))
+                          announce=announce or stderr_line, collectors=tuple(collectors))
     scenario = scenario or single("/")
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:

@@ -57,7 +57,7 @@ class LoadOptions:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     code_dir: str | None = None
     progress: Callable[[dict], None] | bool | None = None
-    announce: Callable[[str], None] | None = None
+    announce: Callable[[str], None] = stderr_line  # None: the same
     collectors: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
@@ -105,5 +105,5 @@ class LoadOptions:
         and of ``max_requests``; the hooks (progress, collectors, signals) stay with the coordinator."""
         return replace(self, max_in_flight=max(1, math.ceil(self.max_in_flight / count)),
                        max_requests=split_budget(self.max_requests, count)[index], handle_signals=False,
-                       slos=(), parameters={}, progress=None, announce=None, collectors=())
+                       slos=(), parameters={}, progress=None, announce=stderr_line, collectors=())
 
