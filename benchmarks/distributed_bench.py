@@ -31,7 +31,7 @@ import psutil
 
 from perfbench import shapes
 from perfbench.distributed import local_cluster
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.rundir import read_json
 from perfbench.scenario import Request, Scenario
 

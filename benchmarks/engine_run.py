@@ -18,7 +18,7 @@ import tempfile
 import time
 
 from perfbench import shapes
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
 
 url, seconds, rate, cap = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

@@ -24,8 +24,8 @@ from .version import __version__
 _EXPORTS: dict[str, str] = {
     # load: plans, scenarios, the engine
     "shapes": ".shapes",
-    "run_load": ".engine",
-    "RunResult": ".engine",
+    "run_load": ".load",
+    "RunResult": ".load",
     "Scenario": ".scenario",
     "Request": ".scenario",
     "Login": ".scenario",
@@ -92,7 +92,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from . import compare, shapes
     from .agent import Agent, cache_hit, cache_miss
     from .analysis.results import Run
-    from .engine import RunResult, run_load
     from .errors import (
         ConfigError,
         ExperimentError,
@@ -106,6 +105,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .experiments.coldwarm import cold_warm
     from .experiments.runner import list_experiments, run_experiment
     from .experiments.stress import StressResult, stress
+    from .load import RunResult, run_load
     from .scenario import (
         UUID4,
         BodyContains,

@@ -1,15 +1,15 @@
 """Load generation on Dask distributed: engine shards on workers, one run directory.
 
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
     run_load("http://127.0.0.1:8080", shapes.constant(2000, 30), workers=2)        # a local cluster
     run_load(url, plan, scheduler="tcp://10.0.0.5:8786", allow_hosts=["10.0.0.9"])  # an existing one
 
 How it works:
 
-- **The plan is split exactly** (:func:`shard_plan`, pure). Open model: arrival k of the plan
-  goes to shard ``k mod N`` with its intended time and its index unchanged, so the union of the
-  shards' intended send times *is* the plan. Closed model: user k goes to shard ``k mod N``
-  with all its spans.
+- **The plan is split exactly** (``plan.shard(index, count)`` in ``shapes``, pure). Open model:
+  arrival k of the plan goes to shard ``k mod N`` with its intended time and its index unchanged,
+  so the union of the shards' intended send times *is* the plan. Closed model: user k goes to
+  shard ``k mod N`` with all its spans.
 - **A common start**: the coordinator picks an absolute wall-clock instant a little in the
   future (``start_unix_ns``); each shard converts it to its own monotonic clock, corrected by the
   clock offset the coordinator measured to that worker (round trips with ``client.run``, the
@@ -42,13 +42,11 @@ import contextlib
 import math
 import os
 import queue
-import signal
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +54,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from .engine.collectors import RunContext, start_all, stop_all
+from .engine.options import LoadOptions
+from .engine.session import (
+    LoadSession,
+    RunResult,
+    StopSignals,
+    announce_start,
+    run_coroutine,
+    run_span,
+    start_meta,
+)
 from .errors import ConfigError
 from .rundir import (
     PARQUET_OPTIONS,
@@ -67,93 +76,14 @@ from .rundir import (
     read_journal,
     utc_now_iso,
 )
-from .shapes import Arrival, ClosedPlan, OpenPlan, UserSpan
+from .scenario import Scenario
+from .shapes import ClosedPlan, OpenPlan
 
 PARTS_DIR = "parts"
 PROGRESS_TOPIC = "perfbench-progress"
 START_DELAY_S = 1.5  # the common start is this far in the future once every shard is submitted
 HIST_BASE = 1.01  # live progress: latency buckets 1% wide
 _STOPS: dict[str, str] = {}  # run id -> stop reason, set on a worker by the coordinator (client.run)
-
-
-# ------------------------------------------------------------------------------------ the split
-@dataclass(frozen=True)
-class ShardOpenPlan:
-    """Shard ``index`` of ``count`` of an open plan: arrivals k with ``k % count == index``.
-
-    Arrivals keep their plan index and intended time, so the shards' union is the plan.
-    """
-
-    plan: OpenPlan
-    index: int
-    count: int
-
-    @property
-    def duration(self) -> float:
-        return self.plan.duration
-
-    @property
-    def expected_requests(self) -> float:
-        return self.plan.expected_requests / self.count
-
-    def arrivals(self) -> Iterator[Arrival]:
-        i, n = self.index, self.count
-        for a in self.plan.arrivals():
-            if a.index % n == i:
-                yield a
-
-    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]:
-        """What :meth:`arrivals` yields, as the engine's plain tuples."""
-        i, n = self.index, self.count
-        for a in self.plan.arrival_tuples():
-            if a[0] % n == i:
-                yield a
-
-    def rate_at(self, t: float) -> float:
-        return self.plan.rate_at(t) / self.count
-
-    def describe(self) -> dict:
-        return {**self.plan.describe(), "shard": self.index, "shards": self.count}
-
-
-@dataclass(frozen=True)
-class ShardClosedPlan:
-    """Shard ``index`` of ``count`` of a closed plan: the users k with ``k % count == index``."""
-
-    plan: ClosedPlan
-    index: int
-    count: int
-
-    def __getattr__(self, name: str) -> Any:  # think, seed, stages, ...: the plan's own
-        if name in ("plan", "index", "count"):
-            raise AttributeError(name)
-        return getattr(self.plan, name)
-
-    @property
-    def max_users(self) -> int:
-        return len(range(self.index, self.plan.max_users, self.count))
-
-    def user_spans(self) -> list[UserSpan]:
-        return [s for s in self.plan.user_spans() if s.vu % self.count == self.index]
-
-    def describe(self) -> dict:
-        return {**self.plan.describe(), "shard": self.index, "shards": self.count}
-
-
-def shard_plan(plan: OpenPlan | ClosedPlan, index: int, count: int) -> ShardOpenPlan | ShardClosedPlan:
-    """The share of ``plan`` that shard ``index`` of ``count`` sends (pure; see the module docstring)."""
-    if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"shard {index} of {count}: need 0 <= index < count")
-    if isinstance(plan, ClosedPlan):
-        return ShardClosedPlan(plan, index, count)
-    return ShardOpenPlan(plan, index, count)
-
-
-def split_budget(total: int | None, count: int) -> list[int | None]:
-    """``max_requests`` split so the shares add up to it (the first shards take the remainder)."""
-    if total is None:
-        return [None] * count
-    return [total // count + (1 if i < total % count else 0) for i in range(count)]
 
 
 # ------------------------------------------------------------------------------------ live progress
@@ -294,18 +224,13 @@ class ShardSpec:
     count: int
     run_id: str
     target: str  # already checked by the coordinator
-    plan: OpenPlan | ClosedPlan
-    scenario: Any
+    plan: OpenPlan | ClosedPlan  # the whole plan; the shard runs ``plan.shard(index, count)``
+    scenario: Scenario
     start_unix_ns: int  # the common start, on the coordinator's wall clock
     offset_ns: int  # this worker's wall clock minus the coordinator's
     part_dir: str | None  # shared with the coordinator, or None: the worker's temporary directory
-    max_in_flight: int = 10_000
-    max_requests: int | None = None
-    timeout: float = 30.0
-    grace: float = 11.0
-    http_path: str = "auto"
-    progress: bool = True
-    extra: dict = field(default_factory=dict)
+    options: LoadOptions  # this shard's share (LoadOptions.shard): its in-flight cap and request budget
+    progress: bool = True  # publish live progress to the coordinator
 
 
 class _PartJournal:
@@ -331,26 +256,15 @@ def part_name(run_id: str, index: int) -> str:
 
 def run_shard(spec: ShardSpec) -> dict[str, Any]:
     """The Dask task: run shard ``spec.index`` on this worker; returns its stats (the rows are in its part)."""
-    from .engine import _run_coroutine
-
     worker = None
     with contextlib.suppress(Exception):
         from distributed import get_worker
 
         worker = get_worker()
-    return _run_coroutine(_shard_async(spec, worker))
+    return run_coroutine(_shard_async(spec, worker))
 
 
 async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
-    from .engine import _login
-    from .engine.closed_model import ClosedModelEngine
-    from .engine.heap import frozen_heap
-    from .engine.open_model import OpenModelEngine
-    from .engine.recorder import Recorder
-    from .engine.senders import make_sender
-
-    plan = shard_plan(spec.plan, spec.index, spec.count)
-    closed = isinstance(spec.plan, ClosedPlan)
     # the common start on this machine's clocks: coordinator wall time -> local wall -> monotonic
     t0 = time.perf_counter_ns() + (spec.start_unix_ns + spec.offset_ns - time.time_ns())
     late_s = (time.perf_counter_ns() - t0) / 1e9
@@ -359,75 +273,62 @@ async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
                            "end: not sending (a rerun after a lost worker?)")
     part_dir = Path(spec.part_dir) if spec.part_dir else Path(tempfile.gettempdir()) / "perfbench-parts"
     part_path = part_dir / part_name(spec.run_id, spec.index)
-    max_in_flight = max(1, plan.max_users) if closed else spec.max_in_flight
-    sender = make_sender(spec.target, http_path=spec.http_path, max_connections=max_in_flight,
-                         timeout=spec.timeout, scenario=spec.scenario)
-    await sender.start()
-    journal = None
+    session = LoadSession(spec.target, spec.plan.shard(spec.index, spec.count), spec.scenario, spec.options,
+                          worker=spec.index)
     try:
-        auth = {} if closed else await _login(sender, spec.scenario)
-        journal = _PartJournal(part_path)
-        interval: list[pa.RecordBatch] = []
+        async with session:
+            journal = _PartJournal(part_path)
+            try:
+                interval: list[pa.RecordBatch] = []
 
-        def sink(batch: pa.RecordBatch) -> None:
-            journal.write(batch)
-            if spec.progress:
-                interval.append(batch.select(["latency_ns", "error"]))
+                def sink(batch: pa.RecordBatch) -> None:
+                    journal.write(batch)
+                    if spec.progress:
+                        interval.append(batch.select(["latency_ns", "error"]))
 
-        def publish(p: dict) -> None:
-            parts, interval[:] = list(interval), []
-            lat = pa.chunked_array([b.column(0) for b in parts], pa.int64()).combine_chunks() if parts \
-                else pa.array([], pa.int64())
-            errs = pa.chunked_array([b.column(1) for b in parts], pa.string()) if parts else None
-            errors = {}
-            if errs is not None and errs.null_count < len(errs):
-                errors = {r["values"]: int(r["counts"]) for r in pc.value_counts(errs.drop_null()).to_pylist()}
-            msg = {"shard": spec.index, "elapsed_s": p["elapsed_s"], "planned_rps": p["planned_rps"],
-                   "n": len(lat), "hist": {str(k): v for k, v in latency_histogram(lat).items()},
-                   "errors": errors, "in_flight": p["in_flight"], "waiting": p["waiting"], "total": p["total"],
-                   "final": p["final"]}
-            if worker is not None:
-                with contextlib.suppress(Exception):
-                    worker.log_event(f"{PROGRESS_TOPIC}-{spec.run_id}", msg)
+                def publish(p: dict) -> None:
+                    parts, interval[:] = list(interval), []
+                    lat = pa.chunked_array([b.column(0) for b in parts], pa.int64()).combine_chunks() if parts \
+                        else pa.array([], pa.int64())
+                    errs = pa.chunked_array([b.column(1) for b in parts], pa.string()) if parts else None
+                    errors = {}
+                    if errs is not None and errs.null_count < len(errs):
+                        errors = {r["values"]: int(r["counts"])
+                                  for r in pc.value_counts(errs.drop_null()).to_pylist()}
+                    msg = {"shard": spec.index, "elapsed_s": p["elapsed_s"], "planned_rps": p["planned_rps"],
+                           "n": len(lat), "hist": {str(k): v for k, v in latency_histogram(lat).items()},
+                           "errors": errors, "in_flight": p["in_flight"], "waiting": p["waiting"],
+                           "total": p["total"], "final": p["final"]}
+                    if worker is not None:
+                        with contextlib.suppress(Exception):
+                            worker.log_event(f"{PROGRESS_TOPIC}-{spec.run_id}", msg)
 
-        recorder = Recorder(sink, worker=spec.index)
-        progress = publish if spec.progress else None
-        if closed:
-            engine = ClosedModelEngine(plan, spec.scenario, sender, recorder, max_requests=spec.max_requests,
-                                       grace=spec.grace, progress=progress, worker=spec.index)
-        else:
-            engine = OpenModelEngine(plan, spec.scenario, sender, recorder, max_in_flight=max_in_flight,
-                                     max_requests=spec.max_requests, grace=spec.grace, auth_headers=auth,
-                                     progress=progress, worker=spec.index)
+                engine = session.build(sink, publish if spec.progress else None)
 
-        async def watch_stop() -> None:  # the coordinator's stop (Ctrl-C there) reaches us via client.run
-            for _ in range(10**7):  # bounded: about 11 days at 0.1 s
-                reason = _STOPS.get(spec.run_id)
-                if reason:
-                    engine.stop(reason)
-                    return
-                await asyncio.sleep(0.1)
+                async def watch_stop() -> None:  # the coordinator's stop (Ctrl-C there) reaches us via client.run
+                    for _ in range(10**7):  # bounded: about 11 days at 0.1 s
+                        reason = _STOPS.get(spec.run_id)
+                        if reason:
+                            engine.stop(reason)
+                            return
+                        await asyncio.sleep(0.1)
 
-        watcher = asyncio.get_running_loop().create_task(watch_stop())
-        try:
-            wait_s = (t0 - time.perf_counter_ns()) / 1e9 - 0.002
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            started = time.perf_counter()
-            with frozen_heap():
-                stats = await engine.run(t0_ns=t0)
-            elapsed = time.perf_counter() - started
-        finally:
-            watcher.cancel()
-            recorder.flush()
+                watcher = asyncio.get_running_loop().create_task(watch_stop())
+                try:
+                    wait_s = (t0 - time.perf_counter_ns()) / 1e9 - 0.002
+                    if wait_s > 0:
+                        await asyncio.sleep(wait_s)
+                    stats = await session.run(t0)
+                finally:
+                    watcher.cancel()
+            finally:
+                journal.close()
     finally:
-        if journal is not None:
-            journal.close()
-        await sender.close()
         _STOPS.pop(spec.run_id, None)
+    assert session.recorder is not None
     return {"shard": spec.index, "host": socket.gethostname(), "pid": os.getpid(), "part": str(part_path),
-            "path": sender.name, "end_reason": stats.end_reason, "elapsed_s": elapsed, "start_wait_s": -late_s,
-            "rows": recorder.rows,
+            "path": session.sender.name, "end_reason": stats.end_reason, "elapsed_s": session.elapsed,
+            "start_wait_s": -late_s, "rows": session.recorder.rows,
             "stats": {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
                       "capped": stats.capped, "aborted": stats.aborted,
                       "max_in_flight_seen": stats.max_in_flight_seen}}
@@ -532,20 +433,51 @@ def _count_arrivals(plan, index: int, count: int) -> int | None:
         return None
     if plan.expected_requests > 5_000_000:
         return round(plan.expected_requests / count)
-    return sum(1 for _ in ShardOpenPlan(plan, index, count).arrivals())
+    return sum(1 for _ in plan.shard(index, count).arrival_tuples())
 
 
-async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scenario, *, rd: RunDir, meta: dict,
-                          max_in_flight: int, max_requests: int | None, timeout: float, grace: float,  # noqa: ASYNC109
-                          progress: Callable[[dict], None] | None, handle_signals: bool, announce, collectors,
-                          http_path: str, slos, start_delay: float = START_DELAY_S) -> dict[str, Any]:
+def run_on_cluster(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario, options: LoadOptions, *,
+                   runs_dir: Path, run_id: str, workers: int = 0, scheduler: str | None = None, client: Any = None,
+                   on_cluster: Callable[[Any], None] | None = None) -> RunResult:
+    """``run_load`` on Dask (``target`` is already checked): the cluster is opened here (in the
+    caller's thread) and always closed; a given ``client`` is used as it is."""
+    announce = options.announce
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            if scheduler:
+                client = stack.enter_context(connect(scheduler))
+            else:
+                announce(f"perfbench: starting a local Dask cluster of {workers} worker processes")
+                client = stack.enter_context(local_cluster(workers))
+        announce(f"perfbench: Dask dashboard at {getattr(client, 'dashboard_link', None)}")
+        if on_cluster is not None:
+            on_cluster(client)
+        return run_coroutine(_run_on_cluster(client, target, plan, scenario, options, runs_dir=runs_dir,
+                                             run_id=run_id))
+
+
+async def _run_on_cluster(client, target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario,
+                          options: LoadOptions, *, runs_dir: Path, run_id: str) -> RunResult:
+    from .analysis.results import Run
+
+    rd = RunDir.create(runs_dir, run_id)
+    meta = start_meta(target, scenario, plan, options, max_in_flight=options.max_in_flight, path=None)
+    rd.write_meta(meta)
+    announce_start(options, target, plan, rd)
+    out = await run_distributed(client, target, plan, scenario, options, rd=rd, meta=meta)
+    summary = Run.load(rd.path).write_summary(list(options.slos))
+    return RunResult(rd.path, rd.run_id, summary, out["end_reason"])
+
+
+async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario,
+                          options: LoadOptions, *, rd: RunDir, meta: dict,
+                          start_delay: float = START_DELAY_S) -> dict[str, Any]:
     """The coordinator's side (``target`` is already checked): submit one shard per worker, watch
     them, merge their records into ``rd``. Returns what ``run_load`` needs for its RunResult."""
     from distributed import wait
 
-    from .engine import run_span
-    from .engine.collectors import RunContext, start_all, stop_all
-
+    announce, progress, grace = options.announce, options.progress_hook, options.grace
+    assert grace is not None  # resolved by LoadOptions
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     if not workers:
         raise ConfigError("the Dask cluster has no worker")
@@ -556,8 +488,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     local = all(h == socket.gethostname() for h in hosts.values())
     part_dir = rd.path / PARTS_DIR if local else None
     dashboard = getattr(client, "dashboard_link", None)
-    budgets = split_budget(max_requests, n)
-    per_shard_cap = max(1, math.ceil(max_in_flight / n))
+    per_shard_cap = options.shard(0, n).max_in_flight
     merged = MergedProgress(n, plan.duration, progress)
     topic = f"{PROGRESS_TOPIC}-{rd.run_id}"
     if progress is not None:
@@ -580,26 +511,20 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     for i, w in enumerate(workers):
         spec = ShardSpec(index=i, count=n, run_id=rd.run_id, target=target, plan=plan, scenario=scenario,
                          start_unix_ns=start_unix_ns, offset_ns=round(offsets[w]["offset_ms"] * 1e6),
-                         part_dir=str(part_dir) if part_dir else None, max_in_flight=per_shard_cap,
-                         max_requests=budgets[i], timeout=timeout, grace=grace, http_path=http_path,
+                         part_dir=str(part_dir) if part_dir else None, options=options.shard(i, n),
                          progress=progress is not None)
         futures.append(client.submit(run_shard, spec, key=f"perfbench-shard-{rd.run_id}-{i}", workers=[w],
                                      allow_other_workers=False, pure=False, retries=0))
     ctx = RunContext(rd.path, target, plan.duration)
     collected: dict[str, Any] = {}
-    active = await start_all(collectors, ctx, collected, announce)
+    active = await start_all(options.collectors, ctx, collected, announce)
     # the coordinator's time zero is the common start, for collectors' time bases
     ctx.t0_ns = time.perf_counter_ns() + (start_unix_ns - time.time_ns())
     ctx.start_unix_ns = start_unix_ns
-    loop = asyncio.get_running_loop()
     stop_reason: list[str] = []
-    installed = []
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop_reason.append, "interrupted" if sig == signal.SIGINT
-                                        else "terminated")
-                installed.append(sig)
+    signals = StopSignals(stop_reason.append)
+    if options.handle_signals:
+        signals.install()
     lost: dict[int, str] = {}
     results: dict[int, dict] = {}
     deadline = time.monotonic() + start_delay + plan.duration + grace + 30.0
@@ -635,8 +560,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
             lost[i] = "did not finish by the coordinator's deadline"
             futures[i].cancel()
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        signals.remove()
         if progress is not None:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(topic)
@@ -670,7 +594,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     stat_keys = ("planned", "sent", "completed", "capped", "aborted", "max_in_flight_seen")
     engine_stats = {k: sum((s.get("stats") or {}).get(k, 0) or 0 for s in shards) for k in stat_keys}
     paths = {s.get("path") for s in shards if s.get("path")}
-    engine_stats.update(max_in_flight=max_in_flight, path=",".join(sorted(paths)) or None, shards=n,
+    engine_stats.update(max_in_flight=options.max_in_flight, path=",".join(sorted(paths)) or None, shards=n,
                         lost_shards=lost_list)
     reasons = [s.get("end_reason") for s in shards if s.get("end_reason")]
     end_reason = stop_reason[0] if stop_reason else _worst_end_reason(reasons)

@@ -14,6 +14,10 @@ nanoseconds from the start of the run.
     >>> plan = constant(rate=4, duration=1)
     >>> [a.offset_ns for a in plan.arrivals()]
     [0, 250000000, 500000000, 750000000]
+
+A plan splits exactly into shards (``plan.shard(index, count)``, for load spread over several
+processes); :class:`OpenLoad` and :class:`ClosedLoad` declare what the engine reads of a plan,
+which a whole plan and a shard both provide.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Protocol
 
 from .errors import ConfigError
 
@@ -91,6 +96,7 @@ class OpenPlan:
     checkpoints: tuple[float, ...] = ()
     kind: str = "stages"
     params: dict = field(default_factory=dict, compare=False)
+    model: ClassVar[Literal["open"]] = "open"
 
     def __post_init__(self) -> None:
         problems = _stage_problems(self.stages, "rate {name} must be >= 0 req/s")
@@ -205,6 +211,88 @@ class OpenPlan:
             ],
             "checkpoints_s": list(self.checkpoints),
         }
+
+    def shard(self, index: int, count: int) -> OpenShard:
+        """Shard ``index`` of ``count``: arrival k goes to shard ``k % count`` (see :class:`OpenShard`)."""
+        return OpenShard(self, index, count)
+
+
+def _check_shard(index: int, count: int) -> None:
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"shard {index} of {count}: need 0 <= index < count")
+
+
+@dataclass(frozen=True)
+class OpenShard:
+    """Shard ``index`` of ``count`` of an open plan: the arrivals k with ``k % count == index``.
+
+    Arrivals keep their plan index, intended time and stage, so the union of the shards is the
+    plan. The shard's stages are the plan's at ``1/count`` of the rate: every count-th arrival of
+    evenly spaced arrivals is evenly spaced at that rate, so the engine's tick aligns to a shard's
+    arrivals as it does to a whole plan's.
+    """
+
+    whole: OpenPlan
+    index: int
+    count: int
+    stages: tuple[Stage, ...] = field(init=False, repr=False, compare=False)
+    model: ClassVar[Literal["open"]] = "open"
+
+    def __post_init__(self) -> None:
+        _check_shard(self.index, self.count)
+        n = self.count
+        object.__setattr__(self, "stages", tuple(Stage(st.duration, st.start / n, st.end / n, st.name)
+                                                 for st in self.whole.stages))
+
+    @property
+    def poisson(self) -> bool:
+        return self.whole.poisson
+
+    @property
+    def seed(self) -> int:
+        return self.whole.seed
+
+    @property
+    def checkpoints(self) -> tuple[float, ...]:
+        return self.whole.checkpoints
+
+    @property
+    def kind(self) -> str:
+        return self.whole.kind
+
+    @property
+    def params(self) -> dict:
+        return self.whole.params
+
+    @property
+    def duration(self) -> float:
+        return self.whole.duration
+
+    @property
+    def expected_requests(self) -> float:
+        return self.whole.expected_requests / self.count
+
+    def rate_at(self, t: float) -> float:
+        return self.whole.rate_at(t) / self.count
+
+    def stage_bounds(self) -> list[tuple[float, float]]:
+        return self.whole.stage_bounds()
+
+    def arrivals(self) -> Iterator[Arrival]:
+        i, n = self.index, self.count
+        for a in self.whole.arrivals():
+            if a.index % n == i:
+                yield a
+
+    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]:
+        """What :meth:`arrivals` yields, as the engine's plain tuples."""
+        i, n = self.index, self.count
+        for a in self.whole.arrival_tuples():
+            if a[0] % n == i:
+                yield a
+
+    def describe(self) -> dict:
+        return {**self.whole.describe(), "shard": self.index, "shards": self.count}
 
 
 def _with_ramp(stages: list[Stage], ramp_up: float) -> list[Stage]:
@@ -349,6 +437,7 @@ class ClosedPlan:
     seed: int = 0
     kind: str = "users"
     params: dict = field(default_factory=dict, compare=False)
+    model: ClassVar[Literal["closed"]] = "closed"
 
     def __post_init__(self) -> None:
         problems = _stage_problems(self.stages, "{name} users must be >= 0")
@@ -438,6 +527,112 @@ class ClosedPlan:
             "stages": [{"duration_s": s.duration, "start_users": s.start, "end_users": s.end, "name": s.name}
                        for s in self.stages],
         }
+
+    def shard(self, index: int, count: int) -> ClosedShard:
+        """Shard ``index`` of ``count``: user k goes to shard ``k % count`` (see :class:`ClosedShard`)."""
+        return ClosedShard(self, index, count)
+
+
+@dataclass(frozen=True)
+class ClosedShard:
+    """Shard ``index`` of ``count`` of a closed plan: the users k with ``k % count == index``, each
+    with all its spans; think time, seed and duration are the plan's (a user's requests do not
+    depend on which shard runs it)."""
+
+    whole: ClosedPlan
+    index: int
+    count: int
+    model: ClassVar[Literal["closed"]] = "closed"
+
+    def __post_init__(self) -> None:
+        _check_shard(self.index, self.count)
+
+    @property
+    def think(self) -> Think:
+        return self.whole.think
+
+    @property
+    def seed(self) -> int:
+        return self.whole.seed
+
+    @property
+    def kind(self) -> str:
+        return self.whole.kind
+
+    @property
+    def params(self) -> dict:
+        return self.whole.params
+
+    @property
+    def duration(self) -> float:
+        return self.whole.duration
+
+    @property
+    def max_users(self) -> int:
+        return len(range(self.index, self.whole.max_users, self.count))
+
+    def users_at(self, t: float) -> int:
+        return len(range(self.index, self.whole.users_at(t), self.count))
+
+    def stage_at(self, t: float) -> int:
+        return self.whole.stage_at(t)
+
+    def user_spans(self) -> list[UserSpan]:
+        return [s for s in self.whole.user_spans() if s.vu % self.count == self.index]
+
+    def describe(self) -> dict:
+        return {**self.whole.describe(), "shard": self.index, "shards": self.count}
+
+
+# ------------------------------------------------------------------------------------ what the engine reads
+class OpenLoad(Protocol):
+    """What the open-model engine reads of a plan: an :class:`OpenPlan` or an :class:`OpenShard`.
+
+    ``stages`` and ``poisson`` decide whether the scheduler's tick aligns to the arrivals (evenly
+    spaced in a constant stage); ``rate_at`` estimates how many arrivals wait for a slot.
+    """
+
+    model: ClassVar[Literal["open"]]
+
+    @property
+    def stages(self) -> tuple[Stage, ...]: ...
+
+    @property
+    def poisson(self) -> bool: ...
+
+    @property
+    def duration(self) -> float: ...
+
+    @property
+    def expected_requests(self) -> float: ...
+
+    def rate_at(self, t: float) -> float: ...
+
+    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]: ...
+
+    def describe(self) -> dict: ...
+
+
+class ClosedLoad(Protocol):
+    """What the closed-model engine reads of a plan: a :class:`ClosedPlan` or a :class:`ClosedShard`."""
+
+    model: ClassVar[Literal["closed"]]
+
+    @property
+    def think(self) -> Think: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def duration(self) -> float: ...
+
+    @property
+    def max_users(self) -> int: ...
+
+    def user_spans(self) -> list[UserSpan]: ...
+
+    def describe(self) -> dict: ...
 
 
 def users(n: int, duration: float, *, think: Think = Constant(0.0), ramp_up: float = 0, seed: int = 0

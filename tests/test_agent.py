@@ -31,7 +31,7 @@ from perfbench.demo import create_app
 from perfbench.demo.app import AGENT
 from perfbench.demo.db import make_engine, prepare_database
 from perfbench.demo.state import STATE
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
 
 TOKEN = "test-token-" + "x" * 16

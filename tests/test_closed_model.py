@@ -3,8 +3,8 @@ import pytest
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.errors import ConfigError
+from perfbench.load import run_load
 from perfbench.scenario import Login, Request, Scenario
 
 S = 1_000_000_000

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from perfbench import shapes
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.profilers.cpu import (
     PySpyCollector,
     pyspy_executable,

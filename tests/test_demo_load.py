@@ -7,7 +7,7 @@ from perfbench import shapes
 from perfbench.analysis.results import Run
 from perfbench.demo.process import DemoProcess
 from perfbench.demo.scenario import demo_scenario
-from perfbench.engine import run_load
+from perfbench.load import run_load
 
 pytestmark = pytest.mark.slow
 

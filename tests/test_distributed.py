@@ -21,9 +21,8 @@ from perfbench.distributed import (
     histogram_quantile,
     latency_histogram,
     local_cluster,
-    shard_plan,
-    split_budget,
 )
+from perfbench.engine.options import LoadOptions, split_budget
 from perfbench.errors import UnsafeTargetError
 
 
@@ -38,19 +37,19 @@ from perfbench.errors import UnsafeTargetError
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_open_plan_split_is_exact(plan, n):
     whole = [(a.index, a.offset_ns, a.stage) for a in plan.arrivals()]
-    shards = [[(a.index, a.offset_ns, a.stage) for a in shard_plan(plan, i, n).arrivals()] for i in range(n)]
+    shards = [[(a.index, a.offset_ns, a.stage) for a in plan.shard(i, n).arrivals()] for i in range(n)]
     # every shard gets arrival k with k mod n == its index, at the plan's exact time
     for i, part in enumerate(shards):
         assert part == [w for w in whole if w[0] % n == i]
     # and the union of the shards' intended send times is the plan, nothing more or less
     assert sorted(x for part in shards for x in part) == whole
-    assert sum(shard_plan(plan, i, n).expected_requests for i in range(n)) == pytest.approx(plan.expected_requests)
+    assert sum(plan.shard(i, n).expected_requests for i in range(n)) == pytest.approx(plan.expected_requests)
 
 
 def test_closed_plan_split_partitions_the_users():
     plan = shapes.user_stages([(1, 5), (1, 2), (1, 7)], think=shapes.Constant(0.1))
     whole = plan.user_spans()
-    parts = [shard_plan(plan, i, 3) for i in range(3)]
+    parts = [plan.shard(i, 3) for i in range(3)]
     spans = [p.user_spans() for p in parts]
     assert sorted((s.vu, s.start_ns) for sp in spans for s in sp) == sorted((s.vu, s.start_ns) for s in whole)
     for i, sp in enumerate(spans):
@@ -59,9 +58,42 @@ def test_closed_plan_split_partitions_the_users():
     assert parts[1].think == plan.think and parts[1].duration == plan.duration
 
 
+def test_a_shard_keeps_the_aligned_tick():
+    """A shard of an evenly spaced plan ticks on its own arrivals' phase, as a whole plan of its
+    rate does (the scheduler would otherwise wake on a free-running tick); Poisson never aligns."""
+    from perfbench.engine.open_model import OpenModelEngine
+    from perfbench.engine.recorder import MemorySink, Recorder
+    from perfbench.scenario import Request, Scenario
+
+    class Sender:
+        name = "test"
+
+        async def request(self, method, path, headers, body, keep_body=False):  # never called
+            raise AssertionError
+
+    def period(plan, stage=0):
+        eng = OpenModelEngine(plan, Scenario([Request("a", "GET", "/a")]), Sender(), Recorder(MemorySink()))
+        return eng._aligned_period(stage, 50_000_000)
+
+    assert period(shapes.constant(6000, 1).shard(2, 3)) == period(shapes.constant(2000, 1)) == 1_000_000
+    assert period(shapes.steps([100, 3000], 1).shard(0, 2), 1) == round(2 / 1500 * 1e9)
+    assert period(shapes.constant(6000, 1, poisson=True).shard(0, 3)) is None
+
+
 def test_budget_split_adds_up():
     assert split_budget(None, 3) == [None, None, None]
     assert split_budget(10, 3) == [4, 3, 3] and sum(split_budget(7, 4)) == 7
+
+
+def test_a_shard_gets_its_share_of_the_bounds_and_none_of_the_hooks():
+    opts = LoadOptions(max_in_flight=10, max_requests=10, timeout=2.0, progress=True, handle_signals=True,
+                       collectors=(object(),), slos=("p95<300ms",), parameters={"x": 1})
+    shards = [opts.shard(i, 3) for i in range(3)]
+    assert [s.max_in_flight for s in shards] == [4, 4, 4] and [s.max_requests for s in shards] == [4, 3, 3]
+    for s in shards:
+        assert (s.timeout, s.grace, s.http_path) == (2.0, 3.0, "auto")
+        assert s.progress is None and not s.handle_signals and s.collectors == () and s.slos == ()
+    assert opts.shard(0, 30).max_in_flight == 1
 
 
 def test_progress_histogram_merges_by_sum_within_one_percent():
@@ -132,7 +164,7 @@ def test_cli_workers_2_against_the_demo_target(demo, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_closed_model_shards_partition_the_users(client, http_server, tmp_path):
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
 
     plan = shapes.users(4, 1.0, think=shapes.Constant(0.05))
     res = run_load(http_server.url, plan, runs_dir=tmp_path, client=client, progress=False)
@@ -145,7 +177,7 @@ def test_closed_model_shards_partition_the_users(client, http_server, tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_worker_is_reported_and_the_rest_kept(client, http_server, tmp_path):
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
 
     pids = client.run(os.getpid)
     victim_addr = sorted(pids)[1]  # shard 1 runs on the second worker (shards follow sorted addresses)
@@ -181,7 +213,7 @@ def test_a_killed_worker_is_reported_and_the_rest_kept(client, http_server, tmp_
 
 
 def test_non_loopback_target_is_refused_before_any_shard(client, tmp_path):
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
 
     with pytest.raises(UnsafeTargetError):
         run_load("http://10.1.2.3:8080", shapes.constant(10, 1), runs_dir=tmp_path, client=client, progress=False)

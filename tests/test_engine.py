@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -9,11 +10,12 @@ from conftest import SEEN_IDS
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.engine.clock import FakeClock
 from perfbench.engine.open_model import OpenModelEngine
+from perfbench.engine.options import LoadOptions
 from perfbench.engine.recorder import MemorySink, Recorder
-from perfbench.errors import UnsafeTargetError
+from perfbench.errors import ConfigError, UnsafeTargetError
+from perfbench.load import run_load
 from perfbench.scenario import IntRange, Request, Scenario
 
 
@@ -129,6 +131,18 @@ def test_non_loopback_targets_are_refused_before_anything_is_sent(runs_dir):
     with pytest.raises(UnsafeTargetError, match="--allow-host example.com"):
         load("http://example.com", shapes.constant(1, 1), None, runs_dir)
     assert not runs_dir.exists()
+
+
+def test_bad_options_are_all_reported_before_anything_is_sent(runs_dir):
+    with pytest.raises(ConfigError) as e:
+        load("http://127.0.0.1:9", shapes.constant(1, 1), None, runs_dir, max_in_flight=0, timeout=-1.0,
+             grace=float("nan"), http_path="curl", workers=2)
+    assert len(e.value.problems) == 4 and "http path 'curl' is not one of auto, lean, aiohttp" in str(e.value)
+    assert not runs_dir.exists()
+    opts = LoadOptions(timeout=4.0, progress=False, slos=["p95<300ms"])
+    assert (opts.grace, opts.progress, opts.slos[0].text) == (5.0, None, "p95<300ms")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.timeout = 1.0
 
 
 class InstantSender:

@@ -17,8 +17,8 @@ import pytest
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.engine.senders import HTTP_PATHS
+from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"

@@ -17,13 +17,13 @@ from conftest import SEEN_IDS
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.engine.classify import classify
 from perfbench.engine.clock import FakeClock
 from perfbench.engine.lean import LeanSender, lean_exception, lean_refusal
 from perfbench.engine.open_model import OpenModelEngine
 from perfbench.engine.recorder import MemorySink, Recorder
 from perfbench.engine.senders import AiohttpSender, AutoSender, make_sender
+from perfbench.load import run_load
 from perfbench.scenario import IntRange, Request, Scenario
 
 PATHS = ("aiohttp", "lean")
@@ -537,9 +537,12 @@ class HangingSender(CallbackSender):
 class CountingPlan:
     """An OpenPlan that counts the arrivals the engine has taken from it."""
 
+    model = "open"
+
     def __init__(self, plan):
         self.plan, self.taken = plan, 0
         self.duration, self.rate_at, self.describe = plan.duration, plan.rate_at, plan.describe
+        self.stages, self.poisson, self.expected_requests = plan.stages, plan.poisson, plan.expected_requests
 
     def arrival_tuples(self):
         for a in self.plan.arrival_tuples():

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from perfbench import shapes
 from perfbench.demo.process import DemoProcess
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.profilers import memory
 from perfbench.scenario import single
 from tests.conftest import ThreadServer

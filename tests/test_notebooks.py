@@ -62,7 +62,7 @@ def test_soak_notebook(tmp_path):
 
 def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
     from perfbench import shapes
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
     from perfbench.scenario import from_paths
 
     run_load(http_server.url, shapes.constant(50, 1), from_paths(["/", "slow=GET /delay/20"]),
@@ -127,7 +127,7 @@ def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):
 
 def test_regression_notebook_compares_two_runs(http_server, tmp_path):
     from perfbench import shapes
-    from perfbench.engine import run_load
+    from perfbench.load import run_load
     from perfbench.scenario import from_paths
 
     runs = [run_load(http_server.url, shapes.constant(100, 2), from_paths(["/", "slow=GET /delay/5"]),

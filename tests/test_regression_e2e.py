@@ -20,7 +20,7 @@ import pytest
 from perfbench import compare as cmp
 from perfbench import shapes
 from perfbench.cli import main
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
 
 pytestmark = pytest.mark.slow

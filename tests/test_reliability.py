@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
 from perfbench.errors import ConfigError
+from perfbench.load import run_load
 from perfbench.rundir import JOURNAL
 from perfbench.scenario import Login, Request, Scenario, load_toml
 

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from perfbench import shapes
-from perfbench.engine import run_load
 from perfbench.errors import ProfilerError
+from perfbench.load import run_load
 from perfbench.profilers.resources import ResourceSampler, read_resources
 from perfbench.scenario import single
 

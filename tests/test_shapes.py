@@ -119,3 +119,59 @@ def test_arrivals_do_not_depend_on_how_many_are_computed_at_a_time(monkeypatch, 
     for size in (1, 3, 50, 64):
         monkeypatch.setattr(shapes, "ARRIVAL_CHUNK", size)
         assert list(plan.arrival_tuples()) == whole
+
+
+# ------------------------------------------------------------------------------------ shards
+@pytest.mark.parametrize("plan", [
+    shapes.stages([(0.7, 30, 30), (0.5, 30, 90), (0.6, 45, 45)], ramp_up=0.3),
+    shapes.spike(20, 70, before=0.5, during=0.4, after=0.5, poisson=True, seed=3),
+    shapes.soak(25, 2.0, checkpoint_every=0.5, poisson=True, seed=11),
+])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_the_union_of_the_shards_arrivals_is_the_plan(plan, n):
+    whole = list(plan.arrival_tuples())
+    parts = [list(plan.shard(i, n).arrival_tuples()) for i in range(n)]
+    assert sorted(a for part in parts for a in part) == whole
+    assert all(a[0] % n == i for i, part in enumerate(parts) for a in part)
+    assert [[(a.index, a.offset_ns, a.stage) for a in plan.shard(i, n).arrivals()] for i in range(n)] == parts
+
+
+@pytest.mark.parametrize("poisson", [False, True])
+def test_a_shard_keeps_the_plan_properties_the_aligned_tick_needs(poisson):
+    plan = shapes.steps([40, 120], 0.5, ramp_up=0.25, poisson=poisson, seed=5)
+    shard = plan.shard(1, 4)
+    assert shard.model == "open" and shard.poisson is poisson and shard.seed == 5
+    assert (shard.duration, shard.checkpoints, shard.kind) == (plan.duration, plan.checkpoints, plan.kind)
+    # the stages at the shard's share of the rate, the same bounds and names
+    assert [(s.duration, s.start, s.end, s.name) for s in shard.stages] == \
+        [(s.duration, s.start / 4, s.end / 4, s.name) for s in plan.stages]
+    assert shard.stage_bounds() == plan.stage_bounds()
+    assert shard.rate_at(0.6) == plan.rate_at(0.6) / 4 == 10
+    assert shard.expected_requests == pytest.approx(plan.expected_requests / 4)
+    assert shard.describe() == {**plan.describe(), "shard": 1, "shards": 4}
+    if not poisson:
+        # in a constant stage the shard's arrivals are evenly spaced at its stage's rate
+        for k, st in enumerate(shard.stages):
+            if st.start == st.end:
+                times = [a.offset_ns for a in shard.arrivals() if a.stage == k]
+                gaps = {b - a for a, b in itertools.pairwise(times)}
+                assert len(times) > 3 and max(gaps) - min(gaps) <= 1 and min(gaps) == pytest.approx(NS / st.start, abs=1)
+
+
+def test_a_closed_shard_has_its_users_and_the_plan_think_time():
+    plan = shapes.user_stages([(1, 5), (1, 2), (1, 7)], think=shapes.Pacing(0.2), seed=4)
+    parts = [plan.shard(i, 3) for i in range(3)]
+    assert [p.max_users for p in parts] == [3, 2, 2]
+    for t in (0.5, 1.5, 2.9):
+        assert sum(p.users_at(t) for p in parts) == plan.users_at(t)
+        assert all(p.stage_at(t) == plan.stage_at(t) for p in parts)
+    for p in parts:
+        assert p.model == "closed" and (p.think, p.seed, p.duration) == (plan.think, plan.seed, plan.duration)
+
+
+@pytest.mark.parametrize("index, count", [(0, 0), (3, 3), (-1, 2)])
+def test_a_shard_out_of_range_is_refused(index, count):
+    with pytest.raises(ConfigError):
+        shapes.constant(10, 1).shard(index, count)
+    with pytest.raises(ConfigError):
+        shapes.users(2, 1).shard(index, count)

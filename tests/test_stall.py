@@ -15,7 +15,7 @@ from conftest import ThreadServer
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine import run_load
+from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
 
 pytestmark = pytest.mark.slow

@@ -168,7 +168,7 @@ def profilers_from_args(args, service=None) -> list:
 def cmd_run(args) -> int:
     import contextlib
 
-    from ..engine import run_load
+    from ..load import run_load
     from ..report.text import endpoint_table_text
     from ..scenario import load_scenario
     from ._util import err

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 
 from ..scenario import Scenario
-from ..shapes import ClosedPlan, Pacing, UserSpan
+from ..shapes import ClosedLoad, Pacing, UserSpan
 from .clock import MonotonicClock
 from .open_model import EngineStats
 from .prepared import PreparedScenario
@@ -31,7 +31,7 @@ LOGIN_ENDPOINT = "login"
 
 
 class ClosedModelEngine:
-    def __init__(self, plan: ClosedPlan, scenario: Scenario, sender: Sender, recorder: Recorder, *,
+    def __init__(self, plan: ClosedLoad, scenario: Scenario, sender: Sender, recorder: Recorder, *,
                  clock=None, max_requests: int | None = None, grace: float = 5.0,
                  progress: Callable[[dict], None] | None = None, progress_every: float = 1.0, worker: int = 0):
         self.plan = plan

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..scenario import Request, Scenario
-from ..shapes import OpenPlan
+from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .clock import MonotonicClock
 from .lean import PreciseTimer
@@ -86,9 +86,10 @@ class EngineStats:
 
 
 class OpenModelEngine:
-    """Runs one OpenPlan over one Scenario with one Sender, recording into one Recorder."""
+    """Runs one open plan (an OpenPlan or a shard of one) over one Scenario with one Sender,
+    recording into one Recorder."""
 
-    def __init__(self, plan: OpenPlan, scenario: Scenario, sender: Sender, recorder: Recorder, *,
+    def __init__(self, plan: OpenLoad, scenario: Scenario, sender: Sender, recorder: Recorder, *,
                  clock=None, max_in_flight: int = 10_000, max_requests: int | None = None,
                  grace: float = 5.0, deadline: float | None = None, auth_headers: dict | None = None,
                  progress: Callable[[dict], None] | None = None, progress_every: float = 1.0,
@@ -169,13 +170,6 @@ class OpenModelEngine:
         if len(self._requests) == 1:
             return 0
         return bisect.bisect_right(self._cum, self._rng.random() * self._cum[-1])
-
-    def _arrival_source(self):
-        """The plan's arrivals as ``(index, offset_ns, stage)`` tuples."""
-        tuples = getattr(self.plan, "arrival_tuples", None)
-        if callable(tuples):
-            return tuples()
-        return ((a.index, a.offset_ns, a.stage) for a in self.plan.arrivals())
 
     def _pump(self, now: int, full: bool = False) -> None:
         """Send every arrival due by ``now`` (run time) while a slot is free; the rest wait in the
@@ -381,7 +375,7 @@ class OpenModelEngine:
             await self._auto.start_chosen()
         self._t0 = t0 = clock.now_ns() if t0_ns is None else t0_ns
         self._call_soon = asyncio.get_running_loop().call_soon
-        self._arrivals = self._arrival_source()
+        self._arrivals = self.plan.arrival_tuples()
         self._nxt = next(self._arrivals, None)
         self._deadline_ns = round(self.deadline * 1e9)
         self._plan_end_ns = round(self.plan.duration * 1e9)
@@ -496,10 +490,10 @@ class OpenModelEngine:
 
     def _aligned_period(self, stage: int, max_sleep_ns: int) -> int | None:
         """The aligned tick's period in stage ``stage``, or None when its arrivals are not evenly
-        spaced (a ramp, Poisson, a plan without stages) or too far apart to wait for (over
+        spaced (a ramp, Poisson) or too far apart to wait for (over
         ``max_sleep_ns``: the scheduler must wake that often for stop requests and progress)."""
-        stages = getattr(self.plan, "stages", None)
-        if not stages or getattr(self.plan, "poisson", True) or stage >= len(stages):
+        stages = self.plan.stages
+        if self.plan.poisson or stage >= len(stages):
             return None
         st = stages[stage]
         if not (st.start == st.end > 0):
@@ -580,8 +574,7 @@ class OpenModelEngine:
         nxt = self._nxt
         if nxt is None or nxt[1] > now or self._stop_reason is not None:
             return 0
-        rate_at = getattr(self.plan, "rate_at", None)  # a plan-like object may not know its rate
-        rate = rate_at(min(now, self._plan_end_ns - 1) / 1e9) if rate_at is not None else 0.0
+        rate = self.plan.rate_at(min(now, self._plan_end_ns - 1) / 1e9)
         return max(1, round((now - nxt[1]) / 1e9 * rate))
 
     def _report(self, now: int, since: int, planned_at_since: int, final: bool = False) -> None:

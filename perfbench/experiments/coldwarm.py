@@ -31,8 +31,8 @@ from typing import Any
 
 import polars as pl
 
-from ..engine import run_load
 from ..errors import ConfigError, TargetError
+from ..load import run_load
 from ..rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
 from ..safety import check_target
 from ..scenario import Scenario

@@ -27,8 +27,8 @@ from typing import Any
 
 from .. import shapes
 from ..analysis.slo import broken, evaluate, parse_all
-from ..engine import run_load
 from ..errors import ConfigError
+from ..load import run_load
 from ..rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
 from ..scenario import Scenario
 

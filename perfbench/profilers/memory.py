@@ -735,7 +735,7 @@ def soak(target: str | None = None, *, endpoints: str = "POST /api/leak", rate: 
     """
     from .. import shapes
     from ..demo.process import DemoProcess
-    from ..engine import run_load
+    from ..load import run_load
     from ..scenario import from_paths
     from .cpu import PySpyCollector
     from .resources import ResourceSampler
