@@ -19,7 +19,7 @@ Two ways to send, same records: a sender with the callback interface (``submit``
 path in ``lean.py``) gets prebuilt request bytes and calls back when the response is complete,
 with no Task or Future per request; any other sender gets one Task per request awaiting its
 ``request()`` (the aiohttp path). On a real clock on Linux the scheduler is a plain callback
-of a timerfd (:class:`~perfbench.engine.lean.PreciseTimer`), no Task or Future per wake-up: it
+of a timerfd (:class:`~perfbench.engine.timer.PreciseTimer`), no Task or Future per wake-up: it
 wakes at each arrival's exact time, at most on a ``TICK_NS`` tick while arrivals are close,
 instead of the loop's millisecond timers. A completed request also sends whatever has become
 due meanwhile (waiting arrivals first, then the plan's), so a busy generator sends on the
@@ -42,9 +42,9 @@ from ..scenario import Request, Scenario
 from ..shapes import OpenPlan
 from ..wire import REQUEST_ID_HEADER
 from .clock import MonotonicClock
-from .lean import PreciseTimer
 from .recorder import Recorder
 from .senders import Sender
+from .timer import PreciseTimer
 
 MIN_TICK = 0.001  # seconds; see the module docstring
 MAX_SLEEP = 0.05  # wake at least this often to notice a stop request and report progress
