@@ -21,12 +21,8 @@ Pieces:
   truncated body, the OS error's class for a reset), ``protocol`` (the parser's message). A dead
   connection is never retried behind the caller's back (as on the aiohttp path) and is replaced
   by a new one when a request needs it.
-- Timeouts: a periodic sweep (every ``timeout / 4``, at most every 100 ms) over the pool
-  closes connections whose request is older than ``timeout``. The clock is not read per
-  request: the first sweep that sees a request in flight notes the time (the request was sent
-  before it), and a later sweep times it out once that note is ``timeout`` old. Precision:
-  ``timeout`` to ``timeout`` plus two sweep periods (30 s to 30.2 s by default): sent just after
-  one sweep, seen at the next, timed out at the first sweep a timeout after that.
+- Timeouts: the periodic sweep of ``sweep.py`` over the pool fails the connections whose
+  request is older than ``timeout`` (no timer and no clock read per request).
 
 TLS: ``https://`` targets run on uvloop's TLS transport with :func:`tls_context` (the context
 aiohttp makes by default, and the one the aiohttp path gets too): certificates and host names are verified against the
@@ -49,12 +45,12 @@ import re
 import socket
 import ssl
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..wire import REQUEST_ID_HEADER
+from .sweep import Sweep
 
 try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
     import httptools
@@ -62,7 +58,6 @@ except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
 LEAN_MAX_BODY = 64 * 1024  # request bodies up to this size go on the lean path under ``auto``
-_now = time.perf_counter_ns
 # paths sent exactly as written; anything else is normalized and quoted the way aiohttp does
 # (yarl), so both paths put the same request line on the wire
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9\-._~/=&?,:@+]*").fullmatch
@@ -148,8 +143,8 @@ class LeanTemplate:
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; at most one request at a time (no pipelining)."""
 
-    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "seen_job", "seen_ns", "head",
-                 "complete", "status", "keep_alive", "pending", "task", "closed", "extra")
+    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "head", "complete", "status",
+                 "keep_alive", "pending", "task", "closed", "extra")
 
     def __init__(self, pool: LeanSender):
         self.pool = pool
@@ -159,8 +154,6 @@ class _Conn(asyncio.Protocol):
         self.done = None
         self.nbytes = 0
         self.chunks: list | None = None  # body chunks, when the caller keeps the body
-        self.seen_job = None  # the request in flight at the last timeout sweep, and that sweep's time
-        self.seen_ns = 0
         # the data of a response that did not complete in one read (for the EOF-delimited body
         # check in connection_lost); a response read whole in one data_received never lands here
         self.head: list = []
@@ -325,14 +318,13 @@ class LeanSender:
         self.host_header = host if self.port == default_port else f"{host}:{self.port}"
         self.max_connections = max_connections if max_connections > 0 else 10_000
         self.timeout = timeout
-        self.timeout_ns = round(timeout * 1e9)
         self._idle: list[_Conn] = []
         self._conns: set[_Conn] = set()  # open or connecting
         self._queue: deque = deque()  # (data, job, done, keep) waiting for a connection
         self._addrs: list | None = None
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep = Sweep(timeout, self._requests_in_flight, self._expire)
         self._closing = False
         self._user_agent = _user_agent()
         self.opened = 0  # connections opened over the sender's life (keep-alive reuse is visible)
@@ -345,14 +337,11 @@ class LeanSender:
             self._addrs = [i[4][:2] for i in infos]
         except socket.gaierror as exc:
             self._dns_error = _short(exc)
-        self._sweep_every = min(max(self.timeout / 4, 0.005), 0.1)
-        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+        self._sweep.start()
 
     async def close(self) -> None:
         self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._sweep.stop()
         self.abort_all("aborted", "still in flight when the sender closed")
         for c in list(self._conns):
             c.drop()
@@ -479,18 +468,14 @@ class LeanSender:
             data, job, done, keep = self._queue.popleft()
             self._open().begin(data, job, done, keep)
 
-    def _sweep(self) -> None:
-        """Time out requests older than ``timeout`` (one periodic timer, not one per request)."""
-        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
-        now = _now()
-        limit = now - self.timeout_ns
-        for c in list(self._conns):
-            job = c.job
-            if job is None:
-                continue
-            if job is not c.seen_job:  # sent since the last sweep: it is at most this old now
-                c.seen_job, c.seen_ns = job, now
-            elif c.seen_ns <= limit:
+    def _requests_in_flight(self):
+        """``(connection, request)`` for the timeout sweep (see ``sweep.py``)."""
+        return [(c, c.job) for c in self._conns if c.job is not None]
+
+    def _expire(self, conns: list[_Conn]) -> None:
+        """The sweep's verdict: these connections' requests are older than ``timeout``."""
+        for c in conns:
+            if c.job is not None:
                 c.fail("timeout", "read timeout" if c.transport is not None else "connect timeout")
 
 

@@ -5,9 +5,10 @@ so a leaner HTTP/1.1 path can sit beside the general one and produce the same re
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from typing import Protocol
+
+from .sweep import Sweep
 
 
 class Sender(Protocol):
@@ -36,12 +37,10 @@ class AiohttpSender:
     error of kind ``reset``, recorded.
 
     Timeouts: aiohttp's own total timeout arms and cancels a timer per request (about a tenth of
-    this path's CPU on a fast target), so the request timeout is kept as the lean path keeps it:
-    a periodic sweep (every ``timeout / 4``, at most every 100 ms) notes a request the first time
-    it sees it in flight and cancels it once that note is ``timeout`` old; the request raises
-    ``TimeoutError`` ("read timeout"). Precision: ``timeout`` to ``timeout`` plus two sweep
-    periods. aiohttp's connect timeout (``sock_connect``) is kept as it is: it arms a timer only
-    when a connection is opened.
+    this path's CPU on a fast target), so the request timeout is the lean path's periodic sweep
+    (``sweep.py``): it cancels a request's task once it has seen it in flight for ``timeout``,
+    and the request ends as a ``read timeout``. aiohttp's connect timeout (``sock_connect``) is
+    kept as it is: it arms a timer only when a connection is opened.
     """
 
     name = "aiohttp"
@@ -55,9 +54,9 @@ class AiohttpSender:
         self.request_timeout = timeout
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._watched: dict[asyncio.Task, int | None] = {}  # in request(): task -> first sweep that saw it
+        self._watched: dict[asyncio.Task, object] = {}  # in request(): task -> a token for this request
         self._expired: set[asyncio.Task] = set()  # cancelled by the sweep, not by the run
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep = Sweep(timeout, self._watched.items, self._expire)
 
     async def start(self) -> None:
         import aiohttp
@@ -72,15 +71,14 @@ class AiohttpSender:
             connector=connector, timeout=self.timeout, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
         self._session._retry_connection = False  # see the class docstring
-        self._sweep_every = min(max(self.request_timeout / 4, 0.005), 0.1)
-        self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
+        self._sweep.start()
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
                       keep_body: bool = False) -> tuple[int, int, bytes | None]:
         assert self._session is not None, "start() the sender first"
         task = asyncio.current_task()
         watched = self._watched
-        watched[task] = None
+        watched[task] = object()
         try:
             async with self._session.request(method, self.base_url + path, headers=headers, data=body,
                                              allow_redirects=False) as resp:
@@ -96,23 +94,15 @@ class AiohttpSender:
             if self._expired:
                 self._expired.discard(task)
 
-    def _sweep(self) -> None:
-        """Cancel the requests in flight for longer than the timeout (see the class docstring)."""
-        self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
-        now = time.monotonic_ns()
-        limit = now - round(self.request_timeout * 1e9)
-        watched = self._watched
-        for task, seen in list(watched.items()):
-            if seen is None:
-                watched[task] = now
-            elif seen <= limit and task not in self._expired:
+    def _expire(self, tasks: list[asyncio.Task]) -> None:
+        """The sweep's verdict: cancel the requests in flight for longer than the timeout."""
+        for task in tasks:
+            if task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._sweep.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
