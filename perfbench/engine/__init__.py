@@ -154,11 +154,10 @@ async def _login(sender, scenario: Scenario) -> dict[str, str]:
     import json
 
     body = json.dumps(dict(scenario.login.json)).encode()
-    try:
-        status, _, data = await sender.request("POST", scenario.login.path, {"Content-Type": "application/json"},
-                                               body, keep_body=True)
-    except Exception as exc:
-        raise TargetError(f"login at {scenario.login.path} failed: {type(exc).__name__}: {exc}") from None
+    status, _, data, error, detail = await sender.request("POST", scenario.login.path,
+                                                          {"Content-Type": "application/json"}, body, keep_body=True)
+    if error is not None:
+        raise TargetError(f"login at {scenario.login.path} failed: {error}: {detail}")
     if status != 200:
         raise TargetError(f"login at {scenario.login.path} answered HTTP {status}; expected 200 with a token")
     try:

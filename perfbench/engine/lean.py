@@ -14,7 +14,8 @@ Pieces:
   callback interface the open-model engine drives (``compile`` once per request kind, then
   ``submit(data, job, done)`` per request; ``done(job, status, nbytes, body, error, detail)``
   runs when the response is complete or the request failed).
-- Errors are data, with the same kinds (and mostly the same details) as
+- Errors are data, made here as kinds (``done``'s ``error`` and ``detail``, ``request()``'s
+  :class:`~perfbench.engine.protocols.Outcome`), the same kinds (and mostly the same details) as
   :func:`perfbench.engine.classify.classify` gives on the aiohttp path: ``connect``
   (``ConnectionRefusedError``...), ``dns``, ``timeout`` (``connect timeout``, ``read timeout``),
   ``reset`` (``ServerDisconnectedError`` before a response, ``ClientPayloadError`` for a
@@ -50,6 +51,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..wire import REQUEST_ID_HEADER
+from .protocols import Outcome
 from .sweep import Sweep
 
 try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
@@ -84,34 +86,6 @@ def tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.set_alpn_protocols(("http/1.1",))
     return context
-
-
-class LeanError(Exception):
-    """A failed request on the lean path: ``kind`` is one of ``rundir.ERROR_KINDS``."""
-
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-
-
-def lean_exception(kind: str, detail: str) -> BaseException:
-    """The exception ``request()`` raises for an error; ``classify()`` maps it back to ``kind``."""
-    import aiohttp
-
-    if kind == "timeout":
-        exc: BaseException = (aiohttp.ConnectionTimeoutError(detail) if detail == "connect timeout"
-                              else TimeoutError(detail))
-    elif kind == "reset" and detail == "ClientPayloadError":
-        exc = aiohttp.ClientPayloadError("response payload is not completed")
-    elif kind == "reset" and detail == "ServerDisconnectedError":
-        exc = aiohttp.ServerDisconnectedError()
-    elif kind == "reset":
-        exc = ConnectionResetError(detail)
-    else:
-        exc = LeanError(kind, detail)
-    exc.lean_kind, exc.lean_detail = kind, detail  # type: ignore[union-attr]
-    return exc
 
 
 class LeanTemplate:
@@ -415,13 +389,12 @@ class LeanSender:
 
     # -- the awaitable interface ----------------------------------------------------------------
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> tuple[int, int, bytes | None]:
+                      keep_body: bool = False) -> Outcome:
         assert self._loop is not None, "start() the sender first"
         prefix, suffix = self.compile(method, path, headers, body, id_header=None)
         fut = self._loop.create_future()
         self.submit(prefix + suffix, fut, _resolve, keep_body)
-        status, nbytes, data = await fut
-        return status, nbytes, data
+        return await fut
 
     # -- the pool -------------------------------------------------------------------------------
     def _open(self) -> _Conn:
@@ -480,12 +453,9 @@ class LeanSender:
 
 
 def _resolve(fut: asyncio.Future, status, nbytes, body, error, detail) -> None:
-    if fut.done():
-        return
-    if error is None:
-        fut.set_result((status, nbytes, body))
-    else:
-        fut.set_exception(lean_exception(error, detail))
+    """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's."""
+    if not fut.done():
+        fut.set_result(Outcome(status, nbytes, body, error, detail))
 
 
 def lean_refusal(target: str, requests=()) -> str | None:

@@ -1,31 +1,15 @@
-"""How requests go over the wire. The engine talks to a sender, never to aiohttp directly,
-so a leaner HTTP/1.1 path can sit beside the general one and produce the same records.
+"""How requests go over the wire. The engine talks to a sender (``protocols.py``), never to
+aiohttp directly, so a leaner HTTP/1.1 path can sit beside the general one and produce the same
+records.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Protocol
 
+from .protocols import Outcome, Sender
 from .sweep import Sweep
-
-
-class Sender(Protocol):
-    name: str
-
-    async def start(self) -> None: ...
-
-    async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None
-                      ) -> tuple[int, int, bytes | None]:
-        """Send one request and read the whole response: ``(status, body bytes, body or None)``.
-
-        The body is returned only when ``keep_body`` was asked for (a check needs it). Raises
-        whatever the transport raises; the engine classifies it.
-        """
-        ...
-
-    async def close(self) -> None: ...
 
 
 class AiohttpSender:
@@ -34,7 +18,8 @@ class AiohttpSender:
     aiohttp silently re-sends an idempotent request once when a reused keep-alive connection
     turns out dead (``ClientSession._retry_connection``). In a load test that hides a failure
     and sends a request the plan never asked for, so it is switched off: a dead connection is an
-    error of kind ``reset``, recorded.
+    error of kind ``reset``, recorded. What aiohttp raises is classified where it is caught
+    (``classify.py``) and returned as the request's :class:`~perfbench.engine.protocols.Outcome`.
 
     Timeouts: aiohttp's own total timeout arms and cancels a timer per request (about a tenth of
     this path's CPU on a fast target), so the request timeout is the lean path's periodic sweep
@@ -74,7 +59,7 @@ class AiohttpSender:
         self._sweep.start()
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> tuple[int, int, bytes | None]:
+                      keep_body: bool = False) -> Outcome:
         assert self._session is not None, "start() the sender first"
         task = asyncio.current_task()
         watched = self._watched
@@ -83,12 +68,16 @@ class AiohttpSender:
             async with self._session.request(method, self.base_url + path, headers=headers, data=body,
                                              allow_redirects=False) as resp:
                 data = await resp.read()
-                return resp.status, len(data), data if keep_body else None
+                return Outcome(resp.status, len(data), data if keep_body else None)
         except asyncio.CancelledError:
             if task in self._expired:  # the sweep's cancel, not the run's: a timeout (finally forgets it)
                 task.uncancel()
-                raise TimeoutError(f"read timeout: no complete response within {self.request_timeout:g} s") from None
+                return Outcome(None, 0, None, "timeout", "read timeout")
             raise
+        except Exception as exc:  # noqa: BLE001 - a failed request is data, whatever aiohttp raised
+            from .classify import classify  # here: classify loads aiohttp, which the lean path never needs
+
+            return Outcome(None, 0, None, *classify(exc))
         finally:
             del watched[task]
             if self._expired:
@@ -131,7 +120,7 @@ class AutoSender:
     async def start(self) -> None:
         pass
 
-    async def request(self, method, path, headers, body, keep_body=False):
+    async def request(self, method, path, headers, body, keep_body=False) -> Outcome:
         sender = self.chosen
         if sender is None:
             if self._general is None:
