@@ -13,6 +13,7 @@ from perfbench.analysis.results import Run
 from perfbench.engine.clock import FakeClock
 from perfbench.engine.open_model import OpenModelEngine
 from perfbench.engine.options import LoadOptions
+from perfbench.engine.protocols import Outcome
 from perfbench.engine.recorder import MemorySink, Recorder
 from perfbench.errors import ConfigError, UnsafeTargetError
 from perfbench.load import run_load
@@ -154,7 +155,7 @@ class InstantSender:
     async def request(self, method, path, headers, body, keep_body=False):
         self.calls.append((method, path, headers["X-Request-Id"]))
         await asyncio.sleep(0)
-        return 200, 2, None
+        return Outcome(200, 2, None)
 
 
 def test_scheduler_on_a_fake_clock_sends_every_arrival_at_its_time():

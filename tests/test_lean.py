@@ -17,9 +17,8 @@ from conftest import SEEN_IDS
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
-from perfbench.engine.classify import classify
 from perfbench.engine.clock import FakeClock
-from perfbench.engine.lean import LeanSender, lean_exception, lean_refusal
+from perfbench.engine.lean import LeanSender, lean_refusal
 from perfbench.engine.open_model import OpenModelEngine
 from perfbench.engine.recorder import MemorySink, Recorder
 from perfbench.engine.senders import AiohttpSender, AutoSender, make_sender
@@ -352,8 +351,9 @@ def test_lean_request_api_reuses_one_connection_and_keeps_bodies(http_server):
         try:
             for _ in range(20):
                 assert (await s.request("GET", "/", {}, None))[:2] == (200, 12)
-            status, n, body = await s.request("POST", "/echo/x?a=1", {"Content-Type": "application/json"},
-                                              b'{"k":1}', keep_body=True)
+            status, n, body, error, _ = await s.request("POST", "/echo/x?a=1", {"Content-Type": "application/json"},
+                                                        b'{"k":1}', keep_body=True)
+            assert error is None
             return s.opened, status, n, body
         finally:
             await s.close()
@@ -386,13 +386,33 @@ def test_lean_paths_match_aiohttps_request_target(http_server):
         assert by["AiohttpSender"] == by["LeanSender"], p
 
 
-@pytest.mark.parametrize("kind,detail", [("timeout", "read timeout"), ("timeout", "connect timeout"),
-                                         ("reset", "ServerDisconnectedError"), ("reset", "ClientPayloadError"),
-                                         ("reset", "ConnectionResetError")])
-def test_lean_exceptions_classify_as_their_kind(kind, detail):
-    exc = lean_exception(kind, detail)
-    assert classify(exc)[0] == kind
-    assert exc.lean_kind == kind and exc.lean_detail == detail
+@pytest.mark.parametrize("cls", [AiohttpSender, LeanSender])
+def test_request_returns_failures_as_outcomes_of_their_kind(raw_server, cls):
+    async def main():
+        out = []
+        for url in (f"http://127.0.0.1:{_closed_port()}", raw_server.url):
+            s = cls(url, timeout=5)
+            await s.start()
+            try:
+                for p in ("/", "/reset", "/drop", "/garbage"):
+                    out.append((await s.request("GET", p, {}, None))[3:])
+            finally:
+                await s.close()
+        return out
+
+    kinds = asyncio.run(main())
+    assert [k for k, _ in kinds[:4]] == ["connect"] * 4 and kinds[0][1] == "ConnectionRefusedError"
+    assert [k for k, _ in kinds[4:]] == [None, "reset", "reset", "protocol"]
+    assert kinds[6] == ("reset", "ServerDisconnectedError")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_closed_model_records_the_same_kinds_on_both_paths(runs_dir, path):
+    res = load(f"http://127.0.0.1:{_closed_port()}", shapes.users(2, 0.2, think=shapes.Constant(0.05)),
+               Scenario([Request("r", "GET", "/")]), runs_dir, http_path=path)
+    df = frame(res)
+    assert df.height > 2 and set(df["error"]) == {"connect"}
+    assert set(df["error_detail"]) == {"ConnectionRefusedError"}
 
 
 class CallbackSender:

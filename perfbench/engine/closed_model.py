@@ -23,8 +23,8 @@ from ..shapes import ClosedLoad, Pacing, UserSpan
 from .clock import MonotonicClock
 from .open_model import EngineStats
 from .prepared import PreparedScenario
+from .protocols import Sender
 from .recorder import Recorder
-from .senders import Sender
 
 MAX_SLEEP = 0.05
 LOGIN_ENDPOINT = "login"
@@ -84,14 +84,16 @@ class ClosedModelEngine:
         data = None
         self.stats.sent += 1
         try:
-            status, nbytes, data = await self.sender.request(method, path, headers, body, keep_body=keep_body)
-            error, detail = evaluate(status, data)
+            status, nbytes, data, error, detail = await self.sender.request(method, path, headers, body,
+                                                                            keep_body=keep_body)
+            if error is None:
+                error, detail = evaluate(status, data)
         except asyncio.CancelledError:
             self.stats.aborted += 1
             self.recorder.add(rid, name, method, intended, start, self._now(), None, "aborted",
                               "still in flight when the run stopped", 0, vu, stage)
             raise
-        except Exception as exc:  # nothing a server does may crash the run
+        except Exception as exc:  # a response check that raised: nothing a server sends may crash the run
             from .classify import classify  # here: classify loads aiohttp
 
             error, detail = classify(exc)

@@ -14,21 +14,16 @@ Pieces:
   callback interface the open-model engine drives (``compile`` once per request kind, then
   ``submit(data, job, done)`` per request; ``done(job, status, nbytes, body, error, detail)``
   runs when the response is complete or the request failed).
-- Errors are data, with the same kinds (and mostly the same details) as
+- Errors are data, made here as kinds (``done``'s ``error`` and ``detail``, ``request()``'s
+  :class:`~perfbench.engine.protocols.Outcome`), the same kinds (and mostly the same details) as
   :func:`perfbench.engine.classify.classify` gives on the aiohttp path: ``connect``
   (``ConnectionRefusedError``...), ``dns``, ``timeout`` (``connect timeout``, ``read timeout``),
   ``reset`` (``ServerDisconnectedError`` before a response, ``ClientPayloadError`` for a
   truncated body, the OS error's class for a reset), ``protocol`` (the parser's message). A dead
   connection is never retried behind the caller's back (as on the aiohttp path) and is replaced
   by a new one when a request needs it.
-- Timeouts: a periodic sweep (every ``timeout / 4``, at most every 100 ms) over the pool
-  closes connections whose request is older than ``timeout``. The clock is not read per
-  request: the first sweep that sees a request in flight notes the time (the request was sent
-  before it), and a later sweep times it out once that note is ``timeout`` old. Precision:
-  ``timeout`` to ``timeout`` plus two sweep periods (30 s to 30.2 s by default): sent just after
-  one sweep, seen at the next, timed out at the first sweep a timeout after that.
-- :class:`PreciseTimer`: wakes the scheduler at an exact monotonic time through a Linux
-  ``timerfd`` (uvloop's own timers have millisecond resolution and spin under 0.5 ms).
+- Timeouts: the periodic sweep of ``sweep.py`` over the pool fails the connections whose
+  request is older than ``timeout`` (no timer and no clock read per request).
 
 TLS: ``https://`` targets run on uvloop's TLS transport with :func:`tls_context` (the context
 aiohttp makes by default, and the one the aiohttp path gets too): certificates and host names are verified against the
@@ -47,19 +42,17 @@ same body the aiohttp path counts after decompression), and request bodies over
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import os
 import re
 import socket
 import ssl
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..wire import REQUEST_ID_HEADER
+from .protocols import Outcome
+from .sweep import Sweep
 
 try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
     import httptools
@@ -67,7 +60,6 @@ except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
 LEAN_MAX_BODY = 64 * 1024  # request bodies up to this size go on the lean path under ``auto``
-_now = time.perf_counter_ns
 # paths sent exactly as written; anything else is normalized and quoted the way aiohttp does
 # (yarl), so both paths put the same request line on the wire
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9\-._~/=&?,:@+]*").fullmatch
@@ -94,34 +86,6 @@ def tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.set_alpn_protocols(("http/1.1",))
     return context
-
-
-class LeanError(Exception):
-    """A failed request on the lean path: ``kind`` is one of ``rundir.ERROR_KINDS``."""
-
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-
-
-def lean_exception(kind: str, detail: str) -> BaseException:
-    """The exception ``request()`` raises for an error; ``classify()`` maps it back to ``kind``."""
-    import aiohttp
-
-    if kind == "timeout":
-        exc: BaseException = (aiohttp.ConnectionTimeoutError(detail) if detail == "connect timeout"
-                              else TimeoutError(detail))
-    elif kind == "reset" and detail == "ClientPayloadError":
-        exc = aiohttp.ClientPayloadError("response payload is not completed")
-    elif kind == "reset" and detail == "ServerDisconnectedError":
-        exc = aiohttp.ServerDisconnectedError()
-    elif kind == "reset":
-        exc = ConnectionResetError(detail)
-    else:
-        exc = LeanError(kind, detail)
-    exc.lean_kind, exc.lean_detail = kind, detail  # type: ignore[union-attr]
-    return exc
 
 
 class LeanTemplate:
@@ -153,8 +117,8 @@ class LeanTemplate:
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; at most one request at a time (no pipelining)."""
 
-    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "seen_job", "seen_ns", "head",
-                 "complete", "status", "keep_alive", "pending", "task", "closed", "extra")
+    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "head", "complete", "status",
+                 "keep_alive", "pending", "task", "closed", "extra")
 
     def __init__(self, pool: LeanSender):
         self.pool = pool
@@ -164,8 +128,6 @@ class _Conn(asyncio.Protocol):
         self.done = None
         self.nbytes = 0
         self.chunks: list | None = None  # body chunks, when the caller keeps the body
-        self.seen_job = None  # the request in flight at the last timeout sweep, and that sweep's time
-        self.seen_ns = 0
         # the data of a response that did not complete in one read (for the EOF-delimited body
         # check in connection_lost); a response read whole in one data_received never lands here
         self.head: list = []
@@ -330,14 +292,13 @@ class LeanSender:
         self.host_header = host if self.port == default_port else f"{host}:{self.port}"
         self.max_connections = max_connections if max_connections > 0 else 10_000
         self.timeout = timeout
-        self.timeout_ns = round(timeout * 1e9)
         self._idle: list[_Conn] = []
         self._conns: set[_Conn] = set()  # open or connecting
         self._queue: deque = deque()  # (data, job, done, keep) waiting for a connection
         self._addrs: list | None = None
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep = Sweep(timeout, self._requests_in_flight, self._expire)
         self._closing = False
         self._user_agent = _user_agent()
         self.opened = 0  # connections opened over the sender's life (keep-alive reuse is visible)
@@ -350,14 +311,11 @@ class LeanSender:
             self._addrs = [i[4][:2] for i in infos]
         except socket.gaierror as exc:
             self._dns_error = _short(exc)
-        self._sweep_every = min(max(self.timeout / 4, 0.005), 0.1)
-        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
+        self._sweep.start()
 
     async def close(self) -> None:
         self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._sweep.stop()
         self.abort_all("aborted", "still in flight when the sender closed")
         for c in list(self._conns):
             c.drop()
@@ -431,13 +389,12 @@ class LeanSender:
 
     # -- the awaitable interface ----------------------------------------------------------------
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> tuple[int, int, bytes | None]:
+                      keep_body: bool = False) -> Outcome:
         assert self._loop is not None, "start() the sender first"
         prefix, suffix = self.compile(method, path, headers, body, id_header=None)
         fut = self._loop.create_future()
         self.submit(prefix + suffix, fut, _resolve, keep_body)
-        status, nbytes, data = await fut
-        return status, nbytes, data
+        return await fut
 
     # -- the pool -------------------------------------------------------------------------------
     def _open(self) -> _Conn:
@@ -484,28 +441,21 @@ class LeanSender:
             data, job, done, keep = self._queue.popleft()
             self._open().begin(data, job, done, keep)
 
-    def _sweep(self) -> None:
-        """Time out requests older than ``timeout`` (one periodic timer, not one per request)."""
-        self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
-        now = _now()
-        limit = now - self.timeout_ns
-        for c in list(self._conns):
-            job = c.job
-            if job is None:
-                continue
-            if job is not c.seen_job:  # sent since the last sweep: it is at most this old now
-                c.seen_job, c.seen_ns = job, now
-            elif c.seen_ns <= limit:
+    def _requests_in_flight(self):
+        """``(connection, request)`` for the timeout sweep (see ``sweep.py``)."""
+        return [(c, c.job) for c in self._conns if c.job is not None]
+
+    def _expire(self, conns: list[_Conn]) -> None:
+        """The sweep's verdict: these connections' requests are older than ``timeout``."""
+        for c in conns:
+            if c.job is not None:
                 c.fail("timeout", "read timeout" if c.transport is not None else "connect timeout")
 
 
 def _resolve(fut: asyncio.Future, status, nbytes, body, error, detail) -> None:
-    if fut.done():
-        return
-    if error is None:
-        fut.set_result((status, nbytes, body))
-    else:
-        fut.set_exception(lean_exception(error, detail))
+    """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's."""
+    if not fut.done():
+        fut.set_result(Outcome(status, nbytes, body, error, detail))
 
 
 def lean_refusal(target: str, requests=()) -> str | None:
@@ -543,112 +493,3 @@ def lean_refusal(target: str, requests=()) -> str | None:
             if any(ch in str(k) + str(v) for ch in "\r\n\0"):
                 return f"request {name!r}: header {k!r} holds a line break"
     return None
-
-
-class PreciseTimer:
-    """Wake the scheduler on a sub-millisecond tick through a Linux timerfd.
-
-    uvloop (libuv) rounds timers to whole milliseconds and runs anything under 0.5 ms at once.
-    A timerfd registered as a reader has nanosecond resolution. Reprogramming a timer is a
-    costly system call in a VM (about 30 us measured on a Firecracker guest, against about
-    15 us for a whole wake-up), so while arrivals are close together the timer runs periodically
-    every ``tick_ns`` (armed once) and the scheduler sends whatever is due on each tick (lag at
-    most one tick plus the kernel's wake-up); only a far-off arrival gets a one-shot timer.
-    Two ways to use it: ``await sleep_until(t)``, or set ``callback`` and call ``arm_at(t)``
-    (the callback then runs from the event loop on the wake-up, with no Future or Task step).
-    ``PreciseTimer.create()`` returns None where timerfd is not available (the engine then
-    ticks on the event loop's timers, as before).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, settime, spec, tick_ns: int):
-        self._loop = loop
-        self._fd = fd
-        self._settime = settime
-        self._spec = spec
-        self.tick_ns = tick_ns
-        self._periodic = 0  # the period (ns) the timer runs at; 0: one-shot or disarmed
-        self._fut: asyncio.Future | None = None
-        self.callback: Callable[[], None] | None = None
-        self.wakeups = 0
-        loop.add_reader(fd, self._fired)
-
-    @classmethod
-    def create(cls, tick_ns: int = 500_000) -> PreciseTimer | None:
-        if not sys.platform.startswith("linux"):
-            return None
-        try:
-            if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)":
-                return None
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.timerfd_create(1, 0o4000 | 0o2000000)  # CLOCK_MONOTONIC; NONBLOCK | CLOEXEC
-            if fd < 0:
-                return None
-
-            class Timespec(ctypes.Structure):
-                _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-            class Itimerspec(ctypes.Structure):
-                _fields_ = [("it_interval", Timespec), ("it_value", Timespec)]
-
-            settime = libc.timerfd_settime
-            settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(Itimerspec), ctypes.c_void_p]
-            return cls(asyncio.get_running_loop(), fd, settime, Itimerspec(), tick_ns)
-        except (OSError, AttributeError, RuntimeError):
-            return None
-
-    def _fired(self) -> None:
-        try:  # noqa: SIM105 - not contextlib.suppress: this runs on every tick
-            os.read(self._fd, 8)
-        except BlockingIOError:
-            pass
-        self.wakeups += 1
-        if self.callback is not None:
-            self.callback()
-            return
-        fut, self._fut = self._fut, None
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-
-    def _arm(self, value_ns: int, interval_ns: int, absolute: bool) -> None:
-        spec = self._spec
-        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(value_ns, 1), 1_000_000_000)
-        spec.it_interval.tv_sec, spec.it_interval.tv_nsec = divmod(interval_ns, 1_000_000_000)
-        self._settime(self._fd, 1 if absolute else 0, ctypes.byref(spec), None)
-
-    def arm_at(self, when_ns: int) -> None:
-        """Fire at about ``when_ns`` (a ``perf_counter_ns`` reading): on the next tick when it is
-        near (the caller re-checks and arms again if woken early), or exactly when it is far."""
-        if when_ns - _now() <= 2 * self.tick_ns:
-            if self._periodic != self.tick_ns:
-                self._arm(self.tick_ns, self.tick_ns, absolute=False)
-                self._periodic = self.tick_ns
-        else:
-            self._arm(when_ns, 0, absolute=True)
-            self._periodic = 0
-
-    def every_from(self, first_ns: int, period_ns: int) -> None:
-        """Fire at ``first_ns`` (a ``perf_counter_ns`` reading; at once if it has passed) and every
-        ``period_ns`` after it, on the same phase (one system call; the caller re-aligns)."""
-        self._arm(first_ns, period_ns, absolute=True)
-        self._periodic = -1  # an aligned period: arm_at and every re-arm on their next call
-
-    def every(self, period_ns: int) -> None:
-        """Fire every ``period_ns`` (re-armed only when the period changes)."""
-        if self._periodic != period_ns:
-            self._arm(period_ns, period_ns, absolute=False)
-            self._periodic = period_ns
-
-    async def sleep_until(self, when_ns: int) -> None:
-        """Sleep until about ``when_ns`` (see :meth:`arm_at`)."""
-        self.arm_at(when_ns)
-        fut = self._fut = self._loop.create_future()
-        await fut
-
-    def close(self) -> None:
-        if self._fd < 0:
-            return
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._fd)
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-        self._fd = -1

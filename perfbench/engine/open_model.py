@@ -15,13 +15,14 @@ saturated run holds no backlog in memory however long it runs and spends nothing
 it cannot send yet; those still due when the run ends are recorded as aborted, in bounded
 batches.
 
-Two ways to send, same records: a sender with the callback interface (``submit``, the lean
-path in ``lean.py``) gets prebuilt request bytes and calls back when the response is complete,
-with no Task or Future per request; any other sender gets one Task per request awaiting its
-``request()`` (the aiohttp path). On a real clock on Linux the scheduler is a plain callback
-of a timerfd (:class:`~perfbench.engine.lean.PreciseTimer`), no Task or Future per wake-up: it
-wakes at each arrival's exact time, at most on a ``TICK_NS`` tick while arrivals are close,
-instead of the loop's millisecond timers. A completed request also sends whatever has become
+Two ways to send, same records: a sender with the callback interface (a
+:class:`~perfbench.engine.protocols.BatchSender`, the lean path in ``lean.py``) gets prebuilt
+request bytes and calls back when the response is complete, with no Task or Future per request;
+any other sender gets one Task per request awaiting its ``request()`` (the aiohttp path). On a
+real clock on Linux the scheduler is a plain callback of a timerfd
+(:class:`~perfbench.engine.timer.PreciseTimer`), no Task or Future per wake-up: it wakes at each
+arrival's exact time, at most on a ``TICK_NS`` tick while arrivals are close, instead of the
+loop's millisecond timers. A completed request also sends whatever has become
 due meanwhile (waiting arrivals first, then the plan's), so a busy generator sends on the
 wake-ups it has anyway. Arrivals travel as plain ``(index, offset_ns, stage)`` tuples
 (``OpenPlan.arrival_tuples``).
@@ -42,9 +43,9 @@ from ..scenario import Request, Scenario
 from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .clock import MonotonicClock
-from .lean import PreciseTimer
+from .protocols import BatchSender, ChoosingSender, Sender
 from .recorder import Recorder
-from .senders import Sender
+from .timer import PreciseTimer
 
 MIN_TICK = 0.001  # seconds; see the module docstring
 MAX_SLEEP = 0.05  # wake at least this often to notice a stop request and report progress
@@ -89,7 +90,7 @@ class OpenModelEngine:
     """Runs one open plan (an OpenPlan or a shard of one) over one Scenario with one Sender,
     recording into one Recorder."""
 
-    def __init__(self, plan: OpenLoad, scenario: Scenario, sender: Sender, recorder: Recorder, *,
+    def __init__(self, plan: OpenLoad, scenario: Scenario, sender: Sender | BatchSender, recorder: Recorder, *,
                  clock=None, max_in_flight: int = 10_000, max_requests: int | None = None,
                  grace: float = 5.0, deadline: float | None = None, auth_headers: dict | None = None,
                  progress: Callable[[dict], None] | None = None, progress_every: float = 1.0,
@@ -138,7 +139,7 @@ class OpenModelEngine:
         self._static = [r.render(self._rng) if r.is_static else None for r in reqs]
         self._t0 = 0
         self._auto = None
-        if callable(getattr(sender, "bind", None)):  # ``auto`` decides now that the requests are known
+        if isinstance(sender, ChoosingSender):  # ``auto`` decides now that the requests are known
             self._auto = sender
             self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
                                                 for r, h, st in zip(reqs, self._headers, self._static, strict=True)])
@@ -154,7 +155,7 @@ class OpenModelEngine:
         self._record_row = recorder.record
         recorder.interval = progress is not None
         # the callback interface (lean path): request bytes built once per request kind
-        self._lean = callable(getattr(sender, "submit", None))
+        self._lean = isinstance(sender, BatchSender)
         if self._lean:
             self._templates = [sender.template(r.method, h) for r, h in zip(reqs, self._headers, strict=True)]
             self._wires = [t.build(sender.raw_path(st[0]), st[1]) if st is not None else None
@@ -346,9 +347,10 @@ class OpenModelEngine:
         nbytes = 0
         self.stats.sent += 1
         try:
-            status, nbytes, data = await self.sender.request(req.method, path, headers, body,
-                                                             keep_body=bool(req.checks))
-            error, detail = req.evaluate(status, data)
+            status, nbytes, data, error, detail = await self.sender.request(req.method, path, headers, body,
+                                                                            keep_body=bool(req.checks))
+            if error is None:
+                error, detail = req.evaluate(status, data)
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
             # cancelled before it ever ran
@@ -356,7 +358,7 @@ class OpenModelEngine:
             self._record(rid, req, intended, start, None, "aborted", "still in flight when the run stopped",
                          0, stage)
             return
-        except Exception as exc:  # nothing a server does may crash the run
+        except Exception as exc:  # a response check that raised: nothing a server sends may crash the run
             from .classify import classify
 
             error, detail = classify(exc)

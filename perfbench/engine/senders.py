@@ -1,30 +1,15 @@
-"""How requests go over the wire. The engine talks to a sender, never to aiohttp directly,
-so a leaner HTTP/1.1 path can sit beside the general one and produce the same records.
+"""How requests go over the wire. The engine talks to a sender (``protocols.py``), never to
+aiohttp directly, so a leaner HTTP/1.1 path can sit beside the general one and produce the same
+records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
-from typing import Protocol
 
-
-class Sender(Protocol):
-    name: str
-
-    async def start(self) -> None: ...
-
-    async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None
-                      ) -> tuple[int, int, bytes | None]:
-        """Send one request and read the whole response: ``(status, body bytes, body or None)``.
-
-        The body is returned only when ``keep_body`` was asked for (a check needs it). Raises
-        whatever the transport raises; the engine classifies it.
-        """
-        ...
-
-    async def close(self) -> None: ...
+from .protocols import Outcome, Sender
+from .sweep import Sweep
 
 
 class AiohttpSender:
@@ -33,15 +18,14 @@ class AiohttpSender:
     aiohttp silently re-sends an idempotent request once when a reused keep-alive connection
     turns out dead (``ClientSession._retry_connection``). In a load test that hides a failure
     and sends a request the plan never asked for, so it is switched off: a dead connection is an
-    error of kind ``reset``, recorded.
+    error of kind ``reset``, recorded. What aiohttp raises is classified where it is caught
+    (``classify.py``) and returned as the request's :class:`~perfbench.engine.protocols.Outcome`.
 
     Timeouts: aiohttp's own total timeout arms and cancels a timer per request (about a tenth of
-    this path's CPU on a fast target), so the request timeout is kept as the lean path keeps it:
-    a periodic sweep (every ``timeout / 4``, at most every 100 ms) notes a request the first time
-    it sees it in flight and cancels it once that note is ``timeout`` old; the request raises
-    ``TimeoutError`` ("read timeout"). Precision: ``timeout`` to ``timeout`` plus two sweep
-    periods. aiohttp's connect timeout (``sock_connect``) is kept as it is: it arms a timer only
-    when a connection is opened.
+    this path's CPU on a fast target), so the request timeout is the lean path's periodic sweep
+    (``sweep.py``): it cancels a request's task once it has seen it in flight for ``timeout``,
+    and the request ends as a ``read timeout``. aiohttp's connect timeout (``sock_connect``) is
+    kept as it is: it arms a timer only when a connection is opened.
     """
 
     name = "aiohttp"
@@ -55,9 +39,9 @@ class AiohttpSender:
         self.request_timeout = timeout
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._watched: dict[asyncio.Task, int | None] = {}  # in request(): task -> first sweep that saw it
+        self._watched: dict[asyncio.Task, object] = {}  # in request(): task -> a token for this request
         self._expired: set[asyncio.Task] = set()  # cancelled by the sweep, not by the run
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep = Sweep(timeout, self._watched.items, self._expire)
 
     async def start(self) -> None:
         import aiohttp
@@ -72,47 +56,42 @@ class AiohttpSender:
             connector=connector, timeout=self.timeout, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
         self._session._retry_connection = False  # see the class docstring
-        self._sweep_every = min(max(self.request_timeout / 4, 0.005), 0.1)
-        self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
+        self._sweep.start()
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> tuple[int, int, bytes | None]:
+                      keep_body: bool = False) -> Outcome:
         assert self._session is not None, "start() the sender first"
         task = asyncio.current_task()
         watched = self._watched
-        watched[task] = None
+        watched[task] = object()
         try:
             async with self._session.request(method, self.base_url + path, headers=headers, data=body,
                                              allow_redirects=False) as resp:
                 data = await resp.read()
-                return resp.status, len(data), data if keep_body else None
+                return Outcome(resp.status, len(data), data if keep_body else None)
         except asyncio.CancelledError:
             if task in self._expired:  # the sweep's cancel, not the run's: a timeout (finally forgets it)
                 task.uncancel()
-                raise TimeoutError(f"read timeout: no complete response within {self.request_timeout:g} s") from None
+                return Outcome(None, 0, None, "timeout", "read timeout")
             raise
+        except Exception as exc:  # noqa: BLE001 - a failed request is data, whatever aiohttp raised
+            from .classify import classify  # here: classify loads aiohttp, which the lean path never needs
+
+            return Outcome(None, 0, None, *classify(exc))
         finally:
             del watched[task]
             if self._expired:
                 self._expired.discard(task)
 
-    def _sweep(self) -> None:
-        """Cancel the requests in flight for longer than the timeout (see the class docstring)."""
-        self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
-        now = time.monotonic_ns()
-        limit = now - round(self.request_timeout * 1e9)
-        watched = self._watched
-        for task, seen in list(watched.items()):
-            if seen is None:
-                watched[task] = now
-            elif seen <= limit and task not in self._expired:
+    def _expire(self, tasks: list[asyncio.Task]) -> None:
+        """The sweep's verdict: cancel the requests in flight for longer than the timeout."""
+        for task in tasks:
+            if task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._sweep.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -141,7 +120,7 @@ class AutoSender:
     async def start(self) -> None:
         pass
 
-    async def request(self, method, path, headers, body, keep_body=False):
+    async def request(self, method, path, headers, body, keep_body=False) -> Outcome:
         sender = self.chosen
         if sender is None:
             if self._general is None:

@@ -33,8 +33,9 @@ from .collectors import RunContext, start_all, stop_all
 from .heap import frozen_heap
 from .open_model import EngineStats, OpenModelEngine
 from .options import LoadOptions
+from .protocols import Sender
 from .recorder import Recorder
-from .senders import Sender, make_sender
+from .senders import make_sender
 
 T = TypeVar("T")
 
@@ -99,11 +100,10 @@ async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
     if scenario.login is None:
         return {}
     body = json.dumps(dict(scenario.login.json)).encode()
-    try:
-        status, _, data = await sender.request("POST", scenario.login.path, {"Content-Type": "application/json"},
-                                               body, keep_body=True)
-    except Exception as exc:
-        raise TargetError(f"login at {scenario.login.path} failed: {type(exc).__name__}: {exc}") from None
+    status, _, data, error, detail = await sender.request("POST", scenario.login.path,
+                                                          {"Content-Type": "application/json"}, body, keep_body=True)
+    if error is not None:
+        raise TargetError(f"login at {scenario.login.path} failed: {error}: {detail}")
     if status != 200:
         raise TargetError(f"login at {scenario.login.path} answered HTTP {status}; expected 200 with a token")
     try:

@@ -1,0 +1,85 @@
+"""What the engine needs of a sender, declared: the interfaces both HTTP paths implement.
+
+Every sender offers the awaitable ``request()`` (the login, the closed model, the open model on
+the aiohttp path), which returns an :class:`Outcome`: a failed request is data (an error kind of
+``rundir.ERROR_KINDS`` and a detail), never an exception the engine has to classify. A sender
+that can also take prebuilt request bytes and call back when the response is complete (the lean
+path) is a :class:`BatchSender`: the open model's hot path drives it with no Task or Future per
+request. The engine checks for that once, when it is set up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from ..wire import REQUEST_ID_HEADER
+
+
+class Outcome(NamedTuple):
+    """How one request ended: a response (``status``, body bytes read, the body when it was
+    asked for) or an error (``status`` None, ``error`` a kind, ``detail`` the specifics)."""
+
+    status: int | None
+    nbytes: int
+    body: bytes | None
+    error: str | None = None
+    detail: str | None = None
+
+
+class Sender(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+                      keep_body: bool = False) -> Outcome:
+        """Send one request and read the whole response. The body is kept only when ``keep_body``
+        was asked for (a check needs it). Transport failures are returned, not raised; only the
+        caller's cancellation propagates."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Template(Protocol):
+    def build(self, raw_path: bytes, body: bytes | None) -> tuple[bytes, bytes]:
+        """``(prefix, suffix)``: the request's bytes are ``prefix + request id + suffix``."""
+        ...
+
+
+# done(job, status, nbytes, body, error, detail): the callback interface's completion, called once
+Done = Callable[[Any, int | None, int, bytes | None, str | None, str | None], None]
+
+
+@runtime_checkable
+class BatchSender(Protocol):
+    """The callback interface (the lean path): request bytes are built once per request kind
+    (``template``, ``raw_path``), and ``submit`` sends them; ``done`` runs from the event loop
+    when the response is complete or the request failed."""
+
+    name: str
+
+    def template(self, method: str, headers: Mapping[str, str], id_header: str | None = REQUEST_ID_HEADER
+                 ) -> Template: ...
+
+    def raw_path(self, path: str) -> bytes: ...
+
+    def submit(self, data: bytes, job: Any, done: Done, keep: bool = False) -> None: ...
+
+    def abort_all(self, error: str = "aborted", detail: str = "") -> int:
+        """End every request in flight or queued with ``error``; how many there were."""
+        ...
+
+
+@runtime_checkable
+class ChoosingSender(Protocol):
+    """A sender that chooses its HTTP path once the requests are known (``auto``)."""
+
+    name: str
+
+    def bind(self, requests: Sequence[tuple[str, Mapping[str, str], bytes | None]]) -> Sender:
+        """Choose for ``(method, headers, body)`` of each request; returns the chosen sender."""
+        ...
+
+    async def start_chosen(self) -> None: ...
