@@ -37,8 +37,8 @@ def _ipc_kernel_manager():
 
 def default_notebooks_dir() -> Path:
     """The project's notebooks/ in a source checkout, else the copy shipped inside the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "notebooks", here / "_notebooks"):
+    package = Path(__file__).resolve().parent.parent  # perfbench/
+    for candidate in (package.parent / "notebooks", package / "_notebooks"):
         if candidate.is_dir():
             return candidate
     raise ConfigError("no notebooks directory found; pass --notebooks-dir")
