@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 
     from ..engine import run_load
     from ..report.text import endpoint_table_text
-    from ..scenario import load_scenario
+    from ..scenarios import load_scenario
     from ._util import err
 
     scenario = load_scenario(args.scenario, args.path)
