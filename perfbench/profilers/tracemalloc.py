@@ -32,7 +32,7 @@ allocation-only loop with ``nframes=1``) and every snapshot holds the target's G
 taken and summarised (tens to hundreds of ms for a service with 10^5 live traces): keep the
 interval at seconds and compare latency with a run without it.
 
-This module's name shadows nothing: ``import tracemalloc`` is absolute, so it is the standard library's.
+Inside this module ``import tracemalloc`` is absolute, so it is the standard library's.
 """
 
 from __future__ import annotations
