@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "Predicate": ".scenario",
     "NoGraphQLErrors": ".scenario",
     "graphql": ".scenario",
-    "load_scenario": ".scenario",
+    "load_scenario": ".scenarios",
     "from_paths": ".scenario",
     # results and verdicts
     "Run": ".analysis.results",
@@ -119,5 +119,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         Scenario,
         from_paths,
         graphql,
-        load_scenario,
     )
+    from .scenarios import load_scenario

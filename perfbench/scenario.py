@@ -12,7 +12,9 @@ open model the login runs once before the load; in the closed model once per vir
 
 Two ways to write one: this Python API (in a notebook, or a ``.py`` file defining ``scenario``),
 or a TOML file for simple mixes (:func:`load_toml`; the format is in its docstring). Both are
-validated with every problem reported at once, naming the field and what would be right.
+validated with every problem reported at once, naming the field and what would be right. What a
+name on the command line or in a notebook resolves to (``demo``, a file, request paths) is
+:func:`perfbench.scenarios.load_scenario`'s business: this module knows no target.
 """
 
 from __future__ import annotations
@@ -344,40 +346,6 @@ def from_paths(specs: Sequence[str]) -> Scenario:
         method, path = (parts[0].upper(), parts[1]) if len(parts) == 2 else ("GET", parts[0] if parts else "")
         requests.append(Request(name or f"{method} {path}", method, path, weight=weight))
     return Scenario(requests, name="cli")
-
-
-def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenario:
-    """The scenario named by the CLI and notebook parameters.
-
-    ``spec``: ``"demo"`` (the bundled demo target's mix), a ``.toml`` scenario, a ``.py`` file
-    that defines ``scenario``, or empty; ``paths``: request specs for :func:`from_paths`. Neither: ``GET /``.
-    """
-    if spec and paths:
-        raise ConfigError("give either a scenario or request paths, not both")
-    if paths:
-        return from_paths(list(paths))
-    if not spec:
-        return single("/")
-    if spec == "demo":
-        from .demo.scenario import demo_scenario
-
-        return demo_scenario()
-
-    path = Path(spec)
-    if path.suffix not in (".py", ".toml"):
-        raise ConfigError(f"scenario {spec!r}: expected 'demo', a .toml scenario or a .py file that defines "
-                          f"`scenario`")
-    if not path.is_file():
-        raise ConfigError(f"scenario {spec!r}: no such file")
-    if path.suffix == ".toml":
-        return load_toml(path)
-    import runpy
-
-    found = runpy.run_path(str(path)).get("scenario")
-    if not isinstance(found, Scenario):
-        raise ConfigError(f"scenario {spec!r}: the file must define `scenario = Scenario([...])` "
-                          f"(perfbench.scenario.Scenario); found {type(found).__name__}")
-    return found
 
 
 # ------------------------------------------------------------------------------------ TOML scenarios

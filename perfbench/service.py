@@ -7,12 +7,12 @@
 ``svc.pid`` is the command's own process (no shell runs it: a string is split with ``shlex``), so the
 resource sampler and py-spy watch the service itself; a command that forks its real server (a shell
 script, gunicorn's workers) is watched at its parent. ``memray=True`` runs the command under
-``memray run`` (:func:`perfbench.profilers.memory.memray_command`); the capture at ``svc.memray_path``
-is complete once the process has stopped, which :class:`~perfbench.profilers.memory.MemrayCollector`
-does at the end of the run by calling ``svc.stop()``. memray runs a Python program in perfbench's own
-interpreter: the command must be ``python -m module ...``, ``python script.py ...``, a ``.py`` file
-or a Python console script (``uvicorn``, ``gunicorn``, ...), and the service's packages must be
-importable from perfbench's environment.
+``memray run`` (:func:`memray_command`); the capture at ``svc.memray_path`` is complete once the
+process has stopped, which :class:`~perfbench.profilers.memray.MemrayCollector` does at the end of
+the run by calling ``svc.stop()``. memray runs a Python program in perfbench's own interpreter:
+the command must be ``python -m module ...``, ``python script.py ...``, a ``.py`` file or a Python
+console script (``uvicorn``, ``gunicorn``, ...), and the service's packages must be importable from
+perfbench's environment.
 
 :class:`ChildProcess` is the part shared with :class:`perfbench.demo.process.DemoProcess`: the command
 is started with stdin closed and stdout and stderr in a log file (never an unread pipe that could fill
@@ -56,6 +56,24 @@ def memray_capture_path(memray: bool | str | os.PathLike, directory: str | os.Pa
     if memray is True:
         return Path(directory) / f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}.bin"
     return Path(memray) if memray else None
+
+
+def memray_executable() -> list[str]:
+    return [sys.executable, "-m", "memray"]
+
+
+def memray_command(capture: str | Path, cmd: list[str], *, native: bool = False,
+                   trace_python_allocators: bool = False) -> list[str]:
+    """``cmd`` (starting with the Python interpreter, ``python -m mod ...`` or ``python script.py``) under memray run."""
+    out = [*memray_executable(), "run", "-q", "-f", "-o", str(capture)]
+    if native:
+        out.append("--native")
+    if trace_python_allocators:
+        out.append("--trace-python-allocators")
+    rest = list(cmd)
+    if rest and Path(rest[0]).name.startswith("python"):
+        rest = rest[1:]
+    return out + rest
 
 
 class ChildProcess(abc.ABC):
@@ -104,8 +122,6 @@ class ChildProcess(abc.ABC):
         """``cmd`` under ``memray run`` when a capture was asked for."""
         if self.memray_path is None:
             return cmd
-        from .profilers.memory import memray_command
-
         return memray_command(self.memray_path, cmd, native=self.memray_native,
                               trace_python_allocators=self.memray_trace_python_allocators)
 

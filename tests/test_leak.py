@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from perfbench.demo import leak as demo_leak
-from perfbench.profilers import leak, memory
+from perfbench.experiments.memory_soak import soak
+from perfbench.profilers import leak
 
 S = 1_000_000_000
 
@@ -62,8 +63,8 @@ def demo_db(tmp_path_factory):
 
 @pytest.mark.slow
 def test_soak_of_the_leak_endpoint_names_file_and_line(demo_db, tmp_path):
-    out = memory.soak(None, endpoints="POST /api/leak", rate=80, duration=5, sample_interval=0.1,
-                      snapshot_interval=0.5, runs_dir=tmp_path, demo_db_path=demo_db, announce=lambda line: None)
+    out = soak(None, endpoints="POST /api/leak", rate=80, duration=5, sample_interval=0.1,
+               snapshot_interval=0.5, runs_dir=tmp_path, demo_db_path=demo_db, announce=lambda line: None)
     v = out["verdict"]
     assert v.verdict == "leak", v.reason
     top = v.top_site
@@ -76,8 +77,8 @@ def test_soak_of_the_leak_endpoint_names_file_and_line(demo_db, tmp_path):
 
 @pytest.mark.slow
 def test_soak_of_health_is_not_a_leak(demo_db, tmp_path):
-    out = memory.soak(None, endpoints="GET /health", rate=80, duration=5, sample_interval=0.1,
-                      snapshot_interval=0.5, runs_dir=tmp_path, demo_db_path=demo_db, announce=lambda line: None)
+    out = soak(None, endpoints="GET /health", rate=80, duration=5, sample_interval=0.1,
+               snapshot_interval=0.5, runs_dir=tmp_path, demo_db_path=demo_db, announce=lambda line: None)
     v = out["verdict"]
     assert v.verdict != "leak", v.reason
     assert v.series["traced"].verdict == "no leak", v.series["traced"].reason

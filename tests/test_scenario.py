@@ -15,9 +15,9 @@ from perfbench.scenario import (
     Scenario,
     from_paths,
     graphql,
-    load_scenario,
     load_toml,
 )
+from perfbench.scenarios import NAMED, load_scenario
 
 
 def test_status_expectations_and_checks():
@@ -170,3 +170,18 @@ def test_cli_path_specs():
     assert [(r.name, r.method, r.path, r.weight) for r in s.requests] == [
         ("GET /health", "GET", "/health", 1.0), ("posts", "GET", "/api/posts", 3.0),
         ("POST /api/items", "POST", "/api/items", 1.0)]
+
+
+def test_load_scenario_resolves_names_files_and_paths(tmp_path):
+    assert set(NAMED) == {"demo"}
+    demo = load_scenario("demo")
+    assert demo.name == "demo" and demo.login is not None and "posts_naive" in [r.name for r in demo.requests]
+    assert [(r.method, r.path) for r in load_scenario(None, ["POST /api/leak"]).requests] == [("POST", "/api/leak")]
+    assert [r.path for r in load_scenario("").requests] == ["/"]
+    f = tmp_path / "mix.py"
+    f.write_text("from perfbench.scenario import single\nscenario = single('/health')\n")
+    assert load_scenario(str(f)).requests[0].path == "/health"
+    with pytest.raises(ConfigError, match="expected 'demo'"):
+        load_scenario("nope")
+    with pytest.raises(ConfigError, match="not both"):
+        load_scenario("demo", ["/"])

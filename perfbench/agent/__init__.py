@@ -19,6 +19,10 @@ The engine fetches them through the agent's endpoints (``AgentCollector``), whic
 - ``GET {prefix}/status``: the agent's clock (``perf_counter_ns``) and buffer counts;
   ``POST {prefix}/reset``: forget every record; ``POST {prefix}/records?limit=N``: take records
   (fetch-and-clear, oldest first; ``more`` says whether to call again). Default prefix ``/_perfbench``.
+
+Beside it, :mod:`perfbench.agent.memory` is the memory endpoint a service mounts for tracemalloc
+snapshots (``install_from_env(app)``: on only when ``PERFBENCH_MEMORY_TOKEN`` is set; same loopback
+and token rules, under ``/_perfbench/memory``), read by ``perfbench.profilers.tracemalloc``.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def register(sub) -> None:
     prof.add_argument("--pyspy-rate", type=positive(int), default=100, metavar="N", help="py-spy samples per second")
     prof.add_argument("--tracemalloc", action="store_true",
                       help="take tracemalloc snapshots through the service's perfbench memory endpoint "
-                           "(perfbench.profilers.memory.install; token from $PERFBENCH_MEMORY_TOKEN) into memory/")
+                           "(perfbench.agent.memory.install; token from $PERFBENCH_MEMORY_TOKEN) into memory/")
     prof.add_argument("--snapshot-interval", type=positive(float), default=5.0, metavar="S",
                       help="seconds between tracemalloc snapshots (default 5)")
     dist = p.add_argument_group("distributed load generation (Dask)")
@@ -151,14 +151,14 @@ def profilers_from_args(args, service=None) -> list:
 
         out.append(PySpyCollector(target, rate=args.pyspy_rate))
     if args.tracemalloc:
-        from ..profilers.memory import TracemallocCollector
+        from ..profilers.tracemalloc import TracemallocCollector
 
         token = os.environ.get("PERFBENCH_MEMORY_TOKEN", "")
         if not token:
             raise ConfigError("--tracemalloc needs the service's memory token in $PERFBENCH_MEMORY_TOKEN")
         out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval))
     if service is not None and service.memray_path is not None:
-        from ..profilers.memory import MemrayCollector
+        from ..profilers.memray import MemrayCollector
 
         # first, so it stops last: it stops the service to complete the capture, after the others are done
         out.insert(0, MemrayCollector(service))
@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 
     from ..load import run_load
     from ..report.text import endpoint_table_text
-    from ..scenario import load_scenario
+    from ..scenarios import load_scenario
     from ._util import err
 
     scenario = load_scenario(args.scenario, args.path)

@@ -1,4 +1,9 @@
-"""perfbench serve-demo."""
+"""perfbench serve-demo.
+
+With ``PERFBENCH_MEMORY_TOKEN`` set the demo also serves perfbench's memory endpoint (its app calls
+``perfbench.agent.memory.install_from_env``), and ``PERFBENCH_MEMORY_TRACE_AT_START=1`` starts
+tracemalloc before the demo is imported (``DemoProcess(tracemalloc=True, tracemalloc_at_start=True)``).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ def register(sub) -> None:
 
 
 def cmd_serve_demo(args) -> int:
+    from ..agent.memory import trace_at_start_from_env
+
+    trace_at_start_from_env()  # first: only when asked, traces the demo's imports too
     from ..demo.server import run_server
 
     if not args.db_url:

@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 def cmd_stress(args) -> int:
     from ..experiments.stress import DEFAULT_SLOS, stress
-    from ..scenario import load_scenario
+    from ..scenarios import load_scenario
     from ..shapes import parse_duration
 
     result = stress(args.target, load_scenario(args.scenario, args.path), start=args.start, step=args.step,

@@ -130,7 +130,7 @@ def create_app(
     for table in (routes, notifications.routes, posts.routes, reports.routes):
         app.add_routes(table)
     # tracemalloc snapshots for the memory profiler: off unless PERFBENCH_MEMORY_TOKEN is set
-    from ..profilers.memory import install_from_env
+    from ..agent.memory import install_from_env
 
     install_from_env(app)
     return app

@@ -3,7 +3,7 @@
 (A user's own service: :class:`perfbench.service.ServiceProcess`, which shares the starting and stopping.)
 
 ``DemoProcess(tracemalloc=True)`` serves the demo with tracemalloc on and perfbench's memory
-endpoint mounted (token in ``demo.memory_token``, see ``perfbench.profilers.memory``);
+endpoint mounted (token in ``demo.memory_token``, see ``perfbench.agent.memory``);
 ``DemoProcess(memray=True)`` runs it under ``memray run`` (capture at ``demo.memray_path``,
 complete once the process has stopped). ``demo.pid`` is the served process's PID in every mode
 (``memray run`` runs the program in its own process), for the resource sampler and py-spy.
@@ -56,11 +56,7 @@ class DemoProcess(ChildProcess):
 
     def command(self) -> list[str]:
         """The command line that serves the demo, with the chosen profilers around it."""
-        if self.tracemalloc:
-            cmd = [sys.executable, "-m", "perfbench.profilers.memory", "demo"]
-        else:
-            cmd = [sys.executable, "-m", "perfbench", "serve-demo"]
-        cmd += ["--port", "0", "--max-seconds", str(self.max_seconds)]
+        cmd = [sys.executable, "-m", "perfbench", "serve-demo", "--port", "0", "--max-seconds", str(self.max_seconds)]
         if self.db_url:
             cmd += ["--db-url", self.db_url]
         else:

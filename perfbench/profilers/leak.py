@@ -1,4 +1,4 @@
-"""Leak detection for soak runs: pure functions from memory over time to a verdict with its evidence.
+"""Leak detection for soak runs: from memory over time to a verdict with its evidence, and a run's verdict.
 
     v = assess(rss=resources, requests_end_ns=ends, snapshots=tracemalloc_rows)
     v.verdict      # "leak" | "no leak" | "inconclusive"
@@ -29,14 +29,21 @@ Before fitting, the first ``warmup`` share of the run (default 20 %) is dropped:
 connection pools and allocator arenas grow at first in every healthy service. The overall
 verdict is *leak* if any series says leak (RSS alone: growth outside Python objects, or
 fragmentation), *no leak* if every series says so, else *inconclusive*.
+
+**A run's verdict**: :func:`verdict_for_run` reads a run directory's ``resources.parquet``,
+``requests.parquet`` and ``memory/tracemalloc_snapshots.parquet`` and assesses them;
+:func:`write_verdict` writes ``memory/leak_verdict.json`` and ``memory/leak_sites.parquet``;
+:func:`growth_points` is the memory-over-requests series the leak chart draws.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -316,3 +323,52 @@ def assess(*, rss: pl.DataFrame | None = None, requests_end_ns: Sequence[int] = 
                            params)
     return LeakVerdict("inconclusive", "; ".join(f"{s.name}: {s.reason}" for s in series.values()), series, sites,
                        params)
+
+
+# --- a run's verdict: reading a run directory and writing memory/ ------------------------------------------
+
+
+def verdict_for_run(run_dir: str | Path, **kwargs) -> LeakVerdict:
+    """Read a run's RSS samples, requests and tracemalloc snapshots; :func:`assess` on them."""
+    from .resources import RESOURCES
+    from .tracemalloc import MEMORY_DIR, SNAPSHOTS
+
+    run_dir = Path(run_dir)
+    ends = pl.read_parquet(run_dir / "requests.parquet", columns=["end_ns"])["end_ns"].sort().to_list()
+    rss = pl.read_parquet(run_dir / RESOURCES, columns=["t_ns", "rss"]) if (run_dir / RESOURCES).exists() else None
+    snaps_path = run_dir / MEMORY_DIR / SNAPSHOTS
+    snaps = pl.read_parquet(snaps_path) if snaps_path.exists() else None
+    return assess(rss=rss, requests_end_ns=ends, snapshots=snaps, **kwargs)
+
+
+def growth_points(run_dir: str | Path) -> pl.DataFrame:
+    """Memory series of a run for ``charts.leak_growth``: ``series`` (rss, traced), ``t_s``, ``requests``, ``bytes``."""
+    from .resources import RESOURCES
+    from .tracemalloc import MEMORY_DIR, SNAPSHOTS, read_snapshots
+
+    run_dir = Path(run_dir)
+    ends = pl.read_parquet(run_dir / "requests.parquet", columns=["end_ns"])["end_ns"].sort().to_list()
+    parts = []
+    if (run_dir / RESOURCES).exists():
+        parts.append(pl.read_parquet(run_dir / RESOURCES, columns=["t_ns", "rss"]).drop_nulls().rename(
+            {"rss": "bytes"}).with_columns(series=pl.lit("rss")))
+    if (run_dir / MEMORY_DIR / SNAPSHOTS).exists():
+        parts.append(read_snapshots(run_dir).group_by("snapshot").agg(pl.col("t_ns").first(), bytes=pl.col("size").sum())
+                     .drop("snapshot").with_columns(series=pl.lit("traced")))
+    if not parts:
+        return pl.DataFrame(schema={"series": pl.String, "t_s": pl.Float64, "requests": pl.Int64, "bytes": pl.Int64})
+    df = pl.concat([p.select("series", "t_ns", pl.col("bytes").cast(pl.Int64)) for p in parts]).sort("series", "t_ns")
+    return df.with_columns(requests=pl.Series(completed_before(df["t_ns"].to_list(), ends), dtype=pl.Int64),
+                           t_s=pl.col("t_ns") / 1e9).select("series", "t_s", "requests", "bytes")
+
+
+def write_verdict(verdict: LeakVerdict, run_dir: str | Path) -> Path:
+    """``memory/leak_verdict.json`` and ``memory/leak_sites.parquet``."""
+    from .tracemalloc import MEMORY_DIR
+
+    out_dir = Path(run_dir) / MEMORY_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "leak_verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2, default=str) + "\n")
+    if verdict.sites is not None:
+        verdict.sites.write_parquet(out_dir / "leak_sites.parquet")
+    return out_dir / "leak_verdict.json"

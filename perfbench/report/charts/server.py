@@ -1,7 +1,7 @@
 """Charts of the target's side of a run: process resources, memory growth by allocation site, leak growth,
 and SQL statements (per request, N+1 findings, slowest fingerprints, latency against queries).
 
-Frames from perfbench.profilers: resources.read_resources (t_s, rss_mb, cpu_percent), memory.diff /
+Frames from perfbench.profilers: resources.read_resources (t_s, rss_mb, cpu_percent), tracemalloc.diff /
 the memory/tracemalloc_diff_*.parquet files (file, line, size_diff), leak.assess (fits and points);
 and from ``perfbench.analysis.results`` and the query profiler for the SQL charts.
 """
@@ -61,11 +61,11 @@ def memory_diff_bars(diff: pl.DataFrame, *, n: int = 15, title: str = "Memory gr
                      width: int = WIDTH, height: int | None = None) -> alt.Chart:
     """Ranked horizontal bars of ``size_diff`` (KiB) per allocation site ``file:line``: the top ``n`` by |change|.
 
-    Expects ``file, line, size_diff`` (and optional ``count_diff``) from ``perfbench.profilers.memory.diff``
+    Expects ``file, line, size_diff`` (and optional ``count_diff``) from ``perfbench.profilers.tracemalloc.diff``
     or a ``memory/tracemalloc_diff_*.parquet`` file. Growth is red, shrinkage green.
     """
     cols = ["file", "line", "size_diff"] + (["count_diff"] if "count_diff" in diff.columns else [])
-    df = _frame(diff, cols, "memory_diff_bars", source="the frame perfbench.profilers.memory.diff() returns")
+    df = _frame(diff, cols, "memory_diff_bars", source="the frame perfbench.profilers.tracemalloc.diff() returns")
     if df is None or df.height == 0:
         return _empty("no allocation sites", title, width)
     df = (df.filter(pl.col("size_diff") != 0).sort(pl.col("size_diff").abs(), descending=True).head(n)
