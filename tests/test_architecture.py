@@ -13,6 +13,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "perfbench"
 
+# The layers, bottom up (docs/design.md draws them). A module imports from its own layer or below, never
+# from above: what measures never depends on what reports, what runs inside a service never on the engine.
+LAYERS = [
+    {"errors", "version", "wire", "safety", "sqltext"},          # shared vocabulary, no dependencies
+    {"shapes", "scenario", "rundir"},                              # plans, what to send, the run directory
+    {"analysis", "importers", "compare", "report", "agent", "service"},  # read runs; inside the service; processes
+    {"engine", "profilers", "demo"},                               # one process's load; watchers; the demo target
+    {"distributed", "load", "scenarios"},                          # where the load runs; named scenarios
+    {"experiments"},                                               # drivers of several runs and notebooks
+    {"commands", "cli", "__main__", ""},                           # the CLI and the public API (perfbench/__init__)
+]
+
 # package -> what it must never import (directly or through a function-level import)
 FORBIDDEN = {
     "perfbench.engine": ("perfbench.distributed", "perfbench.demo", "perfbench.report", "perfbench.experiments",
@@ -135,6 +147,21 @@ def test_each_layer_imports_only_what_it_may():
                 broken += [f"{name} -> {dep}" for dep in sorted(deps)
                            if any(dep == f or dep.startswith(f + ".") for f in forbidden)]
     assert broken == []
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    for i, members in enumerate(LAYERS):
+        if part in members:
+            return i
+    raise AssertionError(f"{module} is in no layer: add perfbench/{part} to LAYERS and to docs/design.md")
+
+
+def test_every_module_imports_only_from_its_layer_or_below():
+    graph = import_graph()
+    upward = [f"{name} -> {dep}" for name, deps in sorted(graph.items()) for dep in sorted(deps)
+              if layer_of(dep) > layer_of(name)]
+    assert upward == []
 
 
 def test_no_module_grows_past_700_lines():
