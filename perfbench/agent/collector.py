@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +31,9 @@ import pyarrow.parquet as pq
 from ..rundir import CACHE, QUERIES
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_HEADER
+
+if TYPE_CHECKING:
+    import aiohttp
 
 QUERY_SCHEMA = pa.schema([
     pa.field("request_id", pa.int64()),  # the X-Request-Id the engine sent; null when unattributed
@@ -77,7 +80,7 @@ class AgentCollector:
         self.batch = batch
         self.timeout = timeout
         self.allow_hosts = allow_hosts
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
         self._poller: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -108,13 +111,14 @@ class AgentCollector:
         self._run_dir = Path(ctx.run_dir)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         try:
-            best = None
+            best: tuple[int, int] | None = None
             for _ in range(3):  # keep the reading with the shortest round trip
                 before = time.perf_counter_ns()
                 status = await self._call("GET", "status")
                 after = time.perf_counter_ns()
                 if best is None or after - before < best[0]:
                     best = (after - before, status["clock_ns"] - (before + after) // 2)
+            assert best is not None  # set by the first of the three readings
             self.rtt_ns, self.offset_ns = best
             if not status.get("capturing"):
                 raise RuntimeError("the agent answers but is not capturing (was it installed?)")
@@ -127,11 +131,11 @@ class AgentCollector:
         self.stats = {"queries": 0, "cache_events": 0, "dropped_queries": 0, "dropped_cache": 0, "fetches": 0,
                       "unattributed_queries": 0, "requests_seen": 0, "unattributed_requests": 0}
         if self.poll_s:
-            self._poller = asyncio.create_task(self._poll(ctx))
+            self._poller = asyncio.create_task(self._poll(ctx, self.poll_s))
 
-    async def _poll(self, ctx) -> None:  # noqa: ANN001
+    async def _poll(self, ctx, every_s: float) -> None:  # noqa: ANN001
         while True:
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(every_s)
             with contextlib.suppress(Exception):  # a failed poll is retried; stop() reports real failures
                 await self._drain(ctx, max_rounds=1)
 

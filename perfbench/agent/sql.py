@@ -43,6 +43,7 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +208,7 @@ class QueryLog:
 
 _logs: list[QueryLog] = []  # installed logs; unattributed statements go to each of them
 _install_lock = threading.Lock()
-_undo: list = []
+_undo: list[Callable[[], object]] = []
 
 
 def _emit(sql: Any, start_ns: int, duration_ns: int, source: str, error: bool = False) -> None:
@@ -291,14 +292,20 @@ def _install_sqlalchemy() -> None:
         from sqlalchemy.pool import Pool
     except ImportError:  # pragma: no cover - sqlalchemy is a dependency
         return
-    pairs = [(Engine, "before_cursor_execute", _sa_before), (Engine, "after_cursor_execute", _sa_after),
-             (Engine, "handle_error", _sa_error), (Pool, "connect", _sa_pool_connect)]
+    pairs: list[tuple[type, str, Callable[..., Any]]] = [
+        (Engine, "before_cursor_execute", _sa_before), (Engine, "after_cursor_execute", _sa_after),
+        (Engine, "handle_error", _sa_error), (Pool, "connect", _sa_pool_connect)]
     for target, name, fn in pairs:
         if name == "connect":
             event.listen(target, name, fn, insert=True)
         else:
             event.listen(target, name, fn)
-    _undo.append(lambda: [event.remove(t, n, f) for t, n, f in pairs])
+
+    def remove() -> None:
+        for t, n, f in pairs:
+            event.remove(t, n, f)
+
+    _undo.append(remove)
 
 
 # sqlite3 ---------------------------------------------------------------------------------------------
@@ -467,13 +474,14 @@ def _carry(fn):  # noqa: ANN001
 def _install_thread_carry() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    original = ThreadPoolExecutor.submit
+    original: Callable[..., Any] = ThreadPoolExecutor.submit
 
     @functools.wraps(original)
     def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001
         return original(self, _carry(fn), *args, **kwargs)
 
-    ThreadPoolExecutor.submit = submit
+    # setattr: mypy rejects assigning to a method, and this patch is deliberate (undone by uninstall)
+    setattr(ThreadPoolExecutor, "submit", submit)  # noqa: B010
     _undo.append(lambda: setattr(ThreadPoolExecutor, "submit", original))
     try:
         import aiosqlite.core as aic
@@ -485,7 +493,8 @@ def _install_thread_carry() -> None:
     async def _execute(self, fn, *args, **kwargs):  # noqa: ANN001
         return await orig_aio(self, _carry(functools.partial(fn, *args, **kwargs)))
 
-    aic.Connection._execute = _execute
+    # setattr: mypy rejects assigning to a method, and this patch is deliberate (undone by uninstall)
+    setattr(aic.Connection, "_execute", _execute)  # noqa: B010
     _undo.append(lambda: setattr(aic.Connection, "_execute", orig_aio))
 
 

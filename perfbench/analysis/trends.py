@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import ConfigError
+from ..scalars import optional_number
 from .results import pct, with_ms
 
 
@@ -60,7 +61,7 @@ def spike_recovery(ts: pl.DataFrame, *, spike_start_s: float, spike_end_s: float
     before = ts.filter(pl.col("t_s") < spike_start_s)
     during = ts.filter((pl.col("t_s") >= spike_start_s) & (pl.col("t_s") < spike_end_s))
     after = ts.filter(pl.col("t_s") >= spike_end_s).sort("t_s")
-    baseline = before[metric].median() if before.height else None
+    baseline = optional_number(before[metric].median()) if before.height else None
     peak = during[metric].max() if during.height else None
     recovery = None
     limit = None if baseline is None else baseline * (1 + tolerance)

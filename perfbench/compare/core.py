@@ -275,6 +275,8 @@ def _row(endpoint: str, stat: str, b: _View, c: _View, *, limit: float, confiden
         return Row(endpoint, stat, nb / b.m.duration_s, nc / c.m.duration_s, ratio, lo, hi, "Poisson CI", verdict,
                    limit, True, conclusive, nb, nc)
     p = PERCENTILES[stat]
+    vb: float | None  # the stat of each side: from the raw samples, else from the summary (None if absent)
+    vc: float | None
     if b.raw and c.raw:
         xb, xc = b.sorted_ms[endpoint], c.sorted_ms[endpoint]
         vb, vc = st.percentile(xb, p), st.percentile(xc, p)

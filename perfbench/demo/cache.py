@@ -14,6 +14,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import cast
 
 from ..agent import cache_hit, cache_miss
 from ..errors import ConfigError
@@ -134,7 +135,8 @@ class RedisCache(Cache):
         await self._redis.aclose()
 
     async def _get(self, key: str) -> str | None:
-        value = await self._redis.get(self.prefix + key)
+        # redis types get() as bytes | str (str with decode_responses=True); this client returns bytes.
+        value = cast(bytes | None, await self._redis.get(self.prefix + key))
         return None if value is None else value.decode("utf-8")
 
     async def set(self, key: str, value: str, ttl: float) -> None:

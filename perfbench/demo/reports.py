@@ -91,6 +91,7 @@ def _person(row: Any, count_name: str) -> dict[str, Any]:
 async def build_activity_report(session: AsyncSession, *, months: int, top: int) -> dict[str, Any]:
     """The report as a JSON-ready dict; see the module docstring for what it holds."""
     started = time.perf_counter()
+    assert session.bind is not None  # the demo's sessions are bound to its engine
     dialect = session.bind.dialect.name
     last = await session.scalar(select(func.max(Post.created_at)))
     if last is None:
@@ -150,7 +151,7 @@ async def build_activity_report(session: AsyncSession, *, months: int, top: int)
     # The honest CPU part: tokenise and count every word written in the window.
     keywords = _keywords([f"{title}\n{body}" for title, body in texts], top)
     labels = [start.strftime("%Y-%m") for start in month_starts]
-    series = [
+    series: list[dict[str, Any]] = [
         {"month": label, "posts": posts_by_month.get(label, 0), "comments": comments_by_month.get(label, 0)}
         for label in labels
     ]

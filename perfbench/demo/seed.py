@@ -191,7 +191,7 @@ def _posts(seed: int, users: Sequence[UserSpec], count: int) -> list[dict[str, A
     # A heavy tail: a few prolific authors, many who wrote once or never.
     activity = [rng.paretovariate(1.2) for _ in users]
     authors = rng.choices(users, weights=activity, k=count)
-    posts = [
+    posts: list[dict[str, Any]] = [
         {
             "author_id": author.id,
             "title": _title(rng),
@@ -258,7 +258,7 @@ def _notifications(
     rng = _rng(seed, "notifications")
     low, high = per_user
     recent = DATA_END - timedelta(days=30)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for user in users:
         for _ in range(rng.randint(low, high)):
             kind = rng.choices(NOTIFICATION_KINDS, weights=(30, 25, 15, 10, 10, 10))[0]

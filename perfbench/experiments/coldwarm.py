@@ -23,6 +23,7 @@ ratios, hit rates), ``cold/`` and ``warm/`` (run directories).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -96,11 +97,9 @@ class CacheClearer:
         self.interval_s = interval_s
         self.clears = 0
         self.errors = 0
-        self._task = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self, ctx) -> None:
-        import asyncio
-
         import aiohttp
 
         async def loop() -> None:
@@ -117,8 +116,6 @@ class CacheClearer:
         self._task = asyncio.get_running_loop().create_task(loop())
 
     async def stop(self, ctx) -> dict[str, Any]:
-        import asyncio
-
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

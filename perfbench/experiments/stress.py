@@ -52,10 +52,15 @@ def rates(start: float, *, step: float | None = None, factor: float | None = Non
         problems.append(f"max rate {max_rate!r} must be >= the start rate {start!r}")
     if problems:
         raise ConfigError("bad stress search", problems)
-    out, r = [], float(start)
+    out: list[float] = []
+    r = float(start)
     while r <= max_rate * (1 + 1e-9) and len(out) < max_steps:
         out.append(round(r, 6))
-        r = r + step if step is not None else r * factor
+        if step is not None:
+            r = r + step
+        else:
+            assert factor is not None  # exactly one of step and factor, checked above
+            r = r * factor
     return out
 
 

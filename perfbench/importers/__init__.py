@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -54,7 +55,7 @@ def from_run(path: str | Path) -> Measurements:
               "saturated": bool(gen.get("saturated")), "started_at": meta.get("started_at")})
 
 
-def load(path: str | Path) -> Measurements:
+def load(path: str | os.PathLike[str]) -> Measurements:
     """Whatever ``path`` holds: a perfbench run directory, Locust CSV files, a k6 or pytest-benchmark file."""
     p = Path(path)
     if p.is_dir():

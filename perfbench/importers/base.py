@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
 from ..rundir import REQUEST_SCHEMA
 
-REQUEST_DTYPES = dict(pl.from_arrow(REQUEST_SCHEMA.empty_table()).schema)
+# from_arrow is typed DataFrame | Series; of a Table it is a DataFrame.
+REQUEST_DTYPES: pl.Schema = cast(pl.DataFrame, pl.from_arrow(REQUEST_SCHEMA.empty_table())).schema
 OVERALL = "ALL"  # the endpoint name of a source's all-requests row (as in Run.endpoint_table)
 
 SUMMARY_SCHEMA: dict[str, Any] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import ConfigError
+from ..scalars import number
 from .base import OVERALL, Measurements, http_error_kind, samples_frame, summary_frame
 
 NOTE = "k6: latency measured from the actual send (no coordinated-omission correction)"
@@ -57,7 +58,7 @@ def read_k6_json(path: str | Path) -> Measurements:
     lat_ns = (pl.Series(durations) * 1e6).round().cast(pl.Int64)
     frame = samples_frame(names, end_ns - lat_ns, lat_ns, method=methods, status=statuses,
                           error=[http_error_kind(s, f) for s, f in zip(statuses, failed, strict=True)])
-    duration = max(frame["end_ns"].max() / 1e9, 1e-9)
+    duration = max(number(frame["end_ns"].max()) / 1e9, 1e-9)
     return Measurements(label=_label(path), source="k6", requests=frame, duration_s=duration,
                         meta={"tool": "k6", "machine": {}, "versions": {}}, notes=[NOTE], path=path)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import ConfigError
+from ..scalars import number
 from .base import OVERALL, Measurements, http_error_kind, samples_frame, summary_frame
 
 SUFFIXES = ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv", "_requests.csv")
@@ -58,16 +59,20 @@ def read_locust(path: str | Path, *, requests_log: str | Path | None = None) -> 
         prefix = prefix_of(p)
     stats = Path(f"{prefix}_stats.csv") if prefix else None
     log = Path(requests_log) if requests_log else (Path(f"{prefix}_requests.csv") if prefix else None)
-    has_stats = bool(stats and stats.is_file())
-    has_log = bool(log and log.is_file())
-    if not has_stats and not has_log:
+    if stats is not None and not stats.is_file():
+        stats = None
+    if log is not None and not log.is_file():
+        log = None
+    if stats is None and log is None:
         raise ConfigError(f"{path}: no Locust result here; expected {prefix}_stats.csv (locust --csv {prefix}) "
                           "or a per-request log written by locust.contrib.csv_request_logger")
-    label = (prefix or log).name.removesuffix("_requests.csv")
+    named = prefix or log
+    assert named is not None  # no prefix only when path is the request log, which exists
+    label = named.name.removesuffix("_requests.csv")
     meta = {"tool": "locust", "machine": {}, "versions": {}}
     m = Measurements(label=label, source="locust", meta=meta, notes=[CLOSED_NOTE],
-                     path=Path(f"{prefix}_stats.csv") if has_stats else log)
-    if has_stats:
+                     path=stats if stats is not None else log)
+    if stats is not None:
         m.summary, m.duration_s = _stats(stats)
     history = Path(f"{prefix}_stats_history.csv") if prefix else None
     if history and history.is_file():
@@ -75,10 +80,10 @@ def read_locust(path: str | Path, *, requests_log: str | Path | None = None) -> 
     failures = Path(f"{prefix}_failures.csv") if prefix else None
     if failures and failures.is_file():
         m.meta["failures"] = pl.read_csv(failures).to_dicts()
-    if has_log:
+    if log is not None:
         m.requests = _request_log(log)
         if m.requests.height:  # the log's own span: _stats.csv may be written before the last requests end
-            m.duration_s = max(m.requests["end_ns"].max() / 1e9, 1e-9)
+            m.duration_s = max(number(m.requests["end_ns"].max()) / 1e9, 1e-9)
     else:
         m.rounding = "locust"
         m.notes.append(ROUNDING_NOTE)

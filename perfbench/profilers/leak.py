@@ -48,6 +48,8 @@ from typing import Any
 
 import polars as pl
 
+from ..scalars import number
+
 MIN_BYTES_PER_REQUEST = 256.0
 MIN_GROWTH_BYTES = float(2**20)
 WARMUP = 0.2
@@ -239,7 +241,7 @@ def site_growth(snapshots: pl.DataFrame, requests_end_ns: Sequence[int], *, by: 
     fcol, lcol = ("site_file", "site_line") if by == "site" else ("file", "line")
     ends = sorted(requests_end_ns)
     times = snapshots.group_by("snapshot").agg(pl.col("t_ns").first()).sort("snapshot")
-    end = run_end_ns if run_end_ns is not None else (ends[-1] if ends else int(times["t_ns"].max() or 0))
+    end = run_end_ns if run_end_ns is not None else (ends[-1] if ends else int(number(times["t_ns"].max() or 0)))
     cut = _warm(end, warmup)
     times = times.filter(pl.col("t_ns") >= cut)
     schema = {"file": pl.String, "line": pl.Int32, "bytes_per_request": pl.Float64, "ci_lo": pl.Float64,

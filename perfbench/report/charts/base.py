@@ -7,12 +7,14 @@ Kept apart so that load, server and experiment charts share one look without imp
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import altair as alt
 import polars as pl
 import polars.selectors as cs
 
 from ...errors import ConfigError, FrameError
+from ...scalars import number
 
 WIDTH = 640
 HEIGHT = 240
@@ -99,12 +101,14 @@ def _empty(message: str, title: str, width: int) -> alt.Chart:
 
 def _log_spaced(df: pl.DataFrame) -> bool:
     """Whether histogram bins are log-spaced: constant end/start ratio rather than constant width."""
-    if df["bin_start"].min() <= 0:
+    if number(df["bin_start"].min()) <= 0:
         return False
     width = df["bin_end"] - df["bin_start"]
     ratio = df["bin_end"] / df["bin_start"]
-    equal_ratios = ratio.max() - ratio.min() <= 1e-6 * ratio.max()
-    equal_widths = width.max() - width.min() <= 1e-6 * width.max()
+    ratio_max, ratio_min = number(ratio.max()), number(ratio.min())
+    width_max, width_min = number(width.max()), number(width.min())
+    equal_ratios = ratio_max - ratio_min <= 1e-6 * ratio_max
+    equal_widths = width_max - width_min <= 1e-6 * width_max
     return bool(equal_ratios and not equal_widths)
 
 
@@ -118,7 +122,13 @@ def _spacing(t: pl.Series) -> float:
     """The bucket width of a time series: the smallest gap between its distinct times (1.0 for one bucket)."""
     gaps = t.drop_nulls().unique().sort().diff().drop_nulls()
     gaps = gaps.filter(gaps > 0)
-    return float(gaps.min()) if gaps.len() else 1.0
+    return float(number(gaps.min())) if gaps.len() else 1.0
+
+
+def _layer(*charts: alt.Chart | alt.LayerChart) -> alt.LayerChart:
+    """``alt.layer(*charts)``, typed as what it is here: alt.layer makes a FacetChart only when every layer
+    shares a facet encoding (row/column/facet), which no chart in this package has."""
+    return cast(alt.LayerChart, alt.layer(*charts))
 
 
 def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerChart:
@@ -126,4 +136,4 @@ def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerCha
     rule = alt.Chart(d).mark_rule(strokeDash=[4, 3], color=colour).encode(x="x:Q")
     text = alt.Chart(d).mark_text(align="left", dx=4, dy=-4, color=colour, baseline="top").encode(
         x="x:Q", y=alt.value(0), text="label:N")
-    return rule + text
+    return _layer(rule, text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from ...scalars import number
 from .base import (
     EXTRA_COLOURS,
     HEIGHT,
@@ -20,6 +21,7 @@ from .base import (
     _colour,
     _empty,
     _frame,
+    _layer,
     _title,
     _vrule,
 )
@@ -46,7 +48,7 @@ def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
     layers = [diagonal, lines]
     if breaking_rps is not None:
         layers.append(_vrule(breaking_rps, f"breaks at {breaking_rps:g}"))
-    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+    return _layer(*layers).properties(width=width, height=height, title=_title(title))
 
 
 def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaking_rps: float | None = None,
@@ -70,7 +72,7 @@ def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaki
             strokeDash=[6, 3], color=PALETTE["error"]).encode(y="y:Q"))
     if breaking_rps is not None:
         layers.append(_vrule(breaking_rps, f"breaks at {breaking_rps:g}"))
-    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+    return _layer(*layers).properties(width=width, height=height, title=_title(title))
 
 
 def error_rate_steps(steps: pl.DataFrame, *, title: str = "Error rate per step (%)", width: int = WIDTH,
@@ -108,7 +110,7 @@ def spike_timeline(ts: pl.DataFrame, *, spike_start_s: float, spike_end_s: float
             strokeDash=[6, 3], color=PALETTE["ok"]).encode(y="y:Q"))
     if recovered_at_s is not None:
         layers.append(_vrule(recovered_at_s, "recovered", colour=PALETTE["ok"]))
-    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+    return _layer(*layers).properties(width=width, height=height, title=_title(title))
 
 
 def drift_fit(ts: pl.DataFrame, fit: dict, *, metric: str = "p95", title: str = "Latency drift over the run (ms)",
@@ -123,13 +125,13 @@ def drift_fit(ts: pl.DataFrame, fit: dict, *, metric: str = "p95", title: str = 
         x=alt.X("t_s:Q", title=TIME_AXIS), y=alt.Y(f"{col}:Q", title=f"{metric} {LATENCY_AXIS}"))
     layers = [points]
     if fit.get("slope_ms_per_h") is not None:
-        t0, t1 = float(df["t_s"].min()), float(df["t_s"].max())
+        t0, t1 = float(number(df["t_s"].min())), float(number(df["t_s"].max()))
         slope_s = fit["slope_ms_per_h"] / 3600
         line = pl.DataFrame({"t_s": [t0, t1], "fit": [fit["intercept_ms"] + slope_s * t0,
                                                       fit["intercept_ms"] + slope_s * t1]})
         layers.append(alt.Chart(line).mark_line(color=PALETTE["planned"], strokeDash=[6, 3]).encode(
             x="t_s:Q", y="fit:Q"))
-    return alt.layer(*layers).properties(width=width, height=height, title=_title(title))
+    return _layer(*layers).properties(width=width, height=height, title=_title(title))
 
 
 def ecdf_overlay(curve: pl.DataFrame, *, by: str = "label", title: str = "Latency distributions (ECDF)",
@@ -201,7 +203,7 @@ def ratio_forest(rows: pl.DataFrame, *, threshold: float = 0.10, title: str = "C
     refs = pl.DataFrame({"x": [0.0, threshold * 100, -threshold * 100], "kind": ["none", "threshold", "threshold"]})
     rules = alt.Chart(refs).mark_rule(color="#333333").encode(
         x="x:Q", strokeDash=alt.condition(alt.datum.kind == "threshold", alt.value([4, 3]), alt.value([1, 0])))
-    return alt.layer(rules, bars, points).properties(width=width, height=height, title=_title(title))
+    return _layer(rules, bars, points).properties(width=width, height=height, title=_title(title))
 
 
 def distributions_overlaid(frames: dict[str, pl.DataFrame], *, bins: int = 50, by: str = "endpoint",

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import altair as alt
 import polars as pl
 
 from ...errors import ConfigError
 from ...rundir import ERROR_KINDS
+from ...scalars import integer, number
 from .base import (
     HEIGHT,
     LATENCY_AXIS,
@@ -23,6 +25,7 @@ from .base import (
     _colour,
     _empty,
     _frame,
+    _layer,
     _log_spaced,
     _spacing,
     _title,
@@ -67,7 +70,7 @@ def latency_histogram(hist: pl.DataFrame, *, percentiles: dict[str, float] | Non
                      alt.Tooltip("value_ms:Q", title="latency (ms)", format=".3~f")])
         labels = base.mark_text(align="left", baseline="top", dx=4, dy=2, fontSize=11).encode(
             y=alt.value(0), text="label:N", color=_colour("series", marks["series"].to_list(), "percentile"))
-        chart = alt.layer(bars, rules, labels)
+        chart = _layer(bars, rules, labels)
     return chart.properties(width=width, height=height, title=_title(title))
 
 
@@ -91,7 +94,7 @@ def percentile_curve(curve: pl.DataFrame, *, by: str | None = None, log_y: bool 
             df = df.filter(pl.col("value_ms") > 0)
     if df is None or df.height == 0:
         return _empty("no requests", title, width)
-    top = max(df["nines"].max(), 1.0)
+    top = max(number(df["nines"].max()), 1.0)
     ticks = [0.0, math.log10(2)] + [float(k) for k in range(1, math.floor(top + 1e-9) + 1)]
     decimals = max(0, math.floor(top + 1e-9) - 2)
     axis = alt.Axis(values=ticks, title="percentile (%)", grid=True,
@@ -103,7 +106,7 @@ def percentile_curve(curve: pl.DataFrame, *, by: str | None = None, log_y: bool 
             alt.Tooltip("percentile:Q", title="percentile", format=".4~f"),
             alt.Tooltip("value_ms:Q", title="latency (ms)", format=".3~f")],
     }
-    mark = {"point": alt.OverlayMarkDef(size=10, filled=True), "strokeWidth": 1.8}
+    mark: dict[str, Any] = {"point": alt.OverlayMarkDef(size=10, filled=True), "strokeWidth": 1.8}
     if by:
         df = df.with_columns(pl.col(by).cast(pl.String).fill_null("null"))
         groups = sorted(df[by].unique().to_list())
@@ -161,7 +164,7 @@ def throughput_over_time(tp: pl.DataFrame, *, planned: pl.DataFrame | None = Non
     if (df is None or df.height == 0) and plan is None:
         return _empty("no responses", title, width)
     outcomes = ["ok", "error"]
-    layers = []
+    layers: list[alt.Chart] = []
     if df is not None and df.height:
         outcomes += sorted(set(df["outcome"].drop_nulls().to_list()) - set(outcomes))
         if every_s is not None:
@@ -169,7 +172,7 @@ def throughput_over_time(tp: pl.DataFrame, *, planned: pl.DataFrame | None = Non
         step = every_s or _spacing(df["t_s"])
         k = (pl.col("t_s") / step).round().cast(pl.Int64)
         df = df.drop_nulls().group_by(k.alias("k"), "outcome").agg(pl.col("rps").sum())
-        lo, hi = df["k"].min(), df["k"].max()
+        lo, hi = integer(df["k"].min()), integer(df["k"].max())
         grid = pl.DataFrame({"k": range(lo, hi + 1)}).join(pl.DataFrame({"outcome": outcomes}), how="cross")
         filled = grid.join(df, on=["k", "outcome"], how="left").with_columns(pl.col("rps").fill_null(0.0))
         # A closing point one bucket on, so that step-after draws the last bucket as wide as the others.
@@ -195,7 +198,7 @@ def throughput_over_time(tp: pl.DataFrame, *, planned: pl.DataFrame | None = Non
             color=_colour("outcome", domain, "outcome"),
             tooltip=[alt.Tooltip("t_s:Q", title="t (s)"), alt.Tooltip("rps:Q", title="planned req/s", format=".1f")],
         ))
-    chart = layers[0] if len(layers) == 1 else alt.layer(*layers)
+    chart = layers[0] if len(layers) == 1 else _layer(*layers)
     return chart.properties(width=width, height=height, title=_title(title))
 
 

@@ -14,7 +14,8 @@ import altair as alt
 import polars as pl
 import polars.selectors as cs
 
-from .base import HEIGHT, LATENCY_AXIS, PALETTE, TIME_AXIS, WIDTH, _colour, _empty, _frame, _title
+from ...scalars import number
+from .base import HEIGHT, LATENCY_AXIS, PALETTE, TIME_AXIS, WIDTH, _colour, _empty, _frame, _layer, _title
 from .load import throughput_over_time
 
 MEMORY_AXIS = "memory (MiB)"
@@ -111,7 +112,7 @@ def leak_growth(points: pl.DataFrame, *, slope: float | None = None, intercept: 
         tooltip=[alt.Tooltip(f"{x}:Q", format=",.2f"), alt.Tooltip("mib:Q", title="MiB", format=".2f"),
                  alt.Tooltip("series:N")])]
     if slope is not None and intercept is not None:
-        lo, hi = float(df[x].min()), float(df[x].max())
+        lo, hi = float(number(df[x].min())), float(number(df[x].max()))
         line = pl.DataFrame({x: [lo, hi], "mib": [(intercept + slope * lo) / 2**20, (intercept + slope * hi) / 2**20],
                              "series": ["fit", "fit"]})
         layers.append(alt.Chart(line).mark_line(strokeDash=[6, 3], strokeWidth=2).encode(
@@ -121,7 +122,7 @@ def leak_growth(points: pl.DataFrame, *, slope: float | None = None, intercept: 
     if warmup_x is not None:
         layers.append(alt.Chart(pl.DataFrame({x: [float(warmup_x)]})).mark_rule(color="#9d9d9d", strokeDash=[2, 2])
                       .encode(x=f"{x}:Q"))
-    chart = layers[0] if len(layers) == 1 else alt.layer(*layers)
+    chart = layers[0] if len(layers) == 1 else _layer(*layers)
     return chart.properties(width=width, height=height, title=_title(title))
 
 
@@ -151,7 +152,7 @@ def queries_per_request(stats: pl.DataFrame, *, title: str = "Queries per reques
         y=y, x="p50:Q", x2="p99:Q", tooltip=tooltip)
     median = alt.Chart(df).mark_tick(color=PALETTE["p50"], thickness=3, size=16).encode(
         y=y, x="p50:Q", tooltip=tooltip)
-    return alt.layer(span, box, median).properties(width=width, height=height, title=_title(title))
+    return _layer(span, box, median).properties(width=width, height=height, title=_title(title))
 
 
 def n_plus_one_findings(summary: pl.DataFrame, *, top: int = 15, title: str = "N+1 findings: time they cost (ms)",
