@@ -4,7 +4,7 @@
     ├── ConfigError                 bad input: a field, a value, a file (exit 2); also a ValueError
     │   ├── UnsafeTargetError       a target outside loopback that was not allow-listed (exit 2)
     │   └── FrameError              a frame of the wrong type or shape handed to a chart (exit 2); also a TypeError
-    ├── ProfilerError               a profiler could not watch its process (the load goes on; exit 1)
+    ├── ProfilerError               a profiler or collector could not watch its target (the load goes on; exit 1)
     ├── RunDirError                 a run directory that is missing, corrupt or of an unknown schema (exit 3)
     ├── TargetError                 the target could not be started or reached at all (exit 4)
     └── ExperimentError             a notebook failed while papermill ran it (exit 5)
@@ -48,7 +48,7 @@ class FrameError(ConfigError, TypeError):
 
 
 class ProfilerError(PerfbenchError, RuntimeError):
-    """A profiler could not start or read the process it watches; the run records it and goes on."""
+    """A profiler or collector could not start or read what it watches; the run records it and goes on."""
 
 
 class RunDirError(PerfbenchError):

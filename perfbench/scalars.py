@@ -9,19 +9,21 @@ would have.
 
 from __future__ import annotations
 
+from .errors import FrameError
+
 
 def number(value: object) -> float:
     """``value`` (an int or a float) as it is; TypeError for None or any other type."""
     if isinstance(value, int | float):
         return value
-    raise TypeError(f"expected a number, got {type(value).__name__}")
+    raise FrameError(f"expected a number, got {type(value).__name__}")
 
 
 def integer(value: object) -> int:
     """``value`` (an int, e.g. the max of an integer column) as it is; TypeError for None or any other type."""
     if isinstance(value, int):
         return value
-    raise TypeError(f"expected an integer, got {type(value).__name__}")
+    raise FrameError(f"expected an integer, got {type(value).__name__}")
 
 
 def optional_number(value: object) -> float | None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import ConfigError, ProfilerError
 from ..rundir import CACHE, QUERIES
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_HEADER
@@ -70,9 +71,9 @@ class AgentCollector:
                  poll_s: float | None = 2.0, batch: int = 50_000, timeout: float = 10.0,
                  allow_hosts: tuple[str, ...] = ()):
         if not token:
-            raise ValueError("AgentCollector needs the agent's token")
+            raise ConfigError("AgentCollector needs the agent's token")
         if poll_s is not None and poll_s <= 0:
-            raise ValueError(f"poll_s must be positive or None, got {poll_s}")
+            raise ConfigError(f"poll_s must be positive or None, got {poll_s}")
         self._token = token
         self.url = url
         self.prefix = prefix
@@ -101,7 +102,7 @@ class AgentCollector:
             body = await resp.json(content_type=None)
             if resp.status != 200:
                 detail = body.get("error") if isinstance(body, dict) else body
-                raise RuntimeError(f"agent at {url} answered HTTP {resp.status}: {detail}")
+                raise ProfilerError(f"agent at {url} answered HTTP {resp.status}: {detail}")
             return body
 
     async def start(self, ctx) -> None:  # noqa: ANN001
@@ -121,7 +122,7 @@ class AgentCollector:
             assert best is not None  # set by the first of the three readings
             self.rtt_ns, self.offset_ns = best
             if not status.get("capturing"):
-                raise RuntimeError("the agent answers but is not capturing (was it installed?)")
+                raise ProfilerError("the agent answers but is not capturing (was it installed?)")
             await self._call("POST", "reset")
         except Exception:
             await self._session.close()

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
 from ..sqltext import fingerprint_and_text
 
 DEFAULT_CAPACITY = 100_000
@@ -125,7 +126,7 @@ class QueryLog:
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY):
         if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+            raise ConfigError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self._lock = threading.Lock()
         self._queries: collections.deque = collections.deque(maxlen=capacity)

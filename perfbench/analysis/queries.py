@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..errors import ConfigError
 from ..rundir import CACHE
 from .results import pct, with_ms
 
@@ -35,7 +36,7 @@ def n_plus_one(queries: pl.LazyFrame | pl.DataFrame, threshold: int = DEFAULT_N_
     without an id cannot be grouped and are left out.
     """
     if threshold < 2:
-        raise ValueError(f"an N+1 needs a threshold of at least 2 repetitions, got {threshold}")
+        raise ConfigError(f"an N+1 needs a threshold of at least 2 repetitions, got {threshold}")
     lf = queries.lazy().filter(pl.col("request_id").is_not_null())
     return (lf.group_by("request_id", endpoint, "fingerprint")
             .agg(pl.len().alias("repetitions"), (pl.col("duration_ns").sum() / 1e6).alias("time_ms"),
@@ -148,7 +149,7 @@ def slowest_requests_queries(requests: pl.LazyFrame, queries: pl.LazyFrame, frac
     in, total and mean ms, and its share of those requests' DB time; the ``top`` by total time.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
     per = request_queries(requests, queries)
     n = max(1, math.ceil(per.height * fraction)) if per.height else 0
     slow = per.sort(["latency_ms", "request_id"], descending=[True, False]).head(n)
