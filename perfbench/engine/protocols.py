@@ -28,7 +28,10 @@ class Outcome(NamedTuple):
 
 
 class Sender(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """Which HTTP path this is (``meta.engine.path``); read-only."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -58,7 +61,8 @@ class BatchSender(Protocol):
     (``template``, ``raw_path``), and ``submit`` sends them; ``done`` runs from the event loop
     when the response is complete or the request failed."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def template(self, method: str, headers: Mapping[str, str], id_header: str | None = REQUEST_ID_HEADER
                  ) -> Template: ...
@@ -76,7 +80,8 @@ class BatchSender(Protocol):
 class ChoosingSender(Protocol):
     """A sender that chooses its HTTP path once the requests are known (``auto``)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def bind(self, requests: Sequence[tuple[str, Mapping[str, str], bytes | None]]) -> Sender:
         """Choose for ``(method, headers, body)`` of each request; returns the chosen sender."""
