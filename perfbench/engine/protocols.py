@@ -51,7 +51,8 @@ class Template(Protocol):
         ...
 
 
-# done(job, status, nbytes, body, error, detail): the callback interface's completion, called once
+# done(job, status, nbytes, body, error, detail): the callback interface's completion, called once;
+# as in an Outcome, a response has a status and no error, a failure an error and no status
 Done = Callable[[Any, int | None, int, bytes | None, str | None, str | None], None]
 
 
