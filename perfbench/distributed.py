@@ -593,10 +593,10 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
                      f"{'the start' if last is None else f'{last / 1e9:.1f} s'} are kept")
     stat_keys = ("planned", "sent", "completed", "capped", "aborted", "max_in_flight_seen")
     engine_stats = {k: sum((s.get("stats") or {}).get(k, 0) or 0 for s in shards) for k in stat_keys}
-    paths = {s.get("path") for s in shards if s.get("path")}
+    paths: set[str] = {s["path"] for s in shards if s.get("path")}
     engine_stats.update(max_in_flight=options.max_in_flight, path=",".join(sorted(paths)) or None, shards=n,
                         lost_shards=lost_list)
-    reasons = [s.get("end_reason") for s in shards if s.get("end_reason")]
+    reasons: list[str] = [s["end_reason"] for s in shards if s.get("end_reason")]
     end_reason = stop_reason[0] if stop_reason else _worst_end_reason(reasons)
     elapsed = max([s.get("elapsed_s") or 0.0 for s in shards] or [0.0])
     rows = sum(k["rows"] for k in kept.values())

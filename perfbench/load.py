@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed
+from .analysis.slo import parse_all as parse_slos
+from .engine.collectors import Collector
 from .engine.options import LoadOptions, stderr_line
 from .engine.session import RunResult, run_coroutine, run_local
 from .rundir import new_run_id
@@ -35,9 +37,9 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
              runs_dir: str | Path = DEFAULT_RUNS_DIR, run_id: str | None = None, label: str = "run",
              allow_hosts: Iterable[str] = (), max_in_flight: int = 10_000, max_requests: int | None = None,
              timeout: float = 30.0, grace: float | None = None, lag_bound_ms: float = 10.0,
-             progress: Callable[[dict], None] | bool | None = True, handle_signals: bool = False,
-             parameters: dict | None = None, code_dir: str | None = None,
-             announce: Callable[[str], None] | None = None, collectors: Iterable = (),
+             progress: Callable[[dict[str, Any]], None] | bool | None = True, handle_signals: bool = False,
+             parameters: dict[str, Any] | None = None, code_dir: str | None = None,
+             announce: Callable[[str], None] | None = None, collectors: Iterable[Collector] = (),
              http_path: str = "auto", slos: Iterable[str] = (), workers: int = 0, scheduler: str | None = None,
              client: Any = None, on_cluster: Callable[[Any], None] | None = None) -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
@@ -58,7 +60,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     target = check_target(target, allow_hosts)
     options = LoadOptions(max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
-                          slos=tuple(slos), parameters=parameters or {}, code_dir=code_dir, progress=progress,
+                          slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,
                           announce=announce or stderr_line, collectors=tuple(collectors))
     scenario = scenario or single("/")
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)

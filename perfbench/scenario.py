@@ -48,7 +48,7 @@ class IntRange:
 class Choice:
     """A random element of ``values``."""
 
-    values: tuple
+    values: tuple[Any, ...]
 
     def draw(self, rng: random.Random) -> Any:
         return rng.choice(self.values)
@@ -446,6 +446,7 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         problems.append(f"{where}.name: a non-empty string")
+        name = ""  # never used: the request is refused below
     weight = raw.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
         problems.append(f"{where}.weight: a number > 0, got {weight!r}")
@@ -461,7 +462,7 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
         var = _toml_var(spec, f"{where}.vars.{vname}", base, problems)
         if var is not None:
             variables[vname] = var
-    checks = []
+    checks: list[Check] = []
     raw_checks = raw.get("checks", [])
     if not isinstance(raw_checks, list):
         problems.append(f"{where}.checks: a list of tables")

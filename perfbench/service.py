@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, TargetError
@@ -97,7 +98,7 @@ class ChildProcess(abc.ABC):
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.expired = False  # set when the watchdog stopped it (its lifetime limit)
-        self._log_file = None
+        self._log_file: TextIO | None = None
         self._watchdog: threading.Timer | None = None
 
     # -- what subclasses provide ------------------------------------------------------------------
@@ -229,6 +230,8 @@ class ChildProcess(abc.ABC):
 def answers_http(url: str, timeout: float) -> bool:
     """True if ``url`` answers with any HTTP status (GET, no redirects followed, certificates not checked)."""
     parts = urlsplit(url)
+    if parts.hostname is None:
+        raise ValueError(f"{url!r} names no host")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -245,7 +248,7 @@ def answers_http(url: str, timeout: float) -> bool:
         conn.close()
 
 
-def _listening(host: str, port: int) -> bool:
+def _listening(host: str | None, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True

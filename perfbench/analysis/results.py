@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 import pyarrow as pa
@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 
 from ..errors import RunDirError
 from ..rundir import QUERIES, REQUESTS, SUMMARY, RunDir, read_json, write_json
+
+if TYPE_CHECKING:
+    from .slo import SLO
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.999}
 DEFAULT_LAG_BOUND_MS = 10.0
@@ -212,7 +215,7 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
            "p99": None if lag_p["p99"] is None else lag_p["p99"] / 1e6,
            "max": None if lag_rest["max"][0] is None else lag_rest["max"][0] / 1e6, "n": lag_rest["n"][0]}
 
-    def block(row: dict, name: str) -> dict:
+    def block(row: dict[str, Any], name: str) -> dict[str, Any]:
         errs = {r["error"]: r["len"] for r in kinds.iter_rows(named=True) if name in ("*", r["endpoint"])}
         lat = {k[:-3]: _num(v) for k, v in row.items() if k.endswith("_ms") and not k.startswith("service")}
         return {
@@ -384,7 +387,8 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return self.meta["run_id"]
+        run_id: str = self.meta["run_id"]
+        return run_id
 
     @property
     def requests(self) -> pl.LazyFrame:
@@ -415,7 +419,8 @@ class Run:
         ``table``: the run's rows, already in memory (the engine's, just written to the file)."""
         if table is not None and table.num_rows <= SUMMARY_IN_MEMORY_ROWS:
             names = table.column_names
-            return pl.from_arrow(table.select([c for c in _SUMMARY_COLUMNS if c in names])).lazy(), True
+            df = cast(pl.DataFrame, pl.from_arrow(table.select([c for c in _SUMMARY_COLUMNS if c in names])))  # a Table
+            return df.lazy(), True
         lf = pl.scan_parquet(self.path / REQUESTS)
         try:
             rows = pq.ParquetFile(self.path / REQUESTS).metadata.num_rows
@@ -435,7 +440,7 @@ class Run:
                          planned=engine.get("planned"), engine=engine, model=shape.get("model", "open"),
                          lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
 
-    def write_summary(self, slos: list | None = None, table: pa.Table | None = None) -> dict[str, Any]:
+    def write_summary(self, slos: list[SLO] | None = None, table: pa.Table | None = None) -> dict[str, Any]:
         """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.analysis.slo.SLO);
         ``table``: the rows of requests.parquet, when they are in memory already."""
         from .slo import evaluate

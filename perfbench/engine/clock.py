@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the engines read of a clock: a monotonic reading in ns, and a sleep."""
+
+    def now_ns(self) -> int: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class MonotonicClock:

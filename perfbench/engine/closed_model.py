@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..scenario import Scenario
 from ..shapes import ClosedLoad, Pacing, UserSpan
-from .clock import MonotonicClock
+from .clock import Clock, MonotonicClock
 from .open_model import EngineStats
 from .prepared import PreparedScenario
 from .protocols import Sender
@@ -29,16 +30,20 @@ from .recorder import Recorder
 MAX_SLEEP = 0.05
 LOGIN_ENDPOINT = "login"
 
+# judges a response: (error kind, detail), or (None, None) for a success
+Evaluate = Callable[[int, bytes | None], tuple[str | None, str | None]]
+
 
 class ClosedModelEngine:
     def __init__(self, plan: ClosedLoad, scenario: Scenario, sender: Sender, recorder: Recorder, *,
-                 clock=None, max_requests: int | None = None, grace: float = 5.0,
-                 progress: Callable[[dict], None] | None = None, progress_every: float = 1.0, worker: int = 0):
+                 clock: Clock | None = None, max_requests: int | None = None, grace: float = 5.0,
+                 progress: Callable[[dict[str, Any]], None] | None = None, progress_every: float = 1.0,
+                 worker: int = 0):
         self.plan = plan
         self.scenario = scenario
         self.sender = sender
         self.recorder = recorder
-        self.clock = clock or MonotonicClock()
+        self.clock: Clock = clock or MonotonicClock()
         self.max_requests = max_requests
         self.grace = grace
         self.progress = progress
@@ -75,18 +80,22 @@ class ClosedModelEngine:
         self.stats.planned += 1
         return rid
 
-    async def _exchange(self, rid, name, method, path, headers, body, intended, vu, stage, evaluate, keep_body):
+    async def _exchange(self, rid: int, name: str, method: str, path: str, headers: Mapping[str, str],
+                        body: bytes | None, intended: int | None, vu: int, stage: int, evaluate: Evaluate,
+                        keep_body: bool) -> tuple[int | None, bytes | None, str | None]:
         start = self._now()
         if intended is None:  # no schedule: the intended time is the send
             intended = start
-        status = error = detail = None
+        status: int | None = None
+        error: str | None = None
+        detail: str | None = None
         nbytes = 0
-        data = None
+        data: bytes | None = None
         self.stats.sent += 1
         try:
             status, nbytes, data, error, detail = await self.sender.request(method, path, headers, body,
                                                                             keep_body=keep_body)
-            if error is None:
+            if status is not None:  # a response (else an error)
                 error, detail = evaluate(status, data)
         except asyncio.CancelledError:
             self.stats.aborted += 1
@@ -111,14 +120,14 @@ class ClosedModelEngine:
             return None
         token: list[str] = []
 
-        def evaluate(status, data):
+        def evaluate(status: int, data: bytes | None) -> tuple[str | None, str | None]:
             if status != 200:
                 return ("http_5xx" if status >= 500 else "http_4xx" if status >= 400 else "check"), \
                     f"login answered {status}"
             import json
 
             try:
-                token.append(json.loads(data)[login.token_field])
+                token.append(json.loads(data or b"")[login.token_field])
             except (ValueError, KeyError, TypeError):
                 return "check", f"no JSON field {login.token_field!r} in the login answer"
             return None, None
@@ -139,18 +148,18 @@ class ClosedModelEngine:
             rng = random.Random((self.plan.seed << 20) ^ (self.scenario.seed << 8) ^ vu)
             prepared = PreparedScenario(self.scenario, auth, rng)
             think = self.plan.think
-            pacing = isinstance(think, Pacing)
+            pacing_ns = round(think.interval * 1e9) if isinstance(think, Pacing) else None  # the slots' spacing
             slot = self._now()
             while self._stop_reason is None and self._now() < span.stop_ns:
                 rid = self._next_id()
                 if rid is None:
                     return
                 req, path, headers, body = prepared.build(prepared.pick(), rid)
-                intended = slot if pacing else None
+                intended = slot if pacing_ns is not None else None
                 await self._exchange(rid, req.name, req.method, path, headers, body, intended, vu, stage,
                                      req.evaluate, req.needs_body)
-                if pacing:
-                    slot += round(think.interval * 1e9)
+                if pacing_ns is not None:
+                    slot += pacing_ns
                     wake = slot
                 else:
                     wake = self._now() + round(think.draw(rng) * 1e9)

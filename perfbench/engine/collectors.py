@@ -18,6 +18,7 @@ requests' time base (ns from the run's start).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,9 +54,10 @@ class Collector(Protocol):
     async def stop(self, ctx: RunContext) -> dict[str, Any] | None: ...
 
 
-async def start_all(collectors, ctx: RunContext, report: dict[str, Any], warn) -> list:
+async def start_all(collectors: Sequence[Collector], ctx: RunContext, report: dict[str, Any],
+                    warn: Callable[[str], None]) -> list[Collector]:
     """Start each collector; those that fail are reported and left out. Returns the started ones."""
-    started = []
+    started: list[Collector] = []
     for c in collectors:
         try:
             await c.start(ctx)
@@ -66,7 +68,8 @@ async def start_all(collectors, ctx: RunContext, report: dict[str, Any], warn) -
     return started
 
 
-async def stop_all(collectors, ctx: RunContext, report: dict[str, Any], warn) -> None:
+async def stop_all(collectors: Sequence[Collector], ctx: RunContext, report: dict[str, Any],
+                   warn: Callable[[str], None]) -> None:
     """Stop the started collectors in reverse order, keeping what each reports."""
     for c in reversed(collectors):
         try:

@@ -47,17 +47,23 @@ import socket
 import ssl
 import sys
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from ..wire import REQUEST_ID_HEADER
-from .protocols import Outcome
+from .protocols import Done, Outcome
 from .sweep import Sweep
+
+if TYPE_CHECKING:
+    from ..scenario import Request
 
 try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
     import httptools
+
+    _HTTPTOOLS = True
 except ImportError:  # pragma: no cover - httptools is a dependency
-    httptools = None
+    _HTTPTOOLS = False
 
 LEAN_MAX_BODY = 64 * 1024  # request bodies up to this size go on the lean path under ``auto``
 # paths sent exactly as written; anything else is normalized and quoted the way aiohttp does
@@ -114,6 +120,16 @@ class LeanTemplate:
         return prefix, suffix
 
 
+# a connection's transport until it is connected, and its ``done`` while no request is in flight:
+# markers, so both attributes keep one type (the hot path reads them with no None check)
+_NOT_CONNECTED: Final = asyncio.Transport()
+
+
+def _no_request(job: Any, status: int | None, nbytes: int, body: bytes | None, error: str | None,
+                detail: str | None) -> None:
+    raise RuntimeError("a response completed with no request in flight")
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; at most one request at a time (no pipelining)."""
 
@@ -122,40 +138,41 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self, pool: LeanSender):
         self.pool = pool
-        self.transport = None
+        self.transport: asyncio.Transport = _NOT_CONNECTED
         self.parser = httptools.HttpResponseParser(self)
-        self.job = None  # what the caller gave with the request; None when idle
-        self.done = None
+        self.job: Any = None  # what the caller gave with the request; None when idle
+        self.done: Done = _no_request
         self.nbytes = 0
-        self.chunks: list | None = None  # body chunks, when the caller keeps the body
+        self.chunks: list[bytes] | None = None  # body chunks, when the caller keeps the body
         # the data of a response that did not complete in one read (for the EOF-delimited body
         # check in connection_lost); a response read whole in one data_received never lands here
-        self.head: list = []
+        self.head: list[bytes] = []
         self.complete = False
         self.status = 0
         self.keep_alive = True
         self.pending: bytes | None = None  # written once connected
-        self.task: asyncio.Task | None = None  # the connect task
+        self.task: asyncio.Task[None] | None = None  # the connect task
         self.closed = False
         self.extra = False
 
     # -- the request --------------------------------------------------------------------------
-    def begin(self, data: bytes, job, done, keep: bool) -> None:
+    def begin(self, data: bytes, job: Any, done: Done, keep: bool) -> None:
         """Send a request (on a new or connecting connection; idle ones are reused by
         :meth:`LeanSender.submit`, which does the same inline)."""
         self.job = job
         self.done = done
         self.nbytes = 0
         self.chunks = [] if keep else None
-        if self.transport is None:
+        if self.transport is _NOT_CONNECTED:
             self.pending = data
         else:
             self.transport.write(data)
 
-    def _finish(self, status, body, error, detail) -> None:
+    def _finish(self, status: int | None, body: bytes | None, error: str | None, detail: str | None) -> None:
         """End the request in flight on an error or an EOF (the connection is not reused)."""
         job, done, nbytes = self.job, self.done, self.nbytes
-        self.job = self.done = None
+        self.job = None
+        self.done = _no_request
         self.chunks = None
         self.head.clear()
         done(job, status, nbytes, body, error, detail)
@@ -170,20 +187,21 @@ class _Conn(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.pool._forget(self)
-            if self.transport is not None:
+            if self.transport is not _NOT_CONNECTED:
                 self.transport.abort()
             elif self.task is not None:
                 self.task.cancel()
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a stream's transport: asyncio.Transport's methods (uvloop's does not subclass it)
+        self.transport = stream = cast(asyncio.Transport, transport)
         if self.closed:  # timed out while connecting
-            transport.abort()
+            stream.abort()
             return
         data, self.pending = self.pending, None
         if data is not None:
-            transport.write(data)
+            stream.write(data)
 
     def data_received(self, data: bytes) -> None:
         # the hot path: everything a completed response needs is inline (no further Python call
@@ -207,7 +225,8 @@ class _Conn(asyncio.Protocol):
             self.fail("protocol", "more than one response to one request")
             return
         done = self.done
-        self.job = self.done = None
+        self.job = None
+        self.done = _no_request
         body = None
         if (chunks := self.chunks) is not None:
             body = b"".join(chunks)
@@ -226,10 +245,10 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
         done(job, self.status, self.nbytes, body, None, None)
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         return False  # close; connection_lost decides what a request in flight gets
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         was_closed = self.closed
         self.closed = True
         if not was_closed:
@@ -272,7 +291,7 @@ class LeanSender:
     name = "lean"
 
     def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0):
-        if httptools is None:
+        if not _HTTPTOOLS:
             from ..errors import ConfigError
 
             raise ConfigError("the lean HTTP path needs httptools (pip install httptools); use http_path='aiohttp'")
@@ -294,8 +313,8 @@ class LeanSender:
         self.timeout = timeout
         self._idle: list[_Conn] = []
         self._conns: set[_Conn] = set()  # open or connecting
-        self._queue: deque = deque()  # (data, job, done, keep) waiting for a connection
-        self._addrs: list | None = None
+        self._queue: deque[tuple[bytes, Any, Done, bool]] = deque()  # waiting for a connection
+        self._addrs: list[tuple[str, int]] | None = None
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweep = Sweep(timeout, self._requests_in_flight, self._expire)
@@ -308,7 +327,8 @@ class LeanSender:
         self._loop = asyncio.get_running_loop()
         try:
             infos = await self._loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            self._addrs = [i[4][:2] for i in infos]
+            # (host, port) of each address: IPv4 and IPv6 socket addresses start with them
+            self._addrs = [(str(i[4][0]), int(i[4][1])) for i in infos]
         except socket.gaierror as exc:
             self._dns_error = _short(exc)
         self._sweep.start()
@@ -354,7 +374,7 @@ class LeanSender:
         return self.template(method, headers, id_header).build(self.raw_path(path), body)
 
     # -- the callback interface (the open-model engine) ------------------------------------------
-    def submit(self, data: bytes, job, done: Callable, keep: bool = False) -> None:
+    def submit(self, data: bytes, job: Any, done: Done, keep: bool = False) -> None:
         """Send ``data`` on an idle connection (or a new one, or when one frees up); ``done(job,
         status, nbytes, body, error, detail)`` is called exactly once, from the event loop."""
         idle = self._idle
@@ -392,12 +412,13 @@ class LeanSender:
                       keep_body: bool = False) -> Outcome:
         assert self._loop is not None, "start() the sender first"
         prefix, suffix = self.compile(method, path, headers, body, id_header=None)
-        fut = self._loop.create_future()
+        fut: asyncio.Future[Outcome] = self._loop.create_future()
         self.submit(prefix + suffix, fut, _resolve, keep_body)
         return await fut
 
     # -- the pool -------------------------------------------------------------------------------
     def _open(self) -> _Conn:
+        assert self._loop is not None, "start() the sender first"
         conn = _Conn(self)
         self._conns.add(conn)
         self.opened += 1
@@ -409,11 +430,12 @@ class LeanSender:
             conn.task = None
             conn.fail("dns", self._dns_error)
             return
+        assert self._loop is not None, "start() the sender first"
         err: OSError | None = None
-        tls = {} if self.ssl is None else {"ssl": self.ssl, "server_hostname": self.host}
+        hostname = None if self.ssl is None else self.host  # TLS verifies the name, not the address
         for host, port in self._addrs or [(self.host, self.port)]:
             try:
-                await self._loop.create_connection(lambda: conn, host, port, **tls)
+                await self._loop.create_connection(lambda: conn, host, port, ssl=self.ssl, server_hostname=hostname)
                 return
             except ssl.SSLError as exc:  # the server answered: another address would not do better
                 conn.task = None
@@ -441,7 +463,7 @@ class LeanSender:
             data, job, done, keep = self._queue.popleft()
             self._open().begin(data, job, done, keep)
 
-    def _requests_in_flight(self):
+    def _requests_in_flight(self) -> list[tuple[_Conn, object]]:
         """``(connection, request)`` for the timeout sweep (see ``sweep.py``)."""
         return [(c, c.job) for c in self._conns if c.job is not None]
 
@@ -449,22 +471,24 @@ class LeanSender:
         """The sweep's verdict: these connections' requests are older than ``timeout``."""
         for c in conns:
             if c.job is not None:
-                c.fail("timeout", "read timeout" if c.transport is not None else "connect timeout")
+                c.fail("timeout", "read timeout" if c.transport is not _NOT_CONNECTED else "connect timeout")
 
 
-def _resolve(fut: asyncio.Future, status, nbytes, body, error, detail) -> None:
+def _resolve(fut: asyncio.Future[Outcome], status: int | None, nbytes: int, body: bytes | None, error: str | None,
+             detail: str | None) -> None:
     """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's."""
     if not fut.done():
         fut.set_result(Outcome(status, nbytes, body, error, detail))
 
 
-def lean_refusal(target: str, requests=()) -> str | None:
+def lean_refusal(target: str, requests: Iterable[Request | tuple[str, Mapping[str, str], bytes | None]] = ()
+                 ) -> str | None:
     """Why the lean path cannot serve ``target`` and the scenario's ``requests`` (None: it can).
 
     ``requests`` holds :class:`perfbench.scenario.Request` objects, or ``(method, headers,
     body)`` tuples (the engine's view, after scenario and login headers are merged).
     """
-    if httptools is None:
+    if not _HTTPTOOLS:
         return "httptools is not installed"
     u = urlsplit(target)
     if u.scheme not in ("http", "https"):

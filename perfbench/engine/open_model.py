@@ -36,15 +36,16 @@ import itertools
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..scenario import Request, Scenario
 from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
-from .clock import MonotonicClock
+from .clock import Clock, MonotonicClock
 from .protocols import BatchSender, ChoosingSender, Sender
-from .recorder import Recorder
+from .recorder import Recorder, Row
 from .timer import PreciseTimer
 
 MIN_TICK = 0.001  # seconds; see the module docstring
@@ -63,6 +64,11 @@ SLOW_TICK_NS = 10_000_000  # the tick while every slot is busy and arrivals queu
 # (lags up to 0.8 ms); below 1/TICK_NS req/s, one tick per arrival without re-arming the timer.
 ALIGN_SLACK_NS = 20_000
 REALIGN_NS = 1_000_000_000  # re-phase the aligned tick this often (the period is rounded to 1 ns)
+
+# an arrival as the plan hands it out: (index, offset_ns, stage)
+ArrivalTuple = tuple[int, int, int]
+# what a lean request carries to its completion: (request id, request kind, intended_ns, start_ns, stage)
+_Job = tuple[int, int, int, int, int]
 
 
 def _status_kind(status: int) -> str:
@@ -83,7 +89,7 @@ class EngineStats:
     max_in_flight_seen: int = 0
     end_reason: str = "completed"
     stop_detail: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class OpenModelEngine:
@@ -91,15 +97,15 @@ class OpenModelEngine:
     recording into one Recorder."""
 
     def __init__(self, plan: OpenLoad, scenario: Scenario, sender: Sender | BatchSender, recorder: Recorder, *,
-                 clock=None, max_in_flight: int = 10_000, max_requests: int | None = None,
-                 grace: float = 5.0, deadline: float | None = None, auth_headers: dict | None = None,
-                 progress: Callable[[dict], None] | None = None, progress_every: float = 1.0,
+                 clock: Clock | None = None, max_in_flight: int = 10_000, max_requests: int | None = None,
+                 grace: float = 5.0, deadline: float | None = None, auth_headers: dict[str, str] | None = None,
+                 progress: Callable[[dict[str, Any]], None] | None = None, progress_every: float = 1.0,
                  worker: int = 0):
         self.plan = plan
         self.scenario = scenario
         self.sender = sender
         self.recorder = recorder
-        self.clock = clock or MonotonicClock()
+        self.clock: Clock = clock or MonotonicClock()
         self.max_in_flight = max_in_flight
         self.max_requests = max_requests
         self.grace = grace
@@ -108,13 +114,13 @@ class OpenModelEngine:
         self.progress_every = progress_every
         self.stats = EngineStats()
         self._stop_reason: str | None = None
-        self._tasks: dict[asyncio.Task, tuple] = {}  # task -> its arrival (index, offset_ns, stage)
+        self._tasks: dict[asyncio.Task[None], ArrivalTuple] = {}  # task -> its arrival
         self._closing = False  # set once in-flight requests are being cancelled
-        self._arrivals = iter(())
-        self._nxt: tuple | None = None  # the plan's next arrival, not yet taken
+        self._arrivals: Iterator[ArrivalTuple] = iter(())
+        self._nxt: ArrivalTuple | None = None  # the plan's next arrival, not yet taken
         self._timer: PreciseTimer | None = None
         self._slow = False  # the timer ticks slowly: every slot busy, arrivals queued (see _wake)
-        self._aligned: tuple | None = None  # (stage, period_ns) the timer ticks aligned to, if any
+        self._aligned: tuple[int, int] | None = None  # (stage, period_ns) the timer ticks aligned to, if any
         self._realign_at = 0
         self._periods: dict[int, int | None] = {}  # stage -> aligned tick period (None: not evenly spaced)
         self._in_flight = 0
@@ -128,7 +134,7 @@ class OpenModelEngine:
         self._cum = list(itertools.accumulate(r.weight for r in reqs))
         # headers are built once per request kind; only the request id changes per send
         base = {**scenario.headers}
-        self._headers = []
+        self._headers: list[dict[str, str]] = []
         for r in reqs:
             h = {**base, **r.headers}
             if r.auth and auth_headers:
@@ -138,7 +144,7 @@ class OpenModelEngine:
             self._headers.append(h)
         self._static = [r.render(self._rng) if r.is_static else None for r in reqs]
         self._t0 = 0
-        self._auto = None
+        self._auto: ChoosingSender | None = None
         if isinstance(sender, ChoosingSender):  # ``auto`` decides now that the requests are known
             self._auto = sender
             self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
@@ -155,12 +161,17 @@ class OpenModelEngine:
         self._record_row = recorder.record
         recorder.interval = progress is not None
         # the callback interface (lean path): request bytes built once per request kind
-        self._lean = isinstance(sender, BatchSender)
-        if self._lean:
+        if isinstance(sender, BatchSender):
+            self._lean = True
             self._templates = [sender.template(r.method, h) for r, h in zip(reqs, self._headers, strict=True)]
             self._wires = [t.build(sender.raw_path(st[0]), st[1]) if st is not None else None
                            for t, st in zip(self._templates, self._static, strict=True)]
             self._submit = sender.submit
+            self._raw_path = sender.raw_path
+            self._abort_all = sender.abort_all
+        else:  # a Task per request awaits the sender's request()
+            self._lean = False
+            self._request = sender.request
 
     def stop(self, reason: str = "interrupted") -> None:
         """Stop sending (from a signal handler or another task); in-flight requests get the grace."""
@@ -200,7 +211,7 @@ class OpenModelEngine:
             if self._stop_reason is not None:
                 return
 
-    def _pump_lean(self, nxt: tuple, now: int, full: bool) -> None:
+    def _pump_lean(self, nxt: ArrivalTuple, now: int, full: bool) -> None:
         """:meth:`_pump` on the lean path, with the launch inline (the hot path, with
         :meth:`_lean_done`): per request, the next arrival, its bytes (the request id goes into
         the prebuilt request) and one ``submit``; the counters are kept in locals and stored once
@@ -236,7 +247,7 @@ class OpenModelEngine:
                     wire = wires[i]
                 if wire is None:
                     path, body = self._requests[i].render(self._rng)
-                    wire = self._templates[i].build(self.sender.raw_path(path), body)
+                    wire = self._templates[i].build(self._raw_path(path), body)
                 submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, clock() - t0, stage), done, keep[i])
                 if following is None or self._stop_reason is not None:
                     return
@@ -254,7 +265,7 @@ class OpenModelEngine:
         nxt = self._nxt
         return nxt is not None and nxt[1] <= now and self._in_flight >= self.max_in_flight
 
-    def _launch(self, arrival: tuple) -> None:
+    def _launch(self, arrival: ArrivalTuple) -> None:
         """Launch one arrival on a sender without the callback interface: a Task awaits its
         ``request()`` (the lean path launches inline, in :meth:`_pump_lean`)."""
         self._in_flight += 1
@@ -264,12 +275,14 @@ class OpenModelEngine:
         self._tasks[task] = arrival
         task.add_done_callback(self._done)
 
-    def _lean_done(self, job, status, nbytes, body, error, detail) -> None:
-        """The lean sender's callback: one request ended (response complete, or an error)."""
+    def _lean_done(self, job: _Job, status: int | None, nbytes: int, body: bytes | None, error: str | None,
+                   detail: str | None) -> None:
+        """The lean sender's callback: one request ended (a response, with its status, or an error,
+        with none)."""
         in_flight = self._in_flight
         self._in_flight = in_flight - 1
         rid, i, intended, start, stage = job
-        if error is None:
+        if status is not None:
             if (checked := self._checked[i]) is not None:
                 error, detail = checked(status, body)
             elif (expect := self._expect[i]) is None:
@@ -318,7 +331,7 @@ class OpenModelEngine:
         stats.aborted += self._aborted
         stats.completed = self._sent - self._in_flight - self._aborted
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, task: asyncio.Task[None]) -> None:
         arrival = self._tasks.pop(task)
         full = self._in_flight >= self.max_in_flight
         self._in_flight -= 1
@@ -330,7 +343,7 @@ class OpenModelEngine:
             elif self._slow:
                 self._fast()
 
-    async def _send(self, arrival: tuple) -> None:
+    async def _send(self, arrival: ArrivalTuple) -> None:
         i = self._pick()
         req: Request = self._requests[i]
         index, intended, stage = arrival
@@ -342,14 +355,15 @@ class OpenModelEngine:
         clock = self.clock
         t0 = self._t0
         start = clock.now_ns() - t0
-        status = None
-        error = detail = None
+        status: int | None = None
+        error: str | None = None
+        detail: str | None = None
         nbytes = 0
         self.stats.sent += 1
         try:
-            status, nbytes, data, error, detail = await self.sender.request(req.method, path, headers, body,
-                                                                            keep_body=bool(req.checks))
-            if error is None:
+            status, nbytes, data, error, detail = await self._request(req.method, path, headers, body,
+                                                                      keep_body=bool(req.checks))
+            if status is not None:  # a response (else an error)
                 error, detail = req.evaluate(status, data)
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
@@ -365,7 +379,8 @@ class OpenModelEngine:
         self.stats.completed += 1
         self._record(rid, req, intended, start, status, error, detail, nbytes, stage)
 
-    def _record(self, rid, req, intended, start, status, error, detail, nbytes, stage) -> None:
+    def _record(self, rid: int, req: Request, intended: int, start: int, status: int | None, error: str | None,
+                detail: str | None, nbytes: int, stage: int) -> None:
         end = self.clock.now_ns() - self._t0
         self.recorder.add(rid, req.name, req.method, intended, start, end, status, error, detail, nbytes,
                           None, stage)
@@ -423,13 +438,15 @@ class OpenModelEngine:
         nxt = self._nxt
         return nxt is not None and self._stop_reason is None and (nxt[1] > now or now < self._plan_end_ns)
 
-    async def _schedule(self, clock, t0) -> None:
+    async def _schedule(self, clock: Clock, t0: int) -> None:
         """The scheduler on the clock's own sleep (an injected clock, or no timerfd)."""
         while self._tick(now := clock.now_ns() - t0):
             if self._saturated(now):  # completions send what falls due (see _schedule_timer)
                 await clock.sleep(SLOW_TICK_NS / 1e9)
                 continue
-            delay = (self._nxt[1] - (clock.now_ns() - t0)) / 1e9
+            nxt = self._nxt
+            assert nxt is not None  # _tick() is True only while an arrival is left
+            delay = (nxt[1] - (clock.now_ns() - t0)) / 1e9
             await clock.sleep(min(max(delay, MIN_TICK), MAX_SLEEP))
 
     async def _schedule_timer(self, timer: PreciseTimer, t0: int) -> None:
@@ -477,6 +494,7 @@ class OpenModelEngine:
         """Set the timer for the next arrival: on the arrivals' phase when they are evenly spaced
         (see ALIGN_SLACK_NS), else at the arrival's time (on the free-running tick when near)."""
         nxt = self._nxt
+        assert nxt is not None  # called while an arrival is left
         stage = nxt[2]
         period = self._periods.get(stage, 0)
         if period == 0:
@@ -531,7 +549,7 @@ class OpenModelEngine:
         full = self._in_flight >= self.max_in_flight
         if self._in_flight:
             self._closing = True
-            self.sender.abort_all("aborted", "still in flight when the run stopped")
+            self._abort_all("aborted", "still in flight when the run stopped")
         self._abort_due("never sent: waiting for an in-flight slot when the grace period ended", full)
 
     def _abort_due(self, detail: str, capped: bool | None = None) -> None:
@@ -548,7 +566,7 @@ class OpenModelEngine:
         stats, budget, arrivals = self.stats, self.max_requests, self._arrivals
         base, endpoints, pick = self._id_base, self._endpoints, self._pick
 
-        def rows():
+        def rows() -> Iterator[Row]:
             nonlocal nxt
             while nxt is not None and nxt[1] <= now and (budget is None or stats.planned < budget):
                 index, intended, stage = nxt
@@ -562,7 +580,7 @@ class OpenModelEngine:
         self.recorder.extend(rows())
         self._nxt = nxt
 
-    def _abort(self, a: tuple, detail: str) -> None:
+    def _abort(self, a: ArrivalTuple, detail: str) -> None:
         req = self._requests[self._pick()]
         now = self.clock.now_ns() - self._t0
         self.stats.aborted += 1

@@ -16,6 +16,7 @@ from typing import Any
 from ..analysis.slo import SLO
 from ..analysis.slo import parse_all as parse_slos
 from ..errors import ConfigError
+from .collectors import Collector
 from .progress import TerminalProgress
 from .senders import HTTP_PATHS
 
@@ -56,15 +57,16 @@ class LoadOptions:
     slos: tuple[SLO, ...] = ()
     parameters: Mapping[str, Any] = field(default_factory=dict)
     code_dir: str | None = None
-    progress: Callable[[dict], None] | bool | None = None
+    progress: Callable[[dict[str, Any]], None] | bool | None = None
     announce: Callable[[str], None] = stderr_line  # None: the same
-    collectors: tuple[Any, ...] = ()
+    collectors: tuple[Collector, ...] = ()
 
     def __post_init__(self) -> None:
-        items = list(self.slos)  # texts are parsed, SLOs kept (a shard's options are made from parsed ones)
+        # texts are parsed, SLOs kept (a shard's options are made from parsed ones)
+        items: list[SLO | str] = list(self.slos)
         parsed = iter(parse_slos([s for s in items if not isinstance(s, SLO)]))
         slos = tuple(s if isinstance(s, SLO) else next(parsed) for s in items)
-        problems = []
+        problems: list[str] = []
         if not self.max_in_flight >= 1:
             problems.append(f"max_in_flight must be >= 1, got {self.max_in_flight!r}")
         if self.max_requests is not None and not self.max_requests >= 0:
@@ -89,14 +91,14 @@ class LoadOptions:
             "slos": slos,
             "parameters": dict(self.parameters),
             "progress": progress,
-            "announce": self.announce or stderr_line,
+            "announce": stderr_line if self.announce is None else self.announce,
             "collectors": tuple(self.collectors),
         }
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
 
     @property
-    def progress_hook(self) -> Callable[[dict], None] | None:
+    def progress_hook(self) -> Callable[[dict[str, Any]], None] | None:
         """``progress`` as resolved: the callable live progress goes to, or None."""
         return self.progress if callable(self.progress) else None
 

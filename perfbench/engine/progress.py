@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 
-def format_progress(p: dict) -> str:
+def format_progress(p: dict[str, Any]) -> str:
     """One line: elapsed/total, planned and completed req/s, p50/p95/p99 of the interval, errors."""
 
-    def ms(v):
+    def ms(v: float | None) -> str:
         return "-" if v is None else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
 
     errs = ", ".join(f"{k} {v}" for k, v in sorted(p["errors"].items())) or "none"
@@ -23,5 +23,5 @@ class TerminalProgress:
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
 
-    def __call__(self, p: dict) -> None:
+    def __call__(self, p: dict[str, Any]) -> None:
         print(format_progress(p), file=self.stream, flush=True)

@@ -28,7 +28,10 @@ class Outcome(NamedTuple):
 
 
 class Sender(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """Which HTTP path this is (``meta.engine.path``); read-only."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -48,7 +51,8 @@ class Template(Protocol):
         ...
 
 
-# done(job, status, nbytes, body, error, detail): the callback interface's completion, called once
+# done(job, status, nbytes, body, error, detail): the callback interface's completion, called once;
+# as in an Outcome, a response has a status and no error, a failure an error and no status
 Done = Callable[[Any, int | None, int, bytes | None, str | None, str | None], None]
 
 
@@ -58,7 +62,8 @@ class BatchSender(Protocol):
     (``template``, ``raw_path``), and ``submit`` sends them; ``done`` runs from the event loop
     when the response is complete or the request failed."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def template(self, method: str, headers: Mapping[str, str], id_header: str | None = REQUEST_ID_HEADER
                  ) -> Template: ...
@@ -76,7 +81,8 @@ class BatchSender(Protocol):
 class ChoosingSender(Protocol):
     """A sender that chooses its HTTP path once the requests are known (``auto``)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def bind(self, requests: Sequence[tuple[str, Mapping[str, str], bytes | None]]) -> Sender:
         """Choose for ``(method, headers, body)`` of each request; returns the chosen sender."""

@@ -25,12 +25,20 @@ Live progress (``take_interval``) is computed per batch too, and only once ``int
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..rundir import REQUEST_SCHEMA
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Ints: TypeAlias = npt.NDArray[np.integer[Any]]
+    # a field's values: numpy for the fields that are never null, Arrow for the others
+    Column: TypeAlias = Ints | pa.Array
 
 # the fields of a row, in order (``endpoint``: the index :meth:`Recorder.endpoint` gave)
 FIELDS = ("request_id", "endpoint", "intended_ns", "start_ns", "end_ns", "status", "error", "error_detail",
@@ -40,11 +48,15 @@ _INT_FIELDS = {0: np.int64, 1: np.int32, 2: np.int64, 3: np.int64, 4: np.int64, 
 _NULLABLE_FIELDS = {5: pa.int16(), 6: pa.string(), 7: pa.string(), 9: pa.int32()}
 CHUNK_ROWS = 1024  # rows converted to columns in one step by convert_some
 
+# one row of FIELDS: request_id, endpoint index, intended_ns, start_ns, end_ns, status, error, error_detail,
+# bytes, vu, stage
+Row = tuple[int, int, int, int, int, int | None, str | None, str | None, int, int | None, int]
 
-def _columns(flat: list, n: int) -> list:
+
+def _columns(flat: list[int | str | None], n: int) -> list[Column]:
     """The ``n`` rows at the start of ``flat`` as one array per field (numpy for the fields that
     are never null, Arrow for the others)."""
-    out: list = [None] * _F
+    out: list[Column] = [None] * _F
     for k, dtype in _INT_FIELDS.items():
         out[k] = np.fromiter(flat[k:n * _F:_F], dtype, n)
     for k, typ in _NULLABLE_FIELDS.items():
@@ -55,14 +67,14 @@ def _columns(flat: list, n: int) -> list:
 _ARROW_TYPES = {np.dtype(np.int64): pa.int64(), np.dtype(np.int32): pa.int32(), np.dtype(np.int16): pa.int16()}
 
 
-def _arrow(values: np.ndarray) -> pa.Array:
+def _arrow(values: Ints) -> pa.Array:
     """A numpy integer array as an Arrow array, zero-copy (``pa.array`` would also look for a
     masked array, which imports ``numpy.ma``: ~16 ms and half a megabyte for nothing)."""
     values = np.ascontiguousarray(values)
     return pa.Array.from_buffers(_ARROW_TYPES[values.dtype], len(values), [None, pa.py_buffer(values)])
 
 
-def _concat(parts: list) -> np.ndarray | pa.Array:
+def _concat(parts: list[Column]) -> Column:
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else pa.concat_arrays(parts)
@@ -77,10 +89,10 @@ class Recorder:
         self.worker = worker
         self.flush_rows = flush_rows
         self.flushed_rows = 0
-        self._flat: list = []  # the rows not converted yet, field after field
+        self._flat: list[int | str | None] = []  # the rows not converted yet, field after field
         # the hot path: record((request_id, endpoint index, ..., stage)); stays valid across flushes
-        self.record = self._flat.extend
-        self._chunks: list[list] = []  # rows of this batch already converted (convert_some), as columns
+        self.record: Callable[[Row], None] = self._flat.extend
+        self._chunks: list[list[Column]] = []  # rows of this batch already converted (convert_some), as columns
         self._converted = 0
         self._index: dict[tuple[str, str], int] = {}
         self._names: list[str] = []
@@ -107,7 +119,7 @@ class Recorder:
         if self.due:
             self.flush()
 
-    def extend(self, rows: Iterable[tuple]) -> None:
+    def extend(self, rows: Iterable[Row]) -> None:
         """Record many rows (tuples of :data:`FIELDS`), flushing every ``flush_rows``."""
         record = self.record
         for row in rows:

@@ -6,10 +6,16 @@ records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .protocols import Outcome, Sender
 from .sweep import Sweep
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ..scenario import Scenario
 
 
 class AiohttpSender:
@@ -39,19 +45,19 @@ class AiohttpSender:
         self.request_timeout = timeout
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._watched: dict[asyncio.Task, object] = {}  # in request(): task -> a token for this request
-        self._expired: set[asyncio.Task] = set()  # cancelled by the sweep, not by the run
+        self._watched: dict[asyncio.Task[Any], object] = {}  # in request(): task -> a token for this request
+        self._expired: set[asyncio.Task[Any]] = set()  # cancelled by the sweep, not by the run
         self._sweep = Sweep(timeout, self._watched.items, self._expire)
 
     async def start(self) -> None:
         import aiohttp
 
-        tls = {}
+        tls: ssl.SSLContext | bool = True  # aiohttp's default (http:// targets need none)
         if self.base_url.startswith("https:"):
             from .lean import tls_context  # the same verification as the lean path's
 
-            tls["ssl"] = tls_context()
-        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300, **tls)
+            tls = tls_context()
+        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300, ssl=tls)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self.timeout, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
@@ -62,6 +68,7 @@ class AiohttpSender:
                       keep_body: bool = False) -> Outcome:
         assert self._session is not None, "start() the sender first"
         task = asyncio.current_task()
+        assert task is not None, "request() runs in a task"
         watched = self._watched
         watched[task] = object()
         try:
@@ -83,7 +90,7 @@ class AiohttpSender:
             if self._expired:
                 self._expired.discard(task)
 
-    def _expire(self, tasks: list[asyncio.Task]) -> None:
+    def _expire(self, tasks: list[asyncio.Task[Any]]) -> None:
         """The sweep's verdict: cancel the requests in flight for longer than the timeout."""
         for task in tasks:
             if task not in self._expired:
@@ -120,7 +127,8 @@ class AutoSender:
     async def start(self) -> None:
         pass
 
-    async def request(self, method, path, headers, body, keep_body=False) -> Outcome:
+    async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+                      keep_body: bool = False) -> Outcome:
         sender = self.chosen
         if sender is None:
             if self._general is None:
@@ -129,7 +137,7 @@ class AutoSender:
             sender = self._general
         return await sender.request(method, path, headers, body, keep_body=keep_body)
 
-    def bind(self, requests) -> Sender:
+    def bind(self, requests: Sequence[tuple[str, Mapping[str, str], bytes | None]]) -> Sender:
         """Choose for ``requests`` (see ``lean.lean_refusal``); returns the chosen sender, not started."""
         from .lean import LeanSender, lean_refusal
 
@@ -155,7 +163,7 @@ class AutoSender:
 HTTP_PATHS = ("auto", "lean", "aiohttp")
 
 
-def _engine_view(scenario) -> list[tuple]:
+def _engine_view(scenario: Scenario) -> list[tuple[str, Mapping[str, str], bytes | None]]:
     """``(method, headers, body)`` of each request as the engine sends it (for ``lean_refusal``)."""
     from ..scenario import _body
 
@@ -164,7 +172,7 @@ def _engine_view(scenario) -> list[tuple]:
 
 
 def make_sender(target: str, *, http_path: str = "auto", max_connections: int = 0, timeout: float = 30.0,
-                scenario=None) -> Sender:
+                scenario: Scenario | None = None) -> Sender:
     """The sender for ``http_path``; the run records which one ran (``meta.engine.path``).
 
     ``lean``: the lean HTTP/1.1 path (``lean.py``), refused (ConfigError) for a target it cannot

@@ -78,28 +78,29 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             return runner.run(coro)
-    box: dict[str, Any] = {}
+    results: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
             with asyncio.Runner(loop_factory=_new_loop) as runner:
-                box["result"] = runner.run(coro)
+                results.append(runner.run(coro))
         except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
+            errors.append(exc)
 
     t = threading.Thread(target=target, name="perfbench-engine")
     t.start()
     t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
     """The open model's one login (``Scenario.login``): the bearer header every request carries."""
     if scenario.login is None:
         return {}
-    body = json.dumps(dict(scenario.login.json)).encode()
+    body = scenario.login.body()
     status, _, data, error, detail = await sender.request("POST", scenario.login.path,
                                                           {"Content-Type": "application/json"}, body, keep_body=True)
     if error is not None:
@@ -107,7 +108,7 @@ async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
     if status != 200:
         raise TargetError(f"login at {scenario.login.path} answered HTTP {status}; expected 200 with a token")
     try:
-        token = json.loads(data)[scenario.login.token_field]
+        token = json.loads(data or b"")[scenario.login.token_field]
     except (ValueError, KeyError, TypeError):
         raise TargetError(f"login at {scenario.login.path}: no JSON field {scenario.login.token_field!r} "
                           f"in the answer") from None
@@ -204,7 +205,7 @@ class LoadSession:
         await self.sender.close()
 
     def build(self, sink: Callable[[pa.RecordBatch], None],
-              progress: Callable[[dict], None] | None) -> OpenModelEngine | ClosedModelEngine:
+              progress: Callable[[dict[str, Any]], None] | None) -> OpenModelEngine | ClosedModelEngine:
         """The recorder (writing into ``sink``) and the engine; ``progress`` gets the live intervals."""
         o, plan = self.options, self.plan
         assert o.grace is not None  # resolved by LoadOptions

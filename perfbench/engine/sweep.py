@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Hashable, Iterable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-class Sweep:
+class Sweep(Generic[K]):
     """The periodic timer and the aging rule; ``expire(in_flight_keys)`` is the sender's.
 
     ``in_flight()`` yields ``(key, token)`` for every request in flight: ``key`` is what the
@@ -25,13 +28,14 @@ class Sweep:
     the same key is a new token, and starts aging afresh).
     """
 
-    def __init__(self, timeout: float, in_flight: Callable[[], Iterable[tuple[Hashable, object]]],
-                 expire: Callable[[list], None]):
+    def __init__(self, timeout: float, in_flight: Callable[[], Iterable[tuple[K, object]]],
+                 expire: Callable[[list[K]], None]):
         self.period = min(max(timeout / 4, 0.005), 0.1)
         self.timeout_ns = round(timeout * 1e9)
         self._in_flight = in_flight
         self._expire = expire
-        self._seen: dict = {}  # key -> (token, the first sweep's time that saw it in flight)
+        # key -> (token, the first sweep's time that saw it in flight)
+        self._seen: dict[K, tuple[object, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
 
@@ -46,12 +50,13 @@ class Sweep:
         self._seen.clear()
 
     def _run(self) -> None:
+        assert self._loop is not None  # set by start(), which schedules this
         self._handle = self._loop.call_later(self.period, self._run)
         now = time.perf_counter_ns()
         limit = now - self.timeout_ns
         seen = self._seen
-        noted = {}
-        old = []
+        noted: dict[K, tuple[object, int]] = {}
+        old: list[K] = []
         for key, token in self._in_flight():
             note = seen.get(key)
             if note is None or note[0] is not token:  # sent since the last sweep: at most this old now

@@ -17,6 +17,14 @@ from collections.abc import Callable
 _now = time.perf_counter_ns
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
 class PreciseTimer:
     """Wake the scheduler on a sub-millisecond tick through a Linux timerfd.
 
@@ -32,14 +40,15 @@ class PreciseTimer:
     ticks on the event loop's timers, as before).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, settime, spec, tick_ns: int):
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, settime: Callable[..., int], spec: _Itimerspec,
+                 tick_ns: int):
         self._loop = loop
         self._fd = fd
         self._settime = settime
         self._spec = spec
         self.tick_ns = tick_ns
         self._periodic = 0  # the period (ns) the timer runs at; 0: one-shot or disarmed
-        self._fut: asyncio.Future | None = None
+        self._fut: asyncio.Future[None] | None = None
         self.callback: Callable[[], None] | None = None
         self.wakeups = 0
         loop.add_reader(fd, self._fired)
@@ -55,16 +64,9 @@ class PreciseTimer:
             fd = libc.timerfd_create(1, 0o4000 | 0o2000000)  # CLOCK_MONOTONIC; NONBLOCK | CLOEXEC
             if fd < 0:
                 return None
-
-            class Timespec(ctypes.Structure):
-                _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-            class Itimerspec(ctypes.Structure):
-                _fields_ = [("it_interval", Timespec), ("it_value", Timespec)]
-
             settime = libc.timerfd_settime
-            settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(Itimerspec), ctypes.c_void_p]
-            return cls(asyncio.get_running_loop(), fd, settime, Itimerspec(), tick_ns)
+            settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+            return cls(asyncio.get_running_loop(), fd, settime, _Itimerspec(), tick_ns)
         except (OSError, AttributeError, RuntimeError):
             return None
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ..agent.memory import DEFAULT_NFRAMES, PREFIX, TOKEN_HEADER, is_library, library_prefixes, snapshot_data
 
 if TYPE_CHECKING:
+    import aiohttp
     import polars as pl
 
 MEMORY_DIR = "memory"
@@ -131,7 +132,7 @@ def write_snapshots(frames: list[pl.DataFrame], run_dir: str | Path) -> dict[str
 
     out_dir = Path(run_dir) / MEMORY_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
+    written: dict[str, str] = {}
     if not frames:
         return written
     pl.concat(frames).write_parquet(out_dir / SNAPSHOTS)
@@ -231,7 +232,7 @@ class TracemallocCollector:
         self.raw: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self._task: asyncio.Task | None = None
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
         self._stopping: asyncio.Event | None = None
 
     def _endpoint(self) -> tuple[str, str]:
@@ -248,6 +249,7 @@ class TracemallocCollector:
         import aiohttp
 
         base, token = self._endpoint()
+        assert self._session is not None, "start() first"
         async with self._session.request(method, f"{base}/{path}", params=params, headers={TOKEN_HEADER: token},
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
             if resp.status == 404:
@@ -309,6 +311,7 @@ class TracemallocCollector:
             except Exception as exc:
                 self.errors.append(f"final snapshot: {type(exc).__name__}: {exc}")
         finally:
+            assert self._session is not None, "start() first"
             await self._session.close()
         conv = ctx.run_ns if ctx.t0_ns is not None else (lambda ns: ns)
         frames = [snapshot_frame(d, snapshot=i, t_ns=conv(d["t_local_ns"])) for i, d in enumerate(self.raw)]

@@ -6,7 +6,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..errors import ConfigError
 from .open_plans import NS, Stage, check_shard, stage_problems
@@ -72,7 +72,7 @@ class ClosedPlan:
     think: Think = Constant(0.0)
     seed: int = 0
     kind: str = "users"
-    params: dict = field(default_factory=dict, compare=False)
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
     model: ClassVar[Literal["closed"]] = "closed"
 
     def __post_init__(self) -> None:
@@ -113,27 +113,27 @@ class ClosedPlan:
         """
         spans: list[UserSpan] = []
         for k in range(self.max_users):
-            current: list | None = None  # [start_s, stage] of the open span
+            current: tuple[float, int, float] | None = None  # (start_s, stage, end_s) of the open span
             begin = 0.0
             for si, st in enumerate(self.stages):
                 lo, hi, end = st.start, st.end, begin + st.duration
-                cross = begin + (k - lo) / (hi - lo) * st.duration if hi != lo else None
+                span: tuple[float, float] | None  # (start_s, end_s) of the user in this stage
                 if lo > k and hi > k:
-                    a, b = begin, end
+                    span = begin, end
                 elif hi > lo and lo <= k < hi:
-                    a, b = cross, end
+                    span = begin + (k - lo) / (hi - lo) * st.duration, end
                 elif lo > hi and hi <= k < lo:
-                    a, b = begin, cross
+                    span = begin, begin + (k - lo) / (hi - lo) * st.duration
                 else:
-                    a = b = None
-                if a is not None and current is not None and abs(a - begin) < 1e-12 and current[2] == begin:
-                    current[2] = b  # contiguous with the previous stage's span
+                    span = None
+                if span is not None and current is not None and abs(span[0] - begin) < 1e-12 and current[2] == begin:
+                    current = (current[0], current[1], span[1])  # contiguous with the previous stage's span
                 else:
                     if current is not None:
                         spans.append(UserSpan(k, round(current[0] * NS), round(current[2] * NS), current[1]))
                         current = None
-                    if a is not None:
-                        current = [a, si, b]
+                    if span is not None:
+                        current = (span[0], si, span[1])
                 if current is not None and current[2] < end:
                     spans.append(UserSpan(k, round(current[0] * NS), round(current[2] * NS), current[1]))
                     current = None
@@ -150,7 +150,7 @@ class ClosedPlan:
             begin += st.duration
         return len(self.stages) - 1
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "model": "closed",
             "kind": self.kind,
@@ -196,7 +196,7 @@ class ClosedShard:
         return self.whole.kind
 
     @property
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         return self.whole.params
 
     @property
@@ -216,7 +216,7 @@ class ClosedShard:
     def user_spans(self) -> list[UserSpan]:
         return [s for s in self.whole.user_spans() if s.vu % self.count == self.index]
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**self.whole.describe(), "shard": self.index, "shards": self.count}
 
 

@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..errors import ConfigError
 
@@ -80,7 +80,7 @@ class OpenPlan:
     seed: int = 0
     checkpoints: tuple[float, ...] = ()
     kind: str = "stages"
-    params: dict = field(default_factory=dict, compare=False)
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
     model: ClassVar[Literal["open"]] = "open"
 
     def __post_init__(self) -> None:
@@ -155,8 +155,8 @@ class OpenPlan:
                 end = math.ceil(count_end)
                 while index < end:
                     hi = min(index + ARRIVAL_CHUNK, end)
-                    m = np.arange(index, hi, dtype=np.float64) - count_before
-                    offsets = np.rint((begin_s + m / start) * NS).astype(np.int64).tolist()
+                    ms = np.arange(index, hi, dtype=np.float64) - count_before
+                    offsets = np.rint((begin_s + ms / start) * NS).astype(np.int64).tolist()
                     yield list(zip(range(index, hi), offsets, itertools.repeat(stage_index, hi - index), strict=True))
                     index = hi
                 n = float(index)
@@ -180,7 +180,7 @@ class OpenPlan:
             begin_s += st.duration
             count_before = count_end
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The plan as plain data, for meta.json."""
         return {
             "model": "open",
@@ -246,7 +246,7 @@ class OpenShard:
         return self.whole.kind
 
     @property
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         return self.whole.params
 
     @property
@@ -276,7 +276,7 @@ class OpenShard:
             if a[0] % n == i:
                 yield a
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {**self.whole.describe(), "shard": self.index, "shards": self.count}
 
 
@@ -286,7 +286,7 @@ def _with_ramp(stages: list[Stage], ramp_up: float) -> list[Stage]:
     return stages
 
 
-def _plan(kind: str, stages: list[Stage], ramp_up: float, poisson: bool, seed: int, **params) -> OpenPlan:
+def _plan(kind: str, stages: list[Stage], ramp_up: float, poisson: bool, seed: int, **params: Any) -> OpenPlan:
     checkpoints = tuple(params.pop("_checkpoints", ()))
     return OpenPlan(
         tuple(_with_ramp(stages, ramp_up)),

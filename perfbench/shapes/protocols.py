@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
     from .closed_plans import Think, UserSpan
@@ -34,7 +34,7 @@ class OpenLoad(Protocol):
 
     def arrival_tuples(self) -> Iterator[tuple[int, int, int]]: ...
 
-    def describe(self) -> dict: ...
+    def describe(self) -> dict[str, Any]: ...
 
 
 class ClosedLoad(Protocol):
@@ -56,5 +56,5 @@ class ClosedLoad(Protocol):
 
     def user_spans(self) -> list[UserSpan]: ...
 
-    def describe(self) -> dict: ...
+    def describe(self) -> dict[str, Any]: ...
 
