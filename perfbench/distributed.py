@@ -65,7 +65,7 @@ from .engine.session import (
     run_span,
     start_meta,
 )
-from .errors import ConfigError
+from .errors import ConfigError, PerfbenchError
 from .rundir import (
     PARQUET_OPTIONS,
     REQUEST_SCHEMA,
@@ -269,7 +269,7 @@ async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
     t0 = time.perf_counter_ns() + (spec.start_unix_ns + spec.offset_ns - time.time_ns())
     late_s = (time.perf_counter_ns() - t0) / 1e9
     if late_s > spec.plan.duration:
-        raise RuntimeError(f"shard {spec.index} started {late_s:.1f} s after the common start, past the plan's "
+        raise PerfbenchError(f"shard {spec.index} started {late_s:.1f} s after the common start, past the plan's "
                            "end: not sending (a rerun after a lost worker?)")
     part_dir = Path(spec.part_dir) if spec.part_dir else Path(tempfile.gettempdir()) / "perfbench-parts"
     part_path = part_dir / part_name(spec.run_id, spec.index)

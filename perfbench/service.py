@@ -231,7 +231,7 @@ def answers_http(url: str, timeout: float) -> bool:
     """True if ``url`` answers with any HTTP status (GET, no redirects followed, certificates not checked)."""
     parts = urlsplit(url)
     if parts.hostname is None:
-        raise ValueError(f"{url!r} names no host")
+        raise ConfigError(f"{url!r} names no host")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..errors import ConfigError
 from ..safety import is_loopback_address
 from ..wire import REQUEST_ID_HEADER
 from . import sql
@@ -22,8 +23,8 @@ MAX_DRAIN = 200_000
 _NUMERIC_SEGMENT = re.compile(r"^(?:[0-9]+|[0-9a-fA-F-]{16,})$")
 
 
-class AgentError(ValueError):
-    """The agent was configured in a way it refuses (e.g. endpoints without a token)."""
+class AgentError(ConfigError):
+    """The agent was configured in a way it refuses (e.g. endpoints without a token); a ConfigError, so a ValueError."""
 
 
 def cache_hit(name: str | None = None) -> None:

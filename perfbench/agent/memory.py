@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from ..safety import is_loopback_address
-from .core import TOKEN_HEADER
+from .core import TOKEN_HEADER, AgentError
 
 PREFIX = "/_perfbench/memory"
 TOKEN_ENV = "PERFBENCH_MEMORY_TOKEN"
@@ -98,7 +98,7 @@ def snapshot_data(snapshot: tracemalloc.Snapshot | None = None, *, label: str = 
 def memory_app(token: str, *, nframes: int = DEFAULT_NFRAMES) -> web.Application:
     """The sub-app (routes ``status``, ``start``, ``snapshot``); mount it with :func:`install`."""
     if not token or len(token) < 16:
-        raise ValueError("the memory endpoint needs a token of at least 16 characters")
+        raise AgentError("the memory endpoint needs a token of at least 16 characters")
 
     @web.middleware
     async def guard(request: web.Request, handler):

@@ -31,6 +31,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from ..errors import ConfigError
 from ..wire import REQUEST_ID_HEADER
 from . import leak, notifications, posts, reports
 from .auth import DEFAULT_ITERATIONS, TokenSigner, hash_password, verify_password
@@ -86,7 +87,7 @@ def create_app(
     if cache_url is not None and not cache_url.startswith(("redis://", "rediss://", "unix://")):
         make_cache(cache_url)  # raises the ValueError that explains the accepted URLs
     if report_ttl <= 0:
-        raise ValueError(f"report_ttl must be positive, got {report_ttl}")
+        raise ConfigError(f"report_ttl must be positive, got {report_ttl}")
     signer = TokenSigner(secret if secret is not None else secrets.token_bytes(32), ttl=token_ttl)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..errors import ConfigError
 from .app import create_app
 from .seed import DEFAULT_SEED
 
@@ -38,7 +39,7 @@ def loopback_bind_address(host: str) -> str:
     except ValueError:
         address = None
     if address is None or not address.is_loopback:
-        raise ValueError(
+        raise ConfigError(
             f"refusing to serve the demo on {host!r}: it is not a loopback address "
             "(127.0.0.0/8, ::1 or localhost). The demo has deliberate bottlenecks and a "
             "memory-leak endpoint, so it must not be reachable from other machines."
@@ -76,9 +77,9 @@ async def serve(
     """
     address = loopback_bind_address(host)
     if not 0 <= port <= 65_535:
-        raise ValueError(f"port must be between 0 and 65535, got {port}")
+        raise ConfigError(f"port must be between 0 and 65535, got {port}")
     if max_seconds is not None and not max_seconds > 0:
-        raise ValueError(f"max_seconds must be positive (or None for no limit), got {max_seconds}")
+        raise ConfigError(f"max_seconds must be positive (or None for no limit), got {max_seconds}")
     app = create_app(db_url=db_url, db_path=db_path, cache_url=cache_url, seed=seed, agent_token=agent_token)
     # access_log=None: one log line per request would cost more than some of the
     # endpoints being measured. Signals are the caller's business (run_server).

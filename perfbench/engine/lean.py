@@ -51,6 +51,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError, PerfbenchError
 from ..wire import REQUEST_ID_HEADER
 from .protocols import Done, Outcome
 from .sweep import Sweep
@@ -127,7 +128,7 @@ _NOT_CONNECTED: Final = asyncio.Transport()
 
 def _no_request(job: Any, status: int | None, nbytes: int, body: bytes | None, error: str | None,
                 detail: str | None) -> None:
-    raise RuntimeError("a response completed with no request in flight")
+    raise PerfbenchError("a response completed with no request in flight")
 
 
 class _Conn(asyncio.Protocol):
@@ -356,7 +357,7 @@ class LeanSender:
         lines = []
         for k, v in merged.values():
             if any(ch in k or ch in v for ch in "\r\n\0") or not k:
-                raise ValueError(f"header {k!r} holds a line break or NUL")
+                raise ConfigError(f"header {k!r} holds a line break or NUL")
             lines.append(f"{k}: {v}\r\n")
         return LeanTemplate(method.upper(), "".join(lines).encode("latin-1"), id_header)
 

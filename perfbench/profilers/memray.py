@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..agent.memory import is_library, library_prefixes
+from ..errors import ProfilerError
 from ..service import memray_executable
 from .tracemalloc import MEMORY_DIR
 
@@ -195,10 +196,10 @@ class MemrayCollector:
     async def start(self, ctx) -> None:
         capture = getattr(self.process, "memray_path", None)
         if not capture:
-            raise RuntimeError("memray: the target was not started under memray (use DemoProcess(memray=True) "
+            raise ProfilerError("memray: the target was not started under memray (use DemoProcess(memray=True) "
                                "or ServiceProcess(cmd, memray=True); from the CLI: --start CMD --memray)")
         if getattr(self.process, "pid", None) is None:
-            raise RuntimeError("memray: the target process is not running")
+            raise ProfilerError("memray: the target process is not running")
 
     async def stop(self, ctx) -> dict[str, Any]:
         return await asyncio.to_thread(self.stop_sync, ctx.run_dir)
@@ -207,7 +208,7 @@ class MemrayCollector:
         self.process.stop()
         src = Path(self.process.memray_path)
         if not src.exists():
-            raise RuntimeError(f"memray: no capture file at {src} (did the target start under memray?)")
+            raise ProfilerError(f"memray: no capture file at {src} (did the target start under memray?)")
         dest_dir = Path(run_dir) / MEMORY_DIR
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / "memray.bin"

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..agent.memory import DEFAULT_NFRAMES, PREFIX, TOKEN_HEADER, is_library, library_prefixes, snapshot_data
+from ..errors import ConfigError, ProfilerError
 
 if TYPE_CHECKING:
     import aiohttp
@@ -94,7 +95,7 @@ def _keys(by: str) -> list[str]:
         return ["file", "line", "traceback"]
     if by == "filename":
         return ["file"]
-    raise ValueError(f"by must be one of lineno, site, traceback, filename; got {by!r}")
+    raise ConfigError(f"by must be one of lineno, site, traceback, filename; got {by!r}")
 
 
 def group(frame: pl.DataFrame, by: str = "lineno") -> pl.DataFrame:
@@ -189,7 +190,7 @@ class Tracer:
         try:
             return self.snapshots[label]
         except KeyError:
-            raise KeyError(f"no snapshot labelled {label!r}; taken: {', '.join(self.snapshots) or 'none'}") from None
+            raise ConfigError(f"no snapshot labelled {label!r}; taken: {', '.join(self.snapshots) or 'none'}") from None
 
     def compare(self, before: str, after: str, by: str = "lineno") -> pl.DataFrame:
         return diff(self._get(before), self._get(after), by)
@@ -239,9 +240,9 @@ class TracemallocCollector:
         url = getattr(self.target, "url", self.target)
         token = self.token or getattr(self.target, "memory_token", None)
         if not isinstance(url, str) or not url:
-            raise RuntimeError(f"tracemalloc: no service URL in {self.target!r}")
+            raise ProfilerError(f"tracemalloc: no service URL in {self.target!r}")
         if not token:
-            raise RuntimeError("tracemalloc: no memory token; start the service with PERFBENCH_MEMORY_TOKEN set "
+            raise ProfilerError("tracemalloc: no memory token; start the service with PERFBENCH_MEMORY_TOKEN set "
                                "and install_from_env(app), or DemoProcess(tracemalloc=True)")
         return url.rstrip("/") + self.prefix, token
 
@@ -253,13 +254,13 @@ class TracemallocCollector:
         async with self._session.request(method, f"{base}/{path}", params=params, headers={TOKEN_HEADER: token},
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
             if resp.status == 404:
-                raise RuntimeError(f"tracemalloc: {base} is not mounted on the service (HTTP 404); mount "
+                raise ProfilerError(f"tracemalloc: {base} is not mounted on the service (HTTP 404); mount "
                                    f"perfbench.agent.memory.install(app, token) in it")
             if resp.status in (401, 403):
-                raise RuntimeError(f"tracemalloc: the service refused the memory endpoint (HTTP {resp.status}: "
+                raise ProfilerError(f"tracemalloc: the service refused the memory endpoint (HTTP {resp.status}: "
                                    f"{(await resp.text())[:200]})")
             if resp.status != 200:
-                raise RuntimeError(f"tracemalloc: {path} answered HTTP {resp.status}: {(await resp.text())[:200]}")
+                raise ProfilerError(f"tracemalloc: {path} answered HTTP {resp.status}: {(await resp.text())[:200]}")
             return await resp.json()
 
     async def _snap(self, label: str) -> None:
