@@ -27,7 +27,6 @@ from perfbench.agent.collector import records_to_tables
 from perfbench.analysis import results
 from perfbench.demo import create_app
 from perfbench.demo.app import AGENT
-from perfbench.demo.db import make_engine, prepare_database
 from perfbench.demo.state import STATE
 from perfbench.engine import run_load
 from perfbench.profilers import queries as q
@@ -40,18 +39,8 @@ DML = ("select", "insert", "update", "delete", "with")
 
 
 @pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("agent-db") / "demo.sqlite3"
-
-    async def seed() -> None:
-        engine = make_engine(db_path=path)
-        try:
-            await prepare_database(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(seed())
-    return path
+def seeded_db(demo_db_copy) -> Path:
+    return demo_db_copy()
 
 
 def drained_frame(agent: Agent) -> pl.DataFrame:
@@ -250,6 +239,7 @@ def test_context_follows_into_executor_threads() -> None:
 # --- the demo on PostgreSQL ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_demo_on_postgresql_counts_match_the_driver() -> None:
     import asyncpg
