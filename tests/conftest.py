@@ -1,12 +1,19 @@
-"""Shared fixtures: real servers on 127.0.0.1 with ephemeral ports, started and stopped by us."""
+"""Shared fixtures: real servers on 127.0.0.1 with ephemeral ports, started and stopped by us.
+
+The demo target is expensive (seeding its database takes seconds), so its database is seeded once
+per session and copied for each user, and one demo process serves the tests that only send it load.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -127,3 +134,72 @@ def tls_server(tmp_path_factory) -> Iterator[tuple[ThreadServer, str]]:
 @pytest.fixture
 def runs_dir(tmp_path):
     return tmp_path / "runs"
+
+
+# --- the demo target -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_db_template(tmp_path_factory) -> Path:
+    """The demo's SQLite database seeded once per session (seed 42). Never used directly: tests get a
+    copy from ``demo_db_copy``, so one that writes cannot change what another one sees."""
+    from perfbench.demo.db import make_engine, prepare_database
+
+    path = tmp_path_factory.mktemp("demo-template") / "demo.sqlite"
+
+    async def seed() -> bool:
+        engine = make_engine(db_path=path)
+        try:
+            return await prepare_database(engine)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(seed()) is True  # seeded now, into an empty file
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_db_copy(demo_db_template, tmp_path_factory) -> Callable[[], Path]:
+    """``demo_db_copy()``: a private copy of the seeded demo database, alone in a new directory (a
+    DemoProcess writes its ``serve-demo.log`` beside the database)."""
+
+    def copy() -> Path:
+        path = tmp_path_factory.mktemp("demo-db") / "demo.sqlite"
+        with closing(sqlite3.connect(demo_db_template)) as src, closing(sqlite3.connect(path)) as dst:
+            src.backup(dst)
+        return path
+
+    return copy
+
+
+@pytest.fixture
+def seeded_demo_db(demo_db_copy) -> Path:
+    """A seeded demo database of the test's own, for a demo target it starts itself."""
+    return demo_db_copy()
+
+
+@pytest.fixture(scope="session")
+def demo_agent_token() -> str:
+    """The perfbench agent's token in the shared ``demo_target`` (set $PERFBENCH_AGENT_TOKEN to it)."""
+    return "test-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def demo_target(demo_db_copy, demo_agent_token):
+    """The demo target as a child process (``serve-demo``, with the agent on), started once per session.
+
+    For tests that send it load and read what comes back: their writes go to their own seeded users'
+    rows, and the one that clears the report cache clears it first itself. Tests that change it in
+    ways others would see (the leak endpoint, memory profilers, stopping it) start their own on
+    ``seeded_demo_db``. Stopped by its PID at the end; its lifetime limit is a backstop.
+    """
+    from perfbench.demo.process import DemoProcess
+
+    with pytest.MonkeyPatch.context() as mp:  # the child reads its agent token from the environment
+        mp.setenv("PERFBENCH_AGENT_TOKEN", demo_agent_token)
+        demo = DemoProcess(db_path=demo_db_copy(), max_seconds=3600)
+        demo.start()
+    try:
+        yield demo
+    finally:
+        demo.stop()

@@ -29,7 +29,6 @@ from perfbench.analysis import queries as analysis
 from perfbench.analysis import results
 from perfbench.demo import create_app
 from perfbench.demo.app import AGENT
-from perfbench.demo.db import make_engine, prepare_database
 from perfbench.demo.state import STATE
 from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
@@ -41,18 +40,8 @@ DML = ("select", "insert", "update", "delete", "with")
 
 
 @pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("agent-db") / "demo.sqlite3"
-
-    async def seed() -> None:
-        engine = make_engine(db_path=path)
-        try:
-            await prepare_database(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(seed())
-    return path
+def seeded_db(demo_db_copy) -> Path:
+    return demo_db_copy()
 
 
 def drained_frame(agent: Agent) -> pl.DataFrame:
@@ -251,6 +240,7 @@ def test_context_follows_into_executor_threads() -> None:
 # --- the demo on PostgreSQL ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_demo_on_postgresql_counts_match_the_driver() -> None:
     import asyncpg

@@ -69,6 +69,7 @@ def test_percentile_is_results_pct():
 # --- known truth -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_identical_distributions_give_no_verdict_in_95_percent_of_trials():
     """200 seeded trials, two endpoints, p50/p95/p99 and throughput: almost never a verdict."""
     flagged = 0

@@ -1,8 +1,8 @@
 """Tests of the bundled demo target (perfbench.demo).
 
 The app runs in-process on 127.0.0.1 through aiohttp's TestServer/TestClient.
-The SQLite database is seeded once per module; each test starts a fresh app on
-it (a few tens of milliseconds), so cache counters start at zero every time.
+The SQLite database is seeded once per session (tests/conftest.py) and copied for this
+module; each test starts a fresh app on it (a few tens of milliseconds), so cache counters start at zero every time.
 Tests that write use their own seeded user, so they do not see each other's rows.
 
 Async code runs through `asyncio.run` (pytest-asyncio is not used here).
@@ -33,7 +33,6 @@ from sqlalchemy import event
 from perfbench.demo import create_app, credentials, leak, run_server, serve
 from perfbench.demo.auth import TokenSigner, hash_password, verify_password
 from perfbench.demo.cache import MemoryCache
-from perfbench.demo.db import make_engine, prepare_database
 from perfbench.demo.seed import SeedMismatchError, generate_users
 from perfbench.demo.server import loopback_bind_address
 from perfbench.demo.state import STATE
@@ -45,19 +44,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file seeded once (seed 42) and shared by the module's tests."""
-    path = tmp_path_factory.mktemp("demo-db") / "demo.sqlite3"
-
-    async def seed() -> bool:
-        engine = make_engine(db_path=path)
-        try:
-            return await prepare_database(engine)
-        finally:
-            await engine.dispose()
-
-    assert asyncio.run(seed()) is True
-    return path
+def seeded_db(demo_db_copy: Callable[[], Path]) -> Path:
+    """A SQLite file seeded with seed 42 (a copy of the session's) and shared by the module's tests."""
+    return demo_db_copy()
 
 
 @pytest.fixture
@@ -629,6 +618,7 @@ def test_run_server_prints_one_line_and_stops_on_sigterm(seeded_db: Path) -> Non
 # --- PostgreSQL and Redis (both really run on this machine) ----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_against_postgresql() -> None:
     import asyncpg

@@ -12,14 +12,8 @@ from perfbench.load import run_load
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    with DemoProcess(db_path=tmp_path_factory.mktemp("demo") / "demo.sqlite", max_seconds=300) as d:
-        yield d
-
-
-def test_demo_mix_against_the_demo_target(demo, tmp_path):
-    res = run_load(demo.url, shapes.constant(60, 3), demo_scenario(), runs_dir=tmp_path, progress=False)
+def test_demo_mix_against_the_demo_target(demo_target, tmp_path):
+    res = run_load(demo_target.url, shapes.constant(60, 3), demo_scenario(), runs_dir=tmp_path, progress=False)
     df = Run.load(res.path).requests.collect()
     assert df.height == 180 and res.end_reason == "completed"
     # every request answered with a status the scenario accepts: 200/201, and 404 for foreign notifications
@@ -33,8 +27,8 @@ def test_demo_mix_against_the_demo_target(demo, tmp_path):
     assert p50["posts_naive"] > p50["posts_eager"]
 
 
-def test_demo_process_stops_when_asked(tmp_path):
-    d = DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=60)
+def test_demo_process_stops_when_asked(seeded_demo_db):
+    d = DemoProcess(db_path=seeded_demo_db, max_seconds=60)
     d.start()
     pid = d.pid
     d.stop()

@@ -116,25 +116,17 @@ def client():
         yield c
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from perfbench.demo.process import DemoProcess
-
-    with DemoProcess(db_path=tmp_path_factory.mktemp("demo") / "demo.sqlite", max_seconds=300) as d:
-        yield d
-
-
 def _exact(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[max(math.ceil(p * len(s)) - 1, 0)]
 
 
 @pytest.mark.slow
-def test_cli_workers_2_against_the_demo_target(demo, tmp_path, capsys):
+def test_cli_workers_2_against_the_demo_target(demo_target, tmp_path, capsys):
     from perfbench.cli import main
 
     plan_n = 120  # 60 req/s for 2 s
-    code = main(["run", demo.url, "--scenario", "demo", "--rate", "60", "--duration", "2", "--workers", "2",
+    code = main(["run", demo_target.url, "--scenario", "demo", "--rate", "60", "--duration", "2", "--workers", "2",
                  "--runs-dir", str(tmp_path), "--quiet", "--json", "--slo", "p99<5s"])
     out, err = capsys.readouterr()
     assert code == 0, err

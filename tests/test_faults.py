@@ -118,7 +118,9 @@ def run(url, paths: dict[str, str], tmp_path, http_path, *, rate=40.0, duration=
     return res, Run.load(res.path).requests.collect()
 
 
-@pytest.fixture(params=HTTP_PATHS)
+# "auto" sends these plain GETs through the lean path: the fast target (`make check`) runs the two
+# paths themselves, the full suite all three
+@pytest.fixture(params=[pytest.param(p, marks=pytest.mark.slow) if p == "auto" else p for p in HTTP_PATHS])
 def http_path(request):
     return request.param
 
@@ -160,6 +162,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_target_killed_mid_run(tmp_path, http_path):
     """The target dies after a second: the requests before succeed, the ones after are connect
     errors (or resets for the ones in flight), and the run completes with every request recorded."""

@@ -57,8 +57,9 @@ def _leak_line() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    return tmp_path_factory.mktemp("soakdemo") / "demo.sqlite"
+def demo_db(demo_db_copy):
+    """Seeded already: the soak's demo runs with tracemalloc on, under which seeding is slow."""
+    return demo_db_copy()
 
 
 @pytest.mark.slow

@@ -128,6 +128,7 @@ def _closed_port() -> int:
 
 # -- both paths, same records ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_both_paths_record_the_same_plan_the_same_way(http_server, runs_dir):
     sc = Scenario([Request("root", "GET", "/", weight=3), Request("slow", "GET", "/delay/20"),
                    Request("bytes", "GET", "/bytes/1000"), Request("e404", "GET", "/status/404"),

@@ -203,11 +203,9 @@ def test_memray_in_process_matches_memray_stats(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_under_memray_during_a_run(runs_dir, tmp_path):
-    # seed the database first, without memray: seeding alone is ~12M allocations to trace and read back
-    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=120):
-        pass
-    with DemoProcess(db_path=tmp_path / "demo.sqlite", memray=True, max_seconds=300) as demo:
+def test_demo_under_memray_during_a_run(runs_dir, seeded_demo_db):
+    # a seeded database: seeding under memray is ~12M allocations to trace and read back
+    with DemoProcess(db_path=seeded_demo_db, memray=True, max_seconds=300) as demo:
         result = run_load(demo.url, shapes.constant(rate=40, duration=1.5), single("/api/leak", "POST"),
                           runs_dir=runs_dir, progress=False, collectors=[mr.MemrayCollector(demo)])
         assert demo.proc.poll() is not None  # the collector stopped it to finish the capture

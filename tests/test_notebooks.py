@@ -48,14 +48,12 @@ def test_spike_notebook(http_server, tmp_path):
     assert "after the spike ended" in html or "Not recovered" in html
 
 
-def test_soak_notebook(tmp_path):
-    from perfbench.demo.process import DemoProcess
-
-    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
-        r = run_experiment("soak", {"target": demo.url, "scenario": "", "paths": ["/health"], "rate": 30,
-                                    "duration": 4, "checkpoint_every": 2, "bucket_s": 0.5, "warmup_s": 0.5,
-                                    "pid": demo.pid, "sample_interval": 0.2},
-                           runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+def test_soak_notebook(demo_target, tmp_path):
+    demo = demo_target
+    r = run_experiment("soak", {"target": demo.url, "scenario": "", "paths": ["/health"], "rate": 30,
+                                "duration": 4, "checkpoint_every": 2, "bucket_s": 0.5, "warmup_s": 0.5,
+                                "pid": demo.pid, "sample_interval": 0.2},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Latency drift over the run", "Latency over time", "memory, CPU and throughput"])
     assert "ms per hour" in html and "Memory: <strong>" in html
 
@@ -73,17 +71,15 @@ def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
     assert "for endpoint" in html and "request_id" in html
 
 
-def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkeypatch):
-    from perfbench.demo.process import DemoProcess
-
-    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", "test-token-0123456789abcdef")
-    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
-        r = run_experiment("query_profile", {"target": demo.url, "rate": 20, "duration": 2, "scenario": "",
-                                             "paths": ["posts_naive=GET /api/posts?limit=6",
-                                                       "posts_eager=GET /api/posts?limit=6&eager=1"]},
-                           runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, demo_agent_token, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", demo_agent_token)
+    r = run_experiment("query_profile", {"target": demo_target.url, "rate": 20, "duration": 2, "scenario": "",
+                                         "paths": ["posts_naive=GET /api/posts?limit=6",
+                                                   "posts_eager=GET /api/posts?limit=6&eager=1"]},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Queries per request", "N+1 findings"])
-    assert "test-token-0123456789abcdef" not in html + r.notebook.read_text()
+    assert demo_agent_token not in html + r.notebook.read_text()
     from perfbench.analysis.queries import n_plus_one, n_plus_one_summary, queries_with_requests
     from perfbench.analysis.results import Run
 
@@ -101,14 +97,12 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(tmp_path, monkey
     assert re.search(r"N\+1 patterns: <code>posts_naive</code> \(\d+ requests\)", html)
 
 
-def test_cache_cold_warm_notebook_against_the_demo(tmp_path, monkeypatch):
-    from perfbench.demo.process import DemoProcess
-
-    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", "test-token-0123456789abcdef")
-    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
-        r = run_experiment("cache_cold_warm", {"target": demo.url, "rate": 30, "duration": 4,
-                                               "clear_every_s": 0.5, "agent_token_env": "PERFBENCH_AGENT_TOKEN"},
-                           runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+def test_cache_cold_warm_notebook_against_the_demo(demo_target, demo_agent_token, tmp_path, monkeypatch):
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", demo_agent_token)
+    # the experiment clears the shared demo's cache before its cold run: what earlier tests cached does not count
+    r = run_experiment("cache_cold_warm", {"target": demo_target.url, "rate": 30, "duration": 4,
+                                           "clear_every_s": 0.5, "agent_token_env": "PERFBENCH_AGENT_TOKEN"},
+                       runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["cold against warm", "p50 latency by endpoint"])
     from perfbench.experiments.coldwarm import load_cold_warm, per_request_effect
 

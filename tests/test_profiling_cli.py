@@ -11,9 +11,9 @@ from perfbench.report import charts
 
 
 @pytest.mark.slow
-def test_run_profiles_the_demo_resources_pyspy_and_tracemalloc(tmp_path, monkeypatch, capsys):
+def test_run_profiles_the_demo_resources_pyspy_and_tracemalloc(seeded_demo_db, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PERFBENCH_MEMORY_TOKEN", "memory-token-0123456789")
-    with DemoProcess(db_path=tmp_path / "demo.sqlite", max_seconds=300) as demo:
+    with DemoProcess(db_path=seeded_demo_db, max_seconds=300) as demo:  # its own: the leak endpoint grows it
         code = main(["run", demo.url, "--path", "leak=POST /api/leak", "--path", "/health", "--rate", "40",
                      "--duration", "3", "--runs-dir", str(tmp_path / "runs"), "--quiet", "--pid", str(demo.pid),
                      "--resources", "--resources-interval", "0.25", "--pyspy", "--tracemalloc",

@@ -41,6 +41,7 @@ def placeholders(template: str, style: str) -> str:
     return template.format(*marks)
 
 
+@pytest.mark.slow  # 300 examples
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(TEMPLATES), st.data())
 def test_literals_do_not_change_the_fingerprint(template: str, data: st.DataObject) -> None:

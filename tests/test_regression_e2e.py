@@ -63,7 +63,7 @@ class DemoProcess:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, demo_db_copy):
     """Three runs against one demo process: the build twice, then slowed (its switch file created).
 
     One process for both builds, so that the only difference between them is the sleep: two processes of
@@ -72,7 +72,7 @@ def runs(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("e2e")
     switch = root / "slow-now"
-    server = DemoProcess(root / "demo.sqlite3", 100, switch)
+    server = DemoProcess(demo_db_copy(), 100, switch)
     out = {}
     try:
         run_load(server.url, shapes.constant(50, 1.0), SCENARIO, runs_dir=root / "warmup", progress=False,

@@ -84,7 +84,9 @@ def test_connections_and_files_return_to_their_baseline(http_server, tmp_path):
     sc = Scenario([Request("r", "GET", "/delay/5")])
 
     def one_run(http_path):
-        run_load(http_server.url, shapes.constant(200, 1), sc, runs_dir=tmp_path, progress=False, http_path=http_path)
+        # 100 requests at 200/s open many connections: enough to see one that is not closed
+        run_load(http_server.url, shapes.constant(200, 0.5), sc, runs_dir=tmp_path, progress=False,
+                 http_path=http_path)
 
     one_run("aiohttp")  # the first run starts thread pools (pyarrow, polars) that live as long as the process
     baseline = _settled_fds(None)
@@ -189,12 +191,12 @@ def test_login_secrets_are_redacted_in_meta(http_server, tmp_path):
     assert SECRETS[0] not in (res.path / "meta.json").read_text()
 
 
-def test_terminating_perfbench_demo_stops_the_target_it_started(tmp_path):
+def test_terminating_perfbench_demo_stops_the_target_it_started(seeded_demo_db, tmp_path):
     """SIGTERM to `perfbench demo` mid-experiment: perfbench exits 143 and the demo target it
     started (a child process) is stopped, not left running."""
     proc = subprocess.Popen([sys.executable, "-m", "perfbench", "demo", "--duration", "30", "--rate", "20",
                              "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports"),
-                             "--db-path", str(tmp_path / "demo.sqlite")],
+                             "--db-path", str(seeded_demo_db)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     demo_pid = None
     deadline = time.monotonic() + 120

@@ -86,6 +86,7 @@ values_st = st.lists(st.one_of(st.integers(0, 10**12), st.sampled_from([0, 1, 7,
                      max_size=400)
 
 
+@pytest.mark.slow  # 100 examples of up to 1200 values, each sorted and compared in Python
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), values_st), min_size=1, max_size=3),
        st.sampled_from([0.0001, 0.01, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]))
 def test_exact_percentiles_equal_the_sorted_definition(groups, p):

@@ -20,7 +20,6 @@ import pytest
 
 from perfbench.analysis.results import Run
 from perfbench.cli import main
-from perfbench.demo.process import DemoProcess
 from perfbench.errors import ConfigError, TargetError, UnsafeTargetError
 from perfbench.service import ServiceProcess
 
@@ -60,12 +59,9 @@ def gone(pid: int, marker: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory) -> Path:
-    """The demo's database, seeded once for the module (seeding under memray would be slow)."""
-    db = tmp_path_factory.mktemp("svc-demo") / "demo.sqlite"
-    with DemoProcess(db_path=db, max_seconds=120):
-        pass
-    return db
+def demo_db(demo_db_copy) -> Path:
+    """The demo's database, already seeded (seeding under memray would be slow), for the module."""
+    return demo_db_copy()
 
 
 @pytest.fixture
