@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..errors import ConfigError
+from ..safety import is_loopback_address
 from .app import create_app
 from .seed import DEFAULT_SEED
 
@@ -25,7 +26,7 @@ SHUTDOWN_TIMEOUT = 5.0
 
 
 def loopback_bind_address(host: str) -> str:
-    """The address to bind for `host`, or ValueError if `host` is not loopback.
+    """The address to bind for `host`, or ConfigError (a ValueError) if `host` is not loopback.
 
     Accepts 127.0.0.0/8, ::1 (bracketed or not) and `localhost` (bound as
     127.0.0.1: binding the name could open two sockets on different ephemeral
@@ -34,17 +35,14 @@ def loopback_bind_address(host: str) -> str:
     name = host.strip()
     if name.lower() in ("localhost", "localhost."):
         return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
+    bare = name.removeprefix("[").removesuffix("]")
+    if not is_loopback_address(bare):
         raise ConfigError(
             f"refusing to serve the demo on {host!r}: it is not a loopback address "
             "(127.0.0.0/8, ::1 or localhost). The demo has deliberate bottlenecks and a "
             "memory-leak endpoint, so it must not be reachable from other machines."
         )
-    return str(address)
+    return str(ipaddress.ip_address(bare))
 
 
 def _url(address: str, port: int) -> str:
