@@ -216,7 +216,10 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
            "max": None if lag_rest["max"][0] is None else lag_rest["max"][0] / 1e6, "n": lag_rest["n"][0]}
 
     def block(row: dict[str, Any], name: str) -> dict[str, Any]:
-        errs = {r["error"]: r["len"] for r in kinds.iter_rows(named=True) if name in ("*", r["endpoint"])}
+        errs: dict[str, int] = {}  # overall ("*"): every endpoint's count of a kind, added up
+        for r in kinds.iter_rows(named=True):
+            if name == "*" or r["endpoint"] == name:
+                errs[r["error"]] = errs.get(r["error"], 0) + r["len"]
         lat = {k[:-3]: _num(v) for k, v in row.items() if k.endswith("_ms") and not k.startswith("service")}
         return {
             "count": row["count"],
