@@ -61,7 +61,8 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     options = LoadOptions(max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,
-                          announce=announce or stderr_line, collectors=tuple(collectors))
+                          announce=announce or stderr_line, collectors=tuple(collectors),
+                          allow_hosts=tuple(allow_hosts))
     scenario = scenario or single("/")
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:

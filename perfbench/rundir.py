@@ -63,7 +63,7 @@ CACHE = "cache.parquet"
 # http_4xx / http_5xx: a status the scenario did not accept; check: a failed response check;
 # aborted: still in flight when the run stopped; client: any other exception in the client.
 ERROR_KINDS = ("timeout", "connect", "dns", "tls", "reset", "protocol", "http_4xx", "http_5xx", "check",
-               "aborted", "client")
+               "redirect", "aborted", "client")
 
 REQUEST_SCHEMA = pa.schema(
     [
@@ -82,6 +82,8 @@ REQUEST_SCHEMA = pa.schema(
         pa.field("worker", pa.int16(), nullable=False),  # load-generator worker (shard)
         pa.field("vu", pa.int32()),  # virtual user (closed model), null in the open model
         pa.field("stage", pa.int16(), nullable=False),  # index of the load shape's stage
+        pa.field("redirects", pa.int16(), nullable=False),  # redirects followed (the row is the whole chain)
+        pa.field("final_path", pa.string()),  # where the chain ended (null: no redirect followed)
     ]
 )
 

@@ -182,6 +182,7 @@ class Request:
     expect: tuple[int, ...] | None = None
     auth: bool = True  # send the login token, when the scenario has a login
     checks: tuple[Check, ...] = ()
+    follow_redirects: bool | int | None = None  # None: the scenario's policy
 
     @property
     def needs_body(self) -> bool:
@@ -217,6 +218,8 @@ class Request:
             out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
         if self.expect is not None and not all(isinstance(c, int) and 100 <= c <= 599 for c in self.expect):
             out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {list(self.expect)}")
+        if self.follow_redirects is not None:
+            out.extend(_redirect_problems(self.follow_redirects, f"{where}: follow_redirects"))
         return out
 
     @property
@@ -278,13 +281,42 @@ def graphql(name: str, query: str, variables: Mapping[str, Any] | None = None, *
                    checks=checks, **kwargs)
 
 
+MAX_REDIRECTS_LIMIT = 100
+DEFAULT_MAX_REDIRECTS = 10  # what ``follow_redirects = true`` means (aiohttp's and requests' default too)
+
+
+def max_redirects(policy: bool | int | None) -> int:
+    """The number of redirects followed under ``follow_redirects = policy`` (None or True: 10)."""
+    if policy is None or policy is True:
+        return DEFAULT_MAX_REDIRECTS
+    if policy is False:
+        return 0
+    return int(policy)
+
+
+def _redirect_problems(policy: Any, where: str) -> list[str]:
+    if isinstance(policy, bool) or (isinstance(policy, int) and 0 <= policy <= MAX_REDIRECTS_LIMIT):
+        return []
+    return [f"{where} must be true, false or a number of redirects from 0 to {MAX_REDIRECTS_LIMIT}, got {policy!r}"]
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """The mix of requests, and what every request of it shares.
+
+    ``follow_redirects``: redirects are followed (``True``: up to 10, ``False``: none, a number:
+    up to that many); a request's own ``follow_redirects`` overrides it. ``cookies``: each
+    virtual user keeps a cookie jar (closed model; the open model's login cookies are sent with
+    every request), as a browser would.
+    """
+
     requests: Sequence[Request]
     login: Login | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     seed: int = 0
     name: str = "scenario"
+    follow_redirects: bool | int = True
+    cookies: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -296,14 +328,24 @@ class Scenario:
             if r.name in seen:
                 problems.append(f"requests[{i}]: name {r.name!r} is used twice; names must be unique")
             seen.add(r.name)
+        problems.extend(_redirect_problems(self.follow_redirects, "follow_redirects"))
+        if not isinstance(self.cookies, bool):
+            problems.append(f"cookies must be true or false, got {self.cookies!r}")
         if problems:
             raise ConfigError(f"invalid scenario {self.name!r}", problems)
+
+    def redirect_limit(self, request: Request) -> int:
+        """How many redirects ``request`` follows."""
+        policy = self.follow_redirects if request.follow_redirects is None else request.follow_redirects
+        return max_redirects(policy)
 
     def describe(self) -> dict[str, Any]:
         """The scenario as plain data for meta.json (login credentials are redacted on write)."""
         return {
             "name": self.name,
             "seed": self.seed,
+            "follow_redirects": self.follow_redirects,
+            "cookies": self.cookies,
             "login": None if self.login is None else {
                 "path": self.login.path,
                 "json": "per-user function" if callable(self.login.json) else dict(self.login.json)},
@@ -349,9 +391,9 @@ def from_paths(specs: Sequence[str]) -> Scenario:
 
 
 # ------------------------------------------------------------------------------------ TOML scenarios
-_TOP_KEYS = {"name", "seed", "headers", "login", "request"}
+_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies"}
 _REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
-                 "graphql", "variables"}
+                 "graphql", "variables", "follow_redirects"}
 _LOGIN_KEYS = {"path", "json", "token_field"}
 _CHECK_KEYS = {"json_field", "equals", "body_contains"}
 
@@ -363,6 +405,8 @@ def load_toml(path: str | Path) -> Scenario:
 
         name = "shop"                    # optional
         seed = 1                         # optional: random variables are reproducible
+        follow_redirects = true          # default true (up to 10); false, or a number
+        cookies = true                   # default true: each virtual user keeps its cookies
         [headers]                        # optional, sent on every request
         Accept = "application/json"
         [login]                          # optional: run once, token sent as a bearer header
@@ -379,6 +423,7 @@ def load_toml(path: str | Path) -> Scenario:
         vars = { id = { int = [1, 500] }, kind = { choice = ["a", "b"] },
                  sku = { file = "skus.txt" }, ref = "uuid" }
         checks = [{ json_field = "id" }, { body_contains = "price" }]
+        follow_redirects = false         # optional: this request's own redirect policy
 
         [[request]]
         name = "search"
@@ -431,9 +476,15 @@ def load_toml(path: str | Path) -> Scenario:
     headers = doc.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         problems.append("headers: a table of strings")
+    follow = doc.get("follow_redirects", True)
+    problems.extend(_redirect_problems(follow, "follow_redirects"))
+    cookies = doc.get("cookies", True)
+    if not isinstance(cookies, bool):
+        problems.append(f"cookies: true or false, got {cookies!r}")
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
-    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)))
+    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)),
+                    follow_redirects=follow, cookies=cookies)
 
 
 def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
@@ -477,8 +528,14 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
             checks.append(BodyContains(str(c["body_contains"])))
     if len(problems) > before:
         return None
+    follow = raw.get("follow_redirects")
+    if follow is not None:
+        problems.extend(_redirect_problems(follow, f"{where}.follow_redirects"))
+    if len(problems) > before:
+        return None
     common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
-                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True))
+                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True),
+                  follow_redirects=follow)
     if "graphql" in raw:
         return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
                        checks=tuple(checks), **common)

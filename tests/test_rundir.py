@@ -209,7 +209,9 @@ def test_recorder_rows_come_back_exactly_with_their_endpoint_names_and_methods(m
         want.append({"request_id": rid, "endpoint": name, "method": method, "intended_ns": intended,
                      "start_ns": start, "end_ns": end, "latency_ns": end - intended, "service_ns": end - start,
                      "status": status, "error": err, "error_detail": detail, "bytes": nbytes, "worker": 2,
-                     "vu": vu, "stage": stage})
+                     "vu": vu, "stage": stage, "redirects": 0 if i != 4 else 2, "final_path": "/x" if i == 4 else None})
+    rec.note_redirect(10**12 + 4, 2, "/x")  # noted after its row: still this batch's
+    rec.note_redirect(10**12 + 7, 0, "/no")  # no redirect: nothing noted
     rec.flush()
     assert len(got) == 1 and got[0].schema.equals(REQUEST_SCHEMA) and got[0].to_pylist() == want
 

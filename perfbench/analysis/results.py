@@ -363,6 +363,17 @@ _SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "end_ns", "latency_ns
                     "bytes")
 
 
+# columns added to REQUEST_SCHEMA after runs were written without them: their value in those runs
+LATER_COLUMNS = {"redirects": pl.lit(0, pl.Int16), "final_path": pl.lit(None, pl.String)}
+
+
+def complete_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows of a run written before a column existed, with that column's value for them."""
+    names = set(lf.collect_schema().names())
+    missing = [expr.alias(name) for name, expr in LATER_COLUMNS.items() if name not in names]
+    return lf.with_columns(missing) if missing else lf
+
+
 @dataclass
 class Run:
     """One run directory, loaded lazily. ``requests`` is a LazyFrame over requests.parquet."""
@@ -395,7 +406,7 @@ class Run:
 
     @property
     def requests(self) -> pl.LazyFrame:
-        return with_ms(pl.scan_parquet(self.path / REQUESTS))
+        return with_ms(complete_columns(pl.scan_parquet(self.path / REQUESTS)))
 
     @property
     def queries(self) -> pl.LazyFrame:

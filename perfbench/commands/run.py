@@ -59,7 +59,16 @@ def register(sub) -> None:
                         "compression, large bodies), or 'auto' (default: lean whenever the target and every "
                         "request allow it); meta.json records which ran")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
-                   help="allow a non-loopback target host (never needed for 127.0.0.1/localhost)")
+                   help="allow a non-loopback target host (never needed for 127.0.0.1/localhost); a redirect "
+                        "is followed only to loopback and these hosts")
+    p.add_argument("--max-redirects", type=int, metavar="N",
+                   help="follow at most N redirects per request, 0 to follow none (default: the scenario's "
+                        "follow_redirects, else 10); a chain is one row with the last status, its redirects "
+                        "and final_path, and a redirect not followed (off the machine, or over N) is an error "
+                        "of kind 'redirect'")
+    p.add_argument("--no-cookies", action="store_true",
+                   help="keep no cookies (default: each virtual user keeps the cookies its responses set, "
+                        "and the open model sends the login's cookies with every request)")
     p.add_argument("--slo", action="append", default=[], metavar="SLO", help=SLO_HELP)
     p.add_argument("--agent", action="store_true",
                    help="the target runs the perfbench agent: fetch its SQL queries and cache events into the run "
@@ -170,10 +179,20 @@ def cmd_run(args) -> int:
 
     from ..load import run_load
     from ..report.text import endpoint_table_text
+    from ..scenario import MAX_REDIRECTS_LIMIT
     from ..scenarios import load_scenario
     from ._util import err
 
     scenario = load_scenario(args.scenario, args.path)
+    if args.max_redirects is not None and not 0 <= args.max_redirects <= MAX_REDIRECTS_LIMIT:
+        raise ConfigError(f"--max-redirects: a number of redirects from 0 to {MAX_REDIRECTS_LIMIT}, "
+                          f"got {args.max_redirects}")
+    if args.max_redirects is not None or args.no_cookies:
+        import dataclasses
+
+        scenario = dataclasses.replace(
+            scenario, cookies=scenario.cookies and not args.no_cookies,
+            follow_redirects=scenario.follow_redirects if args.max_redirects is None else args.max_redirects)
     plan = plan_from_args(args)
     service = service_from_args(args)
     collectors = []

@@ -19,13 +19,16 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..scenario import Scenario
+from ..scenario import Scenario, max_redirects
 from ..shapes import ClosedLoad, Pacing, UserSpan
 from .clock import Clock, MonotonicClock
+from .cookies import CookieJar
+from .follow import Origins, exchange, origins_for
 from .open_model import EngineStats
 from .prepared import PreparedScenario
 from .protocols import Sender
 from .recorder import Recorder
+from .redirects import path_of
 
 MAX_SLEEP = 0.05
 LOGIN_ENDPOINT = "login"
@@ -38,7 +41,7 @@ class ClosedModelEngine:
     def __init__(self, plan: ClosedLoad, scenario: Scenario, sender: Sender, recorder: Recorder, *,
                  clock: Clock | None = None, max_requests: int | None = None, grace: float = 5.0,
                  progress: Callable[[dict[str, Any]], None] | None = None, progress_every: float = 1.0,
-                 worker: int = 0):
+                 worker: int = 0, origins: Origins | None = None):
         self.plan = plan
         self.scenario = scenario
         self.sender = sender
@@ -54,6 +57,9 @@ class ClosedModelEngine:
         self._id_base = worker << 40
         self._t0 = 0
         self._active = 0
+        # where redirects lead (the target's sender, and others made on first use)
+        self.origins = origins if origins is not None else origins_for(sender)
+        self._limits = {r.name: scenario.redirect_limit(r) for r in scenario.requests}
 
     def stop(self, reason: str = "interrupted") -> None:
         if self._stop_reason is None:
@@ -82,7 +88,8 @@ class ClosedModelEngine:
 
     async def _exchange(self, rid: int, name: str, method: str, path: str, headers: Mapping[str, str],
                         body: bytes | None, intended: int | None, vu: int, stage: int, evaluate: Evaluate,
-                        keep_body: bool) -> tuple[int | None, bytes | None, str | None]:
+                        keep_body: bool, limit: int = 0, jar: CookieJar | None = None
+                        ) -> tuple[int | None, bytes | None, str | None]:
         start = self._now()
         if intended is None:  # no schedule: the intended time is the send
             intended = start
@@ -91,11 +98,15 @@ class ClosedModelEngine:
         detail: str | None = None
         nbytes = 0
         data: bytes | None = None
+        hops = 0
         self.stats.sent += 1
         try:
-            status, nbytes, data, error, detail = await self.sender.request(method, path, headers, body,
-                                                                            keep_body=keep_body)
-            if status is not None:  # a response (else an error)
+            out, hops, url = await exchange(self.origins, method, path, headers, body, keep_body=keep_body,
+                                            limit=limit, jar=jar)
+            status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
+            if hops:
+                self.recorder.note_redirect(rid, hops, path_of(url))
+            if error is None and status is not None:  # a response (else an error)
                 error, detail = evaluate(status, data)
         except asyncio.CancelledError:
             self.stats.aborted += 1
@@ -110,7 +121,7 @@ class ClosedModelEngine:
         self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage)
         return status, data, error
 
-    async def _login(self, vu: int, stage: int) -> dict[str, str] | None:
+    async def _login(self, vu: int, stage: int, jar: CookieJar | None = None) -> dict[str, str] | None:
         """Log user ``vu`` in; its bearer header, or None when the login failed (recorded)."""
         login = self.scenario.login
         if login is None:
@@ -133,7 +144,8 @@ class ClosedModelEngine:
             return None, None
 
         await self._exchange(rid, LOGIN_ENDPOINT, "POST", login.path, {"Content-Type": "application/json"},
-                             login.body(vu), None, vu, stage, evaluate, True)
+                             login.body(vu), None, vu, stage, evaluate, True,
+                             limit=max_redirects(self.scenario.follow_redirects), jar=jar)
         return {"Authorization": f"Bearer {token[0]}"} if token else None
 
     async def _user(self, span: UserSpan) -> None:
@@ -142,7 +154,8 @@ class ClosedModelEngine:
             return
         self._active += 1
         try:
-            auth = await self._login(vu, stage)
+            jar = CookieJar() if self.scenario.cookies else None  # the user's own, as a browser's
+            auth = await self._login(vu, stage, jar)
             if auth is None:
                 return  # a user who cannot log in stops, as a real one would; the failure is recorded
             rng = random.Random((self.plan.seed << 20) ^ (self.scenario.seed << 8) ^ vu)
@@ -157,7 +170,7 @@ class ClosedModelEngine:
                 req, path, headers, body = prepared.build(prepared.pick(), rid)
                 intended = slot if pacing_ns is not None else None
                 await self._exchange(rid, req.name, req.method, path, headers, body, intended, vu, stage,
-                                     req.evaluate, req.needs_body)
+                                     req.evaluate, req.needs_body, self._limits[req.name], jar)
                 if pacing_ns is not None:
                     slot += pacing_ns
                     wake = slot
@@ -187,6 +200,7 @@ class ClosedModelEngine:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            await self.origins.close()
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
         self.recorder.flush()

@@ -15,6 +15,7 @@ matter for one user talking to a few local services:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -92,15 +93,11 @@ class CookieJar:
                 elif key == "secure":
                     secure = True
                 elif key == "max-age":
-                    try:
+                    with contextlib.suppress(ValueError):
                         max_age = float(int(val))
-                    except ValueError:
-                        pass
                 elif key == "expires" and val:
-                    try:
+                    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
                         expires = parsedate_to_datetime(val).timestamp()
-                    except (TypeError, ValueError, IndexError, OverflowError):
-                        pass
             else:
                 if max_age is not None:
                     expires = now + max_age

@@ -36,7 +36,9 @@ proxies, credentials in the URL, HEAD (a response without the body its headers a
 ``Expect``, a ``Transfer-Encoding`` or ``Accept-Encoding`` the scenario sets itself (the
 lean path sends no ``Accept-Encoding``, so servers answer uncompressed and ``bytes`` counts the
 same body the aiohttp path counts after decompression), and request bodies over
-``LEAN_MAX_BODY``. Redirects are not followed and cookies are not kept on either path.
+``LEAN_MAX_BODY``. Redirects and cookies are the engine's (``follow.py``), on both paths: a 3xx
+response's ``Location`` is handed to ``done`` as its ``detail`` (read from the header block only
+for a 3xx), and ``request()`` returns ``Set-Cookie`` values in its :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -229,9 +231,15 @@ class _Conn(asyncio.Protocol):
         self.job = None
         self.done = _no_request
         body = None
+        status = self.status
+        location = None
         if (chunks := self.chunks) is not None:
             body = b"".join(chunks)
             self.chunks = None
+            if job.__class__ is _Waiter:  # request(): the awaitable interface hands the headers on too
+                self.pool.last_head = _head_of(self.head, data)
+        if 300 <= status < 400:  # a redirect: its Location goes to ``done`` as the detail
+            location = _header(_head_of(self.head, data), b"location")
         if self.head:
             self.head.clear()
         if self.keep_alive and not self.closed:
@@ -244,7 +252,7 @@ class _Conn(asyncio.Protocol):
             self.closed = True
             self.pool._forget(self)
             self.transport.close()
-        done(job, self.status, self.nbytes, body, None, None)
+        done(job, status, self.nbytes, body, None, location)
 
     def eof_received(self) -> bool:
         return False  # close; connection_lost decides what a request in flight gets
@@ -260,8 +268,11 @@ class _Conn(asyncio.Protocol):
         end = head.find(b"\r\n\r\n")  # the response's headers were complete
         if end >= 0 and exc is None and _CONTENT_LENGTH(head[:end]) is None and _CHUNKED(head[:end]) is None:
             # a body delimited by the end of the connection: complete now
-            self.status = self.parser.get_status_code()
-            self._finish(self.status, b"".join(self.chunks) if self.chunks is not None else None, None, None)
+            self.status = status = self.parser.get_status_code()
+            if self.chunks is not None and self.job.__class__ is _Waiter:
+                self.pool.last_head = head[:end]
+            location = _header(head[:end], b"location") if 300 <= status < 400 else None
+            self._finish(status, b"".join(self.chunks) if self.chunks is not None else None, None, location)
         elif exc is None:
             self._finish(None, None, "reset", "ClientPayloadError" if end >= 0 else "ServerDisconnectedError")
         else:
@@ -279,6 +290,40 @@ class _Conn(asyncio.Protocol):
         self.complete = True
         self.status = self.parser.get_status_code()
         self.keep_alive = self.parser.should_keep_alive()
+
+
+class _Waiter:
+    """The job of a ``request()`` (the awaitable interface): the future it resolves."""
+
+    __slots__ = ("fut", "keep_body")
+
+    def __init__(self, fut: asyncio.Future[Outcome], keep_body: bool):
+        self.fut = fut
+        self.keep_body = keep_body
+
+
+def _head_of(head: list[bytes], data: bytes) -> bytes:
+    """The header block of the response whose reads are ``head`` and then ``data``."""
+    raw = b"".join(head) + data if head else data
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[:end]
+
+
+def _header(block: bytes, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case) in a response's header block."""
+    for value in _headers(block, name):
+        return value
+    return None
+
+
+def _headers(block: bytes, name: bytes) -> list[str]:
+    """Every value of header ``name`` (lower case) in a response's header block."""
+    out = []
+    for line in block.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            out.append(value.strip().decode("latin-1"))
+    return out
 
 
 def _short(exc: BaseException, limit: int = 120) -> str:
@@ -322,6 +367,7 @@ class LeanSender:
         self._closing = False
         self._user_agent = _user_agent()
         self.opened = 0  # connections opened over the sender's life (keep-alive reuse is visible)
+        self.last_head = b""  # the header block of the last response to request() (read by its done)
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -414,8 +460,23 @@ class LeanSender:
         assert self._loop is not None, "start() the sender first"
         prefix, suffix = self.compile(method, path, headers, body, id_header=None)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
-        self.submit(prefix + suffix, fut, _resolve, keep_body)
+        # the body is always read (bounded): its headers come with it (cookies, redirects)
+        self.submit(prefix + suffix, _Waiter(fut, keep_body), self._resolve, True)
         return await fut
+
+    def _resolve(self, job: _Waiter, status: int | None, nbytes: int, body: bytes | None, error: str | None,
+                 detail: str | None) -> None:
+        """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's (a
+        response's ``Set-Cookie`` values and a redirect's ``Location`` too)."""
+        fut, keep_body = job.fut, job.keep_body
+        head, self.last_head = self.last_head, b""
+        if fut.done():
+            return
+        if status is None or error is not None:
+            fut.set_result(Outcome(status, nbytes, None, error, detail))
+            return
+        cookies = tuple(_headers(head, b"set-cookie")) if b"set-cookie" in head.lower() else ()
+        fut.set_result(Outcome(status, nbytes, body if keep_body else None, None, None, detail, cookies))
 
     # -- the pool -------------------------------------------------------------------------------
     def _open(self) -> _Conn:
@@ -473,13 +534,6 @@ class LeanSender:
         for c in conns:
             if c.job is not None:
                 c.fail("timeout", "read timeout" if c.transport is not _NOT_CONNECTED else "connect timeout")
-
-
-def _resolve(fut: asyncio.Future[Outcome], status: int | None, nbytes: int, body: bytes | None, error: str | None,
-             detail: str | None) -> None:
-    """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's."""
-    if not fut.done():
-        fut.set_result(Outcome(status, nbytes, body, error, detail))
 
 
 def lean_refusal(target: str, requests: Iterable[Request | tuple[str, Mapping[str, str], bytes | None]] = ()

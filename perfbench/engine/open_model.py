@@ -38,14 +38,16 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..scenario import Request, Scenario
 from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .clock import Clock, MonotonicClock
-from .protocols import BatchSender, ChoosingSender, Sender
+from .follow import Origins, exchange, follow, origins_for
+from .protocols import BatchSender, ChoosingSender, Outcome, Sender
 from .recorder import Recorder, Row
+from .redirects import path_of
 from .timer import PreciseTimer
 
 MIN_TICK = 0.001  # seconds; see the module docstring
@@ -67,8 +69,9 @@ REALIGN_NS = 1_000_000_000  # re-phase the aligned tick this often (the period i
 
 # an arrival as the plan hands it out: (index, offset_ns, stage)
 ArrivalTuple = tuple[int, int, int]
-# what a lean request carries to its completion: (request id, request kind, intended_ns, start_ns, stage)
-_Job = tuple[int, int, int, int, int]
+# what a lean request carries to its completion: (request id, request kind, intended_ns, start_ns, stage,
+# (path, body) of a templated request or None: a redirect is resolved against them)
+_Job = tuple[int, int, int, int, int, tuple[str, bytes | None] | None]
 
 
 def _status_kind(status: int) -> str:
@@ -100,7 +103,7 @@ class OpenModelEngine:
                  clock: Clock | None = None, max_in_flight: int = 10_000, max_requests: int | None = None,
                  grace: float = 5.0, deadline: float | None = None, auth_headers: dict[str, str] | None = None,
                  progress: Callable[[dict[str, Any]], None] | None = None, progress_every: float = 1.0,
-                 worker: int = 0):
+                 worker: int = 0, origins: Origins | None = None):
         self.plan = plan
         self.scenario = scenario
         self.sender = sender
@@ -150,6 +153,10 @@ class OpenModelEngine:
             self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
                                                 for r, h, st in zip(reqs, self._headers, self._static, strict=True)])
         self._single = len(reqs) == 1
+        # where redirects lead: the target's sender, and others made on first use (follow.py)
+        self.origins = origins if origins is not None else origins_for(cast(Sender, self.sender))  # every sender has request()
+        self._limits = [scenario.redirect_limit(r) for r in reqs]
+        self._hopping: set[asyncio.Task[None]] = set()  # lean path: requests following a redirect
         self._endpoints = [recorder.endpoint(r.name, r.method) for r in reqs]  # the rows' endpoint index
         self._expect = [r.expect for r in reqs]
         # requests with response checks keep their body and are judged by Request.evaluate;
@@ -245,10 +252,14 @@ class OpenModelEngine:
                 else:
                     i = self._pick()
                     wire = wires[i]
-                if wire is None:
+                if wire is None:  # a templated request: its job keeps the path and body (for a redirect)
                     path, body = self._requests[i].render(self._rng)
                     wire = self._templates[i].build(self._raw_path(path), body)
-                submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, clock() - t0, stage), done, keep[i])
+                    submit(b"%b%d%b" % (wire[0], rid, wire[1]),
+                           (rid, i, intended, clock() - t0, stage, (path, body)), done, keep[i])
+                else:
+                    submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, clock() - t0, stage, None), done,
+                           keep[i])
                 if following is None or self._stop_reason is not None:
                     return
                 n = self._in_flight  # as the sender left it (it may have called back)
@@ -278,11 +289,16 @@ class OpenModelEngine:
     def _lean_done(self, job: _Job, status: int | None, nbytes: int, body: bytes | None, error: str | None,
                    detail: str | None) -> None:
         """The lean sender's callback: one request ended (a response, with its status, or an error,
-        with none)."""
+        with none). A redirect to follow (the lean path gives a 3xx response's ``Location`` as
+        its ``detail``) goes to :meth:`_follow_lean` instead, and the request stays in flight."""
+        if detail is not None and error is None and self._limits[job[1]]:
+            self._follow_lean(job, status, nbytes, body, detail)
+            return
         in_flight = self._in_flight
         self._in_flight = in_flight - 1
-        rid, i, intended, start, stage = job
-        if status is not None:
+        rid, i, intended, start, stage, _ = job
+        if status is not None and error is None:
+            detail = None  # a 3xx response's Location (not followed) is not a detail
             if (checked := self._checked[i]) is not None:
                 error, detail = checked(status, body)
             elif (expect := self._expect[i]) is None:
@@ -306,6 +322,28 @@ class OpenModelEngine:
                     self._call_soon(self._pump_soon)
             elif self._slow:
                 self._fast()
+
+    def _follow_lean(self, job: _Job, status: int | None, nbytes: int, body: bytes | None, location: str) -> None:
+        """Follow a redirect off the hot path: a task walks the chain (``follow.py``) and then
+        ends the request through :meth:`_lean_done`, as one row."""
+        first = Outcome(status, nbytes, body, None, None, location)
+        task = asyncio.get_running_loop().create_task(self._follow_chain(job, first))
+        self._hopping.add(task)
+        task.add_done_callback(self._hopping.discard)
+
+    async def _follow_chain(self, job: _Job, first: Outcome) -> None:
+        rid, i, intended, start, stage, rendered = job
+        req = self._requests[i]
+        path, body = rendered if rendered is not None else self._static[i] or ("/", None)
+        headers = {**self._headers[i], REQUEST_ID_HEADER: str(rid)}
+        try:
+            out, hops, url = await follow(self.origins, first, req.method.upper(), self.origins.url(path), headers,
+                                          body, keep_body=self._keep[i], limit=self._limits[i])
+        except asyncio.CancelledError:
+            out, hops, url = Outcome(None, 0, None, "aborted", "still in flight when the run stopped"), 0, ""
+        if hops:
+            self.recorder.note_redirect(rid, hops, path_of(url))
+        self._lean_done(job, out.status, out.nbytes, out.body, out.error, out.detail)
 
     def _pump_soon(self) -> None:
         """Send what is due into the slots the last batch of responses freed.
@@ -361,9 +399,12 @@ class OpenModelEngine:
         nbytes = 0
         self.stats.sent += 1
         try:
-            status, nbytes, data, error, detail = await self._request(req.method, path, headers, body,
-                                                                      keep_body=bool(req.checks))
-            if status is not None:  # a response (else an error)
+            out, hops, url = await exchange(self.origins, req.method, path, headers, body,
+                                            keep_body=bool(req.checks), limit=self._limits[i])
+            status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
+            if hops:
+                self.recorder.note_redirect(rid, hops, path_of(url))
+            if status is not None and error is None:  # a response (else an error)
                 error, detail = req.evaluate(status, data)
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
@@ -411,6 +452,7 @@ class OpenModelEngine:
         if self._stop_reason is not None:
             self.stats.end_reason = self._stop_reason
         await self._drain()
+        await self.origins.close()
         if self._lean:
             self._sync_lean_stats()
         self.recorder.flush()
@@ -550,6 +592,10 @@ class OpenModelEngine:
         if self._in_flight:
             self._closing = True
             self._abort_all("aborted", "still in flight when the run stopped")
+            hopping = list(self._hopping)  # following a redirect on another origin's sender
+            for t in hopping:
+                t.cancel()
+            await asyncio.gather(*hopping, return_exceptions=True)
         self._abort_due("never sent: waiting for an in-flight slot when the grace period ended", full)
 
     def _abort_due(self, detail: str, capped: bool | None = None) -> None:

@@ -60,6 +60,7 @@ class LoadOptions:
     progress: Callable[[dict[str, Any]], None] | bool | None = None
     announce: Callable[[str], None] = stderr_line  # None: the same
     collectors: tuple[Collector, ...] = ()
+    allow_hosts: tuple[str, ...] = ()  # hosts beyond loopback a redirect may lead to (as the target's)
 
     def __post_init__(self) -> None:
         # texts are parsed, SLOs kept (a shard's options are made from parsed ones)
@@ -93,6 +94,7 @@ class LoadOptions:
             "progress": progress,
             "announce": stderr_line if self.announce is None else self.announce,
             "collectors": tuple(self.collectors),
+            "allow_hosts": tuple(self.allow_hosts),
         }
         for name, value in resolved.items():
             object.__setattr__(self, name, value)

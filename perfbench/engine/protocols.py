@@ -18,13 +18,18 @@ from ..wire import REQUEST_ID_HEADER
 
 class Outcome(NamedTuple):
     """How one request ended: a response (``status``, body bytes read, the body when it was
-    asked for) or an error (``status`` None, ``error`` a kind, ``detail`` the specifics)."""
+    asked for) or an error (``status`` None, ``error`` a kind, ``detail`` the specifics).
+
+    A redirect's ``Location`` (on a 3xx response) and the response's ``Set-Cookie`` values come
+    along for ``follow.py``, which walks redirect chains and keeps the user's cookies."""
 
     status: int | None
     nbytes: int
     body: bytes | None
     error: str | None = None
     detail: str | None = None
+    location: str | None = None
+    set_cookies: tuple[str, ...] = ()
 
 
 class Sender(Protocol):

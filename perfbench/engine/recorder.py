@@ -100,6 +100,14 @@ class Recorder:
         # the last progress interval: (latency, error) arrays of the batches since take_interval()
         self.interval = interval
         self._iv: list[tuple[pa.Array, pa.Array]] = []
+        self._redirected: dict[int, tuple[int, str]] = {}  # request id -> (redirects, final path)
+
+    def note_redirect(self, request_id: int, redirects: int, final_path: str) -> None:
+        """The row of ``request_id`` (recorded just before or after, in the same batch) followed
+        ``redirects`` redirects to ``final_path``. Kept aside, so the rows of the many requests that are not redirected
+        carry nothing more (their ``redirects`` is 0 and ``final_path`` null)."""
+        if redirects:
+            self._redirected[request_id] = (redirects, final_path)
 
     def endpoint(self, name: str, method: str) -> int:
         """The index rows carry for the endpoint ``name`` requested with ``method``."""
@@ -168,11 +176,28 @@ class Recorder:
         arrays = [_arrow(rid), pa.array(self._names, pa.string()).take(index),
                   pa.array(self._methods, pa.string()).take(index), _arrow(intended), _arrow(start),
                   _arrow(end), latency, _arrow(end - start), status, error, detail, _arrow(nbytes),
-                  pa.nulls(n, pa.int16()).fill_null(self.worker), vu, _arrow(stage)]
+                  pa.nulls(n, pa.int16()).fill_null(self.worker), vu, _arrow(stage),
+                  *self._redirect_columns(rid)]
         if self.interval:
             self._iv.append((latency, error))
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))
         self.flushed_rows += n
+
+    def _redirect_columns(self, rid: Ints) -> tuple[pa.Array, pa.Array]:
+        """``redirects`` and ``final_path`` of a batch, from the notes of its rows."""
+        n = len(rid)
+        counts = np.zeros(n, np.int16)
+        if not self._redirected:
+            return _arrow(counts), pa.nulls(n, pa.string())
+        paths: list[str | None] = [None] * n
+        order = np.argsort(rid, kind="stable")
+        keys = np.fromiter(self._redirected, np.int64, len(self._redirected))
+        at = np.searchsorted(rid, keys, sorter=order)
+        for key, pos in zip(keys.tolist(), at.tolist(), strict=True):
+            if pos < n and rid[order[pos]] == key:
+                row = int(order[pos])
+                counts[row], paths[row] = self._redirected.pop(key)
+        return _arrow(counts), pa.array(paths, pa.string())
 
     def take_interval(self, ps: tuple[float, ...] = (0.5, 0.95, 0.99)
                       ) -> tuple[int, list[float | None], dict[str, int]]:

@@ -21,9 +21,9 @@ from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from ..safety import is_loopback_host
+from ..scenario import DEFAULT_MAX_REDIRECTS, max_redirects  # noqa: F401 - the policy, re-exported
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_MAX_REDIRECTS = 10
 _DROPPED_ACROSS_ORIGINS = frozenset({"authorization", "cookie"})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding", "content-encoding"})
 
@@ -41,16 +41,6 @@ def origin(url: str) -> tuple[str, str, int]:
     """``(scheme, host, port)`` of an absolute http(s) URL, the port made explicit."""
     u = urlsplit(url)
     return u.scheme, (u.hostname or "").lower(), u.port or (443 if u.scheme == "https" else 80)
-
-
-def max_redirects(policy: bool | int | None) -> int:
-    """The number of redirects a request follows under ``follow_redirects = policy``
-    (None: the default, 10; True: 10; False: 0; N: N)."""
-    if policy is None or policy is True:
-        return DEFAULT_MAX_REDIRECTS
-    if policy is False:
-        return 0
-    return int(policy)
 
 
 def is_redirect(status: int, location: str | None) -> bool:

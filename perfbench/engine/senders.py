@@ -75,7 +75,10 @@ class AiohttpSender:
             async with self._session.request(method, self.base_url + path, headers=headers, data=body,
                                              allow_redirects=False) as resp:
                 data = await resp.read()
-                return Outcome(resp.status, len(data), data if keep_body else None)
+                status = resp.status
+                location = resp.headers.get("Location") if 300 <= status < 400 else None
+                cookies = tuple(resp.headers.getall("Set-Cookie", ())) if "Set-Cookie" in resp.headers else ()
+                return Outcome(status, len(data), data if keep_body else None, None, None, location, cookies)
         except asyncio.CancelledError:
             if task in self._expired:  # the sweep's cancel, not the run's: a timeout (finally forgets it)
                 task.uncancel()

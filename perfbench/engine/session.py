@@ -20,16 +20,19 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from ..errors import TargetError
 from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info, utc_now_iso
-from ..scenario import Scenario
+from ..scenario import Scenario, max_redirects
 from ..shapes import ClosedLoad, OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
+from .cookies import CookieJar
+from .follow import Origins, exchange, origins_for
 from .heap import frozen_heap
 from .open_model import EngineStats, OpenModelEngine
 from .options import LoadOptions
@@ -96,13 +99,19 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     return results[0]
 
 
-async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
-    """The open model's one login (``Scenario.login``): the bearer header every request carries."""
+async def login(sender: Sender | Origins, scenario: Scenario) -> dict[str, str]:
+    """The open model's one login (``Scenario.login``): the headers every request carries, the
+    bearer token and (``Scenario.cookies``) the cookies the login set, redirects followed."""
     if scenario.login is None:
         return {}
     body = scenario.login.body()
-    status, _, data, error, detail = await sender.request("POST", scenario.login.path,
-                                                          {"Content-Type": "application/json"}, body, keep_body=True)
+    origins = sender if isinstance(sender, Origins) else origins_for(sender)
+    jar = CookieJar() if scenario.cookies else None
+    out, _, _ = await exchange(origins, "POST", scenario.login.path, {"Content-Type": "application/json"}, body,
+                               keep_body=True, limit=max_redirects(scenario.follow_redirects), jar=jar)
+    if not isinstance(sender, Origins):
+        await origins.close()
+    status, data, error, detail = out.status, out.body, out.error, out.detail
     if error is not None:
         raise TargetError(f"login at {scenario.login.path} failed: {error}: {detail}")
     if status != 200:
@@ -112,7 +121,12 @@ async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
     except (ValueError, KeyError, TypeError):
         raise TargetError(f"login at {scenario.login.path}: no JSON field {scenario.login.token_field!r} "
                           f"in the answer") from None
-    return {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}"}
+    cookie = jar.header(urlsplit(origins.base_url).hostname or "", scenario.login.path) if jar is not None else None
+    if cookie is not None:
+        # sent with every request (cookie paths are not matched per request in the open model)
+        headers["Cookie"] = cookie
+    return headers
 
 
 def start_meta(target: str, scenario: Scenario, plan: OpenLoad | ClosedLoad, options: LoadOptions, *,
@@ -184,6 +198,8 @@ class LoadSession:
         self.max_in_flight = max(1, plan.max_users) if plan.model == "closed" else options.max_in_flight
         self.sender = make_sender(target, http_path=options.http_path, max_connections=self.max_in_flight,
                                   timeout=options.timeout, scenario=scenario)
+        self.origins = origins_for(self.sender, options.allow_hosts, timeout=options.timeout,
+                                   max_connections=self.max_in_flight)
         self.auth: dict[str, str] = {}
         self.recorder: Recorder | None = None
         self.engine: OpenModelEngine | ClosedModelEngine | None = None
@@ -194,7 +210,7 @@ class LoadSession:
         await self.sender.start()
         try:
             if self.plan.model == "open":
-                self.auth = await login(self.sender, self.scenario)
+                self.auth = await login(self.origins, self.scenario)
         except BaseException:
             await self.sender.close()
             raise
@@ -202,6 +218,7 @@ class LoadSession:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._signals.remove()
+        await self.origins.close()
         await self.sender.close()
 
     def build(self, sink: Callable[[pa.RecordBatch], None],
@@ -212,11 +229,12 @@ class LoadSession:
         self.recorder = recorder = Recorder(sink, worker=self.worker)
         if plan.model == "closed":
             self.engine = ClosedModelEngine(plan, self.scenario, self.sender, recorder, max_requests=o.max_requests,
-                                            grace=o.grace, progress=progress, worker=self.worker)
+                                            grace=o.grace, progress=progress, worker=self.worker,
+                                            origins=self.origins)
         else:
             self.engine = OpenModelEngine(plan, self.scenario, self.sender, recorder, max_in_flight=self.max_in_flight,
                                           max_requests=o.max_requests, grace=o.grace, auth_headers=self.auth,
-                                          progress=progress, worker=self.worker)
+                                          progress=progress, worker=self.worker, origins=self.origins)
         return self.engine
 
     def stop(self, reason: str = "interrupted") -> None:

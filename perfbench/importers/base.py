@@ -98,6 +98,8 @@ def samples_frame(endpoint, start_ns, latency_ns, *, method=None, status=None, e
         pl.lit(0, pl.Int16).alias("worker"),
         pl.lit(None, pl.Int32).alias("vu"),
         pl.lit(0, pl.Int16).alias("stage"),
+        pl.lit(0, pl.Int16).alias("redirects"),
+        pl.lit(None, pl.String).alias("final_path"),
     )
     return df.select(REQUEST_SCHEMA.names).cast(REQUEST_DTYPES)
 

@@ -44,6 +44,7 @@ PALETTE: dict[str, str] = {
     "http_4xx": "#e377c2",
     "http_5xx": "#9467bd",
     "check": "#1f77b4",
+    "redirect": "#637939",
     "aborted": "#7f7f7f",
     "client": "#843c39",
     # resources and memory (perfbench.profilers)

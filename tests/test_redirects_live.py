@@ -1,0 +1,171 @@
+"""Redirects and cookies against real servers on 127.0.0.1, on both HTTP paths and both load
+models: the chain is one row (final status, redirects, final path), the same on either path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+from aiohttp import web
+from conftest import ThreadServer
+
+from perfbench import shapes
+from perfbench.analysis.results import Run
+from perfbench.load import run_load
+from perfbench.scenario import Login, Request, Scenario
+
+PATHS = ["lean", "aiohttp"]
+OTHER = web.AppKey("other", str)
+
+
+def _app() -> web.Application:
+    async def hop(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        raise web.HTTPFound("/ok" if n <= 1 else f"/r/{n - 1}")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def method(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response({"method": request.method, "body": body.decode()})
+
+    async def see_other(request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther("/method")
+
+    async def temporary(request: web.Request) -> web.Response:
+        await request.read()
+        raise web.HTTPTemporaryRedirect("/method")
+
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/loop")
+
+    async def away(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://10.255.255.1/x")  # must never be sent: not loopback
+
+    async def other(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.app[OTHER] + "/ok")
+
+    async def relative(request: web.Request) -> web.Response:
+        raise web.HTTPFound("ok")  # relative to /d/rel: /d/ok
+
+    async def login(request: web.Request) -> web.Response:
+        await request.read()
+        resp = web.json_response({"token": "t"})
+        resp.set_cookie("session", "abc", path="/")
+        return resp
+
+    async def me(request: web.Request) -> web.Response:
+        if request.cookies.get("session") != "abc":
+            return web.Response(status=401, text="no session")
+        return web.Response(text="me")
+
+    async def not_modified(request: web.Request) -> web.Response:
+        return web.Response(status=304)
+
+    app = web.Application()
+    app[OTHER] = ""
+    app.router.add_get("/r/{n}", hop)
+    app.router.add_get("/ok", ok)
+    app.router.add_get("/d/ok", ok)
+    app.router.add_get("/d/rel", relative)
+    app.router.add_route("*", "/method", method)
+    app.router.add_post("/see-other", see_other)
+    app.router.add_post("/temporary", temporary)
+    app.router.add_get("/loop", loop)
+    app.router.add_get("/away", away)
+    app.router.add_get("/other", other)
+    app.router.add_post("/login", login)
+    app.router.add_get("/me", me)
+    app.router.add_get("/not-modified", not_modified)
+    return app
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[ThreadServer, ThreadServer]]:
+    second = ThreadServer(_app()).start()
+    app = _app()
+    app[OTHER] = second.url
+    first = ThreadServer(app).start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def _rows(url, scenario, runs_dir, path, plan=None) -> pl.DataFrame:
+    res = run_load(url, plan or shapes.constant(40, 0.5), scenario, runs_dir=runs_dir, http_path=path,
+                   progress=False, timeout=5)
+    return Run.load(res.path).requests.collect().sort("request_id")
+
+
+def _by_endpoint(df: pl.DataFrame) -> dict[str, tuple]:
+    """Per endpoint, the set of (status, error, detail, bytes, redirects, final_path) its rows have."""
+    out = {}
+    for name, g in df.group_by("endpoint"):
+        out[name[0]] = set(g.select("status", "error", "error_detail", "bytes", "redirects", "final_path").rows())
+    return out
+
+
+SCENARIO = Scenario([
+    Request("chain", "GET", "/r/3"),
+    Request("post303", "POST", "/see-other", json={"a": 1}),
+    Request("post307", "POST", "/temporary", json={"a": 1}),
+    Request("loop", "GET", "/loop"),
+    Request("away", "GET", "/away"),
+    Request("other", "GET", "/other"),
+    Request("relative", "GET", "/d/rel"),
+    Request("unfollowed", "GET", "/r/2", follow_redirects=False),
+    Request("two", "GET", "/r/3", follow_redirects=2),
+    Request("304", "GET", "/not-modified"),
+], name="redirects")
+
+EXPECTED = {
+    "chain": {(200, None, None, 2, 3, "/ok")},
+    "post303": {(200, None, None, len('{"method": "GET", "body": ""}'), 1, "/method")},
+    "post307": {(200, None, None, len('{"method": "POST", "body": "{\\"a\\":1}"}'), 1, "/method")},
+    "loop": {(302, "redirect", "more than 10 redirects", None, 10, "/loop")},
+    "away": {(302, "redirect", "redirect to 10.255.255.1 not followed: not loopback and not allow-listed "
+                               "(--allow-host)", None, 0, None)},
+    "other": {(200, None, None, 2, 1, "/ok")},
+    "relative": {(200, None, None, 2, 1, "/d/ok")},
+    "unfollowed": {(302, None, None, None, 0, None)},
+    "two": {(302, "redirect", "more than 2 redirects", None, 2, "/r/1")},
+    "304": {(304, None, None, 0, 0, None)},
+}
+
+
+def _normalize(got: dict[str, set]) -> dict[str, set]:
+    # a redirect answer's body size is the server's business (aiohttp writes a short text): ignored
+    return {k: {(s, e, d, None if s in (301, 302, 303, 307, 308) else b, r, f) for s, e, d, b, r, f in v}
+            for k, v in got.items()}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_redirect_chains_are_one_row_each_the_same_on_both_paths(servers, runs_dir, path):
+    df = _rows(servers[0].url, SCENARIO, runs_dir, path)
+    assert df.height == 20
+    got = _normalize(_by_endpoint(df))
+    for name, rows in got.items():
+        assert rows == EXPECTED[name], name
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_closed_model_follows_redirects_too(servers, runs_dir, path):
+    df = _rows(servers[0].url, SCENARIO, runs_dir, path, plan=shapes.users(2, 0.5, think=shapes.Pacing(0.05)))
+    got = _normalize(_by_endpoint(df))
+    for name, rows in got.items():
+        assert rows == EXPECTED[name], name
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("model", ["open", "closed"])
+def test_a_session_cookie_set_by_the_login_is_sent_back(servers, runs_dir, path, model):
+    sc = Scenario([Request("me", "GET", "/me")], login=Login("/login", {"user": "u"}))
+    plan = shapes.constant(20, 0.5) if model == "open" else shapes.users(2, 0.5, think=shapes.Pacing(0.05))
+    df = _rows(servers[0].url, sc, runs_dir, path, plan=plan)
+    me = df.filter(pl.col("endpoint") == "me")
+    assert me.height > 0 and me["status"].unique().to_list() == [200]
+    without = Scenario([Request("me", "GET", "/me")], login=Login("/login", {"user": "u"}), cookies=False)
+    df = _rows(servers[0].url, without, runs_dir, path, plan=plan)
+    assert df.filter(pl.col("endpoint") == "me")["status"].unique().to_list() == [401]
