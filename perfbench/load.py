@@ -64,6 +64,8 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
                           announce=announce or stderr_line, collectors=tuple(collectors),
                           allow_hosts=tuple(allow_hosts))
     scenario = scenario or single("/")
+    for url in scenario.urls():  # every service the scenario names passes the same check, before any packet
+        check_target(url, allow_hosts)
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:
         return distributed.run_on_cluster(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id,

@@ -183,6 +183,7 @@ class Request:
     auth: bool = True  # send the login token, when the scenario has a login
     checks: tuple[Check, ...] = ()
     follow_redirects: bool | int | None = None  # None: the scenario's policy
+    target: str | None = None  # the name of one of the scenario's ``targets`` (None: the run's target)
 
     @property
     def needs_body(self) -> bool:
@@ -209,8 +210,13 @@ class Request:
             out.append(f"{where}: name must not be empty")
         if self.method.upper() not in METHODS:
             out.append(f"{where}: method {self.method!r} is not one of {', '.join(sorted(METHODS))}")
-        if not self.path.startswith("/"):
-            out.append(f"{where}: path {self.path!r} must start with '/'")
+        base, rel = split_url(self.path)
+        if not rel.startswith("/"):
+            out.append(f"{where}: path {self.path!r} must start with '/' (or be an absolute http(s):// URL)")
+        if base is not None:
+            out.extend(f"{where}: {p}" for p in url_problems(base))
+            if self.target is not None:
+                out.append(f"{where}: an absolute URL and target = {self.target!r}: give one of them")
         if not (self.weight > 0):
             out.append(f"{where}: weight must be > 0, got {self.weight!r}")
         names = set(_PLACEHOLDER.findall(self.path))
@@ -226,12 +232,47 @@ class Request:
     def is_static(self) -> bool:
         return not self.vars
 
+    @property
+    def base_url(self) -> str | None:
+        """``scheme://host:port`` of a request given as an absolute URL (None: a path)."""
+        return split_url(self.path)[0]
+
     def render(self, rng: random.Random) -> tuple[str, bytes | None]:
-        """The path and body bytes for one send."""
+        """The path (without the origin of an absolute URL) and body bytes for one send."""
+        path = split_url(self.path)[1]
         if not self.vars:
-            return self.path, _body(self.json)
+            return path, _body(self.json)
         values = {k: v.draw(rng) for k, v in self.vars.items()}
-        return _fill(self.path, values), _body(_fill(self.json, values))
+        return _fill(path, values), _body(_fill(self.json, values))
+
+
+_ORIGIN = re.compile(r"(?i)(https?://[^/?#]*)(.*)")
+
+
+def split_url(path: str) -> tuple[str | None, str]:
+    """``(origin, path)`` of an absolute ``http(s)://`` URL (path at least ``/``); ``(None, path)`` else."""
+    m = _ORIGIN.fullmatch(path)
+    if m is None:
+        return None, path
+    return m[1], (m[2] or "/") if (m[2] or "/").startswith("/") else "/" + m[2]
+
+
+def url_problems(url: str) -> list[str]:
+    """What is wrong with ``url`` as a base URL to load (no safety check: that is the run's)."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(url)
+        u.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return [f"URL {url!r} is not valid (e.g. http://127.0.0.1:8080)"]
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return [f"URL {url!r} must be http:// or https:// with a host, e.g. http://127.0.0.1:8080"]
+    if u.username or u.password:
+        return [f"URL {url!r}: credentials in a URL are not sent; use headers"]
+    if "{" in (u.netloc or ""):
+        return [f"URL {url!r}: placeholders belong in the path, not the host"]
+    return []
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -317,6 +358,7 @@ class Scenario:
     name: str = "scenario"
     follow_redirects: bool | int = True
     cookies: bool = True
+    targets: Mapping[str, str] = field(default_factory=dict)  # name -> base URL, for requests' ``target``
 
     def __post_init__(self) -> None:
         problems = []
@@ -329,10 +371,33 @@ class Scenario:
                 problems.append(f"requests[{i}]: name {r.name!r} is used twice; names must be unique")
             seen.add(r.name)
         problems.extend(_redirect_problems(self.follow_redirects, "follow_redirects"))
+        for tname, url in self.targets.items():
+            if not isinstance(url, str):
+                problems.append(f"targets.{tname}: a base URL, e.g. \"http://127.0.0.1:8081\", got {url!r}")
+            else:
+                problems.extend(f"targets.{tname}: {p}" for p in url_problems(url))
+        for i, r in enumerate(self.requests):
+            if r.target is not None and r.target not in self.targets:
+                known = ", ".join(sorted(self.targets)) or "none declared: add [targets]"
+                problems.append(f"requests[{i}] ({r.name}): target {r.target!r} is not one of the scenario's "
+                                f"targets ({known})")
         if not isinstance(self.cookies, bool):
             problems.append(f"cookies must be true or false, got {self.cookies!r}")
         if problems:
             raise ConfigError(f"invalid scenario {self.name!r}", problems)
+
+    def base_of(self, request: Request) -> str | None:
+        """The base URL ``request`` goes to: its own (an absolute URL), its named target's, or None
+        for the run's target."""
+        if request.target is not None:
+            return self.targets[request.target].rstrip("/")
+        return request.base_url
+
+    def urls(self) -> list[str]:
+        """Every base URL the scenario names (each passes the run's allow-list before any packet)."""
+        out = [u.rstrip("/") for u in self.targets.values()]
+        out.extend(b for r in self.requests if (b := r.base_url) is not None)
+        return list(dict.fromkeys(out))
 
     def redirect_limit(self, request: Request) -> int:
         """How many redirects ``request`` follows."""
@@ -346,11 +411,12 @@ class Scenario:
             "seed": self.seed,
             "follow_redirects": self.follow_redirects,
             "cookies": self.cookies,
+            "targets": dict(self.targets),
             "login": None if self.login is None else {
                 "path": self.login.path,
                 "json": "per-user function" if callable(self.login.json) else dict(self.login.json)},
             "requests": [
-                {"name": r.name, "method": r.method, "path": r.path, "weight": r.weight,
+                {"name": r.name, "method": r.method, "path": r.path, "target": r.target, "weight": r.weight,
                  "vars": {k: _describe_var(v) for k, v in r.vars.items()}, "expect": r.expect,
                  "checks": [repr(c) for c in r.checks]}
                 for r in self.requests
@@ -391,9 +457,9 @@ def from_paths(specs: Sequence[str]) -> Scenario:
 
 
 # ------------------------------------------------------------------------------------ TOML scenarios
-_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies"}
+_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets"}
 _REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
-                 "graphql", "variables", "follow_redirects"}
+                 "graphql", "variables", "follow_redirects", "target"}
 _LOGIN_KEYS = {"path", "json", "token_field"}
 _CHECK_KEYS = {"json_field", "equals", "body_contains"}
 
@@ -407,6 +473,8 @@ def load_toml(path: str | Path) -> Scenario:
         seed = 1                         # optional: random variables are reproducible
         follow_redirects = true          # default true (up to 10); false, or a number
         cookies = true                   # default true: each virtual user keeps its cookies
+        [targets]                        # optional: other services a request may name
+        auth = "http://127.0.0.1:8081"
         [headers]                        # optional, sent on every request
         Accept = "application/json"
         [login]                          # optional: run once, token sent as a bearer header
@@ -424,6 +492,7 @@ def load_toml(path: str | Path) -> Scenario:
                  sku = { file = "skus.txt" }, ref = "uuid" }
         checks = [{ json_field = "id" }, { body_contains = "price" }]
         follow_redirects = false         # optional: this request's own redirect policy
+        target = "auth"                  # optional: one of [targets] (or give path as an absolute URL)
 
         [[request]]
         name = "search"
@@ -481,10 +550,14 @@ def load_toml(path: str | Path) -> Scenario:
     cookies = doc.get("cookies", True)
     if not isinstance(cookies, bool):
         problems.append(f"cookies: true or false, got {cookies!r}")
+    targets = doc.get("targets", {})
+    if not isinstance(targets, dict) or not all(isinstance(v, str) for v in targets.values()):
+        problems.append("targets: a table of base URLs, e.g. auth = \"http://127.0.0.1:8081\"")
+        targets = {}
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
     return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)),
-                    follow_redirects=follow, cookies=cookies)
+                    follow_redirects=follow, cookies=cookies, targets=targets)
 
 
 def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
@@ -535,7 +608,7 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
         return None
     common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
                   expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True),
-                  follow_redirects=follow)
+                  follow_redirects=follow, target=raw.get("target"))
     if "graphql" in raw:
         return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
                        checks=tuple(checks), **common)

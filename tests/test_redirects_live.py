@@ -1,5 +1,6 @@
-"""Redirects and cookies against real servers on 127.0.0.1, on both HTTP paths and both load
-models: the chain is one row (final status, redirects, final path), the same on either path."""
+"""Redirects, cookies and several services in one run, against real servers on 127.0.0.1, on both
+HTTP paths and both load models: a redirect chain is one row (final status, redirects, final path),
+the same on either path."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from conftest import ThreadServer
 
 from perfbench import shapes
 from perfbench.analysis.results import Run
+from perfbench.errors import ConfigError, UnsafeTargetError
 from perfbench.load import run_load
-from perfbench.scenario import Login, Request, Scenario
+from perfbench.scenario import IntRange, Login, Request, Scenario, load_toml
 
 PATHS = ["lean", "aiohttp"]
 OTHER = web.AppKey("other", str)
@@ -169,3 +171,69 @@ def test_a_session_cookie_set_by_the_login_is_sent_back(servers, runs_dir, path,
     without = Scenario([Request("me", "GET", "/me")], login=Login("/login", {"user": "u"}), cookies=False)
     df = _rows(servers[0].url, without, runs_dir, path, plan=plan)
     assert df.filter(pl.col("endpoint") == "me")["status"].unique().to_list() == [401]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("model", ["open", "closed"])
+def test_requests_to_several_services_in_one_run(servers, runs_dir, path, model):
+    first, second = servers
+    hits = []
+    sc = Scenario([
+        Request("here", "GET", "/ok"),
+        Request("named", "GET", "/method", target="other"),
+        Request("absolute", "GET", second.url + "/d/ok"),
+        Request("templated", "GET", "/r/{n}", target="other", vars={"n": IntRange(1, 2)}),
+    ], targets={"other": second.url}, name="hosts")
+    plan = shapes.constant(40, 0.5) if model == "open" else shapes.users(2, 0.5, think=shapes.Pacing(0.02))
+    res = run_load(first.url, plan, sc, runs_dir=runs_dir, http_path=path, progress=False, timeout=5)
+    df = Run.load(res.path).requests.collect()
+    hits.append(df)
+    assert set(df["endpoint"]) == {"here", "named", "absolute", "templated"}
+    assert df["error"].null_count() == df.height and set(df["status"]) == {200}
+    assert df.filter(pl.col("endpoint") == "templated")["final_path"].unique().to_list() == ["/ok"]
+    meta = Run.load(res.path).meta
+    assert meta["scenario"]["targets"] == {"other": second.url}
+
+
+@pytest.mark.parametrize("bad", [{"targets": {"x": "http://10.255.255.1:80"}},
+                                 {"path": "http://192.0.2.7/x"}])
+def test_every_service_a_scenario_names_passes_the_allow_list_before_any_packet(servers, runs_dir, bad):
+    if "targets" in bad:
+        sc = Scenario([Request("a", "GET", "/ok"), Request("b", "GET", "/ok", target="x")], targets=bad["targets"])
+    else:
+        sc = Scenario([Request("a", "GET", "/ok"), Request("b", "GET", bad["path"])])
+    with pytest.raises(UnsafeTargetError, match="not loopback"):
+        run_load(servers[0].url, shapes.constant(10, 0.2), sc, runs_dir=runs_dir, progress=False)
+    assert not any(runs_dir.iterdir()) if runs_dir.exists() else True  # refused before a run directory
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"requests": [Request("a", "GET", "/", target="nope")]}, "target 'nope' is not one of the scenario's targets"),
+    ({"requests": [Request("a", "GET", "/")], "targets": {"t": "ftp://127.0.0.1"}}, "must be http:// or https://"),
+    ({"requests": [Request("a", "GET", "/")], "targets": {"t": "http://u:p@127.0.0.1"}}, "credentials"),
+    ({"requests": [Request("a", "GET", "http://127.0.0.1:1/x", target="t")], "targets": {"t": "http://127.0.0.1"}},
+     "give one of them"),
+    ({"requests": [Request("a", "GET", "/", follow_redirects=-1)]}, "follow_redirects must be"),
+])
+def test_bad_targets_and_policies_are_named(kwargs, message):
+    with pytest.raises(ConfigError) as info:
+        Scenario(**kwargs)
+    assert message in str(info.value) + " ".join(getattr(info.value, "problems", []) or [])
+
+
+def test_a_toml_scenario_declares_targets_and_policies(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('follow_redirects = 3\ncookies = false\n[targets]\nauth = "http://127.0.0.1:9"\n'
+                 '[[request]]\nname = "a"\npath = "/x"\ntarget = "auth"\nfollow_redirects = false\n'
+                 '[[request]]\nname = "b"\npath = "http://localhost:8/y"\n')
+    sc = load_toml(f)
+    assert sc.follow_redirects == 3 and sc.cookies is False and sc.targets == {"auth": "http://127.0.0.1:9"}
+    a, b = sc.requests
+    assert (sc.base_of(a), sc.redirect_limit(a)) == ("http://127.0.0.1:9", 0)
+    assert (sc.base_of(b), sc.redirect_limit(b), b.render(None)[0]) == ("http://localhost:8", 3, "/y")
+    assert sc.urls() == ["http://127.0.0.1:9", "http://localhost:8"]
+    f.write_text('follow_redirects = "yes"\ntargets = 5\n[[request]]\nname = "a"\npath = "/x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_toml(f)
+    text = str(info.value) + " ".join(info.value.problems)
+    assert "follow_redirects" in text and "targets" in text

@@ -60,6 +60,9 @@ class ClosedModelEngine:
         # where redirects lead (the target's sender, and others made on first use)
         self.origins = origins if origins is not None else origins_for(sender)
         self._limits = {r.name: scenario.redirect_limit(r) for r in scenario.requests}
+        self._bases = {r.name: scenario.base_of(r) for r in scenario.requests}
+        for b in self._bases.values():
+            self.origins.for_base(b)  # made now, started by run()
 
     def stop(self, reason: str = "interrupted") -> None:
         if self._stop_reason is None:
@@ -88,7 +91,7 @@ class ClosedModelEngine:
 
     async def _exchange(self, rid: int, name: str, method: str, path: str, headers: Mapping[str, str],
                         body: bytes | None, intended: int | None, vu: int, stage: int, evaluate: Evaluate,
-                        keep_body: bool, limit: int = 0, jar: CookieJar | None = None
+                        keep_body: bool, limit: int = 0, jar: CookieJar | None = None, base: str | None = None
                         ) -> tuple[int | None, bytes | None, str | None]:
         start = self._now()
         if intended is None:  # no schedule: the intended time is the send
@@ -102,7 +105,7 @@ class ClosedModelEngine:
         self.stats.sent += 1
         try:
             out, hops, url = await exchange(self.origins, method, path, headers, body, keep_body=keep_body,
-                                            limit=limit, jar=jar)
+                                            limit=limit, jar=jar, base=base)
             status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
             if hops:
                 self.recorder.note_redirect(rid, hops, path_of(url))
@@ -170,7 +173,8 @@ class ClosedModelEngine:
                 req, path, headers, body = prepared.build(prepared.pick(), rid)
                 intended = slot if pacing_ns is not None else None
                 await self._exchange(rid, req.name, req.method, path, headers, body, intended, vu, stage,
-                                     req.evaluate, req.needs_body, self._limits[req.name], jar)
+                                     req.evaluate, req.needs_body, self._limits[req.name], jar,
+                                     self._bases[req.name])
                 if pacing_ns is not None:
                     slot += pacing_ns
                     wake = slot
@@ -182,6 +186,7 @@ class ClosedModelEngine:
             self._active -= 1
 
     async def run(self, t0_ns: int | None = None) -> EngineStats:
+        await self.origins.start()
         self._t0 = self.clock.now_ns() if t0_ns is None else t0_ns
         tasks = [asyncio.create_task(self._user(span)) for span in self.plan.user_spans()]
         end_ns = round(self.plan.duration * 1e9)

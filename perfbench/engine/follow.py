@@ -25,7 +25,9 @@ from .redirects import REDIRECT_STATUSES, next_hop, origin, path_of
 
 
 class Origins:
-    """The run's sender for its target, and a sender per other origin a redirect leads to."""
+    """The run's sender for its target, a sender per other base URL the scenario names (its
+    ``targets`` and absolute URLs: :meth:`for_base`), and one per other origin a redirect leads
+    to (:meth:`route`). Every sender but the target's is made here and closed by :meth:`close`."""
 
     def __init__(self, sender: Sender, base_url: str, make: Callable[[str], Sender],
                  allow_hosts: Iterable[str] = ()):
@@ -36,10 +38,30 @@ class Origins:
         self._base_path = urlsplit(self.base_url).path.rstrip("/")
         self._make = make
         self._others: dict[tuple[str, str, int], Sender] = {}
+        self._bases: dict[str, Sender] = {}
+        self._started: set[int] = set()
 
-    def url(self, path: str) -> str:
-        """The absolute URL of a path on the target."""
-        return self.base_url + path
+    def url(self, path: str, base: str | None = None) -> str:
+        """The absolute URL of a path on the target (or on ``base``)."""
+        return (self.base_url if base is None else base) + path
+
+    def for_base(self, base: str | None) -> Sender:
+        """The sender for requests to ``base`` (None: the target), made on first call and started
+        by :meth:`start` (the engine's run starts them before the first request)."""
+        if base is None or base.rstrip("/") == self.base_url:
+            return self.sender
+        base = base.rstrip("/")
+        sender = self._bases.get(base)
+        if sender is None:
+            sender = self._bases[base] = self._make(base)
+        return sender
+
+    async def start(self) -> None:
+        """Start the senders :meth:`for_base` made that are not started yet."""
+        for sender in list(self._bases.values()):
+            if id(sender) not in self._started:
+                self._started.add(id(sender))
+                await sender.start()
 
     async def route(self, url: str) -> tuple[Sender, str]:
         """The sender for ``url`` and the path to give it."""
@@ -60,8 +82,10 @@ class Origins:
 
     async def close(self) -> None:
         others, self._others = self._others, {}
-        for s in others.values():
+        bases, self._bases = self._bases, {}
+        for s in [*others.values(), *bases.values()]:
             await s.close()
+        self._started.clear()
 
 
 class Exchanged(NamedTuple):
@@ -91,11 +115,13 @@ def _store(jar: CookieJar | None, url: str, out: Outcome) -> None:
 
 
 async def exchange(origins: Origins, method: str, path: str, headers: Mapping[str, str], body: bytes | None, *,
-                   keep_body: bool = False, limit: int = 0, jar: CookieJar | None = None) -> Exchanged:
-    """Send ``method path`` to the target with the user's cookies and follow up to ``limit``
-    redirects (0: a redirect is an answer like any other)."""
-    url = origins.url(path)
-    out = await origins.sender.request(method, path, _with_cookies(headers, jar, url), body, keep_body=keep_body)
+                   keep_body: bool = False, limit: int = 0, jar: CookieJar | None = None,
+                   base: str | None = None) -> Exchanged:
+    """Send ``method path`` to the target (or to ``base``) with the user's cookies and follow up
+    to ``limit`` redirects (0: a redirect is an answer like any other)."""
+    url = origins.url(path, base)
+    sender = origins.for_base(base)
+    out = await sender.request(method, path, _with_cookies(headers, jar, url), body, keep_body=keep_body)
     _store(jar, url, out)
     return await follow(origins, out, method, url, headers, body, keep_body=keep_body, limit=limit, jar=jar)
 

@@ -153,8 +153,11 @@ class OpenModelEngine:
             self.sender = sender = sender.bind([(r.method.upper(), h, st[1] if st is not None else None)
                                                 for r, h, st in zip(reqs, self._headers, self._static, strict=True)])
         self._single = len(reqs) == 1
-        # where redirects lead: the target's sender, and others made on first use (follow.py)
-        self.origins = origins if origins is not None else origins_for(cast(Sender, self.sender))  # every sender has request()
+        # other services the scenario names, and where redirects lead: senders made by ``origins``
+        self.origins = origins if origins is not None else origins_for(cast(Sender, sender))  # all have request()
+        self._bases = [scenario.base_of(r) for r in reqs]
+        for b in self._bases:
+            self.origins.for_base(b)  # made now, started by run()
         self._limits = [scenario.redirect_limit(r) for r in reqs]
         self._hopping: set[asyncio.Task[None]] = set()  # lean path: requests following a redirect
         self._endpoints = [recorder.endpoint(r.name, r.method) for r in reqs]  # the rows' endpoint index
@@ -170,12 +173,15 @@ class OpenModelEngine:
         # the callback interface (lean path): request bytes built once per request kind
         if isinstance(sender, BatchSender):
             self._lean = True
-            self._templates = [sender.template(r.method, h) for r, h in zip(reqs, self._headers, strict=True)]
-            self._wires = [t.build(sender.raw_path(st[0]), st[1]) if st is not None else None
-                           for t, st in zip(self._templates, self._static, strict=True)]
+            # per request kind, the sender of its service (the target's, or one the scenario names)
+            kinds = [sender if b is None else cast(BatchSender, self.origins.for_base(b)) for b in self._bases]
+            self._templates = [k.template(r.method, h) for k, r, h in zip(kinds, reqs, self._headers, strict=True)]
+            self._raw_paths = [k.raw_path for k in kinds]
+            self._wires = [t.build(k.raw_path(st[0]), st[1]) if st is not None else None
+                           for k, t, st in zip(kinds, self._templates, self._static, strict=True)]
             self._submit = sender.submit
-            self._raw_path = sender.raw_path
-            self._abort_all = sender.abort_all
+            self._submits = [k.submit for k in kinds] if any(b is not None for b in self._bases) else None
+            self._aborts = list({id(k): k.abort_all for k in kinds}.values())
         else:  # a Task per request awaits the sender's request()
             self._lean = False
             self._request = sender.request
@@ -230,6 +236,7 @@ class OpenModelEngine:
         left = -1 if budget is None else max(budget - stats.planned, 0)  # arrivals the budget still allows
         cap = self.max_in_flight
         single, wires, keep, submit, done = self._single, self._wires, self._keep, self._submit, self._lean_done
+        submits = self._submits  # None: every request goes to the target
         clock, t0, base = self._now, self._t0, self._id_base
         n = self._in_flight
         seen = self._seen_max
@@ -252,9 +259,11 @@ class OpenModelEngine:
                 else:
                     i = self._pick()
                     wire = wires[i]
+                if submits is not None:
+                    submit = submits[i]
                 if wire is None:  # a templated request: its job keeps the path and body (for a redirect)
                     path, body = self._requests[i].render(self._rng)
-                    wire = self._templates[i].build(self._raw_path(path), body)
+                    wire = self._templates[i].build(self._raw_paths[i](path), body)
                     submit(b"%b%d%b" % (wire[0], rid, wire[1]),
                            (rid, i, intended, clock() - t0, stage, (path, body)), done, keep[i])
                 else:
@@ -337,8 +346,8 @@ class OpenModelEngine:
         path, body = rendered if rendered is not None else self._static[i] or ("/", None)
         headers = {**self._headers[i], REQUEST_ID_HEADER: str(rid)}
         try:
-            out, hops, url = await follow(self.origins, first, req.method.upper(), self.origins.url(path), headers,
-                                          body, keep_body=self._keep[i], limit=self._limits[i])
+            out, hops, url = await follow(self.origins, first, req.method.upper(), self.origins.url(path, self._bases[i]),
+                                          headers, body, keep_body=self._keep[i], limit=self._limits[i])
         except asyncio.CancelledError:
             out, hops, url = Outcome(None, 0, None, "aborted", "still in flight when the run stopped"), 0, ""
         if hops:
@@ -400,7 +409,7 @@ class OpenModelEngine:
         self.stats.sent += 1
         try:
             out, hops, url = await exchange(self.origins, req.method, path, headers, body,
-                                            keep_body=bool(req.checks), limit=self._limits[i])
+                                            keep_body=bool(req.checks), limit=self._limits[i], base=self._bases[i])
             status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
             if hops:
                 self.recorder.note_redirect(rid, hops, path_of(url))
@@ -431,6 +440,7 @@ class OpenModelEngine:
         clock = self.clock
         if self._auto is not None:
             await self._auto.start_chosen()
+        await self.origins.start()
         self._t0 = t0 = clock.now_ns() if t0_ns is None else t0_ns
         self._call_soon = asyncio.get_running_loop().call_soon
         self._arrivals = self.plan.arrival_tuples()
@@ -591,7 +601,8 @@ class OpenModelEngine:
         full = self._in_flight >= self.max_in_flight
         if self._in_flight:
             self._closing = True
-            self._abort_all("aborted", "still in flight when the run stopped")
+            for abort_all in self._aborts:
+                abort_all("aborted", "still in flight when the run stopped")
             hopping = list(self._hopping)  # following a redirect on another origin's sender
             for t in hopping:
                 t.cancel()
