@@ -291,7 +291,7 @@ def _install_sqlalchemy() -> None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
         from sqlalchemy.pool import Pool
-    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+    except ImportError:  # the service does not use SQLAlchemy
         return
     pairs: list[tuple[type, str, Callable[..., Any]]] = [
         (Engine, "before_cursor_execute", _sa_before), (Engine, "after_cursor_execute", _sa_after),
@@ -394,7 +394,7 @@ def _install_asyncpg() -> None:
     try:
         import asyncpg.connection as apc
         import asyncpg.prepared_stmt as aps
-    except ImportError:  # pragma: no cover - asyncpg is a dependency
+    except ImportError:  # the service does not use asyncpg
         return
     Conn = apc.Connection
     PS = aps.PreparedStatement
