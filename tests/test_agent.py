@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from perfbench.demo.app import AGENT
 from perfbench.demo.state import STATE
 from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
+from tests.conftest import UvicornThread
 
 TOKEN = "test-token-" + "x" * 16
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -113,7 +112,7 @@ def test_endpoints_need_a_token() -> None:
     with pytest.raises(AgentError, match="at least 16"):
         Agent("short", endpoints=True)
     assert "x" * 16 not in repr(Agent(TOKEN, endpoints=True))
-    off = Agent(TOKEN)  # a token alone does not switch the endpoints on
+    off = Agent(TOKEN, endpoints=False)
     assert not off.is_agent_path("/_perfbench/status")
 
 
@@ -376,34 +375,6 @@ def test_collector_refuses_a_wrong_token(seeded_db: Path, runs_dir: Path) -> Non
 
 
 # --- a third-party ASGI application: Datasette on uvicorn ----------------------------------------------------
-
-
-class UvicornThread:
-    def __init__(self, app: Callable) -> None:
-        import uvicorn
-
-        ready = self.ready = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: Any = None) -> None:
-                await super().startup(sockets)
-                ready.set()
-
-            def install_signal_handlers(self) -> None:  # not the main thread
-                pass
-
-        self.server = Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        assert self.ready.wait(30), "uvicorn did not start"
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def test_agent_in_datasette(tmp_path: Path) -> None:

@@ -31,6 +31,19 @@ from perfbench.agent import Agent
 heavy = sorted(m for m in sys.modules if m.partition(".")[0] in HEAVY)
 agent = Agent("probe-token-0123456789")
 
+def wsgi_app(environ, start_response):
+    conn = sqlite3.connect(":memory:")
+    for i in range(3):
+        conn.execute("SELECT ?", (i,)).fetchall()
+    conn.close()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+from wsgiref.util import setup_testing_defaults
+environ = {"PATH_INFO": "/items/7", "HTTP_X_REQUEST_ID": "41"}
+setup_testing_defaults(environ)
+body = b"".join(agent.wrap_wsgi(wsgi_app)(environ, lambda status, headers, exc_info=None: None))
+
 async def asgi_app(scope, receive, send):
     sqlite3.connect(":memory:").execute("SELECT 1").fetchall()
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -49,8 +62,8 @@ async def call_asgi():
 status = asyncio.run(call_asgi())
 records = agent.log.drain()["queries"]
 agent.uninstall()
-print(json.dumps({"heavy": heavy, "asgi_status": status,
-                  "per_request": {str(r): records["request_id"].count(r) for r in (42,)},
+print(json.dumps({"heavy": heavy, "body": body.decode(), "asgi_status": status,
+                  "per_request": {str(r): records["request_id"].count(r) for r in (41, 42)},
                   "endpoints": sorted(set(records["endpoint"]))}))
 '''
 
@@ -100,9 +113,9 @@ def test_base_wheel_is_the_agent_alone(tmp_path: Path) -> None:
                 cwd=tmp_path, env=env, timeout=60)
     got = json.loads(probe.stdout)
     assert got["heavy"] == []
-    assert got["asgi_status"] == 200
-    assert got["per_request"] == {"42": 1}
-    assert got["endpoints"] == ["GET /health"]
+    assert got["body"] == "ok" and got["asgi_status"] == 200
+    assert got["per_request"] == {"41": 3, "42": 1}
+    assert got["endpoints"] == ["GET /health", "GET /items/{id}"]
 
     cli = venv / "bin" / "perfbench"
     run([str(cli), "--help"], "perfbench --help without extras", cwd=tmp_path, env=env)
