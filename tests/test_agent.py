@@ -447,3 +447,50 @@ def test_agent_in_datasette(tmp_path: Path) -> None:
     assert set(frame.filter(pl.col("request_id") == 101)["endpoint"]) == {"GET /shop/items.json"}
     assert frame.filter(pl.col("request_id_status") == "malformed").height > 0
     assert set(frame.filter(pl.col("request_id").is_not_null())["source"]) == {"sqlite3"}
+
+
+# --- perfbench run --agent: the SQL in brief, on the terminal and in summary.json ------------------------------
+
+
+def test_cli_run_with_agent_prints_and_keeps_the_sql_summary(seeded_db: Path, runs_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from perfbench.cli import main
+    from tests.conftest import ThreadServer
+
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", TOKEN)
+    server = ThreadServer(create_app(db_path=seeded_db, agent_token=TOKEN)).start()
+    try:
+        code = main(["run", server.url, "--agent", "--rate", "40", "--duration", "1", "--quiet", "--runs-dir",
+                     str(runs_dir), "--path", "naive=GET /api/posts?limit=6", "--path", "eager=GET /api/posts?limit=6&eager=1",
+                     "--path", "health=GET /health"])
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (run_dir,) = runs_dir.iterdir()
+    sql = json.loads((run_dir / "summary.json").read_text())["sql"]
+    run = results.Run.load(run_dir)
+    queries = run.queries.collect()
+    # every figure recomputed from the rows
+    assert sql["statements"] == queries.height and sql["unattributed"] == 0
+    per = analysis.request_queries(run.requests, run.queries)
+    for name, want in (("naive", 13), ("eager", 2), ("health", 0)):
+        mine = per.filter(pl.col("endpoint") == name)
+        got = sql["endpoints"][name]
+        assert got["requests"] == mine.height > 0 and got["p50"] == got["max"] == want
+        assert got["total"] == mine["queries"].sum() and got["per_request_mean"] == pytest.approx(want)
+    # the naive listing's two per-post statements (its author, its comments), six times each
+    assert sql["n_plus_one_patterns"] == len(sql["n_plus_one"]) == 2
+    for finding in sql["n_plus_one"]:
+        assert finding["endpoint"] == "naive" and finding["repetitions_max"] == 6
+        assert finding["requests"] == sql["endpoints"]["naive"]["requests"]
+    # and on the terminal, after the latency table
+    assert out.index("p99 ms") < out.index("server-side SQL (the agent): ") < out.index("run directory:")
+    assert f"{queries.height} statements, 0 unattributed" in out
+    assert "N+1: 2 patterns (a statement 5+ times in one request):" in out
+    assert "  naive: up to 6x in " in out
+    # recomputing the summary keeps it
+    assert results.Run.load(run_dir).write_summary()["sql"] == sql
