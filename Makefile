@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	@# --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE=1, so without it
 	@# every import of altair or papermill would recompile (see ../shared/STACK.md).
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[all,dev]'
 	@# rfc3987-syntax builds ~35 Lark parsers at import time and adds ~3 s to every kernel
 	@# start and `import altair`; jsonschema only skips its optional `iri` format check without it.
 	@$(BIN)/uv pip uninstall --quiet --python $(BIN)/python rfc3987-syntax 2>/dev/null || true

@@ -19,6 +19,28 @@ EPILOG = """exit codes: 0 ok, 1 perfbench failed, 2 bad input, 3 bad run directo
 Add --debug for a traceback."""
 
 
+# a third-party module the workbench imports -> the extra that installs it (pyproject.toml); the base
+# install is the service agent alone, so a command run without its extra names what to install
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(("aiohttp", "uvloop", "httptools", "psutil", "pyarrow", "numpy", "polars"), "load"),
+    **dict.fromkeys(("memray",), "profilers"),
+    **dict.fromkeys(("dask", "distributed", "bokeh"), "distributed"),
+    **dict.fromkeys(("altair", "vl_convert", "papermill", "nbconvert", "nbformat", "ipykernel", "jupyter_client",
+                     "jupyterlab"), "lab"),
+    **dict.fromkeys(("sqlalchemy", "aiosqlite", "asyncpg", "redis"), "demo"),
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """One line naming the extra to install when ``exc`` is a workbench dependency left out, else None."""
+    top = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return (f"this command needs {top}, which is not installed (the base install is the service agent alone): "
+            f"pip install 'perfbench[{extra}]' (or 'perfbench[all]' for everything)")
+
+
 def _commands() -> list:
     """The subcommand modules in perfbench/commands/, in their ORDER."""
     import importlib
@@ -76,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"perfbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        hint = missing_extra(exc)
+        if hint is None or args.debug:
+            raise
+        print(f"perfbench: error: {hint}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         print(f"perfbench: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)

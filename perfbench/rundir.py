@@ -8,7 +8,9 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
     requests.arrows    the journal while the run goes on (Arrow IPC stream, one batch per flush);
                        turned into requests.parquet when the run ends. After a crash (kill -9) it
                        is what remains: every flushed batch is readable and ``recover`` converts it.
-    summary.json       per endpoint and overall: counts, throughput, exact percentiles, errors
+    summary.json       per endpoint and overall: counts, throughput, exact percentiles, errors; with
+                       queries.parquet, ``sql`` (analysis.results.sql_summary): statements per request
+                       by endpoint, N+1 patterns, unattributed statements
     resources.parquet, queries.parquet, memory/   written by the profilers when they run
     queries.parquet    server-side SQL, one row per statement (perfbench.agent.AgentCollector):
                        request_id (null: outside a request or a malformed header, see

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -203,3 +204,33 @@ def demo_target(demo_db_copy, demo_agent_token):
         yield demo
     finally:
         demo.stop()
+
+
+class UvicornThread:
+    """An ASGI application served by uvicorn on 127.0.0.1 (an ephemeral port) in a thread: ``with ... as url``."""
+
+    def __init__(self, app: Callable) -> None:
+        import uvicorn
+
+        ready = self.ready = threading.Event()
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                ready.set()
+
+            def install_signal_handlers(self) -> None:  # not the main thread
+                pass
+
+        self.server = Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        assert self.ready.wait(30), "uvicorn did not start"
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)

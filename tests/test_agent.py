@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from perfbench.demo.app import AGENT
 from perfbench.demo.state import STATE
 from perfbench.load import run_load
 from perfbench.scenario import Request, Scenario
+from tests.conftest import UvicornThread
 
 TOKEN = "test-token-" + "x" * 16
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -113,7 +112,7 @@ def test_endpoints_need_a_token() -> None:
     with pytest.raises(AgentError, match="at least 16"):
         Agent("short", endpoints=True)
     assert "x" * 16 not in repr(Agent(TOKEN, endpoints=True))
-    off = Agent(TOKEN)  # a token alone does not switch the endpoints on
+    off = Agent(TOKEN, endpoints=False)
     assert not off.is_agent_path("/_perfbench/status")
 
 
@@ -378,34 +377,6 @@ def test_collector_refuses_a_wrong_token(seeded_db: Path, runs_dir: Path) -> Non
 # --- a third-party ASGI application: Datasette on uvicorn ----------------------------------------------------
 
 
-class UvicornThread:
-    def __init__(self, app: Callable) -> None:
-        import uvicorn
-
-        ready = self.ready = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: Any = None) -> None:
-                await super().startup(sockets)
-                ready.set()
-
-            def install_signal_handlers(self) -> None:  # not the main thread
-                pass
-
-        self.server = Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        assert self.ready.wait(30), "uvicorn did not start"
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 def test_agent_in_datasette(tmp_path: Path) -> None:
     import aiohttp
     import datasette.app as datasette_app
@@ -476,3 +447,50 @@ def test_agent_in_datasette(tmp_path: Path) -> None:
     assert set(frame.filter(pl.col("request_id") == 101)["endpoint"]) == {"GET /shop/items.json"}
     assert frame.filter(pl.col("request_id_status") == "malformed").height > 0
     assert set(frame.filter(pl.col("request_id").is_not_null())["source"]) == {"sqlite3"}
+
+
+# --- perfbench run --agent: the SQL in brief, on the terminal and in summary.json ------------------------------
+
+
+def test_cli_run_with_agent_prints_and_keeps_the_sql_summary(seeded_db: Path, runs_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from perfbench.cli import main
+    from tests.conftest import ThreadServer
+
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", TOKEN)
+    server = ThreadServer(create_app(db_path=seeded_db, agent_token=TOKEN)).start()
+    try:
+        code = main(["run", server.url, "--agent", "--rate", "40", "--duration", "1", "--quiet", "--runs-dir",
+                     str(runs_dir), "--path", "naive=GET /api/posts?limit=6", "--path", "eager=GET /api/posts?limit=6&eager=1",
+                     "--path", "health=GET /health"])
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (run_dir,) = runs_dir.iterdir()
+    sql = json.loads((run_dir / "summary.json").read_text())["sql"]
+    run = results.Run.load(run_dir)
+    queries = run.queries.collect()
+    # every figure recomputed from the rows
+    assert sql["statements"] == queries.height and sql["unattributed"] == 0
+    per = analysis.request_queries(run.requests, run.queries)
+    for name, want in (("naive", 13), ("eager", 2), ("health", 0)):
+        mine = per.filter(pl.col("endpoint") == name)
+        got = sql["endpoints"][name]
+        assert got["requests"] == mine.height > 0 and got["p50"] == got["max"] == want
+        assert got["total"] == mine["queries"].sum() and got["per_request_mean"] == pytest.approx(want)
+    # the naive listing's two per-post statements (its author, its comments), six times each
+    assert sql["n_plus_one_patterns"] == len(sql["n_plus_one"]) == 2
+    for finding in sql["n_plus_one"]:
+        assert finding["endpoint"] == "naive" and finding["repetitions_max"] == 6
+        assert finding["requests"] == sql["endpoints"]["naive"]["requests"]
+    # and on the terminal, after the latency table
+    assert out.index("p99 ms") < out.index("server-side SQL (the agent): ") < out.index("run directory:")
+    assert f"{queries.height} statements, 0 unattributed" in out
+    assert "N+1: 2 patterns (a statement 5+ times in one request):" in out
+    assert "  naive: up to 6x in " in out
+    # recomputing the summary keeps it
+    assert results.Run.load(run_dir).write_summary()["sql"] == sql

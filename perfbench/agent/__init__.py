@@ -1,9 +1,14 @@
 """The service agent: what a user adds to their own Python service so perfbench sees inside it.
 
+It is the base install (``pip install perfbench``: standard library only). With the token in
+``$PERFBENCH_AGENT_TOKEN``:
+
     from perfbench.agent import Agent
-    agent = Agent(token=os.environ["PERFBENCH_AGENT_TOKEN"], endpoints=True)
-    agent.install_aiohttp(app)            # aiohttp: adds the middleware and installs the capture
-    app = agent.wrap_asgi(app)            # ASGI (FastAPI, Starlette, Datasette, ...): a pure ASGI wrapper
+    Agent().install_aiohttp(app)                  # aiohttp: adds the middleware and installs the capture
+    app.add_middleware(Agent)                     # Starlette, FastAPI
+    app = Agent().wrap_asgi(app)                  # any ASGI application
+    app.wsgi_app = Agent().wrap_wsgi(app.wsgi_app)  # Flask; any WSGI application: Agent().wrap_wsgi(app)
+    # Django: "perfbench.agent.django.AgentMiddleware" first in settings.MIDDLEWARE
 
 Per request it reads the engine's ``X-Request-Id`` header (an integer; a missing or malformed value
 is recorded as unattributed, never an error), binds it in a ContextVar so every SQL statement
@@ -13,7 +18,8 @@ is recorded as unattributed, never an error), binds it in a ContextVar so every 
 Records stay in a bounded ring buffer (``capacity`` per kind; the oldest are dropped and counted).
 The engine fetches them through the agent's endpoints (``AgentCollector``), which are:
 
-- off unless ``endpoints=True``; enabling them without a token raises :class:`AgentError`;
+- on exactly when there is a token (``token=`` or ``$PERFBENCH_AGENT_TOKEN``; ``endpoints=False`` turns
+  them off); ``endpoints=True`` without a token raises :class:`AgentError`;
 - answered only for loopback clients (others get 403), and only with the token
   (``X-Perfbench-Token`` header, compared in constant time; otherwise 401);
 - ``GET {prefix}/status``: the agent's clock (``perf_counter_ns``) and buffer counts;

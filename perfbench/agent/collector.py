@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 from ..errors import ConfigError, ProfilerError
 from ..rundir import CACHE, QUERIES
 from ..safety import check_target
-from .core import DEFAULT_PREFIX, TOKEN_HEADER
+from .core import DEFAULT_PREFIX, TOKEN_ENV, TOKEN_HEADER
 
 if TYPE_CHECKING:
     import aiohttp
@@ -99,11 +100,18 @@ class AgentCollector:
         url = f"{self.base}{self.prefix}/{action}"
         async with self._session.request(method, url, params=params or None,
                                          headers={TOKEN_HEADER: self._token}) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200:
-                detail = body.get("error") if isinstance(body, dict) else body
-                raise ProfilerError(f"agent at {url} answered HTTP {resp.status}: {detail}")
-            return body
+            text = await resp.text()
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = None
+            if resp.status == 200 and isinstance(body, dict):
+                return body
+            if not isinstance(body, dict) or "error" not in body:  # the service's answer, not the agent's
+                raise ProfilerError(
+                    f"no perfbench agent answers at {url} (HTTP {resp.status}): is the agent in the service, "
+                    f"with its endpoints on ({TOKEN_ENV} set in the service's environment)?")
+            raise ProfilerError(f"agent at {url} answered HTTP {resp.status}: {body['error']}")
 
     async def start(self, ctx) -> None:  # noqa: ANN001
         import aiohttp

@@ -17,6 +17,7 @@ from . import sql
 
 TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
+TOKEN_ENV = "PERFBENCH_AGENT_TOKEN"
 MIN_TOKEN_LENGTH = 16
 MAX_DRAIN = 200_000
 
@@ -52,22 +53,32 @@ class Agent:
 
     - ``token``: the secret the engine must send (at least 16 characters; e.g.
       ``secrets.token_urlsafe()``); defaults to ``$PERFBENCH_AGENT_TOKEN``.
-    - ``endpoints``: serve the records over HTTP (needs the token; refused without one).
+    - ``endpoints``: serve the records over HTTP. The default (None) is on when there is a token and
+      off without one; True without a token is refused (:class:`AgentError`).
     - ``capacity``: records kept per kind before the oldest are dropped (and counted).
     - ``prefix``: where the endpoints live.
 
-    ``install()``/``uninstall()`` start and stop the capture (the middlewares do it for you at
-    startup/shutdown); ``log`` holds the records for in-process use (``log.drain()``).
+    Given an application first, the agent is that application's ASGI middleware
+    (``Agent(app, token=...)``: what Starlette's and FastAPI's ``app.add_middleware(Agent)`` do).
+    Otherwise ``install_aiohttp(app)``, ``wrap_asgi(app)`` and ``wrap_wsgi(app)`` put it in front of
+    an application; ``install()``/``uninstall()`` start and stop the capture alone (the wrappers
+    install it); ``log`` holds the records for in-process use (``log.drain()``).
     """
 
-    def __init__(self, token: str | None = None, *, endpoints: bool = False,
+    def __init__(self, app: Any = None, /, token: str | None = None, *, endpoints: bool | None = None,
                  capacity: int = sql.DEFAULT_CAPACITY, prefix: str = DEFAULT_PREFIX):
+        if isinstance(app, str):  # Agent("token"): the token, given positionally
+            if token is not None:
+                raise AgentError("the agent's token was given twice (positionally and as token=)")
+            app, token = None, app
         if token is None:
-            token = os.environ.get("PERFBENCH_AGENT_TOKEN") or None
+            token = os.environ.get(TOKEN_ENV) or None
+        if endpoints is None:  # the default: on when there is a token to guard them
+            endpoints = token is not None
         if endpoints:
             if not token:
-                raise AgentError("the agent's endpoints need a token: pass token=... (or set "
-                                 "PERFBENCH_AGENT_TOKEN); refusing to enable them without one")
+                raise AgentError(f"the agent's endpoints need a token: pass token=... (or set {TOKEN_ENV}); "
+                                 "refusing to enable them without one")
             if len(token) < MIN_TOKEN_LENGTH:
                 raise AgentError(f"the agent token must be at least {MIN_TOKEN_LENGTH} characters "
                                  "(use secrets.token_urlsafe())")
@@ -79,9 +90,18 @@ class Agent:
         self.log = sql.QueryLog(capacity)
         self.requests_seen = 0
         self.unattributed_requests = 0
+        self.app = app
+        self._asgi = None if app is None else self.wrap_asgi(app)
 
     def __repr__(self) -> str:  # never shows the token
         return f"Agent(endpoints={self.endpoints}, prefix={self.prefix!r}, capacity={self.log.capacity})"
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        """The ASGI application, when the agent was given one (``Agent(app, ...)``)."""
+        if self._asgi is None:
+            raise AgentError("this Agent wraps no application: create it as Agent(app, ...) or use "
+                             "agent.wrap_asgi(app)")
+        await self._asgi(scope, receive, send)
 
     # capture ----------------------------------------------------------------------------------------
 
@@ -180,6 +200,14 @@ class Agent:
         self.install()
         return AgentASGIMiddleware(app, self)
 
+    # WSGI -------------------------------------------------------------------------------------------
+
+    def wrap_wsgi(self, app):  # noqa: ANN001, ANN201
+        """``app`` wrapped in the WSGI middleware (Flask: ``app.wsgi_app = agent.wrap_wsgi(app.wsgi_app)``;
+        installs the capture at once)."""
+        self.install()
+        return AgentWSGIMiddleware(app, self)
+
 
 class AgentASGIMiddleware:
     """A pure ASGI middleware: binds the request id for ``http`` and ``websocket`` scopes and answers
@@ -218,12 +246,96 @@ class AgentASGIMiddleware:
             await send({"type": "http.response.body", "body": data})
             return
         tag = self.agent.bind(raw_id, f"{method} {path_template(path)}")
+        tag.scope = scope  # Starlette puts the matched route there (RequestTag.route reads it)
         ctx_token = sql.REQUEST.set(tag)
         try:
             await self.app(scope, receive, send)
         finally:
-            route = scope.get("route")  # Starlette sets the matched route in the scope
-            route_path = getattr(route, "path", None)
-            if isinstance(route_path, str):
-                tag.endpoint = f"{method} {route_path}"
+            tag.route()
+            tag.scope = None  # records keep the tag: not the request's scope
             sql.REQUEST.reset(ctx_token)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed"}
+
+
+class AgentWSGIMiddleware:
+    """A WSGI middleware (Flask, Django, Pyramid, Bottle, any WSGI application): binds the request id
+    while the application runs and while the server iterates its response, and answers the agent's
+    endpoints. The endpoint is Flask's matched rule when there is one (``GET /items/<int:id>``),
+    else the path with id-like segments as ``{id}``."""
+
+    def __init__(self, app, agent: Agent):  # noqa: ANN001
+        self.app = app
+        self.agent = agent
+        flask_app = getattr(app, "__self__", app)  # app.wsgi_app is a bound method of the Flask app
+        if type(flask_app).__module__.startswith("flask") and hasattr(flask_app, "url_map"):
+            import flask
+
+            # sent after Flask matched the URL, inside the request's context (where the tag is bound)
+            flask.request_started.connect(_flask_route, sender=flask_app, weak=False)
+
+    def __call__(self, environ, start_response):  # noqa: ANN001, ANN204
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if self.agent.is_agent_path(path):
+            query = {}
+            for part in environ.get("QUERY_STRING", "").split("&"):
+                key, _, val = part.partition("=")
+                if key:
+                    query[key] = val
+            status, body = self.agent.handle(method, path, query, environ.get("REMOTE_ADDR"),
+                                             environ.get("HTTP_X_PERFBENCH_TOKEN"))
+            data = json.dumps(body).encode()
+            start_response(f"{status} {_REASONS.get(status, '')}".rstrip(),
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+        tag = self.agent.bind(environ.get("HTTP_X_REQUEST_ID"), f"{method} {path_template(path)}")
+        token = sql.REQUEST.set(tag)
+        try:
+            result = self.app(environ, start_response)
+        finally:
+            sql.REQUEST.reset(token)
+        if isinstance(result, list | tuple):  # nothing left to run
+            return result
+        return _BoundIterable(result, tag)
+
+
+def _flask_route(sender, **extra) -> None:  # noqa: ANN001
+    import flask
+
+    tag = sql.REQUEST.get()
+    rule = flask.request.url_rule
+    if tag is not None and rule is not None:
+        tag.endpoint = f"{flask.request.method} {rule.rule}"
+
+
+class _BoundIterable:
+    """A WSGI response iterable run with the request bound: statements a streamed response runs count too."""
+
+    def __init__(self, iterable, tag: sql.RequestTag):  # noqa: ANN001
+        self._iterable = iterable
+        self._it = None
+        self._tag = tag
+
+    def __iter__(self) -> _BoundIterable:
+        return self
+
+    def __next__(self):  # noqa: ANN204
+        token = sql.REQUEST.set(self._tag)
+        try:
+            if self._it is None:
+                self._it = iter(self._iterable)
+            return next(self._it)
+        finally:
+            sql.REQUEST.reset(token)
+
+    def close(self) -> None:
+        close = getattr(self._iterable, "close", None)
+        if close is not None:
+            token = sql.REQUEST.set(self._tag)
+            try:
+                close()
+            finally:
+                sql.REQUEST.reset(token)

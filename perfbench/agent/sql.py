@@ -16,7 +16,11 @@ stack (Polars, pyarrow), which a service has no use for. What it hooks:
 - asyncpg: ``Connection._execute``/``_executemany``/``execute`` (simple queries) and
   ``PreparedStatement`` executions (what SQLAlchemy's asyncpg dialect uses). Cursors and COPY are
   not seen.
-- psycopg (3) is not installed in this project and not instrumented.
+- psycopg (3), sync and async: ``execute``/``executemany`` of ``Cursor`` and ``AsyncCursor`` (and so
+  of ``Connection.execute``, client-side and raw cursors) and ``execute`` of the server-side cursors
+  (the time to declare them; rows fetched later are not counted). ``COPY`` and ``stream`` are not seen.
+- Django's ORM: recorded by ``perfbench.agent.django`` through ``connection.execute_wrapper``; while it
+  records a statement (``OUTER`` set), the driver-level hooks here skip it.
 
 A connection opened by a SQLAlchemy engine is recorded by the SQLAlchemy listeners only: the
 driver-level hooks skip it (marked on the pool's ``connect`` event), so nothing is counted twice.
@@ -86,9 +90,22 @@ class RequestTag:
     endpoint: str | None
     status: str = "ok"  # ok | missing | malformed
     start_ns: int = field(default_factory=time.perf_counter_ns)
+    scope: dict | None = None  # an ASGI request's scope, where Starlette's router puts the matched route
+
+    def route(self) -> str | None:
+        """The endpoint as known now: Starlette's matched route once routed (records drained while the
+        request still runs get it too), else ``endpoint``."""
+        if self.scope is not None:
+            path = getattr(self.scope.get("route"), "path", None)
+            if isinstance(path, str):
+                self.endpoint = f"{self.scope.get('method', 'WS')} {path}"
+                self.scope = None
+        return self.endpoint
 
 
 REQUEST: contextvars.ContextVar[RequestTag | None] = contextvars.ContextVar("perfbench_request", default=None)
+# set while a higher layer (Django's execute wrapper) records a statement: the driver hooks then skip it
+OUTER: contextvars.ContextVar[bool] = contextvars.ContextVar("perfbench_outer", default=False)
 
 _INT64 = re.compile(r"^-?[0-9]{1,19}$")
 
@@ -187,7 +204,7 @@ class QueryLog:
             statements.setdefault(fp, text)
             q["request_id"].append(tag.request_id if tag else None)
             q["request_id_status"].append(tag.status if tag else "outside")
-            q["endpoint"].append(tag.endpoint if tag else None)
+            q["endpoint"].append(tag.route() if tag else None)
             q["fingerprint"].append(fp)
             q["start_ns"].append(start)
             q["duration_ns"].append(dur)
@@ -198,7 +215,7 @@ class QueryLog:
         for tag, kind, name, t in cache:
             c["request_id"].append(tag.request_id if tag else None)
             c["request_id_status"].append(tag.status if tag else "outside")
-            c["endpoint"].append(tag.endpoint if tag else None)
+            c["endpoint"].append(tag.route() if tag else None)
             c["kind"].append(kind)
             c["name"].append(name)
             c["t_ns"].append(t)
@@ -221,6 +238,9 @@ def _emit(sql: Any, start_ns: int, duration_ns: int, source: str, error: bool = 
         return
     for log in list(_logs):
         log.add_query(tag, sql, start_ns, duration_ns, source, error)
+
+
+emit = _emit  # for the framework integrations (perfbench.agent.django)
 
 
 def record_cache(kind: str, name: str | None = None) -> None:
@@ -260,7 +280,7 @@ def _sa_error(exception_context):  # noqa: ANN001
     _emit(exception_context.statement, start, time.perf_counter_ns() - start, "sqlalchemy", error=True)
 
 
-_owned_asyncpg: weakref.WeakSet = weakref.WeakSet()
+_owned: weakref.WeakSet = weakref.WeakSet()
 
 
 def _sa_pool_connect(dbapi_connection, connection_record):  # noqa: ANN001
@@ -273,9 +293,9 @@ def _sa_pool_connect(dbapi_connection, connection_record):  # noqa: ANN001
             obj._perfbench_skip = True
             return
         cls = type(obj)
-        if cls.__module__.startswith("asyncpg"):
+        if cls.__module__.startswith(("asyncpg", "psycopg")):
             with contextlib.suppress(TypeError):
-                _owned_asyncpg.add(obj)
+                _owned.add(obj)
             return
         nxt = None
         for attr in ("driver_connection", "_connection", "_conn"):
@@ -291,7 +311,7 @@ def _install_sqlalchemy() -> None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
         from sqlalchemy.pool import Pool
-    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+    except ImportError:  # the service does not use SQLAlchemy
         return
     pairs: list[tuple[type, str, Callable[..., Any]]] = [
         (Engine, "before_cursor_execute", _sa_before), (Engine, "after_cursor_execute", _sa_after),
@@ -317,6 +337,8 @@ class _TracedConnectionMixin:
 
 
 def _timed(source: str, sql: Any, call, *args, **kwargs):  # noqa: ANN001
+    if OUTER.get():
+        return call(*args, **kwargs)
     start = time.perf_counter_ns()
     try:
         result = call(*args, **kwargs)
@@ -394,7 +416,7 @@ def _install_asyncpg() -> None:
     try:
         import asyncpg.connection as apc
         import asyncpg.prepared_stmt as aps
-    except ImportError:  # pragma: no cover - asyncpg is a dependency
+    except ImportError:  # the service does not use asyncpg
         return
     Conn = apc.Connection
     PS = aps.PreparedStatement
@@ -406,7 +428,7 @@ def _install_asyncpg() -> None:
     }
 
     async def timed(conn, sql, coro):  # noqa: ANN001
-        if conn in _owned_asyncpg:
+        if conn in _owned or OUTER.get():
             return await coro
         start = time.perf_counter_ns()
         try:
@@ -447,6 +469,73 @@ def _install_asyncpg() -> None:
 
     def undo() -> None:
         for (cls, name), fn in originals.items():
+            setattr(cls, name, fn)
+
+    _undo.append(undo)
+
+
+# psycopg 3 ---------------------------------------------------------------------------------------------
+
+
+def _psycopg_text(query: Any, cursor: Any) -> Any:
+    """The SQL of a psycopg query: a string, bytes, or a ``psycopg.sql.Composable`` rendered for ``cursor``."""
+    if isinstance(query, str | bytes):
+        return query
+    as_string = getattr(query, "as_string", None)
+    if as_string is not None:
+        with contextlib.suppress(Exception):
+            return as_string(cursor)
+    return str(query)
+
+
+def _install_psycopg() -> None:
+    try:
+        import psycopg
+    except ImportError:  # the service does not use psycopg
+        return
+
+    def sync(orig):  # noqa: ANN001, ANN202
+        @functools.wraps(orig)
+        def method(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
+            if OUTER.get() or self.connection in _owned:
+                return orig(self, query, *args, **kwargs)
+            start = time.perf_counter_ns()
+            try:
+                result = orig(self, query, *args, **kwargs)
+            except BaseException:
+                _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg", error=True)
+                raise
+            _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg")
+            return result
+
+        return method
+
+    def asynchronous(orig):  # noqa: ANN001, ANN202
+        @functools.wraps(orig)
+        async def method(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
+            if OUTER.get() or self.connection in _owned:
+                return await orig(self, query, *args, **kwargs)
+            start = time.perf_counter_ns()
+            try:
+                result = await orig(self, query, *args, **kwargs)
+            except BaseException:
+                _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg", error=True)
+                raise
+            _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg")
+            return result
+
+        return method
+
+    # each class's own methods: subclasses (client-side, raw cursors) inherit the wrapped ones
+    targets = [(psycopg.Cursor, "execute", sync), (psycopg.Cursor, "executemany", sync),
+               (psycopg.ServerCursor, "execute", sync), (psycopg.AsyncCursor, "execute", asynchronous),
+               (psycopg.AsyncCursor, "executemany", asynchronous), (psycopg.AsyncServerCursor, "execute", asynchronous)]
+    originals = [(cls, name, cls.__dict__[name]) for cls, name, _ in targets]
+    for cls, name, wrap in targets:
+        setattr(cls, name, wrap(cls.__dict__[name]))
+
+    def undo() -> None:
+        for cls, name, fn in originals:
             setattr(cls, name, fn)
 
     _undo.append(undo)
@@ -508,6 +597,7 @@ def install(log: QueryLog) -> None:
             _install_sqlalchemy()
             _install_sqlite3()
             _install_asyncpg()
+            _install_psycopg()
             _install_thread_carry()
         _logs.append(log)
 

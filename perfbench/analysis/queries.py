@@ -17,9 +17,9 @@ import polars as pl
 
 from ..errors import ConfigError
 from ..rundir import CACHE
-from .results import pct, with_ms
+from .results import N_PLUS_ONE_THRESHOLD, pct, with_ms
 
-DEFAULT_N_PLUS_ONE = 5
+DEFAULT_N_PLUS_ONE = N_PLUS_ONE_THRESHOLD
 
 QUERY_COLUMNS = ("request_id", "endpoint", "fingerprint", "statement", "duration_ns", "t_ns")
 

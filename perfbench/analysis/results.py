@@ -462,6 +462,9 @@ class Run:
         s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary(table)}
         if slos:
             s["slo"] = evaluate(slos, s)
+        if (self.path / QUERIES).exists():  # the run had the agent: what the service's SQL did, in brief
+            s["sql"] = sql_summary(pl.scan_parquet(self.path / REQUESTS), pl.scan_parquet(self.path / QUERIES),
+                                   (self.meta.get("collectors") or {}).get("agent"))
         write_json(self.path / SUMMARY, s)
         return s
 
@@ -487,3 +490,43 @@ def read_queries(path: str | Path) -> pl.LazyFrame:
                           "running perfbench.agent")
     return pl.scan_parquet(p).with_columns((pl.col("duration_ns") / 1e6).alias("duration_ms"),
                                            (pl.col("t_ns") / 1e9).alias("t_s"))
+
+
+N_PLUS_ONE_THRESHOLD = 5  # one statement this many times in one request is an N+1 (perfbench.analysis.queries)
+
+
+def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, Any] | None = None, *,
+                top: int = 5) -> dict[str, Any]:
+    """summary.json's ``sql``: the service's statements per request by endpoint (the engine's names; a request
+    that ran none counts 0), the N+1 patterns found (at most ``top``), and what could not be attributed.
+
+    ``statements``: all the agent recorded; ``unattributed``: those without a request id (a missing or
+    malformed X-Request-Id, or outside any request); ``agent``: the collector's report in meta.json."""
+    q = queries.select("request_id", "fingerprint", "statement", "duration_ns")
+    totals = q.select(pl.len().alias("n"), pl.col("request_id").null_count().alias("unattributed")).collect().row(0)
+    per = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id")
+           .agg(pl.len().alias("statements"), (pl.col("duration_ns").sum() / 1e6).alias("db_ms")))
+    joined = (requests.select("request_id", "endpoint").join(per, on="request_id", how="left")
+              .with_columns(pl.col("statements").fill_null(0), pl.col("db_ms").fill_null(0.0)))
+    repeated = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id", "fingerprint")
+                .agg(pl.len().alias("repetitions"), pl.col("statement").first())
+                .filter(pl.col("repetitions") >= N_PLUS_ONE_THRESHOLD)
+                .join(requests.select("request_id", "endpoint"), on="request_id", how="inner"))
+    endpoints = {}
+    for row in (joined.group_by("endpoint").agg(
+            pl.len().alias("requests"), pl.col("statements").sum().alias("total"),
+            pct("statements", 0.5).alias("p50"), pct("statements", 0.99).alias("p99"),
+            pl.col("statements").max().alias("max"), pct("db_ms", 0.5).alias("db_ms_p50"))
+            .sort("endpoint").collect().iter_rows(named=True)):
+        name = row.pop("endpoint")
+        endpoints[name] = {**row, "per_request_mean": row["total"] / row["requests"] if row["requests"] else 0.0}
+    n_plus_one = (repeated.group_by("endpoint", "fingerprint")
+                  .agg(pl.len().alias("requests"), pl.col("repetitions").max().alias("repetitions_max"),
+                       pl.col("statement").first())
+                  .sort(["requests", "repetitions_max", "endpoint"], descending=[True, True, False])
+                  .collect())
+    agent = agent or {}
+    return {"statements": totals[0], "unattributed": totals[1], "threshold_n_plus_one": N_PLUS_ONE_THRESHOLD,
+            "endpoints": endpoints, "n_plus_one": n_plus_one.head(top).to_dicts(),
+            "n_plus_one_patterns": n_plus_one.height,
+            "unattributed_requests": agent.get("unattributed_requests"), "dropped": agent.get("dropped_queries")}

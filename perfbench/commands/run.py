@@ -225,6 +225,7 @@ def cmd_run(args) -> int:
         print(json.dumps(result.summary, indent=2))
     else:
         print(endpoint_table_text(result.summary))
+        print_sql_summary(result.summary)
         print(f"run directory: {result.path}  (ended: {result.end_reason})")
     for lost in result.summary.get("generator", {}).get("lost_shards") or []:
         print(f"warning: shard {lost['shard']} (worker {lost['worker']}) was lost: {lost['reason']}; "
@@ -232,3 +233,12 @@ def cmd_run(args) -> int:
     check_slos(result.summary.get("slo", []))
     # an interrupted run kept everything it measured, but it is not a complete run: say so to CI
     return {"interrupted": 130, "terminated": 143}.get(result.end_reason, 0)
+
+
+def print_sql_summary(summary: dict) -> None:
+    """After the latency table, with --agent: the service's SQL in brief (summary.json's ``sql``)."""
+    from ..report.text import sql_summary_text
+
+    text = sql_summary_text(summary)
+    if text:
+        print(text)

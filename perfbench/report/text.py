@@ -38,3 +38,26 @@ def endpoint_table_text(summary: dict) -> str:
     for note in summary.get("notes", []):
         out.append("note: " + note)
     return "\n".join(out)
+
+
+def sql_summary_text(summary: dict) -> str:
+    """summary.json's ``sql`` (runs with the agent) as a few lines: statements per request by endpoint, the
+    N+1 patterns found, what could not be attributed; "" when the run had no agent."""
+    sql = summary.get("sql")
+    if not sql:
+        return ""
+    head = ("endpoint", "requests", "SQL/req mean", "p50", "p99", "max", "db ms p50")
+    rows = [(name, str(e["requests"]), f"{e['per_request_mean']:.1f}", str(e["p50"]), str(e["p99"]), str(e["max"]),
+             _ms(e["db_ms_p50"])) for name, e in sql["endpoints"].items()]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    out = ["", f"server-side SQL (the agent): {sql['statements']} statements, {sql['unattributed']} unattributed"
+               + (f", {sql['dropped']} dropped by the agent" if sql.get("dropped") else "")]
+    out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+            for r in [head, tuple("-" * w for w in widths), *rows]]
+    found = sql.get("n_plus_one_patterns", 0)
+    out.append(f"N+1: {found} pattern{'s' if found != 1 else ''} (a statement {sql['threshold_n_plus_one']}+ times "
+               "in one request)" + (":" if found else ""))
+    for f in sql.get("n_plus_one", []):
+        text = f["statement"] if len(f["statement"]) <= 80 else f["statement"][:77] + "..."
+        out.append(f"  {f['endpoint']}: up to {f['repetitions_max']}x in {f['requests']} requests: {text}")
+    return "\n".join(out)
