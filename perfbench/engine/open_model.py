@@ -86,6 +86,8 @@ class EngineStats:
     completed: int = 0
     capped: int = 0  # arrivals that found the in-flight cap reached and waited for a slot
     aborted: int = 0  # in flight when the run stopped and the grace period ran out
+    unsent: int = 0  # arrivals due by the end that were never sent (counted, not recorded as rows)
+    unsent_by_stage: dict[int, int] = field(default_factory=dict)  # the same, per stage of the plan
     max_in_flight_seen: int = 0
     end_reason: str = "completed"
     stop_detail: str | None = None
