@@ -254,8 +254,12 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
     if capped:
         reasons.append(f"{capped} arrivals waited for the in-flight cap ({engine.get('max_in_flight')})")
     sent = lag["n"]
-    if planned and sent < planned:
-        reasons.append(f"{planned - sent} planned requests were not sent")
+    unsent = engine.get("unsent") or 0
+    if unsent:
+        reasons.append(f"{unsent} planned requests were never sent (due while every in-flight slot was busy, "
+                       f"or when the run stopped)")
+    if planned and sent + unsent < planned:
+        reasons.append(f"{planned - sent - unsent} planned requests were not sent")
     generator = {
         "lag_ms": {"p50": _num(lag["p50"]), "p99": _num(lag_p99), "max": _num(lag["max"])},
         "lag_bound_ms": lag_bound_ms,

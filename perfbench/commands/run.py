@@ -210,6 +210,11 @@ def cmd_run(args) -> int:
     for lost in result.summary.get("generator", {}).get("lost_shards") or []:
         print(f"warning: shard {lost['shard']} (worker {lost['worker']}) was lost: {lost['reason']}; "
               f"{lost['rows_kept']} of its records kept")
+    if result.end_reason == "unreachable":
+        from ..errors import TargetError
+
+        raise TargetError(f"the target {args.target} was not reached: {result.reach}; the run directory "
+                          f"{result.path} keeps what was recorded")
     check_slos(result.summary.get("slo", []))
     # an interrupted run kept everything it measured, but it is not a complete run: say so to CI
     return {"interrupted": 130, "terminated": 143}.get(result.end_reason, 0)

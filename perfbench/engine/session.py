@@ -46,6 +46,7 @@ class RunResult:
     run_id: str
     summary: dict[str, Any]
     end_reason: str
+    reach: str | None = None  # why the target counts as not reached (end_reason "unreachable")
 
 
 def run_span(elapsed: float, planned: float, end_reason: str, capped: int) -> float:
