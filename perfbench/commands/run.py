@@ -67,7 +67,7 @@ def register(sub) -> None:
     svc = p.add_argument_group("starting the service (perfbench starts it before the load and stops it after)")
     svc.add_argument("--start", metavar="CMD",
                      help="start the service with this command (split like a shell would, but run without one) "
-                          "before the load, wait until TARGET answers, stop it by its PID at the end (also on "
+                          "before the load, wait until TARGET answers, stop it (and what it forked) at the end (also on "
                           "Ctrl-C/SIGTERM); --resources and --pyspy watch it without --pid")
     svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
                      help="seconds to wait for the started service to answer (default 60)")
