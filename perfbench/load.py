@@ -25,7 +25,7 @@ from .engine.options import LoadOptions, stderr_line
 from .engine.session import RunResult, run_coroutine, run_local
 from .errors import ConfigError
 from .rundir import RunDir, new_run_id
-from .safety import check_target
+from .safety import check_address, check_target
 from .scenario import Scenario, single
 from .shapes import ClosedPlan, OpenPlan
 
@@ -54,11 +54,13 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
 
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
-    cluster, ``client`` an existing ``distributed.Client``; each worker runs a shard of the plan
+    cluster (loopback, or a host named in ``allow_hosts``, like the target), ``client`` an existing ``distributed.Client``; each worker runs a shard of the plan
     and the records merge into one run directory. ``on_cluster(client)`` is called once the
     cluster is up (a notebook passes ``display`` to show the cluster widget).
     """
     target = check_target(target, allow_hosts)
+    if scheduler:  # the scheduler is checked like a target, before any connection
+        check_address(scheduler, allow_hosts, "Dask scheduler")
     options = LoadOptions(max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,

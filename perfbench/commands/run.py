@@ -96,7 +96,8 @@ def register(sub) -> None:
                       help="start a local Dask cluster of N worker processes (one thread each) and split the plan "
                            "across them; the records merge into one run directory")
     dist.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                      help="run the shards on the workers of an existing Dask cluster instead")
+                      help="run the shards on the workers of an existing Dask cluster instead (loopback unless "
+                           "--allow-host names its host)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.set_defaults(func=cmd_run)
@@ -156,7 +157,8 @@ def profilers_from_args(args, service=None) -> list:
         token = os.environ.get("PERFBENCH_MEMORY_TOKEN", "")
         if not token:
             raise ConfigError("--tracemalloc needs the service's memory token in $PERFBENCH_MEMORY_TOKEN")
-        out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval))
+        out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval,
+                                        allow_hosts=tuple(args.allow_host)))
     if service is not None and service.memray_path is not None:
         from ..profilers.memray import MemrayCollector
 
@@ -186,7 +188,7 @@ def cmd_run(args) -> int:
         if not token:
             raise ConfigError("--agent needs the agent's token in $PERFBENCH_AGENT_TOKEN (the one the service "
                               "was started with)")
-        collectors.append(AgentCollector(token, allow_hosts=args.allow_host))
+        collectors.append(AgentCollector(token, allow_hosts=tuple(args.allow_host)))
     collectors += profilers_from_args(args, service)
     # memray's collector first: collectors stop in reverse order, so it stops the service (to complete the
     # capture) only after every other collector, the agent's included, is done with it
