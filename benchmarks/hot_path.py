@@ -83,8 +83,9 @@ async def one_run(requests: int, connections: int, runs_dir: Path) -> tuple[floa
         sender._idle.append(conn)
     journal = Journal(runs_dir)
     recorder = Recorder(journal.write)
-    # far above what one core can send: the run is saturated from the start, as against nginx
-    plan = shapes.constant(50_000_000, 10)
+    # the highest rate a plan may ask for, far above what one core can send: the run is saturated
+    # from the start, as against nginx
+    plan = shapes.constant(shapes.MAX_RATE, 10)
     engine = OpenModelEngine(plan, Scenario([Request("get", "GET", "/")]), sender, recorder,
                              max_in_flight=connections, max_requests=requests, grace=5, progress=lambda p: None)
     cpu = time.process_time()

@@ -23,8 +23,9 @@ from .analysis.slo import parse_all as parse_slos
 from .engine.collectors import Collector
 from .engine.options import LoadOptions, stderr_line
 from .engine.session import RunResult, run_coroutine, run_local
-from .rundir import new_run_id
-from .safety import check_target
+from .errors import ConfigError
+from .rundir import RunDir, new_run_id
+from .safety import check_address, check_target
 from .scenario import Scenario, single
 from .shapes import ClosedPlan, OpenPlan
 
@@ -53,11 +54,13 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
 
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
-    cluster, ``client`` an existing ``distributed.Client``; each worker runs a shard of the plan
+    cluster (loopback, or a host named in ``allow_hosts``, like the target), ``client`` an existing ``distributed.Client``; each worker runs a shard of the plan
     and the records merge into one run directory. ``on_cluster(client)`` is called once the
     cluster is up (a notebook passes ``display`` to show the cluster widget).
     """
     target = check_target(target, allow_hosts)
+    if scheduler:  # the scheduler is checked like a target, before any connection
+        check_address(scheduler, allow_hosts, "Dask scheduler")
     options = LoadOptions(max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,
@@ -68,6 +71,52 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
         check_target(url, allow_hosts)
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:
-        return distributed.run_on_cluster(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id,
-                                          workers=workers, scheduler=scheduler, client=client, on_cluster=on_cluster)
-    return run_coroutine(run_local(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id))
+        result = distributed.run_on_cluster(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id,
+                                            workers=workers, scheduler=scheduler, client=client,
+                                            on_cluster=on_cluster)
+    else:
+        check_users(plan)
+        result = run_coroutine(run_local(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id))
+    return judge_reach(result)
+
+
+# a run that ran its course but reached nothing ends with this reason (the CLI's exit code 4)
+UNREACHABLE = "unreachable"
+
+
+def judge_reach(result: RunResult) -> RunResult:
+    """A run that ran its course (completed, deadline, budget) but sent nothing, or whose every
+    request failed to connect or resolve, did not test the target: its ``end_reason`` becomes
+    ``unreachable`` (meta.json too, with ``reach`` saying why); the CLI exits with 4."""
+    if result.end_reason not in ("completed", "deadline", "budget"):
+        return result
+    overall = result.summary.get("overall") or {}
+    count = overall.get("count") or 0
+    kinds = overall.get("errors_by_kind") or {}
+    failed = (kinds.get("connect") or 0) + (kinds.get("dns") or 0)
+    if count and failed < count:
+        return result
+    why = ("no request was sent" if not count else
+           f"every request ({count}) failed to connect or resolve ({', '.join(f'{k} {v}' for k, v in kinds.items())})")
+    RunDir(result.path).update_meta(end_reason=UNREACHABLE, reach=why, ran_until=result.end_reason)
+    return RunResult(result.path, result.run_id, result.summary, UNREACHABLE, why)
+
+
+def check_users(plan: OpenPlan | ClosedPlan) -> None:
+    """A closed plan's users each hold a connection: refuse (ConfigError) more than this process
+    may open (its RLIMIT_NOFILE, less what it needs besides), before any load."""
+    if plan.model != "closed":
+        return
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not on this platform
+        return
+    if soft != resource.RLIM_INFINITY and plan.max_users > soft - FILES_RESERVED:
+        raise ConfigError(f"{plan.max_users:,} users need one connection each, but this process may open only "
+                          f"{soft:,} files (ulimit -n); raise the limit, use fewer users, or spread them over "
+                          f"workers (--workers N)")
+
+
+FILES_RESERVED = 256  # files a run needs besides its users' connections (journal, libraries, collectors)

@@ -11,6 +11,10 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
     summary.json       per endpoint and overall: counts, throughput, exact percentiles, errors; with
                        queries.parquet, ``sql`` (analysis.results.sql_summary): statements per request
                        by endpoint, N+1 patterns, unattributed statements
+    writer.lock        while the run goes on: the writer's pid, its process's start time and host;
+                       its mtime is a heartbeat, refreshed every second (see WriterLock). Readers
+                       leave a run whose writer is alive untouched; only a dead writer's journal is
+                       recovered.
     resources.parquet, queries.parquet, memory/   written by the profilers when they run
     queries.parquet    server-side SQL, one row per statement (perfbench.agent.AgentCollector):
                        request_id (null: outside a request or a malformed header, see
@@ -30,6 +34,7 @@ IPC stream is readable up to its last complete batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -37,6 +42,9 @@ import re
 import secrets
 import socket
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +66,9 @@ JOURNAL = "requests.arrows"
 SUMMARY = "summary.json"
 QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
+LOCK = "writer.lock"
+HEARTBEAT_S = 1.0  # the writer refreshes its lock's mtime this often
+STALE_S = 10.0  # a lock from another host belongs to a live writer while its heartbeat is younger than this
 
 # Error kinds, the vocabulary of the ``error`` column (null: no error).
 # timeout: no answer in time; connect: refused or unreachable; dns: the name does not resolve;
@@ -134,20 +145,38 @@ def git_commit(path: str | os.PathLike[str] | None = None) -> str | None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically: a reader never sees half a file."""
+    """Write JSON atomically: a reader never sees half a file, and a failed write (a full disk)
+    leaves no ``.tmp`` behind."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a run directory; RunDirError naming the file when it is missing, not
+    JSON, not text or not an object."""
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path.parent}: no {path.name}; is this a perfbench run directory?") from None
+    except IsADirectoryError:
+        raise RunDirError(f"{path}: a directory, not a JSON file") from None
+    except PermissionError:
+        raise RunDirError(f"{path}: not readable (permission denied)") from None
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path}: not a text file (binary content); left as it is") from None
     except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise RunDirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); left as it is") from None
+    except RecursionError:
+        raise RunDirError(f"{path}: JSON nested too deeply; left as it is") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: a JSON {type(data).__name__}, not an object; left as it is")
+    return data
 
 
 def utc_now_iso() -> str:
@@ -155,21 +184,66 @@ def utc_now_iso() -> str:
 
 
 class Journal:
-    """Appends record batches to ``requests.arrows``; every flushed batch survives a crash."""
+    """Appends record batches to ``requests.arrows``; every flushed batch survives a crash.
 
-    def __init__(self, run_dir: Path):
+    A write that fails (a full disk, an I/O error) does not raise into the engine: the journal
+    keeps that batch and every later one in memory (``unwritten``), writes nothing more to the
+    file (a stream cut mid-batch is readable only up to the cut), and calls ``on_fail`` once with
+    the error, so the run stops sending. The run then saves what it can (see ``convert_journal``).
+    """
+
+    def __init__(self, run_dir: Path, on_fail: Callable[[OSError], None] | None = None):
         self.path = run_dir / JOURNAL
-        self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        self.on_fail = on_fail
+        self.failed: OSError | None = None
+        self.unwritten: list[pa.RecordBatch] = []
+        self._file = self._open(self.path)
         self._writer = ipc.new_stream(self._file, REQUEST_SCHEMA)
         self.rows = 0
 
+    def _open(self, path: Path) -> Any:
+        """The file the stream goes to (a seam: tests hand in a file whose writes fail)."""
+        return open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
         self.rows += batch.num_rows
+        if self.failed is None:
+            try:
+                self._writer.write_batch(batch)
+                return
+            except OSError as exc:
+                self.failed = exc
+                if self.on_fail is not None:
+                    self.on_fail(exc)
+        self.unwritten.append(batch)
 
     def close(self) -> None:
-        self._writer.close()
-        self._file.close()
+        """End the stream and close the file; a failure here is kept in ``failed`` too."""
+        try:
+            if self.failed is None:
+                self._writer.close()
+        except OSError as exc:
+            self.failed = exc
+        finally:
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+
+def check_journal(path: Path) -> None:
+    """RunDirError, naming the file, unless ``path`` is a journal of requests: an Arrow IPC stream
+    (possibly torn after its last complete batch, as a crash leaves it) of REQUEST_SCHEMA."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            schema = ipc.open_stream(source).schema
+    except (pa.ArrowInvalid, OSError) as exc:
+        if path.exists() and path.stat().st_size == 0:
+            raise RunDirError(f"{path}: empty; the run stopped before it recorded anything, or the file was "
+                              f"emptied; left as it is") from None
+        raise RunDirError(f"{path}: not an Arrow IPC stream of requests ({str(exc).splitlines()[0][:120]}); "
+                          f"left as it is") from None
+    if not schema.equals(REQUEST_SCHEMA):
+        raise RunDirError(f"{path}: an Arrow stream with other columns than a request journal "
+                          f"({', '.join(schema.names[:8])}); left as it is")
 
 
 def read_journal(path: Path) -> tuple[list[pa.RecordBatch], bool]:
@@ -205,18 +279,128 @@ def journal_to_parquet(run_dir: Path) -> int:
     return rows
 
 
-def convert_journal(run_dir: Path) -> pa.Table:
+def convert_journal(run_dir: Path, extra: list[pa.RecordBatch] | tuple[()] = ()) -> pa.Table:
     """:func:`journal_to_parquet`, returning the rows it wrote (their buffers map the removed
-    journal: the summary reads them from memory instead of decoding the Parquet file again)."""
+    journal: the summary reads them from memory instead of decoding the Parquet file again).
+    ``extra``: batches the journal could not write (``Journal.unwritten``), appended after its own.
+    On failure (a full disk) the journal is left as it was and no ``.tmp`` stays behind."""
     journal = run_dir / JOURNAL
     batches, _clean = read_journal(journal)
     tmp = run_dir / (REQUESTS + ".tmp")
-    table = pa.Table.from_batches(batches, schema=REQUEST_SCHEMA)
-    with pq.ParquetWriter(tmp, REQUEST_SCHEMA, **PARQUET_OPTIONS) as writer:
-        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-    os.replace(tmp, run_dir / REQUESTS)
-    journal.unlink()
+    table = pa.Table.from_batches([*batches, *extra], schema=REQUEST_SCHEMA)
+    try:
+        with pq.ParquetWriter(tmp, REQUEST_SCHEMA, **PARQUET_OPTIONS) as writer:
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        os.replace(tmp, run_dir / REQUESTS)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    journal.unlink(missing_ok=True)
     return table
+
+
+def read_live(run_dir: Path) -> pa.Table:
+    """The complete batches of a run's journal, read without touching it (a run in progress)."""
+    journal = run_dir / JOURNAL
+    if journal.stat().st_size == 0:  # the stream's schema is written with its first batch
+        return REQUEST_SCHEMA.empty_table()
+    check_journal(journal)
+    batches, _clean = read_journal(journal)
+    return pa.Table.from_batches(batches, schema=REQUEST_SCHEMA)
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, from /proc), or None when it is
+    gone or a zombie; "" when /proc cannot say (not Linux) but the process exists."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()
+
+
+class WriterLock:
+    """Held by the process writing a run: ``writer.lock`` with its pid, its start time and host.
+
+    The lock file's mtime is a heartbeat, refreshed every HEARTBEAT_S by a daemon thread (so a
+    busy event loop does not make it look dead). When the refresh fails (the run directory was
+    removed, the file system went away), ``on_lost`` is called once, from that thread, with the
+    reason. :func:`writer_alive` is how readers tell a live run from a crashed one."""
+
+    def __init__(self, run_dir: Path, on_lost: Callable[[str], None] | None = None):
+        self.path = run_dir / LOCK
+        self.on_lost = on_lost
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> WriterLock:
+        pid = os.getpid()
+        write_json(self.path, {"pid": pid, "start": _process_start(pid), "host": socket.gethostname(),
+                               "heartbeat_s": HEARTBEAT_S})
+        self._thread = threading.Thread(target=self._beat, name="perfbench-writer-lock", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError as exc:
+                gone = not self.path.parent.exists()
+                self.lost = (f"the run directory {self.path.parent} was removed" if gone
+                             else f"cannot refresh {self.path} ({exc.strerror or exc})")
+                if self.on_lost is not None:
+                    self.on_lost(self.lost)
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def writer_alive(run_dir: Path) -> bool:
+    """Whether the process that writes ``run_dir`` is still running it (see WriterLock).
+
+    Same host: its pid exists and is the same process (its start time matches; a zombie is
+    dead). Another host (a shared file system): its heartbeat is younger than STALE_S. No lock:
+    no live writer. A lock that cannot be read or parsed counts as live while it is fresh."""
+    path = run_dir / LOCK
+    try:
+        age = time.time() - path.stat().st_mtime
+        info = json.loads(path.read_bytes())
+        pid, start, host = int(info["pid"]), info.get("start"), str(info["host"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return age < STALE_S if "age" in locals() else True
+    if host != socket.gethostname():
+        return age < STALE_S
+    now = _process_start(pid)
+    if now is None:
+        return False
+    return not start or not now or now == start
 
 
 @dataclass(frozen=True)
@@ -236,6 +420,9 @@ class RunDir:
             path.mkdir(parents=True, exist_ok=False)
         except FileExistsError:
             raise RunDirError(f"{path} already exists; choose another run id") from None
+        except OSError as exc:  # a read-only file system, a file where a directory should be, a full disk
+            raise RunDirError(f"cannot create the run directory {path}: {exc.strerror or exc}; give a writable "
+                              f"directory with --runs-dir") from None
         return cls(path)
 
     def write_meta(self, meta: dict[str, Any]) -> None:
@@ -253,22 +440,47 @@ class RunDir:
         version = meta.get("schema_version")
         if version != SCHEMA_VERSION:
             raise RunDirError(
-                f"{self.path}: schema_version {version!r} is not one this perfbench ({__version__}) reads "
+                f"{self.path / META}: schema_version {version!r} is not one this perfbench ({__version__}) reads "
                 f"(it reads {SCHEMA_VERSION}); open it with the perfbench version that wrote it"
             )
+        wrong = [f"{key} is a {type(meta[key]).__name__}, not {what}" for key, types, what in _META_FIELDS
+                 if meta.get(key) is not None and (not isinstance(meta[key], types) or isinstance(meta[key], bool))]
+        if wrong:
+            raise RunDirError(f"{self.path / META}: not the meta.json of a run ({'; '.join(wrong)}); "
+                              f"left as it is")
         return meta
 
+    @property
+    def in_progress(self) -> bool:
+        """The run is still being written: its journal is there and its writer alive (WriterLock)."""
+        return (self.path / JOURNAL).exists() and not (self.path / REQUESTS).exists() and writer_alive(self.path)
+
     def recover(self) -> bool:
-        """If the run was killed before it finished, turn its journal into requests.parquet.
+        """If the run's writer died before it finished, turn its journal into requests.parquet.
 
         Returns True when something was recovered. The meta then says ``end_reason: crashed``.
+        A run whose writer is alive is never touched (False); a journal that is not one raises
+        RunDirError and is left as it is.
         """
         journal = self.path / JOURNAL
-        if (self.path / REQUESTS).exists() or not journal.exists():
+        if (self.path / REQUESTS).exists() or not journal.exists() or writer_alive(self.path):
             return False
+        check_journal(journal)
         rows = journal_to_parquet(self.path)
         meta = read_json(self.path / META)
         if not meta.get("end_reason"):
             self.update_meta(end_reason="crashed", recovered_rows=rows, ended_at=None)
+        with contextlib.suppress(OSError):
+            (self.path / LOCK).unlink(missing_ok=True)
         return True
+
+
+# what readers take from meta.json, with the types they need (None is always allowed)
+_META_FIELDS: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("run_id", (str,), "a string"), ("target", (str,), "a string"), ("end_reason", (str,), "a string"),
+    ("parameters", (dict,), "an object"), ("engine_stats", (dict,), "an object"), ("shape", (dict,), "an object"),
+    ("scenario", (dict,), "an object"), ("engine", (dict,), "an object"), ("machine", (dict,), "an object"),
+    ("elapsed_s", (int, float), "a number"), ("start_unix_ns", (int,), "an integer"),
+    ("kind", (str,), "a string"), ("experiment", (dict,), "an object"), ("verdict", (dict,), "an object"),
+)
 

@@ -53,3 +53,32 @@ def check_target(url: str, allow_hosts: Iterable[str] = ()) -> str:
             f"unless you name the host with --allow-host {host}"
         )
     return url.rstrip("/")
+
+
+def check_address(address: str, allow_hosts: Iterable[str] = (), what: str = "address") -> str:
+    """Validate an address perfbench connects to that is not a load target (a Dask scheduler's
+    ``tcp://HOST:PORT`` or ``HOST:PORT``, a service's URL): the same rule as :func:`check_target`,
+    checked before any connection. Returns ``address`` unchanged.
+
+    Raises ConfigError for a malformed address and UnsafeTargetError for a host that is neither
+    loopback nor in ``allow_hosts``. ``inproc://`` (a cluster inside this process) is always fine.
+    """
+    text = address.strip()
+    if "://" not in text:
+        text = "tcp://" + text
+    parts = urlsplit(text)
+    if parts.scheme == "inproc":
+        return address
+    if not parts.hostname:
+        raise ConfigError(f"{what} {address!r}: no host, e.g. tcp://127.0.0.1:8786")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"{what} {address!r}: the port must be a number from 1 to 65535") from None
+    host = parts.hostname
+    if not is_loopback_host(host) and host.lower() not in {h.lower() for h in allow_hosts}:
+        raise UnsafeTargetError(
+            f"{what} host {host!r} is not loopback; perfbench only connects to 127.0.0.1, localhost or [::1] "
+            f"unless you name the host with --allow-host {host}"
+        )
+    return address

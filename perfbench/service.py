@@ -1,4 +1,4 @@
-"""Start the user's own service as a child process, wait until it answers, stop it by its PID.
+"""Start the user's own service as a child process, wait until it answers, stop it and what it forked.
 
     with ServiceProcess("python -m myapp --port 8080", url="http://127.0.0.1:8080", ready_path="/health",
                         memray=True) as svc:
@@ -16,8 +16,8 @@ perfbench's environment.
 
 :class:`ChildProcess` is the part shared with :class:`perfbench.demo.process.DemoProcess`: the command
 is started with stdin closed and stdout and stderr in a log file (never an unread pipe that could fill
-and block it); a subclass says when it is ready; it is stopped by its PID (SIGTERM, then SIGKILL
-after a timeout), on exit from the ``with`` block, also on an exception, Ctrl-C or SIGTERM (the CLI
+and block it), in a process group of its own; a subclass says when it is ready; it is stopped with its
+whole group (SIGTERM, then SIGKILL after a timeout: a shell's children and a server's workers too), on exit from the ``with`` block, also on an exception, Ctrl-C or SIGTERM (the CLI
 raises SIGTERM as an exception), and also when starting it fails.
 """
 
@@ -79,7 +79,7 @@ def memray_command(capture: str | Path, cmd: list[str], *, native: bool = False,
 
 class ChildProcess(abc.ABC):
     """A command started as our child with its output in ``log_path``, ready when a subclass says so,
-    stopped by its PID. Subclasses implement :meth:`command` and :meth:`_wait_ready`."""
+    stopped with its process group. Subclasses implement :meth:`command` and :meth:`_wait_ready`."""
 
     what = "the target"  # for messages
 
@@ -140,8 +140,11 @@ class ChildProcess(abc.ABC):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         try:
+            # in a session (and process group) of its own: stop() signals the whole group, so what the
+            # command forks (a shell's children, a server's workers) is stopped with it
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                         stderr=subprocess.STDOUT, env=self.environment(), cwd=self.cwd)
+                                         stderr=subprocess.STDOUT, env=self.environment(), cwd=self.cwd,
+                                         start_new_session=True)
         except OSError as exc:
             self.stop()
             raise TargetError(f"could not start {self.what} ({shlex.join(cmd)}): {exc}") from None
@@ -181,7 +184,34 @@ class ChildProcess(abc.ABC):
         proc = self.proc
         if proc is not None and proc.poll() is None:
             self.expired = True
-            proc.send_signal(signal.SIGTERM)  # Popen.send_signal: only while our child has not been reaped
+            self._signal_group(signal.SIGTERM)
+
+    def _signal_group(self, sig: int) -> bool:
+        """Send ``sig`` to the child's process group (the child's own, see start()); False when the
+        group has no process left. Never another group: the id is our child's pid, and a group id
+        stays reserved while any of its processes lives."""
+        proc = self.proc
+        if proc is None:
+            return False
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, AttributeError):  # not our group after all, or no process groups here
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                return True
+            return False
+        return True
+
+    def _group_gone(self, deadline: float) -> bool:
+        """Wait until the child's process group is empty, up to ``deadline`` (monotonic); True if it is."""
+        while True:
+            if not self._signal_group(0):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)  # polling processes that are not our children (they cannot be waited for)
 
     def log_tail(self, lines: int = 10) -> str:
         """The last ``lines`` lines of the child's log."""
@@ -192,7 +222,8 @@ class ChildProcess(abc.ABC):
         return "\n".join("  " + line for line in text.rstrip().splitlines()[-lines:])
 
     def stop(self, timeout: float | None = None) -> None:
-        """SIGTERM the child (ours, by PID), then SIGKILL if it has not exited within ``timeout``.
+        """SIGTERM the child's process group (the child and whatever it forked), then SIGKILL the
+        group if any of it is still there after ``timeout``.
 
         The default wait is ``stop_timeout``, else 60 s under memray (memray finishes its capture on
         exit) and 10 s otherwise. Safe to call more than once.
@@ -205,15 +236,18 @@ class ChildProcess(abc.ABC):
         if timeout is None:
             timeout = 60.0 if self.memray_path is not None else 10.0
         proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        if proc is not None and self._signal_group(signal.SIGTERM):
+            deadline = time.monotonic() + timeout
             try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(deadline - time.monotonic(), 0.0))
+                if not self._group_gone(deadline):
+                    self._signal_group(signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(10)
+                    self._group_gone(time.monotonic() + 10)
             except BaseException:  # interrupted again while waiting: stop it now
-                proc.kill()
+                self._signal_group(signal.SIGKILL)
                 raise
         if self._log_file is not None:
             self._log_file.close()

@@ -3,10 +3,11 @@
 import base64
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from perfbench.errors import ConfigError, ExperimentError
+from perfbench.errors import ConfigError, ExperimentError, RunDirError
 from perfbench.experiments.runner import list_experiments, run_experiment
 
 pytestmark = pytest.mark.slow
@@ -77,11 +78,20 @@ def test_list_experiments_shows_parameters_with_types():
 
 
 def test_a_failing_notebook_is_an_experiment_error_with_the_notebook_kept(tmp_path):
+    # the notebook refuses a target off loopback (UnsafeTargetError in a cell): it fails, and is kept
+    with pytest.raises(ExperimentError, match=r"failed in cell .*UnsafeTargetError.*kept at (\S+)") as info:
+        run_experiment("load_test", {"target": "http://192.0.2.1:9"}, reports_dir=tmp_path,
+                       runs_dir=tmp_path / "runs")
+    assert Path(str(info.value).rsplit("kept at ", 1)[1].rstrip(")")).is_file()
+
+
+def test_a_corrupt_run_directory_is_refused_before_any_notebook_runs(tmp_path):
     bad = tmp_path / "bad-run"
     bad.mkdir()
     (bad / "meta.json").write_text(json.dumps({"schema_version": 99, "run_id": "bad-run"}))
-    with pytest.raises(ExperimentError, match=r"failed in cell .*RunDirError"):
-        run_experiment("load_test", {"run_dir": str(bad)}, reports_dir=tmp_path)
+    with pytest.raises(RunDirError, match=r"meta.json: schema_version 99"):
+        run_experiment("load_test", {"run_dir": str(bad)}, reports_dir=tmp_path / "reports")
+    assert [p.name for p in bad.iterdir()] == ["meta.json"]  # nothing written into it
 
 
 def test_a_broken_slo_fails_the_experiment_with_exit_10_and_leads_the_report(http_server, tmp_path, capsys):

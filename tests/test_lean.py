@@ -265,10 +265,11 @@ def test_every_planned_request_is_recorded_when_the_run_is_cut_off(http_server, 
     sc = Scenario([Request("slow", "GET", "/delay/300")])
     res = load(http_server.url, shapes.constant(200, 0.5), sc, runs_dir, max_in_flight=5, grace=0.1, http_path=path)
     df = frame(res)
-    assert df.height == 100 and df["request_id"].n_unique() == 100
+    g = res.summary["generator"]
+    assert df.height == g["sent"] and df["request_id"].n_unique() == df.height
+    assert g["planned"] == 100 == df.height + g["unsent"] and g["unsent"] >= 80
     aborted = df.filter(pl.col("error") == "aborted")
-    assert aborted.height >= 80 and res.summary["generator"]["aborted"] == aborted.height
-    assert aborted["status"].null_count() == aborted.height
+    assert g["aborted"] == aborted.height and aborted["status"].null_count() == aborted.height
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -526,11 +527,11 @@ def test_a_saturated_run_sends_after_each_batch_of_responses_all_together():
     runs = "".join("s" if e == "send" else "a" for e in sender.log)
     assert "asa" not in runs and "aaaassss" in runs
     # (the fake clock runs ahead while the loop turns, so the run ends with arrivals still due:
-    # they are recorded as aborted)
+    # they are counted as never sent)
     assert (stats.planned, stats.max_in_flight_seen) == (100, 4) and stats.completed >= 8
-    assert stats.completed + stats.aborted == 100
+    assert stats.completed + stats.aborted + stats.unsent == 100
     t = sink.table().to_pydict()
-    assert sorted(t["request_id"]) == list(range(100))
+    assert sorted(t["request_id"]) == list(range(stats.sent))
     assert t["error"].count(None) == stats.completed
     # the wait for a slot is send lag, never service time: a start is read when its request goes out
     assert all(s >= i for s, i in zip(t["start_ns"], t["intended_ns"], strict=True))
@@ -564,6 +565,7 @@ class CountingPlan:
         self.plan, self.taken = plan, 0
         self.duration, self.rate_at, self.describe = plan.duration, plan.rate_at, plan.describe
         self.stages, self.poisson, self.expected_requests = plan.stages, plan.poisson, plan.expected_requests
+        self.count_due = plan.count_due
 
     def arrival_tuples(self):
         for a in self.plan.arrival_tuples():
@@ -571,7 +573,7 @@ class CountingPlan:
             yield a
 
 
-def test_a_saturated_run_holds_no_backlog_and_records_every_due_arrival():
+def test_a_saturated_run_holds_no_backlog_and_counts_every_due_arrival():
     clock, sink, sender = FakeClock(), MemorySink(), HangingSender()
     plan = CountingPlan(shapes.constant(1000, 2))  # 2,000 arrivals; the server never answers
     taken_during = []
@@ -582,11 +584,13 @@ def test_a_saturated_run_holds_no_backlog_and_records_every_due_arrival():
     # while saturated, the plan was read only as far as the in-flight requests and the next arrival
     assert taken_during and max(t for t, _ in taken_during[:-1]) <= 5 + 1
     assert max(w for _, w in taken_during) > 1000  # yet progress shows the backlog (an estimate)
-    # every due arrival is recorded: 5 sent and aborted in flight, the rest never sent, all capped
+    # every due arrival is accounted for: 5 sent and aborted in flight (rows), the rest never sent,
+    # counted (capped), without being generated or written one by one
     t = sink.table().to_pydict()
-    assert (stats.planned, stats.sent, stats.aborted, stats.capped, stats.completed) == (2000, 5, 2000, 1995, 0)
-    assert sorted(t["request_id"]) == list(range(2000)) and set(t["error"]) == {"aborted"}
-    assert sum("never sent" in d for d in t["error_detail"]) == 1995
+    assert (stats.planned, stats.sent, stats.aborted, stats.unsent, stats.capped, stats.completed) == \
+        (2000, 5, 5, 1995, 1995, 0)
+    assert stats.unsent_by_stage == {0: 1995} and plan.taken <= 5 + 1
+    assert sorted(t["request_id"]) == list(range(5)) and set(t["error"]) == {"aborted"}
 
 
 def test_the_tick_aligns_to_evenly_spaced_arrivals():

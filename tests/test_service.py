@@ -203,3 +203,34 @@ def test_terminating_perfbench_run_stops_the_service_it_started(tiny, tmp_path):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def _grandchild(svc: ServiceProcess, marker: str) -> int:
+    """The pid of the process the started command forked that runs ``marker``."""
+    kids = [p for p in psutil.Process(svc.pid).children(recursive=True) if marker in " ".join(p.cmdline())]
+    assert kids, "the shell did not fork its child"
+    return kids[0].pid
+
+
+def test_stopping_the_service_stops_what_its_shell_forked(tmp_path):
+    port = free_port()
+    cmd = f"bash -c '{sys.executable} -m http.server {port} --bind 127.0.0.1 & wait'"
+    with ServiceProcess(cmd, url=f"http://127.0.0.1:{port}", start_timeout=60, log_path=tmp_path / "svc.log") as svc:
+        child = _grandchild(svc, "http.server")
+        assert os.getpgid(child) == os.getpgid(svc.pid) == svc.pid != os.getpgid(0)  # a group of its own
+        assert not gone(child, "http.server")
+    assert gone(svc.pid, "bash") and gone(child, "http.server")
+
+
+def test_a_forked_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path):
+    port = free_port()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)  # stubborn"
+    cmd = (f"bash -c '{sys.executable} -c \"{stubborn}\" & "
+           f"exec {sys.executable} -m http.server {port} --bind 127.0.0.1'")
+    svc = ServiceProcess(cmd, url=f"http://127.0.0.1:{port}", start_timeout=60, log_path=tmp_path / "svc.log")
+    svc.start()
+    try:
+        child = _grandchild(svc, "stubborn")
+    finally:
+        svc.stop(timeout=1.0)
+    assert gone(svc.pid, "http.server") and gone(child, "stubborn")

@@ -75,6 +75,8 @@ class AgentCollector:
             raise ConfigError("AgentCollector needs the agent's token")
         if poll_s is not None and poll_s <= 0:
             raise ConfigError(f"poll_s must be positive or None, got {poll_s}")
+        if url is not None:  # refused here, before any run starts (the run's target is checked by run_load)
+            check_target(url, allow_hosts)
         self._token = token
         self.url = url
         self.prefix = prefix

@@ -19,6 +19,24 @@ TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
 TOKEN_ENV = "PERFBENCH_AGENT_TOKEN"
 MIN_TOKEN_LENGTH = 16
+MAX_TOKEN_BYTES = 1024  # a longer token header is wrong without being compared
+
+
+def token_matches(given: str | bytes | None, expected: bytes | None) -> bool:
+    """Whether the token header ``given`` is ``expected``, in constant time; never raises: a header
+    that is missing, huge or not text (non-UTF-8 bytes, lone surrogates) is simply wrong (a 401)."""
+    if given is None or expected is None:
+        return False
+    if isinstance(given, str):
+        try:  # aiohttp decodes header bytes as UTF-8 with surrogateescape: this gives them back
+            given = given.encode("utf-8", "surrogateescape")
+        except UnicodeError:
+            return False
+    if len(given) > MAX_TOKEN_BYTES:
+        return False
+    return hmac.compare_digest(given, expected)
+
+
 MAX_DRAIN = 200_000
 
 _NUMERIC_SEGMENT = re.compile(r"^(?:[0-9]+|[0-9a-fA-F-]{16,})$")
@@ -125,11 +143,12 @@ class Agent:
         return self.endpoints and (path == self.prefix or path.startswith(self.prefix + "/"))
 
     def handle(self, method: str, path: str, query: dict[str, str], client_host: str | None,
-               token: str | None) -> tuple[int, dict[str, Any]]:
-        """Answer an agent endpoint: ``(status, json body)``. Framework-free, for both middlewares."""
+               token: str | bytes | None) -> tuple[int, dict[str, Any]]:
+        """Answer an agent endpoint: ``(status, json body)``. Framework-free, for both middlewares;
+        ``token``: the token header as the framework gives it (text or raw bytes)."""
         if not is_loopback_address(client_host):
             return 403, {"error": "the perfbench agent answers only loopback clients"}
-        if self._token is None or token is None or not hmac.compare_digest(token.encode("utf-8"), self._token):
+        if not token_matches(token, self._token):
             return 401, {"error": f"missing or wrong {TOKEN_HEADER}"}
         action = path[len(self.prefix):].strip("/")
         if action == "status" and method == "GET":
@@ -229,7 +248,7 @@ class AgentASGIMiddleware:
             if lname == b"x-request-id" and raw_id is None:
                 raw_id = value
             elif lname == b"x-perfbench-token" and token is None:
-                token = value.decode("latin-1")
+                token = bytes(value)  # compared as the bytes sent (token_matches)
         method = scope.get("method", "WS")
         if kind == "http" and self.agent.is_agent_path(path):
             client = scope.get("client")

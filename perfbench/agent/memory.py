@@ -19,7 +19,6 @@ launcher that honours ``PERFBENCH_MEMORY_TRACE_AT_START=1`` (the demo's ``serve-
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import os
 import sysconfig
@@ -30,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from ..safety import is_loopback_address
-from .core import TOKEN_HEADER, AgentError
+from .core import TOKEN_HEADER, AgentError, token_matches
 
 PREFIX = "/_perfbench/memory"
 TOKEN_ENV = "PERFBENCH_MEMORY_TOKEN"
@@ -99,12 +98,13 @@ def memory_app(token: str, *, nframes: int = DEFAULT_NFRAMES) -> web.Application
     """The sub-app (routes ``status``, ``start``, ``snapshot``); mount it with :func:`install`."""
     if not token or len(token) < 16:
         raise AgentError("the memory endpoint needs a token of at least 16 characters")
+    expected = token.encode("utf-8")
 
     @web.middleware
     async def guard(request: web.Request, handler):
         if not is_loopback_address(request.remote):
             raise web.HTTPForbidden(text="perfbench memory endpoint: loopback clients only")
-        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+        if not token_matches(request.headers.get(TOKEN_HEADER), expected):
             raise web.HTTPUnauthorized(text=f"perfbench memory endpoint: missing or wrong {TOKEN_HEADER}")
         return await handler(request)
 

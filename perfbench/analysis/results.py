@@ -12,7 +12,7 @@ it), computed over every row, never from buckets or averaged windows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,7 +21,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import RunDirError
-from ..rundir import QUERIES, REQUESTS, SUMMARY, RunDir, read_json, write_json
+from ..rundir import (
+    JOURNAL,
+    QUERIES,
+    REQUEST_SCHEMA,
+    REQUESTS,
+    SCHEMA_VERSION,
+    SUMMARY,
+    RunDir,
+    read_json,
+    read_live,
+    write_json,
+    writer_alive,
+)
 
 if TYPE_CHECKING:
     from .slo import SLO
@@ -242,8 +254,12 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
     if capped:
         reasons.append(f"{capped} arrivals waited for the in-flight cap ({engine.get('max_in_flight')})")
     sent = lag["n"]
-    if planned and sent < planned:
-        reasons.append(f"{planned - sent} planned requests were not sent")
+    unsent = engine.get("unsent") or 0
+    if unsent:
+        reasons.append(f"{unsent} planned requests were never sent (due while every in-flight slot was busy, "
+                       f"or when the run stopped)")
+    if planned and sent + unsent < planned:
+        reasons.append(f"{planned - sent - unsent} planned requests were not sent")
     generator = {
         "lag_ms": {"p50": _num(lag["p50"]), "p99": _num(lag_p99), "max": _num(lag["max"])},
         "lag_bound_ms": lag_bound_ms,
@@ -372,14 +388,92 @@ def complete_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
     names = set(lf.collect_schema().names())
     missing = [expr.alias(name) for name, expr in LATER_COLUMNS.items() if name not in names]
     return lf.with_columns(missing) if missing else lf
+# the columns every reader needs, by kind (a requests.parquet without them is not a run's)
+_REQUIRED_COLUMNS = {"request_id": "integer", "endpoint": "string", "method": "string", "intended_ns": "integer",
+                     "start_ns": "integer", "end_ns": "integer", "latency_ns": "integer", "status": "integer",
+                     "error": "string", "bytes": "integer"}
+
+
+def _check_columns(path: Path) -> None:
+    """RunDirError naming ``path`` unless it is a Parquet file with the columns a run's rows have."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid / OSError variants for corrupt files
+        raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__}); left as it is") from None
+    wrong = []
+    for name, kind in _REQUIRED_COLUMNS.items():
+        if name not in schema.names:
+            wrong.append(f"no column {name!r}")
+            continue
+        t = schema.field(name).type
+        ok = pa.types.is_integer(t) if kind == "integer" else (pa.types.is_string(t) or pa.types.is_large_string(t)
+                                                               or pa.types.is_dictionary(t))
+        if not ok:
+            wrong.append(f"column {name!r} is {t}, not {kind}")
+    if wrong:
+        raise RunDirError(f"{path}: not the requests of a run ({'; '.join(wrong[:4])}); left as it is")
+
+
+def check_summary(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` (read from ``path``) if it has the shape of a summary.json, else RunDirError."""
+    version = summary.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise RunDirError(f"{path}: schema_version {version!r} is not one this perfbench reads (it reads "
+                          f"{SCHEMA_VERSION}); left as it is")
+    problems = []
+
+    def block(where: str, b: Any) -> None:
+        if not isinstance(b, dict):
+            problems.append(f"{where} is not an object")
+            return
+        for key in ("latency_ms", "errors_by_kind", "service_ms"):
+            if key in b and not isinstance(b[key], dict):
+                problems.append(f"{where}.{key} is not an object")
+        for key in ("count", "errors", "rps", "error_rate", "bytes"):
+            if b.get(key) is not None and (not isinstance(b[key], int | float) or isinstance(b[key], bool)):
+                problems.append(f"{where}.{key} is not a number")
+        for key in ("latency_ms", "errors_by_kind"):
+            values = b.get(key)
+            if isinstance(values, dict) and any(v is not None and (not isinstance(v, int | float) or isinstance(v, bool))
+                                                for v in values.values()):
+                problems.append(f"{where}.{key} holds a value that is not a number")
+
+    endpoints = summary.get("endpoints", {})
+    if not isinstance(endpoints, dict):
+        problems.append("endpoints is not an object")
+    else:
+        for name, b in endpoints.items():
+            block(f"endpoints.{name}", b)
+    block("overall", summary.get("overall", {}))
+    for key, typ in (("generator", dict), ("notes", list), ("slo", list), ("status_counts", dict)):
+        if key in summary and not isinstance(summary[key], typ):
+            problems.append(f"{key} is not {'an object' if typ is dict else 'a list'}")
+    if isinstance(summary.get("generator"), dict):
+        gen = summary["generator"]
+        if not isinstance(gen.get("lag_ms", {}), dict) or not isinstance(gen.get("saturation_reasons", []), list):
+            problems.append("generator.lag_ms or generator.saturation_reasons has the wrong type")
+    if isinstance(summary.get("slo"), list) and not all(isinstance(r, dict) for r in summary["slo"]):
+        problems.append("slo holds an entry that is not an object")
+    if problems:
+        raise RunDirError(f"{path}: not a perfbench summary ({'; '.join(problems[:3])}); left as it is "
+                          f"(perfbench summary --recompute writes it again from the rows)")
+    return summary
 
 
 @dataclass
 class Run:
-    """One run directory, loaded lazily. ``requests`` is a LazyFrame over requests.parquet."""
+    """One run directory, loaded lazily. ``requests`` is a LazyFrame over requests.parquet.
+
+    A run still in progress (its writer alive, see ``rundir.WriterLock``) is read without being
+    touched: ``live`` is True and the rows are the journal's complete batches so far. A run whose
+    writer died is recovered first (``RunDir.recover``), unless the directory cannot be written
+    (read-only): then it is read as it is, and ``note`` says why."""
 
     path: Path
     meta: dict[str, Any]
+    live: bool = False
+    note: str | None = None
+    _table: pa.Table | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
@@ -388,16 +482,31 @@ class Run:
             raise RunDirError(f"{path}: no such run directory (runs live under data/runs/<run-id>)")
         rd = RunDir(path)
         meta = rd.meta()
-        rd.recover()
+        if (path / JOURNAL).exists() and not (path / REQUESTS).exists():
+            if rd.in_progress:
+                table = read_live(path)
+                return cls(path, meta, live=True, _table=table,
+                           note=f"run in progress: {table.num_rows} requests recorded so far (read, not touched)")
+            try:
+                rd.recover()
+            except OSError as exc:  # a read-only or full file system: read the journal as it is
+                return cls(path, meta, _table=read_live(path),
+                           note=f"the crashed run's journal could not be converted ({exc.strerror or exc}); "
+                                f"read as it is")
+            meta = rd.meta()
+        if not (path / REQUESTS).exists() and writer_alive(path):  # a distributed run: shards keep the rows
+            return cls(path, meta, live=True, _table=REQUEST_SCHEMA.empty_table(),
+                       note="run in progress on a Dask cluster: its rows are merged when it ends (read, not touched)")
         if not (path / REQUESTS).exists():
             raise RunDirError(f"{path}: no {REQUESTS}; the run did not record any request")
-        run = cls(path, rd.meta())
-        try:
-            pl.read_parquet_schema(path / REQUESTS)
-        except Exception as exc:  # polars raises ComputeError / OSError variants for corrupt files
-            raise RunDirError(f"{path / REQUESTS}: not a readable Parquet file ({type(exc).__name__})") from None
-        del meta
-        return run
+        _check_columns(path / REQUESTS)
+        return cls(path, meta)
+
+    def _scan(self) -> pl.LazyFrame:
+        """The raw rows: requests.parquet, or the journal's batches of a run in progress."""
+        if self._table is not None:
+            return cast(pl.DataFrame, pl.from_arrow(self._table)).lazy()
+        return pl.scan_parquet(self.path / REQUESTS)
 
     @property
     def run_id(self) -> str:
@@ -406,7 +515,7 @@ class Run:
 
     @property
     def requests(self) -> pl.LazyFrame:
-        return with_ms(complete_columns(pl.scan_parquet(self.path / REQUESTS)))
+        return with_ms(complete_columns(self._scan()))
 
     @property
     def queries(self) -> pl.LazyFrame:
@@ -416,25 +525,27 @@ class Run:
     @property
     def duration_s(self) -> float:
         d = self.meta.get("elapsed_s")
-        if d:
+        if d and not self.live:
             return float(d)
-        return (pl.scan_parquet(self.path / REQUESTS).select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
+        return (self._scan().select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
 
     def summary(self) -> dict[str, Any]:
-        """summary.json as written, or computed from the rows when it is missing."""
+        """summary.json as written, or computed from the rows when it is missing (always for a
+        run in progress: its summary is written when it ends)."""
         p = self.path / SUMMARY
-        if p.exists():
-            return read_json(p)
+        if p.exists() and not self.live and self._table is None:
+            return check_summary(p, read_json(p))
         return self.compute_summary()
 
     def _summary_rows(self, table: pa.Table | None = None) -> tuple[pl.LazyFrame, bool]:
         """The rows :func:`summarize` reads: in memory (read and decompressed once) up to
         ``SUMMARY_IN_MEMORY_ROWS``, streamed from the file (bounded memory) beyond that.
         ``table``: the run's rows, already in memory (the engine's, just written to the file)."""
-        if table is not None and table.num_rows <= SUMMARY_IN_MEMORY_ROWS:
+        table = self._table if table is None else table
+        if table is not None and (table.num_rows <= SUMMARY_IN_MEMORY_ROWS or self._table is not None):
             names = table.column_names
             df = cast(pl.DataFrame, pl.from_arrow(table.select([c for c in _SUMMARY_COLUMNS if c in names])))  # a Table
-            return df.lazy(), True
+            return df.lazy(), table.num_rows <= SUMMARY_IN_MEMORY_ROWS
         lf = pl.scan_parquet(self.path / REQUESTS)
         try:
             rows = pq.ParquetFile(self.path / REQUESTS).metadata.num_rows
@@ -459,6 +570,8 @@ class Run:
         ``table``: the rows of requests.parquet, when they are in memory already."""
         from .slo import evaluate
 
+        if self.live or self._table is not None:
+            raise RunDirError(f"{self.path}: {self.note}; summary.json is not written into it")
         s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary(table)}
         if slos:
             s["slo"] = evaluate(slos, s)
@@ -470,7 +583,7 @@ class Run:
 
     def endpoint_table(self) -> pl.DataFrame:
         """Per endpoint: count, req/s, p50/p95/p99/max latency (ms), errors; the overall row last."""
-        lf = pl.scan_parquet(self.path / REQUESTS)
+        lf = self._scan()
         per = endpoint_stats(lf, self.duration_s)
         tot = endpoint_stats(lf.with_columns(pl.lit("ALL").alias("endpoint")), self.duration_s)
         cols = ["endpoint", "count", "rps", "p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors",

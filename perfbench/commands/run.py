@@ -76,7 +76,7 @@ def register(sub) -> None:
     svc = p.add_argument_group("starting the service (perfbench starts it before the load and stops it after)")
     svc.add_argument("--start", metavar="CMD",
                      help="start the service with this command (split like a shell would, but run without one) "
-                          "before the load, wait until TARGET answers, stop it by its PID at the end (also on "
+                          "before the load, wait until TARGET answers, stop it (and what it forked) at the end (also on "
                           "Ctrl-C/SIGTERM); --resources and --pyspy watch it without --pid")
     svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
                      help="seconds to wait for the started service to answer (default 60)")
@@ -105,7 +105,8 @@ def register(sub) -> None:
                       help="start a local Dask cluster of N worker processes (one thread each) and split the plan "
                            "across them; the records merge into one run directory")
     dist.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                      help="run the shards on the workers of an existing Dask cluster instead")
+                      help="run the shards on the workers of an existing Dask cluster instead (loopback unless "
+                           "--allow-host names its host)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.set_defaults(func=cmd_run)
@@ -165,7 +166,8 @@ def profilers_from_args(args, service=None) -> list:
         token = os.environ.get("PERFBENCH_MEMORY_TOKEN", "")
         if not token:
             raise ConfigError("--tracemalloc needs the service's memory token in $PERFBENCH_MEMORY_TOKEN")
-        out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval))
+        out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval,
+                                        allow_hosts=tuple(args.allow_host)))
     if service is not None and service.memray_path is not None:
         from ..profilers.memray import MemrayCollector
 
@@ -205,7 +207,7 @@ def cmd_run(args) -> int:
         if not token:
             raise ConfigError("--agent needs the agent's token in $PERFBENCH_AGENT_TOKEN (the one the service "
                               "was started with)")
-        collectors.append(AgentCollector(token, allow_hosts=args.allow_host))
+        collectors.append(AgentCollector(token, allow_hosts=tuple(args.allow_host)))
     collectors += profilers_from_args(args, service)
     # memray's collector first: collectors stop in reverse order, so it stops the service (to complete the
     # capture) only after every other collector, the agent's included, is done with it
@@ -230,6 +232,11 @@ def cmd_run(args) -> int:
     for lost in result.summary.get("generator", {}).get("lost_shards") or []:
         print(f"warning: shard {lost['shard']} (worker {lost['worker']}) was lost: {lost['reason']}; "
               f"{lost['rows_kept']} of its records kept")
+    if result.end_reason == "unreachable":
+        from ..errors import TargetError
+
+        raise TargetError(f"the target {args.target} was not reached: {result.reach}; the run directory "
+                          f"{result.path} keeps what was recorded")
     check_slos(result.summary.get("slo", []))
     # an interrupted run kept everything it measured, but it is not a complete run: say so to CI
     return {"interrupted": 130, "terminated": 143}.get(result.end_reason, 0)

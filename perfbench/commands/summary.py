@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from ._util import SLO_HELP, check_slos
 
@@ -28,12 +29,17 @@ def cmd_summary(args) -> int:
 
     slos = parse_all(args.slo)
     run = Run.load(args.run_dir)
-    if args.recompute:
+    if args.recompute and run.note is None:
         summary = run.write_summary(slos or parse_all(run.meta.get("parameters", {}).get("slos", [])))
-    else:
+    else:  # a run in progress (or one that cannot be written) is read, never written into
         summary = run.summary()
         if slos:
             summary["slo"] = evaluate(slos, summary)
-    print(json.dumps(summary, indent=2) if args.json else endpoint_table_text(summary))
+    if run.note is not None:
+        summary["in_progress" if run.live else "note"] = True if run.live else run.note
+        if args.json:
+            print(f"perfbench: {run.note}", file=sys.stderr)
+    print(json.dumps(summary, indent=2) if args.json else
+          (f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
     check_slos(summary.get("slo", []))
     return 0

@@ -2,7 +2,7 @@
 
     from perfbench.load import run_load
     run_load("http://127.0.0.1:8080", shapes.constant(2000, 30), workers=2)        # a local cluster
-    run_load(url, plan, scheduler="tcp://10.0.0.5:8786", allow_hosts=["10.0.0.9"])  # an existing one
+    run_load(url, plan, scheduler="tcp://10.0.0.5:8786", allow_hosts=["10.0.0.5", "10.0.0.9"])  # an existing one
 
 How it works:
 

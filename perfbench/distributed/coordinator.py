@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..rundir import (
     REQUESTS,
     RunDir,
+    WriterLock,
     machine_info,
     utc_now_iso,
 )
@@ -82,7 +83,8 @@ async def _run_on_cluster(client, target: str, plan: OpenPlan | ClosedPlan, scen
     meta = start_meta(target, scenario, plan, options, max_in_flight=options.max_in_flight, path=None)
     rd.write_meta(meta)
     announce_start(options, target, plan, rd)
-    out = await run_distributed(client, target, plan, scenario, options, rd=rd, meta=meta)
+    with WriterLock(rd.path):  # readers leave the run alone until it ends
+        out = await run_distributed(client, target, plan, scenario, options, rd=rd, meta=meta)
     summary = Run.load(rd.path).write_summary(list(options.slos))
     return RunResult(rd.path, rd.run_id, summary, out["end_reason"])
 
@@ -209,7 +211,7 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
             announce(f"perfbench: shard {s['shard']} (worker {s['worker']}, pid {s['pid']}) was lost: "
                      f"{lost[s['shard']]}; its records up to "
                      f"{'the start' if last is None else f'{last / 1e9:.1f} s'} are kept")
-    stat_keys = ("planned", "sent", "completed", "capped", "aborted", "max_in_flight_seen")
+    stat_keys = ("planned", "sent", "completed", "capped", "aborted", "unsent", "max_in_flight_seen")
     engine_stats = {k: sum((s.get("stats") or {}).get(k, 0) or 0 for s in shards) for k in stat_keys}
     paths: set[str] = {s["path"] for s in shards if s.get("path")}
     engine_stats.update(max_in_flight=options.max_in_flight, path=",".join(sorted(paths)) or None, shards=n,

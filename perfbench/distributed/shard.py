@@ -151,7 +151,7 @@ async def _shard_async(spec: ShardSpec, worker) -> dict[str, Any]:
             "path": session.sender.name, "end_reason": stats.end_reason, "elapsed_s": session.elapsed,
             "start_wait_s": -late_s, "rows": session.recorder.rows,
             "stats": {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
-                      "capped": stats.capped, "aborted": stats.aborted,
+                      "capped": stats.capped, "aborted": stats.aborted, "unsent": stats.unsent,
                       "max_in_flight_seen": stats.max_in_flight_seen}}
 
 

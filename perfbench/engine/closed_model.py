@@ -15,6 +15,7 @@ says all this; the open model (``OpenModelEngine``) is the honest one for latenc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,13 +25,15 @@ from ..shapes import ClosedLoad, Pacing, UserSpan
 from .clock import Clock, MonotonicClock
 from .cookies import CookieJar
 from .follow import Origins, exchange, origins_for
-from .open_model import EngineStats
+from .open_model import SIGNAL_GRACE_S, SIGNAL_REASONS
 from .prepared import PreparedScenario
 from .protocols import Sender
 from .recorder import Recorder
 from .redirects import path_of
+from .stats import EngineStats
 
 MAX_SLEEP = 0.05
+START_BATCH = 256  # users started per event-loop iteration (see run)
 LOGIN_ENDPOINT = "login"
 
 # judges a response: (error kind, detail), or (None, None) for a success
@@ -53,6 +56,7 @@ class ClosedModelEngine:
         self.progress_every = progress_every
         self.stats = EngineStats()
         self._stop_reason: str | None = None
+        self._cut_ns: int | None = None  # a signal's end of the grace (run time), see stop()
         self._seq = 0
         self._id_base = worker << 40
         self._t0 = 0
@@ -65,8 +69,13 @@ class ClosedModelEngine:
             self.origins.for_base(b)  # made now, started by run()
 
     def stop(self, reason: str = "interrupted") -> None:
+        """Stop the users; their requests in flight get the grace, at most SIGNAL_GRACE_S from now
+        when the reason is a signal."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        if reason in SIGNAL_REASONS:
+            cut = self._now() + round(SIGNAL_GRACE_S * 1e9)
+            self._cut_ns = cut if self._cut_ns is None else min(self._cut_ns, cut)
 
     def _now(self) -> int:
         return self.clock.now_ns() - self._t0
@@ -188,21 +197,50 @@ class ClosedModelEngine:
     async def run(self, t0_ns: int | None = None) -> EngineStats:
         await self.origins.start()
         self._t0 = self.clock.now_ns() if t0_ns is None else t0_ns
-        tasks = [asyncio.create_task(self._user(span)) for span in self.plan.user_spans()]
         end_ns = round(self.plan.duration * 1e9)
         reporter = asyncio.create_task(self._report_loop())
+        tasks: list[asyncio.Task[None]] = []
+        left = [0]  # users not finished
+        all_done = asyncio.Event()
+
+        def finished(_task: asyncio.Task[None]) -> None:
+            left[0] -= 1
+            if not left[0]:
+                all_done.set()
+
+        async def wait(until_ns: int | None) -> None:
+            """Until every user is done, the run stops, or ``until_ns`` (run time) passes."""
+            while left[0] and (until_ns is None or self._now() < until_ns):
+                if until_ns is None and (self._stop_reason is not None or self._now() >= end_ns):
+                    return
+                if until_ns is not None and self._cut_ns is not None and self._now() >= self._cut_ns:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_done.wait(), MAX_SLEEP)
+
         try:
-            pending = set(tasks)
-            while pending and self._stop_reason is None and self._now() < end_ns:
-                _, pending = await asyncio.wait(pending, timeout=MAX_SLEEP)
+            # users start START_BATCH per loop iteration: opening thousands of connections at once
+            # holds the loop for seconds (each connect to a struggling server costs the kernel ~0.5 ms),
+            # and a signal must be heard between batches
+            for span in self.plan.user_spans():
+                if self._stop_reason is not None:
+                    break
+                task = asyncio.create_task(self._user(span))
+                left[0] += 1
+                task.add_done_callback(finished)
+                tasks.append(task)
+                if len(tasks) % START_BATCH == 0:
+                    await asyncio.sleep(0)
+            await wait(None)
             if self._stop_reason is not None:
                 self.stats.end_reason = self._stop_reason
             # users finish their current request within the grace period (they stop at the plan's end)
-            grace_end = self._now() + round(self.grace * 1e9)
-            while pending and self._now() < grace_end:
-                _, pending = await asyncio.wait(pending, timeout=MAX_SLEEP)
-            for t in pending:
-                t.cancel()
+            await wait(self._now() + round(self.grace * 1e9))
+            if self._cut_ns is not None and self.stats.end_reason == "completed" and self._stop_reason:
+                self.stats.end_reason = self._stop_reason
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await self.origins.close()

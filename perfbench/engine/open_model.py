@@ -12,8 +12,8 @@ in order as slots free. Their latency still counts from their intended time, and
 had to wait is reported (``capped``): the cap is visible, never a silent closed loop. Waiting
 arrivals are not queued: they stay in the plan (a lazy iterator) until a slot frees, so a
 saturated run holds no backlog in memory however long it runs and spends nothing on arrivals
-it cannot send yet; those still due when the run ends are recorded as aborted, in bounded
-batches.
+it cannot send yet; those still due when the run ends are counted (``unsent``, per stage),
+never generated or written one by one, so a plan far beyond the generator still ends on time.
 
 Two ways to send, same records: a sender with the callback interface (a
 :class:`~perfbench.engine.protocols.BatchSender`, the lean path in ``lean.py``) gets prebuilt
@@ -37,7 +37,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ..scenario import Request, Scenario
@@ -46,8 +45,9 @@ from ..wire import REQUEST_ID_HEADER
 from .clock import Clock, MonotonicClock
 from .follow import Origins, exchange, follow, origins_for
 from .protocols import BatchSender, ChoosingSender, Outcome, Sender
-from .recorder import Recorder, Row
+from .recorder import Recorder
 from .redirects import path_of
+from .stats import EngineStats
 from .timer import PreciseTimer
 
 MIN_TICK = 0.001  # seconds; see the module docstring
@@ -66,6 +66,9 @@ SLOW_TICK_NS = 10_000_000  # the tick while every slot is busy and arrivals queu
 # (lags up to 0.8 ms); below 1/TICK_NS req/s, one tick per arrival without re-arming the timer.
 ALIGN_SLACK_NS = 20_000
 REALIGN_NS = 1_000_000_000  # re-phase the aligned tick this often (the period is rounded to 1 ns)
+# SIGINT/SIGTERM: sending stops at once, and in-flight requests get at most this much more time
+SIGNAL_GRACE_S = 1.0
+SIGNAL_REASONS = ("interrupted", "terminated")
 
 # an arrival as the plan hands it out: (index, offset_ns, stage)
 ArrivalTuple = tuple[int, int, int]
@@ -78,21 +81,6 @@ def _status_kind(status: int) -> str:
     from .classify import status_kind  # here: classify loads aiohttp, which the lean path never needs
 
     return status_kind(status)
-
-
-@dataclass
-class EngineStats:
-    """What the engine knows about its own behaviour (the generator's side of the summary)."""
-
-    planned: int = 0  # arrivals taken from the plan
-    sent: int = 0
-    completed: int = 0
-    capped: int = 0  # arrivals that found the in-flight cap reached and waited for a slot
-    aborted: int = 0  # in flight when the run stopped and the grace period ran out
-    max_in_flight_seen: int = 0
-    end_reason: str = "completed"
-    stop_detail: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class OpenModelEngine:
@@ -117,6 +105,9 @@ class OpenModelEngine:
         self.progress_every = progress_every
         self.stats = EngineStats()
         self._stop_reason: str | None = None
+        self._cut_ns: int | None = None  # a signal's end of the grace (clock time), see stop()
+        self._draining = False
+        self._drain_end = 0
         self._tasks: dict[asyncio.Task[None], ArrivalTuple] = {}  # task -> its arrival
         self._closing = False  # set once in-flight requests are being cancelled
         self._arrivals: Iterator[ArrivalTuple] = iter(())
@@ -187,9 +178,26 @@ class OpenModelEngine:
             self._request = sender.request
 
     def stop(self, reason: str = "interrupted") -> None:
-        """Stop sending (from a signal handler or another task); in-flight requests get the grace."""
+        """Stop sending (from a signal handler or another task); in-flight requests get the grace,
+        at most SIGNAL_GRACE_S from now when the reason is a signal (also during the grace of a
+        run that already finished sending: it then ends as interrupted or terminated)."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        if reason in SIGNAL_REASONS:
+            cut = self.clock.now_ns() + round(SIGNAL_GRACE_S * 1e9)
+            self._cut_ns = cut if self._cut_ns is None else min(self._cut_ns, cut)
+            if self._draining and self.stats.end_reason == "completed":
+                self.stats.end_reason = reason
+
+    def _grace_end(self) -> int:
+        """When the drain gives up on in-flight requests (clock time): the grace, never past the
+        run's deadline, cut short by a signal."""
+        end = self._drain_end
+        return end if self._cut_ns is None else min(end, self._cut_ns)
+
+    def _start_drain(self) -> None:
+        self._draining = True
+        self._drain_end = min(self.clock.now_ns() + round(self.grace * 1e9), self._t0 + self._deadline_ns)
 
     def _pick(self) -> int:
         if len(self._requests) == 1:
@@ -370,8 +378,7 @@ class OpenModelEngine:
 
     def _sync_lean_stats(self) -> None:
         """Copy the hot path's counters into ``stats``, once, when the run ends (completed: every
-        ended request that was sent and not aborted; ``stats.aborted`` already counts the
-        arrivals that were never sent)."""
+        ended request that was sent and not aborted)."""
         stats = self.stats
         stats.sent = self._sent
         stats.max_in_flight_seen = max(stats.max_in_flight_seen, self._seen_max)
@@ -577,13 +584,13 @@ class OpenModelEngine:
     async def _drain(self) -> None:
         """Give in-flight requests the grace period, then cancel and record the rest."""
         if self._stop_reason is not None:
-            self._abort_due("never sent: waiting for an in-flight slot when the run stopped")
+            self._abort_due()
         if self._lean:
             await self._drain_lean()
             return
         # queued arrivals keep launching as tasks finish (see _done) until the grace runs out
-        end = self.clock.now_ns() + round(self.grace * 1e9)
-        while self._tasks and (left := (end - self.clock.now_ns()) / 1e9) > 0:
+        self._start_drain()
+        while self._tasks and (left := (self._grace_end() - self.clock.now_ns()) / 1e9) > 0:
             await asyncio.wait(set(self._tasks), timeout=min(left, MAX_SLEEP * 4))
         full = self._in_flight >= self.max_in_flight
         if self._tasks:
@@ -592,11 +599,11 @@ class OpenModelEngine:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._abort_due("never sent: waiting for an in-flight slot when the grace period ended", full)
+        self._abort_due(full)
 
     async def _drain_lean(self) -> None:
-        end = self.clock.now_ns() + round(self.grace * 1e9)
-        while self._in_flight and (left := (end - self.clock.now_ns()) / 1e9) > 0:
+        self._start_drain()
+        while self._in_flight and (left := (self._grace_end() - self.clock.now_ns()) / 1e9) > 0:
             await self.clock.sleep(min(left, 0.005))
         full = self._in_flight >= self.max_in_flight
         if self._in_flight:
@@ -607,35 +614,40 @@ class OpenModelEngine:
             for t in hopping:
                 t.cancel()
             await asyncio.gather(*hopping, return_exceptions=True)
-        self._abort_due("never sent: waiting for an in-flight slot when the grace period ended", full)
+        self._abort_due(full)
 
-    def _abort_due(self, detail: str, capped: bool | None = None) -> None:
-        """Record the arrivals due by now that were never sent, as aborted: pretending they never
-        existed would hide the generator's saturation. They count as ``capped`` when every slot
-        was busy (``capped``, default: as the slots are now). Rows go to the recorder as they are
-        made (it flushes every batch), so a long saturated run's backlog never sits in memory."""
+    def _abort_due(self, capped: bool | None = None) -> None:
+        """Count the arrivals due by now that were never sent (``unsent``, per stage): pretending
+        they never existed would hide the generator's saturation. They count as ``capped`` when
+        every slot was busy (``capped``, default: as the slots are now).
+
+        Counted, not recorded as rows and not even generated: the plan counts them from the
+        first one left (``count_due``), so a plan far beyond what the generator can send (a
+        backlog of millions) ends within the grace, writes nothing per unsent arrival and holds
+        no memory for them. The plan's iterator is dropped: nothing more is sent."""
         if capped is None:
             capped = self._in_flight >= self.max_in_flight
         now = self.clock.now_ns() - self._t0
         nxt = self._nxt
         if nxt is None or nxt[1] > now:
             return
-        stats, budget, arrivals = self.stats, self.max_requests, self._arrivals
-        base, endpoints, pick = self._id_base, self._endpoints, self._pick
-
-        def rows() -> Iterator[Row]:
-            nonlocal nxt
-            while nxt is not None and nxt[1] <= now and (budget is None or stats.planned < budget):
-                index, intended, stage = nxt
-                i = pick()
-                stats.planned += 1
-                stats.aborted += 1
-                stats.capped += capped
-                yield base | index, endpoints[i], intended, now, now, None, "aborted", detail, 0, None, stage
-                nxt = next(arrivals, None)
-
-        self.recorder.extend(rows())
-        self._nxt = nxt
+        stats, budget = self.stats, self.max_requests
+        counts = self.plan.count_due(nxt, now)
+        if budget is not None:  # the budget caps what was planned, unsent arrivals included
+            left = max(budget - stats.planned, 0)
+            for stage in sorted(counts):
+                counts[stage] = min(counts[stage], left)
+                left -= counts[stage]
+        n = sum(counts.values())
+        stats.planned += n
+        stats.unsent += n
+        if capped:
+            stats.capped += n
+        for stage, k in counts.items():
+            if k:
+                stats.unsent_by_stage[stage] = stats.unsent_by_stage.get(stage, 0) + k
+        self._nxt = None
+        self._arrivals = iter(())
 
     def _abort(self, a: ArrivalTuple, detail: str) -> None:
         req = self._requests[self._pick()]

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from ..errors import TargetError
-from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info, utc_now_iso
+from ..errors import RunDirError, TargetError
+from ..rundir import Journal, RunDir, WriterLock, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario, max_redirects
 from ..shapes import ClosedLoad, OpenLoad
 from ..wire import REQUEST_ID_HEADER
@@ -34,11 +34,12 @@ from .collectors import RunContext, start_all, stop_all
 from .cookies import CookieJar
 from .follow import Origins, exchange, origins_for
 from .heap import frozen_heap
-from .open_model import EngineStats, OpenModelEngine
+from .open_model import OpenModelEngine
 from .options import LoadOptions
 from .protocols import Sender
 from .recorder import Recorder
 from .senders import make_sender
+from .stats import EngineStats
 
 T = TypeVar("T")
 
@@ -49,6 +50,7 @@ class RunResult:
     run_id: str
     summary: dict[str, Any]
     end_reason: str
+    reach: str | None = None  # why the target counts as not reached (end_reason "unreachable")
 
 
 def run_span(elapsed: float, planned: float, end_reason: str, capped: int) -> float:
@@ -263,7 +265,12 @@ class LoadSession:
 
 async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario, options: LoadOptions, *,
                     runs_dir: Path, run_id: str) -> RunResult:
-    """The whole run in this process: run directory, collectors beside the load, summary."""
+    """The whole run in this process: run directory, collectors beside the load, summary.
+
+    While it runs, the run directory holds a :class:`~perfbench.rundir.WriterLock`, so readers
+    leave it alone. When the run directory cannot be written (the journal's write fails: a full
+    disk; or the directory is removed), the run stops sending at once (``end_reason:
+    write_failed``), keeps what it can, and raises RunDirError saying so."""
     from ..analysis.results import Run
 
     async with LoadSession(target, plan, scenario, options) as session:
@@ -271,25 +278,71 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
         announce_start(options, target, plan, rd)
         rd.write_meta(start_meta(target, scenario, plan, options, max_in_flight=session.max_in_flight,
                                  path=session.sender.name))
-        journal = Journal(rd.path)
-        engine = session.build(journal.write, options.progress_hook)
-        session.handle_signals()
-        ctx = RunContext(rd.path, target, plan.duration)
-        collected: dict[str, Any] = {}
-        active = await start_all(options.collectors, ctx, collected, options.announce)
+        loop = asyncio.get_running_loop()
+        write_error: list[str] = []
+
+        def write_failed(reason: str) -> None:  # on the loop's thread
+            if not write_error:
+                write_error.append(reason)
+                options.announce(f"perfbench: {reason}: stopping the load")
+            session.stop("write_failed")
+
+        def lost(why: str) -> None:  # on the lock's heartbeat thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the run is over
+                loop.call_soon_threadsafe(write_failed, why)
+
+        lock = WriterLock(rd.path, on_lost=lost).acquire()
         try:
-            ctx.t0_ns, ctx.start_unix_ns = engine.clock.now_ns(), time.time_ns()
-            stats = await session.run(ctx.t0_ns)
+            journal = Journal(rd.path, on_fail=lambda exc: write_failed(
+                f"cannot write {rd.path / 'requests.arrows'} ({exc.strerror or exc})"))
+            engine = session.build(journal.write, options.progress_hook)
+            session.handle_signals()
+            ctx = RunContext(rd.path, target, plan.duration)
+            collected: dict[str, Any] = {}
+            active = await start_all(options.collectors, ctx, collected, options.announce)
+            try:
+                ctx.t0_ns, ctx.start_unix_ns = engine.clock.now_ns(), time.time_ns()
+                stats = await session.run(ctx.t0_ns)
+            finally:
+                journal.close()
+                await stop_all(active, ctx, collected, options.announce)
+            engine_stats = {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
+                            "capped": stats.capped, "aborted": stats.aborted, "unsent": stats.unsent,
+                            "unsent_by_stage": {str(k): v for k, v in sorted(stats.unsent_by_stage.items())},
+                            "max_in_flight": session.max_in_flight, "max_in_flight_seen": stats.max_in_flight_seen,
+                            "path": session.sender.name}
+            if write_error or journal.failed is not None:
+                _write_failed(rd, journal, write_error, stats.end_reason, engine_stats, collected,
+                              session.elapsed)
+            table = convert_journal(rd.path)
+            rd.update_meta(ended_at=utc_now_iso(), end_reason=stats.end_reason,
+                           elapsed_s=run_span(session.elapsed, plan.duration, stats.end_reason, stats.capped),
+                           rows=table.num_rows, engine_stats=engine_stats, collectors=collected,
+                           start_unix_ns=ctx.start_unix_ns)
+            summary = Run.load(rd.path).write_summary(list(options.slos), table)
         finally:
-            journal.close()
-            await stop_all(active, ctx, collected, options.announce)
-    table = convert_journal(rd.path)
-    engine_stats = {"planned": stats.planned, "sent": stats.sent, "completed": stats.completed,
-                    "capped": stats.capped, "aborted": stats.aborted, "max_in_flight": session.max_in_flight,
-                    "max_in_flight_seen": stats.max_in_flight_seen, "path": session.sender.name}
-    rd.update_meta(ended_at=utc_now_iso(), end_reason=stats.end_reason,
-                   elapsed_s=run_span(session.elapsed, plan.duration, stats.end_reason, stats.capped),
-                   rows=table.num_rows, engine_stats=engine_stats, collectors=collected,
-                   start_unix_ns=ctx.start_unix_ns)
-    summary = Run.load(rd.path).write_summary(list(options.slos), table)
+            lock.release()
     return RunResult(rd.path, rd.run_id, summary, stats.end_reason)
+
+
+def _write_failed(rd: RunDir, journal: Journal, errors: list[str], end_reason: str, engine_stats: dict[str, Any],
+                  collected: dict[str, Any], elapsed: float) -> None:
+    """The run could not write its run directory: keep what can be kept, record why, raise RunDirError."""
+    reason = errors[0] if errors else f"cannot write {journal.path} ({journal.failed})"
+    unwritten = sum(b.num_rows for b in journal.unwritten)
+    kept = "the rows written before are in requests.arrows"
+    if rd.path.is_dir():
+        try:
+            table = convert_journal(rd.path, journal.unwritten)
+            kept = f"all {table.num_rows} rows recorded were saved to requests.parquet"
+        except OSError:
+            if unwritten:
+                kept += f"; {unwritten} rows recorded after the failure could not be saved"
+        with contextlib.suppress(OSError, RunDirError):
+            rd.update_meta(ended_at=utc_now_iso(), end_reason="write_failed", write_error=reason,
+                           stopped_because=end_reason, elapsed_s=elapsed, engine_stats=engine_stats,
+                           collectors=collected, rows_not_saved=unwritten if "could not" in kept else 0)
+    else:
+        kept = "nothing was kept (the directory is gone)"
+    raise RunDirError(f"{reason}; the load was stopped after {elapsed:.1f} s ({engine_stats['sent']} requests "
+                      f"sent); {kept}")

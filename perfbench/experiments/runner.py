@@ -127,6 +127,14 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
             raise ConfigError(f"experiment {name!r}: parameter 'run_dir': {str(run_dir)!r} is not a run directory "
                               f"(no meta.json there); give a directory under {runs_dir}/, or leave run_dir out "
                               f"to send load")
+        from ..analysis.results import Run
+
+        # a corrupt run directory is refused here (RunDirError, exit 3), before any notebook runs or is
+        # written into it; a run in progress is analysed as it stands and never written into
+        analysed = Run.load(run_dir)
+        analysed.summary()  # summary.json too: a damaged one is refused, not analysed
+        if analysed.note is not None:
+            log(f"perfbench: {analysed.note}; the notebook and verdict stay out of its directory")
         run_id = run_dir.name
     else:
         run_id = params.pop("run_id", None) or new_run_id(name)
@@ -150,7 +158,10 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
                                    progress_bar=False, log_output=False, cwd=os.getcwd(),
                                    kernel_manager_class=_ipc_kernel_manager())
     except PapermillExecutionError as exc:
-        kept = _keep_notebook(scratch, run_dir, name)
+        from ..rundir import writer_alive
+
+        untouchable = writer_alive(run_dir) or (run_dir / "requests.arrows").exists()
+        kept = _keep_notebook(scratch, reports / f"{run_id}-{name}.ipynb" if untouchable else run_dir, name)
         raise ExperimentError(f"experiment {name!r} failed in cell {exc.exec_count}: {exc.ename}: "
                               f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "
                               f"(executed notebook kept at {kept})") from None
@@ -165,9 +176,12 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
 
         verdict = json.loads(verdict_file.read_text())
         verdict_file.unlink()
-    notebook = _keep_notebook(scratch, run_dir, name)
+    from ..rundir import writer_alive
+
+    untouchable = writer_alive(run_dir) or (run_dir / "requests.arrows").exists()
+    notebook = _keep_notebook(scratch, reports / f"{run_id}-{name}.ipynb" if untouchable else run_dir, name)
     report = reports / f"{run_id}-{name}.html"
-    meta = _record(run_dir, name, params, notebook, report, verdict)
+    meta = None if untouchable else _record(run_dir, name, params, notebook, report, verdict)
     log(f"perfbench: exporting the report {report}")
     export_html(notebook, report, show_input=show_input, meta=meta or {"run_id": run_id, "verdict": verdict,
                                                                         "experiment": {"name": name}})
@@ -219,8 +233,12 @@ def header_markdown(meta: dict[str, Any]) -> str:
 
 
 def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
+    """Move the executed notebook into ``run_dir`` (or to ``run_dir`` itself when that is a file path)."""
     if not scratch.exists():
         return scratch
+    if run_dir.suffix == ".ipynb":
+        os.replace(scratch, run_dir)
+        return run_dir
     if run_dir.is_dir():
         target = run_dir / f"{name}.ipynb"
         os.replace(scratch, target)

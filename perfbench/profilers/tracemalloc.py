@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..agent.memory import DEFAULT_NFRAMES, PREFIX, TOKEN_HEADER, is_library, library_prefixes, snapshot_data
 from ..errors import ConfigError, ProfilerError
+from ..safety import check_target
 
 if TYPE_CHECKING:
     import aiohttp
@@ -222,7 +223,11 @@ class TracemallocCollector:
 
     def __init__(self, target: Any, token: str | None = None, *, interval_s: float = 5.0,
                  nframes: int = DEFAULT_NFRAMES, max_snapshots: int = 500, timeout: float = 60.0,
-                 prefix: str = PREFIX):
+                 prefix: str = PREFIX, allow_hosts: tuple[str, ...] = ()):
+        url = getattr(target, "url", target)
+        if isinstance(url, str) and url:  # loopback (or allow-listed), before any connection
+            check_target(url, allow_hosts)
+        self.allow_hosts = allow_hosts
         self.target = target
         self.token = token
         self.interval_s = float(interval_s)
@@ -241,6 +246,7 @@ class TracemallocCollector:
         token = self.token or getattr(self.target, "memory_token", None)
         if not isinstance(url, str) or not url:
             raise ProfilerError(f"tracemalloc: no service URL in {self.target!r}")
+        check_target(url, self.allow_hosts)  # a service object's URL may be set only once it has started
         if not token:
             raise ProfilerError("tracemalloc: no memory token; start the service with PERFBENCH_MEMORY_TOKEN set "
                                "and install_from_env(app), or DemoProcess(tracemalloc=True)")

@@ -100,7 +100,7 @@ def verdict(run_dir, ok: bool, text: str):
     from ..rundir import RunDir
 
     record = {"ok": bool(ok), "text": text}
-    if run_dir:
+    if run_dir and not RunDir(Path(run_dir)).in_progress:  # a run in progress is never written into
         RunDir(Path(run_dir)).update_meta(verdict=record)
     if os.environ.get(VERDICT_FILE_ENV):
         Path(os.environ[VERDICT_FILE_ENV]).write_text(json.dumps(record))

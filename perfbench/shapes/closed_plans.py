@@ -11,6 +11,11 @@ from typing import Any, ClassVar, Literal
 from ..errors import ConfigError
 from .open_plans import NS, Stage, check_shard, stage_problems
 
+# the most virtual users a plan may have (whole plan): each costs about 12 KiB while its request is
+# in flight (benchmarks/vu_memory.py), so this bounds the users' state near 600 MB; a user also holds
+# a connection, so a run in one process is bounded by its open-file limit too (perfbench.load)
+MAX_USERS = 50_000
+
 
 @dataclass(frozen=True)
 class Constant:
@@ -79,6 +84,9 @@ class ClosedPlan:
         problems = stage_problems(self.stages, "{name} users must be >= 0")
         if not problems and self.max_users < 1:
             problems.append("the plan has no user: give at least 1 user")
+        if not problems and self.max_users > MAX_USERS:
+            problems.append(f"{self.max_users:,} users is above the limit of {MAX_USERS:,} users per plan "
+                            f"(about 12 KiB and one connection each)")
         t = self.think
         if isinstance(t, Uniform) and not (0 <= t.low <= t.high):
             problems.append(f"think time: uniform needs 0 <= low <= high, got {t.low!r}..{t.high!r}")

@@ -18,6 +18,9 @@ from ..errors import ConfigError
 
 NS = 1_000_000_000
 ARRIVAL_CHUNK = 1024  # arrivals computed at a time (OpenPlan.arrival_tuples)
+# the highest arrival rate a plan may ask for (req/s, at any moment, whole plan): ten times what the
+# lean path sends per core here; beyond it a plan only measures how far the generator falls behind
+MAX_RATE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class OpenPlan:
 
     def __post_init__(self) -> None:
         problems = stage_problems(self.stages, "rate {name} must be >= 0 req/s")
+        for i, st in enumerate(self.stages):
+            if max(st.start, st.end) > MAX_RATE:
+                problems.append(f"stage {i}: rate {max(st.start, st.end):g} req/s is above the limit of "
+                                f"{MAX_RATE:,} req/s per plan (one process sends about 100,000 req/s)")
         if not problems and self.expected_requests <= 0:
             problems.append("the plan sends no requests: give a rate above 0")
         if problems:
@@ -179,6 +186,15 @@ class OpenPlan:
                 yield chunk
             begin_s += st.duration
             count_before = count_end
+
+    def count_due(self, first: tuple[int, int, int], t_ns: int) -> dict[int, int]:
+        """Per stage, how many arrivals from ``first`` (an arrival tuple, included) on are due by
+        ``t_ns``: what a run that stops at ``t_ns`` never sent, counted without generating them.
+
+        Exact for evenly spaced arrivals (each stage's first and last due index are found with
+        the generator's own arithmetic); for Poisson arrivals, the expected count (the area under
+        the rate between ``first`` and ``t_ns``, plus ``first`` itself)."""
+        return _count_due(self, first, t_ns, 0, 1)
 
     def describe(self) -> dict[str, Any]:
         """The plan as plain data, for meta.json."""
@@ -276,8 +292,64 @@ class OpenShard:
             if a[0] % n == i:
                 yield a
 
+    def count_due(self, first: tuple[int, int, int], t_ns: int) -> dict[int, int]:
+        """:meth:`OpenPlan.count_due` for this shard's arrivals (indices k with k % count == index)."""
+        return _count_due(self.whole, first, t_ns, self.index, self.count)
+
     def describe(self) -> dict[str, Any]:
         return {**self.whole.describe(), "shard": self.index, "shards": self.count}
+
+
+def _offset_ns(st: Stage, begin_s: float, count_before: float, i: int, poisson: bool) -> int:
+    """The intended time of arrival ``i`` of stage ``st``, as ``_arrival_chunks`` computes it (for
+    evenly spaced arrivals; the same float operations, so the same integer)."""
+    m = float(i) - count_before
+    if not poisson and st.end == st.start:
+        return int(round((begin_s + m / st.start) * NS))
+    two_slope = 2 * ((st.end - st.start) / st.duration)
+    return round((begin_s + (2 * m / (st.start + math.sqrt(st.start * st.start + two_slope * m)) if m > 0 else 0.0))
+                 * NS)
+
+
+def _in_shard(lo: int, hi: int, index: int, count: int) -> int:
+    """How many k in [lo, hi] have k % count == index."""
+    if hi < lo:
+        return 0
+    return (hi - index) // count - (lo - 1 - index) // count
+
+
+def _count_due(plan: OpenPlan, first: tuple[int, int, int], t_ns: int, index: int, count: int) -> dict[int, int]:
+    out: dict[int, int] = {}
+    first_index, first_ns, first_stage = first
+    if first_ns > t_ns:
+        return out
+    begin_s, count_before, lo = 0.0, 0.0, 0
+    for si, st in enumerate(plan.stages):
+        count_end = count_before + st.arrivals
+        hi = math.ceil(count_end)  # the stage's indices are lo .. hi - 1 (see _arrival_chunks)
+        end_s = begin_s + st.duration
+        if si >= first_stage:
+            def area(at_ns: int, st: Stage = st, begin_s: float = begin_s, before: float = count_before) -> float:
+                """The expected count of arrivals by ``at_ns`` (the area under the rate), within this stage."""
+                tau = min(max(at_ns / NS - begin_s, 0.0), st.duration)
+                return before + st.start * tau + (st.end - st.start) / st.duration * tau * tau / 2
+
+            if plan.poisson:
+                n = area(t_ns) - (area(first_ns) - 1 if si == first_stage else count_before)
+                out[si] = round(n / count)
+            elif hi > lo:
+                start = max(lo, first_index)
+                # the last index due: near the area under the rate, then checked with the generator's arithmetic
+                last = min(hi - 1, math.floor(area(t_ns)) + 1)
+                while last >= start and _offset_ns(st, begin_s, count_before, last, False) > t_ns:
+                    last -= 1
+                while last + 1 < hi and _offset_ns(st, begin_s, count_before, last + 1, False) <= t_ns:
+                    last += 1
+                out[si] = _in_shard(start, last, index, count)
+        if t_ns < end_s * NS:
+            break
+        begin_s, count_before, lo = end_s, count_end, hi
+    return {k: v for k, v in out.items() if v > 0}
 
 
 def _with_ramp(stages: list[Stage], ramp_up: float) -> list[Stage]:
