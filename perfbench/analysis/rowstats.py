@@ -36,6 +36,10 @@ SUB_BITS = 6
 _SHIFT = 23 - SUB_BITS  # float32 bits >> _SHIFT = exponent and the top SUB_BITS bits of the mantissa
 _BASE = (127 << SUB_BITS) - 1  # so that the value 1 is bucket 1; 0 and below are bucket 0
 NB = (63 << SUB_BITS) + 2  # buckets 0 .. bucket(2**63)
+# numpy works on slices of this many rows: their temporaries (<= 256 KB) are reused from the heap,
+# where those of a whole row group (256K rows) were fresh pages every time: on 10M rows, ~100,000
+# page faults and a quarter of the summary's CPU (measured: sys 0.45 -> 0.10 s)
+SLICE_ROWS = 32 * 1024
 _EXACT_SUM_ROWS = 1 << 26  # two float64 bincounts (high and low bits) add up exactly below this many rows
 
 # the columns each pass reads (end_ns only when the run's duration is not known)
@@ -270,9 +274,8 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
     t = _Tally()
     lat, svc, lag = _Column(False), _Column(False), _Column(True)
     has_service = True
-    for i, batch in enumerate(batches([*PASS1, *(["end_ns"] if need_end else [])])):
-        if i == 0:
-            has_service = "service_ns" in batch.schema.names
+    for batch in _sliced(batches([*PASS1, *(["end_ns"] if need_end else [])])):
+        has_service = "service_ns" in batch.schema.names
         if not batch.num_rows:
             continue
         g = t.eps.codes(batch["endpoint"])
@@ -299,7 +302,7 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
     svc.prepare({"p50": 0.5, "p99": 0.99})
     lag.prepare({"p50": 0.5, "p99": 0.99, "max": "max"})
     if any(c.want is not None for c in (lat, svc, lag)):
-        for batch in batches([c for c in PASS2 if has_service or c != "service_ns"]):
+        for batch in _sliced(batches([c for c in PASS2 if has_service or c != "service_ns"])):
             if not batch.num_rows:
                 continue
             g = t.eps.codes(batch["endpoint"])  # every name is known: the same codes as in pass 1
@@ -334,6 +337,13 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
         lag={"p50": lag_values.get("p50"), "p99": lag_values.get("p99"), "max": lag_values.get("max"), "n": t.rows},
         max_end_ns=t.max_end,
     )
+
+
+def _sliced(batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Each batch in zero-copy slices of SLICE_ROWS rows."""
+    for b in batches:
+        for start in range(0, b.num_rows, SLICE_ROWS):
+            yield b.slice(start, SLICE_ROWS)
 
 
 def _lag(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
