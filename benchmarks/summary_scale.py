@@ -13,6 +13,7 @@ as a subprocess REPEAT times and reports, for each, the wall time and the peak R
     python benchmarks/summary_scale.py --rows 200000 --repeat 1 --verify
     python benchmarks/summary_scale.py --dir /tmp/sum10m   # keep (and reuse) the run directory
     python benchmarks/summary_scale.py --recompute         # time `perfbench summary --recompute DIR`
+    python benchmarks/summary_scale.py --dir D --code ../old-checkout   # the same, another version's code
 
 ``--verify`` also recomputes every count and percentile of the printed summary with numpy (a full
 sort per endpoint) and fails loudly on a difference. The last line is JSON: every run's figures.
@@ -155,10 +156,11 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.
 """
 
 
-def timed(cmd: list[str], env: dict) -> dict:
+def timed(cmd: list[str], env: dict, cwd: str) -> dict:
     """Run ``cmd``; its wall seconds, own user+sys CPU seconds and peak RSS (that process only)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        subprocess.run([sys.executable, "-S", "-c", TIMER, *cmd], stdout=out, stderr=err, env=env, check=False)
+        subprocess.run([sys.executable, "-S", "-c", TIMER, *cmd], stdout=out, stderr=err, env=env, check=False,
+                       cwd=cwd)  # `python -m` puts the working directory first on sys.path
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
@@ -210,10 +212,13 @@ def main() -> None:
     ap.add_argument("--dir", default="", help="run directory to build (reused if it holds --rows rows); default temp")
     ap.add_argument("--recompute", action="store_true", help="time `perfbench summary --recompute DIR` (rewrites it)")
     ap.add_argument("--verify", action="store_true", help="check the summary's numbers against numpy")
+    ap.add_argument("--code", default=str(ROOT),
+                    help="the perfbench checkout whose `perfbench summary` is timed (default this one), "
+                         "to compare two versions on the same run directory")
     args = ap.parse_args()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [args.code, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="perfbench-summary-scale-") as tmp:
-        path = Path(args.dir) if args.dir else Path(tmp) / "run"
+        path = Path(args.dir).resolve() if args.dir else Path(tmp) / "run"
         meta = path / rundir.META
         reuse = meta.exists() and json.loads(meta.read_text()).get("rows") == args.rows
         if not reuse:
@@ -227,7 +232,7 @@ def main() -> None:
         cmd = [sys.executable, "-m", "perfbench", "summary", *(["--recompute"] if args.recompute else []), str(path)]
         runs = []
         for i in range(args.repeat):
-            r = timed(cmd, env)
+            r = timed(cmd, env, args.code)
             if r["rc"] != 0:
                 raise SystemExit(f"perfbench summary exited {r['rc']}: {r['stderr'][-2000:]}")
             runs.append(r)
@@ -236,7 +241,7 @@ def main() -> None:
             (path / rundir.SUMMARY).unlink(missing_ok=True)
         print(runs[-1]["stdout"])
         if args.verify:
-            j = timed([*cmd[:4], "--json", *cmd[4:]], env)
+            j = timed([*cmd[:4], "--json", *cmd[4:]], env, args.code)
             verify(path, json.loads(j["stdout"]))
             (path / rundir.SUMMARY).unlink(missing_ok=True)
     walls = [r["wall_s"] for r in runs]
@@ -244,7 +249,8 @@ def main() -> None:
     print(f"perfbench summary of {args.rows:,} rows: wall median {statistics.median(walls):.2f} s "
           f"[{min(walls):.2f} - {max(walls):.2f}], peak RSS median {statistics.median(rss):.0f} MB "
           f"[{min(rss):.0f} - {max(rss):.0f}] (bars: 2 s, 500 MB)")
-    print(json.dumps({"rows": args.rows, "command": " ".join(cmd[1:-1]) + " DIR", "load_avg": os.getloadavg(),
+    print(json.dumps({"rows": args.rows, "command": " ".join(cmd[1:-1]) + " DIR", "code": args.code,
+                      "load_avg": os.getloadavg(),
                       "runs": [{k: round(v, 3) for k, v in r.items() if k in ("wall_s", "cpu_s", "peak_rss_mb")}
                                for r in runs]}))
 

@@ -197,10 +197,16 @@ class _Codes:
         return lut[local]
 
 
+def _one(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array (a column of a table slice is a ChunkedArray, most often of one chunk: no copy)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    return arr
+
+
 def _ints(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
     """An integer column as int64 numpy, and its validity mask when it has nulls."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    arr = _one(arr)
     if arr.null_count:
         valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
         return np.asarray(arr.fill_null(0).to_numpy(), dtype=np.int64), valid
@@ -244,13 +250,16 @@ class _Tally:
         self.pairs = grown + pairs
         self.byte_sums += [0] * (k - len(self.byte_sums))
         self.lat_sums += [0] * (k - len(self.lat_sums))
-        st, valid = _ints(batch["status"])
-        if valid is not None:
-            st = st[valid]
-            self.status_small[0] += n - st.size
-        if st.size and int(st.min()) >= 0 and int(st.max()) < _STATUS_SMALL:
-            self.status_small[1:] += np.bincount(st, minlength=_STATUS_SMALL)
-        elif st.size:
+        status = _one(batch["status"])
+        lo, hi = pc.min_max(status).values()  # of the non-null values
+        if lo.is_valid and lo.as_py() >= 0 and hi.as_py() < _STATUS_SMALL:
+            st = np.asarray(status.fill_null(-1).to_numpy(), dtype=np.int64) if status.null_count else \
+                np.asarray(status.to_numpy(), dtype=np.int64)
+            self.status_small += np.bincount(st + 1, minlength=_STATUS_SMALL + 1)  # null: 0
+        else:
+            self.status_small[0] += status.null_count
+            st, valid = _ints(status)
+            st = st if valid is None else st[valid]
             for s, c in zip(*np.unique(st, return_counts=True), strict=True):
                 self.status_other[int(s)] = self.status_other.get(int(s), 0) + int(c)
         b, valid = _ints(batch["bytes"])
