@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 import pyarrow as pa
@@ -56,10 +57,17 @@ row = st.tuples(st.sampled_from(["a", "b", "c", "d"]), value, st.sampled_from([2
                 st.sampled_from([None, None, "timeout", "http_5xx"]), st.integers(0, 2**40))
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.lists(row, min_size=1, max_size=250), st.integers(1, 60))
-def test_every_statistic_is_the_sorted_definition(rows, batch_rows):
-    stats = rowstats.compute(rowstats.table_batches(table(rows), batch_rows), PS, need_end=True)
+# how pass 1 keeps values: all of them (a short run), in windows re-drawn from the first rows on, or
+# windows over a tiny budget (every bucket read again in pass 2)
+MODES = {"keep all": (10**9, 10**9), "windows": (1, 10**9), "over budget": (1, 3)}
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(row, min_size=1, max_size=250), st.integers(1, 60), st.sampled_from(sorted(MODES)))
+def test_every_statistic_is_the_sorted_definition(rows, batch_rows, mode):
+    first, budget = MODES[mode]
+    with patch.object(rowstats, "FIRST_CHECKPOINT", first), patch.object(rowstats, "KEEP_BUDGET", budget):
+        stats = rowstats.compute(rowstats.table_batches(table(rows), batch_rows), PS, need_end=True)
     groups = {e: [r for r in rows if r[0] == e] for e in {r[0] for r in rows}}
     assert stats.endpoints == sorted(groups)
     for name, rs in [*groups.items(), ("*", rows)]:
@@ -100,3 +108,34 @@ def test_dictionary_and_plain_strings_give_the_same_codes_across_batches():
     one = rowstats.compute(rowstats.table_batches(plain, 7), {"p50": 0.5})
     other = rowstats.compute(rowstats.table_batches(encoded, 13), {"p50": 0.5})
     assert one == other and one.endpoints == ["a", "b"] and one.kinds == {("a", "timeout"): 50}
+
+
+def passes(rows, **patches) -> tuple[rowstats.RowStats, list[list[str]]]:
+    """compute() over ``rows`` in batches of 1,000, and the columns each pass read."""
+    calls: list[list[str]] = []
+    batches = rowstats.table_batches(table(rows), 1000)
+
+    def read(columns):
+        calls.append(columns)
+        return batches(columns)
+    with patch.multiple(rowstats, **patches):
+        return rowstats.compute(read, PS), calls
+
+
+def test_a_steady_run_needs_one_pass_and_a_drifting_one_reads_again_only_what_it_lacks():
+    rng = np.random.default_rng(5)
+    steady = [("a", int(x), 200, None, 1) for x in rng.lognormal(15, 0.5, 20_000)]
+    stats, calls = passes(steady, FIRST_CHECKPOINT=1000)
+    assert len(calls) == 1  # the percentiles' buckets were kept whole in pass 1
+    lat = [r[1] for r in steady]
+    assert stats.per["a"]["latency"] == {k: ranked(lat, p) for k, p in PS.items()} | {"max": max(lat),
+                                                                                       "min": min(lat)}
+    # latency that grows over the run: the median's bucket at the end was outside the early windows
+    drifting = [("a", 1_000_000 + 500 * i + int(x), 200, None, 1) for i, x in enumerate(rng.integers(0, 1000, 20_000))]
+    stats, calls = passes(drifting, FIRST_CHECKPOINT=1000)
+    assert len(calls) == 2 and "latency_ns" in calls[1] and "error" not in calls[1]
+    lat = [r[1] for r in drifting]
+    assert stats.per["a"]["latency"] == {k: ranked(lat, p) for k, p in PS.items()} | {"max": max(lat),
+                                                                                       "min": min(lat)}
+    stats, calls = passes(steady, FIRST_CHECKPOINT=1000, KEEP_BUDGET=10)  # over the budget: all read again
+    assert len(calls) == 2 and stats.per["a"]["latency"]["p50"] == ranked([r[1] for r in steady], 0.5)

@@ -40,11 +40,12 @@ NB = (63 << SUB_BITS) + 2  # buckets 0 .. bucket(2**63)
 # where those of a whole row group (256K rows) were fresh pages every time: on 10M rows, ~100,000
 # page faults and a quarter of the summary's CPU (measured: sys 0.45 -> 0.10 s)
 SLICE_ROWS = 32 * 1024
-_EXACT_SUM_ROWS = 1 << 26  # two float64 bincounts (high and low bits) add up exactly below this many rows
+_EXACT_SUM_ROWS = 1 << 26
+KEEP_BUDGET = 2_000_000  # values a column may keep speculatively in pass 1 (16 bytes each); beyond: pass 2
+FIRST_CHECKPOINT = SLICE_ROWS  # rows after which the windows are first drawn; then each time the rows double  # two float64 bincounts (high and low bits) add up exactly below this many rows
 
-# the columns each pass reads (end_ns only when the run's duration is not known)
+# the columns pass 1 reads (end_ns too when the run's duration is not known); pass 2 reads some of them
 PASS1 = ("endpoint", "error", "status", "bytes", "latency_ns", "service_ns", "start_ns", "intended_ns")
-PASS2 = ("endpoint", "latency_ns", "service_ns", "start_ns", "intended_ns")
 
 Batches = Callable[[list[str]], Iterable[pa.RecordBatch | pa.Table]]  # the rows' columns, in the same order each time
 
@@ -77,51 +78,120 @@ def singleton(b: int, nonnegative: bool) -> int | None:
     return lo if hi - lo == 1 else None
 
 
+def _ranks_of(ranks: dict[str, float | str], n: int) -> dict[str, int]:
+    """The 1-based rank of each wanted name among n values ("min", "max", or a fraction p:
+    ``ceil(n * p)``, at least 1)."""
+    return {name: 1 if p == "min" else n if p == "max" else max(math.ceil(float(n) * float(p)), 1)
+            for name, p in ranks.items()}
+
+
 @dataclass
 class _Column:
-    """One value column: its histogram per group, then the values of the buckets that hold a rank."""
+    """One value column: its histogram per group, and the values of the buckets that hold a rank.
+
+    Pass 1 counts every value into its bucket and, speculatively, keeps the values of the buckets
+    near where each rank lies so far (a window re-drawn as the rows double, wide enough for the
+    estimate's uncertainty). At the end a bucket that holds a rank answers from the kept values
+    when all its values were kept (its kept count equals its count); only the other ones are read
+    again in pass 2. A run whose percentiles drift, or whose windows would keep more than
+    ``KEEP_BUDGET`` values, just takes the second pass; the answer is the same."""
 
     nonnegative: bool
+    ranks: dict[str, float | str]
     hist: np.ndarray = field(default_factory=lambda: np.zeros((0, NB), np.int64))
+    window: np.ndarray | None = None  # pass 1: group * NB + bucket -> keep; None: keep nothing any more
+    spilled: bool = False  # over the budget: pass 1 keeps nothing
     want: np.ndarray | None = None  # pass 2: group * NB + bucket -> keep the value
     plan: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)  # group (-1: all) -> name -> (b, r)
     kept: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    n_kept: int = 0
 
     def add(self, groups: np.ndarray | None, values: np.ndarray, k: int) -> None:
-        """Count ``values`` (of groups ``groups``, None: one group) into the histogram of k groups."""
+        """Pass 1: count ``values`` (of groups ``groups``, None: one group) into the histogram of k
+        groups, and keep those in the window."""
         if self.hist.shape[0] < k:
             self.hist = np.vstack([self.hist, np.zeros((k - self.hist.shape[0], NB), np.int64)])
-        if values.size:
-            b = bucket_of(values)
-            if groups is None:
-                self.hist[0] += np.bincount(b, minlength=NB)
-            else:
-                self.hist[:k] += np.bincount(groups * NB + b, minlength=k * NB).reshape(k, NB)
+        if not values.size:
+            return
+        key = bucket_of(values)
+        if groups is None:
+            self.hist[0] += np.bincount(key, minlength=NB)
+        else:
+            key = groups * NB + key
+            self.hist[:k] += np.bincount(key, minlength=k * NB).reshape(k, NB)
+        if self.spilled:
+            return
+        if self.window is None or self.window.size < k * NB:  # a group not seen at the last checkpoint: all of it
+            grown = np.ones(k * NB, bool)
+            if self.window is not None:
+                grown[:self.window.size] = self.window
+            self.window = grown
+        sel = self.window[key]
+        if sel.any():
+            v = values[sel]
+            self.kept.append((v, key[sel]))
+            self.n_kept += v.size
 
-    def prepare(self, ranks: dict[str, float | str]) -> None:
-        """Find the bucket and in-bucket rank of every wanted rank, per group and overall; mark
-        the buckets whose values pass 2 keeps."""
+    def checkpoint(self) -> None:
+        """Re-draw the window from the histogram so far; drop the kept values outside it."""
+        if self.spilled:
+            return
         k = self.hist.shape[0]
-        want = np.zeros((k, NB), bool)
-        rows = [(g, self.hist[g]) for g in range(k)] + [(-1, self.hist.sum(axis=0))]
-        for g, h in rows:
+        win = np.zeros((k, NB), bool)
+        for g, h in [(g, self.hist[g]) for g in range(k)] + [(-1, self.hist.sum(axis=0))]:
+            n = int(h.sum())
+            if n == 0:
+                continue
+            cum = np.cumsum(h)
+            for p in self.ranks.values():
+                f = 1.0 if p == "max" else 0.0 if p == "min" else float(p)
+                spread = 4 * math.sqrt(max(f * (1 - f), 1 / n) / n) + 1 / n  # ~4 standard errors of the rank
+                r_lo, r_hi = max(math.floor((f - spread) * n), 1), min(math.ceil((f + spread) * n), n)
+                b_lo = max(int(np.searchsorted(cum, r_lo, side="left")) - 1, 0)  # and a bucket either side
+                b_hi = min(int(np.searchsorted(cum, r_hi, side="left")) + 1, NB - 1)
+                if p == "max":
+                    b_hi = NB - 1
+                if p == "min":
+                    b_lo = 0
+                if g < 0:
+                    win[:, b_lo:b_hi + 1] = True
+                else:
+                    win[g, b_lo:b_hi + 1] = True
+        self.window = win.reshape(-1)
+        values, keys = self._concat()
+        sel = self.window[keys]
+        self.kept = [(values[sel], keys[sel])] if sel.any() else []
+        self.n_kept = int(sel.sum())
+        if self.n_kept > KEEP_BUDGET:
+            self.spilled, self.window, self.kept, self.n_kept = True, None, [], 0
+
+    def prepare(self) -> None:
+        """After pass 1: the bucket and in-bucket rank of every wanted rank, per group and overall;
+        which of those buckets pass 2 must read again (those not kept whole)."""
+        k = self.hist.shape[0]
+        flat = self.hist.reshape(-1)
+        values, keys = self._concat()
+        kept_counts = np.bincount(keys, minlength=k * NB) if keys.size else np.zeros(k * NB, np.int64)
+        needed = np.zeros(k * NB, bool)
+        for g, h in [(g, self.hist[g]) for g in range(k)] + [(-1, self.hist.sum(axis=0))]:
             n = int(h.sum())
             if n == 0:
                 continue
             cum = np.cumsum(h)
             self.plan[g] = {}
-            for name, p in ranks.items():
-                r = 1 if p == "min" else n if p == "max" else max(math.ceil(float(n) * float(p)), 1)
+            for name, r in _ranks_of(self.ranks, n).items():
                 b = int(np.searchsorted(cum, r, side="left"))
                 self.plan[g][name] = (b, r - (int(cum[b - 1]) if b else 0))
                 if singleton(b, self.nonnegative) is None:
-                    if g < 0:
-                        want[:, b] = True
-                    else:
-                        want[g, b] = True
-        self.want = want.reshape(-1) if want.any() else None
+                    needed[np.arange(k) * NB + b if g < 0 else g * NB + b] = True
+        complete = kept_counts == flat
+        want = needed & ~complete
+        keep = needed[keys] & complete[keys]
+        self.kept = [(values[keep], keys[keep])] if keep.any() else []
+        self.want = want if want.any() else None
 
     def keep(self, groups: np.ndarray | None, values: np.ndarray) -> None:
+        """Pass 2: keep the values of the buckets ``prepare`` wants read again."""
         if self.want is None or not values.size:
             return
         key = bucket_of(values)
@@ -129,15 +199,23 @@ class _Column:
             key = groups * NB + key
         sel = self.want[key]
         if sel.any():
-            self.kept.append((values[sel], key[sel].astype(np.int64)))
+            self.kept.append((values[sel], key[sel]))
+
+    def _concat(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kept values and their keys, as one pair of arrays (kept that way from then on)."""
+        if not self.kept:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if len(self.kept) > 1:
+            self.kept = [(np.concatenate([v for v, _ in self.kept]),
+                          np.concatenate([k.astype(np.int64) for _, k in self.kept]))]
+        return self.kept[0]
 
     def result(self, group: int) -> dict[str, int | None]:
         """Per wanted name, the value of its rank in ``group`` (-1: all groups), None without values."""
         plan = self.plan.get(group)
         if plan is None:
             return {}
-        values = np.concatenate([v for v, _ in self.kept]) if self.kept else np.zeros(0, np.int64)
-        keys = np.concatenate([k for _, k in self.kept]) if self.kept else np.zeros(0, np.int64)
+        values, keys = self._concat()
         out: dict[str, int | None] = {}
         cache: dict[int, np.ndarray] = {}
         for name, (b, r) in plan.items():
@@ -281,7 +359,9 @@ _STATUS_SMALL = 1024  # statuses 0..1023 are counted by bincount, others (none i
 def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = False) -> RowStats:
     """Two passes over ``batches`` (called once per pass with the columns it needs)."""
     t = _Tally()
-    lat, svc, lag = _Column(False), _Column(False), _Column(True)
+    lat = _Column(False, {**percentiles, "max": "max", "min": "min"})
+    svc, lag = _Column(False, {"p50": 0.5, "p99": 0.99}), _Column(True, {"p50": 0.5, "p99": 0.99, "max": "max"})
+    checkpoint = FIRST_CHECKPOINT
     has_service = True
     for batch in _sliced(batches([*PASS1, *(["end_ns"] if need_end else [])])):
         has_service = "service_ns" in batch.schema.names
@@ -299,6 +379,10 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
             v, valid = _ints(batch["service_ns"])
             svc.add(g if valid is None else g[valid], v if valid is None else v[valid], k)
         lag.add(None, _lag(batch), 1)
+        if t.rows >= checkpoint:
+            checkpoint = 2 * t.rows
+            for c in (lat, svc, lag):
+                c.checkpoint()
         if need_end:
             end, valid = _ints(batch["end_ns"])
             end = end if valid is None else end[valid]
@@ -307,18 +391,20 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
     k = len(t.eps.index)
     lat.add(None, np.zeros(0, np.int64), k)  # every group has its histogram row, even without values
     svc.add(None, np.zeros(0, np.int64), k)
-    lat.prepare({**percentiles, "max": "max", "min": "min"})
-    svc.prepare({"p50": 0.5, "p99": 0.99})
-    lag.prepare({"p50": 0.5, "p99": 0.99, "max": "max"})
-    if any(c.want is not None for c in (lat, svc, lag)):
-        for batch in _sliced(batches([c for c in PASS2 if has_service or c != "service_ns"])):
+    for c in (lat, svc, lag):
+        c.prepare()
+    grouped = [(c, name) for c, name in ((lat, "latency_ns"), (svc, "service_ns")) if c.want is not None]
+    columns = [*(["endpoint"] if grouped else []), *(name for _, name in grouped),
+               *(["start_ns", "intended_ns"] if lag.want is not None else [])]
+    if columns:  # pass 2: only the buckets pass 1 did not keep whole, only the columns they are in
+        for batch in _sliced(batches(columns)):
             if not batch.num_rows:
                 continue
-            g = t.eps.codes(batch["endpoint"])  # every name is known: the same codes as in pass 1
-            for col, name in ((lat, "latency_ns"), (svc, "service_ns")):
-                if col.want is not None:
-                    v, valid = _ints(batch[name])
-                    col.keep(g if valid is None else g[valid], v if valid is None else v[valid])
+            if grouped:
+                g = t.eps.codes(batch["endpoint"])  # every name is known: the same codes as in pass 1
+            for col, name in grouped:
+                v, valid = _ints(batch[name])
+                col.keep(g if valid is None else g[valid], v if valid is None else v[valid])
             if lag.want is not None:
                 lag.keep(None, _lag(batch))
 
