@@ -252,6 +252,7 @@ class _Codes:
 
     def __init__(self) -> None:
         self.index: dict[Any, int] = {}
+        self._last: tuple[pa.Array, np.ndarray] | None = None
 
     def names(self) -> list[Any]:
         return list(self.index)
@@ -264,15 +265,18 @@ class _Codes:
     def _chunk(self, arr: pa.Array) -> np.ndarray:
         if not pa.types.is_dictionary(arr.type):
             arr = pc.dictionary_encode(arr)
-        names = [*arr.dictionary.to_pylist(), None]
-        idx = arr.indices
+        dictionary, idx = arr.dictionary, arr.indices
+        if self._last is not None and self._last[0].equals(dictionary):  # the slices of one row group share it
+            lut = self._last[1]
+        else:
+            # a dictionary may hold names no row has (and always gets None): the summary leaves out
+            # the groups without rows
+            names = [*dictionary.to_pylist(), None]
+            lut = np.array([self.index.setdefault(name, len(self.index)) for name in names], np.int64)
+            self._last = (dictionary, lut)
         if idx.null_count:
-            idx = idx.fill_null(len(names) - 1)
-        local = np.asarray(idx.to_numpy(zero_copy_only=False))
-        # a dictionary may hold names no row has (and always gets None): the summary leaves out
-        # the groups without rows
-        lut = np.array([self.index.setdefault(name, len(self.index)) for name in names], np.int64)
-        return lut[local]
+            idx = idx.fill_null(len(lut) - 1)
+        return lut[np.asarray(idx.to_numpy(zero_copy_only=False))]
 
 
 def _one(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
