@@ -158,7 +158,7 @@ def gzip_comparison(args, gen_cpu, srv_cpu, workdir: Path, paths: list[str]) -> 
     probes = {p: probe_engine(p, workdir, gen_cpu) for p in engine_paths}
     for p, pr in probes.items():
         run.log(f"gzip probe [{p}]: {describe(pr)}")
-    rows, rates = [], {}
+    rows, rates, steps = [], {}, {}
     server = NginxServer(cpu=srv_cpu, gzip=True)
     with server as url:
         for p in engine_paths:
@@ -166,8 +166,11 @@ def gzip_comparison(args, gen_cpu, srv_cpu, workdir: Path, paths: list[str]) -> 
             if "headers" not in probes[p]:
                 continue
             run.log(f"gzip: probing the engine's capacity on the {p} path (3 s)...")
-            rates[p] = run.probe_rate(url, p, args.connections, gen_cpu, server, workdir,
-                                      engine=lambda u, s, r, c, p, h=headers: engine_peer(u, s, r, c, p, h, None))["rate"]
+            probed = run.probe_rate(url, p, args.connections, gen_cpu, server, workdir,
+                                    engine=lambda u, s, r, c, p, h=headers: engine_peer(u, s, r, c, p, h, None))
+            rates[p], steps[p] = probed["rate"], probed["steps"]
+            run.log("  probe steps (asked -> achieved): "
+                    + ", ".join(f"{st['rate']:,}/s -> {st['rps']:,}" for st in probed["steps"]))
         jobs = [("naive_aiohttp", "naive aiohttp loop (uvloop), decoding",
                  lambda keep: peers.naive(url, args.seconds, args.connections))]
         for p, rate in rates.items():
@@ -203,7 +206,7 @@ def gzip_comparison(args, gen_cpu, srv_cpu, workdir: Path, paths: list[str]) -> 
                         "byte_columns": rs[-1]["byte_columns"]}
     return {"body_bytes": len(BODY), "gzip_bytes": len(gzip.compress(BODY)), "seconds": args.seconds,
             "repeat": args.repeat, "probes": probes, "what_was_measured": {p: describe(pr) for p, pr in probes.items()},
-            "rates": rates, "rows": rows, "summary": summary}
+            "rates": rates, "probe_steps": steps, "rows": rows, "summary": summary}
 
 
 def print_gzip(g: dict) -> None:

@@ -191,15 +191,17 @@ def probe_rate(url: str, path: str, conns: int, gen_cpu, server, workdir: Path, 
     the comparison would charge to it (measured here: it costs a quarter of its throughput); a
     rate below capacity is not a max. So: one short run far above capacity gives a floor, then
     short runs at 1.1x the floor, stepping up by 1.1x until the run is at capacity (the send lag p99
-    beyond the engine's bound, or not every planned request sent). Steps of 1.25x (until 2026-11-21) could land up to 25%
-    above capacity, where 3-10% of the rows recorded were arrivals still due when the grace
-    period ended, recorded as aborted: CPU spent on rows that are not requests.
+    beyond the engine's bound, or not every planned request sent) twice in a row at the same rate
+    (on a shared machine one run can stall on other work). Steps of 1.25x (until 2026-11-21) could
+    land up to 25% above capacity, where 3-10% of the rows recorded were arrivals still due when the
+    grace period ended, recorded as aborted: CPU spent on rows that are not requests.
     """
     probe = PROBE_RATE.get(path, DEFAULT_PROBE_RATE)
     r = measure(engine(url, seconds, probe, conns, path), gen_cpu, server, seconds, workdir)
     steps = [{"rate": probe, "rps": round(r["rps"])}]
     rate = max(1000, math.ceil(PROBE_STEP * r["rps"] / 1000) * 1000)
-    for _ in range(8):
+    confirmed = False
+    for _ in range(10):
         r = measure(engine(url, seconds, rate, conns, path), gen_cpu, server, seconds, workdir)
         gen = r["extra"].get("generator") or {}
         lag_p99 = (gen.get("lag_ms") or {}).get("p99") or 0.0
@@ -210,8 +212,12 @@ def probe_rate(url: str, path: str, conns: int, gen_cpu, server, workdir: Path, 
         full = lag_p99 > (gen.get("lag_bound_ms") or 10.0) or r["ok"] < rate * seconds * 0.99
         steps.append({"rate": rate, "rps": round(r["rps"]), "saturated": gen.get("saturated"),
                       "lag_p99_ms": lag_p99, "at_capacity": full})
-        if full:
+        if full and confirmed:
             break
+        if full:  # once more at the same rate: on a shared machine a burst of other work can stall one run
+            confirmed = True
+            continue
+        confirmed = False
         rate = math.ceil(PROBE_STEP * rate / 1000) * 1000
     return {"rate": rate, "steps": steps}
 
