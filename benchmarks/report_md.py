@@ -13,7 +13,7 @@ def fmt(v, spec=",.0f", none="-"):
 
 def main(path: str) -> None:
     res = json.load(open(path))  # noqa: SIM115 - a one-shot script
-    cfg = res["config"]
+    cfg = res.get("config", {})
     cmp_ = res.get("comparison") or {}
     if cmp_.get("summary"):
         print(f"{cfg['connections']} keep-alive connections, {cfg['seconds']:g} s per run, median of "
