@@ -39,8 +39,11 @@ lint: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 notebooks/
 
+# the side-by-side benchmark (benchmarks/README.md); BENCH_ARGS for a part or a quick run, e.g.
+#   make bench BENCH_ARGS="--only fixed --fixed-seconds 5"
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

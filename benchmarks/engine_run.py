@@ -7,12 +7,17 @@ summary's generator block plus the process's CPU seconds during the load alone
 and imports are left out; it still includes writing the run directory and its summary) and the
 wall time of the whole run. HTTP_PATH is ``auto`` (default), ``lean`` or ``aiohttp``.
 
+Environment (for benchmarks/gzip_bench.py; unset, nothing changes): ``ENGINE_RUN_HEADERS``, a JSON
+object of request headers (e.g. ``{"Accept-Encoding": "gzip"}``); ``ENGINE_RUN_KEEP``, a directory
+the run directory is kept in (so the harness reads its rows after the process, and its CPU, ended).
+
 ``steady``: from the engine's own once-a-second progress reports, the CPU the process used
 between the first and the last report while the load ran (no start-up, no final flush, no
 summary): ``cpu_pct`` of one core, and ``rows_per_cpu_s`` (requests recorded per CPU-second).
 """
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -31,9 +36,11 @@ def progress(p):
         samples.append((p["elapsed_s"], time.process_time(), p["total"]))
 
 
+headers = json.loads(os.environ.get("ENGINE_RUN_HEADERS") or "{}")
 with tempfile.TemporaryDirectory() as d:
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    res = run_load(url, shapes.constant(rate, seconds), Scenario([Request("get", "GET", "/")]), runs_dir=d,
+    res = run_load(url, shapes.constant(rate, seconds), Scenario([Request("get", "GET", "/", headers=headers)]),
+                   runs_dir=os.environ.get("ENGINE_RUN_KEEP") or d,
                    max_in_flight=cap, progress=progress, grace=2, announce=lambda s: None, http_path=http_path)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     o = res.summary["overall"]
@@ -46,4 +53,5 @@ with tempfile.TemporaryDirectory() as d:
     print(json.dumps({"errors": o["errors"], "generator": res.summary["generator"],
                       "p99_ms": o["latency_ms"].get("p99"), "load_cpu_s": round(cpu, 3), "load_wall_s": round(wall, 3),
                       "ok_per_load_cpu_s": round((o["count"] - o["errors"]) / cpu) if cpu else None,
-                      "steady": steady, "path": res.summary["generator"].get("path")}))
+                      "steady": steady, "path": res.summary["generator"].get("path"),
+                      "run_dir": str(res.path) if os.environ.get("ENGINE_RUN_KEEP") else None}))

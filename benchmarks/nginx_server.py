@@ -41,7 +41,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def render(prefix: Path, port: int, cpu: int | None, tls: tuple[Path, Path] | None = None) -> str:
+# gzip=True: nginx compresses the JSON body for a client that accepts gzip (level 1, nginx's default),
+# however short the body (the default gzip_min_length, 20 bytes, would leave the 11-byte body alone)
+GZIP_LINES = ("    gzip on;\n    gzip_types application/json;\n    gzip_min_length 1;\n    gzip_comp_level 1;\n"
+              "    gzip_proxied any;\n")
+
+
+def render(prefix: Path, port: int, cpu: int | None, tls: tuple[Path, Path] | None = None, gzip: bool = False,
+           body: bytes = BODY) -> str:
     ncpu = os.cpu_count() or 1
     # worker_cpu_affinity takes a bit mask, lowest CPU rightmost ("10" = CPU 1)
     mask = "auto" if cpu is None else "".join("1" if i == cpu else "0" for i in reversed(range(max(ncpu, cpu + 1))))
@@ -52,9 +59,12 @@ def render(prefix: Path, port: int, cpu: int | None, tls: tuple[Path, Path] | No
         ssl_flag = "ssl "
         ssl_lines = (f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
                      "        ssl_protocols TLSv1.2 TLSv1.3;\n")
+    if b"'" in body or b"\\" in body:
+        raise ValueError("the body is written between single quotes in nginx.conf: no ' or \\ in it")
     return string.Template(TEMPLATE.read_text()).substitute(prefix=prefix, port=port, cpu_mask=mask,
                                                             user_line=user_line, ssl_flag=ssl_flag,
-                                                            ssl_lines=ssl_lines)
+                                                            ssl_lines=ssl_lines, gzip_lines=GZIP_LINES if gzip else "",
+                                                            body=body.decode())
 
 
 def write_tls_files(prefix: Path) -> tuple[Path, Path, Path]:
@@ -72,15 +82,30 @@ def write_tls_files(prefix: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+def _dechunk(payload: bytes) -> bytes:
+    out, rest = b"", payload
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, rest = out + rest[:size], rest[size + 2:]
+    return out
+
+
 class NginxServer:
-    def __init__(self, cpu: int | None = 1, start_timeout: float = 10.0, tls: bool = False):
+    def __init__(self, cpu: int | None = 1, start_timeout: float = 10.0, tls: bool = False, gzip: bool = False,
+                 body: bytes = BODY):
         self.cpu = cpu
         self.tls = tls
+        self.gzip = gzip
+        self.body = body
         self.ca_file: Path | None = None
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.url = ""
+        self.gzip_wire = b""  # with gzip: the compressed body as nginx sends it
         self.pid = 0
         self.version = ""
 
@@ -100,7 +125,7 @@ class NginxServer:
         for _attempt in range(3):  # the free port can be taken between probe and bind: retry
             port = free_port()
             conf = prefix / "nginx.conf"
-            conf.write_text(render(prefix, port, self.cpu, tls_files))
+            conf.write_text(render(prefix, port, self.cpu, tls_files, self.gzip, self.body))
             cmd = [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
             if self.cpu is not None and shutil.which("taskset"):
                 cmd = ["taskset", "-c", str(self.cpu)] + cmd
@@ -140,7 +165,22 @@ class NginxServer:
 
     def _check(self) -> None:
         """One real GET: the body and content type must be what the benchmark expects (over TLS,
-        verified against our CA)."""
+        verified against our CA); with gzip, a GET that accepts gzip must come back compressed."""
+        data = self._get(b"")
+        if not data.startswith(b"HTTP/1.1 200") or b"application/json" not in data or not data.endswith(self.body):
+            raise RuntimeError(f"nginx answered unexpectedly: {data[:300]!r}")
+        if self.gzip:
+            import gzip
+
+            zipped = self._get(b"Accept-Encoding: gzip\r\n")
+            head, _, payload = zipped.partition(b"\r\n\r\n")
+            if b"content-encoding: gzip" not in head.lower():
+                raise RuntimeError(f"nginx did not compress: {head[:300]!r}")
+            self.gzip_wire = _dechunk(payload) if b"chunked" in head.lower() else payload
+            if gzip.decompress(self.gzip_wire) != self.body:
+                raise RuntimeError("nginx's gzip body does not decompress to the body")
+
+    def _get(self, extra: bytes) -> bytes:
         with contextlib.ExitStack() as stack:
             s = stack.enter_context(socket.create_connection(
                 ("127.0.0.1", int(self.url.rsplit(":", 1)[1].strip("/"))), timeout=2))
@@ -149,15 +189,14 @@ class NginxServer:
 
                 ctx = ssl.create_default_context(cafile=str(self.ca_file))
                 s = stack.enter_context(ctx.wrap_socket(s, server_hostname="127.0.0.1"))
-            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + extra + b"\r\n")
             data = b""
-            while not data.endswith(BODY):
-                chunk = s.recv(4096)
+            while True:
+                chunk = s.recv(65536)
                 if not chunk:
                     break
                 data += chunk
-        if not data.startswith(b"HTTP/1.1 200") or b"application/json" not in data or not data.endswith(BODY):
-            raise RuntimeError(f"nginx answered unexpectedly: {data[:300]!r}")
+        return data
 
     def worker_pids(self) -> list[int]:
         try:

@@ -104,6 +104,27 @@ def k6(url: str, seconds: float, conns: int, workdir: Path) -> Peer:
                 _parse_k6, env={"K6_NO_USAGE_REPORT": "true"})
 
 
+def _parse_k6_rate(out: str, err: str, d: Path) -> tuple[int, int, dict]:
+    m = json.loads((d / "k6-summary.json").read_text())["metrics"]
+    total = int(m["http_reqs"]["count"])
+    failed = int(m.get("http_req_failed", {}).get("passes", 0))
+    dur = m.get("http_req_duration", {})
+    return total - failed, failed, {"dropped_iterations": int(m.get("dropped_iterations", {}).get("count", 0)),
+                                    "iterations": int(m.get("iterations", {}).get("count", 0)),
+                                    "p99_ms": dur.get("p(99)"), "vus_max": m.get("vus_max", {}).get("value")}
+
+
+def k6_rate(url: str, seconds: float, rate: float, vus: int, workdir: Path) -> Peer:
+    """k6 at a fixed arrival rate (executor constant-arrival-rate, benchmarks/k6_rate.js), ``vus``
+    virtual users preallocated (its cap: an arrival that finds none free is a dropped iteration)."""
+    binary = _which("k6", TOOLS / "k6")
+    return Peer("k6 constant-arrival-rate", "k6_rate", "open",
+                [binary, "run", "--quiet", "--no-color", "--no-usage-report",
+                 "--summary-export", str(workdir / "k6-summary.json"), "-e", f"URL={url}", "-e", f"RATE={rate:g}",
+                 "-e", f"DURATION={seconds:g}s", "-e", f"VUS={vus}", str(HERE / "k6_rate.js")],
+                _parse_k6_rate, env={"K6_NO_USAGE_REPORT": "true"}, open_rate=rate)
+
+
 # ---------------------------------------------------------------------------- Locust
 def _parse_locust(out: str, err: str, _d: Path) -> tuple[int, int, dict]:
     start = out.find("[")

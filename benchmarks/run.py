@@ -8,9 +8,10 @@ run, exact once the child is reaped). Only ratios within one run mean anything o
 noisy machine: every repetition runs every generator once (in rotated order) and the table shows
 medians, the spread and each figure's ratio to the naive aiohttp loop of the same repetition.
 
-    python benchmarks/run.py                       # comparison (3 x 10 s each) + fixed-rate test
+    python benchmarks/run.py                       # comparison (3 x 10 s each), fixed rate (with k6), gzip
     python benchmarks/run.py --soak-minutes 10     # ... + the engine's RSS over a 10-minute run
-    python benchmarks/run.py --only fixed          # just the fixed-rate test
+    python benchmarks/run.py --only fixed          # just the fixed-rate test: perfbench's paths and k6
+    python benchmarks/run.py --only fixed --fixed-seconds 5 --fixed-paths lean   # a quick one
 
 Peers are installed by benchmarks/install_peers.sh (Debian packages and a separate tool venv);
 a peer that is not installed is reported as unavailable and skipped. Results are printed and
@@ -182,23 +183,26 @@ def build_peers(keys: list[str], url: str, seconds: float, conns: int, workdir: 
     return made, unavailable
 
 
-def probe_rate(url: str, path: str, conns: int, gen_cpu, server, workdir: Path, seconds: float = 3) -> dict:
+def probe_rate(url: str, path: str, conns: int, gen_cpu, server, workdir: Path, seconds: float = 3,
+               engine=peers.engine) -> dict:
     """Find an open-model rate just above what the engine can send: saturated, with a small backlog.
 
     A rate far above capacity makes the engine plan, queue and finally abort a huge backlog, CPU
     the comparison would charge to it (measured here: it costs a quarter of its throughput); a
     rate below capacity is not a max. So: one short run far above capacity gives a floor, then
     short runs at 1.1x the floor, stepping up by 1.1x until the run is at capacity (the send lag p99
-    beyond the engine's bound, or not every planned request sent). Steps of 1.25x (until 2026-11-21) could land up to 25%
-    above capacity, where 3-10% of the rows recorded were arrivals still due when the grace
-    period ended, recorded as aborted: CPU spent on rows that are not requests.
+    beyond the engine's bound, or not every planned request sent) twice in a row at the same rate
+    (on a shared machine one run can stall on other work). Steps of 1.25x (until 2026-11-21) could
+    land up to 25% above capacity, where 3-10% of the rows recorded were arrivals still due when the
+    grace period ended, recorded as aborted: CPU spent on rows that are not requests.
     """
     probe = PROBE_RATE.get(path, DEFAULT_PROBE_RATE)
-    r = measure(peers.engine(url, seconds, probe, conns, path), gen_cpu, server, seconds, workdir)
+    r = measure(engine(url, seconds, probe, conns, path), gen_cpu, server, seconds, workdir)
     steps = [{"rate": probe, "rps": round(r["rps"])}]
     rate = max(1000, math.ceil(PROBE_STEP * r["rps"] / 1000) * 1000)
-    for _ in range(8):
-        r = measure(peers.engine(url, seconds, rate, conns, path), gen_cpu, server, seconds, workdir)
+    confirmed = False
+    for _ in range(10):
+        r = measure(engine(url, seconds, rate, conns, path), gen_cpu, server, seconds, workdir)
         gen = r["extra"].get("generator") or {}
         lag_p99 = (gen.get("lag_ms") or {}).get("p99") or 0.0
         # at capacity: the sends fell behind the plan (lag beyond the bound) or some were never sent.
@@ -208,8 +212,12 @@ def probe_rate(url: str, path: str, conns: int, gen_cpu, server, workdir: Path, 
         full = lag_p99 > (gen.get("lag_bound_ms") or 10.0) or r["ok"] < rate * seconds * 0.99
         steps.append({"rate": rate, "rps": round(r["rps"]), "saturated": gen.get("saturated"),
                       "lag_p99_ms": lag_p99, "at_capacity": full})
-        if full:
+        if full and confirmed:
             break
+        if full:  # once more at the same rate: on a shared machine a burst of other work can stall one run
+            confirmed = True
+            continue
+        confirmed = False
         rate = math.ceil(PROBE_STEP * rate / 1000) * 1000
     return {"rate": rate, "steps": steps}
 
@@ -290,6 +298,7 @@ def cpu_rate(samples, t_from: float, t_to: float) -> float | None:
 
 
 def fixed_rate(args, url, server, gen_cpu, workdir: Path, path: str) -> dict:
+    """perfbench's engine (open model) at the fixed rate: achieved, dropped, send lag, CPU."""
     secs, rate = args.fixed_seconds, args.fixed_rate
     peer = peers.engine(url, secs, rate, args.connections, path)
     log(f"fixed rate: perfbench [{path}] at {rate:g} req/s for {secs:g} s ...")
@@ -299,9 +308,9 @@ def fixed_rate(args, url, server, gen_cpu, workdir: Path, path: str) -> dict:
     achieved = r["ok"] / secs
     # the steady window: from 5 s after start (imports and set-up take ~1-2 s) to 3 s before
     # the plan's end, so neither start-up nor the drain counts
-    steady = cpu_rate(r["samples"], 5.0, secs + 1.0 - 3.0)
+    steady = cpu_rate(r["samples"], *steady_window(secs))
     out = {
-        "path": path, "path_reported": gen.get("path"), "target_rps": rate, "seconds": secs,
+        "generator": f"perfbench [{path}]", "path": path, "path_reported": gen.get("path"), "target_rps": rate, "seconds": secs,
         "command": shown(peer.cmd, url, gen_cpu),
         "planned": planned, "ok": r["ok"], "errors": r["errors"], "achieved_rps": achieved,
         "achieved_vs_target_pct": (achieved / rate - 1) * 100,
@@ -316,8 +325,85 @@ def fixed_rate(args, url, server, gen_cpu, workdir: Path, path: str) -> dict:
         "server_cpu_util": r["server_cpu_util"],
     }
     log(f"  achieved {achieved:.1f} req/s ({out['achieved_vs_target_pct']:+.2f}%), lag p99 "
-        f"{(gen.get('lag_ms') or {}).get('p99')} ms, CPU {out['cpu_pct_steady'] or 0:.1f}% steady")
+        f"{(gen.get('lag_ms') or {}).get('p99')} ms, CPU {out['cpu_pct_whole_process']:.1f}% whole process, "
+        f"{_pct(out['cpu_pct_steady'])} steady")
     return out
+
+
+def steady_window(secs: float) -> tuple[float, float]:
+    """From 5 s after start (imports and set-up take ~1-2 s) to 3 s before the plan's end, so neither
+    start-up nor the drain counts (a short run has no steady window)."""
+    return 5.0, secs + 1.0 - 3.0
+
+
+def fixed_rate_k6(args, url, server, gen_cpu, workdir: Path) -> dict:
+    """k6 at the same fixed rate (constant-arrival-rate, as many VUs as perfbench's in-flight cap)."""
+    secs, rate = args.fixed_seconds, args.fixed_rate
+    peer = peers.k6_rate(url, secs, rate, args.connections, workdir)
+    log(f"fixed rate: k6 constant-arrival-rate at {rate:g} req/s for {secs:g} s ...")
+    r = measure(peer, gen_cpu, server, secs, workdir)
+    ex = r["extra"]
+    steady = cpu_rate(r["samples"], *steady_window(secs))
+    achieved = r["ok"] / secs
+    out = {
+        "generator": "k6 constant-arrival-rate", "path": "k6", "target_rps": rate, "seconds": secs,
+        "command": shown(peer.cmd, url, gen_cpu), "planned": round(rate * secs), "ok": r["ok"], "errors": r["errors"],
+        "achieved_rps": achieved, "achieved_vs_target_pct": (achieved / rate - 1) * 100,
+        "within_1pct": abs(achieved / rate - 1) <= 0.01,
+        "dropped_or_failed": ex["dropped_iterations"] + r["errors"], "dropped_iterations": ex["dropped_iterations"],
+        "send_lag_ms": None, "latency_p99_ms": ex.get("p99_ms"), "vus_max": ex.get("vus_max"),
+        "cpu_s_total": r["cpu_s"], "cpu_pct_whole_process": r["cpu_s"] / secs * 100,
+        "cpu_pct_steady": steady * 100 if steady is not None else None, "server_cpu_util": r["server_cpu_util"],
+    }
+    log(f"  achieved {achieved:.1f} req/s, dropped {ex['dropped_iterations']}, CPU {out['cpu_pct_whole_process']:.1f}%"
+        " whole process")
+    return out
+
+
+def fixed_comparison(args, url, server, gen_cpu, workdir: Path, paths: list[str]) -> dict:
+    """perfbench's paths and k6 at the same fixed rate, ``--fixed-repeat`` times in rotated order; per
+    repetition, each one's whole-process CPU over k6's (the process tree's user + system time over the
+    run, start-up and the end of the run included, for both)."""
+    jobs = [(p, lambda p=p: fixed_rate(args, url, server, gen_cpu, workdir, p)) for p in paths]
+    if not args.no_k6_fixed:
+        jobs.append(("k6", lambda: fixed_rate_k6(args, url, server, gen_cpu, workdir)))
+    runs, unavailable = [], {}
+    for rep in range(args.fixed_repeat):
+        for key, job in jobs[rep % len(jobs):] + jobs[:rep % len(jobs)]:
+            if key in unavailable:
+                continue
+            try:
+                runs.append({"rep": rep + 1, **job()})
+            except (peers.PeerUnavailable, RuntimeError, ValueError, KeyError, json.JSONDecodeError) as e:
+                log(f"  failed: {e}")
+                unavailable[key] = str(e)[:300]
+    k6_cpu = {r["rep"]: r["cpu_s_total"] for r in runs if r["path"] == "k6"}
+    table = []
+    for key in dict.fromkeys(r["path"] for r in runs):
+        rs = [r for r in runs if r["path"] == key]
+        ratios = [r["cpu_s_total"] / k6_cpu[r["rep"]] for r in rs if k6_cpu.get(r["rep"])]
+        lag99 = [(r["send_lag_ms"] or {}).get("p99") for r in rs]
+        lag99 = [x for x in lag99 if x is not None]
+
+        def med(field: str, rs=rs) -> float | None:
+            vals = [r[field] for r in rs if r.get(field) is not None]
+            return statistics.median(vals) if vals else None
+        table.append({
+            "generator": rs[0]["generator"], "path": key, "n": len(rs),
+            "achieved_rps_median": med("achieved_rps"), "achieved_vs_target_pct_worst":
+                max((r["achieved_vs_target_pct"] for r in rs), key=abs),
+            "dropped_or_failed_max": max(r["dropped_or_failed"] for r in rs),
+            "send_lag_p99_ms_max": max(lag99) if lag99 else None,
+            "cpu_pct_whole_process_median": med("cpu_pct_whole_process"),
+            "cpu_pct_whole_process_min": min(r["cpu_pct_whole_process"] for r in rs),
+            "cpu_pct_whole_process_max": max(r["cpu_pct_whole_process"] for r in rs),
+            "cpu_pct_steady_median": med("cpu_pct_steady"),
+            "cpu_vs_k6_median": statistics.median(ratios) if ratios else None,
+            "cpu_vs_k6_min": min(ratios) if ratios else None, "cpu_vs_k6_max": max(ratios) if ratios else None,
+            "latency_p99_ms_median": med("latency_p99_ms"),
+        })
+    return {"rate": args.fixed_rate, "seconds": args.fixed_seconds, "repeat": args.fixed_repeat, "runs": runs,
+            "table": table, "unavailable": unavailable}
 
 
 def linfit(xs: list[float], ys: list[float]) -> float:
@@ -405,21 +491,58 @@ def print_report(res: dict) -> None:
             print(f"  engine [{p}] max runs at {pr['rate']:,} req/s (3 s probes, asked -> achieved: {steps})")
     for fx in res.get("fixed_rate", []):
         lag = fx["send_lag_ms"] or {}
-        print(f"\nfixed rate, perfbench [{fx['path_reported']}]: target {fx['target_rps']:g} req/s for "
-              f"{fx['seconds']:g} s: achieved {fx['achieved_rps']:.1f} ({fx['achieved_vs_target_pct']:+.2f}%, "
+        print(f"\nfixed rate, perfbench [{fx['path_reported']}] (rep {fx.get('rep', 1)}): target {fx['target_rps']:g} "
+              f"req/s for {fx['seconds']:g} s: achieved {fx['achieved_rps']:.1f} ({fx['achieved_vs_target_pct']:+.2f}%, "
               f"within 1%: {fx['within_1pct']}), dropped/failed {fx['dropped_or_failed']} (aborted "
               f"{fx['aborted']}, capped {fx['capped']}), send lag p50/p99/max {lag.get('p50')}/{lag.get('p99')}/"
-              f"{lag.get('max')} ms, generator CPU {fx['cpu_pct_steady'] or 0:.1f}% of a core steady "
+              f"{lag.get('max')} ms, generator CPU {_pct(fx['cpu_pct_steady'])} of a core steady "
               f"({fx['cpu_pct_whole_process']:.1f}% counting start-up; engine's own steady figure "
               f"{fx['cpu_pct_engine_reported_steady']}%), latency p99 {fx['latency_p99_ms']} ms")
+    if res.get("fixed_vs_k6"):
+        print_fixed_table(res["fixed_vs_k6"])
     for mx in res.get("max_rps", []):
         print(f"\nmax throughput, one perfbench process [{mx['path']}], cap {cfg['connections']}: "
               f"{mx['rps_median']:,.0f} req/s median [{mx['rps_min']:,.0f} - {mx['rps_max']:,.0f}]")
+    if res.get("gzip"):
+        import gzip_bench
+
+        gzip_bench.print_gzip(res["gzip"])
     if res.get("soak"):
         sk = res["soak"]
         print(f"\nsoak [{sk['path_reported']}], {sk['rate']:g} req/s for {sk['seconds'] / 60:g} min: RSS slope "
               f"{sk['rss_slope_bytes_per_min']:,.0f} bytes/min after {sk['warmup_s']:g} s warm-up "
               f"({sk['rss_at_warmup_end_mb']:.1f} MB -> {sk['rss_at_end_mb']:.1f} MB, max {sk['rss_max_mb']:.1f} MB)")
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def print_fixed_table(fk: dict) -> None:
+    """The fixed-rate comparison: perfbench's paths and k6 at the same rate, CPU as whole processes."""
+    def f(v, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+    print(f"\nfixed rate {fk['rate']:,.0f} req/s for {fk['seconds']:g} s, {fk['repeat']} repetition(s) (median; "
+          f"worst for achieved, dropped and lag); CPU = the process tree's user + system time over the run, "
+          f"start-up included, as % of one core; vs k6 = over k6's CPU in the same repetition\n")
+    print(f"{'generator':26} {'req/s':>8} {'vs target':>9} {'dropped':>7} {'lag p99 ms':>10} {'CPU %':>6} "
+          f"{'[min - max]':>13} {'steady %':>8} {'vs k6':>5} {'lat p99 ms':>10}")
+    for t in fk["table"]:
+        spread = f"[{t['cpu_pct_whole_process_min']:.1f} - {t['cpu_pct_whole_process_max']:.1f}]"
+        print(f"{t['generator']:26} {f(t['achieved_rps_median'], ',.1f'):>8} "
+              f"{t['achieved_vs_target_pct_worst']:>+8.2f}% {t['dropped_or_failed_max']:>7} "
+              f"{f(t['send_lag_p99_ms_max'], '.3f'):>10} {f(t['cpu_pct_whole_process_median'], '.1f'):>6} {spread:>13} "
+              f"{f(t['cpu_pct_steady_median'], '.1f'):>8} {f(t['cpu_vs_k6_median'], '.2f'):>5} "
+              f"{f(t['latency_p99_ms_median'], '.2f'):>10}")
+    for k, why in fk.get("unavailable", {}).items():
+        print(f"  unavailable: {k}: {why}")
+    lean = next((t for t in fk["table"] if t["path"] == "lean"), None)
+    if lean and lean["cpu_vs_k6_median"] is not None:
+        lag = lean["send_lag_p99_ms_max"]
+        print(f"  bars, lean path: within 1% {abs(lean['achieved_vs_target_pct_worst']) <= 1}, nothing dropped "
+              f"{lean['dropped_or_failed_max'] == 0}, send lag p99 < 1 ms {lag is not None and lag < 1.0}, "
+              f"CPU <= 1/3 of k6's {lean['cpu_vs_k6_max'] <= 1 / 3} "
+              f"(median {lean['cpu_vs_k6_median']:.2f}, max {lean['cpu_vs_k6_max']:.2f})")
 
 
 def _terminated(signum, frame) -> None:
@@ -446,10 +569,15 @@ def main() -> None:
     ap.add_argument("--engine-paths", default="", help="engine HTTP paths to compare (default: all in HTTP_PATHS)")
     ap.add_argument("--engine-max-rate", type=float, default=0,
                     help="open-model rate of the engine's max runs (default: found by 3 s probes, see probe_rate)")
-    ap.add_argument("--only", default="compare,fixed", help="which of compare,fixed to run (soak: --soak-minutes)")
+    ap.add_argument("--only", default="compare,fixed,gzip",
+                    help="which of compare,fixed,gzip to run (soak: --soak-minutes)")
     ap.add_argument("--fixed-rate", type=float, default=2000)
     ap.add_argument("--fixed-seconds", type=float, default=30)
     ap.add_argument("--fixed-paths", default="", help="engine paths for the fixed-rate test (default: all)")
+    ap.add_argument("--fixed-repeat", type=int, default=1,
+                    help="repetitions of the fixed-rate test (each: every engine path and k6, rotated order)")
+    ap.add_argument("--no-k6-fixed", action="store_true", help="leave k6 out of the fixed-rate test")
+    ap.add_argument("--gzip-paths", default="lean", help="engine paths for the gzip comparison (default lean)")
     ap.add_argument("--soak-minutes", type=float, default=0, help="also run the RSS soak test this long")
     ap.add_argument("--target", choices=("nginx", "python"), default="nginx")
     ap.add_argument("--tls", action="store_true",
@@ -493,7 +621,15 @@ def main() -> None:
                                            "rps_min": min(rps), "rps_max": max(rps), "open_rate": s["open_rate"]})
         fixed_paths = [p for p in args.fixed_paths.split(",") if p in all_paths] if args.fixed_paths else paths
         if "fixed" in only:
-            res["fixed_rate"] = [fixed_rate(args, url, server, gen_cpu, workdir, p) for p in fixed_paths]
+            res["fixed_vs_k6"] = fixed_comparison(args, url, server, gen_cpu, workdir, fixed_paths)
+            res["fixed_rate"] = [r for r in res["fixed_vs_k6"]["runs"] if r["path"] != "k6"]
+        if "gzip" in only:
+            if args.target == "nginx" and not args.tls:
+                import gzip_bench
+
+                res["gzip"] = gzip_bench.gzip_comparison(args, gen_cpu, srv_cpu, workdir, all_paths)
+            else:
+                log("gzip: needs --target nginx over plain HTTP; skipped")
         if args.soak_minutes > 0:
             res["soak"] = soak(args, url, server, gen_cpu, workdir, "lean" if "lean" in paths else paths[0])
     res["machine"]["load_avg_at_end"] = os.getloadavg()

@@ -11,12 +11,14 @@ it), computed over every row, never from buckets or averaged windows.
 
 from __future__ import annotations
 
+import importlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,6 +28,7 @@ from ..rundir import (
     QUERIES,
     REQUEST_SCHEMA,
     REQUESTS,
+    ROW_GROUP_ROWS,
     SCHEMA_VERSION,
     SUMMARY,
     RunDir,
@@ -34,9 +37,21 @@ from ..rundir import (
     write_json,
     writer_alive,
 )
+from . import rowstats
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .slo import SLO
+else:
+    class _Polars(ModuleType):
+        """polars, imported on first use: a summary (``perfbench summary``, the end of every run)
+        is computed with numpy and pyarrow and needs none of it (~0.15 s of CPU and ~40 MB)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(importlib.import_module("polars"), name)
+
+    pl = _Polars("polars")
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.999}
 DEFAULT_LAG_BOUND_MS = 10.0
@@ -208,52 +223,68 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
               lag_bound_ms: float = DEFAULT_LAG_BOUND_MS, in_memory: bool = False) -> dict[str, Any]:
     """The summary.json content for a run's rows (pure: a frame in, a dict out).
 
-    ``in_memory``: ``lf`` is over rows held in memory, so percentiles may sort them (see
-    :func:`exact_percentiles`); otherwise every pass streams and memory stays bounded."""
-    if duration_s is None:
-        duration_s = (lf.select(pl.col("end_ns").max()).collect().item() or 0) / 1e9
-    duration_s = max(duration_s, 1e-9)
-    per = endpoint_stats(lf, duration_s, in_memory=in_memory)
-    if per.height == 1:  # one endpoint: the overall figures are its figures (half the passes)
-        overall = per.with_columns(pl.lit("*").alias("endpoint"))
+    The numbers come from :mod:`perfbench.analysis.rowstats` (two passes over the rows in batches,
+    exact). ``in_memory``: collect the rows' columns once instead of streaming the frame in
+    batches twice (the same numbers; for a frame over rows already in memory)."""
+    names = lf.collect_schema().names()
+    lf = lf.select(*[c for c in (*_SUMMARY_COLUMNS, "end_ns") if c in names])
+    if in_memory:
+        batches = rowstats.table_batches(lf.collect().to_arrow(), ROW_GROUP_ROWS)
     else:
-        overall = endpoint_stats(lf.with_columns(pl.lit("*").alias("endpoint")), duration_s, in_memory=in_memory)
-    kinds = lf.filter(pl.col("error").is_not_null()).group_by("endpoint", "error").len().collect()
-    statuses = lf.group_by("status").len().sort("status").collect()
-    lag_lf = lf.select((pl.col("start_ns") - pl.col("intended_ns")).clip(lower_bound=0).alias("_lag"))
-    lag_p = exact_percentiles(lag_lf, "_lag", {"p50": 0.5, "p99": 0.99}, in_memory=in_memory).row(0, named=True)
-    lag_rest = lag_lf.select(pl.col("_lag").max().alias("max"), pl.len().alias("n")).collect(engine="streaming")
-    lag = {"p50": None if lag_p["p50"] is None else lag_p["p50"] / 1e6,
-           "p99": None if lag_p["p99"] is None else lag_p["p99"] / 1e6,
-           "max": None if lag_rest["max"][0] is None else lag_rest["max"][0] / 1e6, "n": lag_rest["n"][0]}
+        batches = _frame_batches(lf)
+    return summary_of(batches, duration_s=duration_s, planned=planned, engine=engine, model=model,
+                      lag_bound_ms=lag_bound_ms)
 
-    def block(row: dict[str, Any], name: str) -> dict[str, Any]:
+
+def _frame_batches(lf: pl.LazyFrame) -> rowstats.Batches:
+    def read(columns: list[str]) -> Iterator[pa.Table]:
+        for df in lf.select(columns).collect_batches(chunk_size=ROW_GROUP_ROWS):
+            yield df.to_arrow()
+    return read
+
+
+def summary_of(batches: rowstats.Batches, *, duration_s: float | None = None, planned: int | None = None,
+               engine: dict[str, Any] | None = None, model: str = "open",
+               lag_bound_ms: float = DEFAULT_LAG_BOUND_MS) -> dict[str, Any]:
+    """:func:`summarize` of rows given as Arrow batches (``rowstats.Batches``: a Parquet file's row
+    groups, slices of a table in memory)."""
+    st = rowstats.compute(batches, PERCENTILES, need_end=duration_s is None)
+    if duration_s is None:
+        duration_s = (st.max_end_ns or 0) / 1e9
+    duration_s = max(duration_s, 1e-9)
+    ms = 1e6
+
+    def in_ms(v: int | float | None) -> float | None:
+        return None if v is None else v / ms
+
+    def block(s: dict[str, Any], name: Any) -> dict[str, Any]:
         errs: dict[str, int] = {}  # overall ("*"): every endpoint's count of a kind, added up
-        for r in kinds.iter_rows(named=True):
-            if name == "*" or r["endpoint"] == name:
-                errs[r["error"]] = errs.get(r["error"], 0) + r["len"]
-        lat = {k[:-3]: _num(v) for k, v in row.items() if k.endswith("_ms") and not k.startswith("service")}
+        for (endpoint, kind), n in st.kinds.items():
+            if name == "*" or endpoint == name:
+                errs[kind] = errs.get(kind, 0) + n
+        lat, svc = s["latency"], s["service"] or {}
         return {
-            "count": row["count"],
-            "errors": row["errors"],
-            "error_rate": _num(row["error_rate"]),
-            "rps": _num(row["rps"]),
-            "latency_ms": lat,
-            "service_ms": {"p50": _num(row["service_p50_ms"]), "p99": _num(row["service_p99_ms"])},
+            "count": s["count"],
+            "errors": s["errors"],
+            "error_rate": _num(s["errors"] / s["count"]),
+            "rps": _num(s["count"] / duration_s),
+            "latency_ms": {**{n: _num(in_ms(lat.get(n))) for n in PERCENTILES}, "max": _num(in_ms(lat.get("max"))),
+                           "mean": _num(in_ms(s["mean_ns"])), "min": _num(in_ms(lat.get("min")))},
+            "service_ms": {"p50": _num(in_ms(svc.get("p50"))), "p99": _num(in_ms(svc.get("p99")))},
             "errors_by_kind": dict(sorted(errs.items())),
-            "bytes": row["bytes"],
+            "bytes": s["bytes"],
         }
 
-    total = overall.row(0, named=True) if overall.height else None
     engine = dict(engine or {})
     capped = engine.get("capped", 0) or 0
+    lag = {k: in_ms(st.lag[k]) for k in ("p50", "p99", "max")}
     lag_p99 = lag["p99"] or 0.0
     reasons = []
     if model == "open" and lag_p99 > lag_bound_ms:
         reasons.append(f"send lag p99 {lag_p99:.1f} ms is above the {lag_bound_ms:g} ms bound")
     if capped:
         reasons.append(f"{capped} arrivals waited for the in-flight cap ({engine.get('max_in_flight')})")
-    sent = lag["n"]
+    sent = st.lag["n"]
     unsent = engine.get("unsent") or 0
     if unsent:
         reasons.append(f"{unsent} planned requests were never sent (due while every in-flight slot was busy, "
@@ -269,16 +300,15 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
         "saturation_reasons": reasons,
         **engine,
     }
-    out = {
+    return {
         "model": model,
         "duration_s": duration_s,
-        "overall": block(total, "*") if total else {"count": 0, "errors": 0},
-        "endpoints": {r["endpoint"]: block(r, r["endpoint"]) for r in per.iter_rows(named=True)},
-        "status_counts": {str(r["status"]): r["len"] for r in statuses.iter_rows(named=True)},
+        "overall": block(st.overall, "*") if st.overall["count"] else {"count": 0, "errors": 0},
+        "endpoints": {name: block(st.per[name], name) for name in st.endpoints},
+        "status_counts": {str(status): n for status, n in st.statuses},
         "generator": generator,
         "notes": [CLOSED_MODEL_NOTE] if model == "closed" else [],
     }
-    return out
 
 
 def _num(v: Any) -> Any:
@@ -369,14 +399,8 @@ def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | Non
     return pl.DataFrame(rows)
 
 
-# A summary makes about a dozen passes over the rows; up to this many rows it reads the columns
-# it needs once into memory and sorts instead of decompressing the Parquet file on every pass.
-# Measured on a 1M-row run (one endpoint): 0.30 CPU-s and a peak of +271 MB RSS in memory, against
-# 0.73 CPU-s and +106 MB streaming; so at most about 550 MB at this threshold. A longer run
-# streams, so memory stays bounded however long the run.
-SUMMARY_IN_MEMORY_ROWS = 2_000_000
-_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "end_ns", "latency_ns", "service_ns", "status", "error",
-                    "bytes")
+# the columns a summary reads (end_ns too when the run's duration is not known)
+_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "latency_ns", "service_ns", "status", "error", "bytes")
 
 
 # columns added to REQUEST_SCHEMA after runs were written without them: their value in those runs
@@ -537,33 +561,23 @@ class Run:
             return check_summary(p, read_json(p))
         return self.compute_summary()
 
-    def _summary_rows(self, table: pa.Table | None = None) -> tuple[pl.LazyFrame, bool]:
-        """The rows :func:`summarize` reads: in memory (read and decompressed once) up to
-        ``SUMMARY_IN_MEMORY_ROWS``, streamed from the file (bounded memory) beyond that.
-        ``table``: the run's rows, already in memory (the engine's, just written to the file)."""
-        table = self._table if table is None else table
-        if table is not None and (table.num_rows <= SUMMARY_IN_MEMORY_ROWS or self._table is not None):
-            names = table.column_names
-            df = cast(pl.DataFrame, pl.from_arrow(table.select([c for c in _SUMMARY_COLUMNS if c in names])))  # a Table
-            return df.lazy(), table.num_rows <= SUMMARY_IN_MEMORY_ROWS
-        lf = pl.scan_parquet(self.path / REQUESTS)
-        try:
-            rows = pq.ParquetFile(self.path / REQUESTS).metadata.num_rows
-        except Exception:  # noqa: BLE001 - unreadable metadata: stream, and let polars say what is wrong
-            return lf, False
-        if rows > SUMMARY_IN_MEMORY_ROWS:
-            return lf, False
-        names = lf.collect_schema().names()
-        return lf.select(*[c for c in _SUMMARY_COLUMNS if c in names]).collect().lazy(), True
-
     def compute_summary(self, table: pa.Table | None = None) -> dict[str, Any]:
-        """The summary of the run's rows (``table``: those rows, when they are in memory already)."""
+        """The summary of the run's rows, from requests.parquet one row group at a time (``table``:
+        those rows, when they are in memory already, read in slices of the same size)."""
         engine = self.meta.get("engine_stats") or {}
         shape = self.meta.get("shape") or {}
-        rows, in_memory = self._summary_rows(table)
-        return summarize(rows, duration_s=self.duration_s, in_memory=in_memory,
-                         planned=engine.get("planned"), engine=engine, model=shape.get("model", "open"),
-                         lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
+        table = self._table if table is None else table  # a run in progress: its journal's rows
+        if table is not None:
+            batches = rowstats.table_batches(table, ROW_GROUP_ROWS)
+        else:
+            batches = rowstats.parquet_batches(str(self.path / REQUESTS))
+        try:
+            return summary_of(batches, duration_s=self.duration_s, planned=engine.get("planned"), engine=engine,
+                              model=shape.get("model", "open"),
+                              lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
+        except (pa.ArrowException, OSError) as exc:
+            raise RunDirError(f"{self.path / REQUESTS}: could not be read ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})") from None
 
     def write_summary(self, slos: list[SLO] | None = None, table: pa.Table | None = None) -> dict[str, Any]:
         """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.analysis.slo.SLO);
