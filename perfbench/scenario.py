@@ -156,6 +156,68 @@ class NoGraphQLErrors:
 Check = JsonField | BodyContains | Predicate | NoGraphQLErrors
 
 
+@dataclass(frozen=True)
+class Timeout:
+    """A request's time limits, in seconds (None: no limit of that kind).
+
+    ``total``: from the send to the end of the body (default: the run's ``timeout``).
+    ``connect``: opening a new connection (TCP, and TLS for https). ``ttfb``: from the send to the
+    first byte of the response. ``idle``: the longest wait for more of the response, from the
+    send and between reads. A request's own values override the scenario's, field by field.
+    """
+
+    total: float | None = None
+    connect: float | None = None
+    ttfb: float | None = None
+    idle: float | None = None
+
+    def problems(self, where: str) -> list[str]:
+        out = []
+        for name in ("total", "connect", "ttfb", "idle"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1e6):
+                out.append(f"{where}.timeout.{name}: a number of seconds > 0, got {v!r}")
+        return out
+
+    def over(self, base: Timeout) -> Timeout:
+        """These limits, with ``base``'s where these have none."""
+        return Timeout(*(a if a is not None else b for a, b in zip(
+            (self.total, self.connect, self.ttfb, self.idle), (base.total, base.connect, base.ttfb, base.idle),
+            strict=True)))
+
+
+def as_timeout(value: Timeout | float | None) -> Timeout:
+    """A ``timeout`` setting as a :class:`Timeout` (a number is the total)."""
+    if value is None:
+        return Timeout()
+    if isinstance(value, Timeout):
+        return value
+    return Timeout(total=value)
+
+
+ACCEPT_CODINGS = ("gzip", "x-gzip", "deflate", "identity")  # what perfbench can decode (and so ask for)
+
+
+def _read_problems(where: str, timeout: Any, max_body: Any, accept_encoding: Any) -> list[str]:
+    """Problems of the response-reading fields (of a request or of the scenario)."""
+    out = []
+    if timeout is not None and not isinstance(timeout, Timeout):
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+            out.append(f"{where}.timeout: seconds > 0 or a Timeout(total=, connect=, ttfb=, idle=), got {timeout!r}")
+    elif timeout is not None:
+        out.extend(timeout.problems(where))
+    if max_body is not None and (isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1):
+        out.append(f"{where}.max_body: a number of bytes >= 1, got {max_body!r}")
+    if accept_encoding is not None:
+        codings = [c.split(";")[0].strip().lower() for c in str(accept_encoding).split(",")] \
+            if isinstance(accept_encoding, str) else [None]
+        bad = [c for c in codings if c not in ACCEPT_CODINGS]
+        if bad:
+            out.append(f"{where}.accept_encoding: codings from {', '.join(ACCEPT_CODINGS)} (perfbench decodes "
+                       f"only those), got {accept_encoding!r}")
+    return out
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -182,6 +244,10 @@ class Request:
     expect: tuple[int, ...] | None = None
     auth: bool = True  # send the login token, when the scenario has a login
     checks: tuple[Check, ...] = ()
+    # reading the response (see perfbench.engine.reading): None takes the scenario's setting
+    timeout: Timeout | float | None = None
+    max_body: int | None = None  # body bytes read at most (default 16 MiB): beyond, ``too_large``
+    accept_encoding: str | None = None  # the Accept-Encoding sent (default "gzip, deflate")
 
     @property
     def needs_body(self) -> bool:
@@ -217,6 +283,7 @@ class Request:
             out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
         if self.expect is not None and not all(isinstance(c, int) and 100 <= c <= 599 for c in self.expect):
             out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {list(self.expect)}")
+        out.extend(_read_problems(where, self.timeout, self.max_body, self.accept_encoding))
         return out
 
     @property
@@ -285,9 +352,13 @@ class Scenario:
     headers: Mapping[str, str] = field(default_factory=dict)
     seed: int = 0
     name: str = "scenario"
+    # reading the responses, for every request that does not set its own (see Request)
+    timeout: Timeout | float | None = None
+    max_body: int | None = None
+    accept_encoding: str | None = None
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = _read_problems("scenario", self.timeout, self.max_body, self.accept_encoding)
         if not self.requests:
             problems.append("requests: a scenario needs at least one request")
         seen = set()
@@ -310,10 +381,20 @@ class Scenario:
             "requests": [
                 {"name": r.name, "method": r.method, "path": r.path, "weight": r.weight,
                  "vars": {k: _describe_var(v) for k, v in r.vars.items()}, "expect": r.expect,
-                 "checks": [repr(c) for c in r.checks]}
+                 "checks": [repr(c) for c in r.checks],
+                 **{k: v for k, v in (("timeout", _describe_timeout(r.timeout)), ("max_body", r.max_body),
+                                      ("accept_encoding", r.accept_encoding)) if v is not None}}
                 for r in self.requests
             ],
+            **{k: v for k, v in (("timeout", _describe_timeout(self.timeout)), ("max_body", self.max_body),
+                                 ("accept_encoding", self.accept_encoding)) if v is not None},
         }
+
+
+def _describe_timeout(t: Timeout | float | None) -> dict[str, float] | None:
+    if t is None:
+        return None
+    return {k: v for k, v in vars(as_timeout(t)).items() if v is not None}
 
 
 def _describe_var(v: Var) -> str:
@@ -349,9 +430,11 @@ def from_paths(specs: Sequence[str]) -> Scenario:
 
 
 # ------------------------------------------------------------------------------------ TOML scenarios
-_TOP_KEYS = {"name", "seed", "headers", "login", "request"}
+_READ_KEYS = {"timeout", "max_body", "accept_encoding"}
+_TOP_KEYS = {"name", "seed", "headers", "login", "request"} | _READ_KEYS
 _REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
-                 "graphql", "variables"}
+                 "graphql", "variables"} | _READ_KEYS
+_TIMEOUT_KEYS = ("total", "connect", "ttfb", "idle")
 _LOGIN_KEYS = {"path", "json", "token_field"}
 _CHECK_KEYS = {"json_field", "equals", "body_contains"}
 
@@ -363,6 +446,9 @@ def load_toml(path: str | Path) -> Scenario:
 
         name = "shop"                    # optional
         seed = 1                         # optional: random variables are reproducible
+        timeout = { total = 5, connect = 1, ttfb = 2, idle = 1 }   # optional (or a number: total), s
+        max_body = 1048576               # optional: body bytes read at most (default 16 MiB)
+        accept_encoding = "identity"     # optional (default "gzip, deflate"); also per request
         [headers]                        # optional, sent on every request
         Accept = "application/json"
         [login]                          # optional: run once, token sent as a bearer header
@@ -431,9 +517,28 @@ def load_toml(path: str | Path) -> Scenario:
     headers = doc.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         problems.append("headers: a table of strings")
+    read = _toml_read(doc, "scenario", problems)
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
-    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)))
+    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)), **read)
+
+
+def _toml_read(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """The response-reading fields of a TOML table (timeout as a number or a table)."""
+    out: dict[str, Any] = {k: raw[k] for k in ("max_body", "accept_encoding") if k in raw}
+    t = raw.get("timeout")
+    if isinstance(t, dict):
+        unknown = sorted(set(t) - set(_TIMEOUT_KEYS))
+        if unknown:
+            problems.append(f"{where}.timeout: unknown field {unknown[0]!r} (known: {', '.join(_TIMEOUT_KEYS)})")
+            t = None
+        else:
+            t = Timeout(**t)
+    if t is not None:
+        out["timeout"] = t
+    found = _read_problems(where, out.get("timeout"), out.get("max_body"), out.get("accept_encoding"))
+    problems.extend(found)
+    return {} if found else out
 
 
 def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
@@ -477,8 +582,11 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
             checks.append(BodyContains(str(c["body_contains"])))
     if len(problems) > before:
         return None
+    read = _toml_read(raw, where, problems)
+    if len(problems) > before:
+        return None
     common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
-                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True))
+                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True), **read)
     if "graphql" in raw:
         return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
                        checks=tuple(checks), **common)

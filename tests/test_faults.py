@@ -127,7 +127,7 @@ def http_path(request):
 
 @pytest.mark.parametrize("path, kind", [
     ("/reset", "reset"),
-    ("/close-early", "reset"),
+    ("/close-early", "incomplete"),
     ("/drip", "timeout"),
     ("/never", "timeout"),
     ("/malformed", "protocol"),

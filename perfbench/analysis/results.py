@@ -161,7 +161,9 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
     by = by or ["endpoint"]
     names = lf.collect_schema().names()
     has_service = "service_ns" in names
-    lf = lf.select(*by, "latency_ns", *(["service_ns"] if has_service else []), "error", "bytes")
+    has_ttfb = "ttfb_ns" in names
+    lf = lf.select(*by, "latency_ns", *(["service_ns"] if has_service else []), *(["ttfb_ns"] if has_ttfb else []),
+                   "error", "bytes")
     ms = 1e6
     base = lf.group_by(by).agg(
         pl.len().alias("count"),
@@ -181,10 +183,16 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
     else:
         out = out.with_columns(pl.lit(None, pl.Float64).alias("service_p50_ms"),
                                pl.lit(None, pl.Float64).alias("service_p99_ms"))
-    pct_cols = [*(f"{n}_ms" for n in PERCENTILES), "service_p50_ms", "service_p99_ms"]
+    ttfb_ps = {"ttfb_p50_ms": 0.5, "ttfb_p95_ms": 0.95, "ttfb_p99_ms": 0.99}
+    if has_ttfb:  # the time to the first byte, over the requests that had one
+        ttfb = exact_percentiles(lf.filter(pl.col("ttfb_ns").is_not_null()), "ttfb_ns", ttfb_ps, by, in_memory)
+        out = out.join(ttfb, on=by, how="left", nulls_equal=True)
+    else:
+        out = out.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in ttfb_ps])
+    pct_cols = [*(f"{n}_ms" for n in PERCENTILES), "service_p50_ms", "service_p99_ms", *ttfb_ps]
     out = out.with_columns(*[(pl.col(c).cast(pl.Float64) / ms).alias(c) for c in pct_cols])
     cols = ["count", "errors", *(f"{n}_ms" for n in PERCENTILES), "max_ms", "mean_ms", "min_ms", "service_p50_ms",
-            "service_p99_ms", "bytes"]
+            "service_p99_ms", *ttfb_ps, "bytes"]
     return out.select(*by, *cols).sort(by).with_columns(
         (pl.col("count") / duration_s).alias("rps"),
         (pl.col("errors") / pl.col("count")).alias("error_rate"),
@@ -220,7 +228,8 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
         for r in kinds.iter_rows(named=True):
             if name == "*" or r["endpoint"] == name:
                 errs[r["error"]] = errs.get(r["error"], 0) + r["len"]
-        lat = {k[:-3]: _num(v) for k, v in row.items() if k.endswith("_ms") and not k.startswith("service")}
+        lat = {k[:-3]: _num(v) for k, v in row.items()
+               if k.endswith("_ms") and not k.startswith(("service", "ttfb"))}
         return {
             "count": row["count"],
             "errors": row["errors"],
@@ -228,6 +237,9 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
             "rps": _num(row["rps"]),
             "latency_ms": lat,
             "service_ms": {"p50": _num(row["service_p50_ms"]), "p99": _num(row["service_p99_ms"])},
+            # from the send to the first byte of the response, over the requests that had one
+            "ttfb_ms": {"p50": _num(row["ttfb_p50_ms"]), "p95": _num(row["ttfb_p95_ms"]),
+                        "p99": _num(row["ttfb_p99_ms"])},
             "errors_by_kind": dict(sorted(errs.items())),
             "bytes": row["bytes"],
         }
@@ -359,8 +371,20 @@ def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | Non
 # 0.73 CPU-s and +106 MB streaming; so at most about 550 MB at this threshold. A longer run
 # streams, so memory stays bounded however long the run.
 SUMMARY_IN_MEMORY_ROWS = 2_000_000
-_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "end_ns", "latency_ns", "service_ns", "status", "error",
+_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "end_ns", "latency_ns", "service_ns", "ttfb_ns", "status",
+                    "error",
                     "bytes")
+
+
+def upgrade_requests(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows of a run directory of schema version 1 with the columns version 2 added: ``wire_bytes``
+    is ``bytes`` (that version read bodies uncompressed), the timing columns are null."""
+    names = lf.collect_schema().names()
+    missing = [e for name, e in (("wire_bytes", pl.col("bytes").alias("wire_bytes")),
+                                 ("connect_ns", pl.lit(None, pl.Int64).alias("connect_ns")),
+                                 ("ttfb_ns", pl.lit(None, pl.Int64).alias("ttfb_ns")),
+                                 ("reused", pl.lit(None, pl.Boolean).alias("reused"))) if name not in names]
+    return lf.with_columns(missing) if missing else lf
 
 
 @dataclass
@@ -395,7 +419,7 @@ class Run:
 
     @property
     def requests(self) -> pl.LazyFrame:
-        return with_ms(pl.scan_parquet(self.path / REQUESTS))
+        return with_ms(upgrade_requests(pl.scan_parquet(self.path / REQUESTS)))
 
     @property
     def queries(self) -> pl.LazyFrame:

@@ -24,7 +24,7 @@ from ..shapes import ClosedLoad, Pacing, UserSpan
 from .clock import Clock, MonotonicClock
 from .open_model import EngineStats
 from .prepared import PreparedScenario
-from .protocols import Sender
+from .protocols import NO_CONNECTION, ReadSpec, Sender
 from .recorder import Recorder
 
 MAX_SLEEP = 0.05
@@ -82,20 +82,23 @@ class ClosedModelEngine:
 
     async def _exchange(self, rid: int, name: str, method: str, path: str, headers: Mapping[str, str],
                         body: bytes | None, intended: int | None, vu: int, stage: int, evaluate: Evaluate,
-                        keep_body: bool) -> tuple[int | None, bytes | None, str | None]:
+                        keep_body: bool, spec: ReadSpec | None = None) -> tuple[int | None, bytes | None, str | None]:
         start = self._now()
         if intended is None:  # no schedule: the intended time is the send
             intended = start
         status: int | None = None
         error: str | None = None
         detail: str | None = None
-        nbytes = 0
+        nbytes = wire = 0
         data: bytes | None = None
+        ttfb: int | None = None
+        connect = NO_CONNECTION
         self.stats.sent += 1
         try:
-            status, nbytes, data, error, detail = await self.sender.request(method, path, headers, body,
-                                                                            keep_body=keep_body)
-            if status is not None:  # a response (else an error)
+            out = await self.sender.request(method, path, headers, body, keep_body=keep_body, spec=spec)
+            status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
+            wire, ttfb, connect = out.wire, out.ttfb_ns, out.connect_ns
+            if error is None and status is not None:  # a response (else an error)
                 error, detail = evaluate(status, data)
         except asyncio.CancelledError:
             self.stats.aborted += 1
@@ -107,7 +110,8 @@ class ClosedModelEngine:
 
             error, detail = classify(exc)
         self.stats.completed += 1
-        self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage)
+        self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage,
+                          wire, ttfb, connect)
         return status, data, error
 
     async def _login(self, vu: int, stage: int) -> dict[str, str] | None:
@@ -154,10 +158,11 @@ class ClosedModelEngine:
                 rid = self._next_id()
                 if rid is None:
                     return
-                req, path, headers, body = prepared.build(prepared.pick(), rid)
+                i = prepared.pick()
+                req, path, headers, body = prepared.build(i, rid)
                 intended = slot if pacing_ns is not None else None
                 await self._exchange(rid, req.name, req.method, path, headers, body, intended, vu, stage,
-                                     req.evaluate, req.needs_body)
+                                     req.evaluate, req.needs_body, prepared.specs[i])
                 if pacing_ns is not None:
                     slot += pacing_ns
                     wake = slot

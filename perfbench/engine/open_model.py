@@ -44,7 +44,8 @@ from ..scenario import Request, Scenario
 from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .clock import Clock, MonotonicClock
-from .protocols import BatchSender, ChoosingSender, Sender
+from .protocols import NO_BYTE, NO_CONNECTION, BatchSender, ChoosingSender, Sender
+from .reading import spec_for, with_accept_encoding
 from .recorder import Recorder, Row
 from .timer import PreciseTimer
 
@@ -135,13 +136,15 @@ class OpenModelEngine:
         # headers are built once per request kind; only the request id changes per send
         base = {**scenario.headers}
         self._headers: list[dict[str, str]] = []
-        for r in reqs:
+        # how each kind's response is read (bounds, decoding, time limits; reading.py)
+        self._specs = [spec_for(scenario, r, bool(r.checks)) for r in reqs]
+        for r, spec in zip(reqs, self._specs, strict=True):
             h = {**base, **r.headers}
             if r.auth and auth_headers:
                 h.update(auth_headers)
             if r.json is not None:
                 h.setdefault("Content-Type", "application/json")
-            self._headers.append(h)
+            self._headers.append(with_accept_encoding(h, spec))
         self._static = [r.render(self._rng) if r.is_static else None for r in reqs]
         self._t0 = 0
         self._auto: ChoosingSender | None = None
@@ -155,9 +158,9 @@ class OpenModelEngine:
         # requests with response checks keep their body and are judged by Request.evaluate;
         # the others never hold a body (the hot path stays lean)
         self._checked = [r.evaluate if r.checks else None for r in reqs]
-        self._keep = [bool(r.checks) for r in reqs]
         # the hot path reads the clock directly when it is the real one (one call, not two)
-        self._now = time.perf_counter_ns if type(self.clock) is MonotonicClock else self.clock.now_ns
+        self._real_clock = type(self.clock) is MonotonicClock
+        self._now = time.perf_counter_ns if self._real_clock else self.clock.now_ns
         self._record_row = recorder.record
         recorder.interval = progress is not None
         # the callback interface (lean path): request bytes built once per request kind
@@ -166,6 +169,7 @@ class OpenModelEngine:
             self._templates = [sender.template(r.method, h) for r, h in zip(reqs, self._headers, strict=True)]
             self._wires = [t.build(sender.raw_path(st[0]), st[1]) if st is not None else None
                            for t, st in zip(self._templates, self._static, strict=True)]
+            self._kinds = [sender.kind(spec) for spec in self._specs]
             self._submit = sender.submit
             self._raw_path = sender.raw_path
             self._abort_all = sender.abort_all
@@ -222,8 +226,8 @@ class OpenModelEngine:
         budget = self.max_requests
         left = -1 if budget is None else max(budget - stats.planned, 0)  # arrivals the budget still allows
         cap = self.max_in_flight
-        single, wires, keep, submit, done = self._single, self._wires, self._keep, self._submit, self._lean_done
-        clock, t0, base = self._now, self._t0, self._id_base
+        single, wires, kinds, submit, done = self._single, self._wires, self._kinds, self._submit, self._lean_done
+        clock, t0, base, real = self._now, self._t0, self._id_base, self._real_clock
         n = self._in_flight
         seen = self._seen_max
         launched = 0
@@ -248,7 +252,9 @@ class OpenModelEngine:
                 if wire is None:
                     path, body = self._requests[i].render(self._rng)
                     wire = self._templates[i].build(self._raw_path(path), body)
-                submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, clock() - t0, stage), done, keep[i])
+                sent = clock()  # the send's time, for the row and (on the real clock) the sender's deadlines
+                submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, sent - t0, stage), done, kinds[i],
+                       sent if real else time.perf_counter_ns())
                 if following is None or self._stop_reason is not None:
                     return
                 n = self._in_flight  # as the sender left it (it may have called back)
@@ -275,14 +281,14 @@ class OpenModelEngine:
         self._tasks[task] = arrival
         task.add_done_callback(self._done)
 
-    def _lean_done(self, job: _Job, status: int | None, nbytes: int, body: bytes | None, error: str | None,
-                   detail: str | None) -> None:
+    def _lean_done(self, job: _Job, status: int | None, nbytes: int, wire: int, body: bytes | None,
+                   error: str | None, detail: str | None, ttfb: int, connect: int) -> None:
         """The lean sender's callback: one request ended (a response, with its status, or an error,
-        with none)."""
+        with the status only if the response's head had come)."""
         in_flight = self._in_flight
         self._in_flight = in_flight - 1
         rid, i, intended, start, stage = job
-        if status is not None:
+        if status is not None and error is None:
             if (checked := self._checked[i]) is not None:
                 error, detail = checked(status, body)
             elif (expect := self._expect[i]) is None:
@@ -294,7 +300,8 @@ class OpenModelEngine:
         elif error == "aborted":
             self._aborted += 1
         end = self._now() - self._t0
-        self._record_row((rid, self._endpoints[i], intended, start, end, status, error, detail, nbytes, None, stage))
+        self._record_row((rid, self._endpoints[i], intended, start, end, status, error, detail, nbytes, wire, ttfb,
+                          connect, None, stage))
         if self._stop_reason is None and not self._closing:
             if (nxt := self._nxt) is not None and nxt[1] <= end:
                 # due (waiting for this slot, or since the last tick): sent once the responses
@@ -358,13 +365,16 @@ class OpenModelEngine:
         status: int | None = None
         error: str | None = None
         detail: str | None = None
-        nbytes = 0
+        nbytes = wire = 0
+        ttfb: int | None = None
+        connect = NO_CONNECTION
         self.stats.sent += 1
         try:
-            status, nbytes, data, error, detail = await self._request(req.method, path, headers, body,
-                                                                      keep_body=bool(req.checks))
-            if status is not None:  # a response (else an error)
-                error, detail = req.evaluate(status, data)
+            out = await self._request(req.method, path, headers, body, keep_body=bool(req.checks), spec=self._specs[i])
+            status, nbytes, error, detail, wire, ttfb, connect = (out.status, out.nbytes, out.error, out.detail,
+                                                                  out.wire, out.ttfb_ns, out.connect_ns)
+            if error is None and status is not None:  # a response (else an error)
+                error, detail = req.evaluate(status, out.body)
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
             # cancelled before it ever ran
@@ -377,13 +387,14 @@ class OpenModelEngine:
 
             error, detail = classify(exc)
         self.stats.completed += 1
-        self._record(rid, req, intended, start, status, error, detail, nbytes, stage)
+        self._record(rid, req, intended, start, status, error, detail, nbytes, stage, wire, ttfb, connect)
 
     def _record(self, rid: int, req: Request, intended: int, start: int, status: int | None, error: str | None,
-                detail: str | None, nbytes: int, stage: int) -> None:
+                detail: str | None, nbytes: int, stage: int, wire: int = 0, ttfb: int | None = None,
+                connect: int = NO_CONNECTION) -> None:
         end = self.clock.now_ns() - self._t0
         self.recorder.add(rid, req.name, req.method, intended, start, end, status, error, detail, nbytes,
-                          None, stage)
+                          None, stage, wire, ttfb, connect)
 
     async def run(self, t0_ns: int | None = None) -> EngineStats:
         """Send the plan; ``t0_ns`` (a clock reading) is the run's time zero, default now."""
@@ -574,7 +585,8 @@ class OpenModelEngine:
                 stats.planned += 1
                 stats.aborted += 1
                 stats.capped += capped
-                yield base | index, endpoints[i], intended, now, now, None, "aborted", detail, 0, None, stage
+                yield (base | index, endpoints[i], intended, now, now, None, "aborted", detail, 0, 0, NO_BYTE, NO_CONNECTION,
+                       None, stage)
                 nxt = next(arrivals, None)
 
         self.recorder.extend(rows())

@@ -101,8 +101,9 @@ async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
     if scenario.login is None:
         return {}
     body = scenario.login.body()
-    status, _, data, error, detail = await sender.request("POST", scenario.login.path,
-                                                          {"Content-Type": "application/json"}, body, keep_body=True)
+    out = await sender.request("POST", scenario.login.path, {"Content-Type": "application/json"}, body,
+                               keep_body=True)
+    status, data, error, detail = out.status, out.body, out.error, out.detail
     if error is not None:
         raise TargetError(f"login at {scenario.login.path} failed: {error}: {detail}")
     if status != 200:
