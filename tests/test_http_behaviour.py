@@ -191,6 +191,8 @@ CATALOGUE = {
              dict(status=200, error=None, bytes=len(TEXT), wire_bytes=len(GZ))),
     "gzip-chunked": (Request("r", "GET", "/gzip-chunked", checks=(BodyContains("item 199"),)), {},
                      dict(status=200, error=None, bytes=len(TEXT), wire_bytes=len(GZ))),
+    "gzip, not asked for": (Request("r", "GET", "/gzip"), {"accept_encoding": "identity"},
+                            dict(status=200, error=None, bytes=len(GZ), wire_bytes=len(GZ))),
     "deflate": (Request("r", "GET", "/deflate"), {}, dict(status=200, error=None, bytes=len(TEXT),
                                                          wire_bytes=len(DEFLATE))),
     "raw-deflate": (Request("r", "GET", "/raw-deflate"), {},
@@ -306,7 +308,8 @@ def test_accept_encoding_is_sent_and_identity_turns_it_off(tmp_path):
                 s = make_sender(url, http_path=path)
                 await s.start()
                 try:
-                    await s.request("GET", "/", with_accept_encoding({}, spec), None, spec=spec)
+                    headers: dict[str, str] = {}
+                    await s.request("GET", "/", headers, None, spec=with_accept_encoding(headers, spec))
                     await s.request("GET", "/", {}, None)  # a request without the engine's headers (the login)
                 finally:
                     await s.close()

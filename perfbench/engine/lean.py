@@ -56,7 +56,7 @@ from ..wire import REQUEST_ID_HEADER
 from .deadlines import NEVER, Deadlines
 from .lean_conn import Conn, LeanKind
 from .protocols import AT_END, NO_BYTE, Done, Outcome, ReadSpec
-from .reading import DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, Timeouts
+from .reading import DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, Timeouts, decodes
 
 _Conn = Conn  # the connection's former name (benchmarks/hot_path.py builds them)
 
@@ -224,7 +224,7 @@ class LeanSender:
         kind = self._kinds.get(spec)
         if kind is None:
             timeouts = Timeouts(spec.total or self.timeout, spec.connect, spec.ttfb, spec.idle)
-            kind = self._kinds[spec] = LeanKind(spec.max_body, spec.keep_body, timeouts)
+            kind = self._kinds[spec] = LeanKind(spec.max_body, spec.keep_body, timeouts, decodes(spec.accept_encoding))
         return kind
 
     def submit(self, data: bytes, job: Any, done: Done, kind: LeanKind, sent: int) -> None:

@@ -29,6 +29,7 @@ from .reading import (
     CONNECTING,
     CONTENT_ENCODING,
     CONTENT_LENGTH,
+    HAS_CONTENT_ENCODING,
     HEAD,
     HEAD_END,
     MAX_HEAD,
@@ -68,11 +69,12 @@ class Pool(Protocol):
 class LeanKind:
     """How the lean path reads one kind of request (made once, by ``LeanSender.kind``)."""
 
-    __slots__ = ("max_body", "keep", "limit", "timeouts", "floor")
+    __slots__ = ("max_body", "keep", "decode", "limit", "timeouts", "floor")
 
-    def __init__(self, max_body: int, keep: bool, timeouts: Timeouts):
+    def __init__(self, max_body: int, keep: bool, timeouts: Timeouts, decode: bool = True):
         self.max_body = max_body
         self.keep = keep
+        self.decode = decode  # look for a Content-Encoding (not when the request asked for identity)
         # on_body's one comparison: past ``limit`` a body span takes the careful path (always, to be
         # kept, when the body is kept)
         self.limit = -1 if keep else max_body
@@ -243,7 +245,7 @@ class Conn(asyncio.Protocol):
             return
         nbytes = self.nbytes
         hl = len(data) - nbytes  # the head (and any chunk framing): where a Content-Encoding can be
-        if self.partial or hl > MAX_HEAD or (nbytes and CONTENT_ENCODING(data, 0, hl)):
+        if self.partial or hl > MAX_HEAD or (nbytes and self.kind.decode and HAS_CONTENT_ENCODING(data, 0, hl)):
             self._slow(data, True)
             return
         done = self.done
@@ -303,7 +305,7 @@ class Conn(asyncio.Protocol):
         so_far = bytes(head)  # the response's bytes until now: all of its body so far is in this read
         del head[end:]
         self.hend = end
-        coding = coding_of(m[1] if (m := CONTENT_ENCODING(head)) is not None else None)
+        coding = coding_of(m[1] if self.kind.decode and (m := CONTENT_ENCODING(head)) is not None else None)
         if coding is not None:
             kind = self.kind
             decoder = self.decoder = Decoder(coding, kind.max_body, kind.keep)

@@ -138,13 +138,14 @@ class OpenModelEngine:
         self._headers: list[dict[str, str]] = []
         # how each kind's response is read (bounds, decoding, time limits; reading.py)
         self._specs = [spec_for(scenario, r, bool(r.checks)) for r in reqs]
-        for r, spec in zip(reqs, self._specs, strict=True):
+        for r in reqs:
             h = {**base, **r.headers}
             if r.auth and auth_headers:
                 h.update(auth_headers)
             if r.json is not None:
                 h.setdefault("Content-Type", "application/json")
-            self._headers.append(with_accept_encoding(h, spec))
+            self._headers.append(h)
+        self._specs = [with_accept_encoding(h, spec) for h, spec in zip(self._headers, self._specs, strict=True)]
         self._static = [r.render(self._rng) if r.is_static else None for r in reqs]
         self._t0 = 0
         self._auto: ChoosingSender | None = None

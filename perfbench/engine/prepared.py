@@ -24,13 +24,14 @@ class PreparedScenario:
         self._cum = list(itertools.accumulate(r.weight for r in self.requests))
         self.headers: list[dict[str, str]] = []
         self.specs = [spec_for(scenario, r, r.needs_body) for r in self.requests]  # how responses are read
-        for r, spec in zip(self.requests, self.specs, strict=True):
+        for r in self.requests:
             h = {**scenario.headers, **r.headers}
             if r.auth and auth_headers:
                 h.update(auth_headers)
             if r.json is not None:
                 h.setdefault("Content-Type", "application/json")
-            self.headers.append(with_accept_encoding(h, spec))
+            self.headers.append(h)
+        self.specs = [with_accept_encoding(h, spec) for h, spec in zip(self.headers, self.specs, strict=True)]
         self.static = [r.render(rng) if r.is_static else None for r in self.requests]
 
     def pick(self) -> int:

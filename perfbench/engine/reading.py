@@ -33,6 +33,7 @@ CODINGS: Final = frozenset({"gzip", "x-gzip", "deflate", "identity"})  # what pe
 
 # the response head's fields, read from its bytes (``\r\n`` before the name: never the status line)
 CONTENT_ENCODING = re.compile(rb"\r\ncontent-encoding[ \t]*:[ \t]*([^\r\n]*)", re.I).search
+HAS_CONTENT_ENCODING = re.compile(rb"\r\ncontent-encoding", re.I).search  # the lean hot path's test
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]*)", re.I).search
 CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.I).search
 HEAD_END: Final = b"\r\n\r\n"
@@ -62,11 +63,21 @@ def spec_for(scenario: Scenario, request: Request, keep_body: bool) -> ReadSpec:
                     t.total, t.connect, t.ttfb, t.idle)
 
 
-def with_accept_encoding(headers: dict[str, str], spec: ReadSpec) -> dict[str, str]:
-    """``headers`` with the spec's Accept-Encoding, unless they set one themselves (they win)."""
-    if not any(k.lower() == "accept-encoding" for k in headers):
-        headers["Accept-Encoding"] = spec.accept_encoding
-    return headers
+def with_accept_encoding(headers: dict[str, str], spec: ReadSpec) -> ReadSpec:
+    """Put the spec's Accept-Encoding into ``headers``, unless they set one themselves: theirs
+    wins, and the spec returned says so (it decides whether responses are decoded)."""
+    for k, v in headers.items():
+        if k.lower() == "accept-encoding":
+            return spec._replace(accept_encoding=str(v))
+    headers["Accept-Encoding"] = spec.accept_encoding
+    return spec
+
+
+def decodes(accept_encoding: str) -> bool:
+    """Whether responses to a request that sent this Accept-Encoding are decoded: unless it asked
+    for ``identity`` alone, a body's Content-Encoding is undone. A request that asked for identity
+    reads bodies as they come, on both paths (and the lean path skips looking for the header)."""
+    return any(c.split(";")[0].strip().lower() not in ("identity", "") for c in accept_encoding.split(","))
 
 
 class ReadError(Exception):

@@ -89,7 +89,7 @@ class AiohttpSender:
                       keep_body: bool = False, spec: ReadSpec | None = None) -> Outcome:
         assert self._session is not None, "start() the sender first"
         from .aio import State, error_outcome
-        from .reading import Decoder, coding_of
+        from .reading import Decoder, coding_of, decodes
 
         task = asyncio.current_task()
         assert task is not None, "request() runs in a task"
@@ -111,7 +111,7 @@ class AiohttpSender:
                 st.chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
                 st.content = content = resp.content
                 try:
-                    coding = coding_of(resp.headers.get("Content-Encoding"))
+                    coding = coding_of(resp.headers.get("Content-Encoding")) if decodes(spec.accept_encoding) else None
                     if coding is not None:
                         st.decoder = Decoder(coding, spec.max_body, keep_body)
                     elif keep_body:
