@@ -371,3 +371,51 @@ def test_hostile_servers_cannot_grow_the_engine_without_bound(hostile, path):
         [("too_large", 200, DEFAULT_MAX_BODY)] * 2
     assert all(o.body is None for o in outcomes)  # a body past its bound is never handed over
     assert rss.growth_mb < GROWTH_BOUND_MB, rss.growth_mb
+
+
+# -- the run directory and the scenario ------------------------------------------------------------
+
+def test_a_version_1_run_directory_still_loads_with_the_new_columns_filled(tmp_path):
+    """Version 1 had no wire_bytes nor timing columns: wire_bytes reads as bytes, the rest as null."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from perfbench.rundir import REQUEST_SCHEMA, REQUESTS
+
+    v1 = pa.schema([f for f in REQUEST_SCHEMA if f.name not in ("wire_bytes", "connect_ns", "ttfb_ns", "reused")])
+    row = {"request_id": 1, "endpoint": "e", "method": "GET", "intended_ns": 0, "start_ns": 1, "end_ns": 5,
+           "latency_ns": 5, "service_ns": 4, "status": 200, "error": None, "error_detail": None, "bytes": 7,
+           "worker": 0, "vu": None, "stage": 0}
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    pq.write_table(pa.Table.from_pylist([row], schema=v1), run_dir / REQUESTS)
+    (run_dir / "meta.json").write_text(json.dumps({"schema_version": 1, "run_id": "old", "end_reason": "completed"}))
+    df = Run.load(run_dir).requests.collect()
+    got = df.select("bytes", "wire_bytes", "connect_ns", "ttfb_ns", "reused").to_dicts()
+    assert got == [{"bytes": 7, "wire_bytes": 7, "connect_ns": None, "ttfb_ns": None, "reused": None}]
+
+
+def test_the_reading_settings_of_a_toml_scenario_and_their_problems(tmp_path):
+    from perfbench.engine.reading import spec_for
+    from perfbench.errors import ConfigError
+    from perfbench.scenario import load_toml
+
+    good = tmp_path / "good.toml"
+    good.write_text('timeout = { total = 5, idle = 1 }\nmax_body = 1000\n'
+                    '[[request]]\nname = "a"\npath = "/a"\ntimeout = { ttfb = 0.5 }\naccept_encoding = "identity"\n'
+                    '[[request]]\nname = "b"\npath = "/b"\ntimeout = 2\nmax_body = 50\n')
+    sc = load_toml(good)
+    a, b = (spec_for(sc, r, False) for r in sc.requests)
+    assert (a.total, a.ttfb, a.idle, a.connect, a.max_body, a.accept_encoding) == (5, 0.5, 1, None, 1000, "identity")
+    assert (b.total, b.ttfb, b.idle, b.max_body, b.accept_encoding) == (2, None, 1, 50, "gzip, deflate")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('timeout = { total = -1, soon = 2 }\n[[request]]\nname = "a"\npath = "/a"\nmax_body = 0\n'
+                   'accept_encoding = "br"\ntimeout = "slow"\n')
+    with pytest.raises(ConfigError) as err:
+        load_toml(bad)
+    text = str(err.value) + " ".join(getattr(err.value, "problems", []) or [])
+    for needle in ("scenario.timeout: unknown field 'soon'", "max_body: a number of bytes >= 1",
+                   "accept_encoding: codings from", "timeout: seconds > 0"):
+        assert needle in text, (needle, text)

@@ -33,6 +33,7 @@ from .reading import (
     Decoder,
     ReadError,
     Timeouts,
+    body_too_large,
     head_too_large,
 )
 
@@ -85,8 +86,6 @@ class State:
         elif self.chunks is not None:
             self.chunks.append(data)
         if over:
-            from .reading import body_too_large
-
             raise body_too_large(limit)
 
     def drain(self) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import ssl
 
     from ..scenario import Scenario
+    from .aio import State
 
 
 class AiohttpSender:
@@ -48,7 +49,6 @@ class AiohttpSender:
         self.request_timeout = timeout
         self.connect_timeout = connect_timeout
         self._session: Any = None  # aiohttp.ClientSession, once started
-        from .aio import State
 
         self._states: dict[asyncio.Task[Any], State] = {}  # in request(): task -> its request's state
         self._timeouts: dict[ReadSpec, Timeouts] = {}
@@ -144,10 +144,10 @@ class AiohttpSender:
             if st.proto is not None:
                 st.proto.pb = None
 
-    def _ended(self, st: Any, status: int | None, nbytes: int, wire: int, kind: str, detail: str) -> Outcome:
+    def _ended(self, st: State, status: int | None, nbytes: int, wire: int, kind: str, detail: str) -> Outcome:
         return Outcome(status, nbytes, None, kind, detail, wire, st.ttfb, st.connect_ns)
 
-    def _failed(self, st: Any, exc: Exception) -> Outcome:
+    def _failed(self, st: State, exc: Exception) -> Outcome:
         """The outcome of what aiohttp raised: a body cut short when the connection ended after the
         response's head, a reset when it ended before, else as ``classify`` says."""
         from .aio import error_outcome
