@@ -419,3 +419,21 @@ def test_the_reading_settings_of_a_toml_scenario_and_their_problems(tmp_path):
     for needle in ("scenario.timeout: unknown field 'soon'", "max_body: a number of bytes >= 1",
                    "accept_encoding: codings from", "timeout: seconds > 0"):
         assert needle in text, (needle, text)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_tls_handshake_that_never_ends_is_a_connect_timeout(tmp_path, path):
+    """A server that accepts TCP and never answers the TLS hello: the connect phase (TCP and TLS)
+    passes its limit, on both paths alike."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepted by the kernel, never by anyone: no ServerHello ever comes
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        sc = {"timeout": Timeout(connect=0.2, total=2)}
+        df = rows(url, Request("r", "GET", "/"), tmp_path, path, **sc)
+    finally:
+        listener.close()
+    assert df["error"].to_list() == ["timeout"] * 2 and df["error_detail"].to_list() == ["connect timeout"] * 2
+    assert df["status"].null_count() == 2 and df["reused"].null_count() == 2
+    assert (df["service_ns"] >= 200_000_000).all() and (df["service_ns"] < 1_500_000_000).all()
