@@ -93,6 +93,17 @@ class Hostile:
                 w.write(piece)
                 await w.drain()
                 await asyncio.sleep(0.005)
+        elif path == "/gzip-split":  # the head cut inside Content-Encoding, the body in three reads
+            head = _head(Content_Encoding="gzip", Content_Length=len(GZ))
+            for piece in (head[:30], head[30:] + GZ[:50], GZ[50:400], GZ[400:]):
+                w.write(piece)
+                await w.drain()
+                await asyncio.sleep(0.01)
+        elif path == "/gzip-stall":  # half a gzip body, then nothing
+            w.write(_head(Content_Encoding="gzip", Content_Length=len(GZ)) + GZ[:len(GZ) // 2])
+            await w.drain()
+            await asyncio.sleep(SERVER_LIFE)
+            return False
         elif path == "/drip":  # 20 bytes, 30 ms apart: done in 0.6 s, never idle for 0.2 s
             w.write(_head(Content_Length=20))
             for _ in range(20):
@@ -191,6 +202,12 @@ CATALOGUE = {
              dict(status=200, error=None, bytes=len(TEXT), wire_bytes=len(GZ))),
     "gzip-chunked": (Request("r", "GET", "/gzip-chunked", checks=(BodyContains("item 199"),)), {},
                      dict(status=200, error=None, bytes=len(TEXT), wire_bytes=len(GZ))),
+    "gzip in pieces": (Request("r", "GET", "/gzip-split", checks=(BodyContains("item 199"),)), {},
+                       dict(status=200, error=None, bytes=len(TEXT), wire_bytes=len(GZ))),
+    "timeout mid gzip body": (Request("r", "GET", "/gzip-stall"), {"timeout": 0.3},
+                              dict(status=200, error="timeout", wire_bytes=len(GZ) // 2,
+                                   bytes=len(zlib.decompressobj(31).decompress(GZ[:len(GZ) // 2])),
+                                   error_detail="total timeout while reading the body")),
     "gzip, not asked for": (Request("r", "GET", "/gzip"), {"accept_encoding": "identity"},
                             dict(status=200, error=None, bytes=len(GZ), wire_bytes=len(GZ))),
     "deflate": (Request("r", "GET", "/deflate"), {}, dict(status=200, error=None, bytes=len(TEXT),

@@ -160,7 +160,7 @@ class LeanSender:
         self._addrs: list[tuple[str, int]] | None = None
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.deadlines = Deadlines(self._check)
+        self.deadlines = Deadlines(self._check, self._expire)
         self._kinds: dict[ReadSpec, LeanKind] = {}
         self.default_kind = self.kind(ReadSpec(DEFAULT_MAX_BODY))
         self._closing = False
@@ -325,23 +325,24 @@ class LeanSender:
         if self._queue and not self._closing and len(self._conns) < self.max_connections:
             self._open().begin(*self._queue.popleft())
 
-    def _check(self, now: int) -> int:
-        """The deadlines' check (``deadlines.py``): time out the requests past a deadline; the next
-        deadline of the others."""
+    def _check(self, now: int) -> tuple[int, list[tuple[Conn, Any, str]]]:
+        """The deadlines' check (``deadlines.py``): the next deadline, and the requests past theirs."""
         nxt = NEVER
-        late: list[tuple[Conn, str]] = []
+        late: list[tuple[Conn, Any, str]] = []
         for c in self._conns:
             if c.job is None:
                 continue
             due, detail = c.kind.timeouts.due(c.phase(), c.sent, c.opened, c.last)
             if due <= now:
-                late.append((c, detail))
+                late.append((c, c.job, detail))
             elif due < nxt:
                 nxt = due
-        for c, detail in late:
-            if c.job is not None:
+        return nxt, late
+
+    def _expire(self, late: list[tuple[Conn, Any, str]]) -> None:
+        for c, job, detail in late:
+            if c.job is job:  # still the request that was late
                 c.time_out(detail)
-        return nxt
 
 
 def _resolve(job: tuple[asyncio.Future[Outcome], int], status: int | None, nbytes: int, wire: int,

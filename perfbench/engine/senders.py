@@ -52,7 +52,7 @@ class AiohttpSender:
 
         self._states: dict[asyncio.Task[Any], State] = {}  # in request(): task -> its request's state
         self._timeouts: dict[ReadSpec, Timeouts] = {}
-        self.deadlines = Deadlines(self._check)
+        self.deadlines = Deadlines(self._check, self._expire)
 
     async def start(self) -> None:
         import inspect
@@ -171,19 +171,26 @@ class AiohttpSender:
         kind, detail = classify(exc)
         return Outcome(None, 0, None, kind, detail, 0, st.ttfb, st.connect_ns)
 
-    def _check(self, now: int) -> int:
-        """The deadlines' check (``deadlines.py``): cancel the requests past a deadline."""
+    def _check(self, now: int) -> tuple[int, list[tuple[asyncio.Task[Any], State, str]]]:
+        """The deadlines' check (``deadlines.py``): the next deadline, and the requests past theirs."""
         nxt = NEVER
-        for task, st in list(self._states.items()):
+        late = []
+        for task, st in self._states.items():
             if st.timed_out is not None:
                 continue
             due, detail = st.timeouts.due(st.phase, st.sent, st.opened, st.last)
             if due <= now:
-                st.timed_out = detail
-                task.cancel()
+                late.append((task, st, detail))
             elif due < nxt:
                 nxt = due
-        return nxt
+        return nxt, late
+
+    def _expire(self, late: list[tuple[asyncio.Task[Any], State, str]]) -> None:
+        """Cancel the late requests' tasks; each ends as a timeout with the phase it was in."""
+        for task, st, detail in late:
+            if st.timed_out is None and self._states.get(task) is st:
+                st.timed_out = detail
+                task.cancel()
 
     async def close(self) -> None:
         self.deadlines.stop()
