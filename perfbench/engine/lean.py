@@ -239,8 +239,6 @@ class LeanSender:
             c.sent = sent
             c.nbytes = 0
             c.limit = kind.limit
-            if kind.keep:
-                c.chunks = []
             if sent + kind.floor < self.deadlines.armed:
                 self.deadlines.arm(sent + kind.floor)
             c.transport.write(data)

@@ -122,7 +122,7 @@ class Conn(asyncio.Protocol):
         self.connect_ns = NO_CONNECTION  # the connect's duration until its first response, then REUSED
         self.nbytes = 0  # body bytes as they came (wire)
         self.limit = 0
-        self.chunks: list[bytes] | None = None  # body spans, when the body is kept and not decoded
+        self.chunks: list[bytes] | None = None  # body spans, when the body is kept and not decoded (from the first)
         # the careful path's state, reset when a response ends (so idle connections hold nothing)
         self.decoder: Decoder | None = None
         self.head = bytearray()  # the bytes of a response's head while it is incomplete, then the head
@@ -149,7 +149,6 @@ class Conn(asyncio.Protocol):
         self.sent = sent
         self.nbytes = 0
         self.limit = kind.limit
-        self.chunks = [] if kind.keep else None
         self.pool.deadlines.arm(sent + kind.floor)
         if self.transport is _NOT_CONNECTED:
             self.pending = data
@@ -390,8 +389,11 @@ class Conn(asyncio.Protocol):
             except ReadError as exc:
                 self.stop = exc
                 raise _Stop from None
-        elif self.chunks is not None:
-            self.chunks.append(body)
+        elif kind.keep:
+            if self.chunks is None:
+                self.chunks = [body]
+            else:
+                self.chunks.append(body)
         if over:
             self.stop = body_too_large(kind.max_body)
             raise _Stop
