@@ -57,7 +57,8 @@ import pyarrow.parquet as pq
 from .errors import RunDirError
 from .version import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, 2)  # version 1: requests.parquet without wire_bytes, connect_ns, ttfb_ns, reused
 ROW_GROUP_ROWS = 256 * 1024
 
 META = "meta.json"
@@ -71,12 +72,15 @@ HEARTBEAT_S = 1.0  # the writer refreshes its lock's mtime this often
 STALE_S = 10.0  # a lock from another host belongs to a live writer while its heartbeat is younger than this
 
 # Error kinds, the vocabulary of the ``error`` column (null: no error).
-# timeout: no answer in time; connect: refused or unreachable; dns: the name does not resolve;
-# tls: handshake or certificate; reset: closed or reset early; protocol: malformed HTTP;
-# http_4xx / http_5xx: a status the scenario did not accept; check: a failed response check;
-# aborted: still in flight when the run stopped; client: any other exception in the client.
-ERROR_KINDS = ("timeout", "connect", "dns", "tls", "reset", "protocol", "http_4xx", "http_5xx", "check",
-               "redirect", "aborted", "client")
+# timeout: no answer in time (the detail names the phase); connect: refused or unreachable; dns: the
+# name does not resolve; tls: handshake or certificate; reset: closed or reset before a response;
+# incomplete: the body cut short (closed before its Content-Length or its last chunk; status kept);
+# too_large: a body over max_body or a head over 64 KiB (status kept for a body); protocol: malformed
+# HTTP or a corrupt compressed body; http_4xx / http_5xx: a status the scenario did not accept;
+# check: a failed response check; redirect: a redirect not followed (off loopback, over the limit); aborted: still in flight when the run stopped; client: any other
+# exception in the client.
+ERROR_KINDS = ("timeout", "connect", "dns", "tls", "reset", "incomplete", "too_large", "protocol", "http_4xx",
+               "http_5xx", "check", "redirect", "aborted", "client")
 
 REQUEST_SCHEMA = pa.schema(
     [
@@ -91,10 +95,14 @@ REQUEST_SCHEMA = pa.schema(
         pa.field("status", pa.int16()),  # HTTP status, null without a response
         pa.field("error", pa.string()),  # null, or one of ERROR_KINDS
         pa.field("error_detail", pa.string()),  # a short reason (exception class, failed check)
-        pa.field("bytes", pa.int64(), nullable=False),  # response body bytes received
+        pa.field("bytes", pa.int64(), nullable=False),  # response body bytes received, decoded
+        pa.field("wire_bytes", pa.int64(), nullable=False),  # the same body as it came (before decoding)
         pa.field("worker", pa.int16(), nullable=False),  # load-generator worker (shard)
         pa.field("vu", pa.int32()),  # virtual user (closed model), null in the open model
         pa.field("stage", pa.int16(), nullable=False),  # index of the load shape's stage
+        pa.field("connect_ns", pa.int64()),  # the new connection's connect; null on a reused one (or none)
+        pa.field("ttfb_ns", pa.int64()),  # from the send to the first byte of the response; null: no byte
+        pa.field("reused", pa.bool_()),  # sent on a kept-alive connection; null: no connection was made
         pa.field("redirects", pa.int16(), nullable=False),  # redirects followed (the row is the whole chain)
         pa.field("final_path", pa.string()),  # where the chain ended (null: no redirect followed)
     ]
@@ -263,12 +271,12 @@ def read_journal(path: Path) -> tuple[list[pa.RecordBatch], bool]:
 
 # dictionary encoding pays for repeated values (names, statuses, error kinds); on the nanosecond
 # columns, which hardly repeat, it only spends time hashing (~40% of the write) and gives up
-DICTIONARY_COLUMNS = [f.name for f in REQUEST_SCHEMA
-                       if not (pa.types.is_integer(f.type) and f.type.bit_width == 64)] + ["bytes"]
+DICTIONARY_COLUMNS = [f.name for f in REQUEST_SCHEMA if not (pa.types.is_integer(f.type) and f.type.bit_width == 64)
+                      and not pa.types.is_boolean(f.type)] + ["bytes", "wire_bytes"]
 # the nanosecond columns are stored as deltas (DELTA_BINARY_PACKED: ids and times rise almost
 # monotonically, latencies vary little): on 600k rows the write takes ~40% less CPU and the file
 # is ~25% smaller than with plain encoding; every Parquet reader (pyarrow, polars, DuckDB) reads it
-DELTA_COLUMNS = [f.name for f in REQUEST_SCHEMA if f.name not in DICTIONARY_COLUMNS]
+DELTA_COLUMNS = [f.name for f in REQUEST_SCHEMA if f.name not in DICTIONARY_COLUMNS and pa.types.is_integer(f.type)]
 PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS,
                    "column_encoding": dict.fromkeys(DELTA_COLUMNS, "DELTA_BINARY_PACKED")}
 
@@ -287,9 +295,12 @@ def convert_journal(run_dir: Path, extra: list[pa.RecordBatch] | tuple[()] = ())
     journal = run_dir / JOURNAL
     batches, _clean = read_journal(journal)
     tmp = run_dir / (REQUESTS + ".tmp")
-    table = pa.Table.from_batches([*batches, *extra], schema=REQUEST_SCHEMA)
+    schema = batches[0].schema if batches else REQUEST_SCHEMA  # a version-1 journal keeps its columns
+    table = pa.Table.from_batches([*batches, *extra], schema=schema)
+    options = dict(PARQUET_OPTIONS, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
+                   column_encoding={c: "DELTA_BINARY_PACKED" for c in DELTA_COLUMNS if c in schema.names})
     try:
-        with pq.ParquetWriter(tmp, REQUEST_SCHEMA, **PARQUET_OPTIONS) as writer:
+        with pq.ParquetWriter(tmp, schema, **options) as writer:
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         os.replace(tmp, run_dir / REQUESTS)
     except BaseException:
@@ -438,10 +449,10 @@ class RunDir:
     def meta(self) -> dict[str, Any]:
         meta = read_json(self.path / META)
         version = meta.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READ_VERSIONS:
             raise RunDirError(
                 f"{self.path / META}: schema_version {version!r} is not one this perfbench ({__version__}) reads "
-                f"(it reads {SCHEMA_VERSION}); open it with the perfbench version that wrote it"
+                f"(it reads {', '.join(map(str, READ_VERSIONS))}); open it with the perfbench version that wrote it"
             )
         wrong = [f"{key} is a {type(meta[key]).__name__}, not {what}" for key, types, what in _META_FIELDS
                  if meta.get(key) is not None and (not isinstance(meta[key], types) or isinstance(meta[key], bool))]

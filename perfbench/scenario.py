@@ -11,7 +11,7 @@ open model the login runs once before the load; in the closed model once per vir
     ...                       checks=(JsonField("id"),))])
 
 Two ways to write one: this Python API (in a notebook, or a ``.py`` file defining ``scenario``),
-or a TOML file for simple mixes (:func:`load_toml`; the format is in its docstring). Both are
+or a TOML file for simple mixes (:func:`perfbench.scenario_toml.load_toml`; the format is in its docstring). Both are
 validated with every problem reported at once, naming the field and what would be right. What a
 name on the command line or in a notebook resolves to (``demo``, a file, request paths) is
 :func:`perfbench.scenarios.load_scenario`'s business: this module knows no target.
@@ -156,6 +156,68 @@ class NoGraphQLErrors:
 Check = JsonField | BodyContains | Predicate | NoGraphQLErrors
 
 
+@dataclass(frozen=True)
+class Timeout:
+    """A request's time limits, in seconds (None: no limit of that kind).
+
+    ``total``: from the send to the end of the body (default: the run's ``timeout``).
+    ``connect``: opening a new connection (TCP, and TLS for https). ``ttfb``: from the send to the
+    first byte of the response. ``idle``: the longest wait for more of the response, from the
+    send and between reads. A request's own values override the scenario's, field by field.
+    """
+
+    total: float | None = None
+    connect: float | None = None
+    ttfb: float | None = None
+    idle: float | None = None
+
+    def problems(self, where: str) -> list[str]:
+        out = []
+        for name in ("total", "connect", "ttfb", "idle"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1e6):
+                out.append(f"{where}.timeout.{name}: a number of seconds > 0, got {v!r}")
+        return out
+
+    def over(self, base: Timeout) -> Timeout:
+        """These limits, with ``base``'s where these have none."""
+        return Timeout(*(a if a is not None else b for a, b in zip(
+            (self.total, self.connect, self.ttfb, self.idle), (base.total, base.connect, base.ttfb, base.idle),
+            strict=True)))
+
+
+def as_timeout(value: Timeout | float | None) -> Timeout:
+    """A ``timeout`` setting as a :class:`Timeout` (a number is the total)."""
+    if value is None:
+        return Timeout()
+    if isinstance(value, Timeout):
+        return value
+    return Timeout(total=value)
+
+
+ACCEPT_CODINGS = ("gzip", "x-gzip", "deflate", "identity")  # what perfbench can decode (and so ask for)
+
+
+def _read_problems(where: str, timeout: Any, max_body: Any, accept_encoding: Any) -> list[str]:
+    """Problems of the response-reading fields (of a request or of the scenario)."""
+    out = []
+    if timeout is not None and not isinstance(timeout, Timeout):
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+            out.append(f"{where}.timeout: seconds > 0 or a Timeout(total=, connect=, ttfb=, idle=), got {timeout!r}")
+    elif timeout is not None:
+        out.extend(timeout.problems(where))
+    if max_body is not None and (isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1):
+        out.append(f"{where}.max_body: a number of bytes >= 1, got {max_body!r}")
+    if accept_encoding is not None:
+        codings = [c.split(";")[0].strip().lower() for c in str(accept_encoding).split(",")] \
+            if isinstance(accept_encoding, str) else [None]
+        bad = [c for c in codings if c not in ACCEPT_CODINGS]
+        if bad:
+            out.append(f"{where}.accept_encoding: codings from {', '.join(ACCEPT_CODINGS)} (perfbench decodes "
+                       f"only those), got {accept_encoding!r}")
+    return out
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -184,6 +246,10 @@ class Request:
     checks: tuple[Check, ...] = ()
     follow_redirects: bool | int | None = None  # None: the scenario's policy
     target: str | None = None  # the name of one of the scenario's ``targets`` (None: the run's target)
+    # reading the response (see perfbench.engine.reading): None takes the scenario's setting
+    timeout: Timeout | float | None = None
+    max_body: int | None = None  # body bytes read at most (default 16 MiB): beyond, ``too_large``
+    accept_encoding: str | None = None  # the Accept-Encoding sent (default "gzip, deflate")
 
     @property
     def needs_body(self) -> bool:
@@ -226,6 +292,7 @@ class Request:
             out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {list(self.expect)}")
         if self.follow_redirects is not None:
             out.extend(_redirect_problems(self.follow_redirects, f"{where}: follow_redirects"))
+        out.extend(_read_problems(where, self.timeout, self.max_body, self.accept_encoding))
         return out
 
     @property
@@ -359,9 +426,13 @@ class Scenario:
     follow_redirects: bool | int = True
     cookies: bool = True
     targets: Mapping[str, str] = field(default_factory=dict)  # name -> base URL, for requests' ``target``
+    # reading the responses, for every request that does not set its own (see Request)
+    timeout: Timeout | float | None = None
+    max_body: int | None = None
+    accept_encoding: str | None = None
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = _read_problems("scenario", self.timeout, self.max_body, self.accept_encoding)
         if not self.requests:
             problems.append("requests: a scenario needs at least one request")
         seen = set()
@@ -418,10 +489,20 @@ class Scenario:
             "requests": [
                 {"name": r.name, "method": r.method, "path": r.path, "target": r.target, "weight": r.weight,
                  "vars": {k: _describe_var(v) for k, v in r.vars.items()}, "expect": r.expect,
-                 "checks": [repr(c) for c in r.checks]}
+                 "checks": [repr(c) for c in r.checks],
+                 **{k: v for k, v in (("timeout", _describe_timeout(r.timeout)), ("max_body", r.max_body),
+                                      ("accept_encoding", r.accept_encoding)) if v is not None}}
                 for r in self.requests
             ],
+            **{k: v for k, v in (("timeout", _describe_timeout(self.timeout)), ("max_body", self.max_body),
+                                 ("accept_encoding", self.accept_encoding)) if v is not None},
         }
+
+
+def _describe_timeout(t: Timeout | float | None) -> dict[str, float] | None:
+    if t is None:
+        return None
+    return {k: v for k, v in vars(as_timeout(t)).items() if v is not None}
 
 
 def _describe_var(v: Var) -> str:
@@ -454,188 +535,3 @@ def from_paths(specs: Sequence[str]) -> Scenario:
         method, path = (parts[0].upper(), parts[1]) if len(parts) == 2 else ("GET", parts[0] if parts else "")
         requests.append(Request(name or f"{method} {path}", method, path, weight=weight))
     return Scenario(requests, name="cli")
-
-
-# ------------------------------------------------------------------------------------ TOML scenarios
-_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets"}
-_REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
-                 "graphql", "variables", "follow_redirects", "target"}
-_LOGIN_KEYS = {"path", "json", "token_field"}
-_CHECK_KEYS = {"json_field", "equals", "body_contains"}
-
-
-def load_toml(path: str | Path) -> Scenario:
-    """Read a scenario from a TOML file. Every problem is reported at once, with its field.
-
-    Format::
-
-        name = "shop"                    # optional
-        seed = 1                         # optional: random variables are reproducible
-        follow_redirects = true          # default true (up to 10); false, or a number
-        cookies = true                   # default true: each virtual user keeps its cookies
-        [targets]                        # optional: other services a request may name
-        auth = "http://127.0.0.1:8081"
-        [headers]                        # optional, sent on every request
-        Accept = "application/json"
-        [login]                          # optional: run once, token sent as a bearer header
-        path = "/auth/login"
-        json = { email = "a@example.com", password = "..." }
-        token_field = "token"            # default "token"
-
-        [[request]]
-        name = "detail"
-        method = "GET"                   # default GET
-        path = "/api/items/{id}"
-        weight = 3                       # default 1
-        expect = [200, 404]              # default: any status below 400
-        vars = { id = { int = [1, 500] }, kind = { choice = ["a", "b"] },
-                 sku = { file = "skus.txt" }, ref = "uuid" }
-        checks = [{ json_field = "id" }, { body_contains = "price" }]
-        follow_redirects = false         # optional: this request's own redirect policy
-        target = "auth"                  # optional: one of [targets] (or give path as an absolute URL)
-
-        [[request]]
-        name = "search"
-        graphql = "query($q: String!) { search(q: $q) { id } }"
-        variables = { q = "{kind}" }
-        path = "/graphql"                # default /graphql for graphql requests
-
-    Data files (``file = ...``) are relative to the TOML file; ``{ file = "x.csv", column = "sku" }``
-    takes one column of a CSV file.
-    """
-    import tomllib
-
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"scenario {str(path)!r}: cannot read it ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scenario {str(path)!r}: not valid TOML ({exc})") from None
-    problems: list[str] = []
-    for key in sorted(set(doc) - _TOP_KEYS):
-        problems.append(f"unknown field {key!r} (known: {', '.join(sorted(_TOP_KEYS))})")
-    raw_requests = doc.get("request", [])
-    if not isinstance(raw_requests, list) or not raw_requests:
-        problems.append("request: give at least one [[request]] table")
-        raw_requests = []
-    requests = []
-    for i, raw in enumerate(raw_requests):
-        where = f"request[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
-        req = _toml_request(raw, where, path.parent, problems)
-        if req is not None:
-            requests.append(req)
-    login = None
-    if "login" in doc:
-        raw = doc["login"]
-        if not isinstance(raw, dict):
-            problems.append("login: must be a table with path and json")
-        else:
-            for key in sorted(set(raw) - _LOGIN_KEYS):
-                problems.append(f"login: unknown field {key!r} (known: {', '.join(sorted(_LOGIN_KEYS))})")
-            if not isinstance(raw.get("path"), str) or not raw.get("path", "").startswith("/"):
-                problems.append("login.path: a path starting with '/', e.g. \"/auth/login\"")
-            if not isinstance(raw.get("json"), dict):
-                problems.append("login.json: a table, e.g. { email = \"...\", password = \"...\" }")
-            if not problems:
-                login = Login(raw["path"], raw["json"], raw.get("token_field", "token"))
-    seed = doc.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.append(f"seed: an integer, got {seed!r}")
-    headers = doc.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        problems.append("headers: a table of strings")
-    follow = doc.get("follow_redirects", True)
-    problems.extend(_redirect_problems(follow, "follow_redirects"))
-    cookies = doc.get("cookies", True)
-    if not isinstance(cookies, bool):
-        problems.append(f"cookies: true or false, got {cookies!r}")
-    targets = doc.get("targets", {})
-    if not isinstance(targets, dict) or not all(isinstance(v, str) for v in targets.values()):
-        problems.append("targets: a table of base URLs, e.g. auth = \"http://127.0.0.1:8081\"")
-        targets = {}
-    if problems:
-        raise ConfigError(f"invalid scenario {str(path)!r}", problems)
-    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)),
-                    follow_redirects=follow, cookies=cookies, targets=targets)
-
-
-def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: must be a table")
-        return None
-    before = len(problems)
-    for key in sorted(set(raw) - _REQUEST_KEYS):
-        problems.append(f"{where}: unknown field {key!r} (known: {', '.join(sorted(_REQUEST_KEYS))})")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problems.append(f"{where}.name: a non-empty string")
-        name = ""  # never used: the request is refused below
-    weight = raw.get("weight", 1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-        problems.append(f"{where}.weight: a number > 0, got {weight!r}")
-    expect = raw.get("expect")
-    if expect is not None and (not isinstance(expect, list) or not all(isinstance(c, int) for c in expect)):
-        problems.append(f"{where}.expect: a list of HTTP statuses, e.g. [200, 404]")
-    variables = {}
-    raw_vars = raw.get("vars", {})
-    if not isinstance(raw_vars, dict):
-        problems.append(f"{where}.vars: a table of variables")
-        raw_vars = {}
-    for vname, spec in raw_vars.items():
-        var = _toml_var(spec, f"{where}.vars.{vname}", base, problems)
-        if var is not None:
-            variables[vname] = var
-    checks: list[Check] = []
-    raw_checks = raw.get("checks", [])
-    if not isinstance(raw_checks, list):
-        problems.append(f"{where}.checks: a list of tables")
-        raw_checks = []
-    for j, c in enumerate(raw_checks):
-        cw = f"{where}.checks[{j}]"
-        if not isinstance(c, dict) or not (set(c) <= _CHECK_KEYS) or not ({"json_field", "body_contains"} & set(c)):
-            problems.append(f"{cw}: {{ json_field = \"a.b\" [, equals = ...] }} or {{ body_contains = \"text\" }}")
-        elif "json_field" in c:
-            checks.append(JsonField(c["json_field"], c.get("equals", _MISSING)))
-        else:
-            checks.append(BodyContains(str(c["body_contains"])))
-    if len(problems) > before:
-        return None
-    follow = raw.get("follow_redirects")
-    if follow is not None:
-        problems.extend(_redirect_problems(follow, f"{where}.follow_redirects"))
-    if len(problems) > before:
-        return None
-    common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
-                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True),
-                  follow_redirects=follow, target=raw.get("target"))
-    if "graphql" in raw:
-        return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
-                       checks=tuple(checks), **common)
-    method = str(raw.get("method", "GET")).upper()
-    req = Request(name, method, str(raw.get("path", "")), json=raw.get("json"), checks=tuple(checks), **common)
-    found = req.problems(where)
-    problems.extend(found)
-    return None if found else req
-
-
-def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | None:
-    if spec == "uuid":
-        return UUID4()
-    if isinstance(spec, dict) and len(spec.keys() - {"column"}) == 1:
-        kind = next(iter(spec.keys() - {"column"}))
-        value = spec[kind]
-        if kind == "int" and isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) \
-                and value[0] <= value[1]:
-            return IntRange(value[0], value[1])
-        if kind == "choice" and isinstance(value, list) and value:
-            return Choice(tuple(value))
-        if kind == "file" and isinstance(value, str):
-            try:
-                return Choice.from_file(base / value, spec.get("column"))
-            except ConfigError as exc:
-                problems.append(f"{where}: {exc}")
-                return None
-    problems.append(f"{where}: one of {{ int = [low, high] }}, {{ choice = [...] }}, {{ file = \"values.txt\" }} "
-                    f"or \"uuid\", got {spec!r}")
-    return None

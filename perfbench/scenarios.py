@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import ConfigError
-from .scenario import Scenario, from_paths, load_toml, single
+from .scenario import Scenario, from_paths, single
+from .scenario_toml import load_toml
 
 
 def _demo() -> Scenario:

@@ -25,7 +25,7 @@ KEY = SimpleNamespace(host="nonexistent.invalid", port=80, ssl=False, is_ssl=Fal
     (aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(errno.ECONNREFUSED, "refused")), "connect"),
     (aiohttp.ClientSSLError(KEY, ssl.SSLError("bad handshake")), "tls"),
     (aiohttp.ServerDisconnectedError(), "reset"),
-    (aiohttp.ClientPayloadError("incomplete"), "reset"),
+    (aiohttp.ClientPayloadError("incomplete"), "incomplete"),
     (ConnectionResetError(errno.ECONNRESET, "reset by peer"), "reset"),
     (aiohttp.ConnectionTimeoutError(), "timeout"),
     (TimeoutError(), "timeout"),

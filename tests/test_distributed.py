@@ -68,7 +68,7 @@ def test_a_shard_keeps_the_aligned_tick():
     class Sender:
         name = "test"
 
-        async def request(self, method, path, headers, body, keep_body=False):  # never called
+        async def request(self, method, path, headers, body, keep_body=False, spec=None):  # never called
             raise AssertionError
 
     def period(plan, stage=0):

@@ -152,7 +152,7 @@ class InstantSender:
     def __init__(self):
         self.calls = []
 
-    async def request(self, method, path, headers, body, keep_body=False):
+    async def request(self, method, path, headers, body, keep_body=False, spec=None):
         self.calls.append((method, path, headers["X-Request-Id"]))
         await asyncio.sleep(0)
         return Outcome(200, 2, None)

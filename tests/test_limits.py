@@ -120,13 +120,18 @@ class HangingSender:
     def raw_path(self, path):
         return path.encode()
 
-    def submit(self, data, job, done, keep=False):
+    def kind(self, spec, heads=False):
+        return spec
+
+    def submit(self, data, job, done, kind, sent):
         self.pending.append((job, done))
 
     def abort_all(self, error="aborted", detail=""):
+        from perfbench.engine.protocols import NO_BYTE, NO_CONNECTION
+
         pending, self.pending = self.pending, []
         for job, done in pending:
-            done(job, None, 0, None, error, detail)
+            done(job, None, 0, 0, None, error, detail, NO_BYTE, NO_CONNECTION)
         return len(pending)
 
 

@@ -15,7 +15,8 @@ from perfbench import shapes
 from perfbench.analysis.results import Run
 from perfbench.errors import ConfigError, UnsafeTargetError
 from perfbench.load import run_load
-from perfbench.scenario import IntRange, Login, Request, Scenario, load_toml
+from perfbench.scenario import IntRange, Login, Request, Scenario
+from perfbench.scenario_toml import load_toml
 
 PATHS = ["lean", "aiohttp"]
 OTHER = web.AppKey("other", str)

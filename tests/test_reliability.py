@@ -21,7 +21,8 @@ from perfbench.analysis.results import Run
 from perfbench.errors import ConfigError
 from perfbench.load import run_load
 from perfbench.rundir import JOURNAL
-from perfbench.scenario import Login, Request, Scenario, load_toml
+from perfbench.scenario import Login, Request, Scenario
+from perfbench.scenario_toml import load_toml
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from perfbench.analysis.results import Run
-from perfbench.engine.recorder import Recorder
+from perfbench.engine.recorder import FIELDS, Recorder
 from perfbench.errors import RunDirError
 from perfbench.rundir import (
     JOURNAL,
@@ -17,6 +17,8 @@ from perfbench.rundir import (
     journal_to_parquet,
     redact,
 )
+
+F = len(FIELDS)  # the slots of one row in the recorder's flat list
 
 
 def _fill(rec: Recorder, n: int, start: int = 0) -> None:
@@ -151,11 +153,11 @@ def test_recorder_converting_in_slices_gives_the_same_batches(monkeypatch):
         err = "timeout" if i % 11 == 0 else None
         for rec in (a, b):
             rec.record((i, rec.endpoint("ep", "GET"), i * 1000, i * 1000 + 10, i * 1000 + 500, None if err else 200,
-                        err, "read timeout" if err else None, 12, None, i % 3))
+                        err, "read timeout" if err else None, 12, 12, -1, -1, None, i % 3))
         if i % 5 == 0:
             b.convert_some()  # what the engine does on its ticks
             assert b.rows == a.rows == i + 1 and b.pending == i + 1 - b.flushed_rows
-            assert len(b._flat) < 7 * 11 and b._converted == b.pending - len(b._flat) // 11  # whole slices converted
+            assert len(b._flat) < 7 * F and b._converted == b.pending - len(b._flat) // F  # whole slices converted
         if a.due:
             a.flush()
         if b.due:
@@ -175,7 +177,8 @@ def test_recorder_interval_quantiles_are_the_ranks_progress_shows():
         vals = [rng.randint(0, 10**9) if rng.random() < 0.9 else rng.choice([5, 7]) for _ in range(n)]
         rec = Recorder(lambda b: None, interval=True)
         for i, v in enumerate(vals):
-            rec.record((i, rec.endpoint("e", "GET"), 0, 0, v, 200, "timeout" if i % 4 == 0 else None, None, 1, None, 0))
+            rec.record((i, rec.endpoint("e", "GET"), 0, 0, v, 200, "timeout" if i % 4 == 0 else None, None, 1, 1, -1, -1,
+                        None, 0))
         rec.flush()
         got_n, got, errors = rec.take_interval()
         s = sorted(vals)
@@ -199,17 +202,22 @@ def test_recorder_rows_come_back_exactly_with_their_endpoint_names_and_methods(m
         status, err, detail = (None, "timeout", "read timeout") if i % 5 == 0 else (200 + i % 2, None, None)
         row = (10**12 + i, 10**10 + i, 10**10 + 2 * i + 7, 10**10 + 3 * i + 99, status, err, detail, i * 3,
                (i if i % 2 else None), i % 4)
+        rid, intended, start, end, status, err, detail, nbytes, vu, stage = row
+        wire, ttfb, connect = nbytes + 1, (-1, -2, 5)[i % 3], (-1, -2, 7)[i % 3]  # markers and values
         if i % 2:
-            rec.add(row[0], name, method, *row[1:])
+            rec.add(row[0], name, method, *row[1:], wire=wire, ttfb_ns=None if ttfb == -2 else ttfb, connect=connect)
         else:
-            rec.record((row[0], rec.endpoint(name, method), *row[1:]))
+            rec.record((rid, rec.endpoint(name, method), intended, start, end, status, err, detail, nbytes, wire, ttfb,
+                        connect, vu, stage))
         if i % 6 == 0:
             rec.convert_some()
-        rid, intended, start, end, status, err, detail, nbytes, vu, stage = row
         want.append({"request_id": rid, "endpoint": name, "method": method, "intended_ns": intended,
                      "start_ns": start, "end_ns": end, "latency_ns": end - intended, "service_ns": end - start,
-                     "status": status, "error": err, "error_detail": detail, "bytes": nbytes, "worker": 2,
-                     "vu": vu, "stage": stage, "redirects": 0 if i != 4 else 2, "final_path": "/x" if i == 4 else None})
+                     "status": status, "error": err, "error_detail": detail, "bytes": nbytes, "wire_bytes": wire,
+                     "worker": 2, "vu": vu, "stage": stage, "connect_ns": None if connect < 0 else connect,
+                     "ttfb_ns": {-1: end - start, -2: None}.get(ttfb, ttfb),
+                     "reused": {-1: True, -2: None}.get(connect, False),
+                     "redirects": 0 if i != 4 else 2, "final_path": "/x" if i == 4 else None})
     rec.note_redirect(10**12 + 4, 2, "/x")  # noted after its row: still this batch's
     rec.note_redirect(10**12 + 7, 0, "/no")  # no redirect: nothing noted
     rec.flush()

@@ -195,7 +195,7 @@ CORRUPTIONS = {
     "meta truncated": (META, lambda p: p.write_text(p.read_text()[:40])),
     "meta emptied": (META, lambda p: p.write_text("")),
     "meta future schema": (META, lambda p: p.write_text(json.dumps({**json.loads(p.read_text()),
-                                                                   "schema_version": 2}))),
+                                                                   "schema_version": 99}))),
     "meta wrong types": (META, lambda p: p.write_text(json.dumps({**json.loads(p.read_text()),
                                                                  "parameters": [1], "elapsed_s": "x"}))),
     "parquet random bytes": (REQUESTS, lambda p: p.write_bytes(GARBAGE)),

@@ -15,8 +15,8 @@ from perfbench.scenario import (
     Scenario,
     from_paths,
     graphql,
-    load_toml,
 )
+from perfbench.scenario_toml import load_toml
 from perfbench.scenarios import NAMED, load_scenario
 
 

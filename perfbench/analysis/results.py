@@ -26,6 +26,7 @@ from ..errors import RunDirError
 from ..rundir import (
     JOURNAL,
     QUERIES,
+    READ_VERSIONS,
     REQUEST_SCHEMA,
     REQUESTS,
     ROW_GROUP_ROWS,
@@ -188,7 +189,9 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
     by = by or ["endpoint"]
     names = lf.collect_schema().names()
     has_service = "service_ns" in names
-    lf = lf.select(*by, "latency_ns", *(["service_ns"] if has_service else []), "error", "bytes")
+    has_ttfb = "ttfb_ns" in names
+    lf = lf.select(*by, "latency_ns", *(["service_ns"] if has_service else []), *(["ttfb_ns"] if has_ttfb else []),
+                   "error", "bytes")
     ms = 1e6
     base = lf.group_by(by).agg(
         pl.len().alias("count"),
@@ -208,10 +211,16 @@ def endpoint_stats(lf: pl.LazyFrame, duration_s: float, by: list[str] | None = N
     else:
         out = out.with_columns(pl.lit(None, pl.Float64).alias("service_p50_ms"),
                                pl.lit(None, pl.Float64).alias("service_p99_ms"))
-    pct_cols = [*(f"{n}_ms" for n in PERCENTILES), "service_p50_ms", "service_p99_ms"]
+    ttfb_ps = {"ttfb_p50_ms": 0.5, "ttfb_p95_ms": 0.95, "ttfb_p99_ms": 0.99}
+    if has_ttfb:  # the time to the first byte, over the requests that had one
+        ttfb = exact_percentiles(lf.filter(pl.col("ttfb_ns").is_not_null()), "ttfb_ns", ttfb_ps, by, in_memory)
+        out = out.join(ttfb, on=by, how="left", nulls_equal=True)
+    else:
+        out = out.with_columns(*[pl.lit(None, pl.Float64).alias(c) for c in ttfb_ps])
+    pct_cols = [*(f"{n}_ms" for n in PERCENTILES), "service_p50_ms", "service_p99_ms", *ttfb_ps]
     out = out.with_columns(*[(pl.col(c).cast(pl.Float64) / ms).alias(c) for c in pct_cols])
     cols = ["count", "errors", *(f"{n}_ms" for n in PERCENTILES), "max_ms", "mean_ms", "min_ms", "service_p50_ms",
-            "service_p99_ms", "bytes"]
+            "service_p99_ms", *ttfb_ps, "bytes"]
     return out.select(*by, *cols).sort(by).with_columns(
         (pl.col("count") / duration_s).alias("rps"),
         (pl.col("errors") / pl.col("count")).alias("error_rate"),
@@ -237,8 +246,10 @@ def summarize(lf: pl.LazyFrame, *, duration_s: float | None = None, planned: int
 
 
 def _frame_batches(lf: pl.LazyFrame) -> rowstats.Batches:
+    have = set(lf.collect_schema().names())
+
     def read(columns: list[str]) -> Iterator[pa.Table]:
-        for df in lf.select(columns).collect_batches(chunk_size=ROW_GROUP_ROWS):
+        for df in lf.select([c for c in columns if c in have]).collect_batches(chunk_size=ROW_GROUP_ROWS):
             yield df.to_arrow()
     return read
 
@@ -271,6 +282,8 @@ def summary_of(batches: rowstats.Batches, *, duration_s: float | None = None, pl
             "latency_ms": {**{n: _num(in_ms(lat.get(n))) for n in PERCENTILES}, "max": _num(in_ms(lat.get("max"))),
                            "mean": _num(in_ms(s["mean_ns"])), "min": _num(in_ms(lat.get("min")))},
             "service_ms": {"p50": _num(in_ms(svc.get("p50"))), "p99": _num(in_ms(svc.get("p99")))},
+            # from the send to the first byte of the response, over the requests that had one
+            "ttfb_ms": {p: _num(in_ms((s["ttfb"] or {}).get(p))) for p in ("p50", "p95", "p99")},
             "errors_by_kind": dict(sorted(errs.items())),
             "bytes": s["bytes"],
         }
@@ -400,18 +413,10 @@ def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | Non
 
 
 # the columns a summary reads (end_ns too when the run's duration is not known)
-_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "latency_ns", "service_ns", "status", "error", "bytes")
+_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "latency_ns", "service_ns", "ttfb_ns", "status", "error",
+                    "bytes")
 
 
-# columns added to REQUEST_SCHEMA after runs were written without them: their value in those runs
-LATER_COLUMNS = {"redirects": pl.lit(0, pl.Int16), "final_path": pl.lit(None, pl.String)}
-
-
-def complete_columns(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """The rows of a run written before a column existed, with that column's value for them."""
-    names = set(lf.collect_schema().names())
-    missing = [expr.alias(name) for name, expr in LATER_COLUMNS.items() if name not in names]
-    return lf.with_columns(missing) if missing else lf
 # the columns every reader needs, by kind (a requests.parquet without them is not a run's)
 _REQUIRED_COLUMNS = {"request_id": "integer", "endpoint": "string", "method": "string", "intended_ns": "integer",
                      "start_ns": "integer", "end_ns": "integer", "latency_ns": "integer", "status": "integer",
@@ -441,9 +446,9 @@ def _check_columns(path: Path) -> None:
 def check_summary(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """``summary`` (read from ``path``) if it has the shape of a summary.json, else RunDirError."""
     version = summary.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if version not in READ_VERSIONS:
         raise RunDirError(f"{path}: schema_version {version!r} is not one this perfbench reads (it reads "
-                          f"{SCHEMA_VERSION}); left as it is")
+                          f"{', '.join(map(str, READ_VERSIONS))}); left as it is")
     problems = []
 
     def block(where: str, b: Any) -> None:
@@ -482,6 +487,20 @@ def check_summary(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
         raise RunDirError(f"{path}: not a perfbench summary ({'; '.join(problems[:3])}); left as it is "
                           f"(perfbench summary --recompute writes it again from the rows)")
     return summary
+
+
+def upgrade_requests(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows of a run directory of schema version 1 with the columns version 2 added: ``wire_bytes``
+    is ``bytes`` (that version read bodies uncompressed), the timing columns are null, no redirect
+    was followed (``redirects`` 0, ``final_path`` null)."""
+    names = lf.collect_schema().names()
+    missing = [e for name, e in (("wire_bytes", pl.col("bytes").alias("wire_bytes")),
+                                 ("connect_ns", pl.lit(None, pl.Int64).alias("connect_ns")),
+                                 ("ttfb_ns", pl.lit(None, pl.Int64).alias("ttfb_ns")),
+                                 ("reused", pl.lit(None, pl.Boolean).alias("reused")),
+                                 ("redirects", pl.lit(0, pl.Int16).alias("redirects")),
+                                 ("final_path", pl.lit(None, pl.String).alias("final_path"))) if name not in names]
+    return lf.with_columns(missing) if missing else lf
 
 
 @dataclass
@@ -539,7 +558,7 @@ class Run:
 
     @property
     def requests(self) -> pl.LazyFrame:
-        return with_ms(complete_columns(self._scan()))
+        return with_ms(upgrade_requests(self._scan()))
 
     @property
     def queries(self) -> pl.LazyFrame:

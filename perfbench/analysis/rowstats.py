@@ -45,7 +45,7 @@ KEEP_BUDGET = 2_000_000  # values a column may keep speculatively in pass 1 (16 
 FIRST_CHECKPOINT = SLICE_ROWS  # rows after which the windows are first drawn; then each time the rows double  # two float64 bincounts (high and low bits) add up exactly below this many rows
 
 # the columns pass 1 reads (end_ns too when the run's duration is not known); pass 2 reads some of them
-PASS1 = ("endpoint", "error", "status", "bytes", "latency_ns", "service_ns", "start_ns", "intended_ns")
+PASS1 = ("endpoint", "error", "status", "bytes", "latency_ns", "service_ns", "ttfb_ns", "start_ns", "intended_ns")
 
 Batches = Callable[[list[str]], Iterable[pa.RecordBatch | pa.Table]]  # the rows' columns, in the same order each time
 
@@ -365,10 +365,12 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
     t = _Tally()
     lat = _Column(False, {**percentiles, "max": "max", "min": "min"})
     svc, lag = _Column(False, {"p50": 0.5, "p99": 0.99}), _Column(True, {"p50": 0.5, "p99": 0.99, "max": "max"})
+    ttfb = _Column(False, {"p50": 0.5, "p95": 0.95, "p99": 0.99})  # over the rows that had a first byte
     checkpoint = FIRST_CHECKPOINT
-    has_service = True
+    has_service = has_ttfb = True
     for batch in _sliced(batches([*PASS1, *(["end_ns"] if need_end else [])])):
         has_service = "service_ns" in batch.schema.names
+        has_ttfb = "ttfb_ns" in batch.schema.names  # not in a version-1 run directory
         if not batch.num_rows:
             continue
         g = t.eps.codes(batch["endpoint"])
@@ -382,10 +384,13 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
         if has_service:
             v, valid = _ints(batch["service_ns"])
             svc.add(g if valid is None else g[valid], v if valid is None else v[valid], k)
+        if has_ttfb:
+            v, valid = _ints(batch["ttfb_ns"])
+            ttfb.add(g if valid is None else g[valid], v if valid is None else v[valid], k)
         lag.add(None, _lag(batch), 1)
         if t.rows >= checkpoint:
             checkpoint = 2 * t.rows
-            for c in (lat, svc, lag):
+            for c in (lat, svc, ttfb, lag):
                 c.checkpoint()
         if need_end:
             end, valid = _ints(batch["end_ns"])
@@ -395,9 +400,11 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
     k = len(t.eps.index)
     lat.add(None, np.zeros(0, np.int64), k)  # every group has its histogram row, even without values
     svc.add(None, np.zeros(0, np.int64), k)
-    for c in (lat, svc, lag):
+    ttfb.add(None, np.zeros(0, np.int64), k)
+    for c in (lat, svc, ttfb, lag):
         c.prepare()
-    grouped = [(c, name) for c, name in ((lat, "latency_ns"), (svc, "service_ns")) if c.want is not None]
+    grouped = [(c, name) for c, name in ((lat, "latency_ns"), (svc, "service_ns"), (ttfb, "ttfb_ns"))
+               if c.want is not None]
     columns = [*(["endpoint"] if grouped else []), *(name for _, name in grouped),
                *(["start_ns", "intended_ns"] if lag.want is not None else [])]
     if columns:  # pass 2: only the buckets pass 1 did not keep whole, only the columns they are in
@@ -424,6 +431,7 @@ def compute(batches: Batches, percentiles: dict[str, float], need_end: bool = Fa
         n_lat = int(lat.hist[group].sum()) if group >= 0 else int(lat.hist.sum())
         return {"count": count, "errors": n_errors, "bytes": nbytes, "latency": lat.result(group),
                 "service": svc.result(group) if has_service else None,
+                "ttfb": ttfb.result(group) if has_ttfb else None,
                 "mean_ns": lat_sum / n_lat if n_lat else None}
 
     per = {name: stats(gi, int(counts[gi]), errors[gi], t.byte_sums[gi], t.lat_sums[gi])

@@ -52,12 +52,21 @@ def register(sub) -> None:
     p.add_argument("--max-in-flight", type=positive(int), default=10_000,
                    help="cap on outstanding requests; arrivals over it wait and are counted (default 10000)")
     p.add_argument("--max-requests", type=positive(int), help="stop after this many requests")
-    p.add_argument("--timeout", type=positive(float), default=30.0, help="per-request timeout, s (default 30)")
+    p.add_argument("--timeout", type=positive(float), default=30.0,
+                   help="a request's total time limit, s (default 30; a scenario's own total wins): from its send "
+                        "to the end of its body. A "
+                        "scenario (or one of its requests) can set each phase: timeout = { total = S, connect = S, "
+                        "ttfb = S, idle = S }, where connect bounds opening a new connection (TCP and TLS), ttfb "
+                        "the wait from the send to the response's first byte, and idle the longest wait for more "
+                        "of the response (from the send, then between reads). A timed-out request keeps its status "
+                        "(if the headers came) and the bytes read; error_detail names the phase, e.g. 'ttfb "
+                        "timeout', 'total timeout while reading the body'")
     p.add_argument("--http-path", choices=("auto", "lean", "aiohttp"), default="auto",
                    help="how requests go over the wire: 'lean' (keep-alive HTTP/1.1 on uvloop and httptools, "
                         "about 7x cheaper per request), 'aiohttp' (the general client: HEAD, proxies, "
-                        "compression, large bodies), or 'auto' (default: lean whenever the target and every "
-                        "request allow it); meta.json records which ran")
+                        "large request bodies), or 'auto' (default: lean whenever the target and every "
+                        "request allow it); both read responses alike (gzip and deflate decoded, bodies bounded "
+                        "by max_body); meta.json records which ran")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
                    help="allow a non-loopback target host (never needed for 127.0.0.1/localhost); a redirect "
                         "is followed only to loopback and these hosts")

@@ -120,6 +120,8 @@ def load(spec: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Mea
             pl.col("intended_ns").alias("start_ns"), pl.col("latency_ns").alias("service_ns"),
             pl.lit(None, pl.String).alias("error_detail"), pl.lit(0, pl.Int64).alias("bytes"),
             pl.lit(0, pl.Int16).alias("worker"), pl.lit(None, pl.Int32).alias("vu"), pl.lit(0, pl.Int16).alias("stage"),
+            pl.lit(0, pl.Int64).alias("wire_bytes"), pl.lit(None, pl.Int64).alias("connect_ns"),
+            pl.lit(None, pl.Int64).alias("ttfb_ns"), pl.lit(None, pl.Boolean).alias("reused"),
             pl.lit(0, pl.Int16).alias("redirects"), pl.lit(None, pl.String).alias("final_path"),
         ).select(list(REQUEST_DTYPES)).cast(REQUEST_DTYPES)
         m.counts = (info.get("requests") or {}).get("ok")

@@ -24,30 +24,32 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "timeout", "read timeout"
     dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
     if dns_error is not None and isinstance(exc, dns_error):
-        return "dns", _short(exc)
+        return "dns", short(exc)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
         return "tls", name
     if isinstance(exc, aiohttp.ClientConnectorError):
         cause = exc.os_error
         if isinstance(cause, socket.gaierror):
-            return "dns", _short(exc)
+            return "dns", short(exc)
         return "connect", type(cause).__name__ if cause else name
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+    if isinstance(exc, aiohttp.ClientPayloadError):  # the body cut short (the aiohttp path tells it first)
+        return "incomplete", name
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "reset", name
     if isinstance(exc, aiohttp.ClientResponseError):
         # raised by the response parser for malformed status lines, headers or bodies
-        return "protocol", _short(exc)
+        return "protocol", short(exc)
     if isinstance(exc, ConnectionResetError | BrokenPipeError | aiohttp.ClientOSError):
         code = getattr(exc, "errno", None)
         if code in (errno.ECONNREFUSED,):
             return "connect", name
         return "reset", name
     if isinstance(exc, socket.gaierror):
-        return "dns", _short(exc)
-    return "client", f"{name}: {_short(exc)}"
+        return "dns", short(exc)
+    return "client", f"{name}: {short(exc)}"
 
 
-def _short(exc: BaseException, limit: int = 120) -> str:
+def short(exc: BaseException, limit: int = 120) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:limit]
 

@@ -27,7 +27,7 @@ from .cookies import CookieJar
 from .follow import Origins, exchange, origins_for
 from .open_model import SIGNAL_GRACE_S, SIGNAL_REASONS
 from .prepared import PreparedScenario
-from .protocols import Sender
+from .protocols import NO_CONNECTION, ReadSpec, Sender
 from .recorder import Recorder
 from .redirects import path_of
 from .stats import EngineStats
@@ -100,22 +100,24 @@ class ClosedModelEngine:
 
     async def _exchange(self, rid: int, name: str, method: str, path: str, headers: Mapping[str, str],
                         body: bytes | None, intended: int | None, vu: int, stage: int, evaluate: Evaluate,
-                        keep_body: bool, limit: int = 0, jar: CookieJar | None = None, base: str | None = None
-                        ) -> tuple[int | None, bytes | None, str | None]:
+                        keep_body: bool, spec: ReadSpec | None = None, limit: int = 0, jar: CookieJar | None = None,
+                        base: str | None = None) -> tuple[int | None, bytes | None, str | None]:
         start = self._now()
         if intended is None:  # no schedule: the intended time is the send
             intended = start
         status: int | None = None
         error: str | None = None
         detail: str | None = None
-        nbytes = 0
+        nbytes = wire = 0
         data: bytes | None = None
-        hops = 0
+        ttfb: int | None = None
+        connect = NO_CONNECTION
         self.stats.sent += 1
         try:
             out, hops, url = await exchange(self.origins, method, path, headers, body, keep_body=keep_body,
-                                            limit=limit, jar=jar, base=base)
+                                            limit=limit, jar=jar, base=base, spec=spec)
             status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
+            wire, ttfb, connect = out.wire, out.ttfb_ns, out.connect_ns
             if hops:
                 self.recorder.note_redirect(rid, hops, path_of(url))
             if error is None and status is not None:  # a response (else an error)
@@ -130,7 +132,8 @@ class ClosedModelEngine:
 
             error, detail = classify(exc)
         self.stats.completed += 1
-        self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage)
+        self.recorder.add(rid, name, method, intended, start, self._now(), status, error, detail, nbytes, vu, stage,
+                          wire, ttfb, connect)
         return status, data, error
 
     async def _login(self, vu: int, stage: int, jar: CookieJar | None = None) -> dict[str, str] | None:
@@ -179,10 +182,11 @@ class ClosedModelEngine:
                 rid = self._next_id()
                 if rid is None:
                     return
-                req, path, headers, body = prepared.build(prepared.pick(), rid)
+                i = prepared.pick()
+                req, path, headers, body = prepared.build(i, rid)
                 intended = slot if pacing_ns is not None else None
                 await self._exchange(rid, req.name, req.method, path, headers, body, intended, vu, stage,
-                                     req.evaluate, req.needs_body, self._limits[req.name], jar,
+                                     req.evaluate, req.needs_body, prepared.specs[i], self._limits[req.name], jar,
                                      self._bases[req.name])
                 if pacing_ns is not None:
                     slot += pacing_ns

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from .cookies import CookieJar
-from .protocols import Outcome, Sender
+from .protocols import Outcome, ReadSpec, Sender
 from .redirects import REDIRECT_STATUSES, next_hop, origin, path_of
 
 
@@ -116,19 +116,20 @@ def _store(jar: CookieJar | None, url: str, out: Outcome) -> None:
 
 async def exchange(origins: Origins, method: str, path: str, headers: Mapping[str, str], body: bytes | None, *,
                    keep_body: bool = False, limit: int = 0, jar: CookieJar | None = None,
-                   base: str | None = None) -> Exchanged:
+                   base: str | None = None, spec: ReadSpec | None = None) -> Exchanged:
     """Send ``method path`` to the target (or to ``base``) with the user's cookies and follow up
     to ``limit`` redirects (0: a redirect is an answer like any other)."""
     url = origins.url(path, base)
     sender = origins.for_base(base)
-    out = await sender.request(method, path, _with_cookies(headers, jar, url), body, keep_body=keep_body)
+    out = await sender.request(method, path, _with_cookies(headers, jar, url), body, keep_body=keep_body, spec=spec)
     _store(jar, url, out)
-    return await follow(origins, out, method, url, headers, body, keep_body=keep_body, limit=limit, jar=jar)
+    return await follow(origins, out, method, url, headers, body, keep_body=keep_body, limit=limit, jar=jar,
+                        spec=spec)
 
 
 async def follow(origins: Origins, first: Outcome, method: str, url: str, headers: Mapping[str, str],
                  body: bytes | None, *, keep_body: bool = False, limit: int = 0,
-                 jar: CookieJar | None = None) -> Exchanged:
+                 jar: CookieJar | None = None, spec: ReadSpec | None = None) -> Exchanged:
     """Follow the redirects ``first`` (the answer to ``method url``) leads to, at most ``limit``.
 
     A redirect that is not followed (off the machine, not http, over the limit) ends the request
@@ -145,7 +146,8 @@ async def follow(origins: Origins, first: Outcome, method: str, url: str, header
         hops += 1
         method, url, body, headers = hop
         sender, path = await origins.route(url)
-        out = await sender.request(method, path, _with_cookies(headers, jar, url), body, keep_body=keep_body)
+        out = await sender.request(method, path, _with_cookies(headers, jar, url), body, keep_body=keep_body,
+                                   spec=spec)
         _store(jar, url, out)
     return Exchanged(out, hops, url)
 

@@ -8,22 +8,23 @@ Future, no timer per request.
 
 Pieces:
 
-- :class:`LeanSender`: a pool of :class:`_Conn` (``asyncio.Protocol``) to one ``http://``
+- :class:`LeanSender`: a pool of connections (``lean_conn.Conn``, an ``asyncio.Protocol``) to one
   origin, at most ``max_connections`` of them, opened on demand and replaced when they die.
   Two interfaces: the awaitable ``request()`` every sender offers (login, closed model), and the
-  callback interface the open-model engine drives (``compile`` once per request kind, then
-  ``submit(data, job, done)`` per request; ``done(job, status, nbytes, body, error, detail)``
-  runs when the response is complete or the request failed).
+  callback interface the open-model engine drives (``template`` and ``kind`` once per request
+  kind, then ``submit(data, job, done, kind, sent)`` per request; ``done`` runs with an
+  Outcome's fields when the response is complete or the request failed).
+- Responses are read as ``reading.py`` says, alike on both paths: bounded bodies and heads
+  (``too_large``), gzip and deflate decoded, a body cut short is ``incomplete``.
 - Errors are data, made here as kinds (``done``'s ``error`` and ``detail``, ``request()``'s
-  :class:`~perfbench.engine.protocols.Outcome`), the same kinds (and mostly the same details) as
-  :func:`perfbench.engine.classify.classify` gives on the aiohttp path: ``connect``
-  (``ConnectionRefusedError``...), ``dns``, ``timeout`` (``connect timeout``, ``read timeout``),
-  ``reset`` (``ServerDisconnectedError`` before a response, ``ClientPayloadError`` for a
-  truncated body, the OS error's class for a reset), ``protocol`` (the parser's message). A dead
+  :class:`~perfbench.engine.protocols.Outcome`), the same kinds and details as the aiohttp path
+  records: ``connect`` (``ConnectionRefusedError``...), ``dns``, ``timeout`` (by phase, see
+  ``reading.Timeouts``), ``reset`` (``ServerDisconnectedError`` before a response, the OS error's
+  class for a reset), ``incomplete``, ``too_large``, ``protocol`` (the parser's message). A dead
   connection is never retried behind the caller's back (as on the aiohttp path) and is replaced
   by a new one when a request needs it.
-- Timeouts: the periodic sweep of ``sweep.py`` over the pool fails the connections whose
-  request is older than ``timeout`` (no timer and no clock read per request).
+- Timeouts: one timer armed at the earliest deadline (``deadlines.py``), checked against each
+  request's send time (read by the engine when it sends anyway).
 
 TLS: ``https://`` targets run on uvloop's TLS transport with :func:`tls_context` (the context
 aiohttp makes by default, and the one the aiohttp path gets too): certificates and host names are verified against the
@@ -33,12 +34,11 @@ service with its own CA is trusted). A failed handshake or verification is an er
 
 What the lean path does not do, so ``auto`` leaves it to aiohttp (see :func:`lean_refusal`):
 proxies, credentials in the URL, HEAD (a response without the body its headers announce),
-``Expect``, a ``Transfer-Encoding`` or ``Accept-Encoding`` the scenario sets itself (the
-lean path sends no ``Accept-Encoding``, so servers answer uncompressed and ``bytes`` counts the
-same body the aiohttp path counts after decompression), and request bodies over
+``Expect``, a ``Transfer-Encoding`` the scenario sets itself, and request bodies over
 ``LEAN_MAX_BODY``. Redirects and cookies are the engine's (``follow.py``), on both paths: a 3xx
-response's ``Location`` is handed to ``done`` as its ``detail`` (read from the header block only
-for a 3xx), and ``request()`` returns ``Set-Cookie`` values in its :class:`Outcome`.
+response's ``Location`` is handed to ``done`` as its ``detail``, and ``request()`` (whose kinds
+ask for the heads, see ``LeanKind``) returns the ``Location`` and ``Set-Cookie`` values in its
+:class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -48,21 +48,26 @@ import re
 import socket
 import ssl
 import sys
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, PerfbenchError
+from ..errors import ConfigError
 from ..wire import REQUEST_ID_HEADER
-from .protocols import Done, Outcome
-from .sweep import Sweep
+from .deadlines import NEVER, Deadlines
+from .lean_conn import Conn, LeanKind, header_value, header_values
+from .protocols import AT_END, NO_BYTE, Done, Outcome, ReadSpec
+from .reading import DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, Timeouts, decodes
+
+_Conn = Conn  # the connection's former name (benchmarks/hot_path.py builds them)
 
 if TYPE_CHECKING:
     from ..scenario import Request
 
 try:  # the C parser (llhttp); without it ``auto`` uses aiohttp and ``lean`` refuses to start
-    import httptools
+    from .lean_conn import Conn, LeanKind
 
     _HTTPTOOLS = True
 except ImportError:  # pragma: no cover - httptools is a dependency
@@ -73,8 +78,6 @@ LEAN_MAX_BODY = 64 * 1024  # request bodies up to this size go on the lean path 
 # (yarl), so both paths put the same request line on the wire
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9\-._~/=&?,:@+]*").fullmatch
 _DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$|\?)").search
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:", re.I).search
-_CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.I).search
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # aiohttp sends Content-Length: 0 for these
 
 
@@ -123,209 +126,6 @@ class LeanTemplate:
         return prefix, suffix
 
 
-# a connection's transport until it is connected, and its ``done`` while no request is in flight:
-# markers, so both attributes keep one type (the hot path reads them with no None check)
-_NOT_CONNECTED: Final = asyncio.Transport()
-
-
-def _no_request(job: Any, status: int | None, nbytes: int, body: bytes | None, error: str | None,
-                detail: str | None) -> None:
-    raise PerfbenchError("a response completed with no request in flight")
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection; at most one request at a time (no pipelining)."""
-
-    __slots__ = ("pool", "transport", "parser", "job", "done", "nbytes", "chunks", "head", "complete", "status",
-                 "keep_alive", "pending", "task", "closed", "extra")
-
-    def __init__(self, pool: LeanSender):
-        self.pool = pool
-        self.transport: asyncio.Transport = _NOT_CONNECTED
-        self.parser = httptools.HttpResponseParser(self)
-        self.job: Any = None  # what the caller gave with the request; None when idle
-        self.done: Done = _no_request
-        self.nbytes = 0
-        self.chunks: list[bytes] | None = None  # body chunks, when the caller keeps the body
-        # the data of a response that did not complete in one read (for the EOF-delimited body
-        # check in connection_lost); a response read whole in one data_received never lands here
-        self.head: list[bytes] = []
-        self.complete = False
-        self.status = 0
-        self.keep_alive = True
-        self.pending: bytes | None = None  # written once connected
-        self.task: asyncio.Task[None] | None = None  # the connect task
-        self.closed = False
-        self.extra = False
-
-    # -- the request --------------------------------------------------------------------------
-    def begin(self, data: bytes, job: Any, done: Done, keep: bool) -> None:
-        """Send a request (on a new or connecting connection; idle ones are reused by
-        :meth:`LeanSender.submit`, which does the same inline)."""
-        self.job = job
-        self.done = done
-        self.nbytes = 0
-        self.chunks = [] if keep else None
-        if self.transport is _NOT_CONNECTED:
-            self.pending = data
-        else:
-            self.transport.write(data)
-
-    def _finish(self, status: int | None, body: bytes | None, error: str | None, detail: str | None) -> None:
-        """End the request in flight on an error or an EOF (the connection is not reused)."""
-        job, done, nbytes = self.job, self.done, self.nbytes
-        self.job = None
-        self.done = _no_request
-        self.chunks = None
-        self.head.clear()
-        done(job, status, nbytes, body, error, detail)
-
-    def fail(self, error: str, detail: str) -> None:
-        """End the request with an error and drop the connection (it is in an unknown state)."""
-        self.drop()
-        if self.job is not None:
-            self._finish(None, None, error, detail)
-
-    def drop(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.pool._forget(self)
-            if self.transport is not _NOT_CONNECTED:
-                self.transport.abort()
-            elif self.task is not None:
-                self.task.cancel()
-
-    # -- asyncio.Protocol -----------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # a stream's transport: asyncio.Transport's methods (uvloop's does not subclass it)
-        self.transport = stream = cast(asyncio.Transport, transport)
-        if self.closed:  # timed out while connecting
-            stream.abort()
-            return
-        data, self.pending = self.pending, None
-        if data is not None:
-            stream.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        # the hot path: everything a completed response needs is inline (no further Python call
-        # before ``done``), and the connection is idle again before ``done`` runs, so ``done`` can
-        # send the next request on it at once
-        job = self.job
-        if job is None:
-            self.fail("protocol", "data received with no request in flight")
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.complete = False
-            self.fail("protocol", _short(exc) or type(exc).__name__)
-            return
-        if not self.complete:
-            self.head.append(data)
-            return
-        self.complete = False
-        if self.extra:  # a second response to one request
-            self.fail("protocol", "more than one response to one request")
-            return
-        done = self.done
-        self.job = None
-        self.done = _no_request
-        body = None
-        status = self.status
-        location = None
-        if (chunks := self.chunks) is not None:
-            body = b"".join(chunks)
-            self.chunks = None
-            if job.__class__ is _Waiter:  # request(): the awaitable interface hands the headers on too
-                self.pool.last_head = _head_of(self.head, data)
-        if 300 <= status < 400:  # a redirect: its Location goes to ``done`` as the detail
-            location = _header(_head_of(self.head, data), b"location")
-        if self.head:
-            self.head.clear()
-        if self.keep_alive and not self.closed:
-            pool = self.pool
-            if pool._queue:
-                pool._release(self)
-            else:
-                pool._idle.append(self)
-        elif not self.closed:
-            self.closed = True
-            self.pool._forget(self)
-            self.transport.close()
-        done(job, status, self.nbytes, body, None, location)
-
-    def eof_received(self) -> bool:
-        return False  # close; connection_lost decides what a request in flight gets
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        was_closed = self.closed
-        self.closed = True
-        if not was_closed:
-            self.pool._forget(self)
-        if self.job is None:
-            return
-        head = b"".join(self.head)
-        end = head.find(b"\r\n\r\n")  # the response's headers were complete
-        if end >= 0 and exc is None and _CONTENT_LENGTH(head[:end]) is None and _CHUNKED(head[:end]) is None:
-            # a body delimited by the end of the connection: complete now
-            self.status = status = self.parser.get_status_code()
-            if self.chunks is not None and self.job.__class__ is _Waiter:
-                self.pool.last_head = head[:end]
-            location = _header(head[:end], b"location") if 300 <= status < 400 else None
-            self._finish(status, b"".join(self.chunks) if self.chunks is not None else None, None, location)
-        elif exc is None:
-            self._finish(None, None, "reset", "ClientPayloadError" if end >= 0 else "ServerDisconnectedError")
-        else:
-            self._finish(None, None, "reset", type(exc).__name__)
-
-    # -- httptools callbacks (each a Python call per response: only the two needed) -------------
-    def on_body(self, body: bytes) -> None:
-        self.nbytes += len(body)
-        if self.chunks is not None:
-            self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        if self.complete:
-            self.extra = True
-        self.complete = True
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
-
-
-class _Waiter:
-    """The job of a ``request()`` (the awaitable interface): the future it resolves."""
-
-    __slots__ = ("fut", "keep_body")
-
-    def __init__(self, fut: asyncio.Future[Outcome], keep_body: bool):
-        self.fut = fut
-        self.keep_body = keep_body
-
-
-def _head_of(head: list[bytes], data: bytes) -> bytes:
-    """The header block of the response whose reads are ``head`` and then ``data``."""
-    raw = b"".join(head) + data if head else data
-    end = raw.find(b"\r\n\r\n")
-    return raw if end < 0 else raw[:end]
-
-
-def _header(block: bytes, name: bytes) -> str | None:
-    """The first value of header ``name`` (lower case) in a response's header block."""
-    for value in _headers(block, name):
-        return value
-    return None
-
-
-def _headers(block: bytes, name: bytes) -> list[str]:
-    """Every value of header ``name`` (lower case) in a response's header block."""
-    out = []
-    for line in block.split(b"\r\n")[1:]:
-        key, sep, value = line.partition(b":")
-        if sep and key.strip().lower() == name:
-            out.append(value.strip().decode("latin-1"))
-    return out
-
-
 def _short(exc: BaseException, limit: int = 120) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:limit]
@@ -359,15 +159,16 @@ class LeanSender:
         self.timeout = timeout
         self._idle: list[_Conn] = []
         self._conns: set[_Conn] = set()  # open or connecting
-        self._queue: deque[tuple[bytes, Any, Done, bool]] = deque()  # waiting for a connection
+        self._queue: deque[tuple[bytes, Any, Done, LeanKind, int]] = deque()  # waiting for a connection
         self._addrs: list[tuple[str, int]] | None = None
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweep = Sweep(timeout, self._requests_in_flight, self._expire)
+        self.deadlines = Deadlines(self._check, self._expire)
+        self._kinds: dict[tuple[ReadSpec, bool], LeanKind] = {}
+        self.default_kind = self.kind(ReadSpec(DEFAULT_MAX_BODY))
         self._closing = False
         self._user_agent = _user_agent()
         self.opened = 0  # connections opened over the sender's life (keep-alive reuse is visible)
-        self.last_head = b""  # the header block of the last response to request() (read by its done)
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -378,11 +179,11 @@ class LeanSender:
             self._addrs = [(str(i[4][0]), int(i[4][1])) for i in infos]
         except socket.gaierror as exc:
             self._dns_error = _short(exc)
-        self._sweep.start()
+        self.deadlines.start()
 
     async def close(self) -> None:
         self._closing = True
-        self._sweep.stop()
+        self.deadlines.stop()
         self.abort_all("aborted", "still in flight when the sender closed")
         for c in list(self._conns):
             c.drop()
@@ -393,7 +194,7 @@ class LeanSender:
                  ) -> LeanTemplate:
         """Headers as the aiohttp path sends them: defaults, overridden by the given ones."""
         merged = {"host": ("Host", self.host_header), "user-agent": ("User-Agent", self._user_agent),
-                  "accept": ("Accept", "*/*")}
+                  "accept": ("Accept", "*/*"), "accept-encoding": ("Accept-Encoding", DEFAULT_ACCEPT_ENCODING)}
         for k, v in headers.items():
             if id_header is not None and k.lower() == id_header.lower():
                 continue
@@ -421,28 +222,42 @@ class LeanSender:
         return self.template(method, headers, id_header).build(self.raw_path(path), body)
 
     # -- the callback interface (the open-model engine) ------------------------------------------
-    def submit(self, data: bytes, job: Any, done: Done, keep: bool = False) -> None:
-        """Send ``data`` on an idle connection (or a new one, or when one frees up); ``done(job,
-        status, nbytes, body, error, detail)`` is called exactly once, from the event loop."""
+    def kind(self, spec: ReadSpec, heads: bool = False) -> LeanKind:
+        """How requests read by ``spec`` are read (one object per distinct spec); ``heads``: the
+        response heads are handed to ``done`` (see ``LeanKind``)."""
+        kind = self._kinds.get((spec, heads))
+        if kind is None:
+            timeouts = Timeouts(spec.total or self.timeout, spec.connect, spec.ttfb, spec.idle)
+            kind = self._kinds[spec, heads] = LeanKind(spec.max_body, spec.keep_body, timeouts,
+                                                       decodes(spec.accept_encoding), heads)
+        return kind
+
+    def submit(self, data: bytes, job: Any, done: Done, kind: LeanKind, sent: int) -> None:
+        """Send ``data`` on an idle connection (or a new one, or when one frees up); ``done`` is
+        called exactly once, from the event loop. ``sent``: ``time.perf_counter_ns()`` at the send."""
         idle = self._idle
-        if idle:  # _Conn.begin, inline (the hot path): an idle connection is connected
+        if idle:  # Conn.begin, inline (the hot path): an idle connection is connected
             c = idle.pop()
             c.job = job
             c.done = done
+            c.kind = kind
+            c.sent = sent
             c.nbytes = 0
-            c.chunks = [] if keep else None
+            c.limit = kind.limit
+            if sent + kind.floor < self.deadlines.armed:
+                self.deadlines.arm(sent + kind.floor)
             c.transport.write(data)
         elif len(self._conns) < self.max_connections:
-            self._open().begin(data, job, done, keep)
+            self._open().begin(data, job, done, kind, sent)
         else:
-            self._queue.append((data, job, done, keep))
+            self._queue.append((data, job, done, kind, sent))
 
     def abort_all(self, error: str = "aborted", detail: str = "still in flight when the run stopped") -> int:
         """End every request in flight or queued with ``error``; their connections are dropped."""
         n = 0
         while self._queue:
-            _, job, done, _ = self._queue.popleft()
-            done(job, None, 0, None, error, detail)
+            _, job, done, _, _ = self._queue.popleft()
+            done(job, None, 0, 0, None, error, detail, NO_BYTE, -2)
             n += 1
         for c in list(self._conns):
             if c.job is not None:
@@ -456,27 +271,17 @@ class LeanSender:
 
     # -- the awaitable interface ----------------------------------------------------------------
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> Outcome:
+                      keep_body: bool = False, spec: ReadSpec | None = None) -> Outcome:
         assert self._loop is not None, "start() the sender first"
+        if spec is None:
+            spec = ReadSpec(DEFAULT_MAX_BODY, keep_body)
+        elif spec.keep_body != keep_body:
+            spec = spec._replace(keep_body=keep_body)
         prefix, suffix = self.compile(method, path, headers, body, id_header=None)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
-        # the body is always read (bounded): its headers come with it (cookies, redirects)
-        self.submit(prefix + suffix, _Waiter(fut, keep_body), self._resolve, True)
+        sent = time.perf_counter_ns()
+        self.submit(prefix + suffix, (fut, sent), _resolve, self.kind(spec, heads=True), sent)
         return await fut
-
-    def _resolve(self, job: _Waiter, status: int | None, nbytes: int, body: bytes | None, error: str | None,
-                 detail: str | None) -> None:
-        """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's (a
-        response's ``Set-Cookie`` values and a redirect's ``Location`` too)."""
-        fut, keep_body = job.fut, job.keep_body
-        head, self.last_head = self.last_head, b""
-        if fut.done():
-            return
-        if status is None or error is not None:
-            fut.set_result(Outcome(status, nbytes, None, error, detail))
-            return
-        cookies = tuple(_headers(head, b"set-cookie")) if b"set-cookie" in head.lower() else ()
-        fut.set_result(Outcome(status, nbytes, body if keep_body else None, None, None, detail, cookies))
 
     # -- the pool -------------------------------------------------------------------------------
     def _open(self) -> _Conn:
@@ -512,8 +317,7 @@ class LeanSender:
 
     def _release(self, conn: _Conn) -> None:
         if self._queue and not self._closing:
-            data, job, done, keep = self._queue.popleft()
-            conn.begin(data, job, done, keep)
+            conn.begin(*self._queue.popleft())
             return
         self._idle.append(conn)
 
@@ -522,18 +326,43 @@ class LeanSender:
         if conn in self._idle:
             self._idle.remove(conn)
         if self._queue and not self._closing and len(self._conns) < self.max_connections:
-            data, job, done, keep = self._queue.popleft()
-            self._open().begin(data, job, done, keep)
+            self._open().begin(*self._queue.popleft())
 
-    def _requests_in_flight(self) -> list[tuple[_Conn, object]]:
-        """``(connection, request)`` for the timeout sweep (see ``sweep.py``)."""
-        return [(c, c.job) for c in self._conns if c.job is not None]
+    def _check(self, now: int) -> tuple[int, list[tuple[Conn, Any, str]]]:
+        """The deadlines' check (``deadlines.py``): the next deadline, and the requests past theirs."""
+        nxt = NEVER
+        late: list[tuple[Conn, Any, str]] = []
+        for c in self._conns:
+            if c.job is None:
+                continue
+            due, detail = c.kind.timeouts.due(c.phase(), c.sent, c.opened, c.last)
+            if due <= now:
+                late.append((c, c.job, detail))
+            elif due < nxt:
+                nxt = due
+        return nxt, late
 
-    def _expire(self, conns: list[_Conn]) -> None:
-        """The sweep's verdict: these connections' requests are older than ``timeout``."""
-        for c in conns:
-            if c.job is not None:
-                c.fail("timeout", "read timeout" if c.transport is not _NOT_CONNECTED else "connect timeout")
+    def _expire(self, late: list[tuple[Conn, Any, str]]) -> None:
+        for c, job, detail in late:
+            if c.job is job:  # still the request that was late
+                c.time_out(detail)
+
+
+def _resolve(job: tuple[asyncio.Future[Outcome], int], status: int | None, nbytes: int, wire: int,
+             body: bytes | None, error: str | None, detail: str | None, ttfb: int, connect: int) -> None:
+    """``done`` for ``request()``: the callback interface's outcome, as the awaitable one's."""
+    fut, sent = job
+    first = time.perf_counter_ns() - sent if ttfb == AT_END else None if ttfb == NO_BYTE else ttfb
+    if fut.done():
+        return
+    if status is None or error is not None or detail is None:
+        fut.set_result(Outcome(status, nbytes, body, error, detail, wire, first, connect))
+        return
+    # a response: its detail is its head (the kind asked for heads), for its Location and cookies
+    head = detail.encode("latin-1")
+    location = header_value(head, b"location") if 300 <= status < 400 else None
+    cookies = tuple(header_values(head, b"set-cookie")) if b"set-cookie" in head.lower() else ()
+    fut.set_result(Outcome(status, nbytes, body, None, None, wire, first, connect, location, cookies))
 
 
 def lean_refusal(target: str, requests: Iterable[Request | tuple[str, Mapping[str, str], bytes | None]] = ()
@@ -567,8 +396,6 @@ def lean_refusal(target: str, requests: Iterable[Request | tuple[str, Mapping[st
             low = k.lower()
             if low in ("expect", "transfer-encoding", "upgrade"):
                 return f"request {name!r}: header {k}"
-            if low == "accept-encoding" and str(v).strip().lower() != "identity":
-                return f"request {name!r}: Accept-Encoding {v!r} (the lean path does not decompress)"
             if any(ch in str(k) + str(v) for ch in "\r\n\0"):
                 return f"request {name!r}: header {k!r} holds a line break"
     return None

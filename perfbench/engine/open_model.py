@@ -44,7 +44,8 @@ from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .clock import Clock, MonotonicClock
 from .follow import Origins, exchange, follow, origins_for
-from .protocols import BatchSender, ChoosingSender, Outcome, Sender
+from .protocols import AT_END, NO_CONNECTION, BatchSender, ChoosingSender, Outcome, Sender
+from .reading import spec_for, with_accept_encoding
 from .recorder import Recorder
 from .redirects import path_of
 from .stats import EngineStats
@@ -129,6 +130,8 @@ class OpenModelEngine:
         # headers are built once per request kind; only the request id changes per send
         base = {**scenario.headers}
         self._headers: list[dict[str, str]] = []
+        # how each kind's response is read (bounds, decoding, time limits; reading.py)
+        self._specs = [spec_for(scenario, r, bool(r.checks)) for r in reqs]
         for r in reqs:
             h = {**base, **r.headers}
             if r.auth and auth_headers:
@@ -136,6 +139,7 @@ class OpenModelEngine:
             if r.json is not None:
                 h.setdefault("Content-Type", "application/json")
             self._headers.append(h)
+        self._specs = [with_accept_encoding(h, spec) for h, spec in zip(self._headers, self._specs, strict=True)]
         self._static = [r.render(self._rng) if r.is_static else None for r in reqs]
         self._t0 = 0
         self._auto: ChoosingSender | None = None
@@ -156,9 +160,9 @@ class OpenModelEngine:
         # requests with response checks keep their body and are judged by Request.evaluate;
         # the others never hold a body (the hot path stays lean)
         self._checked = [r.evaluate if r.checks else None for r in reqs]
-        self._keep = [bool(r.checks) for r in reqs]
         # the hot path reads the clock directly when it is the real one (one call, not two)
-        self._now = time.perf_counter_ns if type(self.clock) is MonotonicClock else self.clock.now_ns
+        self._real_clock = type(self.clock) is MonotonicClock
+        self._now = time.perf_counter_ns if self._real_clock else self.clock.now_ns
         self._record_row = recorder.record
         recorder.interval = progress is not None
         # the callback interface (lean path): request bytes built once per request kind
@@ -170,6 +174,7 @@ class OpenModelEngine:
             self._raw_paths = [k.raw_path for k in kinds]
             self._wires = [t.build(k.raw_path(st[0]), st[1]) if st is not None else None
                            for k, t, st in zip(kinds, self._templates, self._static, strict=True)]
+            self._kinds = [k.kind(spec) for k, spec in zip(kinds, self._specs, strict=True)]
             self._submit = sender.submit
             self._submits = [k.submit for k in kinds] if any(b is not None for b in self._bases) else None
             self._aborts = list({id(k): k.abort_all for k in kinds}.values())
@@ -243,9 +248,9 @@ class OpenModelEngine:
         budget = self.max_requests
         left = -1 if budget is None else max(budget - stats.planned, 0)  # arrivals the budget still allows
         cap = self.max_in_flight
-        single, wires, keep, submit, done = self._single, self._wires, self._keep, self._submit, self._lean_done
+        single, wires, kinds, submit, done = self._single, self._wires, self._kinds, self._submit, self._lean_done
         submits = self._submits  # None: every request goes to the target
-        clock, t0, base = self._now, self._t0, self._id_base
+        clock, t0, base, real = self._now, self._t0, self._id_base, self._real_clock
         n = self._in_flight
         seen = self._seen_max
         launched = 0
@@ -272,11 +277,12 @@ class OpenModelEngine:
                 if wire is None:  # a templated request: its job keeps the path and body (for a redirect)
                     path, body = self._requests[i].render(self._rng)
                     wire = self._templates[i].build(self._raw_paths[i](path), body)
-                    submit(b"%b%d%b" % (wire[0], rid, wire[1]),
-                           (rid, i, intended, clock() - t0, stage, (path, body)), done, keep[i])
+                    rendered: tuple[str, bytes | None] | None = (path, body)  # kept for a redirect
                 else:
-                    submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, clock() - t0, stage, None), done,
-                           keep[i])
+                    rendered = None
+                sent = clock()  # the send's time, for the row and (on the real clock) the sender's deadlines
+                submit(b"%b%d%b" % (wire[0], rid, wire[1]), (rid, i, intended, sent - t0, stage, rendered), done,
+                       kinds[i], sent if real else time.perf_counter_ns())
                 if following is None or self._stop_reason is not None:
                     return
                 n = self._in_flight  # as the sender left it (it may have called back)
@@ -303,13 +309,14 @@ class OpenModelEngine:
         self._tasks[task] = arrival
         task.add_done_callback(self._done)
 
-    def _lean_done(self, job: _Job, status: int | None, nbytes: int, body: bytes | None, error: str | None,
-                   detail: str | None) -> None:
+    def _lean_done(self, job: _Job, status: int | None, nbytes: int, wire: int, body: bytes | None,
+                   error: str | None, detail: str | None, ttfb: int, connect: int) -> None:
         """The lean sender's callback: one request ended (a response, with its status, or an error,
-        with none). A redirect to follow (the lean path gives a 3xx response's ``Location`` as
-        its ``detail``) goes to :meth:`_follow_lean` instead, and the request stays in flight."""
+        with the status only if the response's head had come). A redirect to follow (the lean path
+        gives a 3xx response's ``Location`` as its ``detail``) goes to :meth:`_follow_lean` instead,
+        and the request stays in flight."""
         if detail is not None and error is None and self._limits[job[1]]:
-            self._follow_lean(job, status, nbytes, body, detail)
+            self._follow_lean(job, status, nbytes, wire, body, detail, ttfb, connect)
             return
         in_flight = self._in_flight
         self._in_flight = in_flight - 1
@@ -327,7 +334,8 @@ class OpenModelEngine:
         elif error == "aborted":
             self._aborted += 1
         end = self._now() - self._t0
-        self._record_row((rid, self._endpoints[i], intended, start, end, status, error, detail, nbytes, None, stage))
+        self._record_row((rid, self._endpoints[i], intended, start, end, status, error, detail, nbytes, wire, ttfb,
+                          connect, None, stage))
         if self._stop_reason is None and not self._closing:
             if (nxt := self._nxt) is not None and nxt[1] <= end:
                 # due (waiting for this slot, or since the last tick): sent once the responses
@@ -340,27 +348,30 @@ class OpenModelEngine:
             elif self._slow:
                 self._fast()
 
-    def _follow_lean(self, job: _Job, status: int | None, nbytes: int, body: bytes | None, location: str) -> None:
-        """Follow a redirect off the hot path: a task walks the chain (``follow.py``) and then
-        ends the request through :meth:`_lean_done`, as one row."""
-        first = Outcome(status, nbytes, body, None, None, location)
-        task = asyncio.get_running_loop().create_task(self._follow_chain(job, first))
+    def _follow_lean(self, job: _Job, status: int | None, nbytes: int, wire: int, body: bytes | None,
+                     location: str, ttfb: int, connect: int) -> None:
+        """Follow a redirect off the hot path: a task walks the chain (``follow.py``), then ends
+        the request through :meth:`_lean_done` as one row (time to first byte: the first hop's)."""
+        ttfb = self._now() - self._t0 - job[3] if ttfb == AT_END else ttfb  # AT_END: read in one go, now
+        first = Outcome(status, nbytes, body, None, None, wire, None, connect, location)
+        task = asyncio.get_running_loop().create_task(self._follow_chain(job, first, ttfb, connect))
         self._hopping.add(task)
         task.add_done_callback(self._hopping.discard)
 
-    async def _follow_chain(self, job: _Job, first: Outcome) -> None:
+    async def _follow_chain(self, job: _Job, first: Outcome, ttfb: int, connect: int) -> None:
         rid, i, intended, start, stage, rendered = job
         req = self._requests[i]
         path, body = rendered if rendered is not None else self._static[i] or ("/", None)
         headers = {**self._headers[i], REQUEST_ID_HEADER: str(rid)}
+        url = self.origins.url(path, self._bases[i])
         try:
-            out, hops, url = await follow(self.origins, first, req.method.upper(), self.origins.url(path, self._bases[i]),
-                                          headers, body, keep_body=self._keep[i], limit=self._limits[i])
+            out, hops, url = await follow(self.origins, first, req.method.upper(), url, headers, body,
+                                          keep_body=bool(req.checks), limit=self._limits[i], spec=self._specs[i])
         except asyncio.CancelledError:
-            out, hops, url = Outcome(None, 0, None, "aborted", "still in flight when the run stopped"), 0, ""
+            out, hops = Outcome(None, 0, None, "aborted", "still in flight when the run stopped"), 0
         if hops:
             self.recorder.note_redirect(rid, hops, path_of(url))
-        self._lean_done(job, out.status, out.nbytes, out.body, out.error, out.detail)
+        self._lean_done(job, out.status, out.nbytes, out.wire, out.body, out.error, out.detail, ttfb, connect)
 
     def _pump_soon(self) -> None:
         """Send what is due into the slots the last batch of responses freed.
@@ -412,16 +423,19 @@ class OpenModelEngine:
         status: int | None = None
         error: str | None = None
         detail: str | None = None
-        nbytes = 0
+        nbytes = wire = 0
+        ttfb: int | None = None
+        connect = NO_CONNECTION
         self.stats.sent += 1
         try:
-            out, hops, url = await exchange(self.origins, req.method, path, headers, body,
-                                            keep_body=bool(req.checks), limit=self._limits[i], base=self._bases[i])
-            status, nbytes, data, error, detail = out.status, out.nbytes, out.body, out.error, out.detail
+            out, hops, url = await exchange(self.origins, req.method, path, headers, body, keep_body=bool(req.checks),
+                                            limit=self._limits[i], base=self._bases[i], spec=self._specs[i])
+            status, nbytes, error, detail, wire, ttfb, connect = (out.status, out.nbytes, out.error, out.detail,
+                                                                  out.wire, out.ttfb_ns, out.connect_ns)
             if hops:
                 self.recorder.note_redirect(rid, hops, path_of(url))
-            if status is not None and error is None:  # a response (else an error)
-                error, detail = req.evaluate(status, data)
+            if error is None and status is not None:  # a response (else an error)
+                error, detail = req.evaluate(status, out.body)
         except asyncio.CancelledError:
             # recorded, not re-raised: the task ends normally, so _done can tell it from a task
             # cancelled before it ever ran
@@ -434,13 +448,14 @@ class OpenModelEngine:
 
             error, detail = classify(exc)
         self.stats.completed += 1
-        self._record(rid, req, intended, start, status, error, detail, nbytes, stage)
+        self._record(rid, req, intended, start, status, error, detail, nbytes, stage, wire, ttfb, connect)
 
     def _record(self, rid: int, req: Request, intended: int, start: int, status: int | None, error: str | None,
-                detail: str | None, nbytes: int, stage: int) -> None:
+                detail: str | None, nbytes: int, stage: int, wire: int = 0, ttfb: int | None = None,
+                connect: int = NO_CONNECTION) -> None:
         end = self.clock.now_ns() - self._t0
         self.recorder.add(rid, req.name, req.method, intended, start, end, status, error, detail, nbytes,
-                          None, stage)
+                          None, stage, wire, ttfb, connect)
 
     async def run(self, t0_ns: int | None = None) -> EngineStats:
         """Send the plan; ``t0_ns`` (a clock reading) is the run's time zero, default now."""

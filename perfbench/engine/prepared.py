@@ -8,6 +8,7 @@ import random
 
 from ..scenario import Request, Scenario
 from ..wire import REQUEST_ID_HEADER
+from .reading import spec_for, with_accept_encoding
 
 
 class PreparedScenario:
@@ -22,6 +23,7 @@ class PreparedScenario:
         self.requests: list[Request] = list(scenario.requests)
         self._cum = list(itertools.accumulate(r.weight for r in self.requests))
         self.headers: list[dict[str, str]] = []
+        self.specs = [spec_for(scenario, r, r.needs_body) for r in self.requests]  # how responses are read
         for r in self.requests:
             h = {**scenario.headers, **r.headers}
             if r.auth and auth_headers:
@@ -29,6 +31,7 @@ class PreparedScenario:
             if r.json is not None:
                 h.setdefault("Content-Type", "application/json")
             self.headers.append(h)
+        self.specs = [with_accept_encoding(h, spec) for h, spec in zip(self.headers, self.specs, strict=True)]
         self.static = [r.render(rng) if r.is_static else None for r in self.requests]
 
     def pick(self) -> int:

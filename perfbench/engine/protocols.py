@@ -14,11 +14,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..wire import REQUEST_ID_HEADER
+from .reading import ReadSpec
+
+__all__ = ["Outcome", "ReadSpec", "Sender", "Template", "Done", "BatchSender", "ChoosingSender", "REUSED",
+           "NO_CONNECTION", "AT_END", "NO_BYTE"]
 
 
 class Outcome(NamedTuple):
-    """How one request ended: a response (``status``, body bytes read, the body when it was
-    asked for) or an error (``status`` None, ``error`` a kind, ``detail`` the specifics).
+    """How one request ended: a response (``status``, body bytes read, decoded, and the body when
+    it was asked for) or an error (``error`` a kind, ``detail`` the specifics; ``status`` is kept
+    when the response's head had arrived: a body cut short, too large or too slow).
+
+    ``wire``: the body's bytes as they came (before decoding; equal to ``nbytes`` for an
+    uncompressed body). ``ttfb_ns``: from the send to the first byte of the response (None: no
+    byte came). ``connect_ns``: see :data:`REUSED` and :data:`NO_CONNECTION`, else the time the
+    request's new connection took to connect.
 
     A redirect's ``Location`` (on a 3xx response) and the response's ``Set-Cookie`` values come
     along for ``follow.py``, which walks redirect chains and keeps the user's cookies."""
@@ -28,8 +38,17 @@ class Outcome(NamedTuple):
     body: bytes | None
     error: str | None = None
     detail: str | None = None
+    wire: int = 0
+    ttfb_ns: int | None = None
+    connect_ns: int = -2
     location: str | None = None
     set_cookies: tuple[str, ...] = ()
+
+
+REUSED = -1  # connect_ns of a request sent on a kept-alive connection
+NO_CONNECTION = -2  # connect_ns of a request that never had a connection (refused, timed out connecting)
+AT_END = -1  # ttfb of a done() whose first byte came in the read that completed the response
+NO_BYTE = -2  # ttfb of a done() whose response never sent a byte
 
 
 class Sender(Protocol):
@@ -41,10 +60,11 @@ class Sender(Protocol):
     async def start(self) -> None: ...
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> Outcome:
+                      keep_body: bool = False, spec: ReadSpec | None = None) -> Outcome:
         """Send one request and read the whole response. The body is kept only when ``keep_body``
-        was asked for (a check needs it). Transport failures are returned, not raised; only the
-        caller's cancellation propagates."""
+        was asked for (a check needs it). ``spec``: the bounds and time limits (default: the
+        sender's). Transport failures are returned, not raised; only the caller's cancellation
+        propagates."""
         ...
 
     async def close(self) -> None: ...
@@ -56,9 +76,11 @@ class Template(Protocol):
         ...
 
 
-# done(job, status, nbytes, body, error, detail): the callback interface's completion, called once;
-# as in an Outcome, a response has a status and no error, a failure an error and no status
-Done = Callable[[Any, int | None, int, bytes | None, str | None, str | None], None]
+# done(job, status, nbytes, wire, body, error, detail, ttfb, connect): the callback interface's
+# completion, called once, with an Outcome's fields; ``ttfb`` is AT_END when the first byte came in
+# the read that completed the response (the caller's end time is then the first byte's too), NO_BYTE
+# when no byte came
+Done = Callable[[Any, int | None, int, int, bytes | None, str | None, str | None, int, int], None]
 
 
 @runtime_checkable
@@ -75,7 +97,13 @@ class BatchSender(Protocol):
 
     def raw_path(self, path: str) -> bytes: ...
 
-    def submit(self, data: bytes, job: Any, done: Done, keep: bool = False) -> None: ...
+    def kind(self, spec: ReadSpec) -> object:
+        """What ``submit`` takes for requests read by ``spec`` (made once per request kind)."""
+        ...
+
+    def submit(self, data: bytes, job: Any, done: Done, kind: object, sent: int) -> None:
+        """Send ``data``; ``sent`` is ``time.perf_counter_ns()`` as the caller read it for the send."""
+        ...
 
     def abort_all(self, error: str = "aborted", detail: str = "") -> int:
         """End every request in flight or queued with ``error``; how many there were."""

@@ -1,7 +1,7 @@
 """Records requests into a row buffer and flushes them to the run's journal in batches.
 
 The engine records one row per finished request: :meth:`Recorder.add` with plain ints and
-strings, or, on its hot path, ``recorder.record(row)`` with the 11-tuple of :data:`FIELDS`, whose
+strings, or, on its hot path, ``recorder.record(row)`` with the 14-tuple of :data:`FIELDS`, whose
 endpoint is an index from :meth:`Recorder.endpoint` (one ``list.extend`` per request: the row's
 fields go flat into one list, and the tuple is freed at once). Every ``flush_rows`` rows (checked
 by ``add``; the engine checks ``due`` on every tick and flushes at least every second) the rows
@@ -41,16 +41,19 @@ if TYPE_CHECKING:
     Column: TypeAlias = Ints | pa.Array
 
 # the fields of a row, in order (``endpoint``: the index :meth:`Recorder.endpoint` gave)
+# (``ttfb``: ns, or protocols.AT_END / NO_BYTE; ``connect``: ns, or protocols.REUSED / NO_CONNECTION:
+# the markers become the columns ttfb_ns, connect_ns and reused per batch, vectorized)
 FIELDS = ("request_id", "endpoint", "intended_ns", "start_ns", "end_ns", "status", "error", "error_detail",
-          "bytes", "vu", "stage")
+          "bytes", "wire_bytes", "ttfb", "connect", "vu", "stage")
 _F = len(FIELDS)
-_INT_FIELDS = {0: np.int64, 1: np.int32, 2: np.int64, 3: np.int64, 4: np.int64, 8: np.int64, 10: np.int16}
-_NULLABLE_FIELDS = {5: pa.int16(), 6: pa.string(), 7: pa.string(), 9: pa.int32()}
+_INT_FIELDS = {0: np.int64, 1: np.int32, 2: np.int64, 3: np.int64, 4: np.int64, 8: np.int64, 9: np.int64,
+               10: np.int64, 11: np.int64, 13: np.int16}
+_NULLABLE_FIELDS = {5: pa.int16(), 6: pa.string(), 7: pa.string(), 12: pa.int32()}
 CHUNK_ROWS = 1024  # rows converted to columns in one step by convert_some
 
 # one row of FIELDS: request_id, endpoint index, intended_ns, start_ns, end_ns, status, error, error_detail,
-# bytes, vu, stage
-Row = tuple[int, int, int, int, int, int | None, str | None, str | None, int, int | None, int]
+# bytes, wire_bytes, ttfb, connect, vu, stage
+Row = tuple[int, int, int, int, int, int | None, str | None, str | None, int, int, int, int, int | None, int]
 
 
 def _columns(flat: list[int | str | None], n: int) -> list[Column]:
@@ -121,9 +124,11 @@ class Recorder:
 
     def add(self, request_id: int, endpoint: str, method: str, intended_ns: int, start_ns: int, end_ns: int,
             status: int | None, error: str | None, error_detail: str | None, nbytes: int,
-            vu: int | None, stage: int) -> None:
+            vu: int | None, stage: int, wire: int | None = None, ttfb_ns: int | None = None,
+            connect: int = -2) -> None:
         self._flat.extend((request_id, self.endpoint(endpoint, method), intended_ns, start_ns, end_ns, status,
-                           error, error_detail, nbytes, vu, stage))
+                           error, error_detail, nbytes, nbytes if wire is None else wire,
+                           -2 if ttfb_ns is None else ttfb_ns, connect, vu, stage))
         if self.due:
             self.flush()
 
@@ -170,14 +175,17 @@ class Recorder:
         self._chunks, self._converted = [], 0
         cols = [_concat([c[k] for c in chunks]) for k in range(_F)]
         n = len(cols[0])
-        rid, ep, intended, start, end, status, error, detail, nbytes, vu, stage = cols
+        rid, ep, intended, start, end, status, error, detail, nbytes, wire, ttfb, connect, vu, stage = cols
         latency = _arrow(end - intended)
         index = _arrow(ep)
+        made = connect >= 0
+        ttfb = np.where(ttfb == -1, end - start, ttfb)  # -1: with the response's end; -2: no byte
         arrays = [_arrow(rid), pa.array(self._names, pa.string()).take(index),
                   pa.array(self._methods, pa.string()).take(index), _arrow(intended), _arrow(start),
-                  _arrow(end), latency, _arrow(end - start), status, error, detail, _arrow(nbytes),
+                  _arrow(end), latency, _arrow(end - start), status, error, detail, _arrow(nbytes), _arrow(wire),
                   pa.nulls(n, pa.int16()).fill_null(self.worker), vu, _arrow(stage),
-                  *self._redirect_columns(rid)]
+                  pa.array(connect, pa.int64(), mask=~made), pa.array(ttfb, pa.int64(), mask=ttfb == -2),
+                  pa.array(connect == -1, pa.bool_(), mask=connect == -2), *self._redirect_columns(rid)]
         if self.interval:
             self._iv.append((latency, error))
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))

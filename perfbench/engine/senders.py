@@ -6,20 +6,23 @@ records.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .protocols import Outcome, Sender
-from .sweep import Sweep
+from .deadlines import NEVER, Deadlines
+from .protocols import Outcome, ReadSpec, Sender
+from .reading import BODY, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, MAX_HEAD, ReadError, Timeouts
 
 if TYPE_CHECKING:
     import ssl
 
     from ..scenario import Scenario
+    from .aio import State
 
 
 class AiohttpSender:
-    """The general path: aiohttp's client (TLS, redirects, cookies, proxies).
+    """The general path: aiohttp's client (TLS, proxies, HEAD, large request bodies).
 
     aiohttp silently re-sends an idempotent request once when a reused keep-alive connection
     turns out dead (``ClientSession._retry_connection``). In a load test that hides a failure
@@ -27,81 +30,173 @@ class AiohttpSender:
     error of kind ``reset``, recorded. What aiohttp raises is classified where it is caught
     (``classify.py``) and returned as the request's :class:`~perfbench.engine.protocols.Outcome`.
 
-    Timeouts: aiohttp's own total timeout arms and cancels a timer per request (about a tenth of
-    this path's CPU on a fast target), so the request timeout is the lean path's periodic sweep
-    (``sweep.py``): it cancels a request's task once it has seen it in flight for ``timeout``,
-    and the request ends as a ``read timeout``. aiohttp's connect timeout (``sock_connect``) is
-    kept as it is: it arms a timer only when a connection is opened.
+    Responses are read as the lean path reads them (``reading.py``): aiohttp's decompression is
+    off and the body is read a read at a time, bounded, and decoded here; the head is bounded and
+    the reads are timed by the hooks of ``aio.py``.
+
+    Timeouts: aiohttp's own timeouts arm and cancel timers per request (about a tenth of this
+    path's CPU on a fast target), so they are all off, and the lean path's deadline timer
+    (``deadlines.py``) cancels a request's task when it passes a deadline; the request then ends
+    as a ``timeout`` whose detail says the phase, with what it had read.
     """
 
     name = "aiohttp"
 
     def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0,
                  connect_timeout: float | None = None):
-        import aiohttp  # here, not at import: a run on the lean path never loads aiohttp
-
         self.base_url = base_url.rstrip("/")
         self.max_connections = max_connections
         self.request_timeout = timeout
-        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._watched: dict[asyncio.Task[Any], object] = {}  # in request(): task -> a token for this request
-        self._expired: set[asyncio.Task[Any]] = set()  # cancelled by the sweep, not by the run
-        self._sweep = Sweep(timeout, self._watched.items, self._expire)
+        self.connect_timeout = connect_timeout
+        self._session: Any = None  # aiohttp.ClientSession, once started
+
+        self._states: dict[asyncio.Task[Any], State] = {}  # in request(): task -> its request's state
+        self._timeouts: dict[ReadSpec, Timeouts] = {}
+        self.deadlines = Deadlines(self._check, self._expire)
 
     async def start(self) -> None:
+        import inspect
+
         import aiohttp
+
+        from .aio import Connector
 
         tls: ssl.SSLContext | bool = True  # aiohttp's default (http:// targets need none)
         if self.base_url.startswith("https:"):
             from .lean import tls_context  # the same verification as the lean path's
 
             tls = tls_context()
-        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300, ssl=tls)
+        connector = Connector(self._states, limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300,
+                              ssl=tls)
+        # aiohttp bounds each header line and the header count; the whole head is bounded by the
+        # protocol hook (aio.Handler), as on the lean path
+        limits: dict[str, Any] = {"max_line_size": MAX_HEAD, "max_field_size": MAX_HEAD, "max_headers": MAX_HEAD // 4}
+        known = inspect.signature(aiohttp.ClientSession.__init__).parameters
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
-        )
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(), **{k: v for k, v in limits.items() if k in known})
         self._session._retry_connection = False  # see the class docstring
-        self._sweep.start()
+        self.deadlines.start()
+
+    def _limits(self, spec: ReadSpec) -> Timeouts:
+        t = self._timeouts.get(spec)
+        if t is None:
+            t = self._timeouts[spec] = Timeouts(spec.total or self.request_timeout, spec.connect or self.connect_timeout,
+                                                spec.ttfb, spec.idle)
+        return t
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> Outcome:
+                      keep_body: bool = False, spec: ReadSpec | None = None) -> Outcome:
         assert self._session is not None, "start() the sender first"
+        from .aio import State, error_outcome
+        from .reading import Decoder, coding_of, decodes
+
         task = asyncio.current_task()
         assert task is not None, "request() runs in a task"
-        watched = self._watched
-        watched[task] = object()
+        if spec is None:
+            spec = ReadSpec(DEFAULT_MAX_BODY, keep_body)
+        timeouts = self._limits(spec)
+        st = State(spec, timeouts, time.perf_counter_ns())
+        self._states[task] = st
+        self.deadlines.arm(st.sent + timeouts.floor)
+        if not any(k.lower() == "accept-encoding" for k in headers):
+            headers = {**headers, "Accept-Encoding": DEFAULT_ACCEPT_ENCODING}
         try:
             async with self._session.request(method, self.base_url + path, headers=headers, data=body,
                                              allow_redirects=False) as resp:
-                data = await resp.read()
+                st.phase = BODY
+                st.head_done = True
+                st.status = resp.status
+                st.declared = resp.content_length
+                st.chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
+                st.content = content = resp.content
+                try:
+                    coding = coding_of(resp.headers.get("Content-Encoding")) if decodes(spec.accept_encoding) else None
+                    if coding is not None:
+                        st.decoder = Decoder(coding, spec.max_body, keep_body)
+                    elif keep_body:
+                        st.chunks = []
+                    while data := await content.readany():
+                        st.take(data)
+                    if st.decoder is not None:
+                        st.decoder.finish()
+                except ReadError:
+                    resp.close()  # never reused: the rest of the body is not read
+                    raise
+                if not keep_body:
+                    kept = None
+                elif st.decoder is not None:
+                    kept = st.decoder.body()
+                else:
+                    kept = b"".join(st.chunks or ())
                 status = resp.status
                 location = resp.headers.get("Location") if 300 <= status < 400 else None
                 cookies = tuple(resp.headers.getall("Set-Cookie", ())) if "Set-Cookie" in resp.headers else ()
-                return Outcome(status, len(data), data if keep_body else None, None, None, location, cookies)
+                return Outcome(status, st.nbytes, kept, None, None, st.wire, st.ttfb, st.connect_ns, location, cookies)
         except asyncio.CancelledError:
-            if task in self._expired:  # the sweep's cancel, not the run's: a timeout (finally forgets it)
-                task.uncancel()
-                return Outcome(None, 0, None, "timeout", "read timeout")
-            raise
+            if st.timed_out is None:  # the run's cancel, not the deadline check's
+                raise
+            task.uncancel()
+            return self._ended(st, *error_outcome(st, "timeout", st.timed_out))
+        except ReadError as exc:
+            return self._ended(st, *error_outcome(st, exc.kind, exc.detail))
         except Exception as exc:  # noqa: BLE001 - a failed request is data, whatever aiohttp raised
-            from .classify import classify  # here: classify loads aiohttp, which the lean path never needs
-
-            return Outcome(None, 0, None, *classify(exc))
+            return self._failed(st, exc)
         finally:
-            del watched[task]
-            if self._expired:
-                self._expired.discard(task)
+            del self._states[task]
+            if st.proto is not None:
+                st.proto.pb = None
 
-    def _expire(self, tasks: list[asyncio.Task[Any]]) -> None:
-        """The sweep's verdict: cancel the requests in flight for longer than the timeout."""
-        for task in tasks:
-            if task not in self._expired:
-                self._expired.add(task)
+    def _ended(self, st: State, status: int | None, nbytes: int, wire: int, kind: str, detail: str) -> Outcome:
+        return Outcome(status, nbytes, None, kind, detail, wire, st.ttfb, st.connect_ns)
+
+    def _failed(self, st: State, exc: Exception) -> Outcome:
+        """The outcome of what aiohttp raised: a body cut short when the connection ended after the
+        response's head, a reset when it ended before, else as ``classify`` says."""
+        from .aio import error_outcome
+        from .reading import incomplete_detail
+
+        if st.bad:  # a malformed response (head or body): what aiohttp's parser said
+            from .classify import short
+
+            return self._ended(st, st.status if st.content is not None else None, st.nbytes, st.wire, "protocol",
+                               short(exc))
+        if st.lost and st.content is not None:
+            status, nbytes, wire, kind, detail = error_outcome(st, "incomplete", "")
+            if kind == "incomplete":
+                detail = incomplete_detail(wire, st.declared, st.chunked, st.lost_exc is not None)
+            return self._ended(st, status, nbytes, wire, kind, detail)
+        if st.lost:
+            return self._ended(st, None, 0, 0, "reset",
+                               type(st.lost_exc).__name__ if st.lost_exc is not None else "ServerDisconnectedError")
+        from .classify import classify  # here: classify loads aiohttp, which the lean path never needs
+
+        kind, detail = classify(exc)
+        return Outcome(None, 0, None, kind, detail, 0, st.ttfb, st.connect_ns)
+
+    def _check(self, now: int) -> tuple[int, list[tuple[asyncio.Task[Any], State, str]]]:
+        """The deadlines' check (``deadlines.py``): the next deadline, and the requests past theirs."""
+        nxt = NEVER
+        late = []
+        for task, st in self._states.items():
+            if st.timed_out is not None:
+                continue
+            due, detail = st.timeouts.due(st.phase, st.sent, st.opened, st.last)
+            if due <= now:
+                late.append((task, st, detail))
+            elif due < nxt:
+                nxt = due
+        return nxt, late
+
+    def _expire(self, late: list[tuple[asyncio.Task[Any], State, str]]) -> None:
+        """Cancel the late requests' tasks; each ends as a timeout with the phase it was in."""
+        for task, st, detail in late:
+            if st.timed_out is None and self._states.get(task) is st:
+                st.timed_out = detail
                 task.cancel()
 
     async def close(self) -> None:
-        self._sweep.stop()
+        self.deadlines.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -131,14 +226,14 @@ class AutoSender:
         pass
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None,
-                      keep_body: bool = False) -> Outcome:
+                      keep_body: bool = False, spec: ReadSpec | None = None) -> Outcome:
         sender = self.chosen
         if sender is None:
             if self._general is None:
                 self._general = AiohttpSender(self.target, max_connections=self.max_connections, timeout=self.timeout)
                 await self._general.start()
             sender = self._general
-        return await sender.request(method, path, headers, body, keep_body=keep_body)
+        return await sender.request(method, path, headers, body, keep_body=keep_body, spec=spec)
 
     def bind(self, requests: Sequence[tuple[str, Mapping[str, str], bytes | None]]) -> Sender:
         """Choose for ``requests`` (see ``lean.lean_refusal``); returns the chosen sender, not started."""

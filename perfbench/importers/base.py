@@ -98,6 +98,10 @@ def samples_frame(endpoint, start_ns, latency_ns, *, method=None, status=None, e
         pl.lit(0, pl.Int16).alias("worker"),
         pl.lit(None, pl.Int32).alias("vu"),
         pl.lit(0, pl.Int16).alias("stage"),
+        pl.col("bytes").alias("wire_bytes"),
+        pl.lit(None, pl.Int64).alias("connect_ns"),
+        pl.lit(None, pl.Int64).alias("ttfb_ns"),
+        pl.lit(None, pl.Boolean).alias("reused"),
         pl.lit(0, pl.Int16).alias("redirects"),
         pl.lit(None, pl.String).alias("final_path"),
     )

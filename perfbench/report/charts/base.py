@@ -40,6 +40,8 @@ PALETTE: dict[str, str] = {
     "dns": "#17becf",
     "tls": "#bcbd22",
     "reset": "#8c564b",
+    "incomplete": "#c49c94",
+    "too_large": "#dbdb8d",
     "protocol": "#393b79",
     "http_4xx": "#e377c2",
     "http_5xx": "#9467bd",
