@@ -151,12 +151,14 @@ def utc_now_iso() -> str:
 
 
 class Journal:
-    """Appends record batches to ``requests.arrows``; every flushed batch survives a crash."""
+    """Appends record batches to ``requests.arrows``; every flushed batch survives a crash.
 
-    def __init__(self, run_dir: Path):
+    ``schema``: REQUEST_SCHEMA, or it with columns appended (an A/B run's ``side`` and ``block``)."""
+
+    def __init__(self, run_dir: Path, schema: pa.Schema = REQUEST_SCHEMA):
         self.path = run_dir / JOURNAL
         self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
-        self._writer = ipc.new_stream(self._file, REQUEST_SCHEMA)
+        self._writer = ipc.new_stream(self._file, schema)
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -207,8 +209,9 @@ def convert_journal(run_dir: Path) -> pa.Table:
     journal = run_dir / JOURNAL
     batches, _clean = read_journal(journal)
     tmp = run_dir / (REQUESTS + ".tmp")
-    table = pa.Table.from_batches(batches, schema=REQUEST_SCHEMA)
-    with pq.ParquetWriter(tmp, REQUEST_SCHEMA, **PARQUET_OPTIONS) as writer:
+    schema = batches[0].schema if batches else REQUEST_SCHEMA  # the journal's own (columns may be appended)
+    table = pa.Table.from_batches(batches, schema=schema)
+    with pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, run_dir / REQUESTS)
     journal.unlink()
