@@ -1,0 +1,64 @@
+"""A known slowdown to test against: the demo made slower on one path, on purpose.
+
+``perfbench serve-demo --slowdown /api/posts=15%`` stretches every response on paths starting with
+``/api/posts`` by 15 % of the time the demo took to make it; ``--slowdown /health=2ms`` adds 2 ms.
+The extra time is spent busy (the event loop spins, as slower code would), not asleep: a sleep is
+rounded to the event loop's millisecond timers, a spin is exact to microseconds. Two demo
+instances, one with a slowdown, are an A/B test whose answer is known (``perfbench ab``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..errors import ConfigError
+
+_SPEC = re.compile(r"^\s*(?P<path>/[^=\s]*)\s*=\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>%|ms)\s*$")
+
+
+@dataclass(frozen=True)
+class Slowdown:
+    """Responses to paths starting with ``prefix`` take ``fraction`` longer plus ``fixed_ms``."""
+
+    prefix: str
+    fraction: float = 0.0
+    fixed_ms: float = 0.0
+
+    def extra_s(self, took_s: float) -> float:
+        return took_s * self.fraction + self.fixed_ms / 1000
+
+
+def parse_slowdown(text: str) -> Slowdown:
+    """``"/api/posts=15%"`` (15 % longer) or ``"/api/posts=2ms"`` (2 ms longer)."""
+    m = _SPEC.match(text)
+    if not m:
+        raise ConfigError(f"--slowdown {text!r}: expected PATH=N% or PATH=Nms, e.g. /api/posts=15% or /health=2ms")
+    num = float(m["num"])
+    if m["unit"] == "%":
+        return Slowdown(m["path"], fraction=num / 100)
+    return Slowdown(m["path"], fixed_ms=num)
+
+
+def slowdown_middleware(rules: Iterable[Slowdown]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """An aiohttp middleware applying the first rule whose prefix the request's path starts with."""
+    table = tuple(rules)
+
+    @web.middleware
+    async def slowdown(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                       ) -> web.StreamResponse:
+        rule = next((r for r in table if request.path.startswith(r.prefix)), None)
+        if rule is None:
+            return await handler(request)
+        started = time.perf_counter()
+        response = await handler(request)
+        until = time.perf_counter() + rule.extra_s(time.perf_counter() - started)
+        while time.perf_counter() < until:  # busy on purpose, see the module docstring
+            pass
+        return response
+
+    return slowdown
