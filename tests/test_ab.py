@@ -27,7 +27,6 @@ from perfbench.compare.paired import (
 )
 from perfbench.errors import ConfigError
 from perfbench.experiments.ab import block_order, run_ab, schedule
-
 from tests.conftest import ThreadServer
 
 
