@@ -228,3 +228,29 @@ def test_ab_refuses_bad_input_in_one_line(capsys, tmp_path):
                  "--runs-dir", str(tmp_path)]) == 2
     with pytest.raises(ConfigError, match="open-model"):
         run_ab("http://127.0.0.1:1", "http://127.0.0.1:2", shapes.users(2, 1), runs_dir=tmp_path)
+
+
+def test_demo_slowdown_specs():
+    from perfbench.demo.slowdown import Slowdown, parse_slowdown
+
+    assert parse_slowdown("/api/posts=15%") == Slowdown("/api/posts", fraction=0.15)
+    assert parse_slowdown(" /health = 2ms ") == Slowdown("/health", fixed_ms=2.0)
+    assert parse_slowdown("/api/posts=15%").extra_s(0.010) == pytest.approx(0.0015)
+    for bad in ("posts=15%", "/api/posts=15", "/api/posts=-3%", "/a=1s"):
+        with pytest.raises(ConfigError, match="PATH=N%"):
+            parse_slowdown(bad)
+
+
+def test_serve_demo_refuses_a_bad_slowdown_before_starting(capsys, tmp_path):
+    assert main(["serve-demo", "--slowdown", "posts=15%", "--db-path", str(tmp_path / "d.sqlite")]) == 2
+    assert "--slowdown 'posts=15%'" in capsys.readouterr().err
+    assert not (tmp_path / "d.sqlite").exists()
+
+
+def test_demo_app_installs_the_slowdown_only_when_asked(tmp_path):
+    from perfbench.demo import create_app
+
+    slowed = create_app(db_path=tmp_path / "d.sqlite", slowdown=["/api/posts=15%"])
+    plain = create_app(db_path=tmp_path / "d.sqlite")
+    assert [m.__name__ for m in slowed.middlewares][:1] == ["slowdown"]
+    assert "slowdown" not in [m.__name__ for m in plain.middlewares]
