@@ -16,7 +16,7 @@ A/A trials (baseline against the same build) count how often each method gives a
 (regression or improvement): every such verdict is false. Effect trials (baseline against the
 slowed build) count how often the slowed endpoint is found a regression. Every trial's figures go
 to a JSON-lines file as it ends (``--out``), so an interrupted benchmark keeps what it measured;
-the table is printed at the end (``--report FILE`` prints it from an earlier file).
+the table is printed at the end (``--report FILE...`` prints it from earlier files).
 """
 
 from __future__ import annotations
@@ -175,10 +175,10 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=50.0)
     p.add_argument("--no-hog", action="store_true", help="no CPU hog (a quiet-machine reference)")
     p.add_argument("--out", default="benchmarks/results/ab_noise.jsonl")
-    p.add_argument("--report", metavar="FILE", help="print the table of an earlier --out file and exit")
+    p.add_argument("--report", metavar="FILE", nargs="+", help="print the table of earlier --out files and exit")
     args = p.parse_args()
     if args.report:
-        rs = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
+        rs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
         print(report(rs, args.seconds))
         return
     kinds = ["aa"] * args.aa + ["effect"] * args.effect
