@@ -198,15 +198,17 @@ class Journal:
     keeps that batch and every later one in memory (``unwritten``), writes nothing more to the
     file (a stream cut mid-batch is readable only up to the cut), and calls ``on_fail`` once with
     the error, so the run stops sending. The run then saves what it can (see ``convert_journal``).
+    ``schema``: REQUEST_SCHEMA, or it with columns appended (an A/B run's ``side`` and ``block``).
     """
 
-    def __init__(self, run_dir: Path, on_fail: Callable[[OSError], None] | None = None):
+    def __init__(self, run_dir: Path, on_fail: Callable[[OSError], None] | None = None,
+                 schema: pa.Schema = REQUEST_SCHEMA):
         self.path = run_dir / JOURNAL
         self.on_fail = on_fail
         self.failed: OSError | None = None
         self.unwritten: list[pa.RecordBatch] = []
         self._file = self._open(self.path)
-        self._writer = ipc.new_stream(self._file, REQUEST_SCHEMA)
+        self._writer = ipc.new_stream(self._file, schema)
         self.rows = 0
 
     def _open(self, path: Path) -> Any:

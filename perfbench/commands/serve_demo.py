@@ -33,6 +33,9 @@ def register(sub) -> None:
                    help="run with the perfbench agent on: SQL and cache events per request id, served with "
                         "this token (16+ characters) on /_perfbench/* to loopback clients "
                         "(default: $PERFBENCH_AGENT_TOKEN, else no agent)")
+    p.add_argument("--slowdown", action="append", default=[], metavar="PATH=N%|Nms",
+                   help="make responses to paths starting with PATH slower on purpose, by N%% of their time or by N "
+                        "ms (busy, not asleep), repeatable: a known answer for `perfbench ab`")
     p.set_defaults(func=cmd_serve_demo)
 
 
@@ -41,13 +44,17 @@ def cmd_serve_demo(args) -> int:
 
     trace_at_start_from_env()  # first: only when asked, traces the demo's imports too
     from ..demo.server import run_server
+    from ..demo.slowdown import parse_slowdown
+
+    for spec in args.slowdown:
+        parse_slowdown(spec)  # a bad spec is bad input (exit 2), before anything starts
 
     if not args.db_url:
         Path(args.db_path).parent.mkdir(parents=True, exist_ok=True)
     try:
         run_server(host=args.host, port=args.port, db_url=args.db_url, db_path=args.db_path,
                    cache_url=args.cache_url, max_seconds=args.max_seconds,
-                   agent_token=args.agent_token)
+                   agent_token=args.agent_token, slowdown=args.slowdown)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return 0

@@ -24,13 +24,18 @@ def register(sub) -> None:
 
 def cmd_summary(args) -> int:
     from ..analysis.results import Run
+    from ..analysis.sides import is_ab, side_summaries
     from ..analysis.slo import evaluate, parse_all
     from ..report.text import endpoint_table_text
+    from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
     run = Run.load(args.run_dir)
     if args.recompute and run.note is None:
         summary = run.write_summary(slos or parse_all(run.meta.get("parameters", {}).get("slos", [])))
+        if is_ab(run):  # an A/B run: each side's own summary too
+            summary["sides"] = side_summaries(run)
+            write_json(run.path / SUMMARY, summary)
     else:  # a run in progress (or one that cannot be written) is read, never written into
         summary = run.summary()
         if slos:
@@ -39,7 +44,13 @@ def cmd_summary(args) -> int:
         summary["in_progress" if run.live else "note"] = True if run.live else run.note
         if args.json:
             print(f"perfbench: {run.note}", file=sys.stderr)
-    print(json.dumps(summary, indent=2) if args.json else
-          (f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif summary.get("sides"):
+        ab = run.meta.get("ab") or {}
+        print("\n\n".join(f"{side} ({(ab.get(side) or {}).get('target', '?')}):\n{endpoint_table_text(s)}"
+                          for side, s in summary["sides"].items()))
+    else:
+        print((f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
     check_slos(summary.get("slo", []))
     return 0

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from .cache import DEFAULT_PREFIX, make_cache
 from .db import database_url, make_engine, prepare_database
 from .models import User
 from .seed import DEFAULT_SEED
+from .slowdown import parse_slowdown, slowdown_middleware
 from .state import STATE, DemoState, get_state
 from .validation import ApiError, read_json_object, require_str
 
@@ -61,6 +62,7 @@ def create_app(
     token_ttl: float = 3600.0,
     password_iterations: int = DEFAULT_ITERATIONS,
     agent_token: str | None = None,
+    slowdown: Sequence[str] = (),
 ) -> web.Application:
     """The demo service as an aiohttp Application; nothing is opened until it starts.
 
@@ -79,6 +81,8 @@ def create_app(
       statement and cache hit/miss is attributed to the engine's `X-Request-Id`, and the
       records are served, with this token, on `/_perfbench/*` to loopback clients.
       None (the default): no agent. The agent is then `app[AGENT]`.
+    - `slowdown`: specs such as `"/api/posts=15%"` or `"/health=2ms"`: those paths made slower
+      on purpose (see `perfbench.demo.slowdown`), a known answer for an A/B test.
 
     Bad arguments raise ValueError here, not at startup. After startup,
     `app[perfbench.demo.state.STATE]` holds the engine, cache and signer.
@@ -121,7 +125,8 @@ def create_app(
             await cache.close()
             await engine.dispose()
 
-    app = web.Application(middlewares=[error_middleware])
+    slow = [parse_slowdown(spec) for spec in slowdown]
+    app = web.Application(middlewares=[*([slowdown_middleware(slow)] if slow else []), error_middleware])
     if agent_token is not None:
         from ..agent import Agent
 

@@ -15,7 +15,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..service import ChildProcess, memray_capture_path
@@ -38,9 +38,11 @@ class DemoProcess(ChildProcess):
                  cache_url: str | None = None, max_seconds: float = 3600, start_timeout: float = 120,
                  log: Callable[[str], None] | None = None, tracemalloc: bool = False,
                  tracemalloc_nframes: int = 5, tracemalloc_at_start: bool = False, memray: bool | str | os.PathLike = False,
-                 memray_native: bool = False, memray_trace_python_allocators: bool = False):
+                 memray_native: bool = False, memray_trace_python_allocators: bool = False,
+                 slowdown: Sequence[str] = (), log_path: str | os.PathLike | None = None):
         self.db_path = Path(db_path)
-        super().__init__(log_path=self.db_path.parent / "serve-demo.log", start_timeout=start_timeout,
+        self.slowdown = list(slowdown)  # e.g. ["/api/posts=15%"]: see perfbench.demo.slowdown
+        super().__init__(log_path=log_path or self.db_path.parent / "serve-demo.log", start_timeout=start_timeout,
                          memray_path=memray_capture_path(memray, self.db_path.parent, "memray-demo"),
                          memray_native=memray_native,
                          memray_trace_python_allocators=memray_trace_python_allocators)
@@ -63,6 +65,8 @@ class DemoProcess(ChildProcess):
             cmd += ["--db-path", str(self.db_path)]
         if self.cache_url:
             cmd += ["--cache-url", self.cache_url]
+        for spec in self.slowdown:
+            cmd += ["--slowdown", spec]
         return self._with_memray(cmd)
 
     def environment(self) -> dict[str, str]:

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -60,6 +60,7 @@ async def serve(
     ready: Callable[[str], None] | None = None,
     seed: int = DEFAULT_SEED,
     agent_token: str | None = None,
+    slowdown: Sequence[str] = (),
 ) -> None:
     """Serve the demo on `host:port` until cancelled or `max_seconds` after it became ready.
 
@@ -78,7 +79,8 @@ async def serve(
         raise ConfigError(f"port must be between 0 and 65535, got {port}")
     if max_seconds is not None and not max_seconds > 0:
         raise ConfigError(f"max_seconds must be positive (or None for no limit), got {max_seconds}")
-    app = create_app(db_url=db_url, db_path=db_path, cache_url=cache_url, seed=seed, agent_token=agent_token)
+    app = create_app(db_url=db_url, db_path=db_path, cache_url=cache_url, seed=seed, agent_token=agent_token,
+                     slowdown=slowdown)
     # access_log=None: one log line per request would cost more than some of the
     # endpoints being measured. Signals are the caller's business (run_server).
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
@@ -115,6 +117,7 @@ def run_server(
     max_seconds: float | None = None,
     seed: int = DEFAULT_SEED,
     agent_token: str | None = None,
+    slowdown: Sequence[str] = (),
 ) -> None:
     """Run the demo in this thread until SIGINT/SIGTERM or `max_seconds`, then return.
 
@@ -151,6 +154,7 @@ def run_server(
                 ready=announce,
                 seed=seed,
                 agent_token=agent_token,
+                slowdown=slowdown,
             )
         )
         stopping = asyncio.create_task(stop.wait())

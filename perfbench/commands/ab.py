@@ -1,0 +1,133 @@
+"""perfbench ab."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._util import err, positive
+from .compare import _fraction
+
+ORDER = 47
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "ab", help="paired A/B load test: baseline and candidate in alternating blocks, one verdict",
+        description="Send one plan's load to BASELINE and CANDIDATE (each a URL; add --baseline-start / "
+                    "--candidate-start to have perfbench start and stop them) in alternating blocks of about "
+                    "--block seconds, in a random balanced order (ABBA or BAAB for every two pairs). Each pair of "
+                    "blocks saw the same machine, so the verdict, per endpoint and percentile, comes from the "
+                    "pairs' ratios candidate / baseline: Hodges-Lehmann estimate and exact signed-rank interval. "
+                    "Noise the two sides share, such as another job on the machine, cancels.",
+        epilog="exit codes: 0 no regression (also inconclusive), 10 regression found, 2 bad input, 4 a target "
+               "unreachable or not startable.\nexamples:\n"
+               "  perfbench ab http://127.0.0.1:8080 http://127.0.0.1:8081 --rate 50 --duration 60 --scenario demo\n"
+               "  perfbench ab http://127.0.0.1:8080 http://127.0.0.1:8081 --baseline-start 'python -m app --port "
+               "8080' --candidate-start 'python -m app --port 8081' --ready-path /health --path /api/items",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("baseline", help="the baseline's base URL (loopback unless --allow-host)")
+    p.add_argument("candidate", help="the candidate's base URL (the same URL as the baseline: an A/A test)")
+    shape = p.add_argument_group("load (the open model: the same plan, cut into blocks)")
+    shape.add_argument("--rate", type=positive(float), default=50.0, help="arrivals per second (default 50)")
+    shape.add_argument("--duration", default="60", help="both sides together: 30, 30s, 2m (default 60 s)")
+    shape.add_argument("--ramp-up", default="0", help="time to ramp from 0 to --rate first")
+    shape.add_argument("--stages", metavar="D:R,...", help="k6-style stages instead of --rate/--duration")
+    shape.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
+    shape.add_argument("--block", default="1", metavar="S",
+                       help="a block's length, adjusted so the run holds whole pairs (default 1 s)")
+    shape.add_argument("--seed", type=int, default=0, help="seed of the blocks' order (default 0)")
+    p.add_argument("--path", action="append", default=[], metavar="SPEC",
+                   help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")
+    p.add_argument("--scenario", help="'demo', a .toml scenario, or a Python file defining `scenario`")
+    p.add_argument("--runs-dir", default="data/runs", help="where the run directory goes (default data/runs)")
+    p.add_argument("--label", default="ab", help="a word for the run id (default 'ab')")
+    p.add_argument("--max-in-flight", type=positive(int), default=10_000, help="cap on outstanding requests a side")
+    p.add_argument("--timeout", type=positive(float), default=30.0, help="per-request timeout, s (default 30)")
+    p.add_argument("--http-path", choices=("auto", "lean", "aiohttp"), default="auto", help="as for run")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST", help="allow a non-loopback host")
+    svc = p.add_argument_group("starting the services (started before the load, stopped after, by their PIDs)")
+    svc.add_argument("--baseline-start", metavar="CMD", help="start the baseline with this command")
+    svc.add_argument("--candidate-start", metavar="CMD", help="start the candidate with this command")
+    svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
+                     help="seconds to wait for a started service to answer (default 60)")
+    svc.add_argument("--ready-path", default="/", metavar="PATH", help="polled until a started service answers")
+    verdict = p.add_argument_group("the verdict")
+    verdict.add_argument("--threshold", type=_fraction, default=0.05,
+                         help="the smallest change worth a verdict: 0.05 or 5%% (default 5%%; pairing removes the "
+                              "drift between runs that compare's 10%% tolerates)")
+    verdict.add_argument("--confidence", type=_fraction, default=0.95, help="confidence level (default 0.95)")
+    verdict.add_argument("--fail-on", action="append", default=[], metavar="RULE",
+                         help="a gating rule such as p95:+10%%, repeatable; without it every percentile gates")
+    verdict.add_argument("--min-change-ms", type=float, default=0.0,
+                         help="a latency change must also exceed this many ms (default 0)")
+    p.add_argument("--markdown", metavar="FILE", help="also write Markdown (for a pull-request comment)")
+    p.add_argument("--json", metavar="FILE", help="also write JSON")
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per gating statistic)")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what to print")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_ab)
+
+
+def cmd_ab(args) -> int:
+    import contextlib
+
+    from .. import compare as cmp
+    from .. import shapes
+    from ..compare import paired
+    from ..errors import ConfigError
+    from ..experiments.ab import run_ab
+    from ..scenarios import load_scenario
+    from ..service import ServiceProcess
+
+    problems, rules = [], []
+    for text in args.fail_on:
+        try:
+            rules.append(cmp.parse_rule(text))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("bad --fail-on", problems)
+    try:
+        block = shapes.parse_duration(args.block)
+    except ConfigError as exc:
+        raise ConfigError(f"--block {args.block!r}: {exc}") from None
+    if not block > 0:
+        raise ConfigError(f"--block must be a positive duration such as 1 or 500ms, got {args.block!r}")
+    ramp_up = shapes.parse_duration(args.ramp_up) if args.ramp_up not in ("0", "0s") else 0.0
+    if args.stages:
+        plan = shapes.stages(shapes.parse_stages(args.stages), ramp_up=ramp_up, poisson=args.poisson)
+    else:
+        plan = shapes.constant(args.rate, shapes.parse_duration(args.duration), ramp_up=ramp_up, poisson=args.poisson)
+    scenario = load_scenario(args.scenario, args.path)
+    starts = {"baseline": (args.baseline_start, args.baseline), "candidate": (args.candidate_start, args.candidate)}
+    if args.baseline_start and args.candidate_start and args.baseline == args.candidate:
+        raise ConfigError("--baseline-start and --candidate-start with one URL: give each side its own port")
+    with contextlib.ExitStack() as stack:
+        for side, (cmd, url) in starts.items():
+            if cmd:
+                svc = stack.enter_context(ServiceProcess(cmd, url=url, ready_path=args.ready_path,
+                                                         start_timeout=args.start_timeout))
+                if not args.quiet:
+                    err(f"started the {side}: pid {svc.pid}, serving on {svc.url}, log {svc.log_path}")
+        result = run_ab(args.baseline, args.candidate, plan, scenario, block_s=block, seed=args.seed,
+                        runs_dir=args.runs_dir, label=args.label, allow_hosts=args.allow_host,
+                        max_in_flight=args.max_in_flight, timeout=args.timeout, http_path=args.http_path,
+                        handle_signals=True, announce=None if args.quiet else err, threshold=args.threshold,
+                        confidence=args.confidence, rules=rules or None, min_change_ms=args.min_change_ms)
+    ab = result.comparison
+    for path, text in ((args.markdown, paired.to_markdown), (args.json, paired.to_json),
+                       (args.junit, lambda a: cmp.to_junit(a.comparison))):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text(ab))
+    print({"text": paired.to_text, "markdown": paired.to_markdown, "json": paired.to_json}[args.format](ab))
+    if args.format == "text":
+        print(f"run directory: {result.path}  (ended: {result.end_reason})")
+    for w in ab.comparison.warnings:
+        err(f"perfbench: WARNING: {w}")
+    if ab.comparison.regressions:
+        err(f"perfbench: {paired.headline(ab)}")
+    if result.end_reason in ("interrupted", "terminated"):
+        return {"interrupted": 130, "terminated": 143}[result.end_reason]
+    return ab.exit_code

@@ -1,0 +1,321 @@
+"""Paired A/B verdicts: baseline and candidate measured in alternating blocks of one run.
+
+Pure functions over Polars frames, no I/O. The rows of an A/B run (``perfbench ab``) carry a
+``side`` ("baseline" or "candidate") and a ``block`` column; blocks ``2k`` and ``2k + 1`` form
+pair ``k``, one block of each side, the order within the pair chosen at random (ABBA or BAAB for
+every two pairs). Both blocks of a pair saw the same machine (the same noisy neighbour, CPU
+frequency and cache state), so what differs within a pair is the code, and the noise both share
+cancels in the ratio.
+
+Statistics, per endpoint and percentile (p50, p95, p99 by default):
+
+- **units**: consecutive pairs are merged until both sides of each unit have enough requests for
+  the percentile (``MIN_TAIL`` beyond it: p50 20, p95 200, p99 1000), so at a high rate every
+  pair is a unit and at a low rate the tail percentiles are compared over a few pairs at a time;
+- per unit, the log of candidate / baseline of the percentile of its requests;
+- the estimate is the Hodges-Lehmann estimate of those log-ratios (the median of their pairwise
+  averages) and the interval the exact Wilcoxon signed-rank interval. It assumes only that each
+  log-ratio is as likely to come out above the true change as below it. Which side ran first in a
+  pair is random, so with no change that holds whatever the machine does, also when a neighbour
+  starts during one side's block: such a unit is an outlier, and the rank statistic gives an
+  outlier no more weight than any other unit. Fewer than ``MIN_UNITS`` units give no verdict.
+
+The decision is ``perfbench.compare``'s (``decide``): a regression is an interval wholly beyond
+``1 + threshold`` (and beyond ``min_change_ms``). The defaults differ from ``compare``'s because
+the pairing removes what those are there for: ``compare``'s 10 % threshold and 1 ms floor tolerate
+the drift between two runs, which here both sides share; the threshold is the smallest change
+worth a verdict (5 %), and there is no floor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..errors import ConfigError
+from . import stats as st
+from .core import (
+    DEFAULT_CONFIDENCE,
+    IMPROVEMENT,
+    NO_CHANGE,
+    PERCENTILES,
+    REGRESSION,
+    Comparison,
+    Row,
+    Rule,
+    decide,
+)
+
+BASELINE, CANDIDATE = "baseline", "candidate"
+SIDES = (BASELINE, CANDIDATE)
+INCONCLUSIVE = "inconclusive"
+AB_STATS = ("p50", "p95", "p99")
+AB_THRESHOLD = 0.05
+AB_MIN_CHANGE_MS = 0.0
+MIN_UNITS = 6  # below this the signed-rank interval cannot reach 95 %: [min, max] of 6 covers 96.9 %
+INTERVAL = "signed-rank CI"
+
+
+def need_for(p: float) -> int:
+    """Requests a unit needs on each side for its own p-percentile: MIN_TAIL beyond it."""
+    return math.ceil(st.MIN_TAIL / min(p, 1 - p))
+
+
+def units(pair_counts: list[tuple[int, int, int]], need: int) -> list[list[int]]:
+    """Consecutive pairs merged until both sides of each unit have ``need`` requests.
+
+    ``pair_counts``: (pair, baseline requests, candidate requests) in time order. A short last unit is
+    merged into the one before it (dropped if it is the only one).
+    """
+    out: list[list[int]] = []
+    cur: list[int] = []
+    nb = nc = 0
+    for pair, b, c in pair_counts:
+        cur.append(pair)
+        nb, nc = nb + b, nc + c
+        if nb >= need and nc >= need:
+            out.append(cur)
+            cur, nb, nc = [], 0, 0
+    if cur and out:
+        out[-1].extend(cur)
+    return out
+
+
+def signed_rank_cdf(m: int) -> np.ndarray:
+    """P(T+ <= t) for t = 0..m(m+1)/2: the null distribution of Wilcoxon's signed-rank statistic
+    over ``m`` independent differences symmetric about 0 (exact, by the recurrence over ranks)."""
+    dist = np.zeros(m * (m + 1) // 2 + 1)
+    dist[0] = 1.0
+    top = 0
+    for rank in range(1, m + 1):
+        top += rank
+        shifted = np.zeros_like(dist)
+        shifted[rank:top + 1] = dist[:top + 1 - rank]
+        dist = (dist + shifted) / 2
+    return np.cumsum(dist)
+
+
+def hodges_lehmann(diffs: list[float] | np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """(estimate, low, high) of the centre of symmetric differences: the median of the Walsh
+    averages, and the exact Wilcoxon signed-rank interval at ``confidence`` (or above: the
+    statistic is discrete, and the interval never covers less than asked)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    m = len(d)
+    if m < 1:
+        raise ConfigError("the signed-rank interval needs at least one difference")
+    i, j = np.triu_indices(m)
+    walsh = np.sort((d[i] + d[j]) / 2)
+    cdf = signed_rank_cdf(m)
+    # k - 1 = the largest t with P(T+ <= t) <= alpha / 2; the interval is [W(k), W(M + 1 - k)], 1-based
+    k = max(int(np.searchsorted(cdf, (1 - confidence) / 2 + 1e-12, side="right")), 1)
+    return float(np.median(walsh)), float(walsh[k - 1]), float(walsh[len(walsh) - k])
+
+
+def _percentile(sorted_values: np.ndarray, p: float) -> float:
+    n = len(sorted_values)
+    return float(sorted_values[max(math.ceil(n * p), 1) - 1])  # as stats.percentile
+
+
+@dataclass
+class EndpointRows:
+    """One endpoint's latencies (ms) by side and pair, over the pairs in which both sides have some."""
+
+    by_pair: dict[int, dict[str, np.ndarray]]
+
+    def pair_counts(self) -> list[tuple[int, int, int]]:
+        return [(k, len(v[BASELINE]), len(v[CANDIDATE])) for k, v in sorted(self.by_pair.items())]
+
+    def side(self, side: str, pairs: list[int] | None = None) -> np.ndarray:
+        keys = sorted(self.by_pair) if pairs is None else pairs
+        return np.sort(np.concatenate([self.by_pair[k][side] for k in keys]))
+
+
+def endpoint_rows(rows: pl.DataFrame | pl.LazyFrame) -> dict[str, EndpointRows]:
+    """Per endpoint, its latencies by pair and side (``rows``: ``endpoint``, ``side``, ``block``, ``latency_ns``)."""
+    df = rows.lazy().select("endpoint", "side", (pl.col("block") // 2).alias("pair"),
+                            (pl.col("latency_ns") / 1e6).alias("ms")).collect()
+    bad = set(df["side"].unique().to_list()) - set(SIDES)
+    if bad:
+        raise ConfigError(f"an A/B run's side is {' or '.join(SIDES)}; found {', '.join(sorted(map(str, bad)))}")
+    out: dict[str, EndpointRows] = {}
+    grouped = df.group_by("endpoint", "pair", "side").agg(pl.col("ms")).sort("endpoint", "pair", "side")
+    for endpoint, pair, side, ms in grouped.iter_rows():
+        out.setdefault(str(endpoint), EndpointRows({})).by_pair.setdefault(int(pair), {})[side] = (
+            np.asarray(ms, dtype=np.float64))
+    for e in list(out):
+        out[e].by_pair = {k: v for k, v in out[e].by_pair.items() if len(v) == 2}
+        if not out[e].by_pair:
+            del out[e]
+    return out
+
+
+def unit_log_ratios(rows: EndpointRows, p: float) -> tuple[list[list[int]], list[float]]:
+    """The units for percentile p and, per unit, log(candidate / baseline) of its percentile."""
+    us = units(rows.pair_counts(), need_for(p))
+    logs = []
+    for u in us:
+        b, c = _percentile(rows.side(BASELINE, u), p), _percentile(rows.side(CANDIDATE, u), p)
+        logs.append(math.log(max(c, st.EPS_MS)) - math.log(max(b, st.EPS_MS)))
+    return us, logs
+
+
+def block_ratios(rows: pl.DataFrame | pl.LazyFrame, stats: tuple[str, ...] = AB_STATS) -> pl.DataFrame:
+    """Per pair of blocks, endpoint and statistic: each side's requests and percentile (ms) and the
+    ratio candidate / baseline (null where a block has too few requests for that percentile)."""
+    out = []
+    for endpoint, er in endpoint_rows(rows).items():
+        for pair, sides in sorted(er.by_pair.items()):
+            b, c = np.sort(sides[BASELINE]), np.sort(sides[CANDIDATE])
+            for stat in stats:
+                p = PERCENTILES[stat]
+                vb = _percentile(b, p) if st.enough_for(len(b), p) else None
+                vc = _percentile(c, p) if st.enough_for(len(c), p) else None
+                out.append({"pair": pair, "endpoint": endpoint, "stat": stat, "n_baseline": len(b),
+                            "n_candidate": len(c), "baseline_ms": vb, "candidate_ms": vc,
+                            "ratio": vc / vb if vb and vc is not None else None})
+    schema = {"pair": pl.Int64, "endpoint": pl.String, "stat": pl.String, "n_baseline": pl.Int64,
+              "n_candidate": pl.Int64, "baseline_ms": pl.Float64, "candidate_ms": pl.Float64, "ratio": pl.Float64}
+    return pl.DataFrame(out, schema=schema).sort("endpoint", "stat", "pair")
+
+
+@dataclass
+class ABComparison:
+    """The paired comparison: ``comparison`` (rows as ``perfbench compare`` makes them, so every
+    renderer works), the four-way ``verdict``, and the per-pair ratios in ``blocks``."""
+
+    comparison: Comparison
+    blocks: pl.DataFrame  # pair, endpoint, stat, n_*, baseline_ms, candidate_ms, ratio
+    pairs: int
+    design: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        c = self.comparison
+        if c.regressions:
+            return REGRESSION
+        if c.improvements:
+            return IMPROVEMENT
+        if any(r.gating and not r.conclusive for r in c.rows):
+            return INCONCLUSIVE
+        return NO_CHANGE
+
+    @property
+    def exit_code(self) -> int:
+        return self.comparison.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.comparison.to_dict(), "verdict": self.verdict, "pairs": self.pairs, "design": self.design,
+                "blocks": self.blocks.to_dicts()}
+
+
+def _check(threshold: float, confidence: float, min_change_ms: float) -> None:
+    problems = []
+    if not 0 <= threshold < 10:
+        problems.append(f"threshold must be a fraction between 0 and 10 (0.05 = 5%), got {threshold}")
+    if not 0.5 <= confidence < 1:
+        problems.append(f"confidence must be between 0.5 and 1 (e.g. 0.95), got {confidence}")
+    if min_change_ms < 0:
+        problems.append(f"min_change_ms must be >= 0, got {min_change_ms}")
+    if problems:
+        raise ConfigError("cannot compare the A/B run", problems)
+
+
+def paired_compare(rows: pl.DataFrame | pl.LazyFrame, *, baseline: str = BASELINE, candidate: str = CANDIDATE,
+                   stats: tuple[str, ...] = AB_STATS, threshold: float = AB_THRESHOLD,
+                   confidence: float = DEFAULT_CONFIDENCE, rules: list[Rule] | None = None,
+                   min_change_ms: float = AB_MIN_CHANGE_MS, warnings: list[str] | None = None,
+                   notes: list[str] | None = None, design: dict[str, Any] | None = None) -> ABComparison:
+    """The paired verdict of an A/B run's rows (see the module docstring). Deterministic.
+
+    ``rules`` as in ``perfbench.compare``, on percentiles only (both sides of an A/B run are sent the
+    same rate, so throughput says nothing). Without rules every statistic gates at ``threshold``.
+    """
+    _check(threshold, confidence, min_change_ms)
+    ruled = {r.stat: r for r in rules or []}
+    for stat, rule in ruled.items():
+        if stat not in PERCENTILES:
+            raise ConfigError(f"--fail-on {rule}: an A/B run gates on latency percentiles "
+                              f"({', '.join(PERCENTILES)}); both sides are sent the same rate")
+    for stat in stats:
+        if stat not in PERCENTILES:
+            raise ConfigError(f"unknown statistic {stat!r} for an A/B run; use {', '.join(PERCENTILES)}")
+    wanted = list(dict.fromkeys([*stats, *ruled]))
+    per_endpoint = endpoint_rows(rows)
+    if not per_endpoint:
+        raise ConfigError("nothing to compare: no endpoint has requests on both sides of one pair of blocks")
+    out_rows: list[Row] = []
+    pairs_seen = 0
+    for endpoint, er in per_endpoint.items():
+        pairs_seen = max(pairs_seen, len(er.by_pair))
+        xb, xc = er.side(BASELINE), er.side(CANDIDATE)
+        for stat in wanted:
+            p = PERCENTILES[stat]
+            limit = ruled[stat].limit if stat in ruled else threshold
+            gating = stat in ruled if ruled else True
+            vb, vc = _percentile(xb, p), _percentile(xc, p)
+            us, logs = unit_log_ratios(er, p)
+            if len(us) < MIN_UNITS:
+                note = (f"too few requests for {stat}: {len(er.by_pair)} pairs of blocks make {len(us)} units of "
+                        f"{need_for(p)} requests a side; need {MIN_UNITS} (a longer run, a higher rate or longer "
+                        "blocks)")
+                out_rows.append(Row(endpoint, stat, vb, vc, vc / vb if vb else None, None, None, "none", NO_CHANGE,
+                                    limit, gating, False, len(xb), len(xc), note))
+                continue
+            est, lo, hi = hodges_lehmann(logs, confidence)
+            ratio, low, high = math.exp(est), math.exp(lo), math.exp(hi)
+            verdict, conclusive = decide(stat, low, high, limit, baseline=vb, floor=min_change_ms)
+            note = f"{len(us)} units of {len(er.by_pair) / len(us):.3g} pairs" if len(us) < len(er.by_pair) else ""
+            if not conclusive:
+                note = (note + "; " if note else "") + "inconclusive: the interval reaches beyond the threshold"
+            out_rows.append(Row(endpoint, stat, vb, vc, ratio, low, high, INTERVAL, verdict, limit, gating,
+                                conclusive, len(xb), len(xc), note))
+    method = (f"paired A/B over {pairs_seen} pairs of alternating blocks: per unit of pairs the log-ratio of the "
+              f"percentiles, Hodges-Lehmann estimate, exact Wilcoxon signed-rank interval; confidence "
+              f"{confidence:g}" + (f"; latency changes under {min_change_ms:g} ms get no verdict"
+                                   if min_change_ms else ""))
+    comparison = Comparison(baseline, candidate, "perfbench ab", "perfbench ab", out_rows, list(warnings or []),
+                            list(notes or []), list(ruled.values()) or [Rule(s, threshold) for s in wanted],
+                            threshold, confidence, 0, 0, method)
+    return ABComparison(comparison, block_ratios(rows, tuple(wanted)), pairs_seen, dict(design or {}))
+
+
+def headline(ab: ABComparison) -> str:
+    """The verdict in one line (``compare``'s headline, and the paired verdict's fourth case)."""
+    from .render import headline as compare_headline
+
+    if ab.verdict == INCONCLUSIVE:
+        rows = [r for r in ab.comparison.rows if r.gating and not r.conclusive]
+        where = ", ".join(f"{r.endpoint} {r.stat}" for r in rows[:6]) + (" ..." if len(rows) > 6 else "")
+        return f"INCONCLUSIVE: {where}: the interval reaches beyond the threshold, or too few requests"
+    return compare_headline(ab.comparison)
+
+
+def to_text(ab: ABComparison) -> str:
+    """``compare``'s table, headed by the paired verdict and the design."""
+    from .render import to_text as compare_text
+
+    c = ab.comparison
+    body = compare_text(c).splitlines()[len(c.warnings) + 2:]  # its warnings, labels and headline: replaced
+    block = ab.design.get("block_s")
+    head = [f"A/B: candidate {c.current} against baseline {c.baseline}: {ab.pairs} pairs of blocks"
+            + (f" of {block:g} s" if isinstance(block, int | float) else "") + ", order random (ABBA or BAAB)",
+            headline(ab)]
+    return "\n".join([*(f"WARNING: {w}" for w in c.warnings), *head, *body])
+
+
+def to_markdown(ab: ABComparison) -> str:
+    from .render import to_markdown as compare_markdown
+
+    icon = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NO_CHANGE: "⚪", INCONCLUSIVE: "🟡"}
+    lines = compare_markdown(ab.comparison).splitlines()
+    lines[0] = f"### perfbench ab: {icon[ab.verdict]} {headline(ab)}"
+    return "\n".join(lines) + "\n"
+
+
+def to_json(ab: ABComparison) -> str:
+    return json.dumps(ab.to_dict(), indent=2, default=str) + "\n"

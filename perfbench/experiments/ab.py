@@ -1,0 +1,299 @@
+"""Paired A/B: one plan's load alternates between a baseline and a candidate in short blocks.
+
+``run_ab(baseline_url, candidate_url, plan, scenario)`` cuts the plan's time into blocks of
+``block_s`` seconds; blocks ``2k`` and ``2k + 1`` are pair ``k``, one block per side, and the order
+is random and balanced: for every two pairs a coin chooses ABBA or BAAB. Each block sends the
+plan's own arrivals of its time window to its side, with the open-model engine as ``run_load``
+does (each side has its own sender, logged in once, kept alive across its blocks). The next
+block's engine starts as the previous block's last arrival is due, not when its responses are
+all in, so no arrival of the next block waits for the previous one.
+
+Why alternating blocks and not paired arrivals (each arrival sent to both sides at once): on a
+small machine the two services, sent requests at the same instant, compete for the same CPUs,
+so a slower candidate slows the baseline too and the ratio shrinks towards 1, and which request
+of a pair goes first matters. Blocks give each side the machine alone for a second while sharing
+everything slower than that (a neighbour's job, a CPU's clock, a cache's state); the engine runs
+unchanged; and the verdict needs only that the order within a pair be random.
+
+One run directory (``meta.json`` kind ``ab``): ``requests.parquet`` holds every request of both
+sides with two more columns, ``side`` ("baseline" or "candidate") and ``block``; ``summary.json``
+is the usual summary over all rows plus ``sides`` (each side's own summary); ``ab.json`` holds the
+verdict (``perfbench.compare.paired``), the per-pair ratios and the schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from ..analysis.sides import side_summaries
+from ..compare.core import Rule
+from ..compare.paired import (
+    AB_MIN_CHANGE_MS,
+    AB_STATS,
+    AB_THRESHOLD,
+    BASELINE,
+    CANDIDATE,
+    SIDES,
+    ABComparison,
+    paired_compare,
+)
+from ..engine.open_model import OpenModelEngine
+from ..engine.options import LoadOptions, stderr_line
+from ..engine.recorder import Recorder
+from ..engine.session import LoadSession, StopSignals, run_coroutine, start_meta
+from ..errors import ConfigError
+from ..rundir import REQUEST_SCHEMA, Journal, RunDir, convert_journal, new_run_id, utc_now_iso, write_json
+from ..safety import check_target
+from ..scenario import Scenario, single
+from ..shapes import OpenPlan
+from ..shapes.open_plans import Stage
+
+AB_JSON = "ab.json"
+AB_SCHEMA = REQUEST_SCHEMA.append(pa.field("side", pa.string(), nullable=False)).append(
+    pa.field("block", pa.int16(), nullable=False))
+DEFAULT_BLOCK_S = 1.0
+LEAD_NS = 2_000_000  # the next block's engine starts this long before its first arrival is due
+
+
+def block_order(pairs: int, seed: int = 0) -> list[str]:
+    """The side of each block in time order: per two pairs ABBA or BAAB, chosen by a seeded coin."""
+    rng = random.Random(f"ab-order:{seed}")
+    out: list[str] = []
+    for q in range(0, pairs, 2):
+        first = BASELINE if rng.random() < 0.5 else CANDIDATE
+        other = CANDIDATE if first == BASELINE else BASELINE
+        out += [first, other, other, first][: 2 * min(2, pairs - q)]
+    return out
+
+
+def schedule(duration: float, block_s: float) -> tuple[int, float]:
+    """(pairs, block seconds): the plan's duration cut into whole pairs of blocks near ``block_s``."""
+    if not block_s > 0:
+        raise ConfigError(f"block must be a positive number of seconds, got {block_s!r}")
+    pairs = max(1, round(duration / (2 * block_s)))
+    return pairs, duration / (2 * pairs)
+
+
+@dataclass(frozen=True)
+class BlockWindow:
+    """What the open-model engine reads of a plan (``OpenLoad``), for one block: the plan's arrivals
+    with intended times in [start_ns, end_ns), on the whole run's time base."""
+
+    whole: OpenPlan
+    index: np.ndarray
+    offset: np.ndarray
+    stage: np.ndarray
+    start_ns: int
+    end_ns: int
+    model: ClassVar[Literal["open"]] = "open"
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return self.whole.stages
+
+    @property
+    def poisson(self) -> bool:
+        return self.whole.poisson
+
+    @property
+    def duration(self) -> float:
+        return self.end_ns / 1e9  # the engine's plan end and deadline count from the run's start
+
+    @property
+    def expected_requests(self) -> float:
+        return float(len(self.index))
+
+    def rate_at(self, t: float) -> float:
+        return self.whole.rate_at(t) if self.start_ns <= t * 1e9 < self.end_ns else 0.0
+
+    def arrival_tuples(self) -> Iterator[tuple[int, int, int]]:
+        return zip(self.index.tolist(), self.offset.tolist(), self.stage.tolist(), strict=True)
+
+    def count_due(self, first: tuple[int, int, int], t_ns: int) -> dict[int, int]:
+        """Per stage, the block's arrivals from ``first`` (included) on that are due by ``t_ns``
+        (exact: the block holds its arrivals)."""
+        at = np.nonzero(self.index == first[0])[0]
+        if not at.size:
+            return {}
+        offsets, stages = self.offset[int(at[0]):], self.stage[int(at[0]):]
+        due = stages[offsets <= t_ns]
+        values, counts = np.unique(due, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.whole.describe(), "window_s": [self.start_ns / 1e9, self.end_ns / 1e9]}
+
+
+def windows(plan: OpenPlan, bounds: list[tuple[int, int]]) -> list[BlockWindow]:
+    """The plan's arrivals split by the blocks' [start, end) bounds (ns)."""
+    arr = np.array(list(plan.arrival_tuples()), dtype=np.int64).reshape(-1, 3)
+    out = []
+    for start, end in bounds:
+        a, b = np.searchsorted(arr[:, 1], [start, end], side="left")
+        out.append(BlockWindow(plan, arr[a:b, 0], arr[a:b, 1], arr[a:b, 2], start, end))
+    return out
+
+
+@dataclass
+class ABResult:
+    path: Path
+    run_id: str
+    comparison: ABComparison
+    summary: dict[str, Any]
+    end_reason: str
+
+
+def _tag(batch: pa.RecordBatch, side: str, block: int) -> pa.RecordBatch:
+    n = batch.num_rows
+    return pa.RecordBatch.from_arrays([*batch.columns, pa.array([side] * n, pa.string()),
+                                       pa.array(np.full(n, block, dtype=np.int16))], schema=AB_SCHEMA)
+
+
+def _sink(journal: Journal, side: str, block: int) -> Callable[[pa.RecordBatch], None]:
+    return lambda batch: journal.write(_tag(batch, side, block))
+
+
+def _forget(running: list[OpenModelEngine], engine: OpenModelEngine) -> Callable[[asyncio.Task[Any]], None]:
+    return lambda _task: running.remove(engine)
+
+
+async def _run_blocks(targets: dict[str, str], plan: OpenPlan, scenario: Scenario, options: LoadOptions,
+                      order: list[str], wins: list[BlockWindow], journal: Journal,
+                      announce: Callable[[str], None] | None) -> tuple[dict[str, dict[str, int]], str, float]:
+    """Send every block; per side the engine's counts, the end reason and the seconds it took."""
+    assert options.grace is not None
+    totals = {s: {"planned": 0, "sent": 0, "completed": 0, "capped": 0, "aborted": 0} for s in SIDES}
+    stopping: list[str] = []
+    running: list[OpenModelEngine] = []
+
+    def stop(reason: str) -> None:
+        stopping.append(reason)
+        for e in running:
+            e.stop(reason)
+
+    async with LoadSession(targets[BASELINE], plan, scenario, options, worker=0) as base, \
+            LoadSession(targets[CANDIDATE], plan, scenario, options, worker=1) as cand:
+        sessions = {BASELINE: base, CANDIDATE: cand}
+        signals = StopSignals(stop)
+        if options.handle_signals:
+            signals.install()
+        started = time.perf_counter()
+        t0 = time.perf_counter_ns()  # what the engine's MonotonicClock reads
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            for k, (side, win) in enumerate(zip(order, wins, strict=True)):
+                wait = (t0 + win.start_ns - LEAD_NS - time.perf_counter_ns()) / 1e9
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if stopping:
+                    break
+                if announce and k and k % (2 * max(1, len(order) // 20)) == 0:
+                    announce(f"perfbench ab: {k // 2} of {len(order) // 2} pairs of blocks sent")
+                s = sessions[side]
+                worker = SIDES.index(side)
+                recorder = Recorder(_sink(journal, side, k), worker=worker)
+                engine = OpenModelEngine(win, scenario, s.sender, recorder, max_in_flight=s.max_in_flight,
+                                         max_requests=None, grace=options.grace, auth_headers=s.auth,
+                                         worker=worker)
+                running.append(engine)
+                tasks.append(asyncio.create_task(engine.run(t0_ns=t0)))
+                tasks[-1].add_done_callback(_forget(running, engine))
+            results = await asyncio.gather(*tasks)
+        finally:
+            signals.remove()
+            for t in tasks:
+                t.cancel()
+        for side, stats in zip(order, results, strict=False):
+            for key in totals[side]:
+                totals[side][key] += getattr(stats, key)
+    end_reason = stopping[0] if stopping else "completed"
+    return totals, end_reason, time.perf_counter() - started
+
+
+def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | None = None, *,
+           block_s: float = DEFAULT_BLOCK_S, seed: int = 0, runs_dir: str | Path = "data/runs",
+           run_id: str | None = None, label: str = "ab", allow_hosts: Iterable[str] = (),
+           max_in_flight: int = 10_000, timeout: float = 30.0, http_path: str = "auto",
+           handle_signals: bool = False, announce: Callable[[str], None] | None = stderr_line,
+           threshold: float = AB_THRESHOLD, confidence: float = 0.95, rules: list[Rule] | None = None,
+           stats: tuple[str, ...] = AB_STATS, min_change_ms: float = AB_MIN_CHANGE_MS,
+           labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None) -> ABResult:
+    """Alternate ``plan``'s load between ``baseline`` and ``candidate`` (URLs) in blocks, write one run
+    directory and judge the candidate against the baseline, paired by blocks (see the module docstring).
+
+    ``plan``: an open-model plan (``shapes.constant`` ...). ``block_s``: a block's length, adjusted so
+    the plan holds whole pairs. ``seed``: the order of the blocks. The verdict's settings are
+    ``perfbench.compare.paired.paired_compare``'s.
+    """
+    if getattr(plan, "model", None) != "open":
+        raise ConfigError("an A/B run takes an open-model plan (a rate): the closed model's users would "
+                          "carry their state from one side to the other")
+    targets = {BASELINE: check_target(baseline, allow_hosts), CANDIDATE: check_target(candidate, allow_hosts)}
+    scenario = scenario or single("/")
+    pairs, block = schedule(plan.duration, block_s)
+    order = block_order(pairs, seed)
+    bounds = [(round(k * block * 1e9), round((k + 1) * block * 1e9)) for k in range(len(order))]
+    bounds[-1] = (bounds[-1][0], max(bounds[-1][1], round(plan.duration * 1e9) + 1))
+    wins = windows(plan, bounds)
+    options = LoadOptions(max_in_flight=max_in_flight, timeout=timeout, http_path=http_path,
+                          handle_signals=handle_signals, parameters=parameters or {},
+                          announce=announce or (lambda line: None))
+    rd = RunDir.create(Path(runs_dir), run_id or new_run_id(label))
+    design = {"baseline": {"target": targets[BASELINE], "label": labels[0]},
+              "candidate": {"target": targets[CANDIDATE], "label": labels[1]},
+              "block_s": block, "pairs": pairs, "order": "ABBA or BAAB per two pairs, by a seeded coin",
+              "seed": seed, "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9,
+                                         "planned": len(w.index)}
+                                        for k, (s, (a, b), w) in enumerate(zip(order, bounds, wins, strict=True))]}
+    meta = start_meta(targets[BASELINE], scenario, plan, options, max_in_flight=max_in_flight, path=None)
+    rd.write_meta({**meta, "kind": "ab", "ab": {k: v for k, v in design.items() if k != "blocks"}})
+    if announce:
+        announce(f"perfbench ab: {plan.expected_requests:.0f} requests over {plan.duration:g} s in {pairs} pairs of "
+                 f"{block:g} s blocks; baseline {targets[BASELINE]}, candidate {targets[CANDIDATE]}; run directory "
+                 f"{rd.path}")
+    journal = Journal(rd.path, schema=AB_SCHEMA)
+    try:
+        totals, end_reason, elapsed = run_coroutine(
+            _run_blocks(targets, plan, scenario, options, order, wins, journal, announce))
+    finally:
+        journal.close()
+    return finish(rd, design, totals, end_reason, elapsed, plan.duration, labels=labels, threshold=threshold,
+                  confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms)
+
+
+def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]], end_reason: str, elapsed: float,
+           planned_s: float, **verdict: Any) -> ABResult:
+    """requests.parquet, meta, both sides' summaries and the verdict, from the journal."""
+    from ..analysis.results import Run
+
+    table = convert_journal(rd.path)
+    engine_stats = {k: sum(t[k] for t in totals.values()) for k in totals[BASELINE]}
+    rd.update_meta(ended_at=utc_now_iso(), end_reason=end_reason,
+                   elapsed_s=min(elapsed, planned_s) if end_reason == "completed" else elapsed,
+                   rows=table.num_rows, engine_stats=engine_stats, ab_engine_stats=totals)
+    run = Run.load(rd.path)
+    summary = run.write_summary(table=table)
+    block_s = {s: sum(b["end_s"] - b["start_s"] for b in design["blocks"] if b["side"] == s) for s in SIDES}
+    summary["sides"] = side_summaries(run, durations=block_s, engine=totals)
+    write_json(rd.path / "summary.json", summary)
+    labels = verdict.pop("labels")
+    warnings = []
+    if design["baseline"]["target"] == design["candidate"]["target"]:
+        warnings.append("both sides are the same target: an A/A test of the method and the machine")
+    notes = [f"{side}: the load generator saturated: " + "; ".join(s["generator"]["saturation_reasons"])
+             for side, s in summary["sides"].items() if s["generator"]["saturated"]]
+    if end_reason != "completed":
+        notes.append(f"the run ended early ({end_reason}): only the blocks sent are judged")
+    ab = paired_compare(run.requests, baseline=labels[0], candidate=labels[1], warnings=warnings, notes=notes,
+                        design={k: v for k, v in design.items() if k != "blocks"}, **verdict)
+    write_json(rd.path / AB_JSON, {**ab.to_dict(), "schedule": design["blocks"]})
+    return ABResult(rd.path, rd.run_id, ab, summary, end_reason)

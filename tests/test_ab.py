@@ -1,0 +1,256 @@
+"""Paired A/B: the statistics on known block ratios and synthetic noise, the schedule, the run
+directory, and one end-to-end A/B between two tiny servers on 127.0.0.1 (ephemeral ports)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from aiohttp import web
+
+from perfbench import shapes
+from perfbench.analysis.results import Run
+from perfbench.cli import main
+from perfbench.compare import paired
+from perfbench.compare.paired import (
+    BASELINE,
+    CANDIDATE,
+    INCONCLUSIVE,
+    hodges_lehmann,
+    paired_compare,
+    signed_rank_cdf,
+    units,
+)
+from perfbench.errors import ConfigError
+from perfbench.experiments.ab import block_order, run_ab, schedule
+from tests.conftest import ThreadServer
+
+
+def rows_from(latencies: dict[tuple[int, str], np.ndarray], endpoint: str = "e") -> pl.DataFrame:
+    """An A/B run's rows from {(pair, side): latencies in ms}; the side's block in the pair by the pair's parity."""
+    parts = []
+    for (pair, side), ms in latencies.items():
+        first = BASELINE if pair % 2 == 0 else CANDIDATE
+        block = 2 * pair + (0 if side == first else 1)
+        parts.append(pl.DataFrame({"endpoint": endpoint, "side": side, "block": block,
+                                   "latency_ns": (np.asarray(ms) * 1e6).astype(np.int64)}))
+    return pl.concat(parts)
+
+
+def synthetic(seed: int, effect: float = 1.0, pairs: int = 20, per_block: int = 60, hog: float = 0.8) -> pl.DataFrame:
+    """Lognormal latencies; per pair a noise level both sides share (a neighbour's load, from x1 to
+    x2.7), and a hog that doubles latency in a random tenth of the blocks of one side only."""
+    rng = np.random.default_rng(seed)
+    lat = {}
+    for k in range(pairs):
+        shared = rng.uniform(0, 1.0)
+        for side in (BASELINE, CANDIDATE):
+            own = math.log(2) * hog if rng.random() < 0.1 else 0.0
+            ms = np.exp(rng.normal(math.log(3.0) + shared + own, 0.3, per_block))
+            lat[(k, side)] = ms * (effect if side == CANDIDATE else 1.0)
+    return rows_from(lat)
+
+
+# --- the statistics -------------------------------------------------------------------------------
+
+def test_signed_rank_null_distribution_is_exact_for_small_m():
+    # m = 3: T+ takes 0..6 with counts 1,1,1,2,1,1,1 out of 8
+    cdf = signed_rank_cdf(3)
+    assert np.allclose(cdf * 8, np.cumsum([1, 1, 1, 2, 1, 1, 1]))
+    # m = 6: P(T+ <= 0) = 1/64, so the 95% interval is [min, max] of the Walsh averages
+    assert signed_rank_cdf(6)[0] == pytest.approx(1 / 64)
+
+
+def test_hodges_lehmann_of_known_differences():
+    est, lo, hi = hodges_lehmann([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 0.95)
+    assert est == pytest.approx(3.5)
+    assert (lo, hi) == (1.0, 6.0)  # m = 6: the extremes (coverage 1 - 2/64)
+    est, lo, hi = hodges_lehmann(np.linspace(-1, 1, 30), 0.95)
+    assert est == pytest.approx(0.0, abs=1e-12) and lo < 0 < hi
+
+
+def test_units_merge_pairs_until_each_side_has_enough():
+    counts = [(k, 10, 12) for k in range(7)]
+    assert units(counts, 20) == [[0, 1], [2, 3], [4, 5, 6]]  # the short last one joins the one before
+    assert units(counts, 10) == [[k] for k in range(7)]
+    assert units(counts, 1000) == []
+
+
+def test_known_block_ratios_give_known_verdicts():
+    """Every pair's candidate is exactly r times its baseline (the same requests scaled): the
+    interval is the point r, and the verdict follows the threshold."""
+    base = {k: np.linspace(1.0, 5.0, 40) * (1 + k % 3) for k in range(8)}
+    for r, verdict in ((1.30, paired.REGRESSION), (0.70, paired.IMPROVEMENT), (1.02, paired.NO_CHANGE)):
+        lat = {}
+        for k, ms in base.items():
+            lat[(k, BASELINE)], lat[(k, CANDIDATE)] = ms, ms * r
+        ab = paired_compare(rows_from(lat), stats=("p50",))
+        (row,) = ab.comparison.rows
+        assert row.ratio == pytest.approx(r, rel=1e-3) and row.low == pytest.approx(r, rel=1e-3)
+        assert row.verdict == verdict and ab.verdict == verdict
+        assert ab.exit_code == (10 if verdict == paired.REGRESSION else 0)
+    blocks = ab.blocks.filter(pl.col("stat") == "p50")
+    assert blocks.height == 8 and blocks["ratio"].to_list() == pytest.approx([1.02] * 8, rel=1e-3)
+
+
+def test_aa_with_shared_noise_and_a_one_sided_hog_gives_no_verdict():
+    """A/A under noise that moves both sides by up to x2.7 from pair to pair, and a hog that doubles
+    one side's latency in a tenth of the blocks: 40 trials, not one verdict."""
+    verdicts = [paired_compare(synthetic(seed)).verdict for seed in range(40)]
+    assert not [v for v in verdicts if v in (paired.REGRESSION, paired.IMPROVEMENT)], verdicts
+
+
+def test_injected_effect_under_the_same_noise_is_a_regression():
+    found = [paired_compare(synthetic(seed, effect=1.25, pairs=30), stats=("p50",)).verdict for seed in range(20)]
+    assert found.count(paired.REGRESSION) >= 18, found
+    ab = paired_compare(synthetic(0, effect=1.25))
+    p50 = next(r for r in ab.comparison.rows if r.stat == "p50")
+    assert p50.low < 1.25 < p50.high
+
+
+def test_the_same_noise_between_two_unpaired_halves_would_be_a_false_regression():
+    """Why pairing: the same A/A rows, but the baseline's blocks taken from calm pairs and the
+    candidate's from noisy ones (as two separate runs on a machine that got busier): the paired
+    verdict stays quiet only because each ratio is taken within a pair."""
+    rows = synthetic(3, pairs=20)
+    ab = paired_compare(rows)
+    assert ab.verdict not in (paired.REGRESSION, paired.IMPROVEMENT)
+    by_pair = rows.with_columns((pl.col("block") // 2).alias("pair"))
+    calm = by_pair.filter(pl.col("side") == BASELINE).group_by("pair").agg(pl.col("latency_ns").median()).sort(
+        "latency_ns")["pair"].to_list()[:10]
+    b = by_pair.filter((pl.col("side") == BASELINE) & pl.col("pair").is_in(calm))["latency_ns"].median()
+    c = by_pair.filter((pl.col("side") == CANDIDATE) & ~pl.col("pair").is_in(calm))["latency_ns"].median()
+    assert c / b > 1.3  # what an unpaired comparison of those halves would see
+
+
+def test_too_few_pairs_or_requests_is_inconclusive_not_a_verdict():
+    lat = {(k, s): np.full(30, 2.0) * (2.0 if s == CANDIDATE else 1.0) for k in range(4) for s in (BASELINE, CANDIDATE)}
+    ab = paired_compare(rows_from(lat), stats=("p50", "p99"))
+    assert ab.verdict == INCONCLUSIVE and ab.exit_code == 0
+    assert all(r.low is None and "too few requests" in r.note for r in ab.comparison.rows)
+    assert "INCONCLUSIVE" in paired.to_text(ab)
+
+
+def test_bad_settings_and_rows_are_config_errors():
+    rows = synthetic(0, pairs=8)
+    with pytest.raises(ConfigError, match="threshold"):
+        paired_compare(rows, threshold=-1)
+    with pytest.raises(ConfigError, match="rps"):
+        paired_compare(rows, rules=[paired.Rule("rps", 0.05)])
+    with pytest.raises(ConfigError, match="side"):
+        paired_compare(rows.with_columns(pl.lit("other").alias("side")))
+
+
+# --- the schedule ---------------------------------------------------------------------------------
+
+def test_block_order_is_balanced_abba_and_seeded():
+    order = block_order(10, seed=3)
+    assert len(order) == 20 and order == block_order(10, seed=3)
+    for q in range(0, 20, 4):
+        quad = order[q:q + 4]
+        assert quad in ([BASELINE, CANDIDATE, CANDIDATE, BASELINE], [CANDIDATE, BASELINE, BASELINE, CANDIDATE])
+    assert order.count(BASELINE) == order.count(CANDIDATE)
+    assert {tuple(block_order(10, s)[:4]) for s in range(20)} == {tuple(order[:4]) for order in
+                                                                   ([BASELINE, CANDIDATE, CANDIDATE, BASELINE],
+                                                                    [CANDIDATE, BASELINE, BASELINE, CANDIDATE])}
+    assert len(block_order(3, 0)) == 6
+    assert schedule(10, 1.0) == (5, 1.0) and schedule(9, 1.0) == (4, 1.125)
+    with pytest.raises(ConfigError):
+        schedule(10, 0)
+
+
+# --- end to end -----------------------------------------------------------------------------------
+
+def tiny_app(delay_ms: float) -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)  # asleep: the server shares this process's GIL with the load
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    app.router.add_get("/other", handler)
+    return app
+
+
+@pytest.fixture(scope="module")
+def servers():
+    fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
+    try:
+        yield fast.url, slow.url
+    finally:
+        fast.stop()
+        slow.stop()
+
+
+def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, tmp_path, capsys):
+    """+8 ms of busy work per request on a sub-millisecond endpoint: a regression (exit 10); the run
+    directory has every row with its side and block, loads with Run.load and summarizes both sides."""
+    fast, slow = servers
+    code = main(["ab", fast, slow, "--rate", "80", "--duration", "4", "--block", "0.25", "--path", "/",
+                 "--runs-dir", str(tmp_path), "--quiet", "--json", str(tmp_path / "ab.json")])
+    out = capsys.readouterr().out
+    assert code == 10, out
+    assert "REGRESSION" in out and "pairs of blocks" in out
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    run = Run.load(run_dir)
+    df = run.requests.collect()
+    assert df.height == 320 and set(df["side"].unique()) == {BASELINE, CANDIDATE}
+    assert df.group_by("block").agg(pl.col("side").n_unique())["side"].max() == 1  # one side per block
+    assert df["block"].n_unique() == 16 and df["error"].null_count() == df.height
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["sides"]) == {BASELINE, CANDIDATE}
+    assert summary["sides"][BASELINE]["overall"]["count"] == 160
+    assert summary["sides"][CANDIDATE]["overall"]["latency_ms"]["p50"] > 8
+    assert json.loads((tmp_path / "ab.json").read_text())["verdict"] == paired.REGRESSION
+    assert main(["summary", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("baseline (") and "candidate (" in text
+
+
+def test_ab_aa_against_one_target_gives_no_verdict(servers, tmp_path):
+    """A/A (the same server on both sides, in one process with the generator): no verdict."""
+    fast, _ = servers
+    result = run_ab(fast, fast, shapes.constant(80, 4), block_s=0.25, runs_dir=tmp_path, announce=None)
+    assert result.comparison.verdict not in (paired.REGRESSION, paired.IMPROVEMENT), paired.to_text(result.comparison)
+    assert result.comparison.exit_code == 0
+    assert "same target" in result.comparison.comparison.warnings[0]
+
+
+def test_ab_refuses_bad_input_in_one_line(capsys, tmp_path):
+    assert main(["ab", "http://127.0.0.1:1", "http://127.0.0.1:2", "--block", "0", "--runs-dir", str(tmp_path)]) == 2
+    assert "--block" in capsys.readouterr().err
+    assert main(["ab", "http://127.0.0.1:1", "http://127.0.0.1:2", "--fail-on", "rps:-5%", "--duration", "1",
+                 "--runs-dir", str(tmp_path)]) == 2
+    with pytest.raises(ConfigError, match="open-model"):
+        run_ab("http://127.0.0.1:1", "http://127.0.0.1:2", shapes.users(2, 1), runs_dir=tmp_path)
+
+
+def test_demo_slowdown_specs():
+    from perfbench.demo.slowdown import Slowdown, parse_slowdown
+
+    assert parse_slowdown("/api/posts=15%") == Slowdown("/api/posts", fraction=0.15)
+    assert parse_slowdown(" /health = 2ms ") == Slowdown("/health", fixed_ms=2.0)
+    assert parse_slowdown("/api/posts=15%").extra_s(0.010) == pytest.approx(0.0015)
+    for bad in ("posts=15%", "/api/posts=15", "/api/posts=-3%", "/a=1s"):
+        with pytest.raises(ConfigError, match="PATH=N%"):
+            parse_slowdown(bad)
+
+
+def test_serve_demo_refuses_a_bad_slowdown_before_starting(capsys, tmp_path):
+    assert main(["serve-demo", "--slowdown", "posts=15%", "--db-path", str(tmp_path / "d.sqlite")]) == 2
+    assert "--slowdown 'posts=15%'" in capsys.readouterr().err
+    assert not (tmp_path / "d.sqlite").exists()
+
+
+def test_demo_app_installs_the_slowdown_only_when_asked(tmp_path):
+    from perfbench.demo import create_app
+
+    slowed = create_app(db_path=tmp_path / "d.sqlite", slowdown=["/api/posts=15%"])
+    plain = create_app(db_path=tmp_path / "d.sqlite")
+    assert [m.__name__ for m in slowed.middlewares][:1] == ["slowdown"]
+    assert "slowdown" not in [m.__name__ for m in plain.middlewares]
