@@ -36,7 +36,13 @@ def check_target(url: str, allow_hosts: Iterable[str] = ()) -> str:
     Raises ConfigError for a malformed URL and UnsafeTargetError for a host that is neither
     loopback nor in ``allow_hosts``.
     """
-    parts = urlsplit(url)
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ConfigError(f"target {url!r}: a URL has no spaces or control characters, e.g. http://127.0.0.1:8080")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL" for http://[::1, for one
+        raise ConfigError(f"target {url!r}: not a URL ({exc}), e.g. http://127.0.0.1:8080 or http://[::1]:8080") \
+            from None
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"target {url!r}: the scheme must be http or https, e.g. http://127.0.0.1:8080")
     if not parts.hostname:

@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fields import CONTROL as _CONTROL
+from .fields import header_problems, number_problem
+from .fields import reason as _reason
+from .fields import short as _short
+from .fields import utf8_text as _text
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -58,15 +63,20 @@ class Choice:
         """Values from a data file: one per line, or the named ``column`` of a CSV file with a header."""
         path = Path(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"data file {str(path)!r}: cannot read it ({exc.strerror})") from None
+            data = path.read_bytes()
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            raise ConfigError(f"data file {str(path)!r}: cannot read it ({getattr(exc, 'strerror', None) or exc})") \
+                from None
+        text = _text(data, f"data file {str(path)!r}", "text, one value a line, or a CSV file")
         if column is None:
             values = tuple(line.strip() for line in text.splitlines() if line.strip())
         else:
             import csv
 
-            rows = list(csv.DictReader(text.splitlines()))
+            try:
+                rows = list(csv.DictReader(text.splitlines()))
+            except csv.Error as exc:
+                raise ConfigError(f"data file {str(path)!r}: not a CSV file ({exc})") from None
             if rows and column not in rows[0]:
                 raise ConfigError(f"data file {str(path)!r}: no column {column!r} (columns: {', '.join(rows[0])})")
             values = tuple(r[column] for r in rows if r.get(column))
@@ -100,6 +110,8 @@ class JsonField:
             value: Any = json.loads(body)
         except ValueError:
             return "body is not JSON"
+        except RecursionError:
+            return "body is JSON nested too deeply to read"
         for part in self.path.split("."):
             if isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
                 value = value[int(part)]
@@ -146,19 +158,40 @@ class NoGraphQLErrors:
             doc = json.loads(body)
         except ValueError:
             return "GraphQL answer is not JSON"
+        except RecursionError:
+            return "GraphQL answer is JSON nested too deeply to read"
         errors = doc.get("errors") if isinstance(doc, dict) else None
         if errors:
-            first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
-            return f"GraphQL errors: {_short(first)}"
+            first = errors[0] if isinstance(errors, list) else errors
+            return f"GraphQL errors: {_short(first.get('message') if isinstance(first, dict) else first)}"
         return None
 
 
 Check = JsonField | BodyContains | Predicate | NoGraphQLErrors
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e9  # a weight is a share of the mix: beyond these the mix means nothing
+
+
+def var_problems(var: Any) -> list[str]:
+    if isinstance(var, IntRange):
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (var.low, var.high)) or var.low > var.high:
+            return [f"IntRange needs integers low <= high, got {_short(var.low)} and {_short(var.high)}"]
+    elif isinstance(var, Choice) and (not isinstance(var.values, tuple | list) or not var.values):
+        return ["Choice needs at least one value"]
+    return []
+
+
+def check_problems(check: Any) -> list[str]:
+    if isinstance(check, JsonField):
+        if not isinstance(check.path, str) or not check.path:
+            return [f"json_field must be a dotted path (a string such as \"data.id\"), got {_short(check.path)}"]
+    elif isinstance(check, BodyContains):
+        if not isinstance(check.text, str) or not check.text:
+            return [f"body_contains must be a non-empty string, got {_short(check.text)}"]
+    elif not callable(check):
+        return [f"{_short(check)} is not a check (JsonField, BodyContains, Predicate, NoGraphQLErrors)"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -197,26 +230,56 @@ class Request:
             kind = ("http_5xx" if status >= 500 else "http_4xx") if status >= 400 else "check"
             return kind, f"status {status} not in {list(self.expect)}"
         for check in self.checks:
-            reason = check(status, body or b"")
+            try:
+                reason = check(status, body or b"")
+            except Exception as exc:  # noqa: BLE001 - whatever a server sends, a check's failure is the request's
+                return "check", f"{type(check).__name__} could not judge the response: {_reason(exc)}"
             if reason is not None:
                 return "check", reason
         return None, None
 
     def problems(self, where: str) -> list[str]:
+        """Every problem of this request, each naming its field and what would be right."""
         out = []
-        if not self.name:
-            out.append(f"{where}: name must not be empty")
-        if self.method.upper() not in METHODS:
-            out.append(f"{where}: method {self.method!r} is not one of {', '.join(sorted(METHODS))}")
-        if not self.path.startswith("/"):
-            out.append(f"{where}: path {self.path!r} must start with '/'")
-        if not (self.weight > 0):
-            out.append(f"{where}: weight must be > 0, got {self.weight!r}")
-        names = set(_PLACEHOLDER.findall(self.path))
-        for missing in sorted(names - set(self.vars)):
-            out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
-        if self.expect is not None and not all(isinstance(c, int) and 100 <= c <= 599 for c in self.expect):
-            out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {list(self.expect)}")
+        if not isinstance(self.name, str) or not self.name:
+            out.append(f"{where}: name must not be empty (a string)")
+        elif _CONTROL(self.name):
+            out.append(f"{where}: name must not contain line breaks or control characters")
+        if not isinstance(self.method, str) or self.method.upper() not in METHODS:
+            out.append(f"{where}: method {_short(self.method)} is not one of {', '.join(sorted(METHODS))}")
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            out.append(f"{where}: path {_short(self.path)} must start with '/'")
+        elif _CONTROL(self.path) or " " in self.path:
+            out.append(f"{where}: path {_short(self.path)} must not contain spaces, line breaks or control "
+                       f"characters (percent-encode them, e.g. %20)")
+        if (bad := number_problem(self.weight, "weight", MIN_WEIGHT, MAX_WEIGHT)) is not None:
+            out.append(f"{where}: {bad}")
+        out.extend(header_problems(self.headers, f"{where}: headers"))
+        if not isinstance(self.vars, Mapping) or not all(isinstance(k, str) and isinstance(v, Var)
+                                                          for k, v in self.vars.items()):
+            out.append(f"{where}: vars must map names to IntRange, Choice or UUID4")
+        else:
+            names = set(_PLACEHOLDER.findall(self.path)) if isinstance(self.path, str) else set()
+            for missing in sorted(names - set(self.vars)):
+                out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
+            for vname, var in self.vars.items():
+                out.extend(f"{where}: vars.{vname}: {p}" for p in var_problems(var))
+        if self.json is not None:
+            try:
+                json.dumps(self.json, allow_nan=False)
+            except (TypeError, ValueError, RecursionError) as exc:
+                out.append(f"{where}: json must be JSON data (tables, lists, strings, finite numbers, booleans): "
+                           f"{_reason(exc)}")
+        if self.expect is not None and (not isinstance(self.expect, tuple | list) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in self.expect)):
+            out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {_short(self.expect)}")
+        if not isinstance(self.auth, bool):
+            out.append(f"{where}: auth must be true or false, got {_short(self.auth)}")
+        if not isinstance(self.checks, tuple | list):
+            out.append(f"{where}: checks must be a list of checks (JsonField, BodyContains, Predicate...)")
+        else:
+            for j, check in enumerate(self.checks):
+                out.extend(f"{where}: checks[{j}]: {p}" for p in check_problems(check))
         return out
 
     @property
@@ -268,6 +331,24 @@ class Login:
         return json.dumps(dict(data)).encode()
 
 
+def login_problems(login: Any) -> list[str]:
+    if not isinstance(login, Login):
+        return [f"login: a Login, got {type(login).__name__}"]
+    out = []
+    if not isinstance(login.path, str) or not login.path.startswith("/") or _CONTROL(login.path):
+        out.append("login.path: a path starting with '/', e.g. \"/auth/login\"")
+    if not (callable(login.json) or isinstance(login.json, Mapping)):
+        out.append("login.json: a table, e.g. { email = \"...\", password = \"...\" }, or a function of the user")
+    elif isinstance(login.json, Mapping):
+        try:
+            json.dumps(dict(login.json), allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            out.append(f"login.json: must be JSON data: {type(exc).__name__}")
+    if not isinstance(login.token_field, str) or not login.token_field:
+        out.append(f"login.token_field: the name of the answer's token field, got {_short(login.token_field)}")
+    return out
+
+
 def graphql(name: str, query: str, variables: Mapping[str, Any] | None = None, *, path: str = "/graphql",
             weight: float = 1.0, **kwargs: Any) -> Request:
     """A GraphQL request: POST ``{"query", "variables"}``; an ``errors`` list in the answer is a
@@ -287,17 +368,9 @@ class Scenario:
     name: str = "scenario"
 
     def __post_init__(self) -> None:
-        problems = []
-        if not self.requests:
-            problems.append("requests: a scenario needs at least one request")
-        seen = set()
-        for i, r in enumerate(self.requests):
-            problems.extend(r.problems(f"requests[{i}] ({r.name or '?'})"))
-            if r.name in seen:
-                problems.append(f"requests[{i}]: name {r.name!r} is used twice; names must be unique")
-            seen.add(r.name)
+        problems = scenario_problems(self.requests, self.login, self.headers, self.seed, self.name)
         if problems:
-            raise ConfigError(f"invalid scenario {self.name!r}", problems)
+            raise ConfigError(f"invalid scenario {_short(self.name)}", problems)
 
     def describe(self) -> dict[str, Any]:
         """The scenario as plain data for meta.json (login credentials are redacted on write)."""
@@ -314,6 +387,42 @@ class Scenario:
                 for r in self.requests
             ],
         }
+
+
+def scenario_problems(requests: Any, login: Any, headers: Any, seed: Any, name: Any,
+                      label: str = "requests") -> list[str]:
+    """Every problem of a scenario's parts, each with its field (``label[i]`` names a request)."""
+    problems = []
+    if not isinstance(requests, Sequence) or isinstance(requests, str) or not requests:
+        problems.append(f"{label}: a scenario needs at least one request")
+        requests = ()
+    seen: set[str] = set()
+    for i, r in enumerate(requests):
+        if r is None:  # refused already (not a table)
+            continue
+        if not isinstance(r, Request):
+            problems.append(f"{label}[{i}]: a Request, got {type(r).__name__}")
+            continue
+        problems.extend(r.problems(_where(label, i, r.name)))
+        if isinstance(r.name, str):
+            if r.name in seen:
+                problems.append(f"{label}[{i}]: name {r.name!r} is used twice; names must be unique")
+            seen.add(r.name)
+    problems.extend(header_problems(headers, "headers"))
+    if login is not None:
+        problems.extend(login_problems(login))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        problems.append(f"seed: an integer, got {_short(seed)}")
+    if not isinstance(name, str) or _CONTROL(name):
+        problems.append(f"name: a string without line breaks, got {_short(name)}")
+    return problems
+
+
+def _where(label: str, i: int, name: Any) -> str:
+    """``request[2] (search)``: how a problem names its request."""
+    if not isinstance(name, str) or not name:
+        return f"{label}[{i}]"
+    return f"{label}[{i}] ({name if len(name) <= 40 else name[:37] + '...'})"
 
 
 def _describe_var(v: Var) -> str:
@@ -392,25 +501,18 @@ def load_toml(path: str | Path) -> Scenario:
     import tomllib
 
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"scenario {str(path)!r}: cannot read it ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scenario {str(path)!r}: not valid TOML ({exc})") from None
+    doc = _read_toml(path, tomllib)
     problems: list[str] = []
     for key in sorted(set(doc) - _TOP_KEYS):
-        problems.append(f"unknown field {key!r} (known: {', '.join(sorted(_TOP_KEYS))})")
+        problems.append(f"unknown field {_short(key)} (known: {', '.join(sorted(_TOP_KEYS))})")
     raw_requests = doc.get("request", [])
     if not isinstance(raw_requests, list) or not raw_requests:
         problems.append("request: give at least one [[request]] table")
         raw_requests = []
-    requests = []
+    requests: list[Any] = []
     for i, raw in enumerate(raw_requests):
-        where = f"request[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
-        req = _toml_request(raw, where, path.parent, problems)
-        if req is not None:
-            requests.append(req)
+        requests.append(_toml_request(raw, _where("request", i, raw.get("name") if isinstance(raw, dict) else None),
+                                      path.parent, problems))
     login = None
     if "login" in doc:
         raw = doc["login"]
@@ -418,50 +520,47 @@ def load_toml(path: str | Path) -> Scenario:
             problems.append("login: must be a table with path and json")
         else:
             for key in sorted(set(raw) - _LOGIN_KEYS):
-                problems.append(f"login: unknown field {key!r} (known: {', '.join(sorted(_LOGIN_KEYS))})")
-            if not isinstance(raw.get("path"), str) or not raw.get("path", "").startswith("/"):
-                problems.append("login.path: a path starting with '/', e.g. \"/auth/login\"")
-            if not isinstance(raw.get("json"), dict):
-                problems.append("login.json: a table, e.g. { email = \"...\", password = \"...\" }")
-            if not problems:
-                login = Login(raw["path"], raw["json"], raw.get("token_field", "token"))
-    seed = doc.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.append(f"seed: an integer, got {seed!r}")
-    headers = doc.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        problems.append("headers: a table of strings")
+                problems.append(f"login: unknown field {_short(key)} (known: {', '.join(sorted(_LOGIN_KEYS))})")
+            login = Login(raw.get("path"), raw.get("json"), raw.get("token_field", "token"))  # type: ignore[arg-type]
+    headers, seed, name = doc.get("headers", {}), doc.get("seed", 0), doc.get("name", path.stem)
+    problems.extend(scenario_problems(requests, login, headers, seed, name, label="request"))
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
-    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)))
+    return Scenario(requests, login=login, headers=headers, seed=seed, name=name)
+
+
+def _read_toml(path: Path, tomllib: Any) -> dict[str, Any]:
+    """The TOML document of ``path``: UTF-8 text (a leading byte-order mark is skipped), or a ConfigError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"scenario {str(path)!r}: cannot read it ({exc.strerror})") from None
+    text = _text(data, f"scenario {str(path)!r}", "a TOML scenario")
+    try:
+        doc: dict[str, Any] = tomllib.loads(text)
+        return doc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario {str(path)!r}: not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, arrays nested thousands deep
+        raise ConfigError(f"scenario {str(path)!r}: not a TOML file perfbench can read ({_reason(exc)})") from None
 
 
 def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
+    """A Request of the raw values (checked with the others by :func:`scenario_problems`); the problems
+    of what only TOML has (unknown fields, variable and check tables, graphql) go to ``problems``."""
     if not isinstance(raw, dict):
         problems.append(f"{where}: must be a table")
         return None
-    before = len(problems)
     for key in sorted(set(raw) - _REQUEST_KEYS):
-        problems.append(f"{where}: unknown field {key!r} (known: {', '.join(sorted(_REQUEST_KEYS))})")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problems.append(f"{where}.name: a non-empty string")
-        name = ""  # never used: the request is refused below
-    weight = raw.get("weight", 1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-        problems.append(f"{where}.weight: a number > 0, got {weight!r}")
-    expect = raw.get("expect")
-    if expect is not None and (not isinstance(expect, list) or not all(isinstance(c, int) for c in expect)):
-        problems.append(f"{where}.expect: a list of HTTP statuses, e.g. [200, 404]")
-    variables = {}
+        problems.append(f"{where}: unknown field {_short(key)} (known: {', '.join(sorted(_REQUEST_KEYS))})")
+    variables: dict[str, Var] = {}
     raw_vars = raw.get("vars", {})
     if not isinstance(raw_vars, dict):
         problems.append(f"{where}.vars: a table of variables")
         raw_vars = {}
     for vname, spec in raw_vars.items():
-        var = _toml_var(spec, f"{where}.vars.{vname}", base, problems)
-        if var is not None:
-            variables[vname] = var
+        # a refused variable still stands in for its name, so its placeholder is not reported twice
+        variables[vname] = _toml_var(spec, f"{where}.vars.{vname}", base, problems) or UUID4()
     checks: list[Check] = []
     raw_checks = raw.get("checks", [])
     if not isinstance(raw_checks, list):
@@ -469,24 +568,33 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
         raw_checks = []
     for j, c in enumerate(raw_checks):
         cw = f"{where}.checks[{j}]"
-        if not isinstance(c, dict) or not (set(c) <= _CHECK_KEYS) or not ({"json_field", "body_contains"} & set(c)):
+        if not isinstance(c, dict) or not (set(c) <= _CHECK_KEYS) or len({"json_field", "body_contains"} & set(c)) != 1 \
+                or ("equals" in c and "json_field" not in c):
             problems.append(f"{cw}: {{ json_field = \"a.b\" [, equals = ...] }} or {{ body_contains = \"text\" }}")
         elif "json_field" in c:
             checks.append(JsonField(c["json_field"], c.get("equals", _MISSING)))
         else:
-            checks.append(BodyContains(str(c["body_contains"])))
-    if len(problems) > before:
-        return None
-    common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
-                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True))
-    if "graphql" in raw:
-        return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
-                       checks=tuple(checks), **common)
-    method = str(raw.get("method", "GET")).upper()
-    req = Request(name, method, str(raw.get("path", "")), json=raw.get("json"), checks=tuple(checks), **common)
-    found = req.problems(where)
-    problems.extend(found)
-    return None if found else req
+            checks.append(BodyContains(c["body_contains"]))
+    expect = raw.get("expect")
+    common: dict[str, Any] = dict(weight=raw.get("weight", 1.0), headers=raw.get("headers", {}), vars=variables,
+                                  expect=tuple(expect) if isinstance(expect, list) else expect,
+                                  auth=raw.get("auth", True))
+    name = raw.get("name", "")
+    if "graphql" not in raw:
+        if "variables" in raw:
+            problems.append(f"{where}: variables belong to a graphql request (add graphql = \"query ...\")")
+        method = raw.get("method", "GET")
+        return Request(name, method.upper() if isinstance(method, str) else method, raw.get("path", ""),
+                       json=raw.get("json"), checks=tuple(checks), **common)
+    query, gql_vars = raw["graphql"], raw.get("variables", {})
+    if not isinstance(query, str) or not query.strip():
+        problems.append(f"{where}.graphql: the query, a string such as \"query {{ items {{ id }} }}\"")
+    if not isinstance(gql_vars, dict):
+        problems.append(f"{where}.variables: a table of the query's variables")
+    if "json" in raw or str(raw.get("method", "POST")).upper() != "POST":
+        problems.append(f"{where}: a graphql request is a POST of the query; drop method and json")
+    return Request(name, "POST", raw.get("path", "/graphql"), json={"query": query, "variables": gql_vars},
+                   checks=(*checks, NoGraphQLErrors()), **common)
 
 
 def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | None:
@@ -495,17 +603,17 @@ def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | N
     if isinstance(spec, dict) and len(spec.keys() - {"column"}) == 1:
         kind = next(iter(spec.keys() - {"column"}))
         value = spec[kind]
-        if kind == "int" and isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) \
-                and value[0] <= value[1]:
+        if kind == "int" and isinstance(value, list) and len(value) == 2 and value[0] <= value[1] \
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return IntRange(value[0], value[1])
         if kind == "choice" and isinstance(value, list) and value:
             return Choice(tuple(value))
-        if kind == "file" and isinstance(value, str):
+        if kind == "file" and isinstance(value, str) and isinstance(spec.get("column", ""), str):
             try:
                 return Choice.from_file(base / value, spec.get("column"))
             except ConfigError as exc:
                 problems.append(f"{where}: {exc}")
                 return None
     problems.append(f"{where}: one of {{ int = [low, high] }}, {{ choice = [...] }}, {{ file = \"values.txt\" }} "
-                    f"or \"uuid\", got {spec!r}")
+                    f"or \"uuid\", got {_short(spec)}")
     return None
