@@ -13,6 +13,7 @@ import contextlib
 import sys
 
 from .errors import PerfbenchError, SLOBreached
+from .redaction import redact_url
 from .version import __version__
 
 EPILOG = """exit codes: 0 ok, 1 perfbench failed, 2 bad input, 3 bad run directory, 4 target unreachable,
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of perfbench, or something no check foresaw: one line, traceback in a file
         if debug:
             raise
-        print(f"perfbench: internal error: {_unexpected(exc)}", file=sys.stderr)
+        print(f"perfbench: internal error: {redact_url(_unexpected(exc))}", file=sys.stderr)
         return 1
 
 
@@ -140,7 +141,7 @@ def _main(argv: list[str]) -> int:
     except PerfbenchError as exc:
         if args.debug:
             raise
-        print(f"perfbench: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"perfbench: error: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)

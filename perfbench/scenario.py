@@ -34,6 +34,7 @@ from .fields import header_problems, number_problem
 from .fields import reason as _reason
 from .fields import short as _short
 from .fields import utf8_text as _text
+from .redaction import redact_url, unredacted
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -433,13 +434,14 @@ def _describe_var(v: Var) -> str:
 
 def single(path: str = "/", method: str = "GET", name: str | None = None) -> Scenario:
     """A scenario of one request, for ``perfbench run URL``."""
-    return Scenario([Request(name or f"{method} {path}", method, path)], name=name or path)
+    shown = redact_url(path)  # a name is written and shown: never a secret of the query
+    return Scenario([Request(name or f"{method} {shown}", method, path)], name=name or shown)
 
 
 def from_paths(specs: Sequence[str]) -> Scenario:
     """Build a scenario from CLI specs ``[NAME=][METHOD ]PATH[*WEIGHT]``, e.g. ``posts=GET /api/posts*3``."""
     requests = []
-    for spec in specs:
+    for spec in map(unredacted, specs):  # an experiment's redacted parameter stands for the real spec
         name = None
         body = spec
         if "=" in spec.split("/", 1)[0]:
@@ -453,7 +455,7 @@ def from_paths(specs: Sequence[str]) -> Scenario:
                 raise ConfigError(f"request {spec!r}: weight {w!r} is not a number (e.g. /api/posts*3)") from None
         parts = body.split()
         method, path = (parts[0].upper(), parts[1]) if len(parts) == 2 else ("GET", parts[0] if parts else "")
-        requests.append(Request(name or f"{method} {path}", method, path, weight=weight))
+        requests.append(Request(name or f"{method} {redact_url(path)}", method, path, weight=weight))
     return Scenario(requests, name="cli")
 
 

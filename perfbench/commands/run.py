@@ -277,6 +277,7 @@ def cmd_run(args) -> int:
     import contextlib
 
     from ..load import run_load
+    from ..redaction import redact_url
     from ..report.text import endpoint_table_text
     from ._util import err
 
@@ -286,7 +287,7 @@ def cmd_run(args) -> int:
         if service is not None:
             stack.enter_context(service)
             if not args.quiet:
-                err(f"started the service: pid {service.pid}, serving on {service.url}, log {service.log_path}")
+                err(f"started the service: pid {service.pid}, serving on {redact_url(service.url)}, log {service.log_path}")
         result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                           allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                           max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,

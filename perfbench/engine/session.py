@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from ..errors import TargetError
+from ..redaction import redact_url
 from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario
 from ..shapes import ClosedLoad, OpenLoad
@@ -141,7 +142,7 @@ def announce_start(options: LoadOptions, target: str, plan: OpenLoad | ClosedLoa
     what = (f"{plan.max_users} users (closed model)" if plan.model == "closed"
             else f"{plan.expected_requests:.0f} requests planned")
     assert options.grace is not None  # resolved by LoadOptions
-    options.announce(f"perfbench: {plan.describe()['kind']} load on {target}: {what} over {plan.duration:g} s "
+    options.announce(f"perfbench: {plan.describe()['kind']} load on {redact_url(target)}: {what} over {plan.duration:g} s "
                      f"(deadline {plan.duration + options.grace:g} s), run directory {rd.path}")
 
 
