@@ -93,6 +93,8 @@ def test_argument_errors_are_one_line_exit_2(capsys):
     (["--path", "/x*inf"], "weight must be a number from 1e-06 to 1e+09, got inf"),
     (["--path", "/x*1e308", "--path", "/y*1e308"], "got 1e+308"),
     (["--path", "/x*5e-324"], "got 5e-324"),
+    (["--pid", "1" * 400], "must be from 1 to 1e+12"),
+    (["--max-requests", "1e3"], "is not a number"),
 ])
 def test_conflicting_ignored_and_non_finite_options_are_refused_before_any_load(extra, fragment, tmp_path, capsys):
     code, _, err = run_cli(["run", URL, "--runs-dir", str(tmp_path / "runs"), *extra], capsys)

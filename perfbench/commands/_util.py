@@ -16,6 +16,8 @@ def positive(kind):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if kind is int and not 0 < v <= 10**12:  # compared as ints: a huge one is no float
+            raise argparse.ArgumentTypeError(f"must be from 1 to 1e+12, got {text if len(text) < 30 else text[:27] + '...'}")
         if not math.isfinite(v) or v <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
         if v < 1e-9 or v > 1e12:

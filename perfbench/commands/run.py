@@ -99,6 +99,8 @@ def register(sub) -> None:
                       help="run the shards on the workers of an existing Dask cluster instead")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the options, target, scenario, SLOs and runs directory, print the plan, send nothing")
     p.set_defaults(func=cmd_run)
 
 
@@ -282,6 +284,11 @@ def cmd_run(args) -> int:
     from ._util import err
 
     scenario, plan, service, collectors = prepare(args)
+    if args.dry_run:
+        what = f"{plan.max_users} users" if plan.model == "closed" else f"{plan.expected_requests:.0f} requests"
+        print(f"dry run: {plan.describe()['kind']} load on {redact_url(args.target)}: {what} over {plan.duration:g} s; "
+              f"scenario {scenario.name!r}: {', '.join(r.name for r in scenario.requests)}; nothing was sent")
+        return 0
     # the service is stopped when this block ends, however it ends (the CLI raises SIGTERM as an exception)
     with contextlib.ExitStack() as stack:
         if service is not None:
