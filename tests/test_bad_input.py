@@ -242,3 +242,25 @@ def test_documented_exit_codes_are_the_ones_main_returns(tmp_path, capsys):
     assert run_cli(["summary", str(tmp_path / "missing")], capsys)[0] == 3
     assert run_cli(["experiment", "no_such_experiment"], capsys)[0] == 2
     assert sys.modules["perfbench.cli"].EPILOG.count("exit codes") == 1
+
+
+@pytest.mark.slow
+def test_a_failing_experiment_notebook_exits_5_in_one_line(tmp_path, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                            "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell("x: int = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("raise RuntimeError('the notebook broke')")]
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nb, str(tmp_path / "nbs" / "broken.ipynb"))
+    code, _, err = run_cli(["experiment", "broken", "--notebooks-dir", str(tmp_path / "nbs"), "--runs-dir",
+                            str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")], capsys)
+    # a progress line ("running experiment ..."), then the error on one line
+    assert code == 5 and err.splitlines()[-1].startswith("perfbench: error: experiment 'broken' failed in cell 2: "
+                                                         "RuntimeError: the notebook broke")
+    assert "Traceback" not in err
+    del nb.metadata["kernelspec"]  # a notebook papermill cannot read is bad input, not a failed experiment
+    nbformat.write(nb, str(tmp_path / "nbs" / "broken.ipynb"))
+    code, _, err = run_cli(["experiment", "broken", "--notebooks-dir", str(tmp_path / "nbs")], capsys)
+    assert code == 2 and "cannot read its parameters" in err

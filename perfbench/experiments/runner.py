@@ -58,7 +58,11 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
     """The notebook's parameters: ``{name: {"type", "default", "help"}}`` from its parameters cell."""
     import papermill
 
-    found = papermill.inspect_notebook(str(path))
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as exc:  # noqa: BLE001 - not a notebook papermill can read: bad input, with its reason
+        raise ConfigError(f"notebook {str(path)!r}: cannot read its parameters ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
     return {name: {"type": p["inferred_type_name"], "default": p["default"], "help": p.get("help", "")}
             for name, p in found.items()}
 
