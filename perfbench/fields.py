@@ -70,3 +70,15 @@ def utf8_text(data: bytes, what: str, expected: str) -> str:
     if "\x00" in text:
         raise ConfigError(f"{what}: a binary file (it holds NUL bytes); expected {expected}")
     return text
+
+
+def token_problem(token: Any) -> str | None:
+    """Why a login answer's token cannot be sent as ``Authorization: Bearer <token>`` (None when it can):
+    it comes from the server, so it is checked like any header value before it is sent."""
+    if not isinstance(token, str) or not token:
+        return f"the token is {type(token).__name__ if token is not None else 'null'}, not a non-empty string"
+    if _HEADER_VALUE_BAD(token) or not all(ord(c) < 256 for c in token):
+        return "the token holds a line break, a control character or non-Latin-1 text"
+    if len(token) > 8000:
+        return f"the token is {len(token)} characters long (more than a server reads in one header line)"
+    return None

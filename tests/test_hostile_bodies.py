@@ -105,3 +105,47 @@ def test_checks_called_directly_never_raise_on_hostile_bodies():
         r = Request("r", checks=tuple(CHECKS.values()))
         kind, detail = r.evaluate(200, body)
         assert kind == "check" and detail, name
+
+
+TOKENS = [None, {"a": 1}, 7, "", "a\r\nX-Injected: 1", "caf\u00e9\u20ac", "x" * 10_000]
+
+
+@pytest.fixture(scope="module")
+def hostile_login():
+    token: list = [None]
+
+    async def login(request: web.Request) -> web.Response:
+        return web.json_response({"token": token[0]})
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/login", login)
+    app.router.add_get("/", ok)
+    server = ThreadServer(app).start()
+    yield server, token
+    server.stop()
+
+
+@pytest.mark.parametrize("http_path", ["lean", "aiohttp"])
+def test_a_login_token_that_is_no_header_value_is_refused_not_sent(hostile_login, tmp_path, http_path):
+    """The token comes from the server: null, a table, a number, CR/LF, non-Latin-1 or huge is never sent as
+    ``Bearer ...``. The open model's one login fails the run (the target's fault: exit 4); in the closed
+    model each user's login is a check error with its reason."""
+    from perfbench.errors import TargetError
+    from perfbench.scenario import Login
+
+    server, token = hostile_login
+    scenario = Scenario([Request("a", path="/")], login=Login("/login", {"user": "u"}))
+    for bad in TOKENS:
+        token[0] = bad
+        with pytest.raises(TargetError, match="login at /login: the token"):
+            run_load(server.url, shapes.constant(20, 0.2), scenario, runs_dir=tmp_path, progress=False,
+                     http_path=http_path)
+        res = run_load(server.url, shapes.users(2, 0.2), scenario, runs_dir=tmp_path, progress=False,
+                       http_path=http_path)
+        df = Run.load(res.path).requests.collect()
+        assert df.height >= 2 and set(df["endpoint"]) == {"login"}, (bad, df["endpoint"].unique())
+        assert set(df["error"]) == {"check"} and all(d.startswith("login answer: the token")
+                                                     for d in df["error_detail"]), bad

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from ..errors import TargetError
+from ..fields import token_problem
 from ..redaction import redact_url
 from ..rundir import Journal, RunDir, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario
@@ -110,9 +111,11 @@ async def login(sender: Sender, scenario: Scenario) -> dict[str, str]:
         raise TargetError(f"login at {scenario.login.path} answered HTTP {status}; expected 200 with a token")
     try:
         token = json.loads(data or b"")[scenario.login.token_field]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise TargetError(f"login at {scenario.login.path}: no JSON field {scenario.login.token_field!r} "
                           f"in the answer") from None
+    if (problem := token_problem(token)) is not None:
+        raise TargetError(f"login at {scenario.login.path}: {problem}")
     return {"Authorization": f"Bearer {token}"}
 
 
