@@ -9,14 +9,16 @@ Exit codes (a contract for CI): 0 ok; 1 perfbench failed; 2 bad input; 3 bad run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from .errors import PerfbenchError, SLOBreached
+from .redaction import redact_url
 from .version import __version__
 
 EPILOG = """exit codes: 0 ok, 1 perfbench failed, 2 bad input, 3 bad run directory, 4 target unreachable,
 5 experiment notebook failed, 10 SLO broken, 130/143 interrupted/terminated (what was measured is kept).
-Add --debug for a traceback."""
+Add --debug (anywhere on the line) for a traceback."""
 
 
 # a third-party module the workbench imports -> the extra that installs it (pyproject.toml); the base
@@ -53,8 +55,22 @@ def _commands() -> list:
     return sorted(mods, key=lambda m: (getattr(m, "ORDER", 50), m.__name__))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``perfbench run: error: ... (see perfbench run --help)``, exit 2.
+    Subparsers are made of the same class (argparse's default), so every command answers alike."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """``text`` on one line: line breaks become spaces, very long messages are cut."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="perfbench",
         description="perfbench: performance testing of web APIs and the Python services behind them. Honest "
                     "(coordinated-omission-corrected) latency, exact percentiles, run directories you can "
@@ -78,10 +94,61 @@ def _on_sigterm(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every outcome is an exit code and, on failure, one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:  # accepted anywhere on the line, not only before the command
+        argv = ["--debug", *(a for a in argv if a != "--debug")]
+    try:
+        return _main(argv)
+    except SystemExit:
+        raise  # argparse's --help, --version and argument errors (one line, exit 2)
+    except BrokenPipeError:  # the reader of stdout went away (`perfbench summary RUN | head`): not an error
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug of perfbench, or something no check foresaw: one line, traceback in a file
+        if debug:
+            raise
+        print(f"perfbench: internal error: {redact_url(_unexpected(exc))}", file=sys.stderr)
+        return 1
+
+
+def _unexpected(exc: BaseException) -> str:
+    """One line for an unexpected exception: what failed, where, and the file its traceback went to."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    frames = traceback.extract_tb(exc.__traceback__)
+    # where in perfbench it failed (the innermost of perfbench's own frames), else the innermost frame
+    ours = [f for f in frames if "/perfbench/" in f.filename.replace("\\", "/")] or frames
+    where = f" in {ours[-1].name} ({_short_path(ours[-1].filename)}:{ours[-1].lineno})" if ours else ""
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="perfbench-traceback-", suffix=".txt", delete=False) as f:
+            f.write(text)
+        saved = f"the full traceback is in {f.name}"
+    except OSError as write_error:
+        saved = f"the traceback could not be saved ({write_error.strerror}); add --debug to see it"
+    return one_line(f"{type(exc).__name__}: {exc}{where}; {saved} (please report it)", limit=600)
+
+
+def _short_path(filename: str) -> str:
+    """A source file named from its package (``perfbench/engine/lean.py``), not from the root of the disk."""
+    parts = filename.replace("\\", "/").split("/")
+    if "perfbench" in parts[:-1]:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("perfbench"):])
+    return filename
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        print("perfbench: error: name a command (see perfbench --help)", file=sys.stderr)
         return 2
     import signal
     import threading
@@ -91,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SLOBreached as exc:
-        print(f"perfbench: SLO broken: {exc}", file=sys.stderr)
+        print(f"perfbench: SLO broken: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except PerfbenchError as exc:
         if args.debug:
             raise
-        print(f"perfbench: error: {exc}", file=sys.stderr)
+        print(f"perfbench: error: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
         hint = missing_extra(exc)

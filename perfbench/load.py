@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed
+from .analysis.slo import check_scopes
 from .analysis.slo import parse_all as parse_slos
 from .engine.collectors import Collector
 from .engine.options import LoadOptions, stderr_line
@@ -69,6 +70,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     scenario = scenario or single("/")
     for url in scenario.urls():  # every service the scenario names passes the same check, before any packet
         check_target(url, allow_hosts)
+    check_scopes(options.slos, [r.name for r in scenario.requests] + (["login"] if scenario.login else []))
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:
         result = distributed.run_on_cluster(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id,

@@ -55,6 +55,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .errors import RunDirError
+from .redaction import redact_url
 from .version import __version__
 
 SCHEMA_VERSION = 2
@@ -118,11 +119,14 @@ def new_run_id(label: str = "run") -> str:
 
 
 def redact(value: Any) -> Any:
-    """A copy of ``value`` with the values of secret-looking keys replaced by ``"***"``."""
+    """A copy of ``value`` with the values of secret-looking keys replaced by ``"***"``, and so are
+    the credentials and secret query parameters of every URL in its strings."""
     if isinstance(value, dict):
         return {k: ("***" if SECRET_KEYS.search(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    if isinstance(value, str):  # URL credentials and secret query parameters (a target, a path)
+        return redact_url(value)
     return value
 
 

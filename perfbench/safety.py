@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, UnsafeTargetError
+from .redaction import redact_url, unredacted
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -34,17 +35,26 @@ def check_target(url: str, allow_hosts: Iterable[str] = ()) -> str:
     """Validate ``url`` as a load target and return it without a trailing slash.
 
     Raises ConfigError for a malformed URL and UnsafeTargetError for a host that is neither
-    loopback nor in ``allow_hosts``.
+    loopback nor in ``allow_hosts``. Messages show the URL with its secrets redacted; the redacted
+    target an experiment notebook is given stands for the real one (``perfbench.redaction.unredacted``).
     """
-    parts = urlsplit(url)
+    url = unredacted(url)
+    shown = redact_url(url)
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ConfigError(f"target {shown!r}: a URL has no spaces or control characters, e.g. http://127.0.0.1:8080")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL" for http://[::1, for one
+        raise ConfigError(f"target {shown!r}: not a URL ({exc}), e.g. http://127.0.0.1:8080 or http://[::1]:8080") \
+            from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"target {url!r}: the scheme must be http or https, e.g. http://127.0.0.1:8080")
+        raise ConfigError(f"target {shown!r}: the scheme must be http or https, e.g. http://127.0.0.1:8080")
     if not parts.hostname:
-        raise ConfigError(f"target {url!r}: no host, e.g. http://127.0.0.1:8080")
+        raise ConfigError(f"target {shown!r}: no host, e.g. http://127.0.0.1:8080")
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise ConfigError(f"target {url!r}: the port must be a number from 1 to 65535") from None
+        raise ConfigError(f"target {shown!r}: the port must be a number from 1 to 65535") from None
     host = parts.hostname
     allowed = {h.lower() for h in allow_hosts}
     if not is_loopback_host(host) and host.lower() not in allowed:

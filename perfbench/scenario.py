@@ -29,6 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fields import CONTROL as _CONTROL
+from .fields import header_problems, number_problem
+from .fields import reason as _reason
+from .fields import short as _short
+from .fields import utf8_text as _text
+from .redaction import redact_url, unredacted
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -58,15 +64,20 @@ class Choice:
         """Values from a data file: one per line, or the named ``column`` of a CSV file with a header."""
         path = Path(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"data file {str(path)!r}: cannot read it ({exc.strerror})") from None
+            data = path.read_bytes()
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            raise ConfigError(f"data file {str(path)!r}: cannot read it ({getattr(exc, 'strerror', None) or exc})") \
+                from None
+        text = _text(data, f"data file {str(path)!r}", "text, one value a line, or a CSV file")
         if column is None:
             values = tuple(line.strip() for line in text.splitlines() if line.strip())
         else:
             import csv
 
-            rows = list(csv.DictReader(text.splitlines()))
+            try:
+                rows = list(csv.DictReader(text.splitlines()))
+            except csv.Error as exc:
+                raise ConfigError(f"data file {str(path)!r}: not a CSV file ({exc})") from None
             if rows and column not in rows[0]:
                 raise ConfigError(f"data file {str(path)!r}: no column {column!r} (columns: {', '.join(rows[0])})")
             values = tuple(r[column] for r in rows if r.get(column))
@@ -100,6 +111,8 @@ class JsonField:
             value: Any = json.loads(body)
         except ValueError:
             return "body is not JSON"
+        except RecursionError:
+            return "body is JSON nested too deeply to read"
         for part in self.path.split("."):
             if isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
                 value = value[int(part)]
@@ -146,10 +159,12 @@ class NoGraphQLErrors:
             doc = json.loads(body)
         except ValueError:
             return "GraphQL answer is not JSON"
+        except RecursionError:
+            return "GraphQL answer is JSON nested too deeply to read"
         errors = doc.get("errors") if isinstance(doc, dict) else None
         if errors:
-            first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
-            return f"GraphQL errors: {_short(first)}"
+            first = errors[0] if isinstance(errors, list) else errors
+            return f"GraphQL errors: {_short(first.get('message') if isinstance(first, dict) else first)}"
         return None
 
 
@@ -218,9 +233,28 @@ def _read_problems(where: str, timeout: Any, max_body: Any, accept_encoding: Any
     return out
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e9  # a weight is a share of the mix: beyond these the mix means nothing
+
+
+def var_problems(var: Any) -> list[str]:
+    if isinstance(var, IntRange):
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (var.low, var.high)) or var.low > var.high:
+            return [f"IntRange needs integers low <= high, got {_short(var.low)} and {_short(var.high)}"]
+    elif isinstance(var, Choice) and (not isinstance(var.values, tuple | list) or not var.values):
+        return ["Choice needs at least one value"]
+    return []
+
+
+def check_problems(check: Any) -> list[str]:
+    if isinstance(check, JsonField):
+        if not isinstance(check.path, str) or not check.path:
+            return [f"json_field must be a dotted path (a string such as \"data.id\"), got {_short(check.path)}"]
+    elif isinstance(check, BodyContains):
+        if not isinstance(check.text, str) or not check.text:
+            return [f"body_contains must be a non-empty string, got {_short(check.text)}"]
+    elif not callable(check):
+        return [f"{_short(check)} is not a check (JsonField, BodyContains, Predicate, NoGraphQLErrors)"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -265,31 +299,63 @@ class Request:
             kind = ("http_5xx" if status >= 500 else "http_4xx") if status >= 400 else "check"
             return kind, f"status {status} not in {list(self.expect)}"
         for check in self.checks:
-            reason = check(status, body or b"")
+            try:
+                reason = check(status, body or b"")
+            except Exception as exc:  # noqa: BLE001 - whatever a server sends, a check's failure is the request's
+                return "check", f"{type(check).__name__} could not judge the response: {_reason(exc)}"
             if reason is not None:
                 return "check", reason
         return None, None
 
     def problems(self, where: str) -> list[str]:
+        """Every problem of this request, each naming its field and what would be right."""
         out = []
-        if not self.name:
-            out.append(f"{where}: name must not be empty")
-        if self.method.upper() not in METHODS:
-            out.append(f"{where}: method {self.method!r} is not one of {', '.join(sorted(METHODS))}")
-        base, rel = split_url(self.path)
-        if not rel.startswith("/"):
-            out.append(f"{where}: path {self.path!r} must start with '/' (or be an absolute http(s):// URL)")
+        if not isinstance(self.name, str) or not self.name:
+            out.append(f"{where}: name must not be empty (a string)")
+        elif _CONTROL(self.name):
+            out.append(f"{where}: name must not contain line breaks or control characters")
+        if not isinstance(self.method, str) or self.method.upper() not in METHODS:
+            out.append(f"{where}: method {_short(self.method)} is not one of {', '.join(sorted(METHODS))}")
+        base, rel = split_url(self.path) if isinstance(self.path, str) else (None, "")
+        if not isinstance(self.path, str) or not rel.startswith("/"):
+            out.append(f"{where}: path {_short(self.path)} must start with '/' (or be an absolute http(s):// URL)")
+        elif _CONTROL(self.path) or " " in self.path:
+            out.append(f"{where}: path {_short(self.path)} must not contain spaces, line breaks or control "
+                       f"characters (percent-encode them, e.g. %20)")
+        if (bad := number_problem(self.weight, "weight", MIN_WEIGHT, MAX_WEIGHT)) is not None:
+            out.append(f"{where}: {bad}")
+        out.extend(header_problems(self.headers, f"{where}: headers"))
+        if not isinstance(self.vars, Mapping) or not all(isinstance(k, str) and isinstance(v, Var)
+                                                          for k, v in self.vars.items()):
+            out.append(f"{where}: vars must map names to IntRange, Choice or UUID4")
+        else:
+            names = set(_PLACEHOLDER.findall(self.path)) if isinstance(self.path, str) else set()
+            for missing in sorted(names - set(self.vars)):
+                out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
+            for vname, var in self.vars.items():
+                out.extend(f"{where}: vars.{vname}: {p}" for p in var_problems(var))
+        if self.json is not None:
+            try:
+                json.dumps(self.json, allow_nan=False)
+            except (TypeError, ValueError, RecursionError) as exc:
+                out.append(f"{where}: json must be JSON data (tables, lists, strings, finite numbers, booleans): "
+                           f"{_reason(exc)}")
+        if self.expect is not None and (not isinstance(self.expect, tuple | list) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in self.expect)):
+            out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {_short(self.expect)}")
+        if not isinstance(self.auth, bool):
+            out.append(f"{where}: auth must be true or false, got {_short(self.auth)}")
+        if not isinstance(self.checks, tuple | list):
+            out.append(f"{where}: checks must be a list of checks (JsonField, BodyContains, Predicate...)")
+        else:
+            for j, check in enumerate(self.checks):
+                out.extend(f"{where}: checks[{j}]: {p}" for p in check_problems(check))
         if base is not None:
             out.extend(f"{where}: {p}" for p in url_problems(base))
             if self.target is not None:
                 out.append(f"{where}: an absolute URL and target = {self.target!r}: give one of them")
-        if not (self.weight > 0):
-            out.append(f"{where}: weight must be > 0, got {self.weight!r}")
-        names = set(_PLACEHOLDER.findall(self.path))
-        for missing in sorted(names - set(self.vars)):
-            out.append(f"{where}: path placeholder {{{missing}}} has no variable in vars")
-        if self.expect is not None and not all(isinstance(c, int) and 100 <= c <= 599 for c in self.expect):
-            out.append(f"{where}: expect must list HTTP statuses from 100 to 599, got {list(self.expect)}")
+        if self.target is not None and not isinstance(self.target, str):
+            out.append(f"{where}: target must be the name of one of the scenario's targets, got {_short(self.target)}")
         if self.follow_redirects is not None:
             out.extend(_redirect_problems(self.follow_redirects, f"{where}: follow_redirects"))
         out.extend(_read_problems(where, self.timeout, self.max_body, self.accept_encoding))
@@ -379,6 +445,24 @@ class Login:
         return json.dumps(dict(data)).encode()
 
 
+def login_problems(login: Any) -> list[str]:
+    if not isinstance(login, Login):
+        return [f"login: a Login, got {type(login).__name__}"]
+    out = []
+    if not isinstance(login.path, str) or not login.path.startswith("/") or _CONTROL(login.path):
+        out.append("login.path: a path starting with '/', e.g. \"/auth/login\"")
+    if not (callable(login.json) or isinstance(login.json, Mapping)):
+        out.append("login.json: a table, e.g. { email = \"...\", password = \"...\" }, or a function of the user")
+    elif isinstance(login.json, Mapping):
+        try:
+            json.dumps(dict(login.json), allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            out.append(f"login.json: must be JSON data: {type(exc).__name__}")
+    if not isinstance(login.token_field, str) or not login.token_field:
+        out.append(f"login.token_field: the name of the answer's token field, got {_short(login.token_field)}")
+    return out
+
+
 def graphql(name: str, query: str, variables: Mapping[str, Any] | None = None, *, path: str = "/graphql",
             weight: float = 1.0, **kwargs: Any) -> Request:
     """A GraphQL request: POST ``{"query", "variables"}``; an ``errors`` list in the answer is a
@@ -432,30 +516,14 @@ class Scenario:
     accept_encoding: str | None = None
 
     def __post_init__(self) -> None:
-        problems = _read_problems("scenario", self.timeout, self.max_body, self.accept_encoding)
-        if not self.requests:
-            problems.append("requests: a scenario needs at least one request")
-        seen = set()
-        for i, r in enumerate(self.requests):
-            problems.extend(r.problems(f"requests[{i}] ({r.name or '?'})"))
-            if r.name in seen:
-                problems.append(f"requests[{i}]: name {r.name!r} is used twice; names must be unique")
-            seen.add(r.name)
+        problems = scenario_problems(self.requests, self.login, self.headers, self.seed, self.name)
+        problems.extend(_read_problems("scenario", self.timeout, self.max_body, self.accept_encoding))
         problems.extend(_redirect_problems(self.follow_redirects, "follow_redirects"))
-        for tname, url in self.targets.items():
-            if not isinstance(url, str):
-                problems.append(f"targets.{tname}: a base URL, e.g. \"http://127.0.0.1:8081\", got {url!r}")
-            else:
-                problems.extend(f"targets.{tname}: {p}" for p in url_problems(url))
-        for i, r in enumerate(self.requests):
-            if r.target is not None and r.target not in self.targets:
-                known = ", ".join(sorted(self.targets)) or "none declared: add [targets]"
-                problems.append(f"requests[{i}] ({r.name}): target {r.target!r} is not one of the scenario's "
-                                f"targets ({known})")
+        problems.extend(target_problems(self.targets, self.requests))
         if not isinstance(self.cookies, bool):
             problems.append(f"cookies must be true or false, got {self.cookies!r}")
         if problems:
-            raise ConfigError(f"invalid scenario {self.name!r}", problems)
+            raise ConfigError(f"invalid scenario {_short(self.name)}", problems)
 
     def base_of(self, request: Request) -> str | None:
         """The base URL ``request`` goes to: its own (an absolute URL), its named target's, or None
@@ -503,6 +571,40 @@ def _describe_timeout(t: Timeout | float | None) -> dict[str, float] | None:
     if t is None:
         return None
     return {k: v for k, v in vars(as_timeout(t)).items() if v is not None}
+def scenario_problems(requests: Any, login: Any, headers: Any, seed: Any, name: Any,
+                      label: str = "requests") -> list[str]:
+    """Every problem of a scenario's parts, each with its field (``label[i]`` names a request)."""
+    problems = []
+    if not isinstance(requests, Sequence) or isinstance(requests, str) or not requests:
+        problems.append(f"{label}: a scenario needs at least one request")
+        requests = ()
+    seen: set[str] = set()
+    for i, r in enumerate(requests):
+        if r is None:  # refused already (not a table)
+            continue
+        if not isinstance(r, Request):
+            problems.append(f"{label}[{i}]: a Request, got {type(r).__name__}")
+            continue
+        problems.extend(r.problems(_where(label, i, r.name)))
+        if isinstance(r.name, str):
+            if r.name in seen:
+                problems.append(f"{label}[{i}]: name {r.name!r} is used twice; names must be unique")
+            seen.add(r.name)
+    problems.extend(header_problems(headers, "headers"))
+    if login is not None:
+        problems.extend(login_problems(login))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        problems.append(f"seed: an integer, got {_short(seed)}")
+    if not isinstance(name, str) or _CONTROL(name):
+        problems.append(f"name: a string without line breaks, got {_short(name)}")
+    return problems
+
+
+def _where(label: str, i: int, name: Any) -> str:
+    """``request[2] (search)``: how a problem names its request."""
+    if not isinstance(name, str) or not name:
+        return f"{label}[{i}]"
+    return f"{label}[{i}] ({name if len(name) <= 40 else name[:37] + '...'})"
 
 
 def _describe_var(v: Var) -> str:
@@ -513,13 +615,14 @@ def _describe_var(v: Var) -> str:
 
 def single(path: str = "/", method: str = "GET", name: str | None = None) -> Scenario:
     """A scenario of one request, for ``perfbench run URL``."""
-    return Scenario([Request(name or f"{method} {path}", method, path)], name=name or path)
+    shown = redact_url(path)  # a name is written and shown: never a secret of the query
+    return Scenario([Request(name or f"{method} {shown}", method, path)], name=name or shown)
 
 
 def from_paths(specs: Sequence[str]) -> Scenario:
     """Build a scenario from CLI specs ``[NAME=][METHOD ]PATH[*WEIGHT]``, e.g. ``posts=GET /api/posts*3``."""
     requests = []
-    for spec in specs:
+    for spec in map(unredacted, specs):  # an experiment's redacted parameter stands for the real spec
         name = None
         body = spec
         if "=" in spec.split("/", 1)[0]:
@@ -533,5 +636,23 @@ def from_paths(specs: Sequence[str]) -> Scenario:
                 raise ConfigError(f"request {spec!r}: weight {w!r} is not a number (e.g. /api/posts*3)") from None
         parts = body.split()
         method, path = (parts[0].upper(), parts[1]) if len(parts) == 2 else ("GET", parts[0] if parts else "")
-        requests.append(Request(name or f"{method} {path}", method, path, weight=weight))
+        requests.append(Request(name or f"{method} {redact_url(path)}", method, path, weight=weight))
     return Scenario(requests, name="cli")
+
+
+def target_problems(targets: Any, requests: Any) -> list[str]:
+    """Problems of a scenario's ``targets`` (name -> base URL) and of its requests' ``target``."""
+    if not isinstance(targets, Mapping):
+        return ["targets: a table of base URLs, e.g. auth = \"http://127.0.0.1:8081\""]
+    problems = []
+    for tname, url in targets.items():
+        if not isinstance(url, str):
+            problems.append(f"targets.{tname}: a base URL, e.g. \"http://127.0.0.1:8081\", got {_short(url)}")
+        else:
+            problems.extend(f"targets.{tname}: {p}" for p in url_problems(url))
+    for i, r in enumerate(requests if isinstance(requests, Sequence) else ()):
+        target = getattr(r, "target", None)
+        if isinstance(target, str) and target not in targets:
+            known = ", ".join(sorted(targets)) or "none declared: add [targets]"
+            problems.append(f"requests[{i}] ({r.name}): target {target!r} is not one of the scenario's targets ({known})")
+    return problems

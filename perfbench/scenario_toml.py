@@ -1,7 +1,7 @@
 """Scenarios written as TOML files: the format, and every problem reported at once with its field.
 
 :func:`load_toml` reads a file into a :class:`perfbench.scenario.Scenario` (the format is in its
-docstring); what the fields mean is ``scenario.py``'s.
+docstring); what the fields mean, and their checks, are ``scenario.py``'s.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fields import reason as _reason
+from .fields import short as _short
+from .fields import utf8_text as _text
 from .scenario import (
     _MISSING,
     UUID4,
@@ -19,13 +22,16 @@ from .scenario import (
     IntRange,
     JsonField,
     Login,
+    NoGraphQLErrors,
     Request,
     Scenario,
     Timeout,
     Var,
     _read_problems,
     _redirect_problems,
-    graphql,
+    _where,
+    scenario_problems,
+    target_problems,
 )
 
 _READ_KEYS = {"timeout", "max_body", "accept_encoding"}
@@ -46,11 +52,11 @@ def load_toml(path: str | Path) -> Scenario:
         seed = 1                         # optional: random variables are reproducible
         follow_redirects = true          # default true (up to 10); false, or a number
         cookies = true                   # default true: each virtual user keeps its cookies
-        [targets]                        # optional: other services a request may name
-        auth = "http://127.0.0.1:8081"
         timeout = { total = 5, connect = 1, ttfb = 2, idle = 1 }   # optional (or a number: total), s
         max_body = 1048576               # optional: body bytes read at most (default 16 MiB)
         accept_encoding = "identity"     # optional (default "gzip, deflate"); also per request
+        [targets]                        # optional: other services a request may name
+        auth = "http://127.0.0.1:8081"
         [headers]                        # optional, sent on every request
         Accept = "application/json"
         [login]                          # optional: run once, token sent as a bearer header
@@ -82,25 +88,18 @@ def load_toml(path: str | Path) -> Scenario:
     import tomllib
 
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"scenario {str(path)!r}: cannot read it ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scenario {str(path)!r}: not valid TOML ({exc})") from None
+    doc = _read_toml(path, tomllib)
     problems: list[str] = []
     for key in sorted(set(doc) - _TOP_KEYS):
-        problems.append(f"unknown field {key!r} (known: {', '.join(sorted(_TOP_KEYS))})")
+        problems.append(f"unknown field {_short(key)} (known: {', '.join(sorted(_TOP_KEYS))})")
     raw_requests = doc.get("request", [])
     if not isinstance(raw_requests, list) or not raw_requests:
         problems.append("request: give at least one [[request]] table")
         raw_requests = []
-    requests = []
+    requests: list[Any] = []
     for i, raw in enumerate(raw_requests):
-        where = f"request[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
-        req = _toml_request(raw, where, path.parent, problems)
-        if req is not None:
-            requests.append(req)
+        requests.append(_toml_request(raw, _where("request", i, raw.get("name") if isinstance(raw, dict) else None),
+                                      path.parent, problems))
     login = None
     if "login" in doc:
         raw = doc["login"]
@@ -108,33 +107,20 @@ def load_toml(path: str | Path) -> Scenario:
             problems.append("login: must be a table with path and json")
         else:
             for key in sorted(set(raw) - _LOGIN_KEYS):
-                problems.append(f"login: unknown field {key!r} (known: {', '.join(sorted(_LOGIN_KEYS))})")
-            if not isinstance(raw.get("path"), str) or not raw.get("path", "").startswith("/"):
-                problems.append("login.path: a path starting with '/', e.g. \"/auth/login\"")
-            if not isinstance(raw.get("json"), dict):
-                problems.append("login.json: a table, e.g. { email = \"...\", password = \"...\" }")
-            if not problems:
-                login = Login(raw["path"], raw["json"], raw.get("token_field", "token"))
-    seed = doc.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.append(f"seed: an integer, got {seed!r}")
-    headers = doc.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        problems.append("headers: a table of strings")
-    follow = doc.get("follow_redirects", True)
-    problems.extend(_redirect_problems(follow, "follow_redirects"))
-    cookies = doc.get("cookies", True)
-    if not isinstance(cookies, bool):
-        problems.append(f"cookies: true or false, got {cookies!r}")
-    targets = doc.get("targets", {})
-    if not isinstance(targets, dict) or not all(isinstance(v, str) for v in targets.values()):
-        problems.append("targets: a table of base URLs, e.g. auth = \"http://127.0.0.1:8081\"")
-        targets = {}
+                problems.append(f"login: unknown field {_short(key)} (known: {', '.join(sorted(_LOGIN_KEYS))})")
+            login = Login(raw.get("path"), raw.get("json"), raw.get("token_field", "token"))  # type: ignore[arg-type]
+    headers, seed, name = doc.get("headers", {}), doc.get("seed", 0), doc.get("name", path.stem)
+    problems.extend(scenario_problems(requests, login, headers, seed, name, label="request"))
     read = _toml_read(doc, "scenario", problems)
+    follow, cookies, targets = doc.get("follow_redirects", True), doc.get("cookies", True), doc.get("targets", {})
+    problems.extend(_redirect_problems(follow, "follow_redirects"))
+    if not isinstance(cookies, bool):
+        problems.append(f"cookies: true or false, got {_short(cookies)}")
+    problems.extend(target_problems(targets, [r for r in requests if r is not None]))
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
-    return Scenario(requests, login=login, headers=headers, seed=seed, name=str(doc.get("name", path.stem)),
-                    follow_redirects=follow, cookies=cookies, targets=targets, **read)
+    return Scenario(requests, login=login, headers=headers, seed=seed, name=name, follow_redirects=follow,
+                    cookies=cookies, targets=targets, **read)
 
 
 def _toml_read(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
@@ -155,32 +141,38 @@ def _toml_read(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str
     return {} if found else out
 
 
+def _read_toml(path: Path, tomllib: Any) -> dict[str, Any]:
+    """The TOML document of ``path``: UTF-8 text (a leading byte-order mark is skipped), or a ConfigError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"scenario {str(path)!r}: cannot read it ({exc.strerror})") from None
+    text = _text(data, f"scenario {str(path)!r}", "a TOML scenario")
+    try:
+        doc: dict[str, Any] = tomllib.loads(text)
+        return doc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario {str(path)!r}: not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, arrays nested thousands deep
+        raise ConfigError(f"scenario {str(path)!r}: not a TOML file perfbench can read ({_reason(exc)})") from None
+
+
 def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Request | None:
+    """A Request of the raw values (checked with the others by :func:`scenario_problems`); the problems
+    of what only TOML has (unknown fields, variable and check tables, graphql) go to ``problems``."""
     if not isinstance(raw, dict):
         problems.append(f"{where}: must be a table")
         return None
-    before = len(problems)
     for key in sorted(set(raw) - _REQUEST_KEYS):
-        problems.append(f"{where}: unknown field {key!r} (known: {', '.join(sorted(_REQUEST_KEYS))})")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        problems.append(f"{where}.name: a non-empty string")
-        name = ""  # never used: the request is refused below
-    weight = raw.get("weight", 1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-        problems.append(f"{where}.weight: a number > 0, got {weight!r}")
-    expect = raw.get("expect")
-    if expect is not None and (not isinstance(expect, list) or not all(isinstance(c, int) for c in expect)):
-        problems.append(f"{where}.expect: a list of HTTP statuses, e.g. [200, 404]")
-    variables = {}
+        problems.append(f"{where}: unknown field {_short(key)} (known: {', '.join(sorted(_REQUEST_KEYS))})")
+    variables: dict[str, Var] = {}
     raw_vars = raw.get("vars", {})
     if not isinstance(raw_vars, dict):
         problems.append(f"{where}.vars: a table of variables")
         raw_vars = {}
     for vname, spec in raw_vars.items():
-        var = _toml_var(spec, f"{where}.vars.{vname}", base, problems)
-        if var is not None:
-            variables[vname] = var
+        # a refused variable still stands in for its name, so its placeholder is not reported twice
+        variables[vname] = _toml_var(spec, f"{where}.vars.{vname}", base, problems) or UUID4()
     checks: list[Check] = []
     raw_checks = raw.get("checks", [])
     if not isinstance(raw_checks, list):
@@ -188,31 +180,34 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
         raw_checks = []
     for j, c in enumerate(raw_checks):
         cw = f"{where}.checks[{j}]"
-        if not isinstance(c, dict) or not (set(c) <= _CHECK_KEYS) or not ({"json_field", "body_contains"} & set(c)):
+        if not isinstance(c, dict) or not (set(c) <= _CHECK_KEYS) or len({"json_field", "body_contains"} & set(c)) != 1 \
+                or ("equals" in c and "json_field" not in c):
             problems.append(f"{cw}: {{ json_field = \"a.b\" [, equals = ...] }} or {{ body_contains = \"text\" }}")
         elif "json_field" in c:
             checks.append(JsonField(c["json_field"], c.get("equals", _MISSING)))
         else:
-            checks.append(BodyContains(str(c["body_contains"])))
-    if len(problems) > before:
-        return None
-    follow = raw.get("follow_redirects")
-    if follow is not None:
-        problems.extend(_redirect_problems(follow, f"{where}.follow_redirects"))
-    read = _toml_read(raw, where, problems)
-    if len(problems) > before:
-        return None
-    common = dict(weight=float(weight), headers=raw.get("headers", {}), vars=variables,
-                  expect=tuple(expect) if expect is not None else None, auth=raw.get("auth", True),
-                  follow_redirects=follow, target=raw.get("target"), **read)
-    if "graphql" in raw:
-        return graphql(name, raw["graphql"], raw.get("variables"), path=raw.get("path", "/graphql"),
-                       checks=tuple(checks), **common)
-    method = str(raw.get("method", "GET")).upper()
-    req = Request(name, method, str(raw.get("path", "")), json=raw.get("json"), checks=tuple(checks), **common)
-    found = req.problems(where)
-    problems.extend(found)
-    return None if found else req
+            checks.append(BodyContains(c["body_contains"]))
+    expect = raw.get("expect")
+    common: dict[str, Any] = dict(weight=raw.get("weight", 1.0), headers=raw.get("headers", {}), vars=variables,
+                                  expect=tuple(expect) if isinstance(expect, list) else expect,
+                                  auth=raw.get("auth", True), follow_redirects=raw.get("follow_redirects"),
+                                  target=raw.get("target"), **_toml_read(raw, where, problems))
+    name = raw.get("name", "")
+    if "graphql" not in raw:
+        if "variables" in raw:
+            problems.append(f"{where}: variables belong to a graphql request (add graphql = \"query ...\")")
+        method = raw.get("method", "GET")
+        return Request(name, method.upper() if isinstance(method, str) else method, raw.get("path", ""),
+                       json=raw.get("json"), checks=tuple(checks), **common)
+    query, gql_vars = raw["graphql"], raw.get("variables", {})
+    if not isinstance(query, str) or not query.strip():
+        problems.append(f"{where}.graphql: the query, a string such as \"query {{ items {{ id }} }}\"")
+    if not isinstance(gql_vars, dict):
+        problems.append(f"{where}.variables: a table of the query's variables")
+    if "json" in raw or str(raw.get("method", "POST")).upper() != "POST":
+        problems.append(f"{where}: a graphql request is a POST of the query; drop method and json")
+    return Request(name, "POST", raw.get("path", "/graphql"), json={"query": query, "variables": gql_vars},
+                   checks=(*checks, NoGraphQLErrors()), **common)
 
 
 def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | None:
@@ -221,17 +216,17 @@ def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | N
     if isinstance(spec, dict) and len(spec.keys() - {"column"}) == 1:
         kind = next(iter(spec.keys() - {"column"}))
         value = spec[kind]
-        if kind == "int" and isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) \
-                and value[0] <= value[1]:
+        if kind == "int" and isinstance(value, list) and len(value) == 2 and value[0] <= value[1] \
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return IntRange(value[0], value[1])
         if kind == "choice" and isinstance(value, list) and value:
             return Choice(tuple(value))
-        if kind == "file" and isinstance(value, str):
+        if kind == "file" and isinstance(value, str) and isinstance(spec.get("column", ""), str):
             try:
                 return Choice.from_file(base / value, spec.get("column"))
             except ConfigError as exc:
                 problems.append(f"{where}: {exc}")
                 return None
     problems.append(f"{where}: one of {{ int = [low, high] }}, {{ choice = [...] }}, {{ file = \"values.txt\" }} "
-                    f"or \"uuid\", got {spec!r}")
+                    f"or \"uuid\", got {_short(spec)}")
     return None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
+from .fields import reason
 from .scenario import Scenario, from_paths, single
 from .scenario_toml import load_toml
 
@@ -50,10 +52,34 @@ def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenari
         raise ConfigError(f"scenario {spec!r}: no such file")
     if path.suffix == ".toml":
         return load_toml(path)
-    import runpy
-
-    found = runpy.run_path(str(path)).get("scenario")
+    found = _run_python(path).get("scenario")
     if not isinstance(found, Scenario):
         raise ConfigError(f"scenario {spec!r}: the file must define `scenario = Scenario([...])` "
                           f"(perfbench.scenario.Scenario); found {type(found).__name__}")
     return found
+
+
+def _run_python(path: Path) -> dict[str, Any]:
+    """Run a scenario file; whatever it raises (a syntax error, an exception, ``sys.exit``) is a ConfigError
+    naming the file and line."""
+    import runpy
+
+    try:
+        return runpy.run_path(str(path))
+    except SyntaxError as exc:
+        raise ConfigError(f"scenario {exc.filename or str(path)}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except SystemExit as exc:
+        raise ConfigError(f"scenario {_where(path, exc)}: called sys.exit({exc.code!r}); a scenario file defines "
+                          f"`scenario`, it does not exit") from None
+    except ConfigError as exc:  # an invalid Scenario([...]): its problems, in full
+        raise ConfigError(f"scenario {_where(path, exc)}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's code: any failure is a bad scenario, with its place
+        raise ConfigError(f"scenario {_where(path, exc)}: {reason(exc)}") from None
+
+
+def _where(path: Path, exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of the scenario file in ``exc``'s traceback (else the file)."""
+    import traceback
+
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f"{path}:{lines[-1]}" if lines else str(path)

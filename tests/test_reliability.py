@@ -133,6 +133,41 @@ scenario = Scenario(
             assert secret.encode() not in data, f"{secret!r} leaked into {path.name}"
 
 
+URL_SECRETS = ("pa55-in-the-url", "k3y-in-the-query", "t0ken-in-the-query", "s1gnature-in-the-query")
+
+
+def test_url_secrets_never_reach_the_run_directory_the_report_or_the_terminal(http_server, tmp_path):
+    """Credentials in the target URL and secret query parameters, through the real CLI: `run` and
+    `experiment` (whose notebook gets the target as a papermill parameter), then every file they wrote,
+    the HTML report and what they printed are searched for each secret."""
+    target = http_server.url.replace("http://", f"http://admin:{URL_SECRETS[0]}@")
+    paths = [f"/echo/a?api_key={URL_SECRETS[1]}&page=2", f"/echo/b?access_token={URL_SECRETS[2]}",
+             f"/status/500?signature={URL_SECRETS[3]}"]
+    cli = [sys.executable, "-m", "perfbench"]
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    outputs = [subprocess.run([*cli, "run", target, *(a for p in paths for a in ("--path", p)), "--rate", "30",
+                               "--duration", "0.5", "--runs-dir", str(runs)], capture_output=True, text=True,
+                              timeout=120)]
+    outputs.append(subprocess.run([*cli, "run", target, "--http-path", "lean", "--runs-dir", str(runs)],
+                                  capture_output=True, text=True, timeout=120))  # an error that names the URL
+    outputs.append(subprocess.run([*cli, "experiment", "load_test", "-p", "target", target, "-p", "scenario", "",
+                                   "-p", "paths", json.dumps(paths), "-p", "rate", "20", "-p", "duration", "1",
+                                   "--runs-dir", str(runs), "--reports-dir", str(reports)],
+                                  capture_output=True, text=True, timeout=300))
+    assert [o.returncode for o in outputs] == [0, 2, 0], [o.stderr for o in outputs]
+    assert "api_key=***" in outputs[0].stdout and "http://***@127.0.0.1" in outputs[0].stderr
+    produced = [p for p in [*runs.rglob("*"), *reports.rglob("*")] if p.is_file()]
+    assert any(p.suffix == ".html" for p in produced) and any(p.suffix == ".ipynb" for p in produced)
+    assert sum(p.name == "requests.parquet" for p in produced) == 2
+    texts = {p: p.read_bytes() for p in produced}
+    texts.update({Path(f"output {i}"): (o.stdout + o.stderr).encode() for i, o in enumerate(outputs)})
+    for where, data in texts.items():
+        for secret in URL_SECRETS:
+            assert secret.encode() not in data, f"{secret!r} leaked into {where}"
+    metas = [json.loads(p.read_text()) for p in produced if p.name == "meta.json"]
+    assert all(m["target"].startswith("http://***@127.0.0.1:") for m in metas)
+
+
 # --- property-based tests: plans and the TOML scenario parser -------------------------------------------------
 
 stage = st.tuples(st.floats(0.01, 5), st.floats(0, 500), st.floats(0, 500))

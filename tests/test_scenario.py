@@ -79,7 +79,7 @@ def test_scenario_validation_reports_every_problem():
     with pytest.raises(ConfigError) as e:
         Scenario([Request("", "FETCH", "api", weight=0), Request("x", path="/a/{id}"), Request("x")])
     msg = str(e.value)
-    for part in ("name must not be empty", "method 'FETCH'", "must start with '/'", "weight must be > 0",
+    for part in ("name must not be empty", "method 'FETCH'", "must start with '/'", "weight must be a number from 1e-06",
                  "placeholder {id} has no variable", "name 'x' is used twice"):
         assert part in msg, part
 
@@ -153,8 +153,8 @@ path = "/b"
         load_toml(f)
     msg = str(e.value)
     for part in ("unknown field 'colour'", "seed: an integer", "request[0] (a): unknown field 'retries'",
-                 "request[0] (a).weight: a number > 0", "vars.id: one of", "vars.f: data file",
-                 "checks[0]:", "request[1].name: a non-empty string"):
+                 "request[0] (a): weight must be a number from", "request[0] (a): path 'nope' must start",
+                 "vars.id: one of", "vars.f: data file", "checks[0]:", "request[1]: name must not be empty"):
         assert part in msg, part
 
 

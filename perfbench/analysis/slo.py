@@ -98,6 +98,21 @@ def parse_all(texts: Iterable[str]) -> list[SLO]:
     return slos
 
 
+def scope_problems(slos: Iterable[SLO], endpoints: Iterable[str]) -> list[str]:
+    """The SLOs whose ENDPOINT is none of ``endpoints`` (a typo would otherwise be found only after the load)."""
+    names = sorted(set(endpoints))
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    return [f"SLO {s.text!r}: no endpoint {s.scope!r} in the scenario (its endpoints: {shown})"
+            for s in slos if s.scope is not None and s.scope not in names]
+
+
+def check_scopes(slos: Iterable[SLO], endpoints: Iterable[str]) -> None:
+    """Raise a ConfigError naming every SLO whose ENDPOINT is none of ``endpoints``."""
+    problems = scope_problems(slos, endpoints)
+    if problems:
+        raise ConfigError("bad SLO", problems)
+
+
 def evaluate(slos: Iterable[SLO], summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [s.check(summary) for s in slos]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -15,8 +16,12 @@ def positive(kind):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if kind is int and not 0 < v <= 10**12:  # compared as ints: a huge one is no float
+            raise argparse.ArgumentTypeError(f"must be from 1 to 1e+12, got {text if len(text) < 30 else text[:27] + '...'}")
+        if not math.isfinite(v) or v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
+        if v < 1e-9 or v > 1e12:
+            raise argparse.ArgumentTypeError(f"must be from 1e-09 to 1e+12, got {text}")
         return v
 
     return parse
@@ -49,3 +54,57 @@ def check_slos(results: list[dict]) -> None:
     bad = broken(results)
     if bad:
         raise SLOBreached(", ".join(r["slo"] for r in bad))
+
+
+class Problems:
+    """The problems found while checking a command's input, reported together (one ConfigError)."""
+
+    def __init__(self, problems: list[str] | None = None):
+        self.items: list[str] = []
+        self.extend(problems or [])
+
+    def add(self, problem: str | None) -> None:
+        if problem and problem not in self.items:  # the same problem found by two checks is said once
+            self.items.append(problem)
+
+    def extend(self, problems: list[str]) -> None:
+        for p in problems:
+            self.add(p)
+
+    def attempt(self, fn, *args):
+        """``fn(*args)``, or None with its ConfigError kept as a problem."""
+        from ..errors import ConfigError
+
+        try:
+            return fn(*args)
+        except ConfigError as exc:
+            self.add(str(exc))
+            return None
+
+    def raise_any(self) -> None:
+        from ..errors import ConfigError
+
+        if len(self.items) == 1:
+            raise ConfigError(self.items[0])
+        if self.items:
+            raise ConfigError(f"{len(self.items)} problems", self.items)
+
+
+def writable_dir_problem(path: str, option: str) -> str | None:
+    """Why ``path`` cannot be (or become) a directory perfbench writes into; None when it can."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    try:
+        probe = Path(path)
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            return f"{option} {path!r}: {str(probe)!r} is not a directory"
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return f"{option} {path!r}: {str(probe)!r} is not writable"
+        os.rmdir(tempfile.mkdtemp(prefix=".perfbench-probe-", dir=probe))  # what access() cannot tell (/proc)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        return f"{option} {path!r}: not a usable directory ({getattr(exc, 'strerror', None) or exc})"
+    return None

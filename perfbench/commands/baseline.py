@@ -24,7 +24,7 @@ def register(sub) -> None:
     ls = bsub.add_parser("list", help="list the saved baselines")
     ls.add_argument("--baselines-dir", default="data/baselines", help="default data/baselines")
     ls.set_defaults(func=cmd_list)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=_no_action(p))
 
 
 def cmd_save(args) -> int:
@@ -51,3 +51,14 @@ def cmd_list(args) -> int:
     for row in [head, *body]:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _no_action(parser):
+    def show(args) -> int:
+        from ._util import err
+
+        parser.print_help()
+        err("perfbench baseline: error: name an action, save or list (see perfbench baseline --help)")
+        return 2
+
+    return show

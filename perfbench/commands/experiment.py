@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._util import err, param_value
 
@@ -39,6 +40,7 @@ def cmd_experiment(args) -> int:
     from ..experiments.runner import run_experiment
 
     params = {k: param_value(v) for k, v in args.parameter}
+    _check(args, params)
     result = run_experiment(args.name, params, runs_dir=args.runs_dir, reports_dir=args.reports_dir,
                             notebooks_dir=args.notebooks_dir, show_input=args.show_input, log=err)
     print(f"run directory: {result.run_dir}")
@@ -57,10 +59,46 @@ def _add_experiments_list(sub) -> None:
 
 
 def cmd_experiments(args) -> int:
+    from ..errors import ConfigError
     from ..experiments.runner import list_experiments
 
+    if args.notebooks_dir is not None and not os.path.isdir(args.notebooks_dir):
+        raise ConfigError(f"--notebooks-dir {args.notebooks_dir!r} is not a directory")
     for name, params in list_experiments(args.notebooks_dir).items():
         print(name)
         for pname, info in params.items():
             print(f"    {pname} = {info['default']}    ({info['type']}) {info['help']}".rstrip())
     return 0
+
+
+def _check(args, params: dict) -> None:
+    """What can be checked before a kernel starts, every problem at once: the directories, and the
+    parameters most notebooks share (a target, SLOs, a rate and a duration)."""
+    import math
+
+    from ..analysis.slo import parse_all
+    from ..safety import check_target
+    from ._util import Problems, writable_dir_problem
+
+    problems = Problems()
+    if args.notebooks_dir is not None and not os.path.isdir(args.notebooks_dir):
+        problems.add(f"--notebooks-dir {args.notebooks_dir!r} is not a directory")
+    problems.add(writable_dir_problem(args.reports_dir, "--reports-dir"))
+    if not params.get("run_dir"):
+        runs_dir = params.get("runs_dir")
+        problems.add(writable_dir_problem(runs_dir if isinstance(runs_dir, str) and runs_dir else args.runs_dir,
+                                          "--runs-dir"))
+    target = params.get("target")
+    if isinstance(target, str) and target:
+        problems.attempt(check_target, target)
+    slos = params.get("slos")
+    if isinstance(slos, list):
+        if all(isinstance(s, str) for s in slos):
+            problems.attempt(parse_all, slos)
+        else:
+            problems.add(f"parameter 'slos': a list of SLO texts such as [\"p95<300ms\"], got {slos!r:.80}")
+    for name in ("rate", "duration"):
+        value = params.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not (math.isfinite(value) and value > 0):
+            problems.add(f"parameter {name!r}: a finite number > 0, got {value!r}")
+    problems.raise_any()

@@ -16,7 +16,17 @@ def register(sub) -> None:
 
 
 def cmd_reports(args) -> int:
+    import os
+
+    from ..errors import ConfigError
     from ..report.index import write_index
+    from ._util import writable_dir_problem
+
+    if os.path.exists(args.runs_dir) and not os.path.isdir(args.runs_dir):
+        raise ConfigError(f"--runs-dir {args.runs_dir!r} is not a directory")
+    problem = writable_dir_problem(args.reports_dir, "--reports-dir")
+    if problem:
+        raise ConfigError(problem)
 
     print(f"index: {write_index(args.runs_dir, args.reports_dir)}")
     return 0

@@ -30,9 +30,9 @@ def register(sub) -> None:
                    "https:// targets are verified against the system's CAs, or the PEM bundle in "
                    "$SSL_CERT_FILE (how a local service's own CA is trusted)")
     shape = p.add_argument_group("load shape (open model unless --users)")
-    shape.add_argument("--rate", type=positive(float), default=50.0, help="arrivals per second (default 50)")
-    shape.add_argument("--duration", default="10", help="duration of the load: 30, 30s, 2m, 1h (default 10 s)")
-    shape.add_argument("--ramp-up", default="0", help="time to ramp from 0 to --rate (or --users) first")
+    shape.add_argument("--rate", type=positive(float), help="arrivals per second (default 50)")
+    shape.add_argument("--duration", help="duration of the load: 30, 30s, 2m, 1h (default 10 s)")
+    shape.add_argument("--ramp-up", help="time to ramp from 0 to --rate (or --users) first")
     shape.add_argument("--stages", metavar="D:R,...",
                        help="k6-style stages instead of --rate/--duration, e.g. 30s:100,1m:100,30s:0 (each moves "
                             "linearly from the previous target; targets are req/s, or users with --users)")
@@ -40,7 +40,7 @@ def register(sub) -> None:
     shape.add_argument("--users", type=positive(int),
                        help="closed model: this many virtual users, each waiting for every response (can hide "
                             "stalls: see the summary's note); with --stages, the stage targets are users")
-    shape.add_argument("--think", default="0", help="closed model think time: SECONDS or LOW..HIGH (default 0)")
+    shape.add_argument("--think", help="closed model think time: SECONDS or LOW..HIGH (default 0)")
     shape.add_argument("--pacing", help="closed model: start each user's requests every SECONDS instead of "
                                         "thinking; latency counts from the slot")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
@@ -87,9 +87,9 @@ def register(sub) -> None:
                      help="start the service with this command (split like a shell would, but run without one) "
                           "before the load, wait until TARGET answers, stop it (and what it forked) at the end (also on "
                           "Ctrl-C/SIGTERM); --resources and --pyspy watch it without --pid")
-    svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
+    svc.add_argument("--start-timeout", type=positive(float), metavar="S",
                      help="seconds to wait for the started service to answer (default 60)")
-    svc.add_argument("--ready-path", default="/", metavar="PATH",
+    svc.add_argument("--ready-path", metavar="PATH",
                      help="the path polled until the started service answers any HTTP status (default /)")
     svc.add_argument("--memray", action="store_true",
                      help="run the --start command (a Python program) under memray run; the service is stopped "
@@ -100,14 +100,14 @@ def register(sub) -> None:
                       help="the target's process id (for --resources and --pyspy; not needed with --start)")
     prof.add_argument("--resources", action="store_true",
                       help="sample the target's CPU, RSS, files, connections and threads into resources.parquet")
-    prof.add_argument("--resources-interval", type=positive(float), default=0.5, metavar="S",
+    prof.add_argument("--resources-interval", type=positive(float), metavar="S",
                       help="seconds between resource samples (default 0.5)")
     prof.add_argument("--pyspy", action="store_true", help="record the target's CPU with py-spy into cpu/")
-    prof.add_argument("--pyspy-rate", type=positive(int), default=100, metavar="N", help="py-spy samples per second")
+    prof.add_argument("--pyspy-rate", type=positive(int), metavar="N", help="py-spy samples per second (default 100)")
     prof.add_argument("--tracemalloc", action="store_true",
                       help="take tracemalloc snapshots through the service's perfbench memory endpoint "
                            "(perfbench.agent.memory.install; token from $PERFBENCH_MEMORY_TOKEN) into memory/")
-    prof.add_argument("--snapshot-interval", type=positive(float), default=5.0, metavar="S",
+    prof.add_argument("--snapshot-interval", type=positive(float), metavar="S",
                       help="seconds between tracemalloc snapshots (default 5)")
     dist = p.add_argument_group("distributed load generation (Dask)")
     dist.add_argument("--workers", type=positive(int), metavar="N",
@@ -118,24 +118,75 @@ def register(sub) -> None:
                            "--allow-host names its host)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the options, target, scenario, SLOs and runs directory, print the plan, send nothing")
     p.set_defaults(func=cmd_run)
+
+
+# the defaults of the options whose default is None on the parser (so that a given value can be told
+# from the default, and an option the other options make meaningless is refused, not ignored)
+DEFAULTS = {"rate": 50.0, "duration": "10", "ramp_up": "0", "think": "0", "start_timeout": 60.0, "ready_path": "/",
+            "resources_interval": 0.5, "pyspy_rate": 100, "snapshot_interval": 5.0}
+
+
+def _value(args, name: str):
+    value = getattr(args, name, None)
+    return DEFAULTS[name] if value is None else value
+
+
+def option_problems(args) -> list[str]:
+    """Every combination of ``perfbench run`` options that conflicts, or that would be silently ignored."""
+    given = {name for name in DEFAULTS if getattr(args, name, None) is not None}
+    out = []
+
+    def refuse(condition: bool, text: str) -> None:
+        if condition:
+            out.append(text)
+
+    closed, stages = bool(args.users), args.stages is not None
+    refuse(closed and "rate" in given, "--rate is the open model's arrival rate; with --users the users' pace is "
+                                       "their --think time or --pacing: drop --rate (or --users)")
+    refuse(closed and args.poisson, "--poisson shapes open-model arrivals; with --users there are none: drop --poisson")
+    refuse("think" in given and args.pacing is not None,
+           "--think and --pacing both set a user's pace: give one of them")
+    refuse(not closed and ("think" in given or args.pacing is not None),
+           "--think and --pacing belong to the closed model: add --users N")
+    refuse(stages and "rate" in given, "--stages gives the rates: drop --rate")
+    refuse(stages and "duration" in given, "--stages gives the duration: drop --duration")
+    refuse(stages and closed and "ramp_up" in given,
+           "--ramp-up with --users --stages: ramp with a first stage instead, e.g. --stages 30s:20,1m:20")
+    refuse(not args.start and ("start_timeout" in given or "ready_path" in given),
+           "--start-timeout and --ready-path are for the service --start starts: add --start CMD")
+    refuse(not args.resources and "resources_interval" in given, "--resources-interval without --resources")
+    refuse(not args.pyspy and "pyspy_rate" in given, "--pyspy-rate without --pyspy")
+    refuse(not args.tracemalloc and "snapshot_interval" in given, "--snapshot-interval without --tracemalloc")
+    refuse(args.pid is not None and not (args.resources or args.pyspy),
+           "--pid is the process --resources and --pyspy watch: add one of them (or drop --pid)")
+    refuse(len(args.label) > 64, f"--label: at most 64 characters (it names the run directory), got {len(args.label)}")
+    refuse(bool(args.workers) and bool(args.scheduler),
+           "--workers starts a local cluster and --scheduler uses an existing one: give one of them")
+    return out
 
 
 def plan_from_args(args):
     """The load plan the run command's shape options describe."""
     from .. import shapes
 
-    ramp_up = shapes.parse_duration(args.ramp_up) if args.ramp_up not in ("0", "0s") else 0.0
+    ramp = _value(args, "ramp_up")
+    ramp_up = shapes.parse_duration(ramp) if ramp not in ("0", "0s") else 0.0
+    think_text = _value(args, "think")
     if args.users:
-        think = shapes.Pacing(shapes.parse_duration(args.pacing)) if args.pacing else shapes.parse_think(args.think)
-        if args.stages:
+        think = shapes.Pacing(shapes.parse_duration(args.pacing)) if args.pacing is not None \
+            else shapes.parse_think(think_text)
+        if args.stages is not None:
             return shapes.user_stages(shapes.parse_stages(args.stages), think=think)
-        return shapes.users(args.users, shapes.parse_duration(args.duration), think=think, ramp_up=ramp_up)
-    if args.pacing or args.think not in ("0", "0.0"):
+        return shapes.users(args.users, shapes.parse_duration(_value(args, "duration")), think=think, ramp_up=ramp_up)
+    if args.pacing is not None or think_text not in ("0", "0.0"):
         raise ConfigError("--think and --pacing belong to the closed model: add --users N")
-    if args.stages:
+    if args.stages is not None:
         return shapes.stages(shapes.parse_stages(args.stages), ramp_up=ramp_up, poisson=args.poisson)
-    return shapes.constant(args.rate, shapes.parse_duration(args.duration), ramp_up=ramp_up, poisson=args.poisson)
+    return shapes.constant(_value(args, "rate"), shapes.parse_duration(_value(args, "duration")), ramp_up=ramp_up,
+                           poisson=args.poisson)
 
 
 def service_from_args(args):
@@ -149,7 +200,8 @@ def service_from_args(args):
         raise ConfigError("--pid and --start: the started service's own PID is used; drop --pid")
     from ..service import ServiceProcess
 
-    return ServiceProcess(start, url=args.target, ready_path=args.ready_path, start_timeout=args.start_timeout,
+    return ServiceProcess(start, url=args.target, ready_path=_value(args, "ready_path"),
+                          start_timeout=_value(args, "start_timeout"),
                           memray=args.memray or args.memray_native, memray_native=args.memray_native)
 
 
@@ -164,18 +216,18 @@ def profilers_from_args(args, service=None) -> list:
     if args.resources:
         from ..profilers.resources import ResourceSampler
 
-        out.append(ResourceSampler(target, interval_s=args.resources_interval))
+        out.append(ResourceSampler(target, interval_s=_value(args, "resources_interval")))
     if args.pyspy:
         from ..profilers.cpu import PySpyCollector
 
-        out.append(PySpyCollector(target, rate=args.pyspy_rate))
+        out.append(PySpyCollector(target, rate=_value(args, "pyspy_rate")))
     if args.tracemalloc:
         from ..profilers.tracemalloc import TracemallocCollector
 
         token = os.environ.get("PERFBENCH_MEMORY_TOKEN", "")
         if not token:
             raise ConfigError("--tracemalloc needs the service's memory token in $PERFBENCH_MEMORY_TOKEN")
-        out.append(TracemallocCollector(args.target, token, interval_s=args.snapshot_interval,
+        out.append(TracemallocCollector(args.target, token, interval_s=_value(args, "snapshot_interval"),
                                         allow_hosts=tuple(args.allow_host)))
     if service is not None and service.memray_path is not None:
         from ..profilers.memray import MemrayCollector
@@ -185,27 +237,55 @@ def profilers_from_args(args, service=None) -> list:
     return out
 
 
-def cmd_run(args) -> int:
-    import contextlib
-
-    from ..load import run_load
-    from ..report.text import endpoint_table_text
+def prepare(args):
+    """The scenario, plan, service and collectors of a run, checked before anything is started or sent:
+    every problem (options, target, scenario, plan, SLOs, profilers, runs directory) in one ConfigError."""
+    from ..analysis.slo import parse_all, scope_problems
+    from ..safety import check_target
     from ..scenario import MAX_REDIRECTS_LIMIT
     from ..scenarios import load_scenario
-    from ._util import err
+    from ._util import Problems, writable_dir_problem
 
-    scenario = load_scenario(args.scenario, args.path)
+    problems = Problems(option_problems(args))
+    problems.attempt(check_target, args.target, args.allow_host)
+    scenario = problems.attempt(load_scenario, args.scenario, args.path)
     if args.max_redirects is not None and not 0 <= args.max_redirects <= MAX_REDIRECTS_LIMIT:
-        raise ConfigError(f"--max-redirects: a number of redirects from 0 to {MAX_REDIRECTS_LIMIT}, "
-                          f"got {args.max_redirects}")
-    if args.max_redirects is not None or args.no_cookies:
+        problems.add(f"--max-redirects: a number of redirects from 0 to {MAX_REDIRECTS_LIMIT}, got {args.max_redirects}")
+    elif scenario is not None and (args.max_redirects is not None or args.no_cookies):
         import dataclasses
 
         scenario = dataclasses.replace(
             scenario, cookies=scenario.cookies and not args.no_cookies,
             follow_redirects=scenario.follow_redirects if args.max_redirects is None else args.max_redirects)
-    plan = plan_from_args(args)
-    service = service_from_args(args)
+    plan = problems.attempt(plan_from_args, args)
+    slos = problems.attempt(parse_all, args.slo)
+    if scenario is not None and slos:
+        problems.extend(scope_problems(slos, scenario_endpoints(scenario)))
+    service = problems.attempt(service_from_args, args) if args.start is None or _splits(args.start, problems) \
+        else None
+    collectors = problems.attempt(collectors_from_args, args, service)
+    problems.add(writable_dir_problem(args.runs_dir, "--runs-dir"))
+    problems.raise_any()
+    return scenario, plan, service, collectors
+
+
+def scenario_endpoints(scenario) -> list[str]:
+    """The endpoint names a run of ``scenario`` records (its requests, and the login's when it has one)."""
+    return [r.name for r in scenario.requests] + (["login"] if scenario.login is not None else [])
+
+
+def _splits(command: str, problems) -> bool:
+    import shlex
+
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        problems.add(f"--start {command!r}: {exc} (the command is split like a shell would split it)")
+        return False
+    return True
+
+
+def collectors_from_args(args, service) -> list:
     collectors = []
     if args.agent:
         import os
@@ -221,12 +301,29 @@ def cmd_run(args) -> int:
     # memray's collector first: collectors stop in reverse order, so it stops the service (to complete the
     # capture) only after every other collector, the agent's included, is done with it
     collectors.sort(key=lambda c: c.name != "memray")
+    return collectors
+
+
+def cmd_run(args) -> int:
+    import contextlib
+
+    from ..load import run_load
+    from ..redaction import redact_url
+    from ..report.text import endpoint_table_text
+    from ._util import err
+
+    scenario, plan, service, collectors = prepare(args)
+    if args.dry_run:
+        what = f"{plan.max_users} users" if plan.model == "closed" else f"{plan.expected_requests:.0f} requests"
+        print(f"dry run: {plan.describe()['kind']} load on {redact_url(args.target)}: {what} over {plan.duration:g} s; "
+              f"scenario {scenario.name!r}: {', '.join(r.name for r in scenario.requests)}; nothing was sent")
+        return 0
     # the service is stopped when this block ends, however it ends (the CLI raises SIGTERM as an exception)
     with contextlib.ExitStack() as stack:
         if service is not None:
             stack.enter_context(service)
             if not args.quiet:
-                err(f"started the service: pid {service.pid}, serving on {service.url}, log {service.log_path}")
+                err(f"started the service: pid {service.pid}, serving on {redact_url(service.url)}, log {service.log_path}")
         result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
                           allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
                           max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,

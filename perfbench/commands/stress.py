@@ -43,12 +43,28 @@ def register(sub) -> None:
 
 
 def cmd_stress(args) -> int:
-    from ..experiments.stress import DEFAULT_SLOS, stress
+    from ..analysis.slo import parse_all, scope_problems
+    from ..experiments.stress import DEFAULT_SLOS, rates, stress
+    from ..safety import check_target
     from ..scenarios import load_scenario
     from ..shapes import parse_duration
+    from ._util import Problems, writable_dir_problem
+    from .run import scenario_endpoints
 
-    result = stress(args.target, load_scenario(args.scenario, args.path), start=args.start, step=args.step,
-                    factor=args.factor, max_rate=args.max_rate, step_duration=parse_duration(args.step_duration),
+    # everything checked before the first step, every problem at once
+    problems = Problems()
+    problems.attempt(check_target, args.target, args.allow_host)
+    scenario = problems.attempt(load_scenario, args.scenario, args.path)
+    step_duration = problems.attempt(parse_duration, args.step_duration)
+    slos = problems.attempt(parse_all, args.slo or DEFAULT_SLOS)
+    if scenario is not None and slos:
+        problems.extend(scope_problems(slos, scenario_endpoints(scenario)))
+    step = args.start if args.step is None and args.factor is None else args.step  # stress()'s default
+    problems.attempt(lambda: rates(args.start, step=step, factor=args.factor, max_rate=args.max_rate))
+    problems.add(writable_dir_problem(args.runs_dir, "--runs-dir"))
+    problems.raise_any()
+    result = stress(args.target, scenario, start=args.start, step=args.step,
+                    factor=args.factor, max_rate=args.max_rate, step_duration=step_duration,
                     slos=args.slo or DEFAULT_SLOS, runs_dir=args.runs_dir, allow_hosts=args.allow_host,
                     timeout=args.timeout, handle_signals=True, lag_bound_ms=args.lag_bound)
     if args.json:

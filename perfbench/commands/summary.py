@@ -25,12 +25,17 @@ def register(sub) -> None:
 def cmd_summary(args) -> int:
     from ..analysis.results import Run
     from ..analysis.sides import is_ab, side_summaries
-    from ..analysis.slo import evaluate, parse_all
+    from ..analysis.slo import check_scopes, evaluate, parse_all
     from ..report.text import endpoint_table_text
     from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
     run = Run.load(args.run_dir)
+    if slos:  # an SLO of an endpoint the run never had is a typo, not a broken SLO
+        scenario = run.meta.get("scenario") if isinstance(run.meta, dict) else None
+        named = [str(r.get("name")) for r in scenario.get("requests", []) if isinstance(r, dict)] \
+            if isinstance(scenario, dict) and isinstance(scenario.get("requests"), list) else []
+        check_scopes(slos, [*named, *map(str, run.summary().get("endpoints") or {})])
     if args.recompute and run.note is None:
         summary = run.write_summary(slos or parse_all(run.meta.get("parameters", {}).get("slos", [])))
         if is_ab(run):  # an A/B run: each side's own summary too

@@ -14,6 +14,8 @@ import ssl
 
 import aiohttp
 
+from ..redaction import redact_url
+
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """``(kind, detail)`` for an exception raised while sending or reading a request."""
@@ -51,7 +53,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 def short(exc: BaseException, limit: int = 120) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:limit]
+    return redact_url(text)[:limit]  # aiohttp's messages name the URL, query included
 
 
 def status_kind(status: int) -> str:

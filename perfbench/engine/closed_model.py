@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..fields import token_problem
 from ..scenario import Scenario, max_redirects
 from ..shapes import ClosedLoad, Pacing, UserSpan
 from .clock import Clock, MonotonicClock
@@ -153,9 +154,12 @@ class ClosedModelEngine:
             import json
 
             try:
-                token.append(json.loads(data or b"")[login.token_field])
-            except (ValueError, KeyError, TypeError):
+                value = json.loads(data or b"")[login.token_field]
+            except (ValueError, KeyError, TypeError, RecursionError):
                 return "check", f"no JSON field {login.token_field!r} in the login answer"
+            if (problem := token_problem(value)) is not None:
+                return "check", f"login answer: {problem}"
+            token.append(value)
             return None, None
 
         await self._exchange(rid, LOGIN_ENDPOINT, "POST", login.path, {"Content-Type": "application/json"},

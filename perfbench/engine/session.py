@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from ..errors import RunDirError, TargetError
+from ..fields import token_problem
+from ..redaction import redact_url
 from ..rundir import Journal, RunDir, WriterLock, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario, max_redirects
 from ..shapes import ClosedLoad, OpenLoad
@@ -120,9 +122,11 @@ async def login(sender: Sender | Origins, scenario: Scenario) -> dict[str, str]:
         raise TargetError(f"login at {scenario.login.path} answered HTTP {status}; expected 200 with a token")
     try:
         token = json.loads(data or b"")[scenario.login.token_field]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise TargetError(f"login at {scenario.login.path}: no JSON field {scenario.login.token_field!r} "
                           f"in the answer") from None
+    if (problem := token_problem(token)) is not None:
+        raise TargetError(f"login at {scenario.login.path}: {problem}")
     headers = {"Authorization": f"Bearer {token}"}
     cookie = jar.header(urlsplit(origins.base_url).hostname or "", scenario.login.path) if jar is not None else None
     if cookie is not None:
@@ -157,7 +161,7 @@ def announce_start(options: LoadOptions, target: str, plan: OpenLoad | ClosedLoa
     what = (f"{plan.max_users} users (closed model)" if plan.model == "closed"
             else f"{plan.expected_requests:.0f} requests planned")
     assert options.grace is not None  # resolved by LoadOptions
-    options.announce(f"perfbench: {plan.describe()['kind']} load on {target}: {what} over {plan.duration:g} s "
+    options.announce(f"perfbench: {plan.describe()['kind']} load on {redact_url(target)}: {what} over {plan.duration:g} s "
                      f"(deadline {plan.duration + options.grace:g} s), run directory {rd.path}")
 
 

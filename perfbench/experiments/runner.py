@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ExperimentError
+from ..redaction import SECRETS_ENV, redact_parameters
 from ..rundir import new_run_id
 
 TEMPLATE = Path(__file__).parent.parent / "report" / "templates" / "offline.html.j2"
@@ -57,7 +58,11 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
     """The notebook's parameters: ``{name: {"type", "default", "help"}}`` from its parameters cell."""
     import papermill
 
-    found = papermill.inspect_notebook(str(path))
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as exc:  # noqa: BLE001 - not a notebook papermill can read: bad input, with its reason
+        raise ConfigError(f"notebook {str(path)!r}: cannot read its parameters ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
     return {name: {"type": p["inferred_type_name"], "default": p["default"], "help": p.get("help", "")}
             for name, p in found.items()}
 
@@ -153,6 +158,14 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
 
     before = os.environ.get(VERDICT_FILE_ENV)
     os.environ[VERDICT_FILE_ENV] = str(verdict_file.resolve())  # the kernel inherits the environment
+    # URL credentials and secret query parameters (the target, request paths): papermill saves parameters
+    # into the notebook, so it gets them redacted and the real ones travel in the environment (never saved)
+    params, secrets = redact_parameters(params)
+    before_secrets = os.environ.get(SECRETS_ENV)
+    if secrets:
+        import json
+
+        os.environ[SECRETS_ENV] = json.dumps(secrets)
     try:
         papermill.execute_notebook(str(path), str(scratch), parameters=params, kernel_name=kernel_name,
                                    progress_bar=False, log_output=False, cwd=os.getcwd(),
@@ -166,10 +179,11 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
                               f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "
                               f"(executed notebook kept at {kept})") from None
     finally:
-        if before is None:
-            os.environ.pop(VERDICT_FILE_ENV, None)
-        else:
-            os.environ[VERDICT_FILE_ENV] = before
+        for key, value in ((VERDICT_FILE_ENV, before), (SECRETS_ENV, before_secrets)):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     verdict = None
     if verdict_file.exists():
         import json

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import ConfigError
 from .closed_plans import Constant, Think, Uniform
 
@@ -19,8 +21,8 @@ def parse_duration(text: str) -> float:
         value = float(t) * mult
     except ValueError:
         raise ConfigError(f"duration {text!r}: a number of seconds, or with a unit: 500ms, 30s, 2m, 1h") from None
-    if not value > 0:
-        raise ConfigError(f"duration {text!r} must be > 0")
+    if not value > 0 or value == math.inf:
+        raise ConfigError(f"duration {text!r} must be > 0 and finite")
     return value
 
 
