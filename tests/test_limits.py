@@ -36,6 +36,8 @@ from perfbench.scenario import Request, Scenario
     (["--rate", "1e9", "--duration", "1"], "above the limit of 1,000,000 req/s"),
     (["--stages", "1s:10,1s:5000000"], "stage 1: rate 5e+06 req/s is above the limit"),
     (["--users", "1000000"], "above the limit of 50,000 users"),
+    (["--duration", "1e308"], "above the limit of 2,592,000 s (30 days)"),
+    (["--users", "2", "--stages", "400h:2,400h:2"], "above the limit of 2,592,000 s"),
 ])
 def test_a_plan_beyond_the_limits_is_refused_before_any_load(tmp_path, capsys, argv, words):
     code = cli.main(["run", "http://127.0.0.1:9", *argv, "--runs-dir", str(tmp_path / "runs")])
@@ -51,6 +53,9 @@ def test_the_limits_are_part_of_the_plans():
     shapes.users(shapes.MAX_USERS, 1)
     with pytest.raises(ConfigError, match="limit"):
         shapes.user_stages([(1, shapes.MAX_USERS + 1)])
+    shapes.constant(1, shapes.MAX_DURATION_S)
+    with pytest.raises(ConfigError, match="30 days"):
+        shapes.constant(1, shapes.MAX_DURATION_S + 1)
 
 
 def test_more_users_than_open_files_is_refused(monkeypatch, tmp_path):

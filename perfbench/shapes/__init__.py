@@ -39,6 +39,7 @@ from .closed_plans import (
 )
 from .open_plans import (
     ARRIVAL_CHUNK,
+    MAX_DURATION_S,
     MAX_RATE,
     NS,
     Arrival,
@@ -56,7 +57,7 @@ from .protocols import ClosedLoad, OpenLoad
 from .text import parse_duration, parse_stages, parse_think
 
 __all__ = [
-    "ARRIVAL_CHUNK", "MAX_RATE", "MAX_USERS", "NS", "Arrival", "ClosedLoad", "ClosedPlan", "ClosedShard", "Constant", "OpenLoad",
+    "ARRIVAL_CHUNK", "MAX_DURATION_S", "MAX_RATE", "MAX_USERS", "NS", "Arrival", "ClosedLoad", "ClosedPlan", "ClosedShard", "Constant", "OpenLoad",
     "OpenPlan", "OpenShard", "Pacing", "Stage", "Think", "Uniform", "UserSpan", "constant", "parse_duration",
     "parse_stages", "parse_think", "ramp", "soak", "spike", "stages", "steps", "user_stages", "users",
 ]

@@ -21,6 +21,7 @@ ARRIVAL_CHUNK = 1024  # arrivals computed at a time (OpenPlan.arrival_tuples)
 # the highest arrival rate a plan may ask for (req/s, at any moment, whole plan): ten times what the
 # lean path sends per core here; beyond it a plan only measures how far the generator falls behind
 MAX_RATE = 1_000_000
+MAX_DURATION_S = 30 * 86_400  # a plan's length at most: a month (a soak test runs hours, not years)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ def stage_problems(stages: Sequence[Stage], value_rule: str) -> list[str]:
     for i, st in enumerate(stages):
         if not (st.duration > 0 and math.isfinite(st.duration)):
             problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
+    total = sum(st.duration for st in stages if st.duration > 0 and math.isfinite(st.duration))
+    if total > MAX_DURATION_S:
+        problems.append(f"the plan lasts {total:g} s, above the limit of {MAX_DURATION_S:,} s (30 days) per plan")
         for name in ("start", "end"):
             v = getattr(st, name)
             if not (v >= 0 and math.isfinite(v)):
