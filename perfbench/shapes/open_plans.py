@@ -54,13 +54,13 @@ def stage_problems(stages: Sequence[Stage], value_rule: str) -> list[str]:
     for i, st in enumerate(stages):
         if not (st.duration > 0 and math.isfinite(st.duration)):
             problems.append(f"stage {i}: duration must be a positive number of seconds, got {st.duration!r}")
-    total = sum(st.duration for st in stages if st.duration > 0 and math.isfinite(st.duration))
-    if total > MAX_DURATION_S:
-        problems.append(f"the plan lasts {total:g} s, above the limit of {MAX_DURATION_S:,} s (30 days) per plan")
         for name in ("start", "end"):
             v = getattr(st, name)
             if not (v >= 0 and math.isfinite(v)):
                 problems.append(f"stage {i}: {value_rule.format(name=name)}, got {v!r}")
+    total = sum(st.duration for st in stages if st.duration > 0 and math.isfinite(st.duration))
+    if total > MAX_DURATION_S:
+        problems.append(f"the plan lasts {total:g} s, above the limit of {MAX_DURATION_S:,} s (30 days) per plan")
     return problems
 
 
