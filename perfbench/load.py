@@ -43,7 +43,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
              parameters: dict[str, Any] | None = None, code_dir: str | None = None,
              announce: Callable[[str], None] | None = None, collectors: Iterable[Collector] = (),
              http_path: str = "auto", slos: Iterable[str] = (), workers: int = 0, scheduler: str | None = None,
-             client: Any = None, on_cluster: Callable[[Any], None] | None = None) -> RunResult:
+             client: Any = None, on_cluster: Callable[[Any], None] | None = None, dns: str = "once") -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
@@ -52,6 +52,8 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     the host. ``collectors`` (see ``perfbench.engine.collectors``) run beside the load and
     write their own files into the run directory. ``slos`` (``"p95<300ms"``, see
     ``perfbench.analysis.slo``) are checked at the end and stored in summary.json under ``slo``.
+    ``dns``: ``"once"`` (each host name resolved once for the run) or ``"per-connection"``
+    (see ``perfbench.engine.senders.make_sender``); ``meta.engine.dns`` records it.
 
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
@@ -66,7 +68,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,
                           announce=announce or stderr_line, collectors=tuple(collectors),
-                          allow_hosts=tuple(allow_hosts))
+                          allow_hosts=tuple(allow_hosts), dns=dns)
     scenario = scenario or single("/")
     for url in scenario.urls():  # every service the scenario names passes the same check, before any packet
         check_target(url, allow_hosts)

@@ -238,3 +238,41 @@ def test_a_toml_scenario_declares_targets_and_policies(tmp_path):
         load_toml(f)
     text = str(info.value) + " ".join(info.value.problems)
     assert "follow_redirects" in text and "targets" in text
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_dns_policy_resolves_once_or_per_connection(servers, runs_dir, path, monkeypatch):
+    """``localhost`` resolves from the hosts file (no query leaves the machine); the policy decides how
+    often, and the run says which it used."""
+    import aiohttp.resolver
+
+    from perfbench.engine.lean import LeanSender
+
+    calls = []
+    lean_resolve, aio_resolve = LeanSender._resolve, aiohttp.resolver.DefaultResolver.resolve
+
+    async def counted_lean(self):
+        calls.append(self.host)
+        return await lean_resolve(self)
+
+    async def counted_aio(self, host, *args, **kwargs):
+        calls.append(host)
+        return await aio_resolve(self, host, *args, **kwargs)
+
+    monkeypatch.setattr(LeanSender, "_resolve", counted_lean)
+    monkeypatch.setattr(aiohttp.resolver.DefaultResolver, "resolve", counted_aio)
+    url = servers[0].url.replace("127.0.0.1", "localhost")
+    for dns in ("once", "per-connection"):
+        calls.clear()
+        sc = Scenario([Request("close", "GET", "/ok", headers={"Connection": "close"})])  # a new connection each
+        res = run_load(url, shapes.constant(40, 0.25), sc, runs_dir=runs_dir, http_path=path, progress=False,
+                       dns=dns)
+        df = Run.load(res.path).requests.collect()
+        assert df.height == 10 and set(df["status"]) == {200}
+        assert Run.load(res.path).meta["engine"]["dns"] == dns
+        if dns == "per-connection":
+            assert len(calls) >= 10, calls  # one per new connection
+        else:
+            assert len(calls) <= 2, calls  # at the start (and the login-less auto choice), not per connection
+    with pytest.raises(ConfigError, match="dns 'sometimes'"):
+        run_load(url, shapes.constant(10, 0.1), runs_dir=runs_dir, progress=False, dns="sometimes")

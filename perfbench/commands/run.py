@@ -75,6 +75,10 @@ def register(sub) -> None:
                         "follow_redirects, else 10); a chain is one row with the last status, its redirects "
                         "and final_path, and a redirect not followed (off the machine, or over N) is an error "
                         "of kind 'redirect'")
+    p.add_argument("--dns", choices=("once", "per-connection"), default="once",
+                   help="resolve the target's host name once for the run (default: its addresses stay put "
+                        "and a resolver's latency stays out of the figures), or again for every new "
+                        "connection (a name behind DNS balancing or failover); meta.json records it")
     p.add_argument("--no-cookies", action="store_true",
                    help="keep no cookies (default: each virtual user keeps the cookies its responses set, "
                         "and the open model sends the login's cookies with every request)")
@@ -325,7 +329,7 @@ def cmd_run(args) -> int:
             if not args.quiet:
                 err(f"started the service: pid {service.pid}, serving on {redact_url(service.url)}, log {service.log_path}")
         result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
-                          allow_hosts=args.allow_host, max_in_flight=args.max_in_flight,
+                          allow_hosts=args.allow_host, dns=args.dns, max_in_flight=args.max_in_flight,
                           max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
                           handle_signals=True, slos=args.slo, collectors=collectors, workers=args.workers or 0,
                           scheduler=args.scheduler, http_path=args.http_path)

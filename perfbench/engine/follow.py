@@ -153,7 +153,7 @@ async def follow(origins: Origins, first: Outcome, method: str, url: str, header
 
 
 def origins_for(sender: Sender, allow_hosts: Iterable[str] = (), *, timeout: float = 30.0,
-                max_connections: int = 0) -> Origins:
+                max_connections: int = 0, dns: str = "once") -> Origins:
     """The :class:`Origins` of a run whose target ``sender`` serves: a hop to another origin
     gets a sender of the same HTTP path (the lean one when the target's is lean, else aiohttp)."""
     from .senders import make_sender
@@ -162,6 +162,6 @@ def origins_for(sender: Sender, allow_hosts: Iterable[str] = (), *, timeout: flo
 
     def make(url: str) -> Sender:
         path = "lean" if sender.name == "lean" else "aiohttp"
-        return make_sender(url, http_path=path, max_connections=max_connections, timeout=timeout)
+        return make_sender(url, http_path=path, max_connections=max_connections, timeout=timeout, dns=dns)
 
     return Origins(sender, base, make, allow_hosts)

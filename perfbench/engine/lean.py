@@ -136,7 +136,7 @@ class LeanSender:
 
     name = "lean"
 
-    def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0):
+    def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0, dns: str = "once"):
         if not _HTTPTOOLS:
             from ..errors import ConfigError
 
@@ -160,6 +160,7 @@ class LeanSender:
         self._idle: list[_Conn] = []
         self._conns: set[_Conn] = set()  # open or connecting
         self._queue: deque[tuple[bytes, Any, Done, LeanKind, int]] = deque()  # waiting for a connection
+        self.dns = dns  # "once": resolved at start; "per-connection": again for every new connection
         self._addrs: list[tuple[str, int]] | None = None
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,13 +174,19 @@ class LeanSender:
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.dns == "once":
+            self._addrs, self._dns_error = await self._resolve()
+        self.deadlines.start()
+
+    async def _resolve(self) -> tuple[list[tuple[str, int]] | None, str | None]:
+        """The target's addresses ``(host, port)``, or why they could not be had."""
+        assert self._loop is not None, "start() the sender first"
         try:
             infos = await self._loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            # (host, port) of each address: IPv4 and IPv6 socket addresses start with them
-            self._addrs = [(str(i[4][0]), int(i[4][1])) for i in infos]
         except socket.gaierror as exc:
-            self._dns_error = _short(exc)
-        self.deadlines.start()
+            return None, _short(exc)
+        # (host, port) of each address: IPv4 and IPv6 socket addresses start with them
+        return [(str(i[4][0]), int(i[4][1])) for i in infos], None
 
     async def close(self) -> None:
         self._closing = True
@@ -293,14 +300,20 @@ class LeanSender:
         return conn
 
     async def _connect(self, conn: _Conn) -> None:
-        if self._dns_error is not None:
+        addrs, dns_error = self._addrs, self._dns_error
+        if self.dns != "once":  # re-resolved for every new connection (a name whose addresses change)
+            try:
+                addrs, dns_error = await self._resolve()
+            except asyncio.CancelledError:  # dropped (timed out) while resolving
+                return
+        if dns_error is not None:
             conn.task = None
-            conn.fail("dns", self._dns_error)
+            conn.fail("dns", dns_error)
             return
         assert self._loop is not None, "start() the sender first"
         err: OSError | None = None
         hostname = None if self.ssl is None else self.host  # TLS verifies the name, not the address
-        for host, port in self._addrs or [(self.host, self.port)]:
+        for host, port in addrs or [(self.host, self.port)]:
             try:
                 await self._loop.create_connection(lambda: conn, host, port, ssl=self.ssl, server_hostname=hostname)
                 return

@@ -18,7 +18,7 @@ from ..analysis.slo import parse_all as parse_slos
 from ..errors import ConfigError
 from .collectors import Collector
 from .progress import TerminalProgress
-from .senders import HTTP_PATHS
+from .senders import DNS_POLICIES, HTTP_PATHS
 
 
 def default_grace(timeout: float) -> float:
@@ -61,6 +61,7 @@ class LoadOptions:
     announce: Callable[[str], None] = stderr_line  # None: the same
     collectors: tuple[Collector, ...] = ()
     allow_hosts: tuple[str, ...] = ()  # hosts beyond loopback a redirect may lead to (as the target's)
+    dns: str = "once"  # resolve each host once for the run, or "per-connection" (see senders.make_sender)
 
     def __post_init__(self) -> None:
         # texts are parsed, SLOs kept (a shard's options are made from parsed ones)
@@ -78,6 +79,8 @@ class LoadOptions:
             problems.append(f"grace must be a number of seconds >= 0, got {self.grace!r}")
         if not self.lag_bound_ms >= 0:
             problems.append(f"lag_bound_ms must be >= 0, got {self.lag_bound_ms!r}")
+        if self.dns not in DNS_POLICIES:
+            problems.append(f"dns {self.dns!r} is not one of {', '.join(DNS_POLICIES)}")
         if self.http_path not in HTTP_PATHS:
             problems.append(f"http path {self.http_path!r} is not one of {', '.join(HTTP_PATHS)}")
         if problems:

@@ -43,8 +43,9 @@ class AiohttpSender:
     name = "aiohttp"
 
     def __init__(self, base_url: str, *, max_connections: int = 0, timeout: float = 30.0,
-                 connect_timeout: float | None = None):
+                 connect_timeout: float | None = None, dns: str = "once"):
         self.base_url = base_url.rstrip("/")
+        self.dns = dns
         self.max_connections = max_connections
         self.request_timeout = timeout
         self.connect_timeout = connect_timeout
@@ -66,8 +67,9 @@ class AiohttpSender:
             from .lean import tls_context  # the same verification as the lean path's
 
             tls = tls_context()
-        connector = Connector(self._states, limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300,
-                              ssl=tls)
+        # dns "once": each name resolved once for the run (no expiry); "per-connection": no cache
+        connector = Connector(self._states, limit=self.max_connections, limit_per_host=0, ttl_dns_cache=None,
+                              use_dns_cache=self.dns == "once", ssl=tls)
         # aiohttp bounds each header line and the header count; the whole head is bounded by the
         # protocol hook (aio.Handler), as on the lean path
         limits: dict[str, Any] = {"max_line_size": MAX_HEAD, "max_field_size": MAX_HEAD, "max_headers": MAX_HEAD // 4}
@@ -210,10 +212,11 @@ class AutoSender:
     general path. Pass ``scenario=`` to :func:`make_sender` to decide at once instead.
     """
 
-    def __init__(self, target: str, *, max_connections: int = 0, timeout: float = 30.0):
+    def __init__(self, target: str, *, max_connections: int = 0, timeout: float = 30.0, dns: str = "once"):
         self.target = target
         self.max_connections = max_connections
         self.timeout = timeout
+        self.dns = dns
         self.chosen: Sender | None = None
         self.reason: str | None = None
         self._general: AiohttpSender | None = None
@@ -230,7 +233,8 @@ class AutoSender:
         sender = self.chosen
         if sender is None:
             if self._general is None:
-                self._general = AiohttpSender(self.target, max_connections=self.max_connections, timeout=self.timeout)
+                self._general = AiohttpSender(self.target, max_connections=self.max_connections, timeout=self.timeout,
+                                              dns=self.dns)
                 await self._general.start()
             sender = self._general
         return await sender.request(method, path, headers, body, keep_body=keep_body, spec=spec)
@@ -242,10 +246,11 @@ class AutoSender:
         if self.chosen is None:
             self.reason = lean_refusal(self.target, requests)
             if self.reason is None:
-                self.chosen = LeanSender(self.target, max_connections=self.max_connections, timeout=self.timeout)
+                self.chosen = LeanSender(self.target, max_connections=self.max_connections, timeout=self.timeout,
+                                         dns=self.dns)
             else:
                 self.chosen = self._general or AiohttpSender(self.target, max_connections=self.max_connections,
-                                                             timeout=self.timeout)
+                                                             timeout=self.timeout, dns=self.dns)
         return self.chosen
 
     async def start_chosen(self) -> None:
@@ -269,9 +274,17 @@ def _engine_view(scenario: Scenario) -> list[tuple[str, Mapping[str, str], bytes
             for r in scenario.requests]
 
 
+DNS_POLICIES = ("once", "per-connection")
+
+
 def make_sender(target: str, *, http_path: str = "auto", max_connections: int = 0, timeout: float = 30.0,
-                scenario: Scenario | None = None) -> Sender:
+                scenario: Scenario | None = None, dns: str = "once") -> Sender:
     """The sender for ``http_path``; the run records which one ran (``meta.engine.path``).
+
+    ``dns``: ``"once"`` resolves each host name once for the run (the default: a name's addresses
+    do not change under a load test, and a resolver's latency stays out of the measurements);
+    ``"per-connection"`` resolves it again for every new connection (a name behind DNS-based
+    balancing or failover). Both are recorded in ``meta.engine.dns``.
 
     ``lean``: the lean HTTP/1.1 path (``lean.py``), refused (ConfigError) for a target it cannot
     serve. ``aiohttp``: the general path. ``auto``: lean when the target and every request of
@@ -279,19 +292,19 @@ def make_sender(target: str, *, http_path: str = "auto", max_connections: int = 
     (:class:`AutoSender`).
     """
     if http_path == "aiohttp":
-        return AiohttpSender(target, max_connections=max_connections, timeout=timeout)
+        return AiohttpSender(target, max_connections=max_connections, timeout=timeout, dns=dns)
     if http_path == "lean":
         from .lean import LeanSender
 
-        return LeanSender(target, max_connections=max_connections, timeout=timeout)
+        return LeanSender(target, max_connections=max_connections, timeout=timeout, dns=dns)
     if http_path == "auto":
         if scenario is None:
-            return AutoSender(target, max_connections=max_connections, timeout=timeout)
+            return AutoSender(target, max_connections=max_connections, timeout=timeout, dns=dns)
         from .lean import LeanSender, lean_refusal
 
         if lean_refusal(target, _engine_view(scenario)) is None:
-            return LeanSender(target, max_connections=max_connections, timeout=timeout)
-        return AiohttpSender(target, max_connections=max_connections, timeout=timeout)
+            return LeanSender(target, max_connections=max_connections, timeout=timeout, dns=dns)
+        return AiohttpSender(target, max_connections=max_connections, timeout=timeout, dns=dns)
     from ..errors import ConfigError
 
     raise ConfigError(f"http path {http_path!r} is not one of {', '.join(HTTP_PATHS)}")

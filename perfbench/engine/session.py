@@ -146,7 +146,8 @@ def start_meta(target: str, scenario: Scenario, plan: OpenLoad | ClosedLoad, opt
                        "timeout_s": options.timeout, "grace_s": options.grace,
                        "lag_bound_ms": options.lag_bound_ms, "slos": [x.text for x in options.slos],
                        **options.parameters},
-        "engine": {"path": path, "model": plan.model, "retries": "disabled", "request_id_header": REQUEST_ID_HEADER},
+        "engine": {"path": path, "model": plan.model, "retries": "disabled", "request_id_header": REQUEST_ID_HEADER,
+                   "dns": options.dns},
         "started_at": utc_now_iso(),
         "start_unix_ns": time.time_ns(),
         "ended_at": None,
@@ -203,9 +204,9 @@ class LoadSession:
         # the closed model: one connection per user (a shard may have none)
         self.max_in_flight = max(1, plan.max_users) if plan.model == "closed" else options.max_in_flight
         self.sender = make_sender(target, http_path=options.http_path, max_connections=self.max_in_flight,
-                                  timeout=options.timeout, scenario=scenario)
+                                  timeout=options.timeout, scenario=scenario, dns=options.dns)
         self.origins = origins_for(self.sender, options.allow_hosts, timeout=options.timeout,
-                                   max_connections=self.max_in_flight)
+                                   max_connections=self.max_in_flight, dns=options.dns)
         self.auth: dict[str, str] = {}
         self.recorder: Recorder | None = None
         self.engine: OpenModelEngine | ClosedModelEngine | None = None
