@@ -669,7 +669,8 @@ def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, 
     n_plus_one = (repeated.group_by("endpoint", "fingerprint")
                   .agg(pl.len().alias("requests"), pl.col("repetitions").max().alias("repetitions_max"),
                        pl.col("statement").first())
-                  .sort(["requests", "repetitions_max", "endpoint"], descending=[True, True, False])
+                  .sort(["requests", "repetitions_max", "endpoint", "fingerprint"],
+                        descending=[True, True, False, False])
                   .collect())
     agent = agent or {}
     return {"statements": totals[0], "unattributed": totals[1], "threshold_n_plus_one": N_PLUS_ONE_THRESHOLD,
