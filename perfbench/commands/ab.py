@@ -80,14 +80,7 @@ def cmd_ab(args) -> int:
     from ..scenarios import load_scenario
     from ..service import ServiceProcess
 
-    problems, rules = [], []
-    for text in args.fail_on:
-        try:
-            rules.append(cmp.parse_rule(text))
-        except ConfigError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError("bad --fail-on", problems)
+    rules = cmp.parse_rules(args.fail_on)
     try:
         block = shapes.parse_duration(args.block)
     except ConfigError as exc:

@@ -55,17 +55,8 @@ def register(sub) -> None:
 
 def cmd_compare(args) -> int:
     from .. import compare as cmp
-    from ..errors import ConfigError
 
-    problems = []
-    rules = []
-    for text in args.fail_on:
-        try:
-            rules.append(cmp.parse_rule(text))
-        except ConfigError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError("bad --fail-on", problems)
+    rules = cmp.parse_rules(args.fail_on)
     base = cmp.load_side(args.baseline, args.baselines_dir)
     cur = cmp.load_side(args.current, args.baselines_dir)
     c = cmp.compare(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,

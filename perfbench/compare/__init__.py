@@ -38,13 +38,14 @@ from .core import (
     compare,
     decide,
     parse_rule,
+    parse_rules,
 )
 from .render import headline, to_json, to_junit, to_markdown, to_text
 
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_STATS", "DEFAULT_THRESHOLD", "IMPROVEMENT", "NO_CHANGE", "PERCENTILES",
            "REGRESSION", "THROUGHPUT", "Comparison", "Row", "Rule", "check", "compare", "decide", "default_floor",
            "headline",
-           "load_side", "parse_rule", "to_json", "to_junit", "to_markdown", "to_text"]
+           "load_side", "parse_rule", "parse_rules", "to_json", "to_junit", "to_markdown", "to_text"]
 
 
 def load_side(spec: str | os.PathLike | Measurements, baselines_dir: str | os.PathLike = DEFAULT_ROOT

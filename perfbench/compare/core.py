@@ -63,6 +63,19 @@ def parse_rule(text: str) -> Rule:
     return Rule(stat, limit)
 
 
+def parse_rules(texts: list[str]) -> list[Rule]:
+    """Every ``--fail-on`` rule, or one ConfigError listing every bad one."""
+    rules, problems = [], []
+    for text in texts:
+        try:
+            rules.append(parse_rule(text))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("bad --fail-on", problems)
+    return rules
+
+
 @dataclass
 class Row:
     endpoint: str

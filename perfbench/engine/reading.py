@@ -144,15 +144,19 @@ class Decoder:
                 out = d.decompress(data, self.limit - self.size + 1)
             except zlib.error as exc:
                 raise ReadError("protocol", f"bad {self._name}: {exc}") from None
-            self.size += len(out)
-            if self.size > self.limit:
-                self.size = self.limit
-                raise decoded_too_large(self.limit)
-            if self.keep and out:
-                self.parts.append(out)
+            self._take(out)
             data = d.unconsumed_tail
             if d.eof:
                 return
+
+    def _take(self, out: bytes) -> None:
+        """Count (and keep, when the body is kept) decoded bytes; past the bound, ``too_large``."""
+        self.size += len(out)
+        if self.size > self.limit:
+            self.size = self.limit
+            raise decoded_too_large(self.limit)
+        if self.keep and out:
+            self.parts.append(out)
 
     def finish(self) -> None:
         """The body ended: the stream must have ended too."""
@@ -163,12 +167,7 @@ class Decoder:
                 out = self._d.flush()
             except zlib.error as exc:
                 raise ReadError("protocol", f"bad {self._name}: {exc}") from None
-            self.size += len(out)
-            if self.size > self.limit:
-                self.size = self.limit
-                raise decoded_too_large(self.limit)
-            if self.keep and out:
-                self.parts.append(out)
+            self._take(out)
             if not self._d.eof:
                 raise ReadError("protocol", f"bad {self._name}: the compressed body ended early")
 
