@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, ProfilerError
-from ..rundir import CACHE, QUERIES
+from ..rundir import CACHE, QUERIES, SERVER_REQUESTS
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_ENV, TOKEN_HEADER
 
@@ -55,6 +55,18 @@ CACHE_SCHEMA = pa.schema([
     pa.field("kind", pa.string(), nullable=False),  # hit | miss
     pa.field("name", pa.string()),  # what the service called the cache, if it said
     pa.field("t_ns", pa.int64(), nullable=False),
+])
+SERVER_SCHEMA = pa.schema([  # one row per request the agent timed (perfbench.agent.timing)
+    pa.field("request_id", pa.int64()),
+    pa.field("request_id_status", pa.string(), nullable=False),
+    pa.field("endpoint", pa.string()),
+    pa.field("t_ns", pa.int64(), nullable=False),  # the handler's start, ns from the run's start
+    pa.field("wall_ns", pa.int64(), nullable=False),  # the handler's wall time
+    pa.field("cpu_ns", pa.int64()),  # CPU time of a synchronous handler's thread; null for asyncio
+    pa.field("gc_ns", pa.int64(), nullable=False),  # garbage-collection pauses during the request
+    pa.field("gc_pauses", pa.int64(), nullable=False),
+    pa.field("lag_ns", pa.int64()),  # asyncio: the event loop blocked during the request; null for sync
+    pa.field("mode", pa.string(), nullable=False),  # asyncio | sync
 ])
 
 
@@ -93,6 +105,7 @@ class AgentCollector:
         self.rtt_ns = 0
         self._local_start_ns = 0
         self.stats: dict[str, int] = {}
+        self._timed = False  # the agent sent request timings (server_requests.parquet)
 
     def __repr__(self) -> str:
         return f"AgentCollector(url={self.url!r}, prefix={self.prefix!r})"
@@ -140,6 +153,7 @@ class AgentCollector:
             raise
         self._local_start_ns = time.perf_counter_ns()
         self.stats = {"queries": 0, "cache_events": 0, "dropped_queries": 0, "dropped_cache": 0, "fetches": 0,
+                      "timed_requests": 0, "dropped_timings": 0,
                       "unattributed_queries": 0, "requests_seen": 0, "unattributed_requests": 0}
         if self.poll_s:
             self._poller = asyncio.create_task(self._poll(ctx, self.poll_s))
@@ -171,6 +185,14 @@ class AgentCollector:
         if cache.num_rows:
             self._writer(CACHE, CACHE_SCHEMA).write_table(cache)
             self.stats["cache_events"] += cache.num_rows
+        timed = body.get("requests")  # an agent without request timing sends none
+        if timed is not None:
+            table = server_requests_table(timed, self.offset_ns + self._t0(ctx))
+            if table.num_rows:
+                self._writer(SERVER_REQUESTS, SERVER_SCHEMA).write_table(table)
+                self.stats["timed_requests"] += table.num_rows
+            self.stats["dropped_timings"] += timed.get("dropped", 0)
+            self._timed = True
         self.stats["dropped_queries"] += body["dropped"]["queries"]
         self.stats["dropped_cache"] += body["dropped"]["cache"]
         self.stats["requests_seen"] = body.get("requests_seen", 0)
@@ -186,9 +208,12 @@ class AgentCollector:
 
     def _close_files(self) -> None:
         assert self._run_dir is not None
-        for name, schema in ((QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA)):
+        files = [(QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA)]
+        if self._timed or SERVER_REQUESTS in self._writers:  # only when the agent times requests
+            files.append((SERVER_REQUESTS, SERVER_SCHEMA))
+        for name, schema in files:
             w = self._writers.pop(name, None)
-            if w is None:  # always leave both files, empty if nothing happened
+            if w is None:  # always leave the files, empty if nothing happened
                 w = pq.ParquetWriter(self._run_dir / (name + ".tmp"), schema, compression="zstd")
             w.close()
             (self._run_dir / (name + ".tmp")).replace(self._run_dir / name)
@@ -206,8 +231,9 @@ class AgentCollector:
             if self._session is not None:
                 await self._session.close()
                 self._session = None
-        dropped = self.stats["dropped_queries"] + self.stats["dropped_cache"]
-        return {**self.stats, "files": [QUERIES, CACHE], "clock_offset_ns": self.offset_ns,
+        dropped = self.stats["dropped_queries"] + self.stats["dropped_cache"] + self.stats["dropped_timings"]
+        files = [QUERIES, CACHE, *([SERVER_REQUESTS] if self._timed else [])]
+        return {**self.stats, "files": files, "clock_offset_ns": self.offset_ns,
                 "clock_rtt_ns": self.rtt_ns,
                 **({"warning": f"the agent dropped {dropped} records (its buffer was full); "
                                "raise its capacity or poll more often"} if dropped else {})}
@@ -239,3 +265,21 @@ def records_to_tables(body: dict[str, Any], shift_ns: int = 0) -> tuple[pa.Table
         "t_ns": pa.array([t - shift_ns for t in cd["t_ns"]], pa.int64()),
     }, schema=CACHE_SCHEMA)
     return queries, cache
+
+
+def server_requests_table(timed: dict[str, Any], shift_ns: int = 0) -> pa.Table:
+    """The agent's drained request timings (``RequestTimings.drain()``, the ``requests`` of ``POST
+    /_perfbench/records``) as an Arrow table with SERVER_SCHEMA; ``t_ns`` = agent time - shift_ns."""
+    c = timed["columns"]
+    return pa.table({
+        "request_id": pa.array(c["request_id"], pa.int64()),
+        "request_id_status": pa.array(c["request_id_status"], pa.string()),
+        "endpoint": pa.array(c["endpoint"], pa.string()),
+        "t_ns": pa.array([t - shift_ns for t in c["start_ns"]], pa.int64()),
+        "wall_ns": pa.array(c["wall_ns"], pa.int64()),
+        "cpu_ns": pa.array(c["cpu_ns"], pa.int64()),
+        "gc_ns": pa.array(c["gc_ns"], pa.int64()),
+        "gc_pauses": pa.array(c["gc_pauses"], pa.int64()),
+        "lag_ns": pa.array(c["lag_ns"], pa.int64()),
+        "mode": pa.array(c["mode"], pa.string()),
+    }, schema=SERVER_SCHEMA)

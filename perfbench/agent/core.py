@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..safety import is_loopback_address
 from ..wire import REQUEST_ID_HEADER
-from . import sql
+from . import sql, timing
 
 TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
@@ -106,6 +106,7 @@ class Agent:
         self.endpoints = endpoints
         self.prefix = prefix
         self.log = sql.QueryLog(capacity)
+        self.timings = timing.RequestTimings(capacity)  # server-side time per request (perfbench.agent.timing)
         self.requests_seen = 0
         self.unattributed_requests = 0
         self.app = app
@@ -125,10 +126,12 @@ class Agent:
 
     def install(self) -> Agent:
         sql.install(self.log)
+        self.timings.install()
         return self
 
     def uninstall(self) -> None:
         sql.uninstall(self.log)
+        self.timings.uninstall()
 
     def bind(self, raw_request_id: str | bytes | None, endpoint: str | None) -> sql.RequestTag:
         request_id, status = sql.parse_request_id(raw_request_id)
@@ -154,7 +157,7 @@ class Agent:
         if action == "status" and method == "GET":
             return 200, self.status()
         if action == "reset" and method == "POST":
-            cleared = self.log.reset()
+            cleared = self.log.reset() + self.timings.reset()
             self.requests_seen = self.unattributed_requests = 0
             return 200, {"cleared": cleared, **self.status()}
         if action == "records" and method == "POST":
@@ -163,7 +166,9 @@ class Agent:
             except ValueError:
                 return 400, {"error": "limit must be an integer"}
             limit = max(1, min(limit, MAX_DRAIN))
-            return 200, {**self.log.drain(limit), "clock_ns": time.perf_counter_ns(),
+            records, timed = self.log.drain(limit), self.timings.drain(limit)
+            return 200, {**records, "requests": timed, "more": records["more"] or timed["more"],
+                         "clock_ns": time.perf_counter_ns(),
                          "requests_seen": self.requests_seen, "unattributed_requests": self.unattributed_requests}
         if action in ("status", "reset", "records"):
             return 405, {"error": f"method {method} not allowed on {path}"}
@@ -172,6 +177,7 @@ class Agent:
     def status(self) -> dict[str, Any]:
         return {"agent": "perfbench", "pid": os.getpid(), "clock_ns": time.perf_counter_ns(),
                 "capturing": sql.installed(), "capacity": self.log.capacity, **self.log.pending(),
+                "request_timings": self.timings.pending(),
                 "requests_seen": self.requests_seen, "unattributed_requests": self.unattributed_requests}
 
     # aiohttp ----------------------------------------------------------------------------------------
@@ -190,9 +196,11 @@ class Agent:
             template = resource.canonical if resource is not None else path_template(request.path)
             tag = self.bind(request.headers.get(REQUEST_ID_HEADER), f"{request.method} {template}")
             token = sql.REQUEST.set(tag)
+            started = self.timings.begin(asynchronous=True)
             try:
                 return await handler(request)
             finally:
+                self.timings.finish(tag, started)
                 sql.REQUEST.reset(token)
 
         return perfbench_agent
@@ -267,9 +275,11 @@ class AgentASGIMiddleware:
         tag = self.agent.bind(raw_id, f"{method} {path_template(path)}")
         tag.scope = scope  # Starlette puts the matched route there (RequestTag.route reads it)
         ctx_token = sql.REQUEST.set(tag)
+        started = self.agent.timings.begin(asynchronous=True)
         try:
             await self.app(scope, receive, send)
         finally:
+            self.agent.timings.finish(tag, started)
             tag.route()
             tag.scope = None  # records keep the tag: not the request's scope
             sql.REQUEST.reset(ctx_token)
@@ -312,13 +322,18 @@ class AgentWSGIMiddleware:
             return [data]
         tag = self.agent.bind(environ.get("HTTP_X_REQUEST_ID"), f"{method} {path_template(path)}")
         token = sql.REQUEST.set(tag)
+        started = self.agent.timings.begin(asynchronous=False)
         try:
             result = self.app(environ, start_response)
+        except BaseException:
+            self.agent.timings.finish(tag, started)
+            raise
         finally:
             sql.REQUEST.reset(token)
         if isinstance(result, list | tuple):  # nothing left to run
+            self.agent.timings.finish(tag, started)
             return result
-        return _BoundIterable(result, tag)
+        return _BoundIterable(result, tag, lambda: self.agent.timings.finish(tag, started))
 
 
 def _flask_route(sender, **extra) -> None:  # noqa: ANN001
@@ -333,10 +348,11 @@ def _flask_route(sender, **extra) -> None:  # noqa: ANN001
 class _BoundIterable:
     """A WSGI response iterable run with the request bound: statements a streamed response runs count too."""
 
-    def __init__(self, iterable, tag: sql.RequestTag):  # noqa: ANN001
+    def __init__(self, iterable, tag: sql.RequestTag, done: Callable[[], None] | None = None):  # noqa: ANN001
         self._iterable = iterable
         self._it = None
         self._tag = tag
+        self._done = done  # called once, when the server closes the response (the request's end)
 
     def __iter__(self) -> _BoundIterable:
         return self
@@ -352,9 +368,14 @@ class _BoundIterable:
 
     def close(self) -> None:
         close = getattr(self._iterable, "close", None)
-        if close is not None:
-            token = sql.REQUEST.set(self._tag)
-            try:
-                close()
-            finally:
-                sql.REQUEST.reset(token)
+        try:
+            if close is not None:
+                token = sql.REQUEST.set(self._tag)
+                try:
+                    close()
+                finally:
+                    sql.REQUEST.reset(token)
+        finally:
+            done, self._done = self._done, None
+            if done is not None:
+                done()

@@ -102,9 +102,11 @@ class AgentMiddleware:
             return JsonResponse(body, status=status)
         tag = self.agent.bind(request.headers.get(REQUEST_ID_HEADER), f"{method} {path_template(path)}")
         token = sql.REQUEST.set(tag)
+        started = self.agent.timings.begin(asynchronous=False)
         try:
             return self.get_response(request)
         finally:
+            self.agent.timings.finish(tag, started)
             sql.REQUEST.reset(token)
 
     def process_view(self, request, view_func, view_args, view_kwargs) -> None:  # noqa: ANN001

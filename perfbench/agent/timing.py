@@ -1,0 +1,225 @@
+"""Server-side time per request: what the agent's middlewares measure around each handler.
+
+Standard library only (this runs inside the service). Per request the middleware calls
+:meth:`RequestTimings.begin` before the handler and :meth:`RequestTimings.finish` after it (after the
+response body was produced: for WSGI when the server closes the response iterable). One record each:
+
+- ``wall_ns``: the handler's wall time (``perf_counter_ns``), from the middleware's start to its end;
+- ``cpu_ns``: CPU time of the thread that ran a synchronous handler (WSGI, Django):
+  ``time.thread_time_ns()`` at both ends. None for asyncio handlers: every request of an asyncio
+  service runs on the loop's one thread, so its CPU time is not the request's own;
+- ``gc_ns``/``gc_pauses``: garbage-collection pauses that overlapped the request, from a
+  ``gc.callbacks`` hook keeping a running total (a collection holds the GIL, so it pauses every
+  request in flight: each of them counts it);
+- ``lag_ns``: for asyncio handlers, how long the event loop was blocked while the request was in
+  flight. A sampler (:class:`LagSampler`, one per loop, started on the first request) schedules
+  itself every ``LAG_INTERVAL_S`` with ``call_later`` and adds its own lateness beyond
+  ``LAG_SLACK_NS`` to a running total; a request takes the growth of that total between its two
+  ends, counting the lateness still accruing at each end. It sees blocks longer than the slack (a
+  synchronous call on the loop: this request's code or another's), not the ordinary interleaving of
+  short steps, and misses up to one interval at the start of each block. None for synchronous handlers.
+
+DB, cache and downstream time are not repeated here: they are the sums of the request's own SQL,
+cache and downstream records, joined by request id in the analysis (``perfbench.analysis.explain``).
+Records stay in a bounded ring buffer (the oldest dropped and counted), drained with the SQL records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import threading
+import time
+import weakref
+from typing import Any
+
+from ..errors import ConfigError
+
+LAG_INTERVAL_S = 0.005
+LAG_SLACK_NS = 1_000_000  # lateness under 1 ms is the loop's ordinary work, not a block
+
+COLUMNS = ("request_id", "request_id_status", "endpoint", "start_ns", "wall_ns", "cpu_ns", "gc_ns", "gc_pauses",
+           "lag_ns", "mode")
+
+
+# --- garbage collection: a running total of pause time ------------------------------------------------------
+
+
+class _GCClock:
+    """Total GC pause time and count since installed (``gc.callbacks``); cheap to read."""
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self.pauses = 0
+        self._started = 0
+        self.users = 0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        elif self._started:
+            self.total_ns += time.perf_counter_ns() - self._started
+            self.pauses += 1
+            self._started = 0
+
+
+_GC = _GCClock()
+_gc_lock = threading.Lock()
+
+
+def _gc_install() -> None:
+    with _gc_lock:
+        if _GC.users == 0 and _GC not in gc.callbacks:
+            gc.callbacks.append(_GC)
+        _GC.users += 1
+
+
+def _gc_uninstall() -> None:
+    with _gc_lock:
+        _GC.users = max(0, _GC.users - 1)
+        if _GC.users == 0 and _GC in gc.callbacks:
+            gc.callbacks.remove(_GC)
+
+
+# --- event-loop lag -------------------------------------------------------------------------------------------
+
+
+class LagSampler:
+    """Measures how late the loop runs a callback it scheduled every ``interval_s``: the running total
+    of lateness beyond ``slack_ns`` is how long the loop was blocked (see the module's docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = LAG_INTERVAL_S,
+                 slack_ns: int = LAG_SLACK_NS):
+        self.loop = loop
+        self.interval_ns = int(interval_s * 1e9)
+        self.interval_s = interval_s
+        self.slack_ns = slack_ns
+        self.total_ns = 0
+        self.samples = 0
+        self._due_ns = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> LagSampler:
+        self._due_ns = time.perf_counter_ns() + self.interval_ns
+        self._handle = self.loop.call_later(self.interval_s, self._tick)
+        return self
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        now = time.perf_counter_ns()
+        late = now - self._due_ns - self.slack_ns
+        if late > 0:
+            self.total_ns += late
+        self.samples += 1
+        self._due_ns = now + self.interval_ns
+        self._handle = self.loop.call_later(self.interval_s, self._tick)
+
+    def reading(self, now: int) -> int:
+        """The total so far, with the lateness of the tick still due counted up to ``now``."""
+        pending = now - self._due_ns - self.slack_ns
+        return self.total_ns + (pending if pending > 0 else 0)
+
+
+# --- the records -----------------------------------------------------------------------------------------------
+
+
+class RequestTimings:
+    """The per-request timing records of one agent: a ring buffer of ``capacity`` records (the oldest
+    dropped and counted), the lag sampler of each loop it saw requests on, thread-safe."""
+
+    def __init__(self, capacity: int, *, lag_interval_s: float = LAG_INTERVAL_S, lag_slack_ns: int = LAG_SLACK_NS):
+        if capacity < 1:
+            raise ConfigError(f"capacity must be at least 1, got {capacity}")
+        if not 0 < lag_interval_s <= 1:
+            raise ConfigError(f"lag_interval_s must be in (0, 1] seconds, got {lag_interval_s}")
+        self.capacity = capacity
+        self.lag_interval_s = lag_interval_s
+        self.lag_slack_ns = lag_slack_ns
+        self._lock = threading.Lock()
+        self._records: collections.deque = collections.deque(maxlen=capacity)
+        self.dropped = 0
+        self._samplers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LagSampler] = weakref.WeakKeyDictionary()
+        self.installed = False
+
+    def install(self) -> None:
+        if not self.installed:
+            _gc_install()
+            self.installed = True
+
+    def uninstall(self) -> None:
+        if self.installed:
+            _gc_uninstall()
+            self.installed = False
+        for sampler in list(self._samplers.values()):
+            sampler.stop()
+        self._samplers.clear()
+
+    def sampler(self) -> LagSampler | None:
+        """The running loop's lag sampler (started on first use), or None outside a running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        s = self._samplers.get(loop)
+        if s is None:
+            s = self._samplers[loop] = LagSampler(loop, self.lag_interval_s, self.lag_slack_ns).start()
+        return s
+
+    def begin(self, asynchronous: bool) -> tuple:
+        """The state to pass to :meth:`finish`, read at the handler's start."""
+        now = time.perf_counter_ns()
+        if asynchronous:
+            s = self.sampler()
+            return (now, None, _GC.total_ns, _GC.pauses, s, s.reading(now) if s is not None else None)
+        return (now, time.thread_time_ns(), _GC.total_ns, _GC.pauses, None, None)
+
+    def finish(self, tag: Any, state: tuple) -> None:
+        """Record the request ``tag`` (a ``RequestTag``) begun with ``state``."""
+        end = time.perf_counter_ns()
+        start, cpu0, gc0, pauses0, sampler, lag0 = state
+        cpu = time.thread_time_ns() - cpu0 if cpu0 is not None else None
+        lag = sampler.reading(end) - lag0 if sampler is not None else None
+        rec = (tag, start, end - start, cpu, _GC.total_ns - gc0, _GC.pauses - pauses0, lag,
+               "sync" if cpu0 is not None else "asyncio")
+        with self._lock:
+            if len(self._records) == self.capacity:
+                self.dropped += 1
+            self._records.append(rec)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def reset(self) -> int:
+        with self._lock:
+            n = len(self._records)
+            self._records.clear()
+            self.dropped = 0
+        return n
+
+    def drain(self, limit: int | None = None) -> dict[str, Any]:
+        """Take up to ``limit`` records, oldest first: ``{"columns": {name: [...]}, "dropped": n, "more": bool}``
+        (the dropped counter is reported and reset)."""
+        with self._lock:
+            n = len(self._records) if limit is None else min(limit, len(self._records))
+            taken = [self._records.popleft() for _ in range(n)]
+            dropped, self.dropped = self.dropped, 0
+            more = bool(self._records)
+        cols: dict[str, list] = {k: [] for k in COLUMNS}
+        for tag, start, wall, cpu, gc_ns, pauses, lag, mode in taken:
+            cols["request_id"].append(tag.request_id if tag is not None else None)
+            cols["request_id_status"].append(tag.status if tag is not None else "outside")
+            cols["endpoint"].append(tag.route() if tag is not None else None)
+            cols["start_ns"].append(start)
+            cols["wall_ns"].append(wall)
+            cols["cpu_ns"].append(cpu)
+            cols["gc_ns"].append(gc_ns)
+            cols["gc_pauses"].append(pauses)
+            cols["lag_ns"].append(lag)
+            cols["mode"].append(mode)
+        return {"columns": cols, "dropped": dropped, "more": more}
