@@ -61,3 +61,26 @@ def sql_summary_text(summary: dict) -> str:
         text = f["statement"] if len(f["statement"]) <= 80 else f["statement"][:77] + "..."
         out.append(f"  {f['endpoint']}: up to {f['repetitions_max']}x in {f['requests']} requests: {text}")
     return "\n".join(out)
+
+
+def explain_text(ex: dict) -> str:
+    """``perfbench explain``'s view (``perfbench.analysis.explain.explain_path``): the breakdown per endpoint,
+    its slowest requests and the slowest 1%, as shares of the latency, then the findings, one line each."""
+    table = ex["table"]
+    per = ex["requests"]
+    timed, total = int(per["timed"].sum()), per.height
+    out = [f"where the time went (run {ex['run_id']}): the agent timed {timed} of {total} requests"]
+    parts = ("outside", "db", "cache", "downstream", "loop", "gc", "own")
+    head = ("endpoint", "requests", "p99 ms", "server ms", *(f"{p} %" for p in parts))
+    rows = []
+    for r in table.iter_rows(named=True):
+        name = r["endpoint"] if r["scope"] == "all" else (f"  {r['endpoint']} p99+" if r["scope"] == "p99"
+                                                           else f"{r['scope']}")
+        rows.append((name, f"{r['timed']}/{r['requests']}", _ms(r["latency_p99_ms"]), _ms(r["server_ms"]),
+                     *("-" if r[f"{p}_share"] is None else f"{r[f'{p}_share'] * 100:.0f}" for p in parts)))
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            for row in [head, tuple("-" * w for w in widths), *rows]]
+    out.append("")
+    out += [f["text"] for f in ex["findings"]]
+    return "\n".join(out)
