@@ -136,6 +136,20 @@ def check_counts(run: results.Run, truth: dict[int, int], expect_per_endpoint: d
     return per
 
 
+def check_timed(run: results.Run, mode: str) -> None:
+    """The agent timed every request the engine sent (server_requests.parquet), in ``mode``, and the
+    explain breakdown of each adds up to its wall time."""
+    from perfbench.analysis import explain
+
+    timed = pl.read_parquet(run.path / "server_requests.parquet")
+    sent = set(run.requests.select("request_id").collect()["request_id"].to_list())
+    assert set(timed["request_id"].to_list()) == sent and set(timed["mode"]) == {mode}
+    assert (timed["cpu_ns"].null_count() == 0) == (mode == "sync") and timed["wall_ns"].min() > 0
+    per = explain.request_breakdown(run.requests, timed, run.queries)
+    parts = per.select(pl.sum_horizontal(*(f"{p}_ms" for p in explain.SERVER_PARTS)) - pl.col("server_ms")).to_series()
+    assert parts.abs().max() < 1e-6
+
+
 # --- Flask (WSGI) -----------------------------------------------------------------------------------------------
 
 
@@ -199,6 +213,7 @@ def test_flask_three_lines_counts_match_sqlite_trace(tmp_path: Path, runs_dir: P
     for rid, _sql in traced:
         truth[rid] = truth.get(rid, 0) + 1
     check_counts(run, truth, {"list": {7}, "one": {1}, "stream": {3}, "health": {0}})
+    check_timed(run, "sync")
     queries = run.queries.collect()
     assert set(queries["endpoint"]) == {"GET /items", "GET /items/<int:item_id>", "GET /stream"}
     assert set(queries["source"]) == {"sqlite3"}
@@ -297,6 +312,7 @@ def test_django_middleware_counts_match_connection_queries(django_app: tuple[Cal
                                    Request("eager", "GET", "/items/eager/?limit=5"),
                                    Request("one", "GET", "/items/3/")])
     check_counts(run, truth, {"naive": {6}, "eager": {1}, "one": {1}})
+    check_timed(run, "sync")
     queries = run.queries.collect()
     assert set(queries["source"]) == {"django"}  # once each: the sqlite3 hook did not count them again
     assert set(queries["endpoint"]) == {"GET /items/", "GET /items/eager/", "GET /items/<int:pk>/"}

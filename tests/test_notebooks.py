@@ -78,8 +78,9 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, dem
                                          "paths": ["posts_naive=GET /api/posts?limit=6",
                                                    "posts_eager=GET /api/posts?limit=6&eager=1"]},
                        runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
-    html = check_report(r, ["Queries per request", "N+1 findings"])
+    html = check_report(r, ["Queries per request", "N+1 findings", "Where the time went"])
     assert demo_agent_token not in html + r.notebook.read_text()
+    assert re.search(r"posts_naive p99 [0-9.]+ ms: .*an N\+1", html)  # the explain view, with its evidence
     from perfbench.analysis.queries import n_plus_one, n_plus_one_summary, queries_with_requests
     from perfbench.analysis.results import Run
 
@@ -93,7 +94,7 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, dem
     assert "db_share" in check_report(ex, ["Latency by percentile"])
     # load_test's server-side section on the same run: its N+1 patterns and queries per request
     lt = run_experiment("load_test", {"run_dir": str(r.run_dir)}, reports_dir=tmp_path / "reports")
-    html = check_report(lt, ["Queries per request"])
+    html = check_report(lt, ["Queries per request", "Where the time went"])
     assert re.search(r"N\+1 patterns: <code>posts_naive</code> \(\d+ requests\)", html)
 
 

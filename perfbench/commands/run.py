@@ -85,7 +85,8 @@ def register(sub) -> None:
     p.add_argument("--slo", action="append", default=[], metavar="SLO", help=SLO_HELP)
     p.add_argument("--agent", action="store_true",
                    help="the target runs the perfbench agent: fetch its SQL queries and cache events into the run "
-                        "(queries.parquet); the agent's token is read from $PERFBENCH_AGENT_TOKEN")
+                        "(queries.parquet) and its timing of each request (server_requests.parquet: see perfbench "
+                        "explain); the agent's token is read from $PERFBENCH_AGENT_TOKEN")
     svc = p.add_argument_group("starting the service (perfbench starts it before the load and stops it after)")
     svc.add_argument("--start", metavar="CMD",
                      help="start the service with this command (split like a shell would, but run without one) "
@@ -314,6 +315,7 @@ def cmd_run(args) -> int:
     from ..load import run_load
     from ..redaction import redact_url
     from ..report.text import endpoint_table_text
+    from ..rundir import SERVER_REQUESTS
     from ._util import err
 
     scenario, plan, service, collectors = prepare(args)
@@ -338,6 +340,8 @@ def cmd_run(args) -> int:
     else:
         print(endpoint_table_text(result.summary))
         print_sql_summary(result.summary)
+        if (result.path / SERVER_REQUESTS).exists():  # the agent timed the requests: where their time went
+            print(f"where the time went, request by request: perfbench explain {result.path}")
         print(f"run directory: {result.path}  (ended: {result.end_reason})")
     for lost in result.summary.get("generator", {}).get("lost_shards") or []:
         print(f"warning: shard {lost['shard']} (worker {lost['worker']}) was lost: {lost['reason']}; "

@@ -10,7 +10,7 @@ themes, data transformers): rendering (reports use vl-convert's SVG) is the call
 ``WIDTH``/``HEIGHT`` and the axis titles of ``base``. Latency is always in ms, time in seconds since the run start.
 
 The charts live in submodules by what they show: ``load`` (one run's latency, throughput and errors),
-``server`` (the target's resources, memory and SQL), ``experiments`` (stress, spike, soak, cold/warm,
+``server`` (the target's resources, memory and SQL), ``explain`` (where each request's time went), ``experiments`` (stress, spike, soak, cold/warm,
 regression, the reports index); ``base`` holds the shared look and helpers. All are re-exported here.
 """
 
@@ -37,6 +37,7 @@ from .experiments import (
     stress_throughput,
     trend,
 )
+from .explain import time_breakdown
 from .load import (
     endpoint_latency_bars,
     errors_over_time,
@@ -78,6 +79,7 @@ __all__ = [
     "queries_per_request",
     "n_plus_one_findings",
     "slowest_fingerprints",
+    "time_breakdown",
     "latency_vs_queries",
     "stress_throughput",
     "stress_latency",
