@@ -27,7 +27,8 @@ MS = 1_000_000
 
 def build(reqs: list[dict[str, Any]]) -> dict[str, Any]:
     """Frames of a synthetic run. Each request: endpoint, latency (ms), and, when the agent timed it
-    (``wall`` given): wall, cpu, gc, lag (ms), sql [(fingerprint, ms)], misses, cache_ms, downstream [ms]."""
+    (``wall`` given): wall, cpu, gc, lag (ms), sql [(fingerprint, ms)] run one after the other with ``gap`` ms
+    between them, misses, cache_ms, downstream [ms]."""
     requests, server, queries, cache, downstream = [], [], [], [], []
     for rid, r in enumerate(reqs):
         requests.append({"request_id": rid, "endpoint": r["endpoint"], "latency_ns": int(r["latency"] * MS)})
@@ -39,15 +40,18 @@ def build(reqs: list[dict[str, Any]]) -> dict[str, Any]:
                        "gc_ns": int(r.get("gc", 0) * MS), "gc_pauses": 1 if r.get("gc") else 0,
                        "lag_ns": None if r.get("lag") is None else int(r["lag"] * MS),
                        "mode": "sync" if r.get("cpu") is not None else "asyncio"})
+        t = rid * 10_000 * MS
         for fp, ms in r.get("sql", []):
             queries.append({"request_id": rid, "fingerprint": fp, "statement": f"SELECT {fp}",
-                            "duration_ns": int(ms * MS)})
+                            "duration_ns": int(ms * MS), "t_ns": t})
+            t += int((ms + r.get("gap", 0)) * MS)
         for i in range(r.get("misses", 0)):
             cache.append({"request_id": rid, "kind": "miss", "duration_ns": int(r.get("cache_ms", 0) * MS) if i == 0
                           else 0})
         for ms in r.get("downstream", []):
             downstream.append({"request_id": rid, "duration_ns": int(ms * MS)})
-    schema_q = {"request_id": pl.Int64, "fingerprint": pl.String, "statement": pl.String, "duration_ns": pl.Int64}
+    schema_q = {"request_id": pl.Int64, "fingerprint": pl.String, "statement": pl.String, "duration_ns": pl.Int64,
+                "t_ns": pl.Int64}
     return {
         "requests": pl.DataFrame(requests, schema={"request_id": pl.Int64, "endpoint": pl.String,
                                                    "latency_ns": pl.Int64}).lazy(),
@@ -82,7 +86,11 @@ def recompute(r: dict[str, Any]) -> dict[str, float]:
     total = sum(measured.values())
     scale = r["wall"] / total if total > r["wall"] else 1.0
     parts = {k: v * scale for k, v in measured.items()}
-    parts["own"] = r["wall"] - sum(parts.values())
+    rest = r["wall"] - sum(parts.values())
+    gap = r.get("gap", 0)
+    gaps = gap * (len(r.get("sql", [])) - 1) if r.get("sql") and gap <= ex.GAP_MAX_MS else 0.0
+    parts["gaps"] = min(gaps, rest)
+    parts["own"] = rest - parts["gaps"]
     parts["outside"] = max(r["latency"] - r["wall"], 0.0)
     return parts
 
@@ -90,7 +98,9 @@ def recompute(r: dict[str, Any]) -> dict[str, float]:
 MIXED = [
     {"endpoint": "a", "latency": 50, "wall": 40, "lag": 3, "gc": 1, "sql": [("f1", 5), ("f2", 7)], "misses": 2,
      "cache_ms": 2, "downstream": [6, 4]},
-    {"endpoint": "a", "latency": 30, "wall": 29.5, "cpu": 20, "gc": 0.5, "sql": [("f1", 2)]},
+    {"endpoint": "a", "latency": 30, "wall": 29.5, "cpu": 20, "gc": 0.5, "sql": [("f1", 2), ("f3", 1), ("f1", 1)],
+     "gap": 2},  # the code between statements
+    {"endpoint": "a", "latency": 30, "wall": 29.5, "sql": [("f1", 2), ("f3", 1)], "gap": 7},  # a long gap: own code
     {"endpoint": "a", "latency": 20, "wall": 12, "lag": 10, "sql": [("f1", 6), ("f1", 6)]},  # overlapping parts
     {"endpoint": "b", "latency": 9, "wall": 10, "lag": 0},  # server longer than the client saw (clocks)
     {"endpoint": "b", "latency": 15},  # not timed by the agent
@@ -112,7 +122,9 @@ def test_parts_add_up_to_the_server_time_and_match_a_recomputation() -> None:
         server_parts = sum(row[f"{p}_ms"] for p in ex.SERVER_PARTS)
         assert server_parts == pytest.approx(row["server_ms"], rel=0.05)  # within 5%: here exactly
         assert row["statements"] == len(raw.get("sql", []))
-    third = per.row(2, named=True)
+    assert per.row(1, named=True)["gaps_ms"] == pytest.approx(4.0)
+    assert per.row(2, named=True)["gaps_ms"] == 0.0
+    third = per.row(3, named=True)
     assert third["overlap_ms"] == pytest.approx(10.0) and third["own_ms"] == pytest.approx(0.0)
     assert third["top_repetitions"] == 2 and third["top_fingerprint"] == "f1"
 
@@ -135,7 +147,8 @@ def test_breakdown_shares_add_up_and_match_a_recomputation() -> None:
     b = table.filter((pl.col("scope") == "all") & (pl.col("endpoint") == "b")).row(0, named=True)
     assert (b["requests"], b["timed"], b["coverage"]) == (2, 1, 0.5)
     slow = table.filter(pl.col("scope") == "slowest 50%").row(0, named=True)
-    assert slow["requests"] == math.ceil(len(MIXED) * 0.5) and slow["threshold_ms"] == 20.0
+    n = math.ceil(len(MIXED) * 0.5)
+    assert slow["requests"] == n and slow["threshold_ms"] == sorted((r["latency"] for r in MIXED), reverse=True)[n - 1]
     with pytest.raises(ValueError, match="fraction"):
         ex.breakdown_table(per, fraction=0)
 
@@ -150,6 +163,8 @@ def many(n: int = 20, **r: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("reqs", "cause", "words"), [
     (many(endpoint="posts", latency=100, wall=95, lag=1, sql=[("list", 3)] + [("author", 2)] * 40),
      "n_plus_one", ["41 statements per request, 40 of one fingerprint", "an N+1", "SELECT author"]),
+    (many(endpoint="orm", latency=100, wall=95, lag=1, sql=[("list", 0.3)] + [("author", 0.2)] * 40, gap=1.5),
+     "n_plus_one", ["% database (8% in the statements, 60% in the code between them; 41 statements per request"]),
     (many(endpoint="page", latency=100, wall=95, lag=0, sql=[(f"f{i}", 6) for i in 12 * [0, 1, 2, 3]][:12]
           + [(f"g{i}", 6) for i in range(2)]),
      "chatty_sql", ["chatty SQL"]),
@@ -210,11 +225,11 @@ def test_no_agent_data_and_inconclusive_are_said() -> None:
 def test_text_and_chart_render_the_breakdown() -> None:
     result = run_explain(MIXED)
     text = explain_text({**result, "run_id": "r1"})
-    assert text.splitlines()[0] == "where the time went (run r1): the agent timed 4 of 5 requests"
-    assert "outside %" in text and "own %" in text
+    assert text.splitlines()[0] == "where the time went (run r1): the agent timed 5 of 6 requests"
+    assert "outside %" in text and "gaps %" in text and "own %" in text
     chart = time_breakdown(result["table"]).to_dict()
     values = next(iter(chart["datasets"].values()))
-    assert {v["part"] for v in values} == {"database", "cache", "downstream calls", "waiting for the event loop",
+    assert {v["part"] for v in values} == {"database", "between SQL statements", "cache", "downstream calls", "waiting for the event loop",
                                            "garbage collection", "the service's own code", "outside the service"}
     empty = time_breakdown(run_explain(many(endpoint="x", latency=10))["table"]).to_dict()
     assert "no request was timed" in json.dumps(empty)
@@ -234,25 +249,17 @@ def perfbench(*args: str, env: dict[str, str] | None = None, timeout: float = 18
                           timeout=timeout, env={**os.environ, "PYTHONPATH": root, **(env or {})})
 
 
-def test_demo_run_with_the_agent_is_explained_as_an_n_plus_one(demo_db_copy, runs_dir: Path) -> None:
-    from perfbench import shapes
-    from perfbench.agent import AgentCollector
-    from perfbench.demo import create_app
-    from perfbench.load import run_load
-    from perfbench.scenario import Request, Scenario
-    from tests.conftest import ThreadServer
-
-    server = ThreadServer(create_app(db_path=demo_db_copy(), agent_token=TOKEN)).start()
-    try:
-        scenario = Scenario(name="posts", seed=1, requests=[Request("posts_naive", "GET", "/api/posts?limit=20"),
-                                                            Request("health", "GET", "/health")])
-        result = run_load(server.url, shapes.constant(rate=20, duration=2.0), scenario, runs_dir=runs_dir,
-                          progress=False, announce=lambda line: None, collectors=[AgentCollector(TOKEN, poll_s=0.5)])
-    finally:
-        server.stop()
-    report = json.loads((result.path / "meta.json").read_text())["collectors"]["agent"]
+def test_demo_run_with_the_agent_is_explained_as_an_n_plus_one(demo_target, demo_agent_token, runs_dir: Path) -> None:
+    """The demo served by ``perfbench serve-demo`` (a child process, the agent on), a run through the CLI."""
+    run = perfbench("run", demo_target.url, "--agent", "--rate", "20", "--duration", "2", "--quiet",
+                    "--path", "posts_naive=GET /api/posts?limit=20", "--path", "health=GET /health",
+                    "--runs-dir", str(runs_dir), env={"PERFBENCH_AGENT_TOKEN": demo_agent_token})
+    assert run.returncode == 0, run.stderr
+    assert "where the time went, request by request: perfbench explain " in run.stdout
+    path = next(runs_dir.iterdir())
+    report = json.loads((path / "meta.json").read_text())["collectors"]["agent"]
     assert report["timed_requests"] == report["requests_seen"] > 0 and report["dropped_timings"] == 0
-    out = perfbench("explain", str(result.path), "--json")
+    out = perfbench("explain", str(path), "--json")
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     assert body["agent"] is True and body["timed"] == body["requests"]
@@ -260,9 +267,9 @@ def test_demo_run_with_the_agent_is_explained_as_an_n_plus_one(demo_db_copy, run
     assert naive["cause"] == "n_plus_one", naive["text"]
     assert "41 statements per request, 20 of one fingerprint" in naive["text"]
     # the breakdown adds up to the server time the agent measured, recomputed from the raw files
-    server = pl.read_parquet(result.path / "server_requests.parquet")
-    queries = pl.read_parquet(result.path / "queries.parquet")
-    requests = pl.read_parquet(result.path / "requests.parquet")
+    server = pl.read_parquet(path / "server_requests.parquet")
+    queries = pl.read_parquet(path / "queries.parquet")
+    requests = pl.read_parquet(path / "requests.parquet")
     row = next(r for r in body["table"] if r["endpoint"] == "posts_naive" and r["scope"] == "all")
     ids = set(requests.filter(pl.col("endpoint") == "posts_naive")["request_id"].to_list())
     walls = {r["request_id"]: r["wall_ns"] / MS for r in server.iter_rows(named=True) if r["request_id"] in ids}
@@ -272,9 +279,17 @@ def test_demo_run_with_the_agent_is_explained_as_an_n_plus_one(demo_db_copy, run
     assert parts_ms == pytest.approx(row["server_ms"], rel=0.05)
     db = queries.filter(pl.col("request_id").is_in(list(ids)))["duration_ns"].sum() / MS / len(ids)
     assert row["db_ms"] <= db + 1e-6 and row["statements"] == 41  # scaled down only where parts overlapped
+    gaps = 0.0  # the short gaps between one statement's end and the next one's start, from the raw rows
+    for rid in ids:
+        end = None
+        for t, d in sorted(queries.filter(pl.col("request_id") == rid).select("t_ns", "duration_ns").iter_rows()):
+            if end is not None and 0 < t - end <= ex.GAP_MAX_MS * MS:
+                gaps += (t - end) / MS
+            end = t + d if end is None else max(end, t + d)
+    assert 0 < row["gaps_ms"] <= gaps / len(ids) + 1e-6  # at most the raw gaps: taken out of the remainder only
     health = next(f for f in body["findings"] if f["endpoint"] == "health" and f["scope"] == "p99")
     assert health["parts"]["db"] == 0
-    text = perfbench("explain", str(result.path))
+    text = perfbench("explain", str(path))
     assert text.returncode == 0 and "an N+1" in text.stdout and "where the time went" in text.stdout
 
 

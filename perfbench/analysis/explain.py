@@ -12,8 +12,13 @@ Pure Polars functions over a run's frames (``read_inputs`` is the one that reads
 
 Per request (:func:`request_breakdown`) the latency splits into ``outside_ms`` (latency minus the
 handler's wall time: the network, queueing before the handler, the load generator) and the server
-time ``server_ms`` = ``db_ms + cache_ms + downstream_ms + loop_ms + gc_ms + own_ms``, where ``own_ms``
-(the service's own code) is what remains. The measured parts can overlap (a GC pause inside a
+time ``server_ms`` = ``db_ms + gaps_ms + cache_ms + downstream_ms + loop_ms + gc_ms + own_ms``: the
+statements' own time, the short gaps (up to ``GAP_MAX_MS``) between one statement's end and the next
+one's start (the code around each statement: in an N+1 loop, the ORM building the next statement and
+reading rows into objects; taken out of the remainder, never out of a measured part), cache, downstream
+calls, the event loop blocked, GC, and ``own_ms`` (the service's own code), what remains. The sentences
+count the statements and the gaps between them together as "database", and say how it divides. The
+measured parts can overlap (a GC pause inside a
 statement, statements run concurrently): when they add up to more than the wall time they are scaled
 down to it, in proportion, and ``overlap_ms`` says by how much, so the parts always add up to the
 server time. Per endpoint, for the endpoint's slowest requests (at or above its p99) and for the
@@ -37,6 +42,7 @@ DOWNSTREAM = "downstream.parquet"
 # the parts of a request's latency, in the order they are shown, and their names in sentences
 PARTS: dict[str, str] = {
     "db": "database",
+    "gaps": "between SQL statements",
     "cache": "cache",
     "downstream": "downstream calls",
     "loop": "waiting for the event loop",
@@ -44,7 +50,7 @@ PARTS: dict[str, str] = {
     "own": "the service's own code",
     "outside": "outside the service",
 }
-SERVER_PARTS = ("db", "cache", "downstream", "loop", "gc", "own")
+SERVER_PARTS = ("db", "gaps", "cache", "downstream", "loop", "gc", "own")
 CHATTY_STATEMENTS = 10  # this many statements per request (no N+1 among them) is chatty SQL
 SLOW_STATEMENT_SHARE = 0.5  # one statement taking this share of a request's DB time is "one slow statement"
 CPU_BOUND = 0.7  # own code that is this much CPU is CPU in the service
@@ -52,6 +58,7 @@ MIN_COVERAGE = 0.5  # under this share of requests timed by the agent, the verdi
 LIST_SHARE = 0.05  # parts under this share of the latency are left out of the sentence
 SQL_CAUSE_SHARE = 0.2  # an N+1 or chatty SQL with this share is the cause even when own code or the loop is larger
 DEFAULT_FRACTION = 0.01
+GAP_MAX_MS = 5.0  # a gap between two statements up to this long is the code around them (an ORM's work per row)
 
 
 def read_inputs(path: str | Path) -> dict[str, pl.LazyFrame | None]:
@@ -79,7 +86,8 @@ def _sum_by_request(lf: pl.LazyFrame | None, name: str, count_name: str, *, wher
 
 
 def _sql_by_request(queries: pl.LazyFrame | None) -> pl.LazyFrame | None:
-    """Per request id: db_ms, statements, fingerprints, the most repeated fingerprint (top_fingerprint,
+    """Per request id: db_ms, gaps_ms (the gaps of at most GAP_MAX_MS between its statements),
+    statements, fingerprints, the most repeated fingerprint (top_fingerprint,
     top_repetitions) and the slowest statement's ms (slowest_ms, slowest_fingerprint)."""
     if queries is None:
         return None
@@ -88,8 +96,17 @@ def _sql_by_request(queries: pl.LazyFrame | None) -> pl.LazyFrame | None:
               .sort(["request_id", "n", "fingerprint"], descending=[False, True, False])
               .group_by("request_id", maintain_order=True)
               .agg(pl.col("fingerprint").first().alias("top_fingerprint"), pl.col("n").first().alias("top_repetitions")))
+    if "t_ns" in q.collect_schema().names():
+        # the short gaps between one statement's end and the next one's start: the code around each statement
+        ends = (pl.col("t_ns") + pl.col("duration_ns")).cum_max().shift(1).over("request_id")
+        gap = (pl.col("t_ns") - ends).clip(lower_bound=0).fill_null(0)
+        q = q.sort("request_id", "t_ns").with_columns(
+            pl.when(gap <= GAP_MAX_MS * 1e6).then(gap).otherwise(0).alias("_gap_ns"))
+        gaps = (pl.col("_gap_ns").sum() / 1e6).alias("gaps_ms")
+    else:
+        gaps = pl.lit(0.0).alias("gaps_ms")
     totals = q.group_by("request_id").agg(
-        (pl.col("duration_ns").sum() / 1e6).alias("db_ms"), pl.len().cast(pl.Int64).alias("statements"),
+        (pl.col("duration_ns").sum() / 1e6).alias("db_ms"), gaps, pl.len().cast(pl.Int64).alias("statements"),
         pl.col("fingerprint").n_unique().cast(pl.Int64).alias("fingerprints"),
         (pl.col("duration_ns").max() / 1e6).alias("slowest_ms"),
         pl.col("fingerprint").sort_by("duration_ns", descending=True).first().alias("slowest_fingerprint"))
@@ -119,7 +136,7 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
                        "lag_ns", "mode"))
     out = req.join(srv, on="request_id", how="left").with_columns(pl.col("wall_ns").is_not_null().alias("timed"))
     joins = [(_sql_by_request(None if queries is None else queries.lazy()),
-              {"db_ms": 0.0, "statements": 0, "fingerprints": 0, "slowest_ms": 0.0}),
+              {"db_ms": 0.0, "gaps_ms": 0.0, "statements": 0, "fingerprints": 0, "slowest_ms": 0.0}),
              (_sum_by_request(None if cache is None else cache.lazy(), "cache_ms", "cache_misses",
                               where=pl.col("kind") == "miss"), {"cache_ms": 0.0, "cache_misses": 0}),
              (_sum_by_request(None if downstream is None else downstream.lazy(), "downstream_ms", "downstream_calls"),
@@ -147,14 +164,16 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
         *[(pl.col(p) * pl.col("_scale")).alias(p) for p in parts],
         (pl.col("_measured") - pl.col("server_ms")).clip(lower_bound=0).alias("overlap_ms"),
     ).with_columns(
-        (pl.col("server_ms") - pl.sum_horizontal(*parts)).clip(lower_bound=0).alias("own_ms"),
+        (pl.col("server_ms") - pl.sum_horizontal(*parts)).clip(lower_bound=0).alias("_rest"),
         (pl.col("latency_ms") - pl.col("server_ms")).clip(lower_bound=0).alias("outside_ms"),
-    )
+    ).with_columns(  # the gaps between statements come out of the remainder (never out of a measured part)
+        pl.min_horizontal("gaps_ms", "_rest").alias("gaps_ms"),
+    ).with_columns((pl.col("_rest") - pl.col("gaps_ms")).alias("own_ms"))
     # an untimed request has no parts: its zeros would read as "no time there"
-    untimed = [p for p in (*parts, "own_ms", "outside_ms", "overlap_ms", "gc_pauses")]
+    untimed = [p for p in (*parts, "gaps_ms", "own_ms", "outside_ms", "overlap_ms", "gc_pauses")]
     out = out.with_columns(*[pl.when(pl.col("timed")).then(pl.col(c)).otherwise(None).alias(c) for c in untimed])
     return (out.select("request_id", "endpoint", "route", "latency_ms", "timed", "server_ms", "outside_ms", "db_ms",
-                       "statements", "fingerprints", "top_fingerprint", "top_repetitions", "slowest_ms",
+                       "gaps_ms", "statements", "fingerprints", "top_fingerprint", "top_repetitions", "slowest_ms",
                        "slowest_fingerprint", "cache_ms", "cache_misses", "downstream_ms", "downstream_calls",
                        "loop_ms", "gc_ms", "gc_pauses", "own_ms", "cpu_ms", "overlap_ms", "mode")
             .sort("request_id").collect())
@@ -288,9 +307,7 @@ def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: d
     if part == "own":
         own, cpu = g["own_ms"] or 0.0, g["cpu_ms"]
         if cpu is None:
-            sql = f"; it includes the work around each of its {g['statements']:.0f} statements" \
-                if (g["statements"] or 0) >= CHATTY_STATEMENTS else ""
-            return "own_code", f"CPU is not measured per request in an asyncio service{sql}"
+            return "own_code", "CPU is not measured per request in an asyncio service"
         if own and cpu >= CPU_BOUND * own:
             return "cpu", f"{_ms_text(cpu)} of CPU per request — CPU in the service"
         return "own_code", (f"only {_ms_text(cpu)} of it CPU: waiting on something the agent does not see "
@@ -303,7 +320,8 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
             sites: dict[str, str] | None = None, *, fraction: float = DEFAULT_FRACTION) -> list[dict[str, Any]]:
     """One finding per endpoint (its slowest requests, scope "p99") and for the slowest ``fraction``:
     ``{"scope", "endpoint", "latency_ms", "requests", "timed", "cause", "part", "share", "parts": {part: share},
-    "text"}``; the text lists every part of at least 5% of the time, largest first, each with its evidence.
+    "text"}``; the text lists every part of at least 5% of the time, largest first, each with its evidence
+    ("database" counts the statements and the gaps between them: ``share`` too; ``parts`` has each part apart).
 
     ``cause`` is the dominant part's cause (an N+1 or chatty SQL with at least 20% of the time comes
     before own code and the loop's lag, where an asyncio ORM's work around each statement shows): n_plus_one, chatty_sql, slow_statement, database,
@@ -331,18 +349,23 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
                                 f"{row['requests']} requests"})
             continue
         shares = {p: row[f"{p}_share"] or 0.0 for p in PARTS}
-        ranked = sorted(shares, key=lambda p: (-shares[p], list(PARTS).index(p)))
+        # "database" in the sentence: the statements and the code between them
+        said = {p: v for p, v in shares.items() if p != "gaps"} | {"db": shares["db"] + shares["gaps"]}
+        ranked = sorted(said, key=lambda p: (-said[p], list(PARTS).index(p)))
         stats = _group_stats(t)
-        found = {p: _evidence(p, stats, statements, sites) for p in ranked if shares[p] >= LIST_SHARE or p == ranked[0]}
+        found = {p: _evidence(p, stats, statements, sites) for p in ranked if said[p] >= LIST_SHARE or p == ranked[0]}
         top = ranked[0]
         # the remainder (own code) and the loop's lag are where an asyncio ORM's work per statement shows: an
         # N+1 or chatty SQL with a real share of the time is the cause to act on, ahead of them
-        if top in ("own", "loop") and shares["db"] >= SQL_CAUSE_SHARE and \
+        if top in ("own", "loop") and said["db"] >= SQL_CAUSE_SHARE and \
                 _evidence("db", stats, statements, sites)[0] in ("n_plus_one", "chatty_sql"):
             top = "db"
             found.setdefault("db", _evidence("db", stats, statements, sites))
-        listed = [f"{_pct_text(shares[p])} {PARTS[p]} ({found[p][1]})" for p in ranked if p in found]
-        out.append({**base, "cause": found[top][0], "part": top, "share": shares[top], "parts": shares,
+        if "db" in found and shares["gaps"] >= LIST_SHARE:
+            found["db"] = (found["db"][0], f"{_pct_text(shares['db'])} in the statements, {_pct_text(shares['gaps'])} "
+                                           f"in the code between them; {found['db'][1]}")
+        listed = [f"{_pct_text(said[p])} {PARTS[p]} ({found[p][1]})" for p in ranked if p in found]
+        out.append({**base, "cause": found[top][0], "part": top, "share": said[top], "parts": shares,
                     "text": f"{head}: " + ", ".join(listed)})
     return out
 

@@ -65,12 +65,13 @@ def sql_summary_text(summary: dict) -> str:
 
 def explain_text(ex: dict) -> str:
     """``perfbench explain``'s view (``perfbench.analysis.explain.explain_path``): the breakdown per endpoint,
-    its slowest requests and the slowest 1%, as shares of the latency, then the findings, one line each."""
+    its slowest requests and the slowest 1%, as shares of the latency (gaps: the code between SQL statements),
+    then the findings, one line each."""
     table = ex["table"]
     per = ex["requests"]
     timed, total = int(per["timed"].sum()), per.height
     out = [f"where the time went (run {ex['run_id']}): the agent timed {timed} of {total} requests"]
-    parts = ("outside", "db", "cache", "downstream", "loop", "gc", "own")
+    parts = ("outside", "db", "gaps", "cache", "downstream", "loop", "gc", "own")
     head = ("endpoint", "requests", "p99 ms", "server ms", *(f"{p} %" for p in parts))
     rows = []
     for r in table.iter_rows(named=True):

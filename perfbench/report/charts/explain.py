@@ -4,8 +4,8 @@
     time_breakdown(ex["table"])
 
 One bar per endpoint (all its requests), per endpoint's slowest requests (at or above its p99) and for the
-slowest 1% of all requests: the mean time per request of each part (outside the service, database, cache,
-downstream calls, waiting for the event loop, garbage collection, the service's own code), stacked, so a
+slowest 1% of all requests: the mean time per request of each part (outside the service, database, the
+code between SQL statements, cache, downstream calls, waiting for the event loop, garbage collection, the service's own code), stacked, so a
 bar's length is the mean latency of the requests the agent timed. The tooltip gives each part's share.
 """
 
@@ -19,6 +19,7 @@ from .base import WIDTH, _empty, _frame, _title
 # the parts in stacking order and their colours (perfbench.analysis.explain.PARTS)
 PART_COLOURS: dict[str, str] = {
     "database": "#4c78a8",
+    "between SQL statements": "#9ecae9",
     "cache": "#72b7b2",
     "downstream calls": "#b279a2",
     "waiting for the event loop": "#e45756",
@@ -26,7 +27,7 @@ PART_COLOURS: dict[str, str] = {
     "the service's own code": "#f58518",
     "outside the service": "#bab0ac",
 }
-_KEYS = {"db": "database", "cache": "cache", "downstream": "downstream calls", "loop": "waiting for the event loop",
+_KEYS = {"db": "database", "gaps": "between SQL statements", "cache": "cache", "downstream": "downstream calls", "loop": "waiting for the event loop",
          "gc": "garbage collection", "own": "the service's own code", "outside": "outside the service"}
 
 
