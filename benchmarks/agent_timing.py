@@ -4,9 +4,10 @@ Calls a trivial WSGI application and a trivial ASGI application directly (no ser
 without the agent's middleware (SQL capture installed in both, so the difference is the middleware:
 binding the request id and the timing record), alternating, best of REPEAT rounds of N requests. Also
 the timing alone: ``RequestTimings.begin`` + ``finish`` (sync: with ``thread_time_ns``; asyncio: with
-the loop-lag sampler's reading).
+the loop-lag sampler's reading), and what the loop-lag sampler costs an idle service: the process's CPU
+over 2 s of an idle event loop with and without it.
 
-    python benchmarks/agent_timing.py [N] [REPEAT]     # µs per request added
+    python benchmarks/agent_timing.py [N] [REPEAT]     # µs per request added; sampler CPU when idle
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ def per_call_ns(fn, n: int) -> float:  # noqa: ANN001
     start = time.perf_counter_ns()
     fn(n)
     return (time.perf_counter_ns() - start) / n
+
+
+def idle_cpu_ms(with_sampler: bool, seconds: float = 2.0) -> float:
+    """CPU (ms) of this process over ``seconds`` of an idle event loop, the lag sampler running or not."""
+    from perfbench.agent.timing import LagSampler
+
+    async def idle() -> float:
+        sampler = LagSampler(asyncio.get_running_loop()).start() if with_sampler else None
+        start = time.process_time()
+        await asyncio.sleep(seconds)
+        used = time.process_time() - start
+        if sampler is not None:
+            sampler.stop()
+        return used * 1000
+
+    return asyncio.run(idle())
 
 
 def main(n: int = 50_000, repeat: int = 7) -> None:
@@ -89,6 +106,9 @@ def main(n: int = 50_000, repeat: int = 7) -> None:
     print(f"middleware added: WSGI {(best['wsgi agent'] - best['wsgi bare']) / 1000:.2f} µs, "
           f"ASGI {(best['asgi agent'] - best['asgi bare']) / 1000:.2f} µs per request; timing alone: sync "
           f"{best['timing sync'] / 1000:.2f} µs, asyncio {best['timing asyncio'] / 1000:.2f} µs")
+    off, on = min(idle_cpu_ms(False) for _ in range(3)), min(idle_cpu_ms(True) for _ in range(3))
+    print(f"idle event loop, 2 s: {off:.1f} ms of CPU without the lag sampler, {on:.1f} ms with it "
+          f"({(on - off) / 20:.2f}% of one core)")
 
 
 if __name__ == "__main__":

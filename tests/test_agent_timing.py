@@ -112,8 +112,8 @@ def test_asgi_loop_blocked_during_a_request_is_attributed() -> None:
         agent.uninstall()
     recs = _records(agent)
     assert all(r["mode"] == "asyncio" and r["cpu_ns"] is None for r in recs.values())
-    # a 50 ms block is seen, less at most one sampling interval (5 ms) and the slack (1 ms)
-    assert recs[3]["lag_ns"] >= 40_000_000 and recs[2]["lag_ns"] >= 40_000_000
+    # a 50 ms block is seen, less at most one sampling interval (10 ms) and the slack (1 ms)
+    assert recs[3]["lag_ns"] >= 39_000_000 and recs[2]["lag_ns"] >= 39_000_000
     assert recs[3]["lag_ns"] <= recs[3]["wall_ns"]
     assert recs[1]["lag_ns"] < recs[3]["lag_ns"] / 2  # waiting without blocking is not lag
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-LAG_INTERVAL_S = 0.005
+LAG_INTERVAL_S = 0.01  # 100 wake-ups a second: about 0.5% of a core on an idle service (benchmarks/agent_timing.py)
 LAG_SLACK_NS = 1_000_000  # lateness under 1 ms is the loop's ordinary work, not a block
 
 COLUMNS = ("request_id", "request_id_status", "endpoint", "start_ns", "wall_ns", "cpu_ns", "gc_ns", "gc_pauses",
