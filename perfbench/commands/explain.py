@@ -23,9 +23,9 @@ def register(sub) -> None:
         "explain", help="where each request's time went, from the service's agent (run --agent)",
         description="Join each request's latency to what the service's perfbench agent measured inside it and say "
                     "where the time went: outside the service (network, queueing before the handler, the load "
-                    "generator), the database, the cache, downstream calls, waiting for the event loop, garbage "
+                    "generator), the SQL statements and the code between them, the cache, downstream calls, waiting for the event loop, garbage "
                     "collection, and the service's own code. Per endpoint, for its slowest requests (at or "
-                    "above its p99) and for the slowest 1%% of all requests: a breakdown, and the dominant cause "
+                    "above its p99) and for the slowest 1% of all requests: a breakdown, and the dominant cause "
                     "with its evidence (an N+1 or chatty SQL, one slow statement, cache misses, downstream calls, "
                     "a blocked event loop, GC, CPU in the service, or time outside the service).",
         epilog="examples:\n  perfbench explain data/runs/20261121-143012-run-9f2c\n"
