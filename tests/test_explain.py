@@ -170,6 +170,8 @@ def many(n: int = 20, **r: Any) -> list[dict[str, Any]]:
      "chatty_sql", ["chatty SQL"]),
     (many(endpoint="report", latency=100, wall=95, lag=0, sql=[("big", 80), ("small", 2)]),
      "slow_statement", ["one statement took", "SELECT big"]),
+    (many(endpoint="missed", latency=100, wall=95, lag=0, sql=[("report", 85)], misses=1),  # a miss runs the query
+     "slow_statement", ["one statement per request, 85 ms: SELECT report; 1.0 cache misses per request"]),
     (many(endpoint="cached", latency=100, wall=95, lag=0, misses=3, cache_ms=80),
      "cache_misses", ["3.0 cache misses per request"]),
     (many(endpoint="proxy", latency=100, wall=95, lag=0, downstream=[40, 40]),

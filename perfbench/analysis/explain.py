@@ -268,7 +268,14 @@ def _group_stats(t: pl.DataFrame) -> dict[str, Any]:
 
 
 def _db_evidence(g: dict[str, Any], statements: dict[str, str], sites: dict[str, str]) -> tuple[str, str]:
-    """(cause, evidence) for a group whose time went to the database."""
+    """(cause, evidence) for a group whose time went to the database (with its cache misses, when it had any:
+    what a miss costs is often the statement it runs)."""
+    cause, text = _sql_evidence(g, statements, sites)
+    misses = g["cache_misses"] or 0.0
+    return cause, text + (f"; {misses:.1f} cache misses per request" if misses > 0 else "")
+
+
+def _sql_evidence(g: dict[str, Any], statements: dict[str, str], sites: dict[str, str]) -> tuple[str, str]:
     per_req = g["statements"] or 0.0
     reps = int(g["top_repetitions"] or 0)
     if reps >= N_PLUS_ONE_THRESHOLD:
