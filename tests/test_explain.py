@@ -149,6 +149,7 @@ def test_breakdown_shares_add_up_and_match_a_recomputation() -> None:
     slow = table.filter(pl.col("scope") == "slowest 50%").row(0, named=True)
     n = math.ceil(len(MIXED) * 0.5)
     assert slow["requests"] == n and slow["threshold_ms"] == sorted((r["latency"] for r in MIXED), reverse=True)[n - 1]
+    assert ex.breakdown_table(per, fraction=0.015)["scope"].to_list()[-1] == "slowest 1.5%"
     with pytest.raises(ValueError, match="fraction"):
         ex.breakdown_table(per, fraction=0)
 

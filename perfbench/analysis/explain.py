@@ -119,7 +119,7 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
     """Every request the engine sent (a left join: none lost) with its latency split into parts, in ms.
 
     Columns: request_id, endpoint, route (the server's), latency_ms, timed (the agent timed it),
-    server_ms (the handler's wall time), outside_ms, db_ms, statements, fingerprints, top_fingerprint,
+    server_ms (the handler's wall time), outside_ms, db_ms, gaps_ms, statements, fingerprints, top_fingerprint,
     top_repetitions, slowest_ms, slowest_fingerprint, cache_ms, cache_misses, downstream_ms,
     downstream_calls, loop_ms, gc_ms, gc_pauses, own_ms, cpu_ms (sync handlers), overlap_ms, mode.
     The part columns are null for a request the agent did not time.
@@ -189,7 +189,7 @@ def _group_rows(per: pl.DataFrame, fraction: float) -> list[tuple[str, str, pl.D
     if per.height:
         n = max(1, math.ceil(per.height * fraction))
         slow = per.sort(["latency_ms", "request_id"], descending=[True, False]).head(n)
-        groups.append((f"slowest {fraction:.0%}", "ALL", slow, slow["latency_ms"].min()))
+        groups.append((f"slowest {fraction * 100:g}%", "ALL", slow, slow["latency_ms"].min()))
     return groups
 
 
