@@ -316,3 +316,51 @@ def test_cli_says_when_a_run_has_no_agent_data_and_refuses_bad_input(demo_db_cop
     missing = perfbench("explain", str(runs_dir / "nope"))
     assert missing.returncode == 3 and "no such run directory" in missing.stderr
     assert "where each request's time went" in perfbench("--help").stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_demo_on_postgresql_is_explained_as_an_n_plus_one(runs_dir: Path) -> None:
+    """The demo on PostgreSQL (asyncpg: each statement a network round trip) with the agent, a real run."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    from perfbench import shapes
+    from perfbench.agent import AgentCollector
+    from perfbench.demo import create_app
+    from perfbench.load import run_load
+    from perfbench.scenario import Request, Scenario
+    from tests.conftest import ThreadServer
+
+    schema = f"perfbench_explain_test_{uuid.uuid4().hex[:10]}"
+    try:
+        server = ThreadServer(create_app(db_url="postgresql+asyncpg://postgres@127.0.0.1:5432/test", db_schema=schema,
+                                         agent_token=TOKEN)).start()
+        try:
+            scenario = Scenario(name="posts", seed=1, requests=[Request("posts_naive", "GET", "/api/posts?limit=20"),
+                                                                Request("posts_eager", "GET", "/api/v2/posts?limit=20")])
+            result = run_load(server.url, shapes.constant(rate=20, duration=2.0), scenario, runs_dir=runs_dir,
+                              progress=False, announce=lambda line: None,
+                              collectors=[AgentCollector(TOKEN, poll_s=0.5)])
+        finally:
+            server.stop()
+    finally:
+        async def drop() -> None:
+            conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+    explained = ex.explain_path(result.path)
+    naive = next(f for f in explained["findings"] if f["endpoint"] == "posts_naive" and f["scope"] == "p99")
+    assert naive["cause"] == "n_plus_one", naive["text"]
+    eager = next(f for f in explained["findings"] if f["endpoint"] == "posts_eager" and f["scope"] == "p99")
+    assert eager["cause"] != "n_plus_one" and "an N+1" not in eager["text"]
+    table = explained["table"].filter(pl.col("scope") == "all")
+    for row in table.iter_rows(named=True):
+        assert row["timed"] == row["requests"] > 0
+        assert sum(row[f"{p}_ms"] for p in ex.SERVER_PARTS) == pytest.approx(row["server_ms"], rel=0.05)
