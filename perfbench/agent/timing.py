@@ -26,13 +26,16 @@ Records stay in a bounded ring buffer (the oldest dropped and counted), drained 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import gc
+import sys
 import threading
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported by an asyncio service already; a WSGI service need not load it
+    import asyncio
 
 from ..errors import ConfigError
 
@@ -161,8 +164,11 @@ class RequestTimings:
 
     def sampler(self) -> LagSampler | None:
         """The running loop's lag sampler (started on first use), or None outside a running loop."""
+        aio = sys.modules.get("asyncio")  # an asyncio handler runs with asyncio imported
+        if aio is None:
+            return None
         try:
-            loop = asyncio.get_running_loop()
+            loop = aio.get_running_loop()
         except RuntimeError:
             return None
         s = self._samplers.get(loop)
