@@ -364,3 +364,89 @@ def test_demo_on_postgresql_is_explained_as_an_n_plus_one(runs_dir: Path) -> Non
     for row in table.iter_rows(named=True):
         assert row["timed"] == row["requests"] > 0
         assert sum(row[f"{p}_ms"] for p in ex.SERVER_PARTS) == pytest.approx(row["server_ms"], rel=0.05)
+
+
+WSGI_SERVICE = '''
+import logging, sqlite3, sys, time
+from flask import Flask
+from werkzeug.serving import make_server
+from perfbench.agent import Agent
+
+db = sys.argv[1]
+with sqlite3.connect(db) as conn:
+    conn.execute("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, grp INTEGER, name TEXT)")
+    conn.executemany("INSERT INTO rows (grp, name) VALUES (?, ?)", [(i % 50, f"row {i}") for i in range(5000)])
+
+app = Flask(__name__)
+
+@app.get("/cpu")
+def cpu():
+    end = time.thread_time_ns() + 20_000_000  # 20 ms of this thread's CPU
+    while time.thread_time_ns() < end:
+        pass
+    return "ok"
+
+@app.get("/sleep")
+def sleep():
+    time.sleep(0.03)
+    return "ok"
+
+@app.get("/groups")
+def groups():  # an N+1: one unindexed scan per group
+    conn = sqlite3.connect(db)
+    try:
+        return [conn.execute("SELECT count(*) FROM rows WHERE grp = ?", (g,)).fetchone()[0] for g in range(15)]
+    finally:
+        conn.close()
+
+app.wsgi_app = Agent().wrap_wsgi(app.wsgi_app)  # README's three lines
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = make_server("127.0.0.1", 0, app, threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever(poll_interval=0.05)
+'''
+
+
+@pytest.mark.slow
+def test_a_flask_service_in_its_own_process_cpu_sleep_and_n_plus_one(tmp_path: Path, runs_dir: Path) -> None:
+    """A sync service: CPU time is measured per request, so CPU-bound and waiting handlers are told apart."""
+    script = tmp_path / "service.py"
+    script.write_text(WSGI_SERVICE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PERFBENCH_AGENT_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "rows.db")], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        run = perfbench("run", f"http://127.0.0.1:{port}", "--agent", "--rate", "15", "--duration", "2", "--quiet",
+                        "--path", "cpu=GET /cpu", "--path", "sleep=GET /sleep", "--path", "groups=GET /groups",
+                        "--runs-dir", str(runs_dir), env={"PERFBENCH_AGENT_TOKEN": TOKEN})
+        assert run.returncode == 0, run.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    path = next(runs_dir.iterdir())
+    explained = ex.explain_path(path)
+    per = explained["requests"]
+    assert per["timed"].all() and set(per["mode"]) == {"sync"}
+    findings = {f["endpoint"]: f for f in explained["findings"] if f["scope"] == "p99"}
+    groups = findings["groups"]  # its slowest request may have queued behind a /cpu one (the GIL): then that wins
+    assert "15 statements per request, 15 of one fingerprint — an N+1" in groups["text"], groups["text"]
+    sql = groups["parts"]["db"] + groups["parts"]["gaps"]
+    assert groups["cause"] == "n_plus_one" or groups["share"] > sql, groups["text"]
+    server = pl.read_parquet(path / "server_requests.parquet")
+    requests = pl.read_parquet(path / "requests.parquet")
+    for name in ("cpu", "sleep"):
+        ids = requests.filter(pl.col("endpoint") == name)["request_id"].to_list()
+        rows = server.filter(pl.col("request_id").is_in(ids))
+        cpu_ms = rows["cpu_ns"].mean() / MS
+        assert (cpu_ms >= 20) == (name == "cpu")  # the spin burns 20 ms of CPU; a sleep burns almost none
+        # the verdict is the rule applied to the raw rows of its group (the slowest requests)
+        f = findings[name]
+        tail = per.filter((pl.col("endpoint") == name) & (pl.col("latency_ms") >= f["latency_ms"]))
+        raw = rows.filter(pl.col("request_id").is_in(tail["request_id"].to_list()))
+        own = (raw["wall_ns"] - raw["gc_ns"]).mean() / MS  # no SQL, no lag in a sync handler: the rest is own code
+        expected = "cpu" if raw["cpu_ns"].mean() / MS >= ex.CPU_BOUND * own else "own_code"
+        if f["part"] == "own":
+            assert f["cause"] == expected, f["text"]
+    assert findings["sleep"]["cause"] in ("own_code", "outside"), findings["sleep"]["text"]
