@@ -26,6 +26,7 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
     server_requests.parquet  the agent's timing of each request it handled (perfbench.agent.timing):
                        request_id, request_id_status, endpoint, t_ns (handler start), wall_ns, cpu_ns
                        (sync handlers), gc_ns, gc_pauses, lag_ns (asyncio: the loop blocked), mode
+    loop_blocks.parquet  the asyncio service's event loop blocked 5 ms or more: t_ns (start), duration_ns
 
 All times in requests.parquet are integer nanoseconds from the run's start (a monotonic clock);
 ``meta.json["start_unix_ns"]`` anchors them to wall-clock time.
@@ -72,6 +73,7 @@ SUMMARY = "summary.json"
 QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
 SERVER_REQUESTS = "server_requests.parquet"
+LOOP_BLOCKS = "loop_blocks.parquet"
 LOCK = "writer.lock"
 HEARTBEAT_S = 1.0  # the writer refreshes its lock's mtime this often
 STALE_S = 10.0  # a lock from another host belongs to a live writer while its heartbeat is younger than this

@@ -36,8 +36,9 @@ def _wsgi_call(app: Any, path: str, request_id: int) -> bytes:
             close()
 
 
-def _records(agent: Agent) -> dict[int, dict[str, Any]]:
-    cols = agent.timings.drain()["columns"]
+def _records(agent_or_body: Agent | dict[str, Any]) -> dict[int, dict[str, Any]]:
+    body = agent_or_body.timings.drain() if isinstance(agent_or_body, Agent) else agent_or_body
+    cols = body["columns"]
     return {rid: {k: cols[k][i] for k in cols} for i, rid in enumerate(cols["request_id"])}
 
 
@@ -79,7 +80,7 @@ def test_wsgi_wall_cpu_and_gc_per_request() -> None:
     assert recs[1]["endpoint"] == "GET /cpu" and recs[1]["request_id_status"] == "ok"
 
 
-def test_asgi_loop_blocked_during_a_request_is_attributed() -> None:
+def test_asgi_loop_blocked_during_a_request_is_attributed(caplog: pytest.LogCaptureFixture) -> None:
     async def app(scope: dict, receive: Any, send: Any) -> None:
         if scope["path"] == "/block":
             time.sleep(0.05)  # noqa: ASYNC251 - on purpose: a synchronous call on the loop blocks every request
@@ -110,12 +111,17 @@ def test_asgi_loop_blocked_during_a_request_is_attributed() -> None:
         asyncio.run(main())
     finally:
         agent.uninstall()
-    recs = _records(agent)
+    body = agent.timings.drain()
+    recs = _records(body)
+    # the block is kept too: it began before request 3 ended and lasted about as long as the sleep
+    blocks = list(zip(body["blocks"]["start_ns"], body["blocks"]["duration_ns"], strict=True))
+    assert any(d >= 39_000_000 and start < recs[3]["start_ns"] + recs[3]["wall_ns"] for start, d in blocks)
     assert all(r["mode"] == "asyncio" and r["cpu_ns"] is None for r in recs.values())
     # a 50 ms block is seen, less at most one sampling interval (10 ms) and the slack (1 ms)
     assert recs[3]["lag_ns"] >= 39_000_000 and recs[2]["lag_ns"] >= 39_000_000
     assert recs[3]["lag_ns"] <= recs[3]["wall_ns"]
     assert recs[1]["lag_ns"] < recs[3]["lag_ns"] / 2  # waiting without blocking is not lag
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # the sampler's callback never failed
 
 
 def test_the_buffer_is_bounded_and_records_become_the_parquet_schema() -> None:

@@ -225,6 +225,26 @@ def test_no_agent_data_and_inconclusive_are_said() -> None:
     assert none["agent"] is False and {f["cause"] for f in none["findings"]} == {"no_agent_data"}
 
 
+def test_routes_in_flight_while_the_loop_was_blocked() -> None:
+    server = pl.DataFrame({"request_id": [1, 2, 3], "endpoint": ["GET /a", "GET /b", "GET /c"],
+                           "t_ns": [90 * MS, 120 * MS, 400 * MS], "wall_ns": [70 * MS, 180 * MS, 10 * MS]})
+    blocks = pl.DataFrame({"t_ns": [100 * MS], "duration_ns": [50 * MS]})  # 100..150 ms: /a throughout, /b 30 ms
+    found = ex.block_suspects(server, blocks)
+    assert found.to_dicts() == [{"route": "GET /a", "blocked_ms": 50.0, "blocks": 1, "share": 1.0},
+                                {"route": "GET /b", "blocked_ms": 30.0, "blocks": 1, "share": 0.6}]
+    assert ex.suspects_text(found) == ("in flight during the loop's blocks of 5 ms or more (50 ms in all): "
+                                       "GET /a 100%, GET /b 60%")
+    assert ex.block_suspects(server, None).height == 0 and ex.suspects_text(ex.block_suspects(None, blocks)) == ""
+    result = ex.explain(*_explained(many(endpoint="blocked", latency=100, wall=95, lag=80)), suspects=found)
+    assert result[0]["cause"] == "event_loop" and "GET /a 100%, GET /b 60%)" in result[0]["text"]
+
+
+def _explained(reqs: list[dict[str, Any]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    frames = build(reqs)
+    per = ex.request_breakdown(frames["requests"], frames["server"], frames["queries"])
+    return per, ex.breakdown_table(per)
+
+
 def test_text_and_chart_render_the_breakdown() -> None:
     result = run_explain(MIXED)
     text = explain_text({**result, "run_id": "r1"})
@@ -450,3 +470,13 @@ def test_a_flask_service_in_its_own_process_cpu_sleep_and_n_plus_one(tmp_path: P
         if f["part"] == "own":
             assert f["cause"] == expected, f["text"]
     assert findings["sleep"]["cause"] in ("own_code", "outside"), findings["sleep"]["text"]
+
+
+def test_an_n_plus_one_in_part_of_a_group_says_in_how_many() -> None:
+    reqs = many(3, endpoint="mix", latency=100, wall=95, lag=0, sql=[("list", 2)] + [("author", 2)] * 30) + \
+        many(3, endpoint="mix", latency=100, wall=95, lag=0, sql=[("big", 60), ("other", 1)]) + \
+        many(1, endpoint="mix", latency=100, wall=95, lag=0, sql=[("big", 60)])
+    f = finding(run_explain(reqs), "mix")
+    assert f["cause"] != "n_plus_one" and "an N+1" not in f["text"], f["text"]  # 3 of 7 ran it: not the cause
+    half = finding(run_explain(reqs[:6]), "mix")
+    assert half["cause"] == "n_plus_one" and "30 of one fingerprint (in 3 of these 6 requests)" in half["text"]

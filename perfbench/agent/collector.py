@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, ProfilerError
-from ..rundir import CACHE, QUERIES, SERVER_REQUESTS
+from ..rundir import CACHE, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_ENV, TOKEN_HEADER
 
@@ -67,6 +67,10 @@ SERVER_SCHEMA = pa.schema([  # one row per request the agent timed (perfbench.ag
     pa.field("gc_pauses", pa.int64(), nullable=False),
     pa.field("lag_ns", pa.int64()),  # asyncio: the event loop blocked during the request; null for sync
     pa.field("mode", pa.string(), nullable=False),  # asyncio | sync
+])
+BLOCK_SCHEMA = pa.schema([  # the event loop blocked (perfbench.agent.timing.BLOCK_NS or more)
+    pa.field("t_ns", pa.int64(), nullable=False),  # when the block began (the sampler's due time), run time base
+    pa.field("duration_ns", pa.int64(), nullable=False),
 ])
 
 
@@ -192,6 +196,13 @@ class AgentCollector:
                 self._writer(SERVER_REQUESTS, SERVER_SCHEMA).write_table(table)
                 self.stats["timed_requests"] += table.num_rows
             self.stats["dropped_timings"] += timed.get("dropped", 0)
+            blocks = timed.get("blocks") or {"start_ns": [], "duration_ns": []}
+            if blocks["start_ns"]:
+                shift = self.offset_ns + self._t0(ctx)
+                self._writer(LOOP_BLOCKS, BLOCK_SCHEMA).write_table(pa.table({
+                    "t_ns": pa.array([t - shift for t in blocks["start_ns"]], pa.int64()),
+                    "duration_ns": pa.array(blocks["duration_ns"], pa.int64())}, schema=BLOCK_SCHEMA))
+                self.stats["loop_blocks"] = self.stats.get("loop_blocks", 0) + len(blocks["start_ns"])
             self._timed = True
         self.stats["dropped_queries"] += body["dropped"]["queries"]
         self.stats["dropped_cache"] += body["dropped"]["cache"]
@@ -210,7 +221,7 @@ class AgentCollector:
         assert self._run_dir is not None
         files = [(QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA)]
         if self._timed or SERVER_REQUESTS in self._writers:  # only when the agent times requests
-            files.append((SERVER_REQUESTS, SERVER_SCHEMA))
+            files += [(SERVER_REQUESTS, SERVER_SCHEMA), (LOOP_BLOCKS, BLOCK_SCHEMA)]
         for name, schema in files:
             w = self._writers.pop(name, None)
             if w is None:  # always leave the files, empty if nothing happened
@@ -232,7 +243,7 @@ class AgentCollector:
                 await self._session.close()
                 self._session = None
         dropped = self.stats["dropped_queries"] + self.stats["dropped_cache"] + self.stats["dropped_timings"]
-        files = [QUERIES, CACHE, *([SERVER_REQUESTS] if self._timed else [])]
+        files = [QUERIES, CACHE, *([SERVER_REQUESTS, LOOP_BLOCKS] if self._timed else [])]
         return {**self.stats, "files": files, "clock_offset_ns": self.offset_ns,
                 "clock_rtt_ns": self.rtt_ns,
                 **({"warning": f"the agent dropped {dropped} records (its buffer was full); "

@@ -18,6 +18,8 @@ response body was produced: for WSGI when the server closes the response iterabl
   ends, counting the lateness still accruing at each end. It sees blocks longer than the slack (a
   synchronous call on the loop: this request's code or another's), not the ordinary interleaving of
   short steps, and misses up to one interval at the start of each block. None for synchronous handlers.
+  Each lateness of ``BLOCK_NS`` or more is also kept as a block (its start and length), so the analysis
+  can say which endpoints were in flight while the loop was blocked.
 
 DB, cache and downstream time are not repeated here: they are the sums of the request's own SQL,
 cache and downstream records, joined by request id in the analysis (``perfbench.analysis.explain``).
@@ -41,6 +43,7 @@ from ..errors import ConfigError
 
 LAG_INTERVAL_S = 0.01  # 100 wake-ups a second: about 0.5% of a core on an idle service (benchmarks/agent_timing.py)
 LAG_SLACK_NS = 1_000_000  # lateness under 1 ms is the loop's ordinary work, not a block
+BLOCK_NS = 5_000_000  # a lateness of 5 ms or more is also kept as a block (when, how long) for the analysis
 
 COLUMNS = ("request_id", "request_id_status", "endpoint", "start_ns", "wall_ns", "cpu_ns", "gc_ns", "gc_pauses",
            "lag_ns", "mode")
@@ -93,8 +96,9 @@ class LagSampler:
     of lateness beyond ``slack_ns`` is how long the loop was blocked (see the module's docstring)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = LAG_INTERVAL_S,
-                 slack_ns: int = LAG_SLACK_NS):
+                 slack_ns: int = LAG_SLACK_NS, on_block: Any = None):
         self.loop = loop
+        self.on_block = on_block  # called with a (start_ns, duration_ns) tuple for a lateness of BLOCK_NS or more
         self.interval_ns = int(interval_s * 1e9)
         self.interval_s = interval_s
         self.slack_ns = slack_ns
@@ -115,12 +119,14 @@ class LagSampler:
 
     def _tick(self) -> None:
         now = time.perf_counter_ns()
-        late = now - self._due_ns - self.slack_ns
+        due, self._due_ns = self._due_ns, now + self.interval_ns
+        self._handle = self.loop.call_later(self.interval_s, self._tick)  # first: nothing below can stop it
+        late = now - due - self.slack_ns
+        self.samples += 1
         if late > 0:
             self.total_ns += late
-        self.samples += 1
-        self._due_ns = now + self.interval_ns
-        self._handle = self.loop.call_later(self.interval_s, self._tick)
+            if late + self.slack_ns >= BLOCK_NS and self.on_block is not None:
+                self.on_block((due, now - due))
 
     def reading(self, now: int) -> int:
         """The total so far, with the lateness of the tick still due counted up to ``now``."""
@@ -145,6 +151,7 @@ class RequestTimings:
         self.lag_slack_ns = lag_slack_ns
         self._lock = threading.Lock()
         self._records: collections.deque = collections.deque(maxlen=capacity)
+        self._blocks: collections.deque = collections.deque(maxlen=capacity)  # the loop's blocks: (start, duration)
         self.dropped = 0
         self._samplers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LagSampler] = weakref.WeakKeyDictionary()
         self.installed = False
@@ -173,7 +180,8 @@ class RequestTimings:
             return None
         s = self._samplers.get(loop)
         if s is None:
-            s = self._samplers[loop] = LagSampler(loop, self.lag_interval_s, self.lag_slack_ns).start()
+            s = self._samplers[loop] = LagSampler(loop, self.lag_interval_s, self.lag_slack_ns,
+                                                  self._blocks.append).start()
         return s
 
     def begin(self, asynchronous: bool) -> tuple:
@@ -203,19 +211,23 @@ class RequestTimings:
 
     def reset(self) -> int:
         with self._lock:
-            n = len(self._records)
+            n = len(self._records) + len(self._blocks)
             self._records.clear()
+            self._blocks.clear()
             self.dropped = 0
         return n
 
     def drain(self, limit: int | None = None) -> dict[str, Any]:
-        """Take up to ``limit`` records, oldest first: ``{"columns": {name: [...]}, "dropped": n, "more": bool}``
-        (the dropped counter is reported and reset)."""
+        """Take up to ``limit`` records, oldest first: ``{"columns": {name: [...]}, "dropped": n, "more": bool,
+        "blocks": {"start_ns": [...], "duration_ns": [...]}}`` (the dropped counter is reported and reset;
+        ``blocks``: the event loop's blocks of BLOCK_NS or more, from its lag sampler)."""
         with self._lock:
             n = len(self._records) if limit is None else min(limit, len(self._records))
             taken = [self._records.popleft() for _ in range(n)]
+            b = len(self._blocks) if limit is None else min(limit, len(self._blocks))
+            blocks = [self._blocks.popleft() for _ in range(b)]
             dropped, self.dropped = self.dropped, 0
-            more = bool(self._records)
+            more = bool(self._records or self._blocks)
         cols: dict[str, list] = {k: [] for k in COLUMNS}
         for tag, start, wall, cpu, gc_ns, pauses, lag, mode in taken:
             cols["request_id"].append(tag.request_id if tag is not None else None)
@@ -228,4 +240,5 @@ class RequestTimings:
             cols["gc_pauses"].append(pauses)
             cols["lag_ns"].append(lag)
             cols["mode"].append(mode)
-        return {"columns": cols, "dropped": dropped, "more": more}
+        return {"columns": cols, "dropped": dropped, "more": more,
+                "blocks": {"start_ns": [b[0] for b in blocks], "duration_ns": [b[1] for b in blocks]}}

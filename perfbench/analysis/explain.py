@@ -35,7 +35,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import ConfigError
-from ..rundir import CACHE, QUERIES, SERVER_REQUESTS
+from ..rundir import CACHE, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
 from .results import N_PLUS_ONE_THRESHOLD, pct
 
 DOWNSTREAM = "downstream.parquet"
@@ -63,14 +63,14 @@ GAP_MAX_MS = 5.0  # a gap between two statements up to this long is the code aro
 
 def read_inputs(path: str | Path) -> dict[str, pl.LazyFrame | None]:
     """The agent's files of a run directory as LazyFrames (None for a file the run does not have):
-    ``server``, ``queries``, ``cache``, ``downstream``."""
+    ``server``, ``queries``, ``cache``, ``downstream``, ``blocks`` (the event loop's blocks)."""
     p = Path(path)
 
     def scan(name: str) -> pl.LazyFrame | None:
         return pl.scan_parquet(p / name) if (p / name).exists() else None
 
     return {"server": scan(SERVER_REQUESTS), "queries": scan(QUERIES), "cache": scan(CACHE),
-            "downstream": scan(DOWNSTREAM)}
+            "downstream": scan(DOWNSTREAM), "blocks": scan(LOOP_BLOCKS)}
 
 
 def _sum_by_request(lf: pl.LazyFrame | None, name: str, count_name: str, *, where: pl.Expr | None = None
@@ -179,6 +179,37 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
             .sort("request_id").collect())
 
 
+def block_suspects(server: pl.LazyFrame | pl.DataFrame | None, blocks: pl.LazyFrame | pl.DataFrame | None
+                   ) -> pl.DataFrame:
+    """Which server routes were in flight while the event loop was blocked (loop_blocks.parquet: blocks of
+    5 ms or more): per route, ``blocked_ms`` (the blocked time during which one of its requests was in
+    flight), ``blocks`` (how many blocks it overlapped) and ``share`` of all blocked time, largest first.
+
+    The loop's blocker is in flight during each of its own blocks, so it tends to the top; a route that
+    only waited through blocks shows a smaller share. A hint, not a proof: the sampler cannot see who ran.
+    """
+    schema = {"route": pl.String, "blocked_ms": pl.Float64, "blocks": pl.UInt32, "share": pl.Float64}
+    if server is None or blocks is None:
+        return pl.DataFrame(schema=schema)
+    b = (blocks.lazy().with_row_index("block").select("block", pl.col("t_ns").alias("b_start"),
+                                                       (pl.col("t_ns") + pl.col("duration_ns")).alias("b_end"))
+         .collect())
+    total = float((b["b_end"] - b["b_start"]).sum()) if b.height else 0.0
+    if not total:
+        return pl.DataFrame(schema=schema)
+    r = (server.lazy().filter(pl.col("endpoint").is_not_null())
+         .select(pl.col("endpoint").alias("route"), pl.col("t_ns").alias("r_start"),
+                 (pl.col("t_ns") + pl.col("wall_ns")).alias("r_end")).collect())
+    overlap = (b.join_where(r, pl.col("r_start") < pl.col("b_end"), pl.col("r_end") > pl.col("b_start"))
+               .with_columns((pl.min_horizontal("b_end", "r_end") - pl.max_horizontal("b_start", "r_start"))
+                             .alias("ns"))
+               .group_by("block", "route").agg(pl.col("ns").max()))
+    return (overlap.group_by("route").agg((pl.col("ns").sum() / 1e6).alias("blocked_ms"),
+                                          pl.len().cast(pl.UInt32).alias("blocks"))
+            .with_columns((pl.col("blocked_ms") * 1e6 / total).alias("share"))
+            .sort(["blocked_ms", "route"], descending=[True, False]).select(list(schema)))
+
+
 def _group_rows(per: pl.DataFrame, fraction: float) -> list[tuple[str, str, pl.DataFrame, Any]]:
     """(scope, endpoint, its requests, the latency threshold) for each group the table shows."""
     groups: list[tuple[str, str, pl.DataFrame, Any]] = []
@@ -254,8 +285,11 @@ def _group_stats(t: pl.DataFrame) -> dict[str, Any]:
     stats: dict[str, Any] = t.select(
         pl.len().alias("n"), pl.col("statements").mean().alias("statements"),
         pl.col("fingerprints").mean().alias("fingerprints"),
-        pl.col("top_repetitions").drop_nulls().median().alias("top_repetitions"),
-        pl.col("top_fingerprint").drop_nulls().mode().sort().first().alias("top_fingerprint"),
+        (pl.col("top_repetitions") >= N_PLUS_ONE_THRESHOLD).sum().alias("n_plus_requests"),
+        pl.col("top_repetitions").filter(pl.col("top_repetitions") >= N_PLUS_ONE_THRESHOLD).median()
+        .alias("top_repetitions"),
+        pl.col("top_fingerprint").filter(pl.col("top_repetitions") >= N_PLUS_ONE_THRESHOLD).mode().sort().first()
+        .alias("top_fingerprint"),
         pl.col("db_ms").sum().alias("db_total"), pl.col("slowest_ms").sum().alias("slowest_total"),
         pl.col("slowest_ms").mean().alias("slowest_ms"),
         pl.col("slowest_fingerprint").sort_by("slowest_ms", descending=True).first().alias("slowest_fingerprint"),
@@ -277,13 +311,14 @@ def _db_evidence(g: dict[str, Any], statements: dict[str, str], sites: dict[str,
 
 def _sql_evidence(g: dict[str, Any], statements: dict[str, str], sites: dict[str, str]) -> tuple[str, str]:
     per_req = g["statements"] or 0.0
-    reps = int(g["top_repetitions"] or 0)
-    if reps >= N_PLUS_ONE_THRESHOLD:
+    with_n1 = g["n_plus_requests"] or 0
+    if with_n1 and with_n1 * 2 >= g["n"]:  # at least half of the group's requests ran an N+1
         fp = g["top_fingerprint"]
         site = sites.get(fp or "")
         where = f" issued from {site}" if site else ""
-        return "n_plus_one", (f"{per_req:.0f} statements per request, {reps} of one fingerprint{where} — an N+1: "
-                              f"{_statement(statements, fp)}")
+        some = f" (in {with_n1} of these {g['n']} requests)" if with_n1 < g["n"] else ""
+        return "n_plus_one", (f"{per_req:.0f} statements per request, {g['top_repetitions']:.0f} of one "
+                              f"fingerprint{where}{some} — an N+1: {_statement(statements, fp)}")
     if per_req >= CHATTY_STATEMENTS:
         return "chatty_sql", (f"{per_req:.0f} statements per request of {g['fingerprints'] or 0:.0f} "
                               "fingerprints — chatty SQL")
@@ -298,8 +333,10 @@ def _sql_evidence(g: dict[str, Any], statements: dict[str, str], sites: dict[str
     return "database", f"{per_req:.1f} statements per request"
 
 
-def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: dict[str, str]) -> tuple[str, str]:
-    """(cause, evidence) for a part of a group's time (``g``: :func:`_group_stats`)."""
+def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: dict[str, str],
+              suspects: str = "") -> tuple[str, str]:
+    """(cause, evidence) for a part of a group's time (``g``: :func:`_group_stats`; ``suspects``: the routes in
+    flight while the loop was blocked, as a phrase)."""
     if part == "db":
         return _db_evidence(g, statements, sites)
     if part == "cache":
@@ -308,7 +345,8 @@ def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: d
         return "downstream", f"{g['downstream_calls'] or 0:.1f} calls per request"
     if part == "loop":
         return "event_loop", (f"the loop was blocked {_ms_text(g['loop_ms'] or 0.0)} per request: a "
-                              "synchronous call on the loop, by this request or another one in flight")
+                              "synchronous call on the loop, by this request or another one in flight"
+                              + (f"; {suspects}" if suspects else ""))
     if part == "gc":
         return "gc", f"{g['gc_pauses'] or 0:.1f} collections per request"
     if part == "own":
@@ -323,8 +361,19 @@ def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: d
                        f"{_ms_text(g['server_ms'] or 0.0)} of {_ms_text(g['latency_ms'] or 0.0)}")
 
 
+def suspects_text(suspects: pl.DataFrame, top: int = 2) -> str:
+    """The routes most in flight while the loop was blocked, as a phrase for the evidence ("" without any)."""
+    if suspects.height == 0:
+        return ""
+    first = suspects.row(0, named=True)  # share = blocked_ms / all the blocked time
+    total = first["blocked_ms"] / first["share"] if first["share"] else 0.0
+    names = ", ".join(f"{r['route']} {_pct_text(r['share'])}" for r in suspects.head(top).iter_rows(named=True))
+    return f"in flight during the loop's blocks of 5 ms or more ({_ms_text(total)} in all): {names}"
+
+
 def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] | None = None,
-            sites: dict[str, str] | None = None, *, fraction: float = DEFAULT_FRACTION) -> list[dict[str, Any]]:
+            sites: dict[str, str] | None = None, *, fraction: float = DEFAULT_FRACTION,
+            suspects: pl.DataFrame | None = None) -> list[dict[str, Any]]:
     """One finding per endpoint (its slowest requests, scope "p99") and for the slowest ``fraction``:
     ``{"scope", "endpoint", "latency_ms", "requests", "timed", "cause", "part", "share", "parts": {part: share},
     "text"}``; the text lists every part of at least 5% of the time, largest first, each with its evidence
@@ -337,6 +386,7 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
     text; ``sites``: fingerprint -> call site, when the agent recorded them.
     """
     statements, sites = statements or {}, sites or {}
+    blocked = suspects_text(suspects) if suspects is not None else ""
     out = []
     groups = {(s, e): g for s, e, g, _ in _group_rows(per, fraction)}
     for row in table.filter(pl.col("scope") != "all").iter_rows(named=True):
@@ -360,7 +410,8 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
         said = {p: v for p, v in shares.items() if p != "gaps"} | {"db": shares["db"] + shares["gaps"]}
         ranked = sorted(said, key=lambda p: (-said[p], list(PARTS).index(p)))
         stats = _group_stats(t)
-        found = {p: _evidence(p, stats, statements, sites) for p in ranked if said[p] >= LIST_SHARE or p == ranked[0]}
+        found = {p: _evidence(p, stats, statements, sites, blocked) for p in ranked
+                 if said[p] >= LIST_SHARE or p == ranked[0]}
         top = ranked[0]
         # the remainder (own code) and the loop's lag are where an asyncio ORM's work per statement shows: an
         # N+1 or chatty SQL with a real share of the time is the cause to act on, ahead of them
@@ -395,13 +446,15 @@ def statement_texts(queries: pl.LazyFrame | pl.DataFrame | None) -> tuple[dict[s
 def explain_run(requests: pl.LazyFrame, inputs: dict[str, pl.LazyFrame | None], *,
                 fraction: float = DEFAULT_FRACTION) -> dict[str, Any]:
     """Everything ``perfbench explain`` shows for a run's frames: ``{"requests": per-request frame,
-    "table": breakdown table, "findings": [...], "agent": bool}`` (``agent``: the run has server timing)."""
+    "table": breakdown table, "findings": [...], "suspects": routes in flight while the loop was blocked
+    (:func:`block_suspects`), "agent": bool}`` (``agent``: the run has server timing)."""
     per = request_breakdown(requests, inputs.get("server"), inputs.get("queries"), inputs.get("cache"),
                             inputs.get("downstream"))
     table = breakdown_table(per, fraction)
     texts, sites = statement_texts(inputs.get("queries"))
-    return {"requests": per, "table": table, "findings": explain(per, table, texts, sites, fraction=fraction),
-            "agent": inputs.get("server") is not None}
+    suspects = block_suspects(inputs.get("server"), inputs.get("blocks"))
+    return {"requests": per, "table": table, "suspects": suspects, "agent": inputs.get("server") is not None,
+            "findings": explain(per, table, texts, sites, fraction=fraction, suspects=suspects)}
 
 
 def explain_path(path: str | Path, *, fraction: float = DEFAULT_FRACTION) -> dict[str, Any]:

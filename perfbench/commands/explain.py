@@ -54,7 +54,8 @@ def cmd_explain(args) -> int:
         per = ex["requests"]
         print(json.dumps({"run_id": ex["run_id"], "agent": True, "requests": per.height,
                           "timed": int(per["timed"].sum()), "fraction": args.fraction,
-                          "table": ex["table"].to_dicts(), "findings": ex["findings"]}, indent=2))
+                          "table": ex["table"].to_dicts(), "findings": ex["findings"],
+                          "loop_blocks": ex["suspects"].to_dicts()}, indent=2))
     else:
         print(explain_text(ex))
     return 0
