@@ -167,3 +167,19 @@ def test_bad_capacity_and_interval_are_refused() -> None:
         RequestTimings(0)
     with pytest.raises(ConfigError, match="lag_interval_s"):
         RequestTimings(10, lag_interval_s=0)
+
+
+def test_a_closed_loop_and_its_sampler_are_not_kept() -> None:
+    agent = Agent(endpoints=False)
+
+    async def once() -> None:
+        agent.timings.finish(None, agent.timings.begin(asynchronous=True))
+
+    try:
+        for _ in range(3):
+            asyncio.run(once())
+        gc.collect()
+        assert len(agent.timings._samplers) == 0  # each loop went with its sampler
+    finally:
+        agent.uninstall()
+    assert agent.timings.drain()["columns"]["mode"] == ["asyncio"] * 3

@@ -97,7 +97,7 @@ class LagSampler:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = LAG_INTERVAL_S,
                  slack_ns: int = LAG_SLACK_NS, on_block: Any = None):
-        self.loop = loop
+        self._loop = weakref.ref(loop)  # not a strong one: the samplers are kept by loop, weakly
         self.on_block = on_block  # called with a (start_ns, duration_ns) tuple for a lateness of BLOCK_NS or more
         self.interval_ns = int(interval_s * 1e9)
         self.interval_s = interval_s
@@ -105,22 +105,28 @@ class LagSampler:
         self.total_ns = 0
         self.samples = 0
         self._due_ns = 0
-        self._handle: asyncio.TimerHandle | None = None
+        # weak: a handle holds its loop, and the samplers are kept by loop, weakly
+        self._handle: weakref.ref[asyncio.TimerHandle] | None = None
 
     def start(self) -> LagSampler:
-        self._due_ns = time.perf_counter_ns() + self.interval_ns
-        self._handle = self.loop.call_later(self.interval_s, self._tick)
+        loop = self._loop()
+        if loop is not None:
+            self._due_ns = time.perf_counter_ns() + self.interval_ns
+            self._handle = weakref.ref(loop.call_later(self.interval_s, self._tick))
         return self
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        handle = self._handle() if self._handle is not None else None
+        if handle is not None:
+            handle.cancel()
+        self._handle = None
 
     def _tick(self) -> None:
         now = time.perf_counter_ns()
         due, self._due_ns = self._due_ns, now + self.interval_ns
-        self._handle = self.loop.call_later(self.interval_s, self._tick)  # first: nothing below can stop it
+        loop = self._loop()
+        if loop is not None:  # first: nothing below can stop it
+            self._handle = weakref.ref(loop.call_later(self.interval_s, self._tick))
         late = now - due - self.slack_ns
         self.samples += 1
         if late > 0:
