@@ -7,7 +7,7 @@ the timing alone: ``RequestTimings.begin`` + ``finish`` (sync: with ``thread_tim
 the loop-lag sampler's reading), and what the loop-lag sampler costs an idle service: the process's CPU
 over 2 s of an idle event loop with and without it.
 
-    python benchmarks/agent_timing.py [N] [REPEAT]     # µs per request added; sampler CPU when idle
+    python benchmarks/agent_timing.py [N] [REPEAT] [IDLE_S]   # µs per request added; sampler CPU when idle
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def idle_cpu_ms(with_sampler: bool, seconds: float = 2.0) -> float:
     return asyncio.run(idle())
 
 
-def main(n: int = 50_000, repeat: int = 7) -> None:
+def main(n: int = 50_000, repeat: int = 7, idle_s: float = 2.0) -> None:
     agent = Agent(endpoints=False, capacity=1_000_000)
     wrapped_wsgi = agent.wrap_wsgi(wsgi_app)
     wrapped_asgi = agent.wrap_asgi(asgi_app)
@@ -106,10 +106,11 @@ def main(n: int = 50_000, repeat: int = 7) -> None:
     print(f"middleware added: WSGI {(best['wsgi agent'] - best['wsgi bare']) / 1000:.2f} µs, "
           f"ASGI {(best['asgi agent'] - best['asgi bare']) / 1000:.2f} µs per request; timing alone: sync "
           f"{best['timing sync'] / 1000:.2f} µs, asyncio {best['timing asyncio'] / 1000:.2f} µs")
-    off, on = min(idle_cpu_ms(False) for _ in range(3)), min(idle_cpu_ms(True) for _ in range(3))
-    print(f"idle event loop, 2 s: {off:.1f} ms of CPU without the lag sampler, {on:.1f} ms with it "
-          f"({(on - off) / 20:.2f}% of one core)")
+    off, on = min(idle_cpu_ms(False, idle_s) for _ in range(3)), min(idle_cpu_ms(True, idle_s) for _ in range(3))
+    print(f"idle event loop, {idle_s:g} s: {off:.1f} ms of CPU without the lag sampler, {on:.1f} ms with it "
+          f"({(on - off) / (idle_s * 10):.2f}% of one core)")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    args = sys.argv[1:4]
+    main(*(int(a) for a in args[:2]), *(float(a) for a in args[2:]))

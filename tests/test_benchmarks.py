@@ -67,3 +67,13 @@ def test_gzip_probe_says_what_the_lean_path_sends_and_records(tmp_path):
     assert probe["body_bytes"] == 11 and probe["gzip_bytes"] > probe["body_bytes"]
     sentence = gzip_bench.describe(probe)
     assert ("uncompressed" in sentence) == (probe["answered_gzip"] == 0)
+
+
+def test_agent_timing_measures_the_middleware_and_the_sampler():
+    """agent_timing.py calls the agent's middlewares directly and idles a loop with the lag sampler."""
+    r = _run(os.path.join(BENCH, "agent_timing.py"), "500", "1", "0.2", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"^middleware added: WSGI -?[0-9.]+ µs, ASGI -?[0-9.]+ µs per request; timing alone: sync "
+                     r"[0-9.]+ µs, asyncio [0-9.]+ µs$", r.stdout, re.M), r.stdout
+    assert re.search(r"^idle event loop, 0.2 s: [0-9.]+ ms of CPU without the lag sampler, [0-9.]+ ms with it", r.stdout,
+                     re.M), r.stdout
