@@ -200,6 +200,17 @@ def test_each_cause_is_named_with_its_evidence(reqs: list[dict[str, Any]], cause
     assert f["text"].startswith(f"{reqs[0]['endpoint']} p99 100 ms: ")
 
 
+def test_an_n_plus_one_names_its_call_site_when_the_agent_sampled_one() -> None:
+    frames = build(many(endpoint="posts", latency=100, wall=95, lag=0, sql=[("list", 3)] + [("author", 2)] * 40))
+    queries = frames["queries"].with_columns(
+        pl.when(pl.col("fingerprint") == "author").then(pl.lit("app/posts.py:57")).alias("call_site"),
+        pl.when(pl.col("fingerprint") == "author").then(pl.lit("list_posts")).alias("call_function"))
+    texts, sites = ex.statement_texts(queries)
+    assert sites == {"author": "app/posts.py:57 (list_posts)"} and texts["list"] == "SELECT list"
+    result = ex.explain_run(frames["requests"], {"server": frames["server"], "queries": queries})
+    assert "40 of one fingerprint issued from app/posts.py:57 (list_posts) — an N+1" in finding(result, "posts")["text"]
+
+
 def test_an_n_plus_one_comes_before_own_code_and_the_loop() -> None:
     """An asyncio ORM's work around each statement is own code: the N+1 (25% of the time) is still the cause."""
     result = run_explain(many(endpoint="posts", latency=100, wall=100, lag=30,
@@ -207,6 +218,23 @@ def test_an_n_plus_one_comes_before_own_code_and_the_loop() -> None:
     f = finding(result, "posts")
     assert f["cause"] == "n_plus_one" and f["part"] == "db"
     assert f["text"].index("the service's own code") < f["text"].index("database")  # listed largest first
+
+
+def test_cache_time_and_misses_from_both_sources_count_a_lookup_once() -> None:
+    """The service's own cache_miss() and the hooked Redis GET both record one lookup; only the command has a
+    round trip. Downstream calls add up."""
+    requests = pl.DataFrame({"request_id": [1, 2], "endpoint": ["r", "r"], "latency_ns": [50 * MS, 50 * MS]})
+    server = pl.DataFrame({"request_id": [1, 2], "endpoint": ["GET /r"] * 2, "t_ns": [0, 0], "wall_ns": [40 * MS] * 2,
+                           "cpu_ns": [None, None], "gc_ns": [0, 0], "gc_pauses": [0, 0], "lag_ns": [0, 0],
+                           "mode": ["asyncio"] * 2}, schema_overrides={"cpu_ns": pl.Int64})
+    cache = pl.DataFrame({"request_id": [1, 1, 2, 2], "kind": ["miss", "miss", "hit", "command"],
+                          "source": ["app", "redis", "redis", "redis"], "duration_ns": [None, 3 * MS, MS, 2 * MS]},
+                         schema_overrides={"duration_ns": pl.Int64})
+    downstream = pl.DataFrame({"request_id": [2, 2], "duration_ns": [5 * MS, 7 * MS]})
+    per = ex.request_breakdown(requests, server, None, cache, downstream)
+    assert per.select("cache_ms", "cache_misses", "downstream_ms", "downstream_calls").rows() == [
+        (3.0, 1, 0.0, 0), (3.0, 0, 12.0, 2)]
+    assert per["own_ms"].to_list() == [37.0, 25.0]
 
 
 def test_no_agent_data_and_inconclusive_are_said() -> None:

@@ -75,14 +75,20 @@ def read_inputs(path: str | Path) -> dict[str, pl.LazyFrame | None]:
 
 def _sum_by_request(lf: pl.LazyFrame | None, name: str, count_name: str, *, where: pl.Expr | None = None
                     ) -> pl.LazyFrame | None:
-    """Per request id: the summed ``duration_ns`` (ms, as ``name``; 0 without the column) and the rows."""
+    """Per request id: the summed ``duration_ns`` (ms, as ``name``; 0 without the column or where it is null)
+    and the rows (those ``where`` says). With a ``source`` column (cache events: the service's own
+    hit/miss and a hooked client's command can both record one lookup), the count is the largest of any
+    one source's, so a lookup is not counted twice."""
     if lf is None:
         return None
     cols = lf.collect_schema().names()
     src = lf.filter(pl.col("request_id").is_not_null())
     dur = (pl.col("duration_ns").sum() / 1e6) if "duration_ns" in cols else pl.lit(0.0)
     count = (where.sum() if where is not None else pl.len()).cast(pl.Int64)
-    return src.group_by("request_id").agg(dur.cast(pl.Float64).alias(name), count.alias(count_name))
+    if "source" not in cols:
+        return src.group_by("request_id").agg(dur.cast(pl.Float64).alias(name), count.alias(count_name))
+    return (src.group_by("request_id", "source").agg(dur.cast(pl.Float64).alias(name), count.alias(count_name))
+            .group_by("request_id").agg(pl.col(name).sum(), pl.col(count_name).max()))
 
 
 def _sql_by_request(queries: pl.LazyFrame | None) -> pl.LazyFrame | None:
@@ -430,7 +436,7 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
 
 def statement_texts(queries: pl.LazyFrame | pl.DataFrame | None) -> tuple[dict[str, str], dict[str, str]]:
     """(fingerprint -> statement text, fingerprint -> call site) from queries.parquet (call sites when the
-    agent recorded a ``call_site`` column)."""
+    agent recorded a ``call_site`` column: ``file.py:57``, with `` (function)`` when it recorded one)."""
     if queries is None:
         return {}, {}
     lf = queries.lazy()
@@ -438,8 +444,12 @@ def statement_texts(queries: pl.LazyFrame | pl.DataFrame | None) -> tuple[dict[s
     texts = dict(lf.group_by("fingerprint").agg(pl.col("statement").first()).collect().iter_rows())
     sites: dict[str, str] = {}
     if "call_site" in names:
+        site = pl.col("call_site")
+        if "call_function" in names:
+            site = pl.when(pl.col("call_function").is_not_null()).then(
+                pl.concat_str(site, pl.lit(" ("), pl.col("call_function"), pl.lit(")"))).otherwise(site)
         sites = dict(lf.filter(pl.col("call_site").is_not_null()).group_by("fingerprint")
-                     .agg(pl.col("call_site").mode().sort().first()).collect().iter_rows())
+                     .agg(site.mode().sort().first()).collect().iter_rows())
     return texts, sites
 
 
