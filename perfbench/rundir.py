@@ -68,6 +68,7 @@ JOURNAL = "requests.arrows"
 SUMMARY = "summary.json"
 QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
+RESOURCES = "resources.parquet"  # the target's resources over time (perfbench.profilers.resources)
 LOCK = "writer.lock"
 HEARTBEAT_S = 1.0  # the writer refreshes its lock's mtime this often
 STALE_S = 10.0  # a lock from another host belongs to a live writer while its heartbeat is younger than this
@@ -79,9 +80,10 @@ STALE_S = 10.0  # a lock from another host belongs to a live writer while its he
 # too_large: a body over max_body or a head over 64 KiB (status kept for a body); protocol: malformed
 # HTTP or a corrupt compressed body; http_4xx / http_5xx: a status the scenario did not accept;
 # check: a failed response check; redirect: a redirect not followed (off loopback, over the limit); aborted: still in flight when the run stopped; client: any other
-# exception in the client.
+# exception in the client; slow: a response that was otherwise a success, slower than its request's
+# max_latency (latency from the intended send time; status kept).
 ERROR_KINDS = ("timeout", "connect", "dns", "tls", "reset", "incomplete", "too_large", "protocol", "http_4xx",
-               "http_5xx", "check", "redirect", "aborted", "client")
+               "http_5xx", "check", "redirect", "aborted", "client", "slow")
 
 REQUEST_SCHEMA = pa.schema(
     [

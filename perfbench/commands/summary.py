@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
+from ..errors import ConfigError
 from ._util import SLO_HELP, check_slos
 
 ORDER = 40
@@ -19,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--recompute", action="store_true", help="recompute from the raw rows and rewrite summary.json")
     p.add_argument("--slo", action="append", default=[], metavar="SLO",
                    help=SLO_HELP + "; checked against this run (the run's own SLOs are kept otherwise)")
+    p.add_argument("--csv", metavar="PREFIX",
+                   help="also write Locust-compatible PREFIX_stats.csv, PREFIX_stats_history.csv and "
+                        "PREFIX_failures.csv (Locust's columns; perfbench's exact numbers, the warm-up left out)")
     p.set_defaults(func=cmd_summary)
 
 
@@ -30,6 +35,11 @@ def cmd_summary(args) -> int:
     from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
+    if args.csv is not None:
+        from ._util import writable_dir_problem
+
+        if (bad := writable_dir_problem(str(Path(args.csv).parent), "--csv")) is not None:
+            raise ConfigError(bad)
     run = Run.load(args.run_dir)
     if slos:  # an SLO of an endpoint the run never had is a typo, not a broken SLO
         scenario = run.meta.get("scenario") if isinstance(run.meta, dict) else None
@@ -57,5 +67,10 @@ def cmd_summary(args) -> int:
                           for side, s in summary["sides"].items()))
     else:
         print((f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
+    if args.csv is not None:
+        from ..analysis.locust_csv import write
+
+        paths = write(run, args.csv)
+        print(f"Locust CSV: {', '.join(map(str, paths))}", file=sys.stderr if args.json else sys.stdout)
     check_slos(summary.get("slo", []))
     return 0

@@ -46,9 +46,15 @@ def from_run(path: str | Path) -> Measurements:
     notes = [f"{CLOSED_MODEL_NOTE}" for _ in [0] if (meta.get("shape") or {}).get("model") == "closed"]
     if gen.get("saturated"):
         notes.append("the load generator saturated in this run: " + "; ".join(gen.get("saturation_reasons", [])))
+    until = run.warmup_until_ns()  # the warm-up's rows stay out of a comparison, and its time out of the span
+    requests = pl.read_parquet(run.path / REQUESTS)
+    if until:
+        requests = requests.filter(pl.col("intended_ns") >= until)
+        notes.append(f"the warm-up (the first {until / 1e9:g} s, {summary.get('warmup', {}).get('rows_excluded')} "
+                     f"requests) is left out")
     return Measurements(
-        label=run.run_id, source="perfbench", requests=pl.read_parquet(run.path / REQUESTS),
-        duration_s=run.duration_s, path=run.path, notes=notes,
+        label=run.run_id, source="perfbench", requests=requests,
+        duration_s=run.duration_s - until / 1e9 if until else run.duration_s, path=run.path, notes=notes,
         meta={"tool": "perfbench", "machine": machine, "run_id": run.run_id, "target": meta.get("target"),
               "shape": meta.get("shape"), "code_commit": meta.get("code_commit"),
               "versions": {"perfbench": machine.get("perfbench"), "python": machine.get("python")},

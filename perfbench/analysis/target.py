@@ -1,0 +1,104 @@
+"""The parts of summary.json beside the latency table, each from its own record of the run, the
+warm-up left out: ``concurrency`` (from the rows), ``resources`` (resources.parquet, the resource
+sampler's), ``cache`` (cache.parquet, the agent's). Pure functions of frames and arrays; the SLOs
+(:mod:`perfbench.analysis.slo`) gate on them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..rundir import CACHE, RESOURCES
+from . import rowstats
+
+if TYPE_CHECKING:
+    import polars as pl
+
+MB = 2**20
+
+
+def concurrency(batches: rowstats.Batches, span_s: float) -> dict[str, Any]:
+    """The requests in flight at once, from the rows' [start_ns, end_ns): ``max`` (exact: at each send,
+    the requests sent so far less those ended by then) and ``mean`` (the rows' service time over the
+    span, Little's law). Memory: two int64 columns of the rows."""
+    starts, ends, busy = [], [], 0
+    for b in batches(["start_ns", "end_ns"]):
+        starts.append(np.asarray(b.column("start_ns").to_numpy(), np.int64))
+        ends.append(np.asarray(b.column("end_ns").to_numpy(), np.int64))
+        busy += int((ends[-1] - starts[-1]).sum())
+    if not starts or not sum(s.size for s in starts):
+        return {"max": 0, "mean": 0.0}
+    s, e = np.sort(np.concatenate(starts)), np.sort(np.concatenate(ends))
+    in_flight = np.arange(1, s.size + 1) - np.searchsorted(e, s, side="right")
+    return {"max": int(in_flight.max()), "mean": round(busy / 1e9 / span_s, 6) if span_s > 0 else None}
+
+
+def resources(run_dir: str | Path, until_ns: int | None) -> dict[str, Any] | None:
+    """The target's resources over the measured part of the run (samples at or after ``until_ns``;
+    without a warm-up, every sample, the baseline before the first request included); None without
+    resources.parquet. CPU mean: the CPU seconds used between the first and last sample over the time
+    between them (% of one core); max: the highest sample's (each covers the time since the one before)."""
+    import polars as pl
+
+    p = Path(run_dir) / RESOURCES
+    if not p.exists():
+        return None
+    df = pl.read_parquet(p).sort("t_ns")
+    if until_ns:
+        df = df.filter(pl.col("t_ns") >= until_ns)
+    if df.height == 0:
+        return {"samples": 0}
+    first, last = df.row(0, named=True), df.row(-1, named=True)
+    used = lambda r: (r["cpu_user_s"] or 0.0) + (r["cpu_system_s"] or 0.0)  # noqa: E731
+    dt = (last["t_ns"] - first["t_ns"]) / 1e9
+    mean = 100.0 * (used(last) - used(first)) / dt if dt > 0 else None
+    later = df.slice(1) if until_ns else df  # within the window, each sample's CPU covers time in it
+    cpu_max = later["cpu_percent"].drop_nulls().max() if later.height else None
+
+    def top(col: str) -> Any:
+        v = df[col].drop_nulls().max()
+        return None if v is None else int(v)  # type: ignore[arg-type]
+
+    rss_max = df["rss"].drop_nulls().max()
+    return {"samples": df.height, "from_s": first["t_ns"] / 1e9, "to_s": last["t_ns"] / 1e9,
+            "cpu_percent_mean": None if mean is None else round(mean, 3),
+            "cpu_percent_max": None if cpu_max is None else round(float(cpu_max), 3),  # type: ignore[arg-type]
+            "rss_mb_max": None if rss_max is None else round(float(rss_max) / MB, 3),  # type: ignore[arg-type]
+            "rss_growth_mb": round(((last["rss"] or 0) - (first["rss"] or 0)) / MB, 3),
+            "fds_max": top("fds"), "threads_max": top("threads"), "connections_max": top("connections")}
+
+
+def measured_events(events: pl.LazyFrame, requests: pl.LazyFrame, until_ns: int | None) -> pl.LazyFrame:
+    """The agent's records (queries or cache events) of the measured part: not of a warm-up request,
+    and, without a request id, at or after the warm-up's end."""
+    import polars as pl
+
+    if not until_ns:
+        return events
+    warm = requests.filter(pl.col("intended_ns") < until_ns).select("request_id")
+    return events.join(warm, on="request_id", how="anti").filter(
+        pl.col("request_id").is_not_null() | (pl.col("t_ns") >= until_ns))
+
+
+def cache(run_dir: str | Path, requests: pl.LazyFrame, until_ns: int | None) -> dict[str, Any] | None:
+    """Cache hits and misses the agent recorded: overall and per endpoint (the engine's request names,
+    joined by request id; events without one count overall only); None without cache.parquet."""
+    import polars as pl
+
+    p = Path(run_dir) / CACHE
+    if not p.exists():
+        return None
+    ev = measured_events(pl.scan_parquet(p).select("request_id", "kind", "t_ns"), requests, until_ns)
+    ev = ev.join(requests.select("request_id", "endpoint"), on="request_id", how="left")
+    counts = ev.group_by("endpoint", "kind").agg(pl.len().alias("n")).collect()
+
+    def block(rows: pl.DataFrame) -> dict[str, Any]:
+        hits = int(rows.filter(pl.col("kind") == "hit")["n"].sum())
+        misses = int(rows.filter(pl.col("kind") == "miss")["n"].sum())
+        return {"hits": hits, "misses": misses, "hit_rate": round(hits / (hits + misses), 6) if hits + misses else None}
+
+    names = sorted(n for n in counts["endpoint"].unique().to_list() if n is not None)
+    return {**block(counts), "endpoints": {n: block(counts.filter(pl.col("endpoint") == n)) for n in names}}
