@@ -51,7 +51,7 @@ from ..rundir import ERROR_KINDS
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 _PATTERN = re.compile(
-    r"^(?:(?P<scope>.+):)??\s*(?P<metric>(?:ttfb:)?[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|==|<|>)\s*"
+    r"^(?:(?P<scope>.+?):)??\s*(?P<metric>(?:ttfb:)?[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|==|<|>)\s*"
     r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|us|s|%|b|kb|mb|gb)?$", re.I)
 _LATENCY_KEYS = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p99.9": "p99_9", "max": "max",
                  "mean": "mean"}

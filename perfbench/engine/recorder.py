@@ -207,10 +207,10 @@ class Recorder:
             slow &= np.asarray(error.is_null().to_numpy(zero_copy_only=False))
         if not slow.any():
             return error, detail
-        kinds, details = error.to_pylist(), detail.to_pylist()
-        for i in np.flatnonzero(slow).tolist():
-            kinds[i], details[i] = "slow", f"over max_latency {int(limit[i]) / 1e6:g} ms"
-        return pa.array(kinds, pa.string()), pa.array(details, pa.string())
+        mask = pa.array(slow, pa.bool_())
+        reasons = pa.array([f"over max_latency {v / 1e6:g} ms" if v else None for v in self._limits], pa.string())
+        return (pc.if_else(mask, pa.scalar("slow", pa.string()), error),
+                pc.if_else(mask, reasons.take(_arrow(ep)), detail))
 
     def _redirect_columns(self, rid: Ints) -> tuple[pa.Array, pa.Array]:
         """``redirects`` and ``final_path`` of a batch, from the notes of its rows."""
