@@ -35,6 +35,10 @@ def endpoint_table_text(summary: dict) -> str:
                    f"{_ms(lag.get('p50'))} ms, p99 {_ms(lag.get('p99'))} ms, max {_ms(lag.get('max'))} ms")
         if gen.get("saturated"):
             out.append("WARNING: the load generator saturated: " + "; ".join(gen.get("saturation_reasons", [])))
+    warm = summary.get("warmup")
+    if isinstance(warm, dict) and warm.get("until_s") is not None:
+        out.append(f"warm-up left out: the first {warm['until_s']:g} s ({warm.get('rows_excluded')} requests, "
+                   f"kept in requests.parquet)")
     for note in summary.get("notes", []):
         out.append("note: " + note)
     return "\n".join(out)
