@@ -275,3 +275,29 @@ def test_cli_resources_slos_on_a_real_process(http_server, tmp_path):
     summary = json.loads((next(tmp_path.iterdir()) / "summary.json").read_text())
     assert summary["resources"]["samples"] >= 2 and summary["resources"]["threads_max"] >= 1
     assert all(r["ok"] for r in summary["slo"])
+
+
+def test_agent_slos_against_the_demo_with_a_warmup(demo_target, demo_agent_token, tmp_path, monkeypatch):
+    """hit_rate and queries_per_request from a real run with the agent, recomputed from cache.parquet and
+    queries.parquet over the requests after the warm-up."""
+    import json
+
+    import polars as pl
+
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", demo_agent_token)
+    assert main(["run", demo_target.url, "--scenario", "demo", "--agent", "--rate", "30", "--duration", "2",
+                 "--warmup", "500ms", "--runs-dir", str(tmp_path), "--quiet", "--slo", "hit_rate>=0",
+                 "--slo", "report:hit_rate>=0", "--slo", "queries_per_request<1000",
+                 "--slo", "posts_naive:queries_per_request>=2"]) == 0
+    run_dir = next(tmp_path.iterdir())
+    s = json.loads((run_dir / "summary.json").read_text())
+    req = pl.read_parquet(run_dir / "requests.parquet").filter(pl.col("intended_ns") >= 500_000_000)
+    ids = req.select("request_id", "endpoint")
+    cache = pl.read_parquet(run_dir / "cache.parquet").join(ids, on="request_id", how="inner")
+    hits, misses = (cache["kind"] == "hit").sum(), (cache["kind"] == "miss").sum()
+    assert hits + misses > 0
+    assert (s["cache"]["hits"], s["cache"]["misses"]) == (hits, misses)
+    assert s["cache"]["hit_rate"] == pytest.approx(hits / (hits + misses), abs=1e-6)
+    q = pl.read_parquet(run_dir / "queries.parquet").join(ids, on="request_id", how="inner")
+    assert s["sql"]["per_request_mean"] == pytest.approx(q.height / req.height)
+    assert all(r["ok"] for r in s["slo"]), s["slo"]
