@@ -301,3 +301,13 @@ def test_agent_slos_against_the_demo_with_a_warmup(demo_target, demo_agent_token
     q = pl.read_parquet(run_dir / "queries.parquet").join(ids, on="request_id", how="inner")
     assert s["sql"]["per_request_mean"] == pytest.approx(q.height / req.height)
     assert all(r["ok"] for r in s["slo"]), s["slo"]
+
+
+def test_concurrency_of_too_many_rows_is_left_to_the_engine():
+    import pyarrow as pa
+
+    from perfbench.analysis import rowstats, target
+
+    table = pa.table({"start_ns": pa.array([0, 1, 2], pa.int64()), "end_ns": pa.array([5, 5, 5], pa.int64())})
+    assert target.concurrency(rowstats.table_batches(table, 2), 1.0)["max"] == 3
+    assert target.concurrency(rowstats.table_batches(table, 2), 1.0, max_rows=2) is None

@@ -24,10 +24,12 @@ import pyarrow.parquet as pq
 
 from ..errors import RunDirError
 from ..rundir import (
+    CACHE,
     JOURNAL,
     QUERIES,
     REQUEST_SCHEMA,
     REQUESTS,
+    RESOURCES,
     ROW_GROUP_ROWS,
     SUMMARY,
     RunDir,
@@ -548,7 +550,9 @@ class Run:
             s = summary_of(measured, duration_s=span, planned=planned - excluded if planned else planned,
                            engine=engine, model=shape.get("model", "open"),
                            lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
-            s["concurrency"] = target.concurrency(measured, span)
+            # too many rows to sort: the engine's count, over the whole run (the warm-up included)
+            s["concurrency"] = target.concurrency(measured, span) or {
+                "max": engine.get("max_in_flight_seen"), "mean": None, "source": "engine, whole run"}
             if (w := warmup.summary_block(self.meta, excluded)) is not None:
                 s["warmup"] = w
                 if not s["overall"]["count"]:
@@ -588,15 +592,15 @@ class Run:
         until = self.warmup_until_ns()
         if self._warmup_resolved:  # where a warm-up of N requests ended, for charts and readers
             RunDir(self.path).update_meta(warmup=self.meta["warmup"])
-        requests = pl.scan_parquet(self.path / REQUESTS)
         if (self.path / QUERIES).exists():  # the run had the agent: what the service's SQL did, in brief
+            requests = pl.scan_parquet(self.path / REQUESTS)
             s["sql"] = sql_summary(requests.filter(pl.col("intended_ns") >= (until or 0)),
                                    target.measured_events(pl.scan_parquet(self.path / QUERIES), requests, until),
                                    (self.meta.get("collectors") or {}).get("agent"))
-        for key, part in (("cache", target.cache(self.path, requests, until)),
-                          ("resources", target.resources(self.path, until))):
-            if part is not None:
-                s[key] = part
+        if (self.path / CACHE).exists():
+            s["cache"] = target.cache(self.path, pl.scan_parquet(self.path / REQUESTS), until)
+        if (self.path / RESOURCES).exists():
+            s["resources"] = target.resources(self.path, until)
         if slos:
             s["slo"] = evaluate(slos, s)
         write_json(self.path / SUMMARY, s)

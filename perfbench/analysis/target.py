@@ -18,22 +18,28 @@ if TYPE_CHECKING:
     import polars as pl
 
 MB = 2**20
+CONCURRENCY_MAX_ROWS = 20_000_000  # rows whose send and end times are sorted (24 bytes a row: ~480 MB)
 
 
-def concurrency(batches: rowstats.Batches, span_s: float) -> dict[str, Any]:
+def concurrency(batches: rowstats.Batches, span_s: float, max_rows: int = CONCURRENCY_MAX_ROWS
+                ) -> dict[str, Any] | None:
     """The requests in flight at once, from the rows' [start_ns, end_ns): ``max`` (exact: at each send,
     the requests sent so far less those ended by then) and ``mean`` (the rows' service time over the
-    span, Little's law). Memory: two int64 columns of the rows."""
-    starts, ends, busy = [], [], 0
+    span, Little's law). Memory: 24 bytes a row; None for a run of more than ``max_rows`` rows."""
+    starts, ends, busy, n = [], [], 0, 0
     for b in batches(["start_ns", "end_ns"]):
+        n += b.num_rows
+        if n > max_rows:
+            return None
         starts.append(np.asarray(b.column("start_ns").to_numpy(), np.int64))
         ends.append(np.asarray(b.column("end_ns").to_numpy(), np.int64))
         busy += int((ends[-1] - starts[-1]).sum())
     if not starts or not sum(s.size for s in starts):
-        return {"max": 0, "mean": 0.0}
+        return {"max": 0, "mean": 0.0, "source": "rows"}
     s, e = np.sort(np.concatenate(starts)), np.sort(np.concatenate(ends))
     in_flight = np.arange(1, s.size + 1) - np.searchsorted(e, s, side="right")
-    return {"max": int(in_flight.max()), "mean": round(busy / 1e9 / span_s, 6) if span_s > 0 else None}
+    return {"max": int(in_flight.max()), "mean": round(busy / 1e9 / span_s, 6) if span_s > 0 else None,
+            "source": "rows"}
 
 
 def resources(run_dir: str | Path, until_ns: int | None) -> dict[str, Any] | None:
