@@ -135,3 +135,24 @@ def test_csv_into_a_directory_that_cannot_be_written_is_refused(run_dir, tmp_pat
     (tmp_path / "ro").write_text("a file, not a directory")
     assert main(["summary", str(run_dir), "--csv", str(tmp_path / "ro" / "perf")]) == 2
     assert "--csv" in capsys.readouterr().err
+
+
+def test_prefix_ranks_are_the_sorted_prefixs(tmp_path):
+    import random
+
+    import numpy as np
+
+    from perfbench.analysis.locust_csv import _PrefixRanks
+
+    rng = random.Random(5)
+    values = np.array([rng.choice([rng.randrange(1, 50), rng.randrange(1, 10**9)]) for _ in range(3000)], np.int64)
+    ranks = _PrefixRanks(values)
+    lo = 0
+    while lo < values.size:
+        hi = min(values.size, lo + rng.randrange(0, 400))
+        ranks.grow(lo, hi)
+        prefix = sorted(values[:hi].tolist())
+        for p in (0.0, 0.5, 0.66, 0.99, 0.9999, 1.0):
+            if hi:
+                assert ranks.value(p) == prefix[max(math.ceil(float(hi) * p), 1) - 1]
+        lo = hi

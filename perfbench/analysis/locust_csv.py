@@ -99,28 +99,59 @@ def history_rows(run: Run) -> list[dict[str, Any]]:
     start_unix = int(run.meta.get("start_unix_ns") or 0)
     closed = (run.meta.get("shape") or {}).get("model") == "closed"
     vus = df["vu"].to_numpy() if closed else None
-    out, sorted_lat = [], np.zeros(0, np.int64)
+    ranks = _PrefixRanks(lat)
+    cum_failed, cum_lat, cum_size = np.cumsum(failed), np.cumsum(lat.astype(np.float64)), np.cumsum(size)
+    low, high = np.minimum.accumulate(lat), np.maximum.accumulate(lat)
+    out = []
     bounds = np.searchsorted(second, np.arange(first, last + 2), side="left")
     for k, t in enumerate(range(first, last + 1)):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
-        new = np.sort(lat[lo:hi])
-        sorted_lat = np.insert(sorted_lat, np.searchsorted(sorted_lat, new), new) if new.size else sorted_lat
-        n = hi
+        ranks.grow(lo, hi)
+        if hi == 0:
+            continue
+        values = {p: _ms(ranks.value(q)) for p, q in PERCENTILES.items()}
         users = int(np.unique(vus[lo:hi][vus[lo:hi] >= 0]).size) if vus is not None and hi > lo else 0
         out.append({"Timestamp": (start_unix + (t + 1) * 1_000_000_000) // 1_000_000_000, "User Count": users,
                     "Type": "", "Name": AGGREGATED, "Requests/s": f"{hi - lo:.6f}",
-                    "Failures/s": f"{int(failed[lo:hi].sum()):.6f}", **{p: _rank(sorted_lat, q) for p, q in PERCENTILES.items()},
-                    "Total Request Count": n, "Total Failure Count": int(failed[:n].sum()),
-                    "Total Median Response Time": _rank(sorted_lat, 0.5),
-                    "Total Average Response Time": _ms(float(lat[:n].sum()) / n),
-                    "Total Min Response Time": _ms(int(sorted_lat[0])), "Total Max Response Time": _ms(int(sorted_lat[-1])),
-                    "Total Average Content Size": round(float(size[:n].sum()) / n, 3)})
+                    "Failures/s": f"{int(failed[lo:hi].sum()):.6f}", **values,
+                    "Total Request Count": hi, "Total Failure Count": int(cum_failed[hi - 1]),
+                    "Total Median Response Time": values["50%"],
+                    "Total Average Response Time": _ms(float(cum_lat[hi - 1]) / hi),
+                    "Total Min Response Time": _ms(int(low[hi - 1])), "Total Max Response Time": _ms(int(high[hi - 1])),
+                    "Total Average Content Size": round(float(cum_size[hi - 1]) / hi, 3)})
     return out
 
 
-def _rank(sorted_values: np.ndarray, p: float) -> float:
-    """The value of rank ``ceil(n * p)`` (at least 1) of sorted ns values, in ms."""
-    return _ms(int(sorted_values[max(int(np.ceil(float(sorted_values.size) * p)), 1) - 1]))
+class _PrefixRanks:
+    """Exact order statistics of a growing prefix of ``values`` (rows ``[0, n)``), without re-sorting it:
+    the values are sorted once; rank space is cut into blocks of about sqrt(N) ranks, each counting the
+    prefix's rows it holds, so the value of rank k is found in one block (O(sqrt N) per query, O(rows
+    added) per step). A run of N rows and T seconds costs O(N log N + T sqrt N)."""
+
+    def __init__(self, values: np.ndarray):
+        self.order = np.argsort(values, kind="stable")  # rank -> row
+        self.sorted = values[self.order]
+        self.rank = np.empty_like(self.order)
+        self.rank[self.order] = np.arange(values.size)
+        self.b = max(64, int(np.sqrt(values.size)))
+        self.counts = np.zeros(-(-values.size // self.b) or 1, np.int64)
+        self.n = 0
+        self.cum = np.zeros(0, np.int64)
+
+    def grow(self, lo: int, hi: int) -> None:
+        """Rows ``[lo, hi)`` join the prefix (``lo`` is its size so far)."""
+        if hi > lo:
+            self.counts += np.bincount(self.rank[lo:hi] // self.b, minlength=self.counts.size)
+        self.n = hi
+        self.cum = np.cumsum(self.counts)
+
+    def value(self, p: float) -> int:
+        """The prefix's value of rank ``ceil(n * p)`` (at least 1), as ``summary.json`` defines a percentile."""
+        k = max(int(np.ceil(float(self.n) * p)), 1)
+        j = int(np.searchsorted(self.cum, k, side="left"))
+        before = int(self.cum[j - 1]) if j else 0
+        in_prefix = np.flatnonzero(self.order[j * self.b:(j + 1) * self.b] < self.n)
+        return int(self.sorted[j * self.b + int(in_prefix[k - before - 1])])
 
 
 def failures_rows(run: Run) -> list[dict[str, Any]]:
