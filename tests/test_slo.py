@@ -197,6 +197,19 @@ def test_concurrency_is_the_exact_most_in_flight():
     # brute force: at each send, the requests sent by then and not yet ended (an end at that instant is over)
     brute = max(sum(1 for s, e in zip(starts, ends, strict=True) if s <= t < e) for t in starts)
     assert got["max"] == brute
+    # buckets narrower than the requests, swept in part or (too many candidates) replaced by a sort
+    for width_ns, candidates in ((10**6, 4096), (10**6, 3), (10**6, 1), (10**9, 2)):
+        again = target.concurrency(rowstats.table_batches(table, 64), 1e-5, width_ns * target.BUCKETS,
+                                   candidates=candidates)
+        assert again["max"] == brute, (width_ns, candidates)
+    for seed in range(20):  # dense overlaps with ties, in micro-second buckets
+        r = random.Random(seed)
+        st = [r.randrange(0, 5_000_000) for _ in range(200)]
+        en = [x + r.choice([0, 1, 1_000, r.randrange(0, 3_000_000)]) for x in st]
+        t2 = pa.table({"start_ns": pa.array(st, pa.int64()), "end_ns": pa.array(en, pa.int64())})
+        want = max(sum(1 for s, e in zip(st, en, strict=True) if s <= t < e) for t in st)
+        got2 = target.concurrency(rowstats.table_batches(t2, 50), 1.0, 10**6 * target.BUCKETS, candidates=8)
+        assert got2["max"] == want, seed
     assert got["mean"] == pytest.approx(sum(e - s for s, e in zip(starts, ends, strict=True)) / 1e9 / 1e-5)
 
 
@@ -310,4 +323,6 @@ def test_concurrency_of_too_many_rows_is_left_to_the_engine():
 
     table = pa.table({"start_ns": pa.array([0, 1, 2], pa.int64()), "end_ns": pa.array([5, 5, 5], pa.int64())})
     assert target.concurrency(rowstats.table_batches(table, 2), 1.0)["max"] == 3
-    assert target.concurrency(rowstats.table_batches(table, 2), 1.0, max_rows=2) is None
+    # no bucket may be swept: the rows are sorted instead, unless there are too many of them
+    assert target.concurrency(rowstats.table_batches(table, 2), 1.0, candidates=0)["max"] == 3
+    assert target.concurrency(rowstats.table_batches(table, 2), 1.0, candidates=0, max_rows=2) is None

@@ -551,7 +551,7 @@ class Run:
                            engine=engine, model=shape.get("model", "open"),
                            lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
             # too many rows to sort: the engine's count, over the whole run (the warm-up included)
-            s["concurrency"] = target.concurrency(measured, span) or {
+            s["concurrency"] = target.concurrency(measured, span, round((self.duration_s + 60) * 1e9)) or {
                 "max": engine.get("max_in_flight_seen"), "mean": None, "source": "engine, whole run"}
             if (w := warmup.summary_block(self.meta, excluded)) is not None:
                 s["warmup"] = w

@@ -18,28 +18,95 @@ if TYPE_CHECKING:
     import polars as pl
 
 MB = 2**20
-CONCURRENCY_MAX_ROWS = 20_000_000  # rows whose send and end times are sorted (24 bytes a row: ~480 MB)
+CONCURRENCY_MAX_ROWS = 20_000_000  # rows the fallback sorts (24 bytes a row: ~480 MB)
+BUCKETS = 1 << 20  # time buckets of the first pass
+CANDIDATES = 4096  # buckets the second pass sweeps exactly
 
 
-def concurrency(batches: rowstats.Batches, span_s: float, max_rows: int = CONCURRENCY_MAX_ROWS
-                ) -> dict[str, Any] | None:
+def _ints(b: Any, name: str) -> np.ndarray:
+    return np.asarray(b.column(name).to_numpy(), np.int64)
+
+
+def _bucket(times: np.ndarray, per_ns: float) -> np.ndarray:
+    """Each time's bucket: non-decreasing in the time (float rounding never reorders), the same in both
+    passes, clipped to the table (a bucket's bounds hold whatever it holds)."""
+    k = (times * per_ns).astype(np.int64)
+    np.clip(k, 0, BUCKETS - 1, out=k)
+    return k
+
+
+def concurrency(batches: rowstats.Batches, span_s: float, horizon_ns: int = 0, *,
+                max_rows: int = CONCURRENCY_MAX_ROWS, candidates: int = CANDIDATES) -> dict[str, Any] | None:
     """The requests in flight at once, from the rows' [start_ns, end_ns): ``max`` (exact: at each send,
-    the requests sent so far less those ended by then) and ``mean`` (the rows' service time over the
-    span, Little's law). Memory: 24 bytes a row; None for a run of more than ``max_rows`` rows."""
-    starts, ends, busy, n = [], [], 0, 0
+    the requests sent by then and not ended, an end at that instant being over) and ``mean`` (the rows'
+    service time over the span, Little's law).
+
+    Two passes, in bounded memory, as ``rowstats``: (1) count sends and ends per time bucket (about
+    ``horizon_ns / BUCKETS`` wide, at least 1 ms): the requests in flight as each bucket begins are
+    exact, and that count plus the bucket's sends bounds its maximum; (2) sweep, exactly, the
+    ``candidates`` buckets whose bound beats the best count found. When more buckets than that could
+    hold the maximum, the rows' times are sorted instead (at most ``max_rows`` rows, else None)."""
+    per_ns = 1 / max(1_000_000, -(-max(horizon_ns, 1) // BUCKETS))
+    sends, ends, busy = np.zeros(BUCKETS, np.int64), np.zeros(BUCKETS, np.int64), 0
+    for b in batches(["start_ns", "end_ns"]):
+        st, en = _ints(b, "start_ns"), _ints(b, "end_ns")
+        busy += int((en - st).sum())
+        sends += np.bincount(_bucket(st, per_ns), minlength=BUCKETS)
+        ends += np.bincount(_bucket(en, per_ns), minlength=BUCKETS)
+    mean = round(busy / 1e9 / span_s, 6) if span_s > 0 else None
+    if not sends.any():
+        return {"max": 0, "mean": 0.0, "source": "rows"}
+    before = np.concatenate([[0], np.cumsum(sends - ends)[:-1]])  # in flight as each bucket begins
+    best = int(before.max())
+    bound = before + sends
+    hopeful = np.flatnonzero((bound > best) & (sends > 0))
+    if hopeful.size > candidates:
+        top = hopeful[np.argsort(bound[hopeful])[::-1]]
+        hopeful, next_bound = top[:candidates], int(bound[top[candidates]])
+    else:
+        next_bound = best
+    if hopeful.size:
+        best = max(best, _sweep(batches, per_ns, hopeful, before))
+    if best < next_bound:  # a bucket not swept could hold more: sort every row's times
+        return _sorted(batches, max_rows, mean)
+    return {"max": best, "mean": mean, "source": "rows"}
+
+
+def _sweep(batches: rowstats.Batches, per_ns: float, buckets: np.ndarray, before: np.ndarray) -> int:
+    """The most in flight at a send within ``buckets``, from their sends and ends in time order."""
+    wanted = np.zeros(BUCKETS, bool)
+    wanted[buckets] = True
+    keys, times, deltas = [], [], []
+    for b in batches(["start_ns", "end_ns"]):
+        for name, delta in (("end_ns", -1), ("start_ns", 1)):
+            t = _ints(b, name)
+            k = _bucket(t, per_ns)
+            keep = wanted[k]
+            keys.append(k[keep])
+            times.append(t[keep])
+            deltas.append(np.full(int(keep.sum()), delta, np.int64))
+    k, t, d = np.concatenate(keys), np.concatenate(times), np.concatenate(deltas)
+    order = np.lexsort((d, t, k))  # by bucket, then time; an end before a send at the same instant
+    k, d = k[order], d[order]
+    run = np.cumsum(d)
+    first = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
+    base = np.repeat(np.concatenate([[0], run[first[1:] - 1]]), np.diff(np.concatenate([first, [k.size]])))
+    in_flight = before[k] + run - base
+    return int(in_flight[d > 0].max()) if (d > 0).any() else 0
+
+
+def _sorted(batches: rowstats.Batches, max_rows: int, mean: float | None) -> dict[str, Any] | None:
+    """:func:`concurrency` by sorting every row's send and end times (24 bytes a row)."""
+    starts, ends, n = [], [], 0
     for b in batches(["start_ns", "end_ns"]):
         n += b.num_rows
         if n > max_rows:
             return None
-        starts.append(np.asarray(b.column("start_ns").to_numpy(), np.int64))
-        ends.append(np.asarray(b.column("end_ns").to_numpy(), np.int64))
-        busy += int((ends[-1] - starts[-1]).sum())
-    if not starts or not sum(s.size for s in starts):
-        return {"max": 0, "mean": 0.0, "source": "rows"}
+        starts.append(_ints(b, "start_ns"))
+        ends.append(_ints(b, "end_ns"))
     s, e = np.sort(np.concatenate(starts)), np.sort(np.concatenate(ends))
     in_flight = np.arange(1, s.size + 1) - np.searchsorted(e, s, side="right")
-    return {"max": int(in_flight.max()), "mean": round(busy / 1e9 / span_s, 6) if span_s > 0 else None,
-            "source": "rows"}
+    return {"max": int(in_flight.max()), "mean": mean, "source": "rows"}
 
 
 def resources(run_dir: str | Path, until_ns: int | None) -> dict[str, Any] | None:
