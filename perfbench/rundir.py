@@ -3,7 +3,9 @@
 Layout of ``data/runs/<run-id>/`` (schema version 1)::
 
     meta.json          what ran: schema_version, run id, target, scenario and shape as given
-                       (secrets redacted), parameters, start and end, how it ended, versions, machine
+                       (secrets redacted), parameters, start and end, how it ended, versions, machine;
+                       ``warmup`` (None, or seconds/requests as asked and ``until_ns``: the rows with
+                       an earlier intended_ns are the warm-up, left out of every figure)
     requests.parquet   one row per request (REQUEST_SCHEMA), row groups of at most ROW_GROUP_ROWS
     requests.arrows    the journal while the run goes on (Arrow IPC stream, one batch per flush);
                        turned into requests.parquet when the run ends. After a crash (kill -9) it
