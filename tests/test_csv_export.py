@@ -156,3 +156,14 @@ def test_prefix_ranks_are_the_sorted_prefixs(tmp_path):
             if hi:
                 assert ranks.value(p) == prefix[max(math.ceil(float(hi) * p), 1) - 1]
         lo = hi
+
+
+def test_a_run_whose_warmup_took_every_request_writes_empty_files(tmp_path):
+    from perfbench.shapes.warmup import Warmup
+    from tests.test_warmup import _synthetic
+
+    path = _synthetic(tmp_path, Warmup.parse(1000).describe())
+    assert main(["summary", str(path), "--csv", str(tmp_path / "x")]) == 0
+    _, stats = _read(tmp_path / "x_stats.csv")
+    assert [(r["Name"], r["Request Count"], r["50%"]) for r in stats] == [("Aggregated", "0", "N/A")]
+    assert _read(tmp_path / "x_stats_history.csv")[1] == [] and _read(tmp_path / "x_failures.csv")[1] == []
