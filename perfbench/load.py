@@ -80,7 +80,8 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     check_scopes(options.slos, [r.name for r in scenario.requests] + (["login"] if scenario.login else []))
     names = {getattr(c, "name", None) for c in options.collectors}
     problems = requirement_problems(options.slos, resources="resources" in names, agent="agent" in names)
-    if (warm := Warmup.parse(options.warmup) or Warmup.parse(scenario.warmup)) and (bad := warm.problem(plan.duration)):
+    if (warm := Warmup.parse(options.warmup) or Warmup.parse(scenario.warmup)) and (bad := warm.problem(
+            plan.duration, plan.expected_requests if isinstance(plan, OpenPlan) else None)):
         problems.append(bad)
     if problems:
         raise ConfigError(problems[0]) if len(problems) == 1 else ConfigError("bad SLO or warm-up", problems)

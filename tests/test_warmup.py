@@ -140,6 +140,7 @@ def test_cli_warmup_time_and_its_dry_run(http_server, tmp_path, capsys):
 @pytest.mark.parametrize("extra, fragment", [
     (["--warmup", "5s"], "not shorter than the run"),
     (["--warmup", "ten"], "warmup 'ten'"),
+    (["--warmup", "40"], "not fewer than the 40 the plan sends"),
 ])
 def test_cli_refuses_a_bad_warmup_before_the_load(http_server, tmp_path, capsys, extra, fragment):
     args = ["run", http_server.url, "--rate", "40", "--duration", "1", "--runs-dir", str(tmp_path), "--quiet",

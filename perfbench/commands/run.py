@@ -276,7 +276,7 @@ def prepare(args):
     warmup = problems.attempt(Warmup.parse, args.warmup)
     warmup = warmup if warmup is not None or scenario is None else scenario.warmup
     if warmup is not None and plan is not None:
-        problems.add(warmup.problem(plan.duration))
+        problems.add(warmup.problem(plan.duration, plan.expected_requests if plan.model == "open" else None))
     service = problems.attempt(service_from_args, args) if args.start is None or _splits(args.start, problems) \
         else None
     collectors = problems.attempt(collectors_from_args, args, service)

@@ -77,9 +77,13 @@ class Warmup:
             out.update(until_ns=self.until_ns, until_s=self.seconds)
         return out
 
-    def problem(self, duration_s: float) -> str | None:
-        """Why this warm-up does not fit a run of ``duration_s`` seconds (None: it fits)."""
+    def problem(self, duration_s: float, expected: float | None = None) -> str | None:
+        """Why this warm-up does not fit a run of ``duration_s`` seconds and ``expected`` requests (an open
+        plan's; None: not known ahead), or None when it fits."""
         if self.seconds is not None and self.seconds >= duration_s:
             return (f"--warmup {self.seconds:g} s is not shorter than the run ({duration_s:g} s): nothing would be "
                     f"measured (the warm-up is a part of the duration)")
+        if self.requests is not None and expected is not None and self.requests >= expected:
+            return (f"--warmup {self.requests} requests is not fewer than the {expected:.0f} the plan sends: nothing "
+                    f"would be measured")
         return None
