@@ -38,6 +38,7 @@ from ..rundir import (
     write_json,
     writer_alive,
 )
+from ..sqltext import N_PLUS_ONE_THRESHOLD as N_PLUS_ONE_THRESHOLD  # read here by analysis.queries too
 from . import rowstats
 
 if TYPE_CHECKING:
@@ -638,7 +639,6 @@ def read_queries(path: str | Path) -> pl.LazyFrame:
                                            (pl.col("t_ns") / 1e9).alias("t_s"))
 
 
-N_PLUS_ONE_THRESHOLD = 5  # one statement this many times in one request is an N+1 (perfbench.analysis.queries)
 
 
 def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, Any] | None = None, *,
