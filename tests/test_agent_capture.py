@@ -317,3 +317,30 @@ def test_report_and_stats_are_pure_functions_of_the_statements() -> None:
     with pytest.raises(ConfigError, match="at least 2"):
         capture(n_plus_one=1)
     assert perfbench.agent.capture is capture and "capture" in perfbench.agent.__all__
+
+
+def test_sql_summary_names_the_call_site_of_each_n_plus_one_and_reads_older_files() -> None:
+    from perfbench.analysis.results import sql_summary
+    from perfbench.report.text import sql_summary_text
+
+    requests = pl.LazyFrame({"request_id": [1, 2, 3], "endpoint": ["list", "list", "home"]})
+    rows = 6 * [(1, "GET /l", "fa", "SELECT a FROM t WHERE id = ?")] + 6 * [(2, "GET /l", "fa", "SELECT a FROM t WHERE id = ?")]
+    rows += [(3, "GET /", "fb", "SELECT 1"), (None, None, "fb", "SELECT 1")]
+    base = {"request_id": [r[0] for r in rows], "endpoint": [r[1] for r in rows],
+            "fingerprint": [r[2] for r in rows], "statement": [r[3] for r in rows],
+            "duration_ns": [1_000_000] * len(rows)}
+    sites = [None] * len(rows)
+    sites[3] = "app/views.py:57"  # sampled once for (GET /l, fa), on any of its rows
+    functions = [None] * len(rows)
+    functions[3] = "list_view"
+    new = pl.LazyFrame({**base, "call_site": sites, "call_function": functions})
+    got = sql_summary(requests, new)
+    (finding,) = got["n_plus_one"]
+    assert (finding["endpoint"], finding["requests"], finding["repetitions_max"]) == ("list", 2, 6)
+    assert (finding["call_site"], finding["call_function"]) == ("app/views.py:57", "list_view")
+    assert got["unattributed"] == 1 and got["statements"] == len(rows)
+    text = sql_summary_text({"sql": got})
+    assert "  list: up to 6x in 2 requests, issued from app/views.py:57 (list_view): SELECT a FROM t" in text
+    old = sql_summary(requests, pl.LazyFrame(base))  # queries.parquet of an agent that did not sample
+    assert old["n_plus_one"][0]["call_site"] is None
+    assert "  list: up to 6x in 2 requests: SELECT" in sql_summary_text({"sql": old})
