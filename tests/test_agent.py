@@ -492,5 +492,25 @@ def test_cli_run_with_agent_prints_and_keeps_the_sql_summary(seeded_db: Path, ru
     assert f"{queries.height} statements, 0 unattributed" in out
     assert "N+1: 2 patterns (a statement 5+ times in one request):" in out
     assert "  naive: up to 6x in " in out
+    # each N+1 named by the line of the demo that loops (the agent sampled it once per route)
+    import inspect
+
+    from perfbench.demo import posts
+
+    lines, first = inspect.getsourcelines(posts.posts_naive)
+    author = first + next(i for i, line in enumerate(lines) if "select(User).where(User.id == post.author_id)" in line)
+    comments = first + next(i for i, line in enumerate(lines) if "comments = (" in line)
+    sites = sorted(f["call_site"] for f in sql["n_plus_one"])
+    assert sites[0] == f"perfbench/demo/posts.py:{author}" and {f["call_function"] for f in sql["n_plus_one"]} == {
+        "posts_naive"}
+    assert comments <= int(sites[1].rsplit(":", 1)[1]) <= comments + 4
+    assert f"requests, issued from perfbench/demo/posts.py:{author} (posts_naive): SELECT" in out
+    sampled = queries.filter(pl.col("call_site").is_not_null())
+    assert sampled.height == sampled.select("endpoint", "fingerprint").n_unique()  # once per fingerprint per route
     # recomputing the summary keeps it
     assert results.Run.load(run_dir).write_summary()["sql"] == sql
+    # perfbench summary prints the same SQL block as the run did
+    assert main(["summary", str(run_dir)]) == 0
+    printed = capsys.readouterr().out
+    block = out[out.index("server-side SQL (the agent): "):out.index("run directory:")].rstrip()
+    assert block and block in printed
