@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError
 from ..sqltext import N_PLUS_ONE_THRESHOLD
@@ -35,8 +35,7 @@ from . import callsite, sql
 DEFAULT_MAX_EVENTS = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
+class Statement(NamedTuple):  # a tuple: built once per statement, cheaply
     """One statement the block ran: redacted ``text``, its ``fingerprint``, where it came from."""
 
     text: str

@@ -484,24 +484,25 @@ def _install_sqlite3() -> None:
 # context into threads ----------------------------------------------------------------------------------
 
 
+def _run_bound(tag: RequestTag | None, captures: tuple[Any, ...], fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> Any:
+    token, ctoken = REQUEST.set(tag), CAPTURES.set(captures)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        CAPTURES.reset(ctoken)
+        REQUEST.reset(token)
+
+
 def _carry(fn):  # noqa: ANN001
     """``fn`` wrapped to run with the caller's request tag and open captures bound (or ``fn`` itself
-    outside both)."""
+    outside both). A partial, not a ``functools.wraps`` closure: aiosqlite sends every cursor operation
+    through here, so it must be cheap."""
     tag = REQUEST.get()
     captures = CAPTURES.get()
     if tag is None and not captures:
         return fn
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        token, ctoken = REQUEST.set(tag), CAPTURES.set(captures)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            CAPTURES.reset(ctoken)
-            REQUEST.reset(token)
-
-    return run
+    return functools.partial(_run_bound, tag, captures, fn)
 
 
 def _install_thread_carry() -> None:
