@@ -344,3 +344,18 @@ def test_sql_summary_names_the_call_site_of_each_n_plus_one_and_reads_older_file
     old = sql_summary(requests, pl.LazyFrame(base))  # queries.parquet of an agent that did not sample
     assert old["n_plus_one"][0]["call_site"] is None
     assert "  list: up to 6x in 2 requests: SELECT" in sql_summary_text({"sql": old})
+
+
+def test_the_overhead_benchmark_finds_every_original_in_place_when_off() -> None:
+    """benchmarks/agent_overhead.py --only off: the originals read before perfbench is imported are the same
+    objects after the import, after a capture() block and after an Agent uninstalled (it exits 1 if not)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "agent_overhead.py"), "--only", "off"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    assert proc.stdout.startswith("nothing installed when off: after import perfbench.agent: every original in "
+                                  "place; after a capture() block: every original in place; after Agent()")
