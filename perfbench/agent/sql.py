@@ -13,24 +13,30 @@ stack (Polars, pyarrow), which a service has no use for. What it hooks:
   Code that bound ``connect`` before installing (``from sqlite3 import connect``) is not seen.
   Duration is the time inside ``execute`` (SQLite runs a SELECT to its first row there; rows fetched
   later are not counted).
-- asyncpg (hooks in :mod:`perfbench.agent.drivers`): ``Connection._execute``/``_executemany``/``execute`` (simple queries) and
-  ``PreparedStatement`` executions (what SQLAlchemy's asyncpg dialect uses). Cursors and COPY are
-  not seen.
-- psycopg (3), sync and async (:mod:`perfbench.agent.drivers`): ``execute``/``executemany`` of ``Cursor`` and ``AsyncCursor`` (and so
-  of ``Connection.execute``, client-side and raw cursors) and ``execute`` of the server-side cursors
+- asyncpg (hooks in :mod:`perfbench.agent.drivers`): ``Connection._execute``/``_executemany``/
+  ``execute`` (simple queries) and ``PreparedStatement`` executions (what SQLAlchemy's asyncpg dialect
+  uses). Cursors and COPY are not seen.
+- psycopg (3), sync and async (:mod:`perfbench.agent.drivers`): ``execute``/``executemany`` of
+  ``Cursor`` and ``AsyncCursor`` (and so of ``Connection.execute``, client-side and raw cursors) and ``execute`` of the server-side cursors
   (the time to declare them; rows fetched later are not counted). ``COPY`` and ``stream`` are not seen.
 - Django's ORM: recorded by ``perfbench.agent.django`` through ``connection.execute_wrapper``; while it
   records a statement (``OUTER`` set), the driver-level hooks here skip it.
 
 A connection opened by a SQLAlchemy engine is recorded by the SQLAlchemy listeners only: the
-driver-level hooks skip it (marked on the pool's ``connect`` event), so nothing is counted twice.
+driver-level hooks skip it (marked on the pool's ``connect`` event, or on its first statement when it
+was pooled before the hooks were installed), so nothing is counted twice.
+
+The hooks are installed while something listens: an agent's log (:func:`install`) or an open
+``capture()`` block (:func:`open_capture`); the last one to leave removes them all. More hook sets
+register in ``INSTALLERS`` (:mod:`perfbench.agent.drivers`, :mod:`perfbench.agent.events`).
 
 Attribution: ``REQUEST`` is a ContextVar holding the current :class:`RequestTag` (request id,
 endpoint); the agent's middleware binds it per request. Context does not follow work into thread
 pools (``loop.run_in_executor``, ``executor.submit``) nor into aiosqlite's worker thread, so
 installing the capture also carries the tag into ``ThreadPoolExecutor.submit`` and aiosqlite's
-queue (only the tag, never the caller's whole context). Statements outside any request are kept,
-with a null request id.
+queue (only the tag and the open captures, never the caller's whole context). Statements outside any
+request are kept, with a null request id. ``CAPTURES`` holds the open ``capture()`` blocks of the
+context (:mod:`perfbench.agent.inprocess`): each statement also goes to every one of them.
 
 Every statement is stored fingerprinted and redacted (:mod:`perfbench.sqltext`). The analyses over the
 collected ``queries.parquet`` live in :mod:`perfbench.analysis.queries`.
