@@ -354,6 +354,8 @@ def test_run_with_agent_collector_writes_queries_and_joins(seeded_db: Path, runs
     joined = analysis.queries_with_requests(run.requests, run.queries).collect()
     findings = analysis.n_plus_one(joined, endpoint="endpoint")
     assert set(findings["endpoint"]) == {"posts_naive"} and set(findings["repetitions"]) == {6}
+    assert findings["call_site"].str.starts_with("perfbench/demo/posts.py:").all()  # the line that loops
+    assert set(analysis.n_plus_one_summary(findings)["call_function"]) == {"posts_naive"}
     slow, fps = analysis.slowest_requests_queries(run.requests, run.queries, fraction=0.5)
     assert slow.height >= 1 and fps["share"].sum() == pytest.approx(1.0)
     assert (result.path / "cache.parquet").exists()
