@@ -265,3 +265,33 @@ def test_downstream_in_a_capture_and_old_records_still_read(http_server: Any) ->
     queries, cache = records_to_tables(old)
     assert queries.num_rows == 0 and "call_site" in queries.column_names
     assert cache.column("source").to_pylist() == ["app"] and downstream_table(old).num_rows == 0
+
+
+def test_demo_report_on_redis_counts_each_lookup_once(seeded_demo_db: Path, prefix: str) -> None:
+    """The demo's cached report on Redis: the service reports its hit/miss itself and the hooked client sees
+    the GET too; both are recorded (sources app and redis) and the hit rate counts each lookup once."""
+    from perfbench.demo import create_app
+    from perfbench.demo.app import AGENT
+    from perfbench.demo.seed import credentials
+
+    async def main() -> pl.DataFrame:
+        app = create_app(db_path=seeded_demo_db, agent_token=TOKEN, cache_url=REDIS_URL, cache_prefix=prefix)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            email, password = credentials(3)
+            login = await (await client.post("/auth/login", json={"email": email, "password": password})).json()
+            headers = {"Authorization": f"Bearer {login['token']}"}
+            app[AGENT].log.reset()
+            for rid in (21, 22):
+                resp = await client.get("/api/reports/activity?months=2", headers={**headers, "X-Request-Id": str(rid)})
+                assert resp.status == 200
+            return pl.from_arrow(records_to_tables(app[AGENT].log.drain())[1])
+
+    cache = asyncio.run(main())
+    app_events = cache.filter(pl.col("source") == "app").select("request_id", "kind", "name").rows()
+    assert app_events == [(21, "miss", "redis"), (22, "hit", "redis")]
+    gets = cache.filter((pl.col("source") == "redis") & (pl.col("command") == "GET"))
+    assert gets.select("request_id", "kind").rows() == [(21, "miss"), (22, "hit")]
+    assert cache.filter((pl.col("request_id") == 21) & (pl.col("command") == "SET")).height == 1  # the fill
+    lookups = cache_lookups(cache).collect()
+    assert lookups.select("request_id", "kind").rows() == [(21, "miss"), (22, "hit")]
+    assert set(lookups["source"]) == {"app"}
