@@ -8,15 +8,16 @@
     assert c.count <= 3, c.report()   # e.g. in a test: the page must not be an N+1
     c.frame()                         # the statements as a Polars frame (when Polars is installed)
 
-While the block runs, the agent's hooks (SQLAlchemy sync and async, sqlite3, asyncpg, psycopg, Django's
-ORM, redis-py, aiohttp and httpx clients) are installed, and everything the block's context runs is
-recorded: its own code, the asyncio tasks it creates, work it submits to a ``ThreadPoolExecutor``
+While the block runs, the agent's hooks (SQLAlchemy sync and async, sqlite3, asyncpg, psycopg, redis-py,
+aiohttp and httpx clients; Django's ORM through its driver, or through its execute wrapper where the
+agent's Django middleware added it) are installed, and everything the block's context runs is recorded:
+its own code, the asyncio tasks it creates, work it submits to a ``ThreadPoolExecutor``
 (``loop.run_in_executor`` too) and aiosqlite's thread. Other threads' and other tasks' statements are not.
 At exit the hooks are removed again, unless an :class:`~perfbench.agent.Agent` or another capture still
 uses them. Captures nest: a statement counts in every capture open around it.
 
-Limits: a ``sqlite3`` connection opened before the hooks were first installed is not seen (its class
-cannot be patched): open it inside the block. A statement's text is redacted (no literal or parameter
+Limits: a ``sqlite3`` connection opened while no hook was installed (no agent, no capture) is not seen
+(its class cannot be patched): open it inside the block. A statement's text is redacted (no literal or parameter
 value), as everywhere in perfbench; ``rows`` is what the driver says (DML row counts; SELECTs on asyncpg
 and psycopg), else None. Memory is bounded by ``max_events`` per kind (the rest are counted in ``dropped``).
 """
