@@ -317,6 +317,7 @@ def test_report_and_stats_are_pure_functions_of_the_statements() -> None:
     with pytest.raises(ConfigError, match="at least 2"):
         capture(n_plus_one=1)
     assert perfbench.agent.capture is capture and "capture" in perfbench.agent.__all__
+    assert repr(c) == "<Capture closed: 6 statements, 0 cache events, 0 downstream calls>"
 
 
 def test_sql_summary_names_the_call_site_of_each_n_plus_one_and_reads_older_files() -> None:

@@ -93,7 +93,7 @@ class DownstreamCall:
     error: str | None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Capture:
     """What :func:`capture` returns: the block's statements and everything derived from them."""
 
@@ -109,6 +109,11 @@ class Capture:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _token: Any = field(default=None, repr=False)
     _open: bool = field(default=False, repr=False)
+
+    def __repr__(self) -> str:  # not the statements themselves: there can be 100,000
+        state = "open" if self._open else "not started" if self.start_ns is None else "closed"
+        return (f"<Capture {state}: {len(self.statements)} statements, {len(self.cache_events)} cache events, "
+                f"{len(self.downstream)} downstream calls>")
 
     def __post_init__(self) -> None:
         if self.n_plus_one_threshold < 2:
