@@ -22,9 +22,16 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        request_id (null: outside a request or a malformed header, see
                        request_id_status), endpoint (the server's route), fingerprint, statement
                        (redacted: no literal or parameter value), duration_ns, t_ns (statement start
-                       on the requests' time base, via the agent's measured clock offset), source, error
-    cache.parquet      cache hits and misses the service reported to the agent, one row each:
-                       request_id, request_id_status, endpoint, kind (hit/miss), name, t_ns
+                       on the requests' time base, via the agent's measured clock offset), source, error,
+                       call_site and call_function (the service's code that issued it: sampled once per
+                       fingerprint per endpoint, null on the other rows)
+    cache.parquet      cache events, one row each: request_id, request_id_status, endpoint, kind
+                       (hit/miss; ``command`` for a Redis command that is neither), name, t_ns, source
+                       (app: reported with cache_hit/cache_miss; redis: a hooked client's command),
+                       command, key (redacted), duration_ns (null for app events)
+    downstream.parquet the service's outbound HTTP calls (aiohttp, httpx), one row each: request_id,
+                       request_id_status, endpoint, method, host, path (a template), status, t_ns,
+                       duration_ns, error (the exception's class name)
 
 All times in requests.parquet are integer nanoseconds from the run's start (a monotonic clock);
 ``meta.json["start_unix_ns"]`` anchors them to wall-clock time.
@@ -71,6 +78,7 @@ SUMMARY = "summary.json"
 QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
 RESOURCES = "resources.parquet"  # the target's resources over time (perfbench.profilers.resources)
+DOWNSTREAM = "downstream.parquet"
 LOCK = "writer.lock"
 HEARTBEAT_S = 1.0  # the writer refreshes its lock's mtime this often
 STALE_S = 10.0  # a lock from another host belongs to a live writer while its heartbeat is younger than this

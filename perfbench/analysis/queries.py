@@ -32,29 +32,38 @@ def n_plus_one(queries: pl.LazyFrame | pl.DataFrame, threshold: int = DEFAULT_N_
     """N+1 findings: per request, every fingerprint run ``threshold`` or more times.
 
     One row per (request, fingerprint): request_id, the endpoint column, fingerprint, statement,
-    repetitions, time_ms (what those repetitions cost). Sorted by time_ms, largest first. Requests
-    without an id cannot be grouped and are left out.
+    repetitions, time_ms (what those repetitions cost), and call_site/call_function: where the service
+    issued that fingerprint, as the agent sampled it (null in files of agents that did not sample).
+    Sorted by time_ms, largest first. Requests without an id cannot be grouped and are left out.
     """
     if threshold < 2:
         raise ConfigError(f"an N+1 needs a threshold of at least 2 repetitions, got {threshold}")
-    lf = queries.lazy().filter(pl.col("request_id").is_not_null())
-    return (lf.group_by("request_id", endpoint, "fingerprint")
+    lf = queries.lazy()
+    if "call_site" in lf.collect_schema().names():
+        sites = (lf.filter(pl.col("call_site").is_not_null()).group_by("fingerprint")
+                 .agg(pl.col("call_site").mode().sort().first(), pl.col("call_function").first()))
+    else:
+        sites = pl.LazyFrame(schema={"fingerprint": pl.String, "call_site": pl.String, "call_function": pl.String})
+    return (lf.filter(pl.col("request_id").is_not_null()).group_by("request_id", endpoint, "fingerprint")
             .agg(pl.len().alias("repetitions"), (pl.col("duration_ns").sum() / 1e6).alias("time_ms"),
                  pl.col("statement").first())
             .filter(pl.col("repetitions") >= threshold)
-            .select("request_id", endpoint, "fingerprint", "statement", "repetitions", "time_ms")
+            .join(sites, on="fingerprint", how="left")
+            .select("request_id", endpoint, "fingerprint", "statement", "repetitions", "time_ms", "call_site",
+                    "call_function")
             .sort(["time_ms", "request_id"], descending=[True, False]).collect())
 
 
 def n_plus_one_summary(findings: pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
     """The findings of :func:`n_plus_one` per endpoint and fingerprint: requests affected, repetitions
-    (min, median, max) and the time they cost (total and mean per request, ms)."""
+    (min, median, max), the time they cost (total and mean per request, ms) and the call site."""
     return (findings.group_by(endpoint, "fingerprint")
             .agg(pl.len().alias("requests"), pl.col("repetitions").min().alias("repetitions_min"),
                  pl.col("repetitions").median().alias("repetitions_median"),
                  pl.col("repetitions").max().alias("repetitions_max"),
                  pl.col("time_ms").sum().alias("time_ms_total"), pl.col("time_ms").mean().alias("time_ms_mean"),
-                 pl.col("statement").first())
+                 pl.col("statement").first(), *(pl.col(c).first() for c in ("call_site", "call_function")
+                                                 if c in findings.columns))
             .sort(["time_ms_total", endpoint], descending=[True, False]))
 
 
@@ -164,6 +173,19 @@ def slowest_requests_queries(requests: pl.LazyFrame, queries: pl.LazyFrame, frac
 
 
 # --- cache events --------------------------------------------------------------------------------------
+
+
+def cache_lookups(cache: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The hit/miss events of cache.parquet, counted once: from the service's own reports
+    (``cache_hit``/``cache_miss``, source ``app``) when it made any, else from the hooked clients (Redis
+    GETs and the like), so a service that does both is not counted twice. Older files (no ``source``)
+    are all ``app``."""
+    lf = cache.lazy()
+    if "source" not in lf.collect_schema().names():
+        lf = lf.with_columns(pl.lit("app").alias("source"))
+    lf = lf.filter(pl.col("kind").is_in(["hit", "miss"]))
+    has_app = lf.filter(pl.col("source") == "app").select(pl.len()).collect().item() > 0
+    return lf.filter((pl.col("source") == "app") if has_app else (pl.col("source") != "app"))
 
 
 def read_cache_events(path: str | Path) -> pl.DataFrame:

@@ -38,6 +38,7 @@ from ..rundir import (
     write_json,
     writer_alive,
 )
+from ..sqltext import N_PLUS_ONE_THRESHOLD as N_PLUS_ONE_THRESHOLD  # read here by analysis.queries too
 from . import rowstats, target, warmup
 from .summary_check import check_summary
 
@@ -630,7 +631,6 @@ def read_queries(path: str | Path) -> pl.LazyFrame:
                                            (pl.col("t_ns") / 1e9).alias("t_s"))
 
 
-N_PLUS_ONE_THRESHOLD = 5  # one statement this many times in one request is an N+1 (perfbench.analysis.queries)
 
 
 def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, Any] | None = None, *,
@@ -639,15 +639,21 @@ def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, 
     that ran none counts 0), the N+1 patterns found (at most ``top``), and what could not be attributed.
 
     ``statements``: all the agent recorded; ``unattributed``: those without a request id (a missing or
-    malformed X-Request-Id, or outside any request); ``agent``: the collector's report in meta.json."""
-    q = queries.select("request_id", "fingerprint", "statement", "duration_ns")
+    malformed X-Request-Id, or outside any request); ``agent``: the collector's report in meta.json. Each
+    N+1 pattern names its ``call_site`` and ``call_function`` (the service's code that issued it, as the agent
+    sampled it for that server route; null from an agent that does not sample)."""
+    names = queries.collect_schema().names()
+    sites = (queries.filter(pl.col("call_site").is_not_null()).group_by("endpoint", "fingerprint")
+             .agg(pl.col("call_site").first(), pl.col("call_function").first()).rename({"endpoint": "route"})
+             if "call_site" in names else None)
+    q = queries.select("request_id", "fingerprint", "statement", "duration_ns", pl.col("endpoint").alias("route"))
     totals = q.select(pl.len().alias("n"), pl.col("request_id").null_count().alias("unattributed")).collect().row(0)
     per = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id")
            .agg(pl.len().alias("statements"), (pl.col("duration_ns").sum() / 1e6).alias("db_ms")))
     joined = (requests.select("request_id", "endpoint").join(per, on="request_id", how="left")
               .with_columns(pl.col("statements").fill_null(0), pl.col("db_ms").fill_null(0.0)))
     repeated = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id", "fingerprint")
-                .agg(pl.len().alias("repetitions"), pl.col("statement").first())
+                .agg(pl.len().alias("repetitions"), pl.col("statement").first(), pl.col("route").first())
                 .filter(pl.col("repetitions") >= N_PLUS_ONE_THRESHOLD)
                 .join(requests.select("request_id", "endpoint"), on="request_id", how="inner"))
     endpoints = {}
@@ -658,12 +664,15 @@ def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, 
             .sort("endpoint").collect().iter_rows(named=True)):
         name = row.pop("endpoint")
         endpoints[name] = {**row, "per_request_mean": row["total"] / row["requests"] if row["requests"] else 0.0}
-    n_plus_one = (repeated.group_by("endpoint", "fingerprint")
+    patterns = (repeated.group_by("endpoint", "fingerprint")
                   .agg(pl.len().alias("requests"), pl.col("repetitions").max().alias("repetitions_max"),
-                       pl.col("statement").first())
+                       pl.col("statement").first(), pl.col("route").mode().sort().first())
                   .sort(["requests", "repetitions_max", "endpoint", "fingerprint"],
-                        descending=[True, True, False, False])
-                  .collect())
+                        descending=[True, True, False, False]))
+    patterns = (patterns.join(sites, on=["route", "fingerprint"], how="left", maintain_order="left")
+                if sites is not None else patterns.with_columns(call_site=pl.lit(None, pl.String),
+                                                                call_function=pl.lit(None, pl.String)))
+    n_plus_one = patterns.drop("route").collect()
     agent = agent or {}
     n_requests = sum(e["requests"] for e in endpoints.values())
     return {"statements": totals[0], "unattributed": totals[1], "threshold_n_plus_one": N_PLUS_ONE_THRESHOLD,

@@ -31,7 +31,7 @@ def cmd_summary(args) -> int:
     from ..analysis.results import Run
     from ..analysis.sides import is_ab, side_summaries
     from ..analysis.slo import check_scopes, evaluate, parse_all
-    from ..report.text import endpoint_table_text
+    from ..report.text import endpoint_table_text, sql_summary_text
     from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
@@ -67,6 +67,9 @@ def cmd_summary(args) -> int:
                           for side, s in summary["sides"].items()))
     else:
         print((f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
+        sql = sql_summary_text(summary)  # with the agent: the same SQL block as perfbench run --agent prints
+        if sql:
+            print(sql)
     if args.csv is not None:
         from ..analysis.locust_csv import write
 

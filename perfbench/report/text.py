@@ -46,7 +46,8 @@ def endpoint_table_text(summary: dict) -> str:
 
 def sql_summary_text(summary: dict) -> str:
     """summary.json's ``sql`` (runs with the agent) as a few lines: statements per request by endpoint, the
-    N+1 patterns found, what could not be attributed; "" when the run had no agent."""
+    N+1 patterns found with the line of code that issued them, what could not be attributed; "" when the run
+    had no agent. ``perfbench run --agent`` and ``perfbench summary`` both print it."""
     sql = summary.get("sql")
     if not sql:
         return ""
@@ -63,5 +64,8 @@ def sql_summary_text(summary: dict) -> str:
                "in one request)" + (":" if found else ""))
     for f in sql.get("n_plus_one", []):
         text = f["statement"] if len(f["statement"]) <= 80 else f["statement"][:77] + "..."
-        out.append(f"  {f['endpoint']}: up to {f['repetitions_max']}x in {f['requests']} requests: {text}")
+        site = f.get("call_site")
+        where = (f", issued from {site}" + (f" ({f['call_function']})" if f.get("call_function") else "")
+                 if site else "")
+        out.append(f"  {f['endpoint']}: up to {f['repetitions_max']}x in {f['requests']} requests{where}: {text}")
     return "\n".join(out)
