@@ -240,7 +240,9 @@ def test_resources_and_cache_parts_of_the_summary(tmp_path):
     assert w["cpu_percent_max"] == 90.0  # the first sample's CPU covers time before the window
     events = pa.Table.from_pydict({"request_id": [1, 2, 3, 4, None], "request_id_status": ["ok"] * 4 + ["missing"],
                                    "endpoint": ["r"] * 5, "kind": ["miss", "hit", "hit", "miss", "hit"],
-                                   "name": [None] * 5, "t_ns": [10, 20, 500, 600, 700]}, schema=CACHE_SCHEMA)
+                                   "name": [None] * 5, "t_ns": [10, 20, 500, 600, 700], "source": ["app"] * 5,
+                                   "command": [None] * 5, "key": [None] * 5, "duration_ns": [None] * 5},
+                                  schema=CACHE_SCHEMA)
     pq.write_table(events, tmp_path / "cache.parquet")
     import polars as pl
 
@@ -252,6 +254,15 @@ def test_resources_and_cache_parts_of_the_summary(tmp_path):
                                                                                     "hit_rate": 0.5}}
     c = target.cache(tmp_path, requests, 100)  # requests 1 and 2 are the warm-up's
     assert (c["hits"], c["misses"]) == (2, 1)
+    # the same lookups also seen by the Redis hook: counted once (the service's own reports win)
+    redis = pa.Table.from_pydict({"request_id": [1, 2, 3], "request_id_status": ["ok"] * 3, "endpoint": ["r"] * 3,
+                                  "kind": ["miss", "hit", "command"], "name": ["redis"] * 3, "t_ns": [11, 21, 501],
+                                  "source": ["redis"] * 3, "command": ["GET", "GET", "SET"], "key": ["k"] * 3,
+                                  "duration_ns": [100] * 3}, schema=CACHE_SCHEMA)
+    pq.write_table(pa.concat_tables([events, redis]), tmp_path / "cache.parquet")
+    assert (lambda c: (c["hits"], c["misses"]))(target.cache(tmp_path, requests, None)) == (3, 2)
+    pq.write_table(redis, tmp_path / "cache.parquet")  # only the hook's: its GETs are the lookups
+    assert (lambda c: (c["hits"], c["misses"]))(target.cache(tmp_path, requests, None)) == (1, 1)
 
 
 def test_cli_gates_on_error_kinds_status_and_concurrency(http_server, tmp_path, capsys):

@@ -18,6 +18,7 @@ import polars as pl
 from ..errors import ConfigError
 from ..rundir import CACHE
 from .results import N_PLUS_ONE_THRESHOLD, pct, with_ms
+from .target import cache_lookups as cache_lookups  # counted once, as the summary's cache block counts
 
 DEFAULT_N_PLUS_ONE = N_PLUS_ONE_THRESHOLD
 
@@ -173,19 +174,6 @@ def slowest_requests_queries(requests: pl.LazyFrame, queries: pl.LazyFrame, frac
 
 
 # --- cache events --------------------------------------------------------------------------------------
-
-
-def cache_lookups(cache: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-    """The hit/miss events of cache.parquet, counted once: from the service's own reports
-    (``cache_hit``/``cache_miss``, source ``app``) when it made any, else from the hooked clients (Redis
-    GETs and the like), so a service that does both is not counted twice. Older files (no ``source``)
-    are all ``app``."""
-    lf = cache.lazy()
-    if "source" not in lf.collect_schema().names():
-        lf = lf.with_columns(pl.lit("app").alias("source"))
-    lf = lf.filter(pl.col("kind").is_in(["hit", "miss"]))
-    has_app = lf.filter(pl.col("source") == "app").select(pl.len()).collect().item() > 0
-    return lf.filter((pl.col("source") == "app") if has_app else (pl.col("source") != "app"))
 
 
 def read_cache_events(path: str | Path) -> pl.DataFrame:

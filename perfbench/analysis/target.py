@@ -156,6 +156,21 @@ def measured_events(events: pl.LazyFrame, requests: pl.LazyFrame, until_ns: int 
         pl.col("request_id").is_not_null() | (pl.col("t_ns") >= until_ns))
 
 
+def cache_lookups(cache: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The hit/miss events of cache.parquet, counted once: from the service's own reports
+    (``cache_hit``/``cache_miss``, source ``app``) when it made any, else from the hooked clients (Redis
+    GETs and the like), so a service that does both is not counted twice. Older files (no ``source``)
+    are all ``app``."""
+    import polars as pl
+
+    lf = cache.lazy()
+    if "source" not in lf.collect_schema().names():
+        lf = lf.with_columns(pl.lit("app").alias("source"))
+    lf = lf.filter(pl.col("kind").is_in(["hit", "miss"]))
+    has_app = lf.filter(pl.col("source") == "app").select(pl.len()).collect().item() > 0
+    return lf.filter((pl.col("source") == "app") if has_app else (pl.col("source") != "app"))
+
+
 def cache(run_dir: str | Path, requests: pl.LazyFrame, until_ns: int | None) -> dict[str, Any] | None:
     """Cache hits and misses the agent recorded: overall and per endpoint (the engine's request names,
     joined by request id; events without one count overall only); None without cache.parquet."""
@@ -164,7 +179,7 @@ def cache(run_dir: str | Path, requests: pl.LazyFrame, until_ns: int | None) -> 
     p = Path(run_dir) / CACHE
     if not p.exists():
         return None
-    ev = measured_events(pl.scan_parquet(p).select("request_id", "kind", "t_ns"), requests, until_ns)
+    ev = measured_events(cache_lookups(pl.scan_parquet(p)).select("request_id", "kind", "t_ns"), requests, until_ns)
     ev = ev.join(requests.select("request_id", "endpoint"), on="request_id", how="left")
     counts = ev.group_by("endpoint", "kind").agg(pl.len().alias("n")).collect()
 
