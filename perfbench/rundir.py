@@ -109,6 +109,22 @@ REQUEST_SCHEMA = pa.schema(
     ]
 )
 
+# A micro-benchmark run (meta.json ``kind: bench``, written by perfbench.bench): one row per measured round
+# in rounds.parquet; no requests.parquet. summary.json holds each benchmark's statistics and cost per call.
+BENCH_ROUNDS = "rounds.parquet"
+BENCH_KIND = "bench"
+BENCH_SCHEMA = pa.schema(
+    [
+        pa.field("benchmark", pa.string(), nullable=False),  # its name (a pytest test id, or the name given)
+        pa.field("param", pa.string()),  # the parameter as JSON (null: not parametrized)
+        pa.field("worker", pa.int16(), nullable=False),  # the worker process (0: measured in the main process)
+        pa.field("round", pa.int32(), nullable=False),  # index among the benchmark's measured rounds
+        pa.field("start_ns", pa.int64(), nullable=False),  # the round's start, ns from the run's start
+        pa.field("loops", pa.int64(), nullable=False),  # calls in the round
+        pa.field("per_call_ns", pa.float64(), nullable=False),  # the round's time divided by its loops
+    ]
+)
+
 SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key|cookie|credential", re.I)
 
 
