@@ -24,6 +24,9 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
     cache.parquet      cache hits and misses the service reported to the agent, one row each:
                        request_id, request_id_status, endpoint, kind (hit/miss), name, t_ns
 
+A micro-benchmark run (``perfbench.bench``, meta.json ``kind: bench``) holds meta.json, summary.json and
+``rounds.parquet`` (BENCH_SCHEMA, one row per measured round) instead of the request files.
+
 All times in requests.parquet are integer nanoseconds from the run's start (a monotonic clock);
 ``meta.json["start_unix_ns"]`` anchors them to wall-clock time.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import random
 import statistics
 
@@ -280,3 +281,103 @@ async def _sleep0():
 def test_async_cost_per_call():
     r = bench.run(_sleep0, sql=True, memory=True, **TINY)
     assert r.sql["statements_per_call"] == 0 and r.memory["calls"] == 3
+
+
+# --- run directories and comparisons ------------------------------------------------------------------
+
+
+def synthetic(name, median_ns, n, sigma, seed, loops=10):
+    rng = random.Random(f"{name}:{seed}")
+    xs = [median_ns * rng.lognormvariate(0, sigma) for _ in range(n)]
+    starts = [i * 1000 for i in range(n)]
+    return runner.BenchResult(name, xs, starts, [0] * n, loops, 50.0, runner.Options())
+
+
+def test_a_saved_run_holds_every_round_and_its_table_is_recomputed_from_them(tmp_path):
+    from perfbench.rundir import BENCH_ROUNDS, read_json
+
+    rs = [synthetic("a", 1000, 40, 0.05, 0), synthetic("b", 5000, 25, 0.05, 0)]
+    rs[1].param = 100
+    rs[1].sql = {"statements_per_call": 3, "sql_ms_per_call": 0.5, "n_plus_one": [], "calls": 3}
+    path = bench.save_run(rs, tmp_path, "unit")
+    meta = read_json(path / "meta.json")
+    assert meta["kind"] == "bench" and [b["name"] for b in meta["benchmarks"]] == ["a", "b"]
+    assert meta["benchmarks"][1]["stats"] == rs[1].stats and meta["machine"]["python"]
+    rounds = pl.read_parquet(path / BENCH_ROUNDS)
+    assert rounds.height == 65 and rounds["benchmark"].to_list() == ["a"] * 40 + ["b"] * 25
+    assert rounds["per_call_ns"].to_list() == rs[0].per_call_ns + rs[1].per_call_ns
+    assert rounds["start_ns"].is_sorted() and rounds["param"].to_list()[-1] == "100"
+    loaded = bench.load_table(path)
+    assert loaded.equals(bench.table(rs))
+    assert loaded["sql_per_call"].to_list() == [None, 3.0]
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["benchmarks"]["a"]["stats"]["median_ns"] == statistics.median(rs[0].per_call_ns)
+    assert bench.is_bench_run(path) and not bench.is_bench_run(tmp_path)
+
+
+def test_saving_refuses_repeated_names_and_nothing(tmp_path):
+    from perfbench.errors import RunDirError
+
+    with pytest.raises(RunDirError, match="unique.*a"):
+        bench.save_run([synthetic("a", 1, 3, 0.1, 0), synthetic("a", 1, 3, 0.1, 1)], tmp_path)
+    with pytest.raises(RunDirError, match="no benchmark"):
+        bench.save_run([], tmp_path)
+
+
+def test_a_bench_run_is_a_comparison_side_with_one_sample_per_round(tmp_path):
+    from perfbench import importers
+
+    path = bench.save_run([synthetic("a", 1234.4, 30, 0.05, 0)], tmp_path)
+    m = importers.load(path)
+    assert m.source == "bench" and m.duration_s is None and m.endpoints() == ["a"]
+    assert m.requests["latency_ns"].to_list() == [round(x) for x in bench.read_rounds(path)["per_call_ns"]]
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    base = [synthetic(n, 1000, 200, 0.02, 0) for n in ("slower", "faster", "same")]
+    base.append(synthetic("noisy", 1000, 25, 0.6, 0))
+    cur = [synthetic("slower", 1300, 200, 0.02, 1), synthetic("faster", 700, 200, 0.02, 1),
+           synthetic("same", 1000, 200, 0.02, 1), synthetic("noisy", 1100, 25, 0.6, 1)]
+    return bench.save_run(base, tmp_path / "runs", "base"), bench.save_run(cur, tmp_path / "runs", "cur")
+
+
+def test_compare_two_bench_runs_gives_a_verdict_per_benchmark_on_the_median(two_runs):
+    from perfbench import compare as cmp
+
+    c = bench.compare(*two_runs)
+    rows = {r.endpoint: r for r in c.rows}
+    assert {r.stat for r in c.rows} == {"p50"} and set(rows) == {"slower", "faster", "same", "noisy"}
+    assert rows["slower"].verdict == cmp.REGRESSION and rows["faster"].verdict == cmp.IMPROVEMENT
+    assert rows["same"].verdict == cmp.NO_CHANGE and rows["same"].conclusive
+    assert rows["noisy"].verdict == cmp.NO_CHANGE and not rows["noisy"].conclusive  # inconclusive
+    for r in c.rows:
+        assert r.interval == "bootstrap CI" and r.low < r.ratio < r.high
+    assert c.exit_code == 10
+    text, md = cmp.to_text(c), cmp.to_markdown(c)
+    assert "REGRESSION" in text and "(inconclusive)" in text and "µs" in text and "slower" in md
+    assert {r["endpoint"] for r in json.loads(cmp.to_json(c))["rows"]} == set(rows)
+    import xml.etree.ElementTree as ET
+
+    suite = ET.fromstring(cmp.to_junit(c))
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"
+    [failed] = [t for t in suite.iter("testcase") if t.find("failure") is not None]
+    assert failed.get("classname") == "perfbench.compare.slower"
+
+
+def test_cli_compare_baseline_save_and_reports_accept_bench_runs(two_runs, tmp_path, capsys):
+    from perfbench.cli import main
+
+    base, cur = two_runs
+    assert main(["compare", str(base), str(cur), "--json", str(tmp_path / "c.json"),
+                 "--junit", str(tmp_path / "c.xml")]) == 10
+    assert json.loads((tmp_path / "c.json").read_text())["verdict"] == "regression"
+    assert main(["baseline", "save", str(base), "--name", "main", "--baselines-dir", str(tmp_path / "bl")]) == 0
+    assert main(["compare", "main", str(cur), "--baselines-dir", str(tmp_path / "bl"), "--format", "json"]) == 10
+    out = capsys.readouterr().out
+    doc = json.loads(out[out.index("{"):])
+    assert doc["baseline"]["source"] == "bench" and {r["stat"] for r in doc["rows"]} == {"p50"}
+    assert main(["compare", str(base), str(base)]) == 0
+    assert main(["reports", "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Micro-benchmarks" in page and base.name in page and "slower" in page
