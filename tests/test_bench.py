@@ -381,3 +381,20 @@ def test_cli_compare_baseline_save_and_reports_accept_bench_runs(two_runs, tmp_p
     assert main(["reports", "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "Micro-benchmarks" in page and base.name in page and "slower" in page
+
+
+def test_the_runner_and_the_plugin_load_without_the_analysis_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys; import perfbench.bench.plugin, perfbench.bench as b; r = b.run(len, 'x', max_time=0, "
+            "min_rounds=3); heavy = [m for m in ('polars', 'pyarrow', 'numpy') if m in sys.modules]; "
+            "print(heavy, r.stats['rounds'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["[]", "3"]
+
+
+def test_the_n_plus_one_threshold_is_the_analysis_one():
+    from perfbench.analysis.results import N_PLUS_ONE_THRESHOLD
+
+    assert cost.N_PLUS_ONE_THRESHOLD == N_PLUS_ONE_THRESHOLD

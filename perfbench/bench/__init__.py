@@ -19,14 +19,26 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
-from .render import to_text
 from .runner import BenchResult, Options, WorkerError, arun, is_async, run, timer_resolution_ns
 from .stats import fit_scaling, round_stats
-from .store import is_bench_run, load_table, read_rounds, save_run, table
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# these need the analysis stack (polars, pyarrow: perfbench[load]); imported when first used, so that the
+# runner and the pytest plugin load in an environment with the agent alone
+_LAZY = {"to_text": "render", "is_bench_run": "store", "load_table": "store", "read_rounds": "store",
+         "save_run": "store", "table": "store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["BenchResult", "Options", "Session", "WorkerError", "arun", "compare", "fit_scaling", "is_async",
            "is_bench_run", "load_table", "read_rounds", "round_stats", "run", "save_run", "scaling", "table",
@@ -76,10 +88,16 @@ class Session:
         return scaling(r for r in self.results if r.group == group)
 
     def table(self) -> pl.DataFrame:
+        from .store import table
+
         return table(self.results)
 
     def __str__(self) -> str:
+        from .render import to_text
+
         return to_text(self.table())
 
     def save(self, runs_dir: str | os.PathLike = "data/runs") -> Path:
+        from .store import save_run
+
         return save_run(self.results, runs_dir, self.label)

@@ -99,6 +99,7 @@ class BenchResult:
     sql: dict[str, Any] | None = None
     memory: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    value: Any = field(default=None, repr=False, compare=False)  # what the first (untimed) call returned
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -224,13 +225,14 @@ def _name_of(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
 
 
-def _first_call_sync(func: Callable[..., Any], args: tuple) -> None:
+def _first_call_sync(func: Callable[..., Any], args: tuple) -> Any:
     out = func(*args)
     if inspect.isawaitable(out):
         if inspect.iscoroutine(out):
             out.close()
         raise ConfigError(f"{_name_of(func)} returned an awaitable but is not an async def function; wrap it in "
                           "one (async def f(): await ...) so the runner awaits it on the loop")
+    return out
 
 
 def run(func: Callable[..., Any], *args: Any, name: str | None = None, param: Any = None, group: str | None = None,
@@ -248,7 +250,7 @@ def run(func: Callable[..., Any], *args: Any, name: str | None = None, param: An
             return asyncio.run(arun(func, *args, name=name, param=param, group=group, **options))
         raise ConfigError(f"{_name_of(func)} is an async function and an event loop is running here: "
                           "use `await perfbench.bench.arun(func)` (in pytest: `await bench.async_(func)`)")
-    _first_call_sync(func, args)
+    value = _first_call_sync(func, args)
     res = timer_resolution_ns()
     if o.processes > 1:
         measured, workers = _in_processes(lambda plan: _drive_sync(_sync_round(func, args), plan, o.disable_gc), o,
@@ -257,7 +259,7 @@ def run(func: Callable[..., Any], *args: Any, name: str | None = None, param: An
         measured = _drive_sync(_sync_round(func, args), _plan(o, res, o.loops), o.disable_gc)
         workers = [0] * len(measured.per_call_ns)
     result = BenchResult(name or _name_of(func), measured.per_call_ns, measured.starts_ns, workers, measured.loops,
-                         res, o, False, param, group)
+                         res, o, False, param, group, value=value)
     if o.sql:
         result.sql = _cost.sql_cost(lambda: func(*args), o.cost_calls, result.name)
     if o.memory:
@@ -271,7 +273,7 @@ async def arun(func: Callable[..., Any], *args: Any, name: str | None = None, pa
     o = Options.make(**options)
     if not is_async(func):
         raise ConfigError(f"{_name_of(func)} is not an async def function; use perfbench.bench.run for it")
-    await func(*args)
+    value = await func(*args)
     res = timer_resolution_ns()
     if o.processes > 1:
         def child(plan: Generator[int, int, _Measured]) -> _Measured:
@@ -281,7 +283,7 @@ async def arun(func: Callable[..., Any], *args: Any, name: str | None = None, pa
         measured = await _drive_async(func, args, _plan(o, res, o.loops), o.disable_gc)
         workers = [0] * len(measured.per_call_ns)
     result = BenchResult(name or _name_of(func), measured.per_call_ns, measured.starts_ns, workers, measured.loops,
-                         res, o, True, param, group)
+                         res, o, True, param, group, value=value)
     if o.sql:
         result.sql = await _cost.sql_cost_async(lambda: func(*args), o.cost_calls, result.name)
     if o.memory:
