@@ -398,3 +398,54 @@ def test_the_n_plus_one_threshold_is_the_analysis_one():
     from perfbench.analysis.results import N_PLUS_ONE_THRESHOLD
 
     assert cost.N_PLUS_ONE_THRESHOLD == N_PLUS_ONE_THRESHOLD
+
+
+# --- frames and charts ------------------------------------------------------------------------------
+
+
+def test_round_histogram_counts_every_round_as_numpy_does(tmp_path):
+    from perfbench.bench import frames
+
+    rs = [synthetic("a", 1000, 300, 0.2, 0), synthetic("b", 50, 40, 0.01, 0), synthetic("c", 7, 5, 0.0, 0)]
+    path = bench.save_run(rs, tmp_path)
+    h = frames.round_histogram(bench.read_rounds(path), bins=12)
+    for r in rs:
+        g = h.filter(pl.col("benchmark") == r.name)
+        us = np.array(r.per_call_ns) / 1e3
+        if us.max() > us.min():
+            counts, _ = np.histogram(us, bins=12, range=(us.min(), us.max()))
+            assert g["rounds"].to_list() == counts.tolist()
+        else:
+            assert g["rounds"].to_list() == [len(us)]  # all equal: one bin
+        assert g["bin_start_us"].min() == pytest.approx(us.min())
+
+
+def test_scaling_points_and_fit_from_a_parametrized_session(tmp_path):
+    from perfbench.bench import frames
+    from perfbench.report import charts
+
+    s = bench.Session(**TINY)
+    s.parametrize(lambda n: sum(range(n)), [10, 100, 1000, 10_000], name="total")
+    s.run(len, "x", name="plain")
+    table = bench.load_table(s.save(tmp_path))
+    pts = frames.scaling_points(table)
+    assert pts["n"].to_list() == [10, 100, 1000, 10_000] and set(pts["group"]) == {"total"}
+    assert pts["median_us"].to_list() == [r.stats["median_ns"] / 1e3 for r in s.results[:4]]
+    fit, curve = frames.scaling_fit(pts)
+    assert fit == s.scaling("total") and curve.height == 50
+    assert curve["n"].min() == pytest.approx(10) and curve["n"].max() == pytest.approx(10_000)
+    spec = charts.bench_scaling(pts, curve, fit_text=fit["text"]).to_dict()
+    assert spec["title"]["subtitle"] == fit["text"]
+    [run] = [p for p in tmp_path.iterdir() if (p / "meta.json").is_file()]
+    assert "facet" in charts.bench_histograms(frames.round_histogram(bench.read_rounds(run))).to_dict()
+
+
+def test_bench_charts_refuse_other_frames_and_say_when_empty():
+    from perfbench.report import charts
+
+    with pytest.raises(ConfigError, match="round_histogram"):
+        charts.bench_histograms(pl.DataFrame({"x": [1]}))
+    with pytest.raises(ConfigError, match="scaling_points"):
+        charts.bench_scaling(pl.DataFrame({"n": [1.0]}))
+    empty = pl.DataFrame(schema={"n": pl.Float64, "median_us": pl.Float64, "q1_us": pl.Float64, "q3_us": pl.Float64})
+    assert "numeric parameter" in json.dumps(charts.bench_scaling(empty).to_dict())

@@ -97,7 +97,7 @@ class Session:
 
         return to_text(self.table())
 
-    def save(self, runs_dir: str | os.PathLike = "data/runs") -> Path:
+    def save(self, runs_dir: str | os.PathLike = "data/runs", run_id: str | None = None) -> Path:
         from .store import save_run
 
-        return save_run(self.results, runs_dir, self.label)
+        return save_run(self.results, runs_dir, self.label, run_id=run_id)

@@ -43,7 +43,8 @@ from .stats import round_stats
 
 TABLE_SCHEMA: dict[str, Any] = {
     "benchmark": pl.String, "param": pl.String, "min_us": pl.Float64, "max_us": pl.Float64, "mean_us": pl.Float64,
-    "stddev_us": pl.Float64, "median_us": pl.Float64, "iqr_us": pl.Float64, "outliers": pl.Int64, "ops": pl.Float64,
+    "stddev_us": pl.Float64, "median_us": pl.Float64, "q1_us": pl.Float64, "q3_us": pl.Float64,
+    "iqr_us": pl.Float64, "outliers": pl.Int64, "ops": pl.Float64,
     "rounds": pl.Int64, "loops": pl.Int64, "sql_per_call": pl.Float64, "sql_ms_per_call": pl.Float64,
     "n_plus_one": pl.Int64, "mem_peak_kib": pl.Float64, "mem_net_kib": pl.Float64,
 }
@@ -56,7 +57,7 @@ def param_text(param: Any) -> str | None:
 def table_row(name: str, param: Any, stats: dict[str, Any], sql: dict[str, Any] | None,
               memory: dict[str, Any] | None) -> dict[str, Any]:
     """One benchmark's row of the results table (times in µs, memory in KiB) from its statistics."""
-    us = {f"{k}_us": stats[f"{k}_ns"] / 1e3 for k in ("min", "max", "mean", "stddev", "median", "iqr")}
+    us = {f"{k}_us": stats[f"{k}_ns"] / 1e3 for k in ("min", "max", "mean", "stddev", "median", "q1", "q3", "iqr")}
     return {"benchmark": name, "param": param_text(param), **us, "outliers": stats["outliers"], "ops": stats["ops"],
             "rounds": stats["rounds"], "loops": stats["loops"],
             "sql_per_call": None if sql is None else float(sql["statements_per_call"]),
@@ -90,15 +91,16 @@ def rounds_table(results: Sequence[BenchResult]) -> pa.Table:
 
 
 def save_run(results: Sequence[BenchResult], runs_dir: str | os.PathLike = "data/runs", label: str = "bench",
-             *, started_at: str | None = None, extra_meta: dict[str, Any] | None = None) -> Path:
-    """Write ``results`` as a new run directory under ``runs_dir``; its path."""
+             *, run_id: str | None = None, started_at: str | None = None,
+             extra_meta: dict[str, Any] | None = None) -> Path:
+    """Write ``results`` as a new run directory under ``runs_dir`` (named ``run_id``, default a new id); its path."""
     if not results:
         raise RunDirError("no benchmark results to save (no benchmark ran)")
     names = [r.name for r in results]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise RunDirError(f"benchmark names must be unique in a run; repeated: {', '.join(dup)}")
-    run = RunDir.create(runs_dir, new_run_id(label))
+    run = RunDir.create(runs_dir, run_id or new_run_id(label))
     meta = {"kind": BENCH_KIND, "label": label, "started_at": started_at or utc_now_iso(),
             "ended_at": utc_now_iso(), "end_reason": "completed", "machine": machine_info(),
             "code_commit": git_commit(), "benchmarks": [r.info() for r in results], **(extra_meta or {})}
