@@ -56,7 +56,8 @@ def test_round_stats_of_one_round_and_bad_input():
         round_stats([1.0], 0)
 
 
-@pytest.mark.parametrize(("model", "f"), [("constant", lambda n: 500.0), ("linear", lambda n: 200 + 30 * n),
+@pytest.mark.parametrize(("model", "f"), [("constant", lambda n: 500.0), ("1/n", lambda n: 100 + 5e4 / n),
+                                          ("linear", lambda n: 200 + 30 * n),
                                           ("n log n", lambda n: 50 + 10 * n * np.log(n)),
                                           ("quadratic", lambda n: 100 + 0.5 * n * n)])
 def test_fit_scaling_names_the_model_that_made_the_times(model, f):
@@ -64,8 +65,9 @@ def test_fit_scaling_names_the_model_that_made_the_times(model, f):
     rng = random.Random(model)
     fit = fit_scaling(ns, [f(n) * (1 + rng.uniform(-0.02, 0.02)) for n in ns])
     assert fit["model"] == model, fit["text"]
-    assert fit["text"].startswith(f"time grows as {model}")
-    assert set(fit["fits"]) == {"constant", "linear", "n log n", "quadratic"}
+    verb = {"constant": "is", "1/n": "falls as"}.get(model, "grows as")
+    assert fit["text"].startswith(f"time {verb} {model} in n")
+    assert set(fit["fits"]) == {"constant", "1/n", "linear", "n log n", "quadratic"}
 
 
 def test_fit_scaling_needs_three_values():

@@ -130,3 +130,16 @@ def test_options_never_clash_with_pytest_benchmark(tmp_path):
             if w.startswith("--bench")}
     assert {"--bench-save", "--bench-compare", "--bench-only"} <= opts
     assert not [o for o in opts if o.startswith("--benchmark")]
+
+
+def test_the_examples_run_under_pytest_with_tiny_budgets(tmp_path):
+    examples = [str(ROOT / "examples" / f"bench_{n}.py") for n in ("password_hashing", "orm_loading", "bulk_insert")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "perfbench.bench.plugin", "-p", "no:cacheprovider",
+                        "-q", "--rootdir", str(tmp_path), *FAST[:2], "--bench-min-rounds", "3", *examples],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "11 passed" in r.stdout
+    section = r.stdout[r.stdout.index("perfbench bench"):]
+    assert "test_posts_lazy" in section and "SQL/call" in section and "test_insert_1000_rows[100]" in section
+    assert "test_pbkdf2_sha256: time" in section and "test_insert_1000_rows: time" in section  # the fitted scaling

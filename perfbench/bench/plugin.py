@@ -189,6 +189,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.lines.append(f"perfbench: the results table needs {exc.name}: pip install 'perfbench[load]'")
         return
     state.lines.append(to_text(table(results)))
+    from . import scaling
+
+    for group in dict.fromkeys(r.group for r in results if r.group and r.param is not None):
+        fit = scaling(r for r in results if r.group == group)
+        if fit["model"] is not None:
+            state.lines.append(f"{group}: {fit['text']}")
     save, against = session.config.getoption("bench_save"), session.config.getoption("bench_compare")
     if not (save or against):
         return

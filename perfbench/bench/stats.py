@@ -47,8 +47,9 @@ def round_stats(per_call_ns: Sequence[float], loops: int) -> dict[str, Any]:
 
 # --- scaling with a parameter ---------------------------------------------------------------------
 
-MODELS: dict[str, Any] = {
+MODELS: dict[str, Any] = {  # simplest first
     "constant": lambda n: 1.0,
+    "1/n": lambda n: 1.0 / n,  # a fixed cost shared by n (a batch's round trip spread over its rows)
     "linear": lambda n: float(n),
     "n log n": lambda n: n * math.log(n) if n > 1 else 0.0,
     "quadratic": lambda n: float(n) ** 2,
@@ -86,7 +87,7 @@ def _fit(xs: list[float], ts: list[float]) -> tuple[float, float, float]:
 
 
 def fit_scaling(params: Sequence[float], times_ns: Sequence[float]) -> dict[str, Any]:
-    """How time grows with a numeric parameter n: each model t = a + b·f(n) (f: 1, n, n log n, n²) fitted
+    """How time changes with a numeric parameter n: each model t = a + b·f(n) (f: 1, 1/n, n, n log n, n²) fitted
     by relative least squares, the best (smallest relative rms error; the simpler model on a tie within
     10%), the log-log slope, and a sentence. Needs at least 3 distinct positive n and positive times."""
     pairs = sorted((float(n), float(t)) for n, t in zip(params, times_ns, strict=True))
@@ -107,8 +108,10 @@ def fit_scaling(params: Sequence[float], times_ns: Sequence[float]) -> dict[str,
             best = name
             break
     f = fits[best]
-    form = {"constant": "a", "linear": "a + b·n", "n log n": "a + b·n·ln n", "quadratic": "a + b·n²"}[best]
-    text = (f"time grows as {best} in n (t ≈ {form}, a = {_ns(f['a_ns'])}, b = {_ns(f['b_ns'])}; "
+    form = {"constant": "a", "1/n": "a + b/n", "linear": "a + b·n", "n log n": "a + b·n·ln n",
+            "quadratic": "a + b·n²"}[best]
+    verb = "falls as" if best == "1/n" else "is" if best == "constant" else "grows as"
+    text = (f"time {verb} {best} in n (t ≈ {form}, a = {_ns(f['a_ns'])}, b = {_ns(f['b_ns'])}; "
             f"relative rms error {f['rel_rms']:.1%}; log-log slope {slope:.2f}) over n = {ns[0]:g}..{ns[-1]:g}")
     return {"model": best, "slope": slope, "fits": fits, "text": text}
 
