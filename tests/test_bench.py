@@ -172,6 +172,17 @@ def test_worker_processes_share_the_rounds_with_one_loop_count():
     assert r.starts_ns == sorted(r.starts_ns)
 
 
+def test_async_functions_in_worker_processes_calibrate_on_the_running_loop():
+    async def tick():
+        await asyncio.sleep(0)
+
+    async def main():
+        return await bench.arun(tick, processes=2, warmup_rounds=0, max_time=0.0, min_rounds=4, max_rounds=4)
+
+    r = asyncio.run(main())
+    assert r.is_async and r.workers == [1, 1, 2, 2] and r.loops >= 1
+
+
 def test_a_failing_worker_is_reported():
     state = {"n": 0}
 

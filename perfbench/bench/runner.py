@@ -157,6 +157,11 @@ def _plan(o: Options, resolution_ns: float, loops: int | None = None) -> Generat
     return m
 
 
+def _calibration(o: Options, resolution_ns: float) -> Generator[int, int, _Measured]:
+    """A plan that only calibrates (and measures one round): its result's ``loops``."""
+    return _plan(replace(o, warmup_rounds=0, min_rounds=1, max_rounds=1, max_time=0), resolution_ns)
+
+
 def _sync_round(func: Callable[..., Any], args: tuple) -> Callable[[int], int]:
     if args:
         def timed(loops: int) -> int:
@@ -277,8 +282,9 @@ async def arun(func: Callable[..., Any], *args: Any, name: str | None = None, pa
     res = timer_resolution_ns()
     if o.processes > 1:
         def child(plan: Generator[int, int, _Measured]) -> _Measured:
-            return asyncio.run(_drive_async(func, args, plan, o.disable_gc))
-        measured, workers = _in_processes(child, o, res)
+            return asyncio.run(_drive_async(func, args, plan, o.disable_gc))  # a forked worker: a new loop
+        loops = o.loops or (await _drive_async(func, args, _calibration(o, res), o.disable_gc)).loops
+        measured, workers = _in_processes(child, replace(o, loops=loops), res)
     else:
         measured = await _drive_async(func, args, _plan(o, res, o.loops), o.disable_gc)
         workers = [0] * len(measured.per_call_ns)
@@ -304,10 +310,7 @@ def _in_processes(drive: Callable[[Generator[int, int, _Measured]], _Measured], 
         ctx = multiprocessing.get_context("fork")
     except ValueError:
         raise ConfigError("processes > 1 needs the fork start method (Linux, macOS); use processes=1") from None
-    loops = o.loops
-    if loops is None:
-        calib = _plan(replace(o, warmup_rounds=0, min_rounds=1, max_rounds=1, max_time=0), res)
-        loops = drive(calib).loops
+    loops = o.loops if o.loops is not None else drive(_calibration(o, res)).loops
     share = replace(o, max_time=o.max_time / o.processes, min_rounds=math.ceil(o.min_rounds / o.processes),
                     max_rounds=max(1, o.max_rounds // o.processes))
     share = replace(share, max_rounds=max(share.max_rounds, share.min_rounds))
