@@ -391,6 +391,14 @@ def test_cli_compare_baseline_save_and_reports_accept_bench_runs(two_runs, tmp_p
     doc = json.loads(out[out.index("{"):])
     assert doc["baseline"]["source"] == "bench" and {r["stat"] for r in doc["rows"]} == {"p50"}
     assert main(["compare", str(base), str(base)]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(cur)]) == 0
+    out = capsys.readouterr().out
+    assert f"benchmarks of {cur.name}: 4" in out and "slower" in out
+    assert main(["summary", str(cur), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == bench.load_table(cur).to_dicts()
+    assert main(["summary", str(cur), "--slo", "p95<1ms"]) == 2
     assert main(["reports", "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "Micro-benchmarks" in page and base.name in page and "slower" in page
