@@ -115,6 +115,12 @@ def test_max_rounds_ends_a_benchmark_before_its_time_budget():
     assert len(r.per_call_ns) == 7 and r.name == "sum"
 
 
+def test_a_partial_is_named_after_its_function():
+    import functools
+
+    assert bench.run(functools.partial(sorted, reverse=True), [3, 1], **TINY).name == "sorted"
+
+
 def test_min_rounds_are_measured_even_without_a_budget():
     r = bench.run(len, "abc", max_time=0.0, min_rounds=9, max_rounds=100)
     assert len(r.per_call_ns) == 9

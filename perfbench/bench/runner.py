@@ -227,6 +227,8 @@ def is_async(func: Callable[..., Any]) -> bool:
 
 
 def _name_of(func: Callable[..., Any]) -> str:
+    while isinstance(func, functools.partial):
+        func = func.func
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
 
 
