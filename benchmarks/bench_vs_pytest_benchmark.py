@@ -151,7 +151,7 @@ def aa_test(pairs: int, max_time: float) -> dict[str, dict[str, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sessions", type=int, default=4, help="side-by-side pytest sessions (default 4)")
+    ap.add_argument("--sessions", type=int, default=4, help="side-by-side pytest sessions (default 4; 0: A/A only)")
     ap.add_argument("--max-time", type=float, default=1.0, help="seconds of rounds per benchmark, both tools (1.0)")
     ap.add_argument("--min-rounds", type=int, default=20, help="rounds at least, both tools (default 20)")
     ap.add_argument("--pb-min-time", type=float, default=None, metavar="SECONDS",
@@ -168,22 +168,23 @@ def main() -> None:
             sessions.append(one_session(Path(d), args.max_time, args.min_rounds, pb_first=k % 2 == 0,
                                         pb_min_time=args.pb_min_time))
         print(f"session {k + 1}/{args.sessions} done", file=sys.stderr)
-    ref = timeit_reference(sessions, args.max_time)
-    lines = ["| function | pytest-benchmark median | perfbench median | timeit median | perfbench / pytest-benchmark "
-             "(per session) | median ratio | perfbench / timeit |", "|---|---|---|---|---|---|---|"]
-    summary = {}
-    for name in NAMES:
-        ratios = [s[name]["ratio"] for s in sessions]
-        a = statistics.median(s[name]["pytest_benchmark_median_ns"] for s in sessions)
-        b = statistics.median(s[name]["perfbench_median_ns"] for s in sessions)
-        summary[name] = {"pytest_benchmark_median_ns": a, "perfbench_median_ns": b, "ratios": ratios,
-                         "median_ratio": statistics.median(ratios), "timeit_median_ns": ref[name]}
-        lines.append(f"| {name} | {_t(a)} | {_t(b)} | {_t(ref[name])} | {', '.join(f'{r:.3f}' for r in ratios)} | "
-                     f"{statistics.median(ratios):.3f} | {b / ref[name]:.3f} |")
-    print("\n".join(lines))
-    print(f"\nrunner overhead per call (median of the empty function): perfbench "
-          f"{_t(summary['noop']['perfbench_median_ns'])}, pytest-benchmark "
-          f"{_t(summary['noop']['pytest_benchmark_median_ns'])}")
+    summary: dict[str, dict] = {}
+    if sessions:
+        ref = timeit_reference(sessions, args.max_time)
+        lines = ["| function | pytest-benchmark median | perfbench median | timeit median | perfbench / pytest-benchmark "
+                 "(per session) | median ratio | perfbench / timeit |", "|---|---|---|---|---|---|---|"]
+        for name in NAMES:
+            ratios = [s[name]["ratio"] for s in sessions]
+            a = statistics.median(s[name]["pytest_benchmark_median_ns"] for s in sessions)
+            b = statistics.median(s[name]["perfbench_median_ns"] for s in sessions)
+            summary[name] = {"pytest_benchmark_median_ns": a, "perfbench_median_ns": b, "ratios": ratios,
+                             "median_ratio": statistics.median(ratios), "timeit_median_ns": ref[name]}
+            lines.append(f"| {name} | {_t(a)} | {_t(b)} | {_t(ref[name])} | {', '.join(f'{r:.3f}' for r in ratios)} | "
+                         f"{statistics.median(ratios):.3f} | {b / ref[name]:.3f} |")
+        print("\n".join(lines))
+        print(f"\nrunner overhead per call (median of the empty function): perfbench "
+              f"{_t(summary['noop']['perfbench_median_ns'])}, pytest-benchmark "
+              f"{_t(summary['noop']['pytest_benchmark_median_ns'])}")
     doc = {"date": datetime.now().isoformat(timespec="seconds"), "args": vars(args), "sessions": sessions,
            "summary": summary, "python": sys.version.split()[0], "cpu_count": os.cpu_count()}
     if args.aa:
