@@ -51,6 +51,11 @@ def test_marker(bench):
     bench(bytes, 10_000)
     assert bench.result.memory["peak_bytes"] >= 10_000 and bench.stats["rounds"] >= 30
 
+def test_configure(bench):
+    assert bench.configure(sql=True, min_rounds=26)(sorted, [2, 1]) == [1, 2]
+    assert bench.result.sql["statements_per_call"] == 0 and bench.stats["rounds"] >= 26
+
+
 def test_not_a_benchmark():
     assert True
 '''
@@ -68,18 +73,19 @@ def pytest_run(tmp_path: Path, *args: str, work: int = 1000, files: dict[str, st
 def test_the_fixture_times_sync_and_async_functions_and_prints_the_table(tmp_path):
     r = pytest_run(tmp_path, *FAST)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "8 passed" in r.stdout
+    assert "9 passed" in r.stdout
     section = r.stdout[r.stdout.index("perfbench bench"):]
     for name in ("test_sync", "test_async_on_a_new_loop", "test_async_on_the_running_loop", "test_sizes[100]",
-                 "test_marker"):
+                 "test_marker", "test_configure"):
         assert name in section
-    assert "Peak KiB" in section and "test_not_a_benchmark" not in section
+    assert "Peak KiB" in section and "SQL/call" in section and "test_not_a_benchmark" not in section
+    assert "test_sizes: time" in section  # the parametrized group's fitted scaling
 
 
 def test_bench_only_deselects_the_other_tests(tmp_path):
     r = pytest_run(tmp_path, *FAST, "--bench-only", "-k", "test_sync or test_not_a")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "1 passed, 7 deselected" in r.stdout
+    assert "1 passed, 8 deselected" in r.stdout
 
 
 def test_save_then_compare_fails_the_session_on_a_slowdown_with_exit_code_10(tmp_path):
