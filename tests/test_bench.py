@@ -352,6 +352,22 @@ def test_a_bench_run_is_a_comparison_side_with_one_sample_per_round(tmp_path):
     assert m.requests["latency_ns"].to_list() == [round(x) for x in bench.read_rounds(path)["per_call_ns"]]
 
 
+def test_a_pytest_benchmark_file_against_a_bench_run_compares_the_median(tmp_path):
+    """Moving from pytest-benchmark: its saved JSON is the baseline of a bench run with the same test names."""
+    from pathlib import Path
+
+    from perfbench import compare as cmp
+    from perfbench import importers
+
+    pb = Path(__file__).parent / "data" / "importers" / "pytest_benchmark_base.json"
+    base = importers.load(pb)
+    names = base.endpoints()
+    medians = {e: float(base.requests.filter(pl.col("endpoint") == e)["latency_ns"].median()) for e in names}
+    run = bench.save_run([synthetic(e, medians[e] * 2, 60, 0.01, 0) for e in names], tmp_path)
+    c = cmp.compare(cmp.load_side(pb), cmp.load_side(run))
+    assert {r.stat for r in c.rows} == {"p50"} and {r.endpoint for r in c.regressions} == set(names)
+
+
 @pytest.fixture
 def two_runs(tmp_path):
     base = [synthetic(n, 1000, 200, 0.02, 0) for n in ("slower", "faster", "same")]

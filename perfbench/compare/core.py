@@ -174,7 +174,7 @@ def compare(baseline: Measurements, current: Measurements, *, threshold: float =
 
     Without ``rules`` every statistic gates at ``threshold``; with rules only the ruled ones gate (each at
     its own limit), the others are shown with a verdict at ``threshold``. ``stats``: default
-    ``default_stats`` (the median alone between two micro-benchmark runs, else DEFAULT_STATS). ``min_change_ms``: a latency
+    ``default_stats`` (the median alone between micro-benchmark runs, else DEFAULT_STATS). ``min_change_ms``: a latency
     change must also exceed this many ms (default: 1 ms for HTTP load tests, 0 for micro-benchmarks,
     see ``default_floor``). Reproducible: the bootstrap of
     each (endpoint, statistic) draws from its own generator seeded by ``seed``, the endpoint and the stat.
@@ -285,10 +285,11 @@ def default_floor(m: Measurements) -> float:
 
 
 def default_stats(baseline: Measurements, current: Measurements) -> tuple[str, ...]:
-    """The statistics compared when none are asked for: the median of each benchmark when both sides are
-    perfbench micro-benchmark runs (their tails are the machine's noise, and rounds run back to back have no
-    throughput), else DEFAULT_STATS."""
-    return MICRO_STATS if baseline.source == current.source == "bench" else DEFAULT_STATS
+    """The statistics compared when none are asked for: the median of each benchmark when one side is a
+    perfbench micro-benchmark run and the other one too or a pytest-benchmark file (a micro-benchmark's tail is
+    the machine's noise, and rounds run back to back have no throughput), else DEFAULT_STATS."""
+    sources = {baseline.source, current.source}
+    return MICRO_STATS if "bench" in sources and sources <= set(MICRO_SOURCES) else DEFAULT_STATS
 
 
 def _row(endpoint: str, stat: str, b: _View, c: _View, *, limit: float, confidence: float, n_boot: int,
