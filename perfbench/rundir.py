@@ -33,6 +33,9 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        request_id_status, endpoint, method, host, path (a template), status, t_ns,
                        duration_ns, error (the exception's class name)
 
+A micro-benchmark run (``perfbench.bench``, meta.json ``kind: bench``) holds meta.json, summary.json and
+``rounds.parquet`` (BENCH_SCHEMA, one row per measured round) instead of the request files.
+
 All times in requests.parquet are integer nanoseconds from the run's start (a monotonic clock);
 ``meta.json["start_unix_ns"]`` anchors them to wall-clock time.
 
@@ -118,6 +121,22 @@ REQUEST_SCHEMA = pa.schema(
         pa.field("reused", pa.bool_()),  # sent on a kept-alive connection; null: no connection was made
         pa.field("redirects", pa.int16(), nullable=False),  # redirects followed (the row is the whole chain)
         pa.field("final_path", pa.string()),  # where the chain ended (null: no redirect followed)
+    ]
+)
+
+# A micro-benchmark run (meta.json ``kind: bench``, written by perfbench.bench): one row per measured round
+# in rounds.parquet; no requests.parquet. summary.json holds each benchmark's statistics and cost per call.
+BENCH_ROUNDS = "rounds.parquet"
+BENCH_KIND = "bench"
+BENCH_SCHEMA = pa.schema(
+    [
+        pa.field("benchmark", pa.string(), nullable=False),  # its name (a pytest test id, or the name given)
+        pa.field("param", pa.string()),  # the parameter as JSON (null: not parametrized)
+        pa.field("worker", pa.int16(), nullable=False),  # the worker process (0: measured in the main process)
+        pa.field("round", pa.int32(), nullable=False),  # index among the benchmark's measured rounds
+        pa.field("start_ns", pa.int64(), nullable=False),  # the round's start, ns from the run's start
+        pa.field("loops", pa.int64(), nullable=False),  # calls in the round
+        pa.field("per_call_ns", pa.float64(), nullable=False),  # the round's time divided by its loops
     ]
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,9 @@ ORDER = 40
 def register(sub) -> None:
     p = sub.add_parser("summary", help="print the summary table of a run directory",
                        description="Print per-endpoint counts, req/s, exact latency percentiles and errors of "
-                                   "a run directory (recomputed from requests.parquet with --recompute).")
+                                   "a run directory (recomputed from requests.parquet with --recompute). Of a "
+                                   "micro-benchmark run (perfbench.bench): its results table, recomputed from "
+                                   "its rounds.")
     p.add_argument("run_dir", help="a run directory, e.g. data/runs/20261121-143012-load_test-9f2c")
     p.add_argument("--json", action="store_true", help="print summary.json")
     p.add_argument("--recompute", action="store_true", help="recompute from the raw rows and rewrite summary.json")
@@ -35,6 +38,10 @@ def cmd_summary(args) -> int:
     from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
+    from ..bench.store import is_bench_run
+
+    if is_bench_run(args.run_dir):
+        return _bench_summary(args)
     if args.csv is not None:
         from ._util import writable_dir_problem
 
@@ -76,4 +83,18 @@ def cmd_summary(args) -> int:
         paths = write(run, args.csv)
         print(f"Locust CSV: {', '.join(map(str, paths))}", file=sys.stderr if args.json else sys.stdout)
     check_slos(summary.get("slo", []))
+    return 0
+
+
+def _bench_summary(args) -> int:
+    """A micro-benchmark run: its table (or summary.json), every figure recomputed from rounds.parquet."""
+    from ..bench.render import to_text
+    from ..bench.store import load_table
+
+    if args.slo:
+        raise ConfigError("--slo: a micro-benchmark run has no SLOs; compare it with a baseline (perfbench compare)")
+    if args.csv is not None:
+        raise ConfigError("--csv: a micro-benchmark run has no Locust statistics; --json gives its table")
+    table = load_table(args.run_dir)
+    print(json.dumps(table.to_dicts(), indent=2) if args.json else to_text(table, title=f"benchmarks of {os.path.basename(os.path.normpath(args.run_dir))}"))
     return 0
