@@ -35,10 +35,9 @@ from typing import Any
 import polars as pl
 
 from ..errors import ConfigError
-from ..rundir import CACHE, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
+from ..rundir import CACHE, DOWNSTREAM, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
 from .results import N_PLUS_ONE_THRESHOLD, pct
 
-DOWNSTREAM = "downstream.parquet"
 # the parts of a request's latency, in the order they are shown, and their names in sentences
 PARTS: dict[str, str] = {
     "db": "database",
