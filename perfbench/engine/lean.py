@@ -375,7 +375,7 @@ def _resolve(job: tuple[asyncio.Future[Outcome], int], status: int | None, nbyte
     head = detail.encode("latin-1")
     location = header_value(head, b"location") if 300 <= status < 400 else None
     cookies = tuple(header_values(head, b"set-cookie")) if b"set-cookie" in head.lower() else ()
-    fut.set_result(Outcome(status, nbytes, body, None, None, wire, first, connect, location, cookies))
+    fut.set_result(Outcome(status, nbytes, body, None, None, wire, first, connect, location, cookies, detail))
 
 
 def lean_refusal(target: str, requests: Iterable[Request | tuple[str, Mapping[str, str], bytes | None]] = ()

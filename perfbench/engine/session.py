@@ -29,6 +29,7 @@ from ..fields import token_problem
 from ..redaction import redact_url
 from ..rundir import Journal, RunDir, WriterLock, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario, max_redirects
+from ..scenario_flows import FlowScenario
 from ..shapes import ClosedLoad, OpenLoad
 from ..wire import REQUEST_ID_HEADER
 from .closed_model import ClosedModelEngine
@@ -234,14 +235,21 @@ class LoadSession:
         o, plan = self.options, self.plan
         assert o.grace is not None  # resolved by LoadOptions
         self.recorder = recorder = Recorder(sink, worker=self.worker)
+        from .flows import (  # user journeys: a flow per arrival or user iteration
+            FlowClosedEngine,
+            FlowOpenEngine,
+        )
+
+        flows = isinstance(self.scenario, FlowScenario)
         if plan.model == "closed":
-            self.engine = ClosedModelEngine(plan, self.scenario, self.sender, recorder, max_requests=o.max_requests,
-                                            grace=o.grace, progress=progress, worker=self.worker,
-                                            origins=self.origins)
+            self.engine = (FlowClosedEngine if flows else ClosedModelEngine)(
+                plan, self.scenario, self.sender, recorder, max_requests=o.max_requests, grace=o.grace,
+                progress=progress, worker=self.worker, origins=self.origins)
         else:
-            self.engine = OpenModelEngine(plan, self.scenario, self.sender, recorder, max_in_flight=self.max_in_flight,
-                                          max_requests=o.max_requests, grace=o.grace, auth_headers=self.auth,
-                                          progress=progress, worker=self.worker, origins=self.origins)
+            self.engine = (FlowOpenEngine if flows else OpenModelEngine)(
+                plan, self.scenario, self.sender, recorder, max_in_flight=self.max_in_flight,
+                max_requests=o.max_requests, grace=o.grace, auth_headers=self.auth, progress=progress,
+                worker=self.worker, origins=self.origins)
         return self.engine
 
     def stop(self, reason: str = "interrupted") -> None:
