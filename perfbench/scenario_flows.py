@@ -57,7 +57,9 @@ __all__ = ["FLOW_METHOD", "Branch", "Extract", "Flow", "FlowScenario", "Step", "
 END = "end"  # a branch's ``goto`` that ends the flow
 MAX_REPEATS_LIMIT = 10_000
 MAX_FLOW_STEPS = 10_000  # steps one run of a flow may send at most (loops and backward branches included)
-BUILTINS = ("vu", "user_class")  # context values every user has: its index and its class's name
+# context values every user has: its index, its class's name, and a token new each run (``{run}``: an
+# email registered in this run does not collide with the last run's)
+BUILTINS = ("vu", "user_class", "run")
 FLOW_PREFIX = "flow:"
 
 Think = Constant | Uniform | Pacing
@@ -204,8 +206,7 @@ class FlowScenario(Scenario):
         if problems:
             raise ConfigError(f"invalid scenario {_short(self.name)}", problems)
         if self.flows and not self.user_classes:
-            object.__setattr__(self, "user_classes", (UserClass("default", flows=tuple(self.flows),
-                                                                on_start=self.on_start, context=dict(self.context)),))
+            object.__setattr__(self, "user_classes", (_default_class(self),))
         object.__setattr__(self, "requests", tuple(all_requests(self.user_classes)))
 
     def flow_names(self) -> list[str]:
@@ -225,6 +226,11 @@ class FlowScenario(Scenario):
              "context": sorted(uc.context)}
             for uc in self.user_classes]
         return out
+
+
+def _default_class(s: FlowScenario) -> UserClass:
+    """The one class of users of a scenario given as ``flows``."""
+    return UserClass("default", flows=tuple(s.flows), on_start=s.on_start, context=dict(s.context))
 
 
 def _describe_flow(f: Flow) -> dict[str, Any]:
@@ -255,17 +261,19 @@ def _seq(value: Any) -> bool:
 def flow_scenario_problems(s: FlowScenario) -> list[str]:
     """Every problem of a flow scenario, each naming its class, flow, step and field."""
     problems: list[str] = []
-    if s.requests:
-        problems.append("requests: a flow scenario's requests are its steps; give flows or user_classes instead")
     classes = s.user_classes
     if not _seq(classes) or not _seq(s.flows):
         return ["flows and user_classes must be lists"]
+    if s.flows and classes and tuple(classes) == (_default_class(s),):
+        classes = ()  # made from the flows (a copy made by dataclasses.replace)
+    if s.requests and tuple(s.requests) != tuple(all_requests(classes or [_default_class(s)])):
+        problems.append("requests: a flow scenario's requests are its steps; give flows or user_classes instead")
     if bool(s.flows) == bool(classes):
         problems.append("give flows (one class of users) or user_classes, exactly one of them")
     if classes and (s.on_start is not None or s.context):
         problems.append("on_start and context belong to each user class when user_classes are given")
     if not classes:
-        classes = [UserClass("default", flows=tuple(s.flows), on_start=s.on_start, context=s.context)]
+        classes = [_default_class(s)]
     seen_steps: dict[str, Request] = {}
     seen_classes: set[str] = set()
     for k, uc in enumerate(classes):
@@ -363,8 +371,9 @@ def _request_problems(r: Request, where: str, known: set[str], seen: dict[str, R
                            f"{', '.join(sorted(known))})")
     if isinstance(r.name, str) and r.name:
         other = seen.get(r.name)
-        if other is not None and other is not r:
-            out.append(f"{where}: name {r.name!r} is used by another step or request; names must be unique")
+        if other is not None and other != r:
+            out.append(f"{where}: name {r.name!r} is used by another step or request that differs; a name "
+                       f"stands for one request (classes may share a step written alike)")
         seen.setdefault(r.name, r)
     return out
 

@@ -49,7 +49,7 @@ def test_every_problem_is_reported_at_once_naming_flow_step_and_field():
                    "steps[0] (a).extract[0]: give exactly one of json, header, cookie, regex",
                    "steps[0] (a).repeat_while", "steps[0] (a).max_repeats: a number from 1",
                    "steps[0] (a).branches[0].goto: a step of flow 'j'",
-                   "steps[1] (a): name 'a' is used by another step"):
+                   "steps[1] (a): name 'a' is used by another step or request that differs"):
         assert needle in text, text
 
 
@@ -348,3 +348,86 @@ def test_a_flow_slo_scope_is_known_before_the_load(journey_server, tmp_path):
     res = run_load(journey_server.url, shapes.users(1, 0.3), s, runs_dir=tmp_path, progress=False,
                    slos=["flow:act:p95<30s"], max_requests=20)
     assert json.dumps(res.summary["slo"]).count("flow:act")
+
+
+# ------------------------------------------------------------------------------------------------ TOML
+
+def _toml(tmp_path, text: str):
+    from perfbench.scenario_toml import load_toml
+
+    p = tmp_path / "journey.toml"
+    p.write_text(text)
+    return load_toml(p)
+
+
+def test_toml_flows_with_classes_extracts_loops_and_branches(tmp_path):
+    s = _toml(tmp_path, """
+name = "j"
+[[user_class]]
+name = "reader"
+users = 2
+think = "0.1..0.2"
+context = { cursor = "" }
+[user_class.on_start]
+name = "signup"
+[[user_class.on_start.step]]
+name = "login"
+method = "POST"
+path = "/login"
+json = { email = "a-{run}@x" }
+extract = { token = "token", sid = { cookie = "sid" } }
+[[user_class.flow]]
+name = "browse"
+weight = 2
+[[user_class.flow.step]]
+name = "feed"
+path = "/feed?cursor={cursor}"
+headers = { Authorization = "Bearer {token}" }
+extract = { cursor = { json = "pageInfo.endCursor", optional = true } }
+repeat_while = "cursor"
+max_repeats = 3
+branch = [{ status = [404], goto = "end" }, { present = "cursor", equals = "x", goto = "feed" }]
+[[user_class]]
+name = "writer"
+weight = 1
+[[user_class.request]]
+name = "ping"
+path = "/ping"
+""")
+    assert isinstance(s, FlowScenario)
+    reader, writer = s.user_classes
+    assert reader.users == 2 and reader.think == Uniform(0.1, 0.2) and reader.on_start.name == "signup"
+    step = reader.flows[0].steps[0]
+    assert step.repeat_while == "cursor" and step.max_repeats == 3
+    assert step.extract[0] == Extract("cursor", json="pageInfo.endCursor", optional=True)
+    assert step.branches[0] == Branch("end", status=(404,)) and step.branches[1].equals == "x"
+    assert reader.on_start.steps[0].extract[1] == Extract("sid", cookie="sid")
+    assert [r.name for r in writer.requests] == ["ping"] and [r.name for r in s.requests] == ["login", "feed", "ping"]
+
+
+def test_toml_problems_name_class_flow_step_and_field(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        _toml(tmp_path, """
+[[flow]]
+name = "f"
+[[flow.step]]
+name = "a"
+path = "/a/{missing}"
+extract = { x = { jsn = "a" } }
+branch = [{ to = "b" }]
+colour = "red"
+[[flow.step]]
+name = "b"
+path = "/b"
+repeat_while = "nothing"
+[[request]]
+name = "r"
+""")
+    text = str(exc.value)
+    for needle in ("unknown field 'request' ([[request]] belongs to a [[user_class]]",
+                   "flow[0] (f).step[0] (a): unknown field 'colour'",
+                   "flow[0] (f).step[0] (a).extract.x: a JSON path",
+                   "flow[0] (f).step[0] (a).branch[0]: { goto",
+                   "steps[0] (a): placeholder {missing} is not a context value",
+                   "steps[1] (b).repeat_while: the name of a context value"):
+        assert needle in text, text

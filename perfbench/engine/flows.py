@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import itertools
 import random
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -97,6 +98,7 @@ class FlowDriver:
         self.now = now
         self.next_id = next_id
         self._flow_ids = itertools.count()
+        self.run_token = secrets.token_hex(4)  # the context's {run}: new every run
         self._flow_base = (worker << 40) | FLOW_ID_BIT
         self._prepared: dict[str, _Prepared] = {}
         for uc in scenario.user_classes:
@@ -282,8 +284,8 @@ def assign_classes(classes: list[UserClass], n: int) -> list[int]:
 
 
 def _user(uc: UserClass, vu: int, rng: random.Random, jar: CookieJar | None, auth: Mapping[str, str],
-          vu_column: int | None) -> FlowUser:
-    return FlowUser(uc, {**uc.context, "vu": vu, "user_class": uc.name}, rng, jar, auth, vu_column)
+          vu_column: int | None, run: str) -> FlowUser:
+    return FlowUser(uc, {**uc.context, "vu": vu, "user_class": uc.name, "run": run}, rng, jar, auth, vu_column)
 
 
 class _Picker:
@@ -336,7 +338,7 @@ class FlowOpenEngine(OpenModelEngine):
         k = self._class_pick.pick(rng)
         uc = self._classes[k]
         user = _user(uc, index, random.Random(rng.getrandbits(64)), CookieJar() if self.scenario.cookies else None,
-                     self._auth, None)
+                     self._auth, None, self.driver.run_token)
         try:
             if uc.on_start is not None:
                 if not await self.driver.run(uc.on_start, user, intended, stage):
@@ -379,7 +381,7 @@ class FlowClosedEngine(ClosedModelEngine):
             if auth is None:
                 return
             rng = random.Random((self.plan.seed << 20) ^ (self.scenario.seed << 8) ^ vu)
-            user = _user(uc, vu, rng, jar, auth, vu)
+            user = _user(uc, vu, rng, jar, auth, vu, self.driver.run_token)
             if uc.on_start is not None and not await self.driver.run(uc.on_start, user, None, stage):
                 return  # a user who cannot register or log in stops; the failure is recorded
             think = uc.think or self.plan.think
