@@ -22,14 +22,25 @@ _INDEX = re.compile(r"\[(-?\d+)\]")
 def json_path(doc: Any, path: str) -> Any:
     """The value at the dotted ``path`` of ``doc`` (``data.items.0.id``, or ``data.items[0].id``);
     NOT_FOUND when a key or index is missing. A JSON null is a value (None)."""
+    return walk(doc, split_path(path))
+
+
+def split_path(path: str) -> tuple[tuple[str, int | None], ...]:
+    """A JSON path's parts, once: each key, with its value as a list index when it is a number."""
+    parts = [p for p in _INDEX.sub(r".\1", path).split(".") if p != ""]
+    return tuple((p, int(p) if p.lstrip("-").isdigit() else None) for p in parts)
+
+
+def walk(doc: Any, parts: tuple[tuple[str, int | None], ...]) -> Any:
+    """The value at the path ``split_path`` gave, or NOT_FOUND."""
     value = doc
-    for part in _INDEX.sub(r".\1", path).split("."):
-        if part == "":
-            continue
-        if isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
+    for key, i in parts:
+        if type(value) is dict:
+            if key not in value:
+                return NOT_FOUND
+            value = value[key]
+        elif type(value) is list and i is not None and -len(value) <= i < len(value):
+            value = value[i]
         else:
             return NOT_FOUND
     return value
@@ -91,10 +102,19 @@ def placeholders(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_PLACEHOLDER.findall(text)))
 
 
+# ASCII characters other than letters, digits and -._~ as %XX (str.translate: no Python loop per character)
+_QUOTE = {c: f"%{c:02X}" for c in range(128) if not (chr(c).isalnum() or chr(c) in "-._~")}
+
+
+def _quoted(value: Any) -> str:
+    text = _text(value)
+    return text.translate(_QUOTE) if text.isascii() else quote(text, safe="-._~")
+
+
 def fill_path(path: str, ctx: Mapping[str, Any]) -> str:
     """``path`` with its ``{name}`` placeholders replaced by the context's values, percent-encoded
     (a cursor's ``+``, ``/`` or ``=`` reach the server as written)."""
-    return _PLACEHOLDER.sub(lambda m: quote(_text(ctx[m[1]]), safe="-._~") if m[1] in ctx else m[0], path)
+    return _PLACEHOLDER.sub(lambda m: _quoted(ctx[m[1]]) if m[1] in ctx else m[0], path)
 
 
 def fill_text(text: str, ctx: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ import random
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from ..rundir import FLOW_METHOD
@@ -41,6 +41,9 @@ from .reading import spec_for, with_accept_encoding
 from .recorder import Recorder
 from .redirects import path_of
 from .stats import EngineStats
+
+if TYPE_CHECKING:
+    from .flows_lean import LeanFlows
 
 FLOW_ID_BIT = 1 << 39  # flow rows' ids (and an open-model flow's steps') live above the plan's indexes
 
@@ -314,9 +317,6 @@ class FlowOpenEngine(OpenModelEngine):
         super().__init__(*args, **kwargs)
         scenario = self.scenario
         assert isinstance(scenario, FlowScenario)
-        if isinstance(self.sender, BatchSender):  # every step awaits request(): a Task per arrival
-            self._lean = False
-            self._request = cast(Sender, self.sender).request
         self._classes = list(scenario.user_classes)
         self._class_pick = _Picker([uc.weight for uc in self._classes])
         self._pick_in = _pickers(self._classes)
@@ -324,6 +324,55 @@ class FlowOpenEngine(OpenModelEngine):
         self._step_ids = itertools.count()
         self.driver = FlowDriver(scenario, self.origins, self.recorder, self.stats, self._run_now, self._step_id,
                                  kwargs.get("worker", 0))
+        self._lean_flows: LeanFlows | None = None
+        if isinstance(self.sender, BatchSender):
+            if all(scenario.base_of(r) is None for r in scenario.requests):
+                from .flows_lean import LeanFlows  # the callback path: no Task per arrival
+
+                self._lean_flows = LeanFlows(self, self.sender)
+            else:  # a step to another service: every step awaits request(), a Task per arrival
+                self._lean = False
+                self._request = cast(Sender, self.sender).request
+
+    def _pump_lean(self, nxt: ArrivalTuple, now: int, full: bool) -> None:
+        """Start every due arrival's flow while a slot is free (a slot: a flow in flight)."""
+        flows = self._lean_flows
+        assert flows is not None
+        arrivals, stats, budget, cap = self._arrivals, self.stats, self.max_requests, self.max_in_flight
+        launched = 0
+        following: ArrivalTuple | None = nxt
+        try:
+            while nxt[1] <= now and self._in_flight < cap:
+                if budget is not None and stats.planned + launched >= budget:
+                    self.stop("budget")
+                    return
+                self._nxt = following = next(arrivals, None)  # first: a sender may call back at once
+                self._in_flight += 1
+                if self._in_flight > self._seen_max:
+                    self._seen_max = self._in_flight
+                launched += 1
+                flows.begin(*nxt)
+                if following is None or self._stop_reason is not None:
+                    return
+                nxt = following
+        finally:
+            stats.planned += launched
+            if full:
+                stats.capped += launched
+
+    def _flow_ended(self) -> None:
+        """A flow in flight ended (the lean path): its slot frees, what is due is sent."""
+        in_flight = self._in_flight
+        self._in_flight = in_flight - 1
+        if self._stop_reason is None and not self._closing:
+            if (nxt := self._nxt) is not None and nxt[1] <= self._now() - self._t0:
+                if in_flight >= self.max_in_flight:
+                    self._full_seen = True
+                if not self._pump_due:
+                    self._pump_due = True
+                    self._call_soon(self._pump_soon)
+            elif self._slow:
+                self._fast()
 
     def _run_now(self) -> int:
         return self.clock.now_ns() - self._t0
