@@ -493,6 +493,19 @@ def _redirect_problems(policy: Any, where: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """Callbacks of a Python scenario (``perfbench.engine.hooks`` runs them): ``on_request(row)``
+    with every recorded row as a dict (a flow's steps and its own row too), batch by batch as the
+    run flushes them (at least every second), at most ``budget_ms`` per batch (the rest of a batch
+    is skipped and counted); ``on_stop(summary)`` once, with summary.json's content. What they
+    raise is reported and counted, never fatal to the run."""
+
+    on_request: Callable[[dict[str, Any]], Any] | None = None
+    on_stop: Callable[[dict[str, Any]], Any] | None = None
+    budget_ms: float = 5.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     """The mix of requests, and what every request of it shares.
 
@@ -514,6 +527,8 @@ class Scenario:
     timeout: Timeout | float | None = None
     max_body: int | None = None
     accept_encoding: str | None = None
+    # called as the run goes (see Hooks); not part of what the scenario sends, so not compared
+    hooks: Hooks | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problems = scenario_problems(self.requests, self.login, self.headers, self.seed, self.name)
@@ -522,6 +537,7 @@ class Scenario:
         problems.extend(target_problems(self.targets, self.requests))
         if not isinstance(self.cookies, bool):
             problems.append(f"cookies must be true or false, got {self.cookies!r}")
+        problems.extend(hooks_problems(self.hooks))
         if problems:
             raise ConfigError(f"invalid scenario {_short(self.name)}", problems)
 
@@ -565,6 +581,18 @@ class Scenario:
             **{k: v for k, v in (("timeout", _describe_timeout(self.timeout)), ("max_body", self.max_body),
                                  ("accept_encoding", self.accept_encoding)) if v is not None},
         }
+
+
+def hooks_problems(hooks: Any) -> list[str]:
+    if hooks is None:
+        return []
+    if not isinstance(hooks, Hooks):
+        return [f"hooks: a Hooks(on_request=..., on_stop=...), got {type(hooks).__name__}"]
+    out = [f"hooks.{k}: a function, got {_short(getattr(hooks, k))}" for k in ("on_request", "on_stop")
+           if getattr(hooks, k) is not None and not callable(getattr(hooks, k))]
+    if (bad := number_problem(hooks.budget_ms, "budget_ms", 0.01, 60_000)) is not None:
+        out.append(f"hooks: {bad}")
+    return out
 
 
 def _describe_timeout(t: Timeout | float | None) -> dict[str, float] | None:

@@ -47,6 +47,7 @@ from .scenario import (
     Scenario,
     _read_problems,
     _redirect_problems,
+    hooks_problems,
     login_problems,
     target_problems,
 )
@@ -293,6 +294,7 @@ def flow_scenario_problems(s: FlowScenario) -> list[str]:
     problems.extend(target_problems(s.targets, list(seen_steps.values())))
     if not isinstance(s.cookies, bool):
         problems.append(f"cookies must be true or false, got {s.cookies!r}")
+    problems.extend(hooks_problems(s.hooks))
     return problems
 
 

@@ -174,7 +174,21 @@ def _app() -> web.Application:
         nxt = str(page + 1) if page + 1 < PAGES else None
         return web.json_response({"data": {"feed": {"page": page, "pageInfo": {"endCursor": nxt}}}})
 
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/hopped")
+
+    async def hopped(request: web.Request) -> web.Response:
+        resp = web.json_response({"landed": "yes"})
+        resp.set_cookie("h", "1", path="/")
+        return resp
+
+    async def needs_h(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True}) if request.cookies.get("h") == "1" else web.json_response({}, status=400)
+
     app = web.Application()
+    app.router.add_get("/hop", hop)
+    app.router.add_get("/hopped", hopped)
+    app.router.add_get("/needs-h", needs_h)
     app.router.add_post("/register", register)
     app.router.add_post("/login", login)
     app.router.add_get("/feed", feed)
@@ -431,3 +445,85 @@ name = "r"
                    "steps[0] (a): placeholder {missing} is not a context value",
                    "steps[1] (b).repeat_while: the name of a context value"):
         assert needle in text, text
+
+
+@pytest.mark.parametrize("http_path", ["lean", "aiohttp"])
+def test_a_step_follows_redirects_keeps_their_cookies_and_extracts_from_the_last_answer(journey_server, tmp_path,
+                                                                                       http_path):
+    flow = Flow("hops", [Step(Request("hop", "GET", "/hop"), extract=[Extract("landed", json="landed")]),
+                         Step(Request("after", "GET", "/needs-h?landed={landed}"))])
+    res = run_load(journey_server.url, shapes.constant(rate=20, duration=0.25), FlowScenario(flows=[flow]),
+                   runs_dir=tmp_path, progress=False, http_path=http_path)
+    df = _rows(res)
+    hop = df.filter(pl.col("endpoint") == "hop")
+    assert hop.height == 5 and set(hop["redirects"].to_list()) == {1} and set(hop["final_path"]) == {"/hopped"}
+    after = df.filter(pl.col("endpoint") == "after")
+    assert after["status"].to_list() == [200] * 5 and after["error"].null_count() == 5
+
+
+class _Seen:
+    def __init__(self, fail_on: str | None = None):
+        self.rows: list[dict] = []
+        self.summaries: list[dict] = []
+        self.fail_on = fail_on
+
+    def on_request(self, row: dict) -> None:
+        if row["endpoint"] == self.fail_on:
+            raise ValueError("boom")
+        self.rows.append(row)
+
+    def on_stop(self, summary: dict) -> None:
+        self.summaries.append(summary)
+        raise RuntimeError("on_stop fails too")
+
+
+def test_hooks_see_every_row_and_the_summary_and_their_errors_are_reported_not_fatal(journey_server, tmp_path):
+    import dataclasses
+
+    from perfbench.scenario import Hooks
+
+    seen = _Seen(fail_on="register")
+    said: list[str] = []
+    s = dataclasses.replace(journey(), hooks=Hooks(on_request=seen.on_request, on_stop=seen.on_stop))
+    res = run_load(journey_server.url, shapes.constant(rate=10, duration=0.3), s, runs_dir=tmp_path,
+                   progress=False, announce=said.append)
+    df = _rows(res)
+    assert len(seen.rows) == df.height - df.filter(pl.col("endpoint") == "register").height
+    assert {r["request_id"] for r in seen.rows} == set(df.filter(pl.col("endpoint") != "register")["request_id"])
+    assert seen.summaries == [res.summary]
+    meta = Run.load(res.path).meta["hooks"]
+    assert meta["on_request"]["errors"] == 3 and meta["on_request"]["first_error"] == "ValueError: boom"
+    assert meta["on_stop"]["errors"] == 1 and meta["on_request"]["skipped"] == 0
+    assert any("on_request raised ValueError: boom" in line for line in said)
+    assert any("on_stop raised RuntimeError" in line for line in said)
+
+
+def test_a_slow_hook_is_cut_to_its_budget_per_batch(journey_server, tmp_path):
+    import time as _time
+
+    from perfbench.scenario import Hooks
+
+    def slow(row: dict) -> None:
+        _time.sleep(0.002)
+
+    s = FlowScenario(flows=[Flow("one", [Step(Request("needs", "GET", "/needs-h", expect=(400,)))])],
+                     hooks=Hooks(on_request=slow, budget_ms=1.0))
+    res = run_load(journey_server.url, shapes.constant(rate=40, duration=0.25), s, runs_dir=tmp_path, progress=False)
+    meta = Run.load(res.path).meta["hooks"]["on_request"]
+    rows = _rows(res).height
+    assert meta["calls"] + meta["skipped"] == rows and meta["skipped"] > 0 and meta["calls"] >= 1
+
+
+def test_a_python_scenario_file_defines_its_hooks(tmp_path):
+    from perfbench.scenarios import load_scenario
+
+    p = tmp_path / "s.py"
+    p.write_text("from perfbench.scenario import Request, Scenario\n"
+                 "scenario = Scenario([Request('a', 'GET', '/')])\n"
+                 "def on_request(row):\n    pass\n")
+    s = load_scenario(str(p))
+    assert s.hooks is not None and s.hooks.on_request is not None and s.hooks.on_stop is None
+    p.write_text("from perfbench.scenario import Request, Scenario\n"
+                 "scenario = Scenario([Request('a', 'GET', '/')])\non_stop = 3\n")
+    with pytest.raises(ConfigError, match="on_stop must be a function"):
+        load_scenario(str(p))

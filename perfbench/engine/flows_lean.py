@@ -166,9 +166,12 @@ class LeanFlows:
             run = _Run(None, [self._steps[what.name]], {}, uc, ctx, jar, eng._id_base | next(self._ids),
                        intended, stage, None)
         else:
-            steps = [self._steps[s.name] for s in what.steps]
-            run = _Run(what, steps, {s.name: i for i, s in enumerate(what.steps)}, uc, ctx, jar,
-                       eng._id_base | (1 << 39) | next(self._flow_ids), intended, stage, then)
+            made = self._flows.get(id(what))
+            if made is None:  # once per flow: its steps made ready, and where each name is
+                made = self._flows[id(what)] = ([self._steps[s.name] for s in what.steps],
+                                                {s.name: i for i, s in enumerate(what.steps)}, None)
+            run = _Run(what, made[0], made[1], uc, ctx, jar, eng._id_base | (1 << 39) | next(self._flow_ids),
+                       intended, stage, then)
         self._send(run)
 
     # -- one step -------------------------------------------------------------------------------
@@ -259,6 +262,8 @@ class LeanFlows:
         """A redirect: a task walks the chain on the awaitable path, then the flow goes on."""
         eng = self.engine
         st = run.step
+        if self._cookies and run.jar is None:  # the hops may set cookies
+            run.jar = CookieJar()
 
         async def chain() -> None:
             headers = {**st.headers, REQUEST_ID_HEADER: str(run.step_rid)}

@@ -221,13 +221,8 @@ class Recorder:
         n = len(rid)
         if not self._flows:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.string())
-        notes = self._flows
-        cols: list[list[Any]] = [[None] * n for _ in range(4)]
-        for row, key in enumerate(rid.tolist()):
-            note = notes.pop(key, None)
-            if note is not None:
-                for k in range(4):
-                    cols[k][row] = note[k]
+        pop, none = self._flows.pop, (None, None, None, None)
+        cols = list(zip(*[pop(key, none) for key in rid.tolist()], strict=True))
         return (pa.array(cols[0], pa.string()), pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.int32()),
                 pa.array(cols[3], pa.string()))
 

@@ -37,6 +37,7 @@ from .collectors import RunContext, start_all, stop_all
 from .cookies import CookieJar
 from .follow import Origins, exchange, origins_for
 from .heap import frozen_heap
+from .hooks import HookRunner
 from .open_model import OpenModelEngine
 from .options import LoadOptions
 from .protocols import Sender
@@ -308,7 +309,8 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
         try:
             journal = Journal(rd.path, on_fail=lambda exc: write_failed(
                 f"cannot write {rd.path / 'requests.arrows'} ({exc.strerror or exc})"))
-            engine = session.build(journal.write, options.progress_hook)
+            hooks = HookRunner(scenario.hooks, options.announce) if scenario.hooks is not None else None
+            engine = session.build(hooks.sink(journal.write) if hooks else journal.write, options.progress_hook)
             session.handle_signals()
             ctx = RunContext(rd.path, target, plan.duration)
             collected: dict[str, Any] = {}
@@ -333,6 +335,9 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
                            rows=table.num_rows, engine_stats=engine_stats, collectors=collected,
                            start_unix_ns=ctx.start_unix_ns)
             summary = Run.load(rd.path).write_summary(list(options.slos), table)
+            if hooks is not None:
+                hooks.stop(summary)
+                rd.update_meta(hooks=hooks.describe())
         finally:
             lock.release()
     return RunResult(rd.path, rd.run_id, summary, stats.end_reason)
