@@ -13,6 +13,7 @@ measured is the CPU of the engine's ``run`` alone, divided by the requests sent:
   response into the context, and b and c sending it back in their path.
 
     python benchmarks/flow_overhead.py [REQUESTS] [CONNECTIONS] [REPEAT]
+    python benchmarks/flow_overhead.py --nginx RATE SECONDS [REPEAT]   # a real target, fixed rate
 
 The variants run alternately, REPEAT rounds; the medians are printed, with the flow's overhead
 over the independent requests, and the JSON extraction's cost per request.
@@ -101,7 +102,54 @@ async def one_run(variant: str, requests: int, connections: int, runs_dir: Path)
     return cpu, sent
 
 
+async def nginx_run(variant: str, url: str, rate: float, seconds: float, runs_dir: Path) -> tuple[float, int]:
+    """The same variants against a real target (a private nginx on another core) at a fixed rate:
+    the generator's CPU (user and kernel) per request, connections and TCP included."""
+    sender = LeanSender(url, max_connections=50)
+    await sender.start()
+    journal = Journal(runs_dir)
+    recorder = Recorder(journal.write)
+    s = scenario(variant)
+    flows = isinstance(s, FlowScenario)
+    plan = shapes.constant(rate / 3 if flows else rate, seconds)
+    engine = (FlowOpenEngine if flows else OpenModelEngine)(plan, s, sender, recorder, max_in_flight=50, grace=5,
+                                                            progress=lambda p: None)
+    cpu = time.process_time()
+    stats = await engine.run()
+    cpu = time.process_time() - cpu
+    journal.close()
+    await sender.close()
+    return cpu, stats.sent
+
+
+def main_nginx(rate: float, seconds: float, repeat: int) -> None:
+    from nginx_server import NginxServer
+
+    variants = ("independent", "flow", "flow+extract")
+    per: dict[str, list[float]] = {v: [] for v in variants}
+    with NginxServer(cpu=1, body=BODY) as url:
+        for _ in range(repeat):
+            for v in variants:
+                with tempfile.TemporaryDirectory() as d, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    cpu, n = runner.run(nginx_run(v, url, rate, seconds, Path(d)))
+                per[v].append(cpu / n * 1e9)
+    _print(per, repeat, f"{rate:g} req/s for {seconds:g} s against nginx")
+
+
+def _print(per: dict[str, list[float]], repeat: int, what: str) -> None:
+    med = {v: statistics.median(x) for v, x in per.items()}
+    for v, x in per.items():
+        print(f"{v:>13}: {med[v]:.0f} ns of CPU per request (median of {repeat}; "
+              f"each: {', '.join(f'{y:.0f}' for y in x)})")
+    print(f"flow over independent: {100 * (med['flow'] / med['independent'] - 1):+.0f}%; "
+          f"JSON path extraction (and the path filled with the value): {med['flow+extract'] - med['flow']:+.0f} ns "
+          f"per request ({what})")
+
+
 def main(argv: list[str]) -> None:
+    if len(argv) > 1 and argv[1] == "--nginx":  # --nginx RATE SECONDS REPEAT
+        main_nginx(float(argv[2]), float(argv[3]), int(argv[4]) if len(argv) > 4 else 3)
+        return
     requests = int(argv[1]) if len(argv) > 1 else 60_000
     connections = int(argv[2]) if len(argv) > 2 else 50
     repeat = int(argv[3]) if len(argv) > 3 else 3
@@ -112,13 +160,7 @@ def main(argv: list[str]) -> None:
             with tempfile.TemporaryDirectory() as d, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 cpu, n = runner.run(one_run(v, requests, connections, Path(d)))
             per[v].append(cpu / n * 1e9)
-    med = {v: statistics.median(x) for v, x in per.items()}
-    for v in variants:
-        print(f"{v:>13}: {med[v]:.0f} ns of CPU per request (median of {repeat}; "
-              f"each: {', '.join(f'{x:.0f}' for x in per[v])})")
-    print(f"flow over independent: {100 * (med['flow'] / med['independent'] - 1):+.0f}%; "
-          f"JSON path extraction: {med['flow+extract'] - med['flow']:+.0f} ns per request "
-          f"({requests} requests, {connections} connections)")
+    _print(per, repeat, f"{requests} requests, {connections} connections, fake transport")
 
 
 if __name__ == "__main__":
