@@ -28,7 +28,6 @@ from .errors import ConfigError
 from .rundir import RunDir, new_run_id
 from .safety import check_address, check_target
 from .scenario import Scenario, single
-from .scenario_flows import FlowScenario
 from .shapes import ClosedPlan, OpenPlan
 
 DEFAULT_RUNS_DIR = Path("data/runs")
@@ -73,8 +72,7 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     scenario = scenario or single("/")
     for url in scenario.urls():  # every service the scenario names passes the same check, before any packet
         check_target(url, allow_hosts)
-    flow_names = scenario.flow_names() if isinstance(scenario, FlowScenario) else []
-    check_scopes(options.slos, [r.name for r in scenario.requests] + (["login"] if scenario.login else []) + flow_names)
+    check_scopes(options.slos, scenario.endpoints())
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:
         result = distributed.run_on_cluster(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id,

@@ -554,6 +554,10 @@ class Scenario:
         out.extend(b for r in self.requests if (b := r.base_url) is not None)
         return list(dict.fromkeys(out))
 
+    def endpoints(self) -> list[str]:
+        """The endpoint names a run of this scenario records (its requests, and the login's)."""
+        return [r.name for r in self.requests] + (["login"] if self.login is not None else [])
+
     def redirect_limit(self, request: Request) -> int:
         """How many redirects ``request`` follows."""
         policy = self.follow_redirects if request.follow_redirects is None else request.follow_redirects

@@ -218,6 +218,10 @@ class FlowScenario(Scenario):
                 names.append(FLOW_PREFIX + f.name)
         return list(dict.fromkeys(names))
 
+    def endpoints(self) -> list[str]:
+        """The steps' endpoints, the login's, and each flow's own (``flow:<name>``)."""
+        return super().endpoints() + self.flow_names()
+
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out["user_classes"] = [

@@ -412,7 +412,8 @@ class FlowClosedEngine(ClosedModelEngine):
         scenario = self.scenario
         assert isinstance(scenario, FlowScenario)
         self._classes = list(scenario.user_classes)
-        self._of_vu = assign_classes(self._classes, max(self.plan.max_users, 1))
+        whole = getattr(self.plan, "whole", self.plan)  # a shard's users keep the whole plan's classes
+        self._of_vu = assign_classes(self._classes, max(whole.max_users, 1))
         self._pick_in = _pickers(self._classes)
         self.driver = FlowDriver(scenario, self.origins, self.recorder, self.stats, self._now, self._next_id,
                                  kwargs.get("worker", 0))
