@@ -36,7 +36,8 @@ from .fields import short as _short
 from .fields import utf8_text as _text
 from .redaction import redact_url, unredacted
 
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+CALL = "CALL"  # the method of a callable target's requests (``run_load(target=async_fn)``): no HTTP
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", CALL})
 
 
 @dataclass(frozen=True)

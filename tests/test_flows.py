@@ -20,7 +20,7 @@ from perfbench.engine.flows import assign_classes, class_counts
 from perfbench.engine.protocols import Outcome, header_of
 from perfbench.errors import ConfigError
 from perfbench.load import run_load
-from perfbench.scenario import Choice, Request, graphql
+from perfbench.scenario import Choice, Request, Scenario, graphql
 from perfbench.scenario_flows import Branch, Extract, Flow, FlowScenario, Step, UserClass
 from perfbench.shapes import Uniform
 
@@ -527,3 +527,45 @@ def test_a_python_scenario_file_defines_its_hooks(tmp_path):
                  "scenario = Scenario([Request('a', 'GET', '/')])\non_stop = 3\n")
     with pytest.raises(ConfigError, match="on_stop must be a function"):
         load_scenario(str(p))
+
+
+# ------------------------------------------------------------------------------------------------ callable targets
+
+def test_a_callable_target_is_loaded_like_http_rows_and_errors_as_data(tmp_path):
+    import asyncio as _asyncio
+
+    seen: list[int] = []
+
+    async def fetch_user(request_id: int) -> bytes:
+        seen.append(request_id)
+        if len(seen) % 5 == 0:
+            raise LookupError("no such user")
+        return b"x" * 10
+
+    async def slow_query() -> None:
+        await _asyncio.sleep(5)
+
+    res = run_load({"fetch_user": fetch_user, "slow_query": slow_query}, shapes.constant(rate=40, duration=0.5),
+                   runs_dir=tmp_path, progress=False, timeout=0.2)
+    df = _rows(res)
+    assert df.height == 20 and set(df["method"]) == {"CALL"} and set(df["endpoint"]) == {"fetch_user", "slow_query"}
+    fetch = df.filter(pl.col("endpoint") == "fetch_user")
+    assert sorted(seen) == sorted(fetch["request_id"].to_list())  # the request id, as a header would carry it
+    failed = fetch.filter(pl.col("error").is_not_null())
+    assert set(failed["error"]) <= {"client"} and len(failed) == len(seen) // 5
+    assert set(failed["error_detail"]) == {"LookupError: no such user"}
+    assert set(fetch.filter(pl.col("error").is_null())["bytes"]) == {10}
+    slow = df.filter(pl.col("endpoint") == "slow_query")
+    assert set(slow["error"]) == {"timeout"} and (slow["latency_ns"] >= 0.2e9).all()
+    assert (df["latency_ns"] >= df["service_ns"]).all()  # from the intended time
+    assert res.summary["overall"]["count"] == 20
+
+
+def test_callable_target_problems():
+    def not_async() -> None: ...
+
+    with pytest.raises(ConfigError, match="an async function"):
+        run_load(not_async, shapes.constant(rate=1, duration=0.1), progress=False)
+    with pytest.raises(ConfigError, match="method CALL is for a callable target"):
+        run_load("http://127.0.0.1:9", shapes.constant(rate=1, duration=0.1),
+                 Scenario([Request("c", "CALL", "/c")]), progress=False)

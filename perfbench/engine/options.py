@@ -62,6 +62,7 @@ class LoadOptions:
     collectors: tuple[Collector, ...] = ()
     allow_hosts: tuple[str, ...] = ()  # hosts beyond loopback a redirect may lead to (as the target's)
     dns: str = "once"  # resolve each host once for the run, or "per-connection" (see senders.make_sender)
+    calls: Mapping[str, Callable[..., Any]] | None = None  # a callable target's functions (engine/calls.py)
 
     def __post_init__(self) -> None:
         # texts are parsed, SLOs kept (a shard's options are made from parsed ones)

@@ -32,6 +32,7 @@ from ..scenario import Scenario, max_redirects
 from ..scenario_flows import FlowScenario
 from ..shapes import ClosedLoad, OpenLoad
 from ..wire import REQUEST_ID_HEADER
+from .calls import CallSender
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
 from .cookies import CookieJar
@@ -205,8 +206,9 @@ class LoadSession:
         self.closed = plan.model == "closed"
         # the closed model: one connection per user (a shard may have none)
         self.max_in_flight = max(1, plan.max_users) if plan.model == "closed" else options.max_in_flight
-        self.sender = make_sender(target, http_path=options.http_path, max_connections=self.max_in_flight,
-                                  timeout=options.timeout, scenario=scenario, dns=options.dns)
+        self.sender: Sender = make_sender(target, http_path=options.http_path, max_connections=self.max_in_flight,
+                                          timeout=options.timeout, scenario=scenario, dns=options.dns) \
+            if options.calls is None else CallSender(options.calls, timeout=options.timeout)
         self.origins = origins_for(self.sender, options.allow_hosts, timeout=options.timeout,
                                    max_connections=self.max_in_flight, dns=options.dns)
         self.auth: dict[str, str] = {}
