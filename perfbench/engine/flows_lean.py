@@ -123,6 +123,8 @@ class LeanFlows:
         self._host = urlsplit(self.origins.base_url).hostname or ""
         self._cookies = scenario.cookies
         self._record = self.recorder.record
+        self._cb = self._step_done  # the sender's callback, bound once
+        self._one_class = len(scenario.user_classes) == 1
         self._notes = self.recorder._flows  # Recorder.note_flow, inline
         for uc in scenario.user_classes:
             for f in (*([uc.on_start] if uc.on_start else []), *uc.flows):
@@ -148,7 +150,7 @@ class LeanFlows:
         """An arrival: a new user of a class picked by weight runs its on_start flow, then a flow."""
         eng = self.engine
         rng = eng._rng
-        k = eng._class_pick.pick(rng)
+        k = 0 if self._one_class else eng._class_pick.pick(rng)
         uc = eng._classes[k]
         ctx = {**uc.context, "vu": index, "user_class": uc.name, "run": self.run_token}
         jar = None  # made with the first cookie a response sets (scenario.cookies)
@@ -224,39 +226,36 @@ class LeanFlows:
                 template = self.sender.template(st.method, headers)
             wire = template.build(raw, body)
         eng._sent += 1
-        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), run, self._done, st.kind,
+        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), run, self._cb, st.kind,
                      now if eng._real_clock else time.perf_counter_ns())
 
-    def _done(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None, error: str | None,
-              detail: str | None, ttfb: int, connect: int) -> None:
-        """The lean sender's callback for a step."""
-        if detail is None or error is not None:  # the common case: no head handed over
-            self._step_done(run, status, nbytes, wire, body, error, detail, ttfb, connect, None)
-            return
+    def _head(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None, detail: str,
+              ttfb: int, connect: int) -> None:
+        """A response whose head (or a redirect's Location) the sender handed over: its cookies into
+        the jar, a redirect followed, then the step ends as any other."""
         st = run.step
-        head = None
+        head: str | None = None
         cookies: tuple[str, ...] = ()
-        if error is None and detail is not None:
-            if st.heads:
-                head = detail
-                block = head.encode("latin-1")
-                if b"set-cookie" in block.lower():
-                    cookies = tuple(header_values(block, b"set-cookie"))
-                    if self._cookies:  # the user's jar, made with its first cookie
-                        if run.jar is None:
-                            run.jar = CookieJar()
-                        run.jar.store(self._host, st.path.split("?", 1)[0], list(cookies))
-                location = header_value(block, b"location") if status is not None and 300 <= status < 400 else None
-            else:
-                location = detail
-            detail = None
-            if location is not None and st.limit:
-                if ttfb == AT_END:  # the first byte came with the whole first answer: now
-                    ttfb = self.engine._now() - self.engine._t0 - run.step_start
-                self._follow(run, Outcome(status, nbytes, body, None, None, wire, None, connect, location), ttfb,
-                             connect)
-                return
-        self._step_done(run, status, nbytes, wire, body, error, detail, ttfb, connect, head, cookies)
+        if st.heads:
+            head = detail
+            block = detail.encode("latin-1")
+            if b"set-cookie" in block.lower():
+                cookies = tuple(header_values(block, b"set-cookie"))
+                if self._cookies:  # the user's jar, made with its first cookie
+                    if run.jar is None:
+                        run.jar = CookieJar()
+                    run.jar.store(self._host, st.path.split("?", 1)[0], list(cookies))
+            location = header_value(block, b"location") if status is not None and 300 <= status < 400 else None
+        else:
+            location = detail
+        if location is not None and st.limit:
+            if ttfb == AT_END:  # the first byte came with the whole first answer: now
+                ttfb = self.engine._now() - self.engine._t0 - run.step_start
+            self._follow(run, Outcome(status, nbytes, body, None, None, wire, None, connect, location), ttfb,
+                         connect)
+            return
+        self._step_done(run, status, nbytes, wire, body, None, None, ttfb, connect, head if head is not None else "",
+                        cookies)
 
     def _follow(self, run: _Run, first: Outcome, ttfb: int, connect: int) -> None:
         """A redirect: a task walks the chain on the awaitable path, then the flow goes on."""
@@ -284,10 +283,13 @@ class LeanFlows:
         task.add_done_callback(eng._hopping.discard)
 
     def _step_done(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None,
-                   error: str | None, detail: str | None, ttfb: int, connect: int, head: Any,
+                   error: str | None, detail: str | None, ttfb: int, connect: int, head: Any = None,
                    cookies: tuple[str, ...] = ()) -> None:
-        """A step ended (its cookies are in the jar already): judge it, take its values, record its
-        row, and send the next step or end the flow."""
+        """The lean sender's callback for a step (``Done``), and where every step ends: judge it, take
+        its values, record its row, and send the next step or end the flow."""
+        if detail is not None and error is None and head is None:  # a head or a Location handed over
+            self._head(run, status, nbytes, wire, body, detail, ttfb, connect)
+            return
         eng = self.engine
         st = run.step
         end = eng._now() - eng._t0
