@@ -127,3 +127,20 @@ def test_register_login_act_carries_the_token_and_the_new_id(demo_target, tmp_pa
         # read_one and mark_read answer 200 only for the id this user's POST created, with its token
         assert steps["status"].to_list() == [201, 200, 200, 200] and steps["error"].null_count() == 4
         assert run["error"] is None
+
+
+def test_the_python_example_logs_slow_requests_through_its_hooks(demo_target, tmp_path, capsys):
+    s = load_scenario(str(EXAMPLES / "log_slow_requests.py"))
+    assert isinstance(s, FlowScenario) and s.hooks is not None
+    hooks = s.hooks
+    seen: list[dict] = []
+
+    def on_request(row: dict) -> None:  # the example's, with a bar every request passes
+        seen.append(row)
+        hooks.on_request({**row, "latency_ns": 10**10})
+
+    s = dataclasses.replace(s, hooks=dataclasses.replace(hooks, on_request=on_request))
+    res = run_load(demo_target.url, shapes.users(1, 0.5), s, runs_dir=tmp_path, progress=False, max_requests=10)
+    out = capsys.readouterr().out
+    assert len(seen) == _rows(res).height and out.count("slow: ") == len(seen)
+    assert f"requests slower than 5 s of {res.summary['overall']['count']}" in out
