@@ -264,6 +264,11 @@ def test_closed_model_journey_carries_values_between_steps(journey_server, tmp_p
     assert "flow:act" in summary["endpoints"] and "flow:signup" in summary["endpoints"]
     assert summary["overall"]["count"] == df.filter(pl.col("method") != "FLOW").height
     assert set(df["user_class"].to_list()) == {"member"}
+    from perfbench.analysis.results import latency_timeseries, throughput_timeseries
+
+    run = Run.load(res.path)
+    assert latency_timeseries(run.requests)["requests"].sum() == summary["overall"]["count"]
+    assert round(throughput_timeseries(run.requests)["rps"].sum()) == summary["overall"]["count"]
 
 
 @pytest.mark.parametrize("http_path", ["lean", "aiohttp"])

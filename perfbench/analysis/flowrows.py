@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,3 +47,10 @@ def apart(batches: rowstats.Batches) -> tuple[rowstats.Batches, FlowRows]:
                     b = b.filter(pc.invert(is_flow))
             yield b.drop_columns(["method"]) if "method" in b.schema.names and "method" not in columns else b
     return read, flows
+
+
+def requests_only(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows of requests (a flow's own rows left out), for what counts requests over time."""
+    if "method" not in lf.collect_schema().names():
+        return lf
+    return lf.filter(pl.col("method") != FLOW_METHOD)

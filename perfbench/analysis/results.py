@@ -39,7 +39,7 @@ from ..rundir import (
     writer_alive,
 )
 from . import rowstats
-from .flowrows import apart
+from .flowrows import apart, requests_only
 
 if TYPE_CHECKING:
     import polars as pl
@@ -337,7 +337,7 @@ def _num(v: Any) -> Any:
 
 def latency_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
     """Per time bucket (by intended send time): requests, errors, p50/p95/p99/max latency (ms)."""
-    lf = with_ms(lf).with_columns(((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
+    lf = with_ms(requests_only(lf)).with_columns(((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
     return (lf.group_by("t_s").agg(
         pl.len().alias("requests"),
         pl.col("error").is_not_null().sum().alias("errors"),
@@ -350,7 +350,7 @@ def latency_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
 
 def throughput_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
     """Completed responses per second by completion time, split into ok and error."""
-    lf = lf.with_columns(((pl.col("end_ns") // int(every_s * 1e9)) * every_s).alias("t_s"),
+    lf = requests_only(lf).with_columns(((pl.col("end_ns") // int(every_s * 1e9)) * every_s).alias("t_s"),
                          pl.when(pl.col("error").is_null()).then(pl.lit("ok")).otherwise(pl.lit("error"))
                          .alias("outcome"))
     return (lf.group_by("t_s", "outcome").agg((pl.len() / every_s).alias("rps"))
@@ -359,7 +359,7 @@ def throughput_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFram
 
 def error_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
     """Errors per time bucket and kind (empty frame when the run had no errors)."""
-    lf = lf.filter(pl.col("error").is_not_null()).with_columns(
+    lf = requests_only(lf).filter(pl.col("error").is_not_null()).with_columns(
         ((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
     return lf.group_by("t_s", "error").agg(pl.len().alias("errors")).sort("t_s", "error").collect()
 
