@@ -574,3 +574,19 @@ def test_callable_target_problems():
     with pytest.raises(ConfigError, match="method CALL is for a callable target"):
         run_load("http://127.0.0.1:9", shapes.constant(rate=1, duration=0.1),
                  Scenario([Request("c", "CALL", "/c")]), progress=False)
+
+
+@pytest.mark.parametrize("http_path", ["lean", "aiohttp"])
+def test_open_model_arrivals_split_between_classes(journey_server, tmp_path, http_path):
+    classes = [UserClass("reader", weight=3, flows=[Flow("r", [Step(Request("r1", "GET", "/items/1", expect=(404,))),
+                                                                 Step(Request("r2", "GET", "/items/2", expect=(404,)))])]),
+               UserClass("writer", weight=1, requests=[Request("w", "POST", "/items", json={}, expect=(401,))])]
+    res = run_load(journey_server.url, shapes.constant(rate=160, duration=0.5), FlowScenario(user_classes=classes),
+                   runs_dir=tmp_path, progress=False, http_path=http_path)
+    df = _rows(res)
+    assert df["error"].null_count() == df.height
+    readers = df.filter(pl.col("endpoint") == "flow:r")
+    writers = df.filter(pl.col("endpoint") == "w")
+    assert readers.height + writers.height == 80 and readers.height > 0 and writers.height > 0
+    assert set(writers["user_class"]) == {"writer"} and writers["flow"].null_count() == writers.height
+    assert df.filter(pl.col("user_class") == "reader").height == 3 * readers.height  # two steps and the flow row
