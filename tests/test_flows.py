@@ -266,7 +266,12 @@ def test_closed_model_journey_carries_values_between_steps(journey_server, tmp_p
     assert set(df["user_class"].to_list()) == {"member"}
     from perfbench.analysis.results import latency_timeseries, throughput_timeseries
 
+    for name, rows in df.group_by("endpoint"):  # every endpoint's block, flows' included, from the rows
+        block = summary["endpoints"][name[0]]
+        assert block["count"] == rows.height and block["errors"] == rows["error"].is_not_null().sum()
+        assert block["latency_ms"]["max"] == pytest.approx(rows["latency_ns"].max() / 1e6)
     run = Run.load(res.path)
+    assert run.compute_summary()["endpoints"] == summary["endpoints"]
     assert latency_timeseries(run.requests)["requests"].sum() == summary["overall"]["count"]
     assert round(throughput_timeseries(run.requests)["rps"].sum()) == summary["overall"]["count"]
 
