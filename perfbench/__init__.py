@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "graphql": ".scenario",
     "load_scenario": ".scenarios",
     "from_paths": ".scenario",
-    "Hooks": ".scenario",
+    "Hooks": ".scenario_hooks",
     "FlowScenario": ".scenario_flows",
     "Flow": ".scenario_flows",
     "Step": ".scenario_flows",
@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "Agent": ".agent",
     "cache_hit": ".agent",
     "cache_miss": ".agent",
+    "capture": ".agent",
     # errors
     "PerfbenchError": ".errors",
     "ConfigError": ".errors",
@@ -77,7 +78,7 @@ __all__ = [  # the whole public API; tests/test_public_api.py keeps it equal to 
     "JsonField", "BodyContains", "Predicate", "NoGraphQLErrors", "graphql", "load_scenario", "from_paths",
     "Hooks", "FlowScenario", "Flow", "Step", "Extract", "Branch", "UserClass",
     "Run", "compare", "stress", "StressResult", "cold_warm", "run_experiment", "list_experiments", "Agent",
-    "cache_hit", "cache_miss", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
+    "cache_hit", "cache_miss", "capture", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
     "TargetError", "ExperimentError", "SLOBreached", "RegressionFound",
 ]
 
@@ -98,7 +99,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from . import compare, shapes
-    from .agent import Agent, cache_hit, cache_miss
+    from .agent import Agent, cache_hit, cache_miss, capture
     from .analysis.results import Run
     from .errors import (
         ConfigError,
@@ -118,7 +119,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         UUID4,
         BodyContains,
         Choice,
-        Hooks,
         IntRange,
         JsonField,
         Login,
@@ -130,4 +130,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         graphql,
     )
     from .scenario_flows import Branch, Extract, Flow, FlowScenario, Step, UserClass
+    from .scenario_hooks import Hooks
     from .scenarios import load_scenario

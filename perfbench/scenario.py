@@ -35,9 +35,10 @@ from .fields import reason as _reason
 from .fields import short as _short
 from .fields import utf8_text as _text
 from .redaction import redact_url, unredacted
+from .scenario_hooks import Hooks as Hooks
+from .shapes.warmup import Warmup
 
-CALL = "CALL"  # the method of a callable target's requests (``run_load(target=async_fn)``): no HTTP
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", CALL})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CALL"})  # CALL: engine/calls.py
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,13 @@ class Request:
     timeout: Timeout | float | None = None
     max_body: int | None = None  # body bytes read at most (default 16 MiB): beyond, ``too_large``
     accept_encoding: str | None = None  # the Accept-Encoding sent (default "gzip, deflate")
+    # a response slower than this (s, or "2s", "500ms"; from the intended send time) is an error of kind ``slow``
+    max_latency: float | str | None = None
+
+    @property
+    def max_latency_ns(self) -> int | None:
+        """``max_latency`` in ns (None: no limit); see :func:`max_latency_problem`."""
+        return None if max_latency_problem(self.max_latency, "") else _seconds_ns(self.max_latency)
 
     @property
     def needs_body(self) -> bool:
@@ -360,6 +368,8 @@ class Request:
         if self.follow_redirects is not None:
             out.extend(_redirect_problems(self.follow_redirects, f"{where}: follow_redirects"))
         out.extend(_read_problems(where, self.timeout, self.max_body, self.accept_encoding))
+        if (bad := max_latency_problem(self.max_latency, where)) is not None:
+            out.append(bad)
         return out
 
     @property
@@ -494,19 +504,6 @@ def _redirect_problems(policy: Any, where: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Hooks:
-    """Callbacks of a Python scenario (``perfbench.engine.hooks`` runs them): ``on_request(row)``
-    with every recorded row as a dict (a flow's steps and its own row too), batch by batch as the
-    run flushes them (at least every second), at most ``budget_ms`` per batch (the rest of a batch
-    is skipped and counted); ``on_stop(summary)`` once, with summary.json's content. What they
-    raise is reported and counted, never fatal to the run."""
-
-    on_request: Callable[[dict[str, Any]], Any] | None = None
-    on_stop: Callable[[dict[str, Any]], Any] | None = None
-    budget_ms: float = 5.0
-
-
-@dataclass(frozen=True)
 class Scenario:
     """The mix of requests, and what every request of it shares.
 
@@ -528,17 +525,20 @@ class Scenario:
     timeout: Timeout | float | None = None
     max_body: int | None = None
     accept_encoding: str | None = None
-    # called as the run goes (see Hooks); not part of what the scenario sends, so not compared
-    hooks: Hooks | None = field(default=None, compare=False, repr=False)
+    warmup: Warmup | str | int | None = None  # left out of the figures: "30s" or a number of requests
+    hooks: Hooks | None = field(default=None, compare=False, repr=False)  # callbacks, not what is sent
 
     def __post_init__(self) -> None:
         problems = scenario_problems(self.requests, self.login, self.headers, self.seed, self.name)
+        try:
+            object.__setattr__(self, "warmup", Warmup.parse(self.warmup))
+        except ConfigError as exc:
+            problems.append(str(exc))
         problems.extend(_read_problems("scenario", self.timeout, self.max_body, self.accept_encoding))
         problems.extend(_redirect_problems(self.follow_redirects, "follow_redirects"))
         problems.extend(target_problems(self.targets, self.requests))
         if not isinstance(self.cookies, bool):
             problems.append(f"cookies must be true or false, got {self.cookies!r}")
-        problems.extend(hooks_problems(self.hooks))
         if problems:
             raise ConfigError(f"invalid scenario {_short(self.name)}", problems)
 
@@ -554,10 +554,6 @@ class Scenario:
         out = [u.rstrip("/") for u in self.targets.values()]
         out.extend(b for r in self.requests if (b := r.base_url) is not None)
         return list(dict.fromkeys(out))
-
-    def endpoints(self) -> list[str]:
-        """The endpoint names a run of this scenario records (its requests, and the login's)."""
-        return [r.name for r in self.requests] + (["login"] if self.login is not None else [])
 
     def redirect_limit(self, request: Request) -> int:
         """How many redirects ``request`` follows."""
@@ -580,24 +576,36 @@ class Scenario:
                  "vars": {k: _describe_var(v) for k, v in r.vars.items()}, "expect": r.expect,
                  "checks": [repr(c) for c in r.checks],
                  **{k: v for k, v in (("timeout", _describe_timeout(r.timeout)), ("max_body", r.max_body),
-                                      ("accept_encoding", r.accept_encoding)) if v is not None}}
+                                      ("accept_encoding", r.accept_encoding), ("max_latency", r.max_latency))
+                    if v is not None}}
                 for r in self.requests
             ],
             **{k: v for k, v in (("timeout", _describe_timeout(self.timeout)), ("max_body", self.max_body),
                                  ("accept_encoding", self.accept_encoding)) if v is not None},
+            **({"warmup": self.warmup.describe()} if isinstance(self.warmup, Warmup) else {}),
         }
 
 
-def hooks_problems(hooks: Any) -> list[str]:
-    if hooks is None:
-        return []
-    if not isinstance(hooks, Hooks):
-        return [f"hooks: a Hooks(on_request=..., on_stop=...), got {type(hooks).__name__}"]
-    out = [f"hooks.{k}: a function, got {_short(getattr(hooks, k))}" for k in ("on_request", "on_stop")
-           if getattr(hooks, k) is not None and not callable(getattr(hooks, k))]
-    if (bad := number_problem(hooks.budget_ms, "budget_ms", 0.01, 60_000)) is not None:
-        out.append(f"hooks: {bad}")
-    return out
+def _seconds_ns(value: Any) -> int | None:
+    if value is None:
+        return None
+    from .shapes.text import parse_duration
+
+    return round((parse_duration(value) if isinstance(value, str) else float(value)) * 1e9)
+
+
+def max_latency_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` is not a max_latency (seconds > 0, or a duration such as "2s" or "500ms"), or None."""
+    if value is None:
+        return None
+    try:
+        ns = _seconds_ns(value) if isinstance(value, str) or (isinstance(value, int | float)
+                                                              and not isinstance(value, bool)) else None
+    except (ConfigError, ValueError, OverflowError):  # a bad duration; NaN or infinity
+        ns = None
+    if ns is None or not 0 < ns < 10**15:
+        return f"{where}: max_latency: seconds > 0 or a duration such as '2s' or '500ms', got {_short(value)}"
+    return None
 
 
 def _describe_timeout(t: Timeout | float | None) -> dict[str, float] | None:

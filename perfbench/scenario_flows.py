@@ -47,11 +47,12 @@ from .scenario import (
     Scenario,
     _read_problems,
     _redirect_problems,
-    hooks_problems,
     login_problems,
     target_problems,
 )
+from .scenario_hooks import hooks_problems
 from .shapes import Constant, Pacing, Uniform
+from .shapes.warmup import Warmup
 
 __all__ = ["FLOW_METHOD", "Branch", "Extract", "Flow", "FlowScenario", "Step", "UserClass"]
 
@@ -204,6 +205,10 @@ class FlowScenario(Scenario):
 
     def __post_init__(self) -> None:
         problems = flow_scenario_problems(self)
+        try:
+            object.__setattr__(self, "warmup", Warmup.parse(self.warmup))
+        except ConfigError as exc:
+            problems.append(str(exc))
         if problems:
             raise ConfigError(f"invalid scenario {_short(self.name)}", problems)
         if self.flows and not self.user_classes:
@@ -218,9 +223,6 @@ class FlowScenario(Scenario):
                 names.append(FLOW_PREFIX + f.name)
         return list(dict.fromkeys(names))
 
-    def endpoints(self) -> list[str]:
-        """The steps' endpoints, the login's, and each flow's own (``flow:<name>``)."""
-        return super().endpoints() + self.flow_names()
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -231,6 +233,13 @@ class FlowScenario(Scenario):
              "context": sorted(uc.context)}
             for uc in self.user_classes]
         return out
+
+
+def endpoint_names(scenario: Scenario) -> list[str]:
+    """The endpoint names a run of ``scenario`` records: its requests, the login's, and a journey's
+    flows' own (``flow:<name>``)."""
+    names = [r.name for r in scenario.requests] + (["login"] if scenario.login is not None else [])
+    return names + (scenario.flow_names() if isinstance(scenario, FlowScenario) else [])
 
 
 def _default_class(s: FlowScenario) -> UserClass:

@@ -54,7 +54,7 @@ from .scenario_toml_parts import _LOGIN_KEYS, _toml_read, _toml_request
 from .shapes import Constant, parse_think
 
 FLOW_TOP_KEYS = {"name", "seed", "headers", "login", "follow_redirects", "cookies", "targets", "timeout", "max_body",
-                 "accept_encoding", "flow", "user_class", "on_start", "context"}
+                 "accept_encoding", "flow", "user_class", "on_start", "context", "warmup"}
 _STEP_KEYS = {"extract", "repeat_while", "max_repeats", "branch"}
 _FLOW_KEYS = {"name", "weight", "step"}
 _CLASS_KEYS = {"name", "weight", "users", "think", "context", "on_start", "flow", "request"}
@@ -94,7 +94,7 @@ def load_flows(doc: dict[str, Any], path: Path) -> FlowScenario:
         flows=[f for f in flows if f is not None], user_classes=[c for c in classes if c is not None],
         on_start=on_start, context=doc.get("context", {}), login=login, headers=doc.get("headers", {}),
         seed=doc.get("seed", 0), name=doc.get("name", path.stem), follow_redirects=doc.get("follow_redirects", True),
-        cookies=doc.get("cookies", True), targets=doc.get("targets", {}), **read)
+        cookies=doc.get("cookies", True), targets=doc.get("targets", {}), warmup=doc.get("warmup"), **read)
     try:
         scenario = FlowScenario(**fields)
     except ConfigError as exc:

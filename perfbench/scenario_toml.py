@@ -21,8 +21,10 @@ from .scenario import (
 )
 from .scenario_flows_toml import is_flow_document, load_flows
 from .scenario_toml_parts import _LOGIN_KEYS, _READ_KEYS, _read_toml, _toml_read, _toml_request
+from .shapes.warmup import Warmup
 
-_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets"} | _READ_KEYS
+_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets",
+             "warmup"} | _READ_KEYS
 
 
 def load_toml(path: str | Path) -> Scenario:
@@ -37,6 +39,7 @@ def load_toml(path: str | Path) -> Scenario:
         timeout = { total = 5, connect = 1, ttfb = 2, idle = 1 }   # optional (or a number: total), s
         max_body = 1048576               # optional: body bytes read at most (default 16 MiB)
         accept_encoding = "identity"     # optional (default "gzip, deflate"); also per request
+        warmup = "30s"                   # optional: left out of the summary and SLOs ("30s", or 500 requests)
         [targets]                        # optional: other services a request may name
         auth = "http://127.0.0.1:8081"
         [headers]                        # optional, sent on every request
@@ -57,6 +60,7 @@ def load_toml(path: str | Path) -> Scenario:
         checks = [{ json_field = "id" }, { body_contains = "price" }]
         follow_redirects = false         # optional: this request's own redirect policy
         target = "auth"                  # optional: one of [targets] (or give path as an absolute URL)
+        max_latency = "2s"               # optional: a slower response is an error of kind "slow"
 
         [[request]]
         name = "search"
@@ -102,7 +106,11 @@ def load_toml(path: str | Path) -> Scenario:
     if not isinstance(cookies, bool):
         problems.append(f"cookies: true or false, got {_short(cookies)}")
     problems.extend(target_problems(targets, [r for r in requests if r is not None]))
+    try:
+        warmup = Warmup.parse(doc.get("warmup"))
+    except ConfigError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
     return Scenario(requests, login=login, headers=headers, seed=seed, name=name, follow_redirects=follow,
-                    cookies=cookies, targets=targets, **read)
+                    cookies=cookies, targets=targets, warmup=warmup, **read)

@@ -28,7 +28,7 @@ from .scenario import (
 
 _READ_KEYS = {"timeout", "max_body", "accept_encoding"}
 _REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
-                 "graphql", "variables", "follow_redirects", "target"} | _READ_KEYS
+                 "graphql", "variables", "follow_redirects", "target", "max_latency"} | _READ_KEYS
 _TIMEOUT_KEYS = ("total", "connect", "ttfb", "idle")
 _LOGIN_KEYS = {"path", "json", "token_field"}
 _CHECK_KEYS = {"json_field", "equals", "body_contains"}
@@ -102,7 +102,8 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
     common: dict[str, Any] = dict(weight=raw.get("weight", 1.0), headers=raw.get("headers", {}), vars=variables,
                                   expect=tuple(expect) if isinstance(expect, list) else expect,
                                   auth=raw.get("auth", True), follow_redirects=raw.get("follow_redirects"),
-                                  target=raw.get("target"), **_toml_read(raw, where, problems))
+                                  target=raw.get("target"), max_latency=raw.get("max_latency"),
+                                  **_toml_read(raw, where, problems))
     name = raw.get("name", "")
     if "graphql" not in raw:
         if "variables" in raw:

@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .fields import reason
-from .scenario import Hooks, Scenario, from_paths, single
+from .scenario import Scenario, from_paths, single
+from .scenario_hooks import Hooks
 from .scenario_toml import load_toml
 
 

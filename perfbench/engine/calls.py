@@ -24,6 +24,7 @@ from ..wire import REQUEST_ID_HEADER
 from .protocols import Outcome, ReadSpec
 
 Call = Callable[..., Awaitable[Any]]
+CALL = "CALL"  # the method of a callable target's requests (Request(name, CALL, "/name")): no HTTP
 
 
 def call_problems(calls: Mapping[str, Any]) -> list[str]:

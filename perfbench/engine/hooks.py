@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..fields import reason
-from ..scenario import Hooks
+from ..scenario_hooks import Hooks
 
 
 class HookRunner:
