@@ -272,6 +272,13 @@ def test_closed_model_journey_carries_values_between_steps(journey_server, tmp_p
         assert block["latency_ms"]["max"] == pytest.approx(rows["latency_ns"].max() / 1e6)
     run = Run.load(res.path)
     assert run.compute_summary()["endpoints"] == summary["endpoints"]
+    from perfbench.analysis.locust_csv import history_rows, stats_rows
+
+    csv_rows = {r["Name"]: r for r in stats_rows(run)}  # Locust's CSV: a flow is a Name, not in Aggregated
+    assert csv_rows["Aggregated"]["Request Count"] == summary["overall"]["count"]
+    assert csv_rows["flow:act"]["Type"] == "FLOW" and csv_rows["flow:act"]["Request Count"] == \
+        summary["endpoints"]["flow:act"]["count"]
+    assert history_rows(run)[-1]["Total Request Count"] == summary["overall"]["count"]
     assert latency_timeseries(run.requests)["requests"].sum() == summary["overall"]["count"]
     assert round(throughput_timeseries(run.requests)["rps"].sum()) == summary["overall"]["count"]
 
