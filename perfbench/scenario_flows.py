@@ -286,7 +286,8 @@ def flow_scenario_problems(s: FlowScenario) -> list[str]:
         problems.append("give flows (one class of users) or user_classes, exactly one of them")
     if classes and (s.on_start is not None or s.context):
         problems.append("on_start and context belong to each user class when user_classes are given")
-    if not classes:
+    implicit = not classes  # the one class made from flows: its problems name the flows alone
+    if implicit:
         classes = [_default_class(s)]
     seen_steps: dict[str, Request] = {}
     seen_classes: set[str] = set()
@@ -294,7 +295,7 @@ def flow_scenario_problems(s: FlowScenario) -> list[str]:
         if not isinstance(uc, UserClass):
             problems.append(f"user_classes[{k}]: a UserClass, got {type(uc).__name__}")
             continue
-        problems.extend(_class_problems(uc, k, seen_steps, seen_classes))
+        problems.extend(_class_problems(uc, k, seen_steps, seen_classes, implicit))
     problems.extend(header_problems(s.headers, "headers"))
     if s.login is not None:
         problems.extend(login_problems(s.login))
@@ -311,8 +312,11 @@ def flow_scenario_problems(s: FlowScenario) -> list[str]:
     return problems
 
 
-def _class_problems(uc: UserClass, k: int, seen_steps: dict[str, Request], seen_classes: set[str]) -> list[str]:
+def _class_problems(uc: UserClass, k: int, seen_steps: dict[str, Request], seen_classes: set[str],
+                    implicit: bool = False) -> list[str]:
     where = f"user_classes[{k}] ({uc.name})" if isinstance(uc.name, str) and uc.name else f"user_classes[{k}]"
+    if implicit:
+        where = ""
     out = []
     if not isinstance(uc.name, str) or not uc.name or _CONTROL(uc.name):
         out.append(f"{where}: name must be a non-empty string without line breaks")
@@ -352,6 +356,7 @@ def _class_problems(uc: UserClass, k: int, seen_steps: dict[str, Request], seen_
     for j, f in enumerate(flows):
         fw = f"{where}.on_start" if uc.on_start is not None and j == 0 else \
             f"{where}.flows[{j - (uc.on_start is not None)}]"
+        fw = fw.lstrip(".")
         if not isinstance(f, Flow):
             out.append(f"{fw}: a Flow, got {type(f).__name__}")
             continue
@@ -370,7 +375,7 @@ def _class_problems(uc: UserClass, k: int, seen_steps: dict[str, Request], seen_
             out.append(f"{rw}: a Request, got {type(r).__name__}")
             continue
         out.extend(_request_problems(r, f"{rw} ({r.name})", known, seen_steps))
-    return out
+    return [p.lstrip(".") for p in out] if implicit else out
 
 
 def _request_problems(r: Request, where: str, known: set[str], seen: dict[str, Request]) -> list[str]:
