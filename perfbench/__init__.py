@@ -39,6 +39,13 @@ _EXPORTS: dict[str, str] = {
     "graphql": ".scenario",
     "load_scenario": ".scenarios",
     "from_paths": ".scenario",
+    "Hooks": ".scenario_hooks",
+    "FlowScenario": ".scenario_flows",
+    "Flow": ".scenario_flows",
+    "Step": ".scenario_flows",
+    "Extract": ".scenario_flows",
+    "Branch": ".scenario_flows",
+    "UserClass": ".scenario_flows",
     # results and verdicts
     "Run": ".analysis.results",
     "compare": ".compare",
@@ -69,6 +76,7 @@ __all__ = [  # the whole public API; tests/test_public_api.py keeps it equal to 
     "__version__",
     "shapes", "run_load", "RunResult", "Scenario", "Request", "Login", "IntRange", "Choice", "UUID4",
     "JsonField", "BodyContains", "Predicate", "NoGraphQLErrors", "graphql", "load_scenario", "from_paths",
+    "Hooks", "FlowScenario", "Flow", "Step", "Extract", "Branch", "UserClass",
     "Run", "compare", "stress", "StressResult", "cold_warm", "run_experiment", "list_experiments", "Agent",
     "cache_hit", "cache_miss", "capture", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
     "TargetError", "ExperimentError", "SLOBreached", "RegressionFound",
@@ -121,4 +129,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         from_paths,
         graphql,
     )
+    from .scenario_flows import Branch, Extract, Flow, FlowScenario, Step, UserClass
+    from .scenario_hooks import Hooks
     from .scenarios import load_scenario

@@ -21,13 +21,16 @@ from typing import Any
 from . import distributed
 from .analysis.slo import check_scopes, requirement_problems
 from .analysis.slo import parse_all as parse_slos
+from .engine.calls import CALL
 from .engine.collectors import Collector
 from .engine.options import LoadOptions, stderr_line
 from .engine.session import RunResult, run_coroutine, run_local
 from .errors import ConfigError
 from .rundir import RunDir, new_run_id
 from .safety import check_address, check_target
-from .scenario import Scenario, single
+from .scenario import Request, Scenario, single
+from .scenario_flows import endpoint_names
+from .scenario_hooks import hooks_problems
 from .shapes import ClosedPlan, OpenPlan
 from .shapes.warmup import Warmup
 
@@ -36,7 +39,7 @@ DEFAULT_RUNS_DIR = Path("data/runs")
 __all__ = ["DEFAULT_RUNS_DIR", "RunResult", "run_load"]
 
 
-def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None = None, *,
+def run_load(target: str | Callable[..., Any] | dict[str, Callable[..., Any]], plan: OpenPlan | ClosedPlan, scenario: Scenario | None = None, *,
              runs_dir: str | Path = DEFAULT_RUNS_DIR, run_id: str | None = None, label: str = "run",
              allow_hosts: Iterable[str] = (), max_in_flight: int = 10_000, max_requests: int | None = None,
              timeout: float = 30.0, grace: float | None = None, lag_bound_ms: float = 10.0,
@@ -60,24 +63,40 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     scenario's ``warmup``, else none) is recorded like the rest and left out of the summary, the
     SLOs and comparisons (``perfbench.shapes.warmup``; ``meta.warmup`` records it).
 
+    ``target`` may also be an async function, or a table of names to async functions (an ORM call,
+    a queue client, a gRPC stub): each call is a request (``perfbench.engine.calls``), recorded in
+    the same rows; without a ``scenario`` every function is called with the same weight.
+
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
     cluster (loopback, or a host named in ``allow_hosts``, like the target), ``client`` an existing ``distributed.Client``; each worker runs a shard of the plan
     and the records merge into one run directory. ``on_cluster(client)`` is called once the
     cluster is up (a notebook passes ``display`` to show the cluster widget).
     """
-    target = check_target(target, allow_hosts)
+    calls = None
+    if not isinstance(target, str):  # a callable target: async functions loaded in this process
+        target, scenario, calls = callable_target(target, scenario)
+        if workers or scheduler or client is not None:
+            raise ConfigError("a callable target runs in this process: drop workers, scheduler and client")
+    else:
+        target = check_target(target, allow_hosts)
+        if any(r.method == CALL for r in (scenario.requests if scenario else ())):
+            raise ConfigError(f"method {CALL} is for a callable target (run_load(target=async_fn)); an HTTP "
+                              f"target takes GET, POST, ...")
     if scheduler:  # the scheduler is checked like a target, before any connection
         check_address(scheduler, allow_hosts, "Dask scheduler")
     options = LoadOptions(max_in_flight=max_in_flight, max_requests=max_requests, timeout=timeout, grace=grace,
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,
                           announce=announce or stderr_line, collectors=tuple(collectors),
-                          allow_hosts=tuple(allow_hosts), dns=dns, warmup=warmup)
+                          allow_hosts=tuple(allow_hosts), dns=dns, warmup=warmup, calls=calls)
     scenario = scenario or single("/")
-    for url in scenario.urls():  # every service the scenario names passes the same check, before any packet
+    if hook_problems := hooks_problems(scenario.hooks):  # a Scenario's hooks are checked here, before any load
+        raise ConfigError(f"invalid scenario {scenario.name!r}", hook_problems)
+    # every service the scenario names passes the same check, before any packet (a callable target names none)
+    for url in scenario.urls() if calls is None else ():
         check_target(url, allow_hosts)
-    check_scopes(options.slos, [r.name for r in scenario.requests] + (["login"] if scenario.login else []))
+    check_scopes(options.slos, endpoint_names(scenario))
     names = {getattr(c, "name", None) for c in options.collectors}
     problems = requirement_problems(options.slos, resources="resources" in names, agent="agent" in names)
     if (warm := Warmup.parse(options.warmup) or Warmup.parse(scenario.warmup)) and (bad := warm.problem(
@@ -94,6 +113,28 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
         check_users(plan)
         result = run_coroutine(run_local(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id))
     return judge_reach(result)
+
+
+def callable_target(target: Any, scenario: Scenario | None) -> tuple[str, Scenario, dict[str, Any]]:
+    """``(target text, scenario, calls)`` for a callable target: an async function, or a table of names
+    to async functions. Without a scenario, each call is a request of weight 1 (``Request(name, "CALL",
+    "/name")``); a scenario given names its calls by their paths (``/name``)."""
+    from .engine.calls import call_problems
+
+    calls = {getattr(target, "__name__", "call"): target} if callable(target) else target
+    if not isinstance(calls, dict):
+        raise ConfigError(f"target: a URL, an async function or a table of names to async functions, got "
+                          f"{type(target).__name__}")
+    problems = call_problems(calls)
+    if problems:
+        raise ConfigError("invalid callable target", problems)
+    if scenario is None:
+        scenario = Scenario([Request(name, CALL, "/" + name) for name in calls], name="calls", cookies=False)
+    unknown = [r.path for r in scenario.requests if r.path.lstrip("/") not in calls]
+    if unknown:
+        raise ConfigError(f"scenario: {', '.join(unknown)} name no call of the target (its calls: "
+                          f"{', '.join('/' + n for n in calls)})")
+    return "callable:" + ",".join(calls), scenario, dict(calls)
 
 
 # a run that ran its course but reached nothing ends with this reason (the CLI's exit code 4)

@@ -75,6 +75,7 @@ from .redaction import redact_url
 from .version import __version__
 
 SCHEMA_VERSION = 2
+FLOW_METHOD = "FLOW"  # the method of a flow's own row (endpoint ``flow:<name>``): not a request
 READ_VERSIONS = (1, 2)  # version 1: requests.parquet without wire_bytes, connect_ns, ttfb_ns, reused
 ROW_GROUP_ROWS = 256 * 1024
 
@@ -127,6 +128,13 @@ REQUEST_SCHEMA = pa.schema(
         pa.field("reused", pa.bool_()),  # sent on a kept-alive connection; null: no connection was made
         pa.field("redirects", pa.int16(), nullable=False),  # redirects followed (the row is the whole chain)
         pa.field("final_path", pa.string()),  # where the chain ended (null: no redirect followed)
+        # user journeys (scenario_flows): the flow this row belongs to (null: drawn on its own), the
+        # id of that run of the flow (its own row's request_id), the row's place in it (0, 1, ...;
+        # the flow's own row: how many steps were sent) and the user class that sent it
+        pa.field("flow", pa.string()),
+        pa.field("flow_run", pa.int64()),
+        pa.field("step", pa.int32()),
+        pa.field("user_class", pa.string()),
     ]
 )
 

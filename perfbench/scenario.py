@@ -35,9 +35,10 @@ from .fields import reason as _reason
 from .fields import short as _short
 from .fields import utf8_text as _text
 from .redaction import redact_url, unredacted
+from .scenario_hooks import Hooks as Hooks
 from .shapes.warmup import Warmup
 
-METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CALL"})  # CALL: engine/calls.py
 
 
 @dataclass(frozen=True)
@@ -525,6 +526,7 @@ class Scenario:
     max_body: int | None = None
     accept_encoding: str | None = None
     warmup: Warmup | str | int | None = None  # left out of the figures: "30s" or a number of requests
+    hooks: Hooks | None = field(default=None, compare=False, repr=False)  # callbacks, not what is sent
 
     def __post_init__(self) -> None:
         problems = scenario_problems(self.requests, self.login, self.headers, self.seed, self.name)

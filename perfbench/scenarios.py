@@ -9,6 +9,7 @@ experiments and notebooks, knows both.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from .errors import ConfigError
 from .fields import reason
 from .scenario import Scenario, from_paths, single
+from .scenario_hooks import Hooks
 from .scenario_toml import load_toml
 
 
@@ -32,7 +34,8 @@ def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenari
     """The scenario named by the CLI and notebook parameters.
 
     ``spec``: a name in ``NAMED`` (``"demo"``: the bundled demo target's mix), a ``.toml`` scenario,
-    a ``.py`` file that defines ``scenario``, or empty; ``paths``: request specs for
+    a ``.py`` file that defines ``scenario`` (and, if it likes, ``on_request(row)`` and
+    ``on_stop(summary)``: the scenario's :class:`~perfbench.scenario.Hooks`), or empty; ``paths``: request specs for
     :func:`~perfbench.scenario.from_paths`. Neither: ``GET /``.
     """
     if spec and paths:
@@ -52,10 +55,18 @@ def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenari
         raise ConfigError(f"scenario {spec!r}: no such file")
     if path.suffix == ".toml":
         return load_toml(path)
-    found = _run_python(path).get("scenario")
+    namespace = _run_python(path)
+    found = namespace.get("scenario")
     if not isinstance(found, Scenario):
         raise ConfigError(f"scenario {spec!r}: the file must define `scenario = Scenario([...])` "
                           f"(perfbench.scenario.Scenario); found {type(found).__name__}")
+    # callbacks the file defines beside its scenario (see perfbench.scenario.Hooks)
+    on_request, on_stop = namespace.get("on_request"), namespace.get("on_stop")
+    if found.hooks is None and (on_request is not None or on_stop is not None):
+        for name, fn in (("on_request", on_request), ("on_stop", on_stop)):
+            if fn is not None and not callable(fn):
+                raise ConfigError(f"scenario {spec!r}: {name} must be a function, got {type(fn).__name__}")
+        found = dataclasses.replace(found, hooks=Hooks(on_request=on_request, on_stop=on_stop))
     return found
 
 

@@ -107,3 +107,13 @@ def test_a_user_whose_request_times_out_carries_on(http_server, tmp_path, path):
     first_timeout_end = slow.group_by("vu").agg(pl.col("end_ns").min())
     later = df.join(first_timeout_end, on="vu", suffix="_t").filter(pl.col("start_ns") >= pl.col("end_ns_t"))
     assert later.height >= 1
+
+
+def test_closed_model_live_progress_counts_the_interval_s_requests(http_server, tmp_path):
+    seen = []
+    res = run_load(http_server.url, shapes.users(2, 0.5, think=shapes.Constant(0.01)),
+                   Scenario([Request("root", "GET", "/")]), runs_dir=tmp_path, progress=seen.append)
+    assert seen and seen[-1]["final"]
+    # every recorded request is in exactly one interval's count (the last report flushes the rest)
+    rps_sum = sum(p["completed_rps"] for p in seen) * 1.0  # progress_every is 1 s
+    assert round(rps_sum) == Run.load(res.path).requests.collect().height > 0

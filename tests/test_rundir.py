@@ -217,8 +217,11 @@ def test_recorder_rows_come_back_exactly_with_their_endpoint_names_and_methods(m
                      "worker": 2, "vu": vu, "stage": stage, "connect_ns": None if connect < 0 else connect,
                      "ttfb_ns": {-1: end - start, -2: None}.get(ttfb, ttfb),
                      "reused": {-1: True, -2: None}.get(connect, False),
-                     "redirects": 0 if i != 4 else 2, "final_path": "/x" if i == 4 else None})
+                     "redirects": 0 if i != 4 else 2, "final_path": "/x" if i == 4 else None,
+                     "flow": "f" if i == 9 else None, "flow_run": 77 if i == 9 else None,
+                     "step": 3 if i == 9 else None, "user_class": "u" if i == 9 else None})
     rec.note_redirect(10**12 + 4, 2, "/x")  # noted after its row: still this batch's
+    rec.note_flow(10**12 + 9, "f", 77, 3, "u")  # a flow's step: its flow, run, place and user class
     rec.note_redirect(10**12 + 7, 0, "/no")  # no redirect: nothing noted
     rec.flush()
     assert len(got) == 1 and got[0].schema.equals(REQUEST_SCHEMA) and got[0].to_pylist() == want

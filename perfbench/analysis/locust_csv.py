@@ -8,6 +8,8 @@ warm-up left out), not Locust's rounded buckets:
 - times are in ms (with µs decimals), latency counted from the planned send time (Locust counts
   from the actual send); a percentile is the value of rank ``ceil(n * p)``, as in summary.json;
 - ``Requests/s`` and ``Failures/s`` count over the measured span, as summary.json's ``rps``;
+- a journey's own rows (method ``FLOW``) are a ``Name`` of their own (``flow:<name>``), never in
+  ``Aggregated`` nor in the history;
 - a failure is any row with an error (``slow`` included); ``_failures.csv`` names it
   ``KIND: DETAIL`` (or ``KIND``), per method and endpoint;
 - ``_stats_history.csv`` has one ``Aggregated`` row per second of the run (by completion time, as
@@ -24,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..rundir import FLOW_METHOD
 from . import rowstats, warmup
+from .flowrows import apart
 
 if TYPE_CHECKING:
     from .results import Run
@@ -66,7 +70,9 @@ def _frame(batches: rowstats.Batches, columns: list[str]) -> Any:
 def stats_rows(run: Run) -> list[dict[str, Any]]:
     """``_stats.csv``: one row per endpoint (sorted by name and method, as Locust's), then ``Aggregated``."""
     batches, span = _batches(run, ("endpoint", "error"))
+    batches, flow_rows = apart(batches)  # a flow's own rows: a Name of their own, never in Aggregated
     st = rowstats.compute(batches, PERCENTILES)
+    flows = rowstats.compute(flow_rows, PERCENTILES) if flow_rows.seen else None
     methods = {e: m for e, m in _frame(_batches(run)[0], ["endpoint", "method"]).unique().sort("endpoint", "method")
                .iter_rows()}
 
@@ -80,13 +86,15 @@ def stats_rows(run: Run) -> list[dict[str, Any]]:
                 "Failures/s": round(s["errors"] / span, 6) if span > 0 else 0.0,
                 **{p: (_ms(lat.get(p)) if n else "N/A") for p in PERCENTILES}}
 
-    per = sorted(((str(name), methods.get(name, "")) for name in st.endpoints), key=lambda x: x)
-    return [*(row(m, name, st.per[name]) for name, m in per), row("", AGGREGATED, st.overall)]
+    per = sorted(((str(name), methods.get(name, ""), st) for name in st.endpoints), key=lambda x: x[:2])
+    if flows is not None:
+        per = sorted([*per, *((str(name), FLOW_METHOD, flows) for name in flows.endpoints)], key=lambda x: x[:2])
+    return [*(row(m, name, of.per[name]) for name, m, of in per), row("", AGGREGATED, st.overall)]
 
 
 def history_rows(run: Run) -> list[dict[str, Any]]:
     """``_stats_history.csv``: one ``Aggregated`` row per second (see the module docstring)."""
-    batches, _ = _batches(run)
+    batches = apart(_batches(run)[0])[0]  # requests only, as Aggregated
     df = _frame(batches, ["end_ns", "latency_ns", "error", "bytes", "vu"])
     if df.height == 0:
         return []

@@ -40,6 +40,7 @@ from ..rundir import (
 )
 from ..sqltext import N_PLUS_ONE_THRESHOLD as N_PLUS_ONE_THRESHOLD  # read here by analysis.queries too
 from . import rowstats, target, warmup
+from .flowrows import apart, requests_only
 from .summary_check import check_summary
 
 if TYPE_CHECKING:
@@ -261,7 +262,9 @@ def summary_of(batches: rowstats.Batches, *, duration_s: float | None = None, pl
                lag_bound_ms: float = DEFAULT_LAG_BOUND_MS) -> dict[str, Any]:
     """:func:`summarize` of rows given as Arrow batches (``rowstats.Batches``: a Parquet file's row
     groups, slices of a table in memory)."""
+    batches, flow_rows = apart(batches)
     st = rowstats.compute(batches, PERCENTILES, need_end=duration_s is None)
+    flows = rowstats.compute(flow_rows, PERCENTILES) if flow_rows.seen else None
     if duration_s is None:
         duration_s = (st.max_end_ns or 0) / 1e9
     duration_s = max(duration_s, 1e-9)
@@ -270,9 +273,9 @@ def summary_of(batches: rowstats.Batches, *, duration_s: float | None = None, pl
     def in_ms(v: int | float | None) -> float | None:
         return None if v is None else v / ms
 
-    def block(s: dict[str, Any], name: Any) -> dict[str, Any]:
+    def block(s: dict[str, Any], name: Any, of: rowstats.RowStats = st) -> dict[str, Any]:
         errs: dict[str, int] = {}  # overall ("*"): every endpoint's count of a kind, added up
-        for (endpoint, kind), n in st.kinds.items():
+        for (endpoint, kind), n in of.kinds.items():
             if name == "*" or endpoint == name:
                 errs[kind] = errs.get(kind, 0) + n
         lat, svc = s["latency"], s["service"] or {}
@@ -319,7 +322,9 @@ def summary_of(batches: rowstats.Batches, *, duration_s: float | None = None, pl
         "model": model,
         "duration_s": duration_s,
         "overall": block(st.overall, "*") if st.overall["count"] else {"count": 0, "errors": 0},
-        "endpoints": {name: block(st.per[name], name) for name in st.endpoints},
+        # a flow's own rows (method FLOW, endpoint flow:<name>) are endpoints of their own, never in overall
+        "endpoints": {**{name: block(st.per[name], name) for name in st.endpoints},
+                      **({name: block(flows.per[name], name, flows) for name in flows.endpoints} if flows else {})},
         "status_counts": {str(status): n for status, n in st.statuses},
         "generator": generator,
         "notes": [CLOSED_MODEL_NOTE] if model == "closed" else [],
@@ -334,7 +339,7 @@ def _num(v: Any) -> Any:
 
 def latency_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
     """Per time bucket (by intended send time): requests, errors, p50/p95/p99/max latency (ms)."""
-    lf = with_ms(lf).with_columns(((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
+    lf = with_ms(requests_only(lf)).with_columns(((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
     return (lf.group_by("t_s").agg(
         pl.len().alias("requests"),
         pl.col("error").is_not_null().sum().alias("errors"),
@@ -347,7 +352,7 @@ def latency_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
 
 def throughput_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
     """Completed responses per second by completion time, split into ok and error."""
-    lf = lf.with_columns(((pl.col("end_ns") // int(every_s * 1e9)) * every_s).alias("t_s"),
+    lf = requests_only(lf).with_columns(((pl.col("end_ns") // int(every_s * 1e9)) * every_s).alias("t_s"),
                          pl.when(pl.col("error").is_null()).then(pl.lit("ok")).otherwise(pl.lit("error"))
                          .alias("outcome"))
     return (lf.group_by("t_s", "outcome").agg((pl.len() / every_s).alias("rps"))
@@ -356,7 +361,7 @@ def throughput_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFram
 
 def error_timeseries(lf: pl.LazyFrame, every_s: float = 1.0) -> pl.DataFrame:
     """Errors per time bucket and kind (empty frame when the run had no errors)."""
-    lf = lf.filter(pl.col("error").is_not_null()).with_columns(
+    lf = requests_only(lf).filter(pl.col("error").is_not_null()).with_columns(
         ((pl.col("intended_ns") // int(every_s * 1e9)) * every_s).alias("t_s"))
     return lf.group_by("t_s", "error").agg(pl.len().alias("errors")).sort("t_s", "error").collect()
 
@@ -415,7 +420,7 @@ def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | Non
 
 
 # the columns a summary reads (end_ns too when the run's duration is not known)
-_SUMMARY_COLUMNS = ("endpoint", "intended_ns", "start_ns", "latency_ns", "service_ns", "ttfb_ns", "status", "error",
+_SUMMARY_COLUMNS = ("endpoint", "method", "intended_ns", "start_ns", "latency_ns", "service_ns", "ttfb_ns", "status", "error",
                     "bytes")
 
 
@@ -448,14 +453,19 @@ def _check_columns(path: Path) -> None:
 def upgrade_requests(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Rows of a run directory of schema version 1 with the columns version 2 added: ``wire_bytes``
     is ``bytes`` (that version read bodies uncompressed), the timing columns are null, no redirect
-    was followed (``redirects`` 0, ``final_path`` null)."""
+    was followed (``redirects`` 0, ``final_path`` null), no row belongs to a flow (``flow``,
+    ``flow_run``, ``step``, ``user_class`` null)."""
     names = lf.collect_schema().names()
     missing = [e for name, e in (("wire_bytes", pl.col("bytes").alias("wire_bytes")),
                                  ("connect_ns", pl.lit(None, pl.Int64).alias("connect_ns")),
                                  ("ttfb_ns", pl.lit(None, pl.Int64).alias("ttfb_ns")),
                                  ("reused", pl.lit(None, pl.Boolean).alias("reused")),
                                  ("redirects", pl.lit(0, pl.Int16).alias("redirects")),
-                                 ("final_path", pl.lit(None, pl.String).alias("final_path"))) if name not in names]
+                                 ("final_path", pl.lit(None, pl.String).alias("final_path")),
+                                 ("flow", pl.lit(None, pl.String).alias("flow")),
+                                 ("flow_run", pl.lit(None, pl.Int64).alias("flow_run")),
+                                 ("step", pl.lit(None, pl.Int32).alias("step")),
+                                 ("user_class", pl.lit(None, pl.String).alias("user_class"))) if name not in names]
     return lf.with_columns(missing) if missing else lf
 
 

@@ -287,8 +287,10 @@ def prepare(args):
 
 
 def scenario_endpoints(scenario) -> list[str]:
-    """The endpoint names a run of ``scenario`` records (its requests, and the login's when it has one)."""
-    return [r.name for r in scenario.requests] + (["login"] if scenario.login is not None else [])
+    """The endpoint names a run of ``scenario`` records (its requests, the login's, a journey's flows)."""
+    from ..scenario_flows import endpoint_names
+
+    return endpoint_names(scenario)
 
 
 def _splits(command: str, problems) -> bool:

@@ -123,6 +123,8 @@ def load(spec: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Mea
             pl.lit(0, pl.Int64).alias("wire_bytes"), pl.lit(None, pl.Int64).alias("connect_ns"),
             pl.lit(None, pl.Int64).alias("ttfb_ns"), pl.lit(None, pl.Boolean).alias("reused"),
             pl.lit(0, pl.Int16).alias("redirects"), pl.lit(None, pl.String).alias("final_path"),
+            pl.lit(None, pl.String).alias("flow"), pl.lit(None, pl.Int64).alias("flow_run"),
+            pl.lit(None, pl.Int32).alias("step"), pl.lit(None, pl.String).alias("user_class"),
         ).select(list(REQUEST_DTYPES)).cast(REQUEST_DTYPES)
         m.counts = (info.get("requests") or {}).get("ok")
     elif (path / SUMMARY).is_file():

@@ -6,6 +6,9 @@ Endpoints (JSON everywhere; errors are `{"error": "..."}` with a fitting status)
 | --- | --- | --- | --- |
 | GET | /health | - | `{"status": "ok"}`, touches nothing |
 | POST | /auth/login | - | `{"email", "password"}` -> `{"token", "user_id"}`; 401, 400 |
+| POST | /auth/register | - | `{"email", "password"}` -> 201 `{"user_id", "email"}`; 409, 400; see `journeys.py` |
+| GET | /api/feed?limit=&cursor= | - | posts paged by cursor (`page.next_cursor`), see `journeys.py` |
+| POST | /graphql | - | a stand-in answering `posts(first, after)` with cursors, see `journeys.py` |
 | GET/POST | /api/notifications[...] | bearer | see `notifications.py` |
 | GET | /api/posts, /api/v2/posts | - | N+1 and eager versions, see `posts.py` |
 | GET | /api/reports/activity | bearer | cached expensive report, see `reports.py` |
@@ -33,7 +36,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ..errors import ConfigError
 from ..wire import REQUEST_ID_HEADER
-from . import leak, notifications, posts, reports
+from . import journeys, leak, notifications, posts, reports
 from .auth import DEFAULT_ITERATIONS, TokenSigner, hash_password, verify_password
 from .cache import DEFAULT_PREFIX, make_cache
 from .db import database_url, make_engine, prepare_database
@@ -133,7 +136,7 @@ def create_app(
         app[AGENT] = Agent(agent_token, endpoints=True).install_aiohttp(app)
     app.on_response_prepare.append(_echo_request_id)
     app.cleanup_ctx.append(lifecycle)
-    for table in (routes, notifications.routes, posts.routes, reports.routes):
+    for table in (routes, notifications.routes, posts.routes, reports.routes, journeys.routes):
         app.add_routes(table)
     # tracemalloc snapshots for the memory profiler: off unless PERFBENCH_MEMORY_TOKEN is set
     from ..agent.memory import install_from_env

@@ -55,6 +55,7 @@ class ClosedModelEngine:
         self.grace = grace
         self.progress = progress
         self.progress_every = progress_every
+        recorder.interval = progress is not None  # live progress reads each interval's rows
         self.stats = EngineStats()
         self._stop_reason: str | None = None
         self._cut_ns: int | None = None  # a signal's end of the grace (run time), see stop()

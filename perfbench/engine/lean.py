@@ -165,7 +165,7 @@ class LeanSender:
         self._dns_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.deadlines = Deadlines(self._check, self._expire)
-        self._kinds: dict[tuple[ReadSpec, bool], LeanKind] = {}
+        self._kinds: dict[tuple[ReadSpec, bool | str], LeanKind] = {}
         self.default_kind = self.kind(ReadSpec(DEFAULT_MAX_BODY))
         self._closing = False
         self._user_agent = _user_agent()
@@ -229,7 +229,7 @@ class LeanSender:
         return self.template(method, headers, id_header).build(self.raw_path(path), body)
 
     # -- the callback interface (the open-model engine) ------------------------------------------
-    def kind(self, spec: ReadSpec, heads: bool = False) -> LeanKind:
+    def kind(self, spec: ReadSpec, heads: bool | str = False) -> LeanKind:
         """How requests read by ``spec`` are read (one object per distinct spec); ``heads``: the
         response heads are handed to ``done`` (see ``LeanKind``)."""
         kind = self._kinds.get((spec, heads))
@@ -375,7 +375,7 @@ def _resolve(job: tuple[asyncio.Future[Outcome], int], status: int | None, nbyte
     head = detail.encode("latin-1")
     location = header_value(head, b"location") if 300 <= status < 400 else None
     cookies = tuple(header_values(head, b"set-cookie")) if b"set-cookie" in head.lower() else ()
-    fut.set_result(Outcome(status, nbytes, body, None, None, wire, first, connect, location, cookies))
+    fut.set_result(Outcome(status, nbytes, body, None, None, wire, first, connect, location, cookies, detail))
 
 
 def lean_refusal(target: str, requests: Iterable[Request | tuple[str, Mapping[str, str], bytes | None]] = ()

@@ -30,6 +30,7 @@ from .reading import (
     CONTENT_ENCODING,
     CONTENT_LENGTH,
     HAS_CONTENT_ENCODING,
+    HAS_SET_COOKIE,
     HEAD,
     HEAD_END,
     MAX_HEAD,
@@ -71,11 +72,13 @@ class LeanKind:
 
     __slots__ = ("max_body", "keep", "decode", "limit", "timeouts", "floor", "heads")
 
-    def __init__(self, max_body: int, keep: bool, timeouts: Timeouts, decode: bool = True, heads: bool = False):
+    def __init__(self, max_body: int, keep: bool, timeouts: Timeouts, decode: bool = True,
+                 heads: bool | str = False):
         self.max_body = max_body
         # the caller wants each response's head (``request()``: cookies, redirects): ``done``'s
         # detail is then a successful response's head block (latin-1); without it, only a 3xx
-        # response's detail is set, to its Location
+        # response's detail is set, to its Location. ``"cookies"``: the head of a response that
+        # sets a cookie (or redirects), a flow user's jar on the lean path (``flows_lean.py``)
         self.heads = heads
         self.keep = keep
         self.decode = decode  # look for a Content-Encoding (not when the request asked for identity)
@@ -249,7 +252,9 @@ class Conn(asyncio.Protocol):
         nbytes = self.nbytes
         hl = len(data) - nbytes  # the head (and any chunk framing): where a Content-Encoding can be
         if self.partial or hl > MAX_HEAD or (nbytes and self.kind.decode and HAS_CONTENT_ENCODING(data, 0, hl)) \
-                or 300 <= self.status < 400 or self.kind.heads:  # a redirect, or a head asked for
+                or 300 <= self.status < 400 \
+                or (self.kind.heads and (self.kind.heads is True or HAS_SET_COOKIE(data, 0, hl))):
+            # a redirect, or a head asked for (always, or by a flow's user when it sets a cookie)
             self._slow(data, True)
             return
         done = self.done

@@ -64,6 +64,7 @@ class LoadOptions:
     allow_hosts: tuple[str, ...] = ()  # hosts beyond loopback a redirect may lead to (as the target's)
     dns: str = "once"  # resolve each host once for the run, or "per-connection" (see senders.make_sender)
     warmup: Warmup | str | int | None = None  # left out of the figures (None: the scenario's, else none)
+    calls: Mapping[str, Callable[..., Any]] | None = None  # a callable target's functions (engine/calls.py)
 
     def __post_init__(self) -> None:
         # texts are parsed, SLOs kept (a shard's options are made from parsed ones)

@@ -17,7 +17,7 @@ from ..wire import REQUEST_ID_HEADER
 from .reading import ReadSpec
 
 __all__ = ["Outcome", "ReadSpec", "Sender", "Template", "Done", "BatchSender", "ChoosingSender", "REUSED",
-           "NO_CONNECTION", "AT_END", "NO_BYTE"]
+           "NO_CONNECTION", "AT_END", "NO_BYTE", "header_of"]
 
 
 class Outcome(NamedTuple):
@@ -43,6 +43,27 @@ class Outcome(NamedTuple):
     connect_ns: int = -2
     location: str | None = None
     set_cookies: tuple[str, ...] = ()
+    # the response's head as the sender has it at no cost (lean: the head's text; aiohttp: its raw
+    # header pairs), for a flow's header extraction (:func:`header_of`); None: not kept
+    head: Any = None
+
+
+def header_of(out: Outcome, name: str) -> str | None:
+    """The value of the response header ``name`` (case-insensitive; the first of several), or None."""
+    head = out.head
+    if head is None:
+        return None
+    want = name.lower()
+    if isinstance(head, str):
+        for line in head.split("\r\n"):
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() == want:
+                return value.strip()
+        return None
+    for key, value in head:  # aiohttp's raw_headers: (bytes, bytes) pairs
+        if key.decode("latin-1").lower() == want:
+            return str(value.decode("latin-1"))
+    return None
 
 
 REUSED = -1  # connect_ns of a request sent on a kept-alive connection

@@ -34,6 +34,7 @@ CODINGS: Final = frozenset({"gzip", "x-gzip", "deflate", "identity"})  # what pe
 # the response head's fields, read from its bytes (``\r\n`` before the name: never the status line)
 CONTENT_ENCODING = re.compile(rb"\r\ncontent-encoding[ \t]*:[ \t]*([^\r\n]*)", re.I).search
 HAS_CONTENT_ENCODING = re.compile(rb"\r\ncontent-encoding", re.I).search  # the lean hot path's test
+HAS_SET_COOKIE = re.compile(rb"\r\nset-cookie", re.I).search  # a flow user's (see lean_conn.LeanKind)
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]*)", re.I).search
 CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.I).search
 HEAD_END: Final = b"\r\n\r\n"

@@ -108,6 +108,7 @@ class Recorder:
         self.interval = interval
         self._iv: list[tuple[pa.Array, pa.Array]] = []
         self._redirected: dict[int, tuple[int, str]] = {}  # request id -> (redirects, final path)
+        self._flows: dict[int, tuple[str | None, int | None, int | None, str | None]] = {}  # see note_flow
 
     def note_redirect(self, request_id: int, redirects: int, final_path: str) -> None:
         """The row of ``request_id`` (recorded just before or after, in the same batch) followed
@@ -115,6 +116,13 @@ class Recorder:
         carry nothing more (their ``redirects`` is 0 and ``final_path`` null)."""
         if redirects:
             self._redirected[request_id] = (redirects, final_path)
+
+    def note_flow(self, request_id: int, flow: str | None, flow_run: int | None, step: int | None,
+                  user_class: str | None) -> None:
+        """The row of ``request_id`` (recorded just before, in the same batch) belongs to run
+        ``flow_run`` of ``flow``, as its ``step``-th row, sent by a user of ``user_class``. Kept
+        aside like :meth:`note_redirect`: rows outside flows carry nulls, at no cost per request."""
+        self._flows[request_id] = (flow, flow_run, step, user_class)
 
     def endpoint(self, name: str, method: str) -> int:
         """The index rows carry for the endpoint ``name`` requested with ``method``."""
@@ -192,7 +200,8 @@ class Recorder:
                   _arrow(end), latency, _arrow(end - start), status, error, detail, _arrow(nbytes), _arrow(wire),
                   pa.nulls(n, pa.int16()).fill_null(self.worker), vu, _arrow(stage),
                   pa.array(connect, pa.int64(), mask=~made), pa.array(ttfb, pa.int64(), mask=ttfb == -2),
-                  pa.array(connect == -1, pa.bool_(), mask=connect == -2), *self._redirect_columns(rid)]
+                  pa.array(connect == -1, pa.bool_(), mask=connect == -2), *self._redirect_columns(rid),
+                  *self._flow_columns(rid)]
         if self.interval:
             self._iv.append((latency, error))
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))
@@ -227,6 +236,16 @@ class Recorder:
                 row = int(order[pos])
                 counts[row], paths[row] = self._redirected.pop(key)
         return _arrow(counts), pa.array(paths, pa.string())
+
+    def _flow_columns(self, rid: Ints) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        """``flow``, ``flow_run``, ``step`` and ``user_class`` of a batch, from :meth:`note_flow`."""
+        n = len(rid)
+        if not self._flows:
+            return pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.string())
+        pop, none = self._flows.pop, (None, None, None, None)
+        cols = list(zip(*[pop(key, none) for key in rid.tolist()], strict=True))
+        return (pa.array(cols[0], pa.string()), pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.int32()),
+                pa.array(cols[3], pa.string()))
 
     def take_interval(self, ps: tuple[float, ...] = (0.5, 0.95, 0.99)
                       ) -> tuple[int, list[float | None], dict[str, int]]:

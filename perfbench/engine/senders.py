@@ -134,7 +134,8 @@ class AiohttpSender:
                 status = resp.status
                 location = resp.headers.get("Location") if 300 <= status < 400 else None
                 cookies = tuple(resp.headers.getall("Set-Cookie", ())) if "Set-Cookie" in resp.headers else ()
-                return Outcome(status, st.nbytes, kept, None, None, st.wire, st.ttfb, st.connect_ns, location, cookies)
+                return Outcome(status, st.nbytes, kept, None, None, st.wire, st.ttfb, st.connect_ns, location, cookies,
+                               resp.raw_headers)
         except asyncio.CancelledError:
             if st.timed_out is None:  # the run's cancel, not the deadline check's
                 raise

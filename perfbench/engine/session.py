@@ -29,14 +29,17 @@ from ..fields import token_problem
 from ..redaction import redact_url
 from ..rundir import Journal, RunDir, WriterLock, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario, max_redirects
+from ..scenario_flows import FlowScenario
 from ..shapes import ClosedLoad, OpenLoad
 from ..shapes.warmup import Warmup
 from ..wire import REQUEST_ID_HEADER
+from .calls import CallSender
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
 from .cookies import CookieJar
 from .follow import Origins, exchange, origins_for
 from .heap import frozen_heap
+from .hooks import HookRunner
 from .open_model import OpenModelEngine
 from .options import LoadOptions
 from .protocols import Sender
@@ -206,8 +209,9 @@ class LoadSession:
         self.closed = plan.model == "closed"
         # the closed model: one connection per user (a shard may have none)
         self.max_in_flight = max(1, plan.max_users) if plan.model == "closed" else options.max_in_flight
-        self.sender = make_sender(target, http_path=options.http_path, max_connections=self.max_in_flight,
-                                  timeout=options.timeout, scenario=scenario, dns=options.dns)
+        self.sender: Sender = make_sender(target, http_path=options.http_path, max_connections=self.max_in_flight,
+                                          timeout=options.timeout, scenario=scenario, dns=options.dns) \
+            if options.calls is None else CallSender(options.calls, timeout=options.timeout)
         self.origins = origins_for(self.sender, options.allow_hosts, timeout=options.timeout,
                                    max_connections=self.max_in_flight, dns=options.dns)
         self.auth: dict[str, str] = {}
@@ -238,14 +242,21 @@ class LoadSession:
         assert o.grace is not None  # resolved by LoadOptions
         limits = {r.name: ns for r in self.scenario.requests if (ns := r.max_latency_ns)}
         self.recorder = recorder = Recorder(sink, worker=self.worker, max_latency=limits)
+        from .flows import (  # user journeys: a flow per arrival or user iteration
+            FlowClosedEngine,
+            FlowOpenEngine,
+        )
+
+        flows = isinstance(self.scenario, FlowScenario)
         if plan.model == "closed":
-            self.engine = ClosedModelEngine(plan, self.scenario, self.sender, recorder, max_requests=o.max_requests,
-                                            grace=o.grace, progress=progress, worker=self.worker,
-                                            origins=self.origins)
+            self.engine = (FlowClosedEngine if flows else ClosedModelEngine)(
+                plan, self.scenario, self.sender, recorder, max_requests=o.max_requests, grace=o.grace,
+                progress=progress, worker=self.worker, origins=self.origins)
         else:
-            self.engine = OpenModelEngine(plan, self.scenario, self.sender, recorder, max_in_flight=self.max_in_flight,
-                                          max_requests=o.max_requests, grace=o.grace, auth_headers=self.auth,
-                                          progress=progress, worker=self.worker, origins=self.origins)
+            self.engine = (FlowOpenEngine if flows else OpenModelEngine)(
+                plan, self.scenario, self.sender, recorder, max_in_flight=self.max_in_flight,
+                max_requests=o.max_requests, grace=o.grace, auth_headers=self.auth, progress=progress,
+                worker=self.worker, origins=self.origins)
         return self.engine
 
     def stop(self, reason: str = "interrupted") -> None:
@@ -304,7 +315,8 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
         try:
             journal = Journal(rd.path, on_fail=lambda exc: write_failed(
                 f"cannot write {rd.path / 'requests.arrows'} ({exc.strerror or exc})"))
-            engine = session.build(journal.write, options.progress_hook)
+            hooks = HookRunner(scenario.hooks, options.announce) if scenario.hooks is not None else None
+            engine = session.build(hooks.sink(journal.write) if hooks else journal.write, options.progress_hook)
             session.handle_signals()
             ctx = RunContext(rd.path, target, plan.duration)
             collected: dict[str, Any] = {}
@@ -329,6 +341,9 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
                            rows=table.num_rows, engine_stats=engine_stats, collectors=collected,
                            start_unix_ns=ctx.start_unix_ns)
             summary = Run.load(rd.path).write_summary(list(options.slos), table)
+            if hooks is not None:
+                hooks.stop(summary)
+                rd.update_meta(hooks=hooks.describe())
         finally:
             lock.release()
     return RunResult(rd.path, rd.run_id, summary, stats.end_reason)

@@ -104,6 +104,8 @@ def samples_frame(endpoint, start_ns, latency_ns, *, method=None, status=None, e
         pl.lit(None, pl.Boolean).alias("reused"),
         pl.lit(0, pl.Int16).alias("redirects"),
         pl.lit(None, pl.String).alias("final_path"),
+        pl.lit(None, pl.String).alias("flow"), pl.lit(None, pl.Int64).alias("flow_run"),
+        pl.lit(None, pl.Int32).alias("step"), pl.lit(None, pl.String).alias("user_class"),
     )
     return df.select(REQUEST_SCHEMA.names).cast(REQUEST_DTYPES)
 

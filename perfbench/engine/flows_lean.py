@@ -1,0 +1,386 @@
+"""Flows on the lean path's callback interface: the open model's journeys without a Task per arrival.
+
+A run of a flow is a small state machine (:class:`_Run`) driven by the lean sender's ``done``
+callbacks: the arrival sends the first step's prebuilt bytes; each response is judged, its values
+are taken into the user's context, its row is recorded, and the next step (the same one again
+while ``repeat_while`` holds, a branch's, or the next) is built and submitted from the callback.
+No Task, no Future, no ``Outcome`` per step: a step costs about what an independent request costs
+on this path (``benchmarks/flow_overhead.py``), plus its placeholders and extraction.
+
+The rows are the ones :class:`~perfbench.engine.flows.FlowDriver` records on the awaitable path:
+a row per step, a row per run of the flow (``flow:<name>``, method ``FLOW``). Cookies go into the
+user's jar from the response heads (asked for when the scenario keeps cookies or a step extracts
+a header or a cookie) and out as a ``Cookie`` header. A redirect to follow leaves the fast path
+for that step only: a task walks the chain (``follow.py``) and hands the last answer back.
+Requests to other services (``targets``, absolute URLs) keep the flow on the awaitable path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from ..rundir import FLOW_METHOD
+from ..scenario import Request, _body, _fill, split_url
+from ..scenario_flows import END, FLOW_PREFIX, MAX_FLOW_STEPS, Flow, FlowScenario, Step, UserClass, is_present
+from ..wire import REQUEST_ID_HEADER
+from .cookies import CookieJar
+from .extract import NOT_FOUND, Response, fill_path, fill_text, placeholders, split_path, walk
+from .follow import follow
+from .lean_conn import LeanKind, header_value, header_values
+from .protocols import AT_END, NO_BYTE, NO_CONNECTION, BatchSender, Outcome
+from .reading import spec_for, with_accept_encoding
+
+if TYPE_CHECKING:
+    from .lean import LeanSender
+
+class _Step:
+    """A step (or a mix's request) made ready for the lean path, once per request name."""
+
+    __slots__ = ("req", "name", "method", "headers", "template", "raw", "wire", "kind", "heads", "limit",
+                 "ep", "path", "plain", "simple", "path_names", "header_names", "body_names", "static_body", "extracts", "vars",
+                 "url")
+
+    def __init__(self, lf: LeanFlows, req: Request, keep_body: bool, heads: bool | str, extracts: list[Any]):
+        scenario, sender = lf.scenario, lf.sender
+        self.req, self.name, self.method = req, req.name, req.method.upper()
+        self.simple = req.expect is None and not req.checks
+        h = {**scenario.headers, **req.headers}
+        if req.auth and lf.auth:  # the open model's one login (Scenario.login)
+            h.update(lf.auth)
+        if req.json is not None:
+            h.setdefault("Content-Type", "application/json")
+        spec = with_accept_encoding(h, spec_for(scenario, req, keep_body))
+        self.headers = h
+        self.heads = heads
+        self.kind: LeanKind = sender.kind(spec, heads=heads)
+        self.limit = scenario.redirect_limit(req)
+        self.ep = lf.recorder.endpoint(req.name, req.method)
+        self.path = split_url(req.path)[1]
+        self.url = lf.origins.url(self.path)
+        self.path_names = placeholders(self.path)
+        # a path whose text around its placeholders is sent as written: the filled values are
+        # percent-encoded (fill_path), so the filled path is sent as it is, without yarl
+        bare = re.sub(r"\{\w+\}", "x", self.path)
+        self.plain = bool(self.path_names) and sender.raw_path(bare) == (sender.base_path + bare).encode("ascii")
+        self.header_names = any(placeholders(v) for v in h.values())
+        import json
+
+        self.body_names = req.json is not None and bool(placeholders(json.dumps(req.json)))
+        self.vars = list(req.vars.items())
+        self.static_body = _body(req.json) if not self.body_names and not req.vars else None
+        self.template = None if self.header_names else sender.template(self.method, h)
+        self.raw: bytes = b"" if self.path_names else sender.raw_path(self.path)
+        self.wire: tuple[bytes, bytes] | None = None
+        if self.template is not None and not self.path_names and (req.json is None or self.static_body is not None):
+            self.wire = self.template.build(self.raw, self.static_body)
+        self.extracts = extracts
+
+
+class _Run:
+    """One run of a flow (or one request of a mix: ``flow`` None) for one user, in flight."""
+
+    __slots__ = ("flow", "steps", "index", "user", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid", "intended",
+                 "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended", "status",
+                 "error", "detail")
+
+    def __init__(self, flow: Flow | None, steps: list[_Step], index: dict[str, int], uc: UserClass,
+                 ctx: dict[str, Any], jar: CookieJar | None, rid: int, intended: int | None, stage: int,
+                 then: Flow | Request | None):
+        self.flow, self.steps, self.index, self.uc, self.ctx, self.jar = flow, steps, index, uc, ctx, jar
+        self.pos = self.seq = self.repeats = self.nbytes = 0
+        self.rid, self.intended, self.stage, self.then = rid, intended, stage, then
+        self.step: _Step = steps[0]
+        self.step_rid = self.step_start = self.step_intended = self.start = 0
+        self.status: int | None = None
+        self.error: str | None = None
+        self.detail: str | None = None
+
+
+class LeanFlows:
+    """The open model's flows on a :class:`~perfbench.engine.protocols.BatchSender`."""
+
+    def __init__(self, engine: Any, sender: BatchSender):
+        # engine: the FlowOpenEngine (flows.py) whose arrivals these are, its counters and clock
+        self.engine = engine
+        scenario = engine.scenario
+        assert isinstance(scenario, FlowScenario)
+        self.scenario = scenario
+        self.sender = cast("LeanSender", sender)  # the one BatchSender: its kinds hand heads over
+        self.recorder = engine.recorder
+        self.origins = engine.origins
+        self.auth = engine._auth
+        self._submit = sender.submit
+        self._ids = itertools.count()
+        self._flow_ids = itertools.count()
+        self.run_token = engine.driver.run_token
+        self._steps: dict[str, _Step] = {}
+        self._flows: dict[int, tuple[list[_Step], dict[str, int], Step | None]] = {}
+        self._host = urlsplit(self.origins.base_url).hostname or ""
+        self._cookies = scenario.cookies
+        self._record = self.recorder.record
+        self._cb = self._step_done  # the sender's callback, bound once
+        self._one_class = len(scenario.user_classes) == 1
+        self._notes = self.recorder._flows  # Recorder.note_flow, inline
+        for uc in scenario.user_classes:
+            for f in (*([uc.on_start] if uc.on_start else []), *uc.flows):
+                for s in f.steps:
+                    self._prepare(s.request, s.needs_body, [(e.name, *e.source, e.optional, split_path(e.json or ""))
+                                                            for e in s.extract])
+            for r in uc.requests:
+                self._prepare(r, r.needs_body, [])
+        self._flow_eps = {FLOW_PREFIX + f.name: self.recorder.endpoint(FLOW_PREFIX + f.name, FLOW_METHOD)
+                          for uc in scenario.user_classes for f in (*([uc.on_start] if uc.on_start else []), *uc.flows)}
+        self._step_of: dict[tuple[int, str], Step] = {}
+
+    def _prepare(self, req: Request, keep_body: bool, extracts: list[Any]) -> None:
+        if req.name in self._steps:
+            return
+        # the heads: every one for a step taking a header or cookie, else those that set a cookie
+        heads: bool | str = True if any(e[1] in ("header", "cookie") for e in extracts) else \
+            "cookies" if self.scenario.cookies else False
+        self._steps[req.name] = _Step(self, req, keep_body, heads, extracts)
+
+    # -- starting -------------------------------------------------------------------------------
+    def begin(self, index: int, intended: int, stage: int) -> None:
+        """An arrival: a new user of a class picked by weight runs its on_start flow, then a flow."""
+        eng = self.engine
+        rng = eng._rng
+        k = 0 if self._one_class else eng._class_pick.pick(rng)
+        uc = eng._classes[k]
+        ctx = {**uc.context, "vu": index, "user_class": uc.name, "run": self.run_token}
+        jar = None  # made with the first cookie a response sets (scenario.cookies)
+        i = eng._pick_in[k].pick(rng)
+        main: Flow | Request = uc.flows[i] if uc.flows else uc.requests[i]
+        if uc.on_start is not None:
+            self._start(uc.on_start, uc, ctx, jar, intended, stage, main)
+        else:
+            self._start(main, uc, ctx, jar, intended, stage, None)
+
+    def _start(self, what: Flow | Request, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
+               intended: int | None, stage: int, then: Flow | Request | None) -> None:
+        eng = self.engine
+        if isinstance(what, Request):
+            run = _Run(None, [self._steps[what.name]], {}, uc, ctx, jar, eng._id_base | next(self._ids),
+                       intended, stage, None)
+        else:
+            made = self._flows.get(id(what))
+            if made is None:  # once per flow: its steps made ready, and where each name is
+                made = self._flows[id(what)] = ([self._steps[s.name] for s in what.steps],
+                                                {s.name: i for i, s in enumerate(what.steps)}, None)
+            run = _Run(what, made[0], made[1], uc, ctx, jar, eng._id_base | (1 << 39) | next(self._flow_ids),
+                       intended, stage, then)
+        self._send(run)
+
+    # -- one step -------------------------------------------------------------------------------
+    def _send(self, run: _Run) -> None:
+        eng = self.engine
+        st = run.steps[run.pos]
+        run.step = st
+        now = eng._now()
+        t0 = eng._t0
+        start = now - t0
+        if run.seq == 0:
+            run.start = start
+            if run.intended is None:
+                run.intended = start
+        run.step_intended = run.intended if run.seq == 0 and run.intended is not None else start
+        run.step_start = start
+        run.step_rid = rid = eng._id_base | (1 << 39) | (1 << 38) | next(self._ids) if run.flow is not None \
+            else run.rid
+        if eng._closing:  # the run is over: the flow stops before this step
+            run.error, run.detail = "aborted", f"the run stopped before step {st.name}"
+            run.pos -= 1  # this step is among those not sent
+            self._end(run, start)
+            return
+        ctx = run.ctx
+        if st.vars:
+            for name, var in st.vars:
+                ctx[name] = var.draw(eng._rng)
+        wire = st.wire
+        cookie = None
+        if run.jar is not None:
+            cookie = run.jar.header(self._host, st.path.split("?", 1)[0] if not st.path_names else "/")
+        if wire is None or cookie is not None:
+            if st.path_names:
+                missing = [n for n in st.path_names if n not in ctx]
+                if missing:
+                    self._step_done(run, None, 0, 0, None, "check",
+                                    f"no value for {{{missing[0]}}} in the context", NO_BYTE, NO_CONNECTION, None)
+                    return
+                raw = (self.sender.base_path + fill_path(st.path, ctx)).encode("ascii") if st.plain \
+                    else self.sender.raw_path(fill_path(st.path, ctx))
+            else:
+                raw = st.raw
+            body = st.static_body if st.static_body is not None or st.req.json is None \
+                else _body(_fill(st.req.json, ctx))
+            template = st.template
+            if template is None or cookie is not None:
+                headers = {k: fill_text(v, ctx) for k, v in st.headers.items()} if st.header_names else st.headers
+                if cookie is not None:
+                    headers = {**{k: v for k, v in headers.items() if k.lower() != "cookie"}, "Cookie": cookie}
+                template = self.sender.template(st.method, headers)
+            wire = template.build(raw, body)
+        eng._sent += 1
+        self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), run, self._cb, st.kind,
+                     now if eng._real_clock else time.perf_counter_ns())
+
+    def _head(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None, detail: str,
+              ttfb: int, connect: int) -> None:
+        """A response whose head (or a redirect's Location) the sender handed over: its cookies into
+        the jar, a redirect followed, then the step ends as any other."""
+        st = run.step
+        head: str | None = None
+        cookies: tuple[str, ...] = ()
+        if st.heads:
+            head = detail
+            block = detail.encode("latin-1")
+            if b"set-cookie" in block.lower():
+                cookies = tuple(header_values(block, b"set-cookie"))
+                if self._cookies:  # the user's jar, made with its first cookie
+                    if run.jar is None:
+                        run.jar = CookieJar()
+                    run.jar.store(self._host, st.path.split("?", 1)[0], list(cookies))
+            location = header_value(block, b"location") if status is not None and 300 <= status < 400 else None
+        else:
+            location = detail
+        if location is not None and st.limit:
+            if ttfb == AT_END:  # the first byte came with the whole first answer: now
+                ttfb = self.engine._now() - self.engine._t0 - run.step_start
+            self._follow(run, Outcome(status, nbytes, body, None, None, wire, None, connect, location), ttfb,
+                         connect)
+            return
+        self._step_done(run, status, nbytes, wire, body, None, None, ttfb, connect, head if head is not None else "",
+                        cookies)
+
+    def _follow(self, run: _Run, first: Outcome, ttfb: int, connect: int) -> None:
+        """A redirect: a task walks the chain on the awaitable path, then the flow goes on."""
+        eng = self.engine
+        st = run.step
+        if self._cookies and run.jar is None:  # the hops may set cookies
+            run.jar = CookieJar()
+
+        async def chain() -> None:
+            headers = {**st.headers, REQUEST_ID_HEADER: str(run.step_rid)}
+            try:
+                out, hops, url = await follow(self.origins, first, st.method, st.url, headers, None,
+                                              keep_body=st.kind.keep, limit=st.limit, jar=run.jar)
+            except asyncio.CancelledError:
+                out, hops, url = Outcome(None, 0, None, "aborted", "still in flight when the run stopped"), 0, ""
+            if hops:
+                from .redirects import path_of
+
+                self.recorder.note_redirect(run.step_rid, hops, path_of(url))
+            self._step_done(run, out.status, out.nbytes, out.wire, out.body, out.error, out.detail, ttfb, connect,
+                            out.head, out.set_cookies)
+
+        task = asyncio.get_running_loop().create_task(chain())
+        eng._hopping.add(task)
+        task.add_done_callback(eng._hopping.discard)
+
+    def _step_done(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None,
+                   error: str | None, detail: str | None, ttfb: int, connect: int, head: Any = None,
+                   cookies: tuple[str, ...] = ()) -> None:
+        """The lean sender's callback for a step (``Done``), and where every step ends: judge it, take
+        its values, record its row, and send the next step or end the flow."""
+        if detail is not None and error is None and head is None:  # a head or a Location handed over
+            self._head(run, status, nbytes, wire, body, detail, ttfb, connect)
+            return
+        eng = self.engine
+        st = run.step
+        end = eng._now() - eng._t0
+        if error is None and status is not None:
+            if st.simple:  # Request.evaluate without expect or checks, inline
+                if status >= 400:
+                    error = "http_5xx" if status >= 500 else "http_4xx"
+            else:
+                error, detail = st.req.evaluate(status, body)
+            if error is None and st.extracts:
+                error, detail = self._extract(run, Outcome(status, nbytes, body, head=head, set_cookies=cookies))
+        elif error == "aborted":
+            eng._aborted += 1
+        self._record((run.step_rid, st.ep, run.step_intended, run.step_start, end, status, error, detail,
+                      nbytes, wire, ttfb, connect, None, run.stage))
+        flow = run.flow
+        self._notes[run.step_rid] = (flow.name, run.rid, run.seq, run.uc.name) if flow is not None else \
+            (None, None, None, run.uc.name)
+        run.seq += 1
+        run.nbytes += nbytes
+        run.status = status
+        if error is not None:
+            run.error, run.detail = error, f"step {st.name}: {detail or error}"
+            self._end(run, end)
+            return
+        if flow is None:
+            self._end(run, end)
+            return
+        run.repeats += 1
+        step = flow.steps[run.pos]
+        if step.repeat_while is not None and run.repeats < step.max_repeats and run.seq < MAX_FLOW_STEPS \
+                and is_present(run.ctx.get(step.repeat_while)):
+            self._send(run)
+            return
+        goto = None
+        for b in step.branches:
+            if b.holds(status, run.ctx):
+                goto = b.goto
+                break
+        if goto == END:
+            run.pos = len(run.steps)
+            self._end(run, end)
+            return
+        run.pos = run.index[goto] if goto is not None else run.pos + 1
+        run.repeats = 0
+        if run.pos >= len(run.steps):
+            self._end(run, end)
+        elif run.seq >= MAX_FLOW_STEPS:
+            run.error, run.detail = "check", f"more than {MAX_FLOW_STEPS} steps sent in one run of the flow"
+            run.pos -= 1
+            self._end(run, end)
+        else:
+            self._send(run)
+
+    def _extract(self, run: _Run, out: Outcome) -> tuple[str | None, str | None]:
+        resp = Response(out)
+        jar_header = None
+        ctx = run.ctx
+        for name, kind, what, optional, parts in run.step.extracts:
+            if kind == "json":  # the common case, inline: the path was split once
+                doc = resp.doc()
+                value = walk(doc, parts) if doc is not NOT_FOUND else NOT_FOUND
+                if value is not NOT_FOUND:
+                    ctx[name] = value
+                    continue
+            if kind == "cookie" and jar_header is None and run.jar is not None:
+                jar_header = run.jar.header(self._host, run.step.path.split("?", 1)[0]) or ""
+            value, why = resp.take(kind, what, jar_header)
+            if value is NOT_FOUND:
+                if optional:
+                    ctx.pop(name, None)
+                    continue
+                return "check", f"step {run.step.name}: {why}"
+            ctx[name] = value
+        return None, None
+
+    # -- ending ---------------------------------------------------------------------------------
+    def _end(self, run: _Run, end: int) -> None:
+        flow = run.flow
+        if flow is not None:
+            detail = run.detail
+            if run.error is not None:
+                rest = [s.name for s in flow.steps[run.pos + 1:]]
+                if rest:
+                    detail = f"{detail}; not sent: {', '.join(rest)}"
+            assert run.intended is not None
+            self.recorder.record((run.rid, self._flow_eps[FLOW_PREFIX + flow.name], run.intended, run.start, end,
+                                  None, run.error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None,
+                                  run.stage))
+            self.recorder.note_flow(run.rid, flow.name, run.rid, run.seq, run.uc.name)
+            if run.error is None and run.then is not None:
+                self._start(run.then, run.uc, run.ctx, run.jar, None, run.stage, None)
+                return
+        self.engine._flow_ended()
