@@ -86,10 +86,14 @@ def _frame(df: pl.DataFrame, cols: list[str], func: str, producer: str | None = 
 
 def _colour(field: str, domain: list[str], title: str) -> alt.Color:
     """A nominal colour encoding whose colours come from PALETTE, so a name has one colour everywhere."""
-    extra = iter(EXTRA_COLOURS * (len(domain) // len(EXTRA_COLOURS) + 1))
-    colours = [PALETTE[d] if d in PALETTE else next(extra) for d in domain]
-    return alt.Color(f"{field}:N", scale=alt.Scale(domain=domain, range=colours), sort=domain,
+    return alt.Color(f"{field}:N", scale=alt.Scale(domain=domain, range=_colours(domain)), sort=domain,
                      legend=alt.Legend(title=title))
+
+
+def _colours(domain: list[str]) -> list[str]:
+    """The colour of each name: PALETTE's, else the next of EXTRA_COLOURS."""
+    extra = iter(EXTRA_COLOURS * (len(domain) // len(EXTRA_COLOURS) + 1))
+    return [PALETTE[d] if d in PALETTE else next(extra) for d in domain]
 
 
 def _title(text: str) -> alt.TitleParams:
@@ -140,3 +144,72 @@ def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerCha
     text = alt.Chart(d).mark_text(align="left", dx=4, dy=-4, color=colour, baseline="top").encode(
         x="x:Q", y=alt.value(0), text="label:N")
     return _layer(rule, text)
+
+
+# --- the shared conventions of axes, descriptions and interaction -----------------------------------------
+
+# Latency axes are logarithmic everywhere a latency is a position (distributions, percentiles, over time, per
+# endpoint, stress steps): a 1 ms median and a 900 ms tail stay readable on one axis. Labels use a short
+# number format so ticks never run into each other.
+LATENCY_FORMAT = "~s"
+TIME_FORMAT = "~s"
+WARMUP_COLOUR = "#bab0ac"
+
+
+def latency_scale(log: bool = True, **kwargs) -> alt.Scale:
+    return alt.Scale(type="log", **kwargs) if log else alt.Scale(**kwargs)
+
+
+def latency_axis(title: str = LATENCY_AXIS) -> alt.Axis:
+    return alt.Axis(title=title, format=LATENCY_FORMAT, labelOverlap="greedy", labelSeparation=4)
+
+
+def time_x(field: str = "t_s", domain: tuple[float, float] | None = None, *, title: str = TIME_AXIS,
+           param: str | None = None, **kwargs) -> alt.X:
+    """The run's time axis: seconds since the run started, on ``domain`` when given (the same for every time
+    chart of a run), else on the data's range; ``param`` names a brush whose window becomes the domain."""
+    axis = alt.Axis(title=title, format=TIME_FORMAT, labelOverlap="greedy", labelSeparation=6)
+    if param is not None:
+        scale = alt.Scale(domain={"param": param, "encoding": "x"}, nice=False, zero=False)
+    elif domain is not None:
+        scale = alt.Scale(domain=[float(domain[0]), float(domain[1])], nice=False, zero=False)
+    else:
+        scale = alt.Scale(nice=False, zero=False)
+    return alt.X(f"{field}:Q", axis=axis, scale=scale, **kwargs)
+
+
+def zoom_x() -> alt.Parameter:
+    """Mouse-wheel zoom and drag-to-pan on the x axis (double-click resets)."""
+    return alt.selection_interval(bind="scales", encodings=["x"])
+
+
+def warmup_band(end_s: float | None, domain: tuple[float, float] | None = None) -> alt.LayerChart | None:
+    """A grey band over the warm-up, from the run's start to ``end_s``, labelled; None when there is none."""
+    if end_s is None or not math.isfinite(end_s) or end_s <= 0:
+        return None
+    start = float(domain[0]) if domain else 0.0
+    d = pl.DataFrame({"a": [start], "b": [float(end_s)], "label": ["warm-up"]})
+    band = alt.Chart(d).mark_rect(color=WARMUP_COLOUR, opacity=0.25).encode(
+        x=alt.X("a:Q"), x2="b:Q", tooltip=[alt.Tooltip("b:Q", title="warm-up ends (s)")])
+    text = alt.Chart(d).mark_text(align="left", baseline="top", dx=3, dy=3, color="#666666", fontSize=10).encode(
+        x="a:Q", y=alt.value(0), text="label:N")
+    return _layer(band, text)
+
+
+def fmt_ms(v: float | None) -> str:
+    """A latency for a sentence: 3 significant figures, thousands separated (``412 ms``, ``1,078 ms``)."""
+    if v is None or not math.isfinite(float(v)):
+        return "-"
+    v = float(v)
+    if v >= 100:
+        return f"{v:,.0f} ms"
+    return f"{float(f'{v:.3g}'):g} ms"
+
+
+def fmt_s(v: float) -> str:
+    return f"{float(f'{float(v):.3g}'):g} s"
+
+
+def describe(chart, text: str):
+    """The chart with ``text`` as its Vega-Lite ``description`` (the alt text of the rendered figure)."""
+    return chart.properties(description=text)
