@@ -149,10 +149,11 @@ def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerCha
 # --- the shared conventions of axes, descriptions and interaction -----------------------------------------
 
 # Latency axes are logarithmic everywhere a latency is a position (distributions, percentiles, over time, per
-# endpoint, stress steps): a 1 ms median and a 900 ms tail stay readable on one axis. Labels use a short
-# number format so ticks never run into each other.
-LATENCY_FORMAT = "~s"
-TIME_FORMAT = "~s"
+# endpoint, stress steps): a 1 ms median and a 900 ms tail stay readable on one axis. Labels are plain
+# numbers (0.5, 20, 1,000: no SI prefixes, which would read "500m" for half a millisecond), and the axes drop
+# labels that would overlap (labelOverlap "greedy").
+LATENCY_FORMAT = ",~r"
+TIME_FORMAT = ",~r"
 WARMUP_COLOUR = "#bab0ac"
 
 

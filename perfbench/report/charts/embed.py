@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import re
 import uuid
 from typing import Any
 
@@ -35,14 +36,22 @@ def javascript_bundle() -> str:
 
 
 def _script_safe(text: str) -> str:
-    """Text that cannot end the ``<script>`` element it sits in (``</script>`` inside a spec's data, e.g. SQL)."""
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON text that cannot end the ``<script>`` element it sits in (``</script>`` inside a spec's data, e.g.
+    SQL): ``<`` as its JSON escape, which parses back to the same string."""
+    return text.replace("<", "\\u003c")
+
+
+def _bundle_safe(text: str) -> str:
+    """The bundle, checked to hold nothing that would end its ``<script>`` element early."""
+    if re.search(r"(?i)</script|<!--", text):
+        raise RuntimeError("the vl-convert JavaScript bundle holds '</script' or '<!--': it cannot be inlined")
+    return text
 
 
 def bundle_html() -> str:
     """The ``<script>`` element that defines ``window.vegaEmbed``; put it once in a page, before any chart."""
     return ("<script>/* vega, vega-lite and vega-embed, bundled by vl-convert: no network needed */\n"
-            "(function(){\n" + _script_safe(javascript_bundle()) + "\n})();</script>")
+            "(function(){\n" + _bundle_safe(javascript_bundle()) + "\n})();</script>")
 
 
 def description(spec: dict[str, Any]) -> str:
@@ -73,3 +82,20 @@ def chart_html(spec: dict[str, Any]) -> str:
 def renderer(spec: dict[str, Any], **_: Any) -> dict[str, str]:
     """An Altair renderer: the mimebundle of one chart (HTML for the page, its description as plain text)."""
     return {"text/html": chart_html(spec), "text/plain": description(spec)}
+
+
+_OPTIONS_JSON = json.dumps(EMBED_OPTIONS)
+
+
+def specs_in(page: str) -> list[dict[str, Any]]:
+    """The chart specs of a page made with ``chart_html``, in page order (for tests and checks of reports)."""
+    out = []
+    start = "window.vegaEmbed(el,"
+    i = page.find(start)
+    while i >= 0:
+        j = page.find("," + _OPTIONS_JSON + ")", i)
+        if j < 0:
+            break
+        out.append(json.loads(page[i + len(start):j]))
+        i = page.find(start, j)
+    return out
