@@ -19,6 +19,8 @@ import re
 import uuid
 from typing import Any
 
+from ...errors import ExperimentError
+
 EMBED_OPTIONS: dict[str, Any] = {
     "mode": "vega-lite",
     "renderer": "svg",
@@ -44,7 +46,7 @@ def _script_safe(text: str) -> str:
 def _bundle_safe(text: str) -> str:
     """The bundle, checked to hold nothing that would end its ``<script>`` element early."""
     if re.search(r"(?i)</script|<!--", text):
-        raise RuntimeError("the vl-convert JavaScript bundle holds '</script' or '<!--': it cannot be inlined")
+        raise ExperimentError("the vl-convert JavaScript bundle holds '</script' or '<!--': it cannot be inlined")
     return text
 
 
