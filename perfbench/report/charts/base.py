@@ -6,8 +6,10 @@ Kept apart so that load, server and experiment charts share one look without imp
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import cast
+import warnings
+from typing import Any, cast
 
 import altair as alt
 import polars as pl
@@ -155,6 +157,9 @@ def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerCha
 LATENCY_FORMAT = ",~r"
 TIME_FORMAT = ",~r"
 WARMUP_COLOUR = "#bab0ac"
+# Labels that would touch are dropped (greedy, at least 6 px apart); none is shifted to sit flush with the
+# axis's ends, because Vega shifts them after dropping the overlapping ones ("1,0001,500").
+NO_OVERLAP: dict[str, Any] = {"labelOverlap": "greedy", "labelSeparation": 6, "labelFlush": False}
 
 
 def latency_scale(log: bool = True, **kwargs) -> alt.Scale:
@@ -162,14 +167,19 @@ def latency_scale(log: bool = True, **kwargs) -> alt.Scale:
 
 
 def latency_axis(title: str = LATENCY_AXIS) -> alt.Axis:
-    return alt.Axis(title=title, format=LATENCY_FORMAT, labelOverlap="greedy", labelSeparation=4)
+    return alt.Axis(title=title, format=LATENCY_FORMAT, **NO_OVERLAP)
+
+
+def count_axis(title: str, fmt: str = "~s") -> alt.Axis:
+    """A quantitative axis of counts or rates: short labels (2k, 40k) that drop out rather than overlap."""
+    return alt.Axis(title=title, format=fmt, **NO_OVERLAP)
 
 
 def time_x(field: str = "t_s", domain: tuple[float, float] | None = None, *, title: str = TIME_AXIS,
            param: str | None = None, **kwargs) -> alt.X:
     """The run's time axis: seconds since the run started, on ``domain`` when given (the same for every time
     chart of a run), else on the data's range; ``param`` names a brush whose window becomes the domain."""
-    axis = alt.Axis(title=title, format=TIME_FORMAT, labelOverlap="greedy", labelSeparation=6)
+    axis = alt.Axis(title=title, format=TIME_FORMAT, **NO_OVERLAP)
     if param is not None:
         scale = alt.Scale(domain={"param": param, "encoding": "x"}, nice=False, zero=False)
     elif domain is not None:
@@ -179,9 +189,21 @@ def time_x(field: str = "t_s", domain: tuple[float, float] | None = None, *, tit
     return alt.X(f"{field}:Q", axis=axis, scale=scale, **kwargs)
 
 
+_ZOOM_IDS = itertools.count(1)
+
+
 def zoom_x() -> alt.Parameter:
-    """Mouse-wheel zoom and drag-to-pan on the x axis (double-click resets)."""
-    return alt.selection_interval(bind="scales", encodings=["x"])
+    """Mouse-wheel zoom and drag-to-pan on the x axis (double-click resets), under a name of its own so that
+    charts concatenated later keep independent zooms."""
+    return alt.selection_interval(bind="scales", encodings=["x"], name=f"zoom_{next(_ZOOM_IDS)}")
+
+
+def shared_params(build):
+    """``build()`` (a concatenation whose charts share one parameter on purpose) without Altair's warning
+    that it merged them: the merge is what is wanted."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
+        return build()
 
 
 def warmup_band(end_s: float | None, domain: tuple[float, float] | None = None) -> alt.LayerChart | None:

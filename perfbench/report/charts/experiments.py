@@ -24,6 +24,7 @@ from .base import (
     _spacing,
     _title,
     _vrule,
+    count_axis,
     describe,
     fmt_ms,
     fmt_s,
@@ -71,7 +72,7 @@ def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
     diagonal = alt.Chart(pl.DataFrame({"x": [0.0, top], "y": [0.0, top]})).mark_line(
         strokeDash=[4, 4], color=PALETTE["planned"]).encode(x="x:Q", y="y:Q")
     lines = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("offered_rps:Q", title="offered (req/s)"), y=alt.Y("rps:Q", title="achieved (req/s)"),
+        x=alt.X("offered_rps:Q", axis=count_axis("offered (req/s)")), y=alt.Y("rps:Q", axis=count_axis("achieved (req/s)")),
         color=_colour("series", ["achieved", "ok"], "throughput"),
         tooltip=["offered_rps:Q", "series:N", alt.Tooltip("rps:Q", format=".1f")])
     layers = [diagonal, lines]
@@ -98,7 +99,7 @@ def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaki
     long = (df.unpivot(index="offered_rps", variable_name="series", value_name="value_ms")
             .with_columns(pl.col("series").str.strip_suffix("_ms")).filter(pl.col("value_ms") > 0))
     layers = [alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("offered_rps:Q", title="offered (req/s)"),
+        x=alt.X("offered_rps:Q", axis=count_axis("offered (req/s)")),
         y=alt.Y("value_ms:Q", axis=latency_axis(), scale=latency_scale()),
         color=_colour("series", ["p50", "p95", "p99"], "latency"),
         tooltip=["offered_rps:Q", "series:N", alt.Tooltip("value_ms:Q", format=".2f")])]
@@ -280,7 +281,8 @@ def ratio_forest(rows: pl.DataFrame, *, threshold: float = 0.10, title: str = "C
     tip = [alt.Tooltip("endpoint:N"), alt.Tooltip("stat:N"), alt.Tooltip("change:Q", title="change (%)", format="+.1f"),
            alt.Tooltip("lo:Q", title="low (%)", format="+.1f"), alt.Tooltip("hi:Q", title="high (%)", format="+.1f"),
            alt.Tooltip("verdict:N")]
-    x = alt.X("change:Q", title="change against the baseline (%)", scale=alt.Scale(type="symlog", constant=10))
+    x = alt.X("change:Q", axis=count_axis("change against the baseline (%)", "~r"),
+              scale=alt.Scale(type="symlog", constant=10))
     bars = alt.Chart(df).mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", scale=alt.Scale(type="symlog", constant=10)),
                                                          x2="hi:Q", y=y, color=colour, tooltip=tip)
     points = alt.Chart(df).mark_point(filled=True, size=50).encode(x=x, y=y, color=colour, tooltip=tip)

@@ -18,6 +18,7 @@ from ...scalars import integer, number
 from .base import (
     HEIGHT,
     LATENCY_AXIS,
+    NO_OVERLAP,
     PALETTE,
     WIDTH,
     _check_every,
@@ -40,6 +41,7 @@ from .base import (
 )
 
 Domain = tuple[float, float] | None
+Zoom = bool | alt.Parameter  # x zoom: none, its own, or one shared by the charts of a concatenation
 
 
 def _span(t: pl.Series) -> str:
@@ -47,10 +49,11 @@ def _span(t: pl.Series) -> str:
     return f"over {fmt_s(hi - lo + _spacing(t))}" if t.len() else ""
 
 
-def _time_layers(main: list, *, domain: Domain, warmup_end_s: float | None, zoom: bool) -> alt.LayerChart | alt.Chart:
-    """The layers of a time chart with the warm-up band below them and x-zoom on the first data layer."""
-    if zoom:
-        main = [main[0].add_params(zoom_x()), *main[1:]]
+def _time_layers(main: list, *, domain: Domain, warmup_end_s: float | None, zoom: Zoom) -> alt.LayerChart | alt.Chart:
+    """The layers of a time chart with the warm-up band below them and x-zoom on the first data layer (``zoom``
+    True: its own; a parameter: that one, shared with the other charts of a concatenation)."""
+    if zoom is not False:
+        main = [main[0].add_params(zoom_x() if zoom is True else zoom), *main[1:]]
     band = warmup_band(warmup_end_s, domain)
     layers = ([band] if band is not None else []) + main
     return layers[0] if len(layers) == 1 else _layer(*layers)
@@ -112,7 +115,7 @@ def _pct(p: float) -> str:
 def _nines_axis(top: float) -> alt.Axis:
     ticks = [0.0, math.log10(2)] + [float(k) for k in range(1, math.floor(top + 1e-9) + 1)]
     decimals = max(0, math.floor(top + 1e-9) - 2)
-    return alt.Axis(values=ticks, title="percentile (%), tail stretched", grid=True, labelOverlap="greedy",
+    return alt.Axis(values=ticks, title="percentile (%), tail stretched", grid=True, **NO_OVERLAP,
                     labelExpr=f"format(100 - 100 * pow(10, -datum.value), '.{decimals}~f')")
 
 
@@ -179,7 +182,7 @@ def percentile_curve(curve: pl.DataFrame, *, by: str | None = None, overall: pl.
 
 def latency_over_time(ts: pl.DataFrame, *, series: Sequence[str] = ("p50", "p95", "p99", "max"),
                       log_y: bool = True, domain: Domain = None, warmup_end_s: float | None = None,
-                      zoom: bool = True, title: str = "Latency over time (ms)", width: int = WIDTH,
+                      zoom: Zoom = True, title: str = "Latency over time (ms)", width: int = WIDTH,
                       height: int = HEIGHT) -> alt.Chart | alt.LayerChart:
     """Latency percentiles (ms, log axis) per time bucket: p50/p95/p99 lines, max thinner and lighter.
 
@@ -216,7 +219,7 @@ def latency_over_time(ts: pl.DataFrame, *, series: Sequence[str] = ("p50", "p95"
 
 
 def throughput_over_time(tp: pl.DataFrame, *, planned: pl.DataFrame | None = None, every_s: float | None = None,
-                         domain: Domain = None, warmup_end_s: float | None = None, zoom: bool = True,
+                         domain: Domain = None, warmup_end_s: float | None = None, zoom: Zoom = True,
                          title: str = "Throughput: offered and achieved (req/s)", width: int = WIDTH,
                          height: int = HEIGHT) -> alt.Chart | alt.LayerChart:
     """Completed responses per second, stacked by outcome (ok below error), against the offered rate (dashed).
@@ -279,7 +282,7 @@ def throughput_over_time(tp: pl.DataFrame, *, planned: pl.DataFrame | None = Non
 
 
 def errors_over_time(err: pl.DataFrame, *, every_s: float = 1.0, domain: Domain = None,
-                     warmup_end_s: float | None = None, zoom: bool = True, title: str = "Errors per second, by kind",
+                     warmup_end_s: float | None = None, zoom: Zoom = True, title: str = "Errors per second, by kind",
                      width: int = WIDTH, height: int = HEIGHT) -> alt.Chart | alt.LayerChart:
     """Stacked bars of errors per second in each time bucket, one colour per error kind; "no errors" if none.
 
@@ -310,7 +313,7 @@ def errors_over_time(err: pl.DataFrame, *, every_s: float = 1.0, domain: Domain 
 
 
 def status_over_time(st: pl.DataFrame, *, every_s: float | None = None, domain: Domain = None,
-                     warmup_end_s: float | None = None, zoom: bool = True,
+                     warmup_end_s: float | None = None, zoom: Zoom = True,
                      title: str = "Responses per second, by status code", width: int = WIDTH,
                      height: int = 160) -> alt.Chart | alt.LayerChart:
     """Stacked bars of responses per second per status code (2xx green, 3xx blue, 4xx pink, 5xx purple; no
@@ -345,7 +348,7 @@ def status_over_time(st: pl.DataFrame, *, every_s: float | None = None, domain: 
 
 
 def endpoint_latency_over_time(ets: pl.DataFrame, *, metric: str = "p95", domain: Domain = None,
-                               warmup_end_s: float | None = None, zoom: bool = True, title: str | None = None,
+                               warmup_end_s: float | None = None, zoom: Zoom = True, title: str | None = None,
                                width: int = WIDTH, height: int = HEIGHT) -> alt.Chart | alt.LayerChart:
     """One line per endpoint of a latency percentile (ms, log axis) per time bucket.
     Expects ``t_s, endpoint, value_ms`` from ``data.endpoint_timeseries``."""

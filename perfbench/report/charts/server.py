@@ -25,21 +25,23 @@ from .base import (
     _frame,
     _layer,
     _title,
+    count_axis,
     describe,
     fmt_ms,
     latency_axis,
     latency_scale,
+    shared_params,
     time_x,
     warmup_band,
     zoom_x,
 )
-from .load import throughput_over_time
+from .load import Zoom, throughput_over_time
 
 MEMORY_AXIS = "memory (MiB)"
 
 
 def resources_panels(res: pl.DataFrame, *, domain: tuple[float, float] | None = None,
-                     warmup_end_s: float | None = None, zoom: bool = False, width: int = WIDTH, height: int = 160,
+                     warmup_end_s: float | None = None, zoom: Zoom = False, width: int = WIDTH, height: int = 160,
                      title: str = "Target process: memory and CPU") -> list:
     """The memory (RSS, USS where sampled; MiB) and CPU (% of one core) charts of a target process over the
     run's time axis; an empty list when there are no samples. ``res``: ``t_s, rss_mb, cpu_percent``."""
@@ -69,8 +71,8 @@ def resources_panels(res: pl.DataFrame, *, domain: tuple[float, float] | None = 
     out = []
     for i, unit in enumerate((mem_chart, cpu_chart)):
         band = warmup_band(warmup_end_s, domain)
-        if zoom:
-            unit = unit.add_params(zoom_x())
+        if zoom is not False:
+            unit = unit.add_params(zoom_x() if zoom is True else zoom)
         chart = _layer(band, unit) if band is not None else unit
         out.append(chart.properties(width=width, height=height, title=_title(title) if i == 0 else ""))
     if rss.height:
@@ -92,21 +94,22 @@ def resources_over_time(res: pl.DataFrame, tp: pl.DataFrame | None = None, *, ev
                         title: str = "Target process: memory, CPU and throughput",
                         width: int = WIDTH, height: int = 160) -> alt.VConcatChart:
     """RSS (and USS where sampled) in MiB and CPU % over time, stacked above throughput on the same time axis
-    (``domain``, the run's; x zoom on each).
+    (``domain``, the run's), zoomed together: a wheel or drag on one zooms or pans all three.
 
     ``res``: ``t_s, rss_mb, cpu_percent`` (and optional ``uss_mb``) from
     ``perfbench.profilers.resources.read_resources``; ``tp``: ``results.throughput_timeseries`` (optional).
     """
-    charts = resources_panels(res, domain=domain, warmup_end_s=warmup_end_s, zoom=True, width=width,
+    zoom = zoom_x()  # one zoom for the three: zooming one zooms all
+    charts = resources_panels(res, domain=domain, warmup_end_s=warmup_end_s, zoom=zoom, width=width,
                               height=height, title=title)
     if not charts:
         return describe(alt.vconcat(_empty("no resource samples", title, width)), "No resource samples.")
     text = " ".join(str(getattr(c, "description", "")) for c in charts)
     if tp is not None:
         charts.append(throughput_over_time(tp, every_s=every_s, domain=domain, warmup_end_s=warmup_end_s,
-                                           title="Throughput (responses/s)", width=width, height=height))
-    return describe(alt.vconcat(*charts).resolve_scale(color="independent").resolve_legend(color="independent"),
-                    text)
+                                           zoom=zoom, title="Throughput (responses/s)", width=width, height=height))
+    return describe(shared_params(lambda: alt.vconcat(*charts).resolve_scale(color="independent").resolve_legend(
+        color="independent")), text)
 
 
 def memory_diff_bars(diff: pl.DataFrame, *, n: int = 15, title: str = "Memory growth by allocation site",
@@ -136,7 +139,7 @@ def memory_diff_bars(diff: pl.DataFrame, *, n: int = 15, title: str = "Memory gr
             f"by {top['kib']:+,.1f} KiB.")
     return describe(alt.Chart(df).mark_bar().encode(
         y=alt.Y("site:N", sort=order, title="allocation site", axis=alt.Axis(labelLimit=320)),
-        x=alt.X("kib:Q", title="change (KiB)", axis=alt.Axis(format="~s")),
+        x=alt.X("kib:Q", axis=count_axis("change (KiB)", ",~r")),
         color=_colour("change", ["growth", "shrink"], "change"),
         tooltip=tips,
     ).properties(width=width, height=height or max(60, 18 * df.height), title=_title(title)), text)
@@ -161,7 +164,7 @@ def leak_growth(points: pl.DataFrame, *, slope: float | None = None, intercept: 
     series = sorted(set(df["series"].to_list()))
     xtitle = "requests completed" if x == "requests" else TIME_AXIS
     layers: list = [alt.Chart(df).mark_circle(size=18, opacity=0.7).encode(
-        x=alt.X(f"{x}:Q", title=xtitle), y=alt.Y("mib:Q", title=MEMORY_AXIS, scale=alt.Scale(zero=False)),
+        x=alt.X(f"{x}:Q", axis=count_axis(xtitle)), y=alt.Y("mib:Q", title=MEMORY_AXIS, scale=alt.Scale(zero=False)),
         color=_colour("series", series + (["fit"] if slope is not None else []), "series"),
         tooltip=[alt.Tooltip(f"{x}:Q", format=",.2f"), alt.Tooltip("mib:Q", title="MiB", format=".2f"),
                  alt.Tooltip("series:N")])]
@@ -205,7 +208,7 @@ def queries_per_request(stats: pl.DataFrame, *, title: str = "Queries per reques
     tooltip = [alt.Tooltip("endpoint:N"), *(alt.Tooltip(f"{c}:Q", format=".3~f") for c in
                                              ("min", "p50", "p90", "p99", "max"))]
     span = alt.Chart(df).mark_rule(color=PALETTE["max"]).encode(
-        y=y, x=alt.X("min:Q", title="SQL statements per request"), x2="max:Q", tooltip=tooltip)
+        y=y, x=alt.X("min:Q", axis=count_axis("SQL statements per request")), x2="max:Q", tooltip=tooltip)
     box = alt.Chart(df).mark_bar(size=12, color=PALETTE["p95"], opacity=0.6).encode(
         y=y, x="p50:Q", x2="p99:Q", tooltip=tooltip)
     median = alt.Chart(df).mark_tick(color=PALETTE["p50"], thickness=3, size=16).encode(
@@ -237,7 +240,7 @@ def n_plus_one_findings(summary: pl.DataFrame, *, top: int = 15, title: str = "N
             f"{fmt_ms(top_row['time_ms_total'])} in all.")
     return describe(alt.Chart(df).mark_bar().encode(
         y=alt.Y("label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=420)),
-        x=alt.X("time_ms_total:Q", title="time in repeated statements (ms)", axis=alt.Axis(format="~s")),
+        x=alt.X("time_ms_total:Q", axis=count_axis("time in repeated statements (ms)", ",~r")),
         color=_colour("endpoint", endpoints, "endpoint"),
         tooltip=[alt.Tooltip("endpoint:N"), alt.Tooltip("statement:N"), alt.Tooltip("requests:Q"),
                  alt.Tooltip("repetitions_median:Q", title="repetitions (median)"),
@@ -263,7 +266,7 @@ def slowest_fingerprints(slow: pl.DataFrame, *, top: int = 15, title: str = "Slo
             f"{fmt_ms(first['total_ms'])} in all: {str(first['statement'])[:60]}.")
     return describe(alt.Chart(df).mark_bar(color=PALETTE["latency"]).encode(
         y=alt.Y("label:N", sort=df["label"].to_list(), title=None, axis=alt.Axis(labelLimit=420)),
-        x=alt.X("total_ms:Q", title="total time (ms)", axis=alt.Axis(format="~s")),
+        x=alt.X("total_ms:Q", axis=count_axis("total time (ms)", ",~r")),
         tooltip=[alt.Tooltip("statement:N"), alt.Tooltip("count:Q"),
                  alt.Tooltip("total_ms:Q", format=".2f"), alt.Tooltip("mean_ms:Q", format=".3f"),
                  alt.Tooltip("p95_ms:Q", format=".3f")],
@@ -291,7 +294,7 @@ def latency_vs_queries(per_request: pl.DataFrame, *, max_points: int = 4000,
             f"{number(df['queries'].max()):g})" + (f"; correlation {corr:.2f}" if corr is not None
                                                     and math.isfinite(corr) else "") + ".")
     return describe(alt.Chart(df.filter(pl.col("latency_ms") > 0)).mark_circle(size=28, opacity=0.6).encode(
-        x=alt.X("queries:Q", title="SQL statements per request"),
+        x=alt.X("queries:Q", axis=count_axis("SQL statements per request")),
         y=alt.Y("latency_ms:Q", axis=latency_axis(), scale=latency_scale()),
         color=_colour("endpoint", endpoints, "endpoint"),
         tooltip=[alt.Tooltip("endpoint:N"), alt.Tooltip("queries:Q"),
