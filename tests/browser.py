@@ -162,10 +162,10 @@ class _Pipe:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def open_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None = None, width: int = 1200,
-                height: int = 900, timeout_s: float = 25.0) -> Page:
-    """Open ``path`` offline in headless Chromium and report what rendered, what failed and what overflowed."""
-    started = time.monotonic()
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike, width: int, height: int, timeout_s: float):
+    """A page of ``path`` loaded offline, waited for until its charts rendered or failed: ``(pipe, session,
+    state)``."""
     pipe = _Pipe(chromium(), width, height)
     try:
         target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -175,19 +175,35 @@ def open_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None
         pipe.send("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1,
                                                        "uploadThroughput": -1}, session=session)
         pipe.send("Page.navigate", {"url": Path(path).resolve().as_uri()}, session=session)
-        page = Page()
-        deadline = started + timeout_s
+        deadline = time.monotonic() + timeout_s
+        state: dict = {}
         while time.monotonic() < deadline:
             pipe.pump(0.25)
-            state = json.loads(pipe.send("Runtime.evaluate", {"expression": STATE_JS, "returnByValue": True},
-                                         session=session)["result"]["value"])
+            state = json.loads(_evaluate(pipe, session, STATE_JS))
             loaded = any(e.get("method") == "Page.loadEventFired" for e in pipe.events)
             if loaded and state["rendered"] + state["failed"] >= state["charts"]:
                 break
+        yield pipe, session, state
+    finally:
+        pipe.close()
+
+
+def _evaluate(pipe: _Pipe, session: str, expression: str):
+    reply = pipe.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
+    if "exceptionDetails" in reply:
+        raise AssertionError(f"the page could not evaluate {expression[:60]!r}: {reply['exceptionDetails']}")
+    return reply["result"].get("value")
+
+
+def open_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None = None, width: int = 1200,
+                height: int = 900, timeout_s: float = 25.0) -> Page:
+    """Open ``path`` offline in headless Chromium and report what rendered, what failed and what overflowed."""
+    started = time.monotonic()
+    with _opened(path, width, height, timeout_s) as (pipe, session, state):
+        page = Page()
         page.charts, page.rendered, page.failed = state["charts"], state["rendered"], state["failed"]
         page.described, page.svg_images = state["described"], state["svg_images"]
-        page.overflow = json.loads(pipe.send("Runtime.evaluate", {"expression": OVERFLOW_JS, "returnByValue": True},
-                                             session=session)["result"]["value"])
+        page.overflow = json.loads(_evaluate(pipe, session, OVERFLOW_JS))
         if screenshot is not None:
             metrics = pipe.send("Page.getLayoutMetrics", session=session)
             full = metrics.get("cssContentSize") or metrics["contentSize"]
@@ -211,8 +227,41 @@ def open_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None
                     page.external.append(url)
         page.seconds = time.monotonic() - started
         return page
-    finally:
-        pipe.close()
+
+
+@dataclass
+class Drag:
+    """A mouse drag from ``start`` to ``end``: each ``(css selector, x fraction, y fraction)`` of the first
+    element the selector matches."""
+
+    start: tuple[str, float, float]
+    end: tuple[str, float, float]
+
+
+def _point(pipe: _Pipe, session: str, where: tuple[str, float, float]) -> tuple[float, float]:
+    selector, fx, fy = where
+    box = json.loads(_evaluate(pipe, session, f"JSON.stringify(document.querySelector({json.dumps(selector)})"
+                                               ".getBoundingClientRect())"))
+    return box["left"] + fx * box["width"], box["top"] + fy * box["height"]
+
+
+def evaluate_around(path: str | os.PathLike, expression: str, drag: Drag, *, width: int = 1200,
+                    height: int = 1600, timeout_s: float = 25.0) -> tuple[object, object]:
+    """``expression``'s value in the loaded page before and after a mouse ``drag``."""
+    with _opened(path, width, height, timeout_s) as (pipe, session, _):
+        before = _evaluate(pipe, session, expression)
+        (x0, y0), (x1, y1) = _point(pipe, session, drag.start), _point(pipe, session, drag.end)
+        mouse = "Input.dispatchMouseEvent"
+        pipe.send(mouse, {"type": "mouseMoved", "x": x0, "y": y0}, session=session)
+        pipe.send(mouse, {"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1,
+                          "clickCount": 1}, session=session)
+        for k in range(1, 11):
+            pipe.send(mouse, {"type": "mouseMoved", "x": x0 + (x1 - x0) * k / 10, "y": y0 + (y1 - y0) * k / 10,
+                              "button": "left", "buttons": 1}, session=session)
+        pipe.send(mouse, {"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0,
+                          "clickCount": 1}, session=session)
+        pipe.pump(0.5)
+        return before, _evaluate(pipe, session, expression)
 
 
 def check_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None = None,

@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import browser
 import pytest
 
 from perfbench.errors import ConfigError, ExperimentError, RunDirError
@@ -50,6 +51,10 @@ def test_report_is_offline_and_holds_rendered_charts(experiment):
     for title in ("Latency distribution", "Latency by percentile", "Latency over time", "Throughput"):
         assert title in text
     assert html.count("window.vegaEmbed=") == 1  # the charting script once, every chart after it uses it
+    shots = browser.screenshot_dir()
+    page = browser.check_report(experiment.report, screenshot=shots / "report-load_test.png" if shots else None,
+                                min_charts=5)  # in Chromium, offline: every chart drawn, no error, no overflow
+    assert page.charts == len(embed.specs_in(html))
     assert "Traceback" not in html
     assert "req/s" in html and "p99" in html  # the headline and the endpoint table
 
@@ -144,3 +149,11 @@ def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, 
         assert f'href="{run_id}-load_test.html"' in index and (reports / f"{run_id}-load_test.html").exists()
     assert index.count("<svg") == 1 and "p95 latency and throughput across runs" in index  # the trend
     assert "orphan.html" in index and not EXTERNAL.search(index)
+
+
+def test_a_static_report_has_svg_images_and_no_script(experiment, tmp_path):
+    again = run_experiment("load_test", {"run_dir": str(experiment.run_dir)}, reports_dir=tmp_path, static=True)
+    html = again.report.read_text()
+    images = [s for s in svgs(html) if s.lstrip().startswith("<svg")]
+    assert len(images) >= 5 and "Latency by percentile" in " ".join(images)
+    assert "vegaEmbed" not in html and not EXTERNAL.search(html)

@@ -5,6 +5,7 @@ import base64
 import json
 import re
 
+import browser
 import pytest
 
 from perfbench.experiments.runner import run_experiment
@@ -25,6 +26,9 @@ def charts_in(html: str) -> str:
 def check_report(result, titles):
     html = result.report.read_text()
     assert not EXTERNAL.search(html)
+    shots = browser.screenshot_dir()
+    browser.check_report(result.report, screenshot=shots / f"report-{result.name}.png" if shots else None,
+                         min_charts=len(titles))  # opened in Chromium: every chart drawn, no error, no overflow
     svg = charts_in(html)
     for t in titles:
         assert t in svg, t
