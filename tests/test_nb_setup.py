@@ -56,3 +56,13 @@ def test_a_spec_cannot_close_its_script_element():
     html = embed.chart_html(spec)
     assert "</script><script>alert" not in html and html.count("</script>") == 1
     assert embed.specs_in(html) == [spec]
+
+
+def test_a_combination_without_a_description_is_described_by_its_parts():
+    a = {"description": "Memory grew by 2 MiB.", "mark": "point"}
+    b = {"title": {"text": "RSS growth"}, "mark": "line"}
+    assert embed.description({"vconcat": [a, b]}) == "Memory grew by 2 MiB. RSS growth."
+    empty = charts.errors_over_time(pl.DataFrame({"t_s": [], "error": [], "errors": []}))
+    assert embed.description(empty.to_dict()) == "No request failed in this run."
+    nothing = charts.latency_histogram(pl.DataFrame({"bin_start": [], "bin_end": [], "count": []}))
+    assert embed.description(nothing.to_dict()) == "Latency distribution (ms): no requests, so nothing to draw."

@@ -105,7 +105,8 @@ def _title(text: str) -> alt.TitleParams:
 def _empty(message: str, title: str, width: int) -> alt.Chart:
     """A small chart that says ``message`` where the chart would be."""
     return alt.Chart(pl.DataFrame({"message": [message]})).mark_text(fontSize=14, color="#666666").encode(
-        text="message:N").properties(width=width, height=60, title=_title(title))
+        text="message:N").properties(width=width, height=60, title=_title(title),
+                                     description=f"{title}: {message}, so nothing to draw.")
 
 
 def _log_spaced(df: pl.DataFrame) -> bool:

@@ -57,8 +57,13 @@ def bundle_html() -> str:
 
 
 def description(spec: dict[str, Any]) -> str:
-    """The one-sentence description of a chart spec (its ``description``), or its title when it has none."""
+    """The one-sentence description of a chart spec: its ``description``; for a concatenation or layering
+    without one, those of its parts; else its title."""
     text = spec.get("description")
+    if not text:
+        parts = [description(p) for key in ("vconcat", "hconcat", "concat", "layer") for p in spec.get(key, [])
+                 if isinstance(p, dict) and (p.get("description") or p.get("title"))]
+        text = " ".join(p if p.endswith(".") else p + "." for p in parts)
     if not text:
         title = spec.get("title")
         text = title.get("text") if isinstance(title, dict) else title
