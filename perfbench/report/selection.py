@@ -1,7 +1,7 @@
 """Brush a chart in JupyterLab, get the requests back in Python: a time window and a latency band picked with
 the mouse become a Polars frame of those requests, slowest first, with their SQL when the run has it.
 
-    from perfbench.report.selection import select
+    from perfbench import select
     pick = select(run)        # shows each request's latency over the run's time; drag a box over some of them
     pick.requests()           # those requests as a Polars frame (with their SQL statements, if any)
 
