@@ -168,5 +168,6 @@ def test_descriptions_name_the_figures_they_come_from(lf):
     generator = charts.stress_throughput(steps, verdict={"breaking_rps": 20.0, "cause": "generator"}).to_dict()
     assert "generator saturated at 20 req/s" in generator["description"]
     assert "generator limit at 20" in str(generator) and "breaks at" not in str(generator)
+    assert generator["title"]["text"].endswith("the load generator's limit, not the service's")
     held = charts.stress_throughput(steps, verdict={"breaking_rps": None, "highest_ok_rps": 20.0}).to_dict()
     assert "held to 20 req/s" in held["description"] and "breaks at" not in str(held)

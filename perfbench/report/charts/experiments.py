@@ -80,6 +80,8 @@ def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
     if rate is not None:
         layers.append(_vrule(rate, label, colour=PALETTE["planned"] if label.startswith("generator")
                              else PALETTE["error"]))
+    if label.startswith("generator"):
+        title += ": the load generator's limit, not the service's"
     best = df.sort("achieved_rps", descending=True).row(0, named=True)
     text = (f"Achieved against offered throughput over {df.height} steps up to {number(df['offered_rps'].max()):g} "
             f"req/s; at most {best['achieved_rps'] or 0:,.0f} req/s achieved; {sentence}.")
