@@ -405,3 +405,21 @@ def test_charts_leave_altair_global_state_alone(frames):
     charts.percentile_curve(frames["curve"]).to_dict()
     charts.endpoint_latency_bars(frames["stats"]).to_dict()
     assert (alt.renderers.active, alt.data_transformers.active) == before
+
+
+def test_percentile_curves_per_endpoint_and_overall_reach_as_far_as_their_counts_allow():
+    lf = make_requests(1500).lazy()  # 500 per endpoint
+    by, overall = results.percentile_curve(lf, by="endpoint"), results.percentile_curve(lf)
+    ends = by.sort("nines").group_by("endpoint").last()
+    maxima = lf.group_by("endpoint").agg((pl.col("latency_ns").max() / 1e6).alias("max_ms")).collect()
+    joined = ends.join(maxima, on="endpoint")
+    assert (joined["value_ms"] == joined["max_ms"]).all()  # each curve ends at its slowest request...
+    assert joined["percentile"].to_list() == pytest.approx([100 * (1 - 1 / 500)] * 3)  # ...at p99.8 for 500
+    assert overall["percentile"].max() == pytest.approx(100 * (1 - 1 / 1500))
+    spec = charts.percentile_curve(by, by="endpoint", overall=overall).to_dict()
+    assert colour(spec)[0] == [*sorted(ENDPOINTS), "all requests"]
+    assert colour(spec)[1][-1] == "#333333"  # all requests: the dark, thick line
+    assert "all requests" in spec["encoding"]["strokeWidth"]["condition"][0]["test"]
+    assert {r["endpoint"] for r in rows(spec)} == {*ENDPOINTS, "all requests"}
+    assert 3.0 in spec["encoding"]["x"]["axis"]["values"]  # 1,500 requests resolve p99.9, so it is a tick
+    assert ">99.9<" in render(charts.percentile_curve(by, by="endpoint", overall=overall))

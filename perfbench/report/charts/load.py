@@ -147,9 +147,8 @@ def percentile_curve(curve: pl.DataFrame, *, by: str | None = None, overall: pl.
         whole = _frame(overall, ["percentile", "nines", "value_ms"], "percentile_curve", "percentile_curve")
         if whole is not None and whole.height:
             whole = whole.drop_nulls(["nines", "value_ms"]).filter((pl.col("value_ms") > 0) | (not log_y))
-            whole = whole.with_columns(pl.lit("all requests").alias(key)).select(df.columns if df is not None
-                                                                                   else whole.columns + [])
-            df = whole if df is None or df.height == 0 else pl.concat([df, whole])
+            whole = whole.with_columns(pl.lit("all requests").alias(key))
+            df = whole if df is None or df.height == 0 else pl.concat([df.select(whole.columns), whole])
     if df is None or df.height == 0:
         return _empty("no requests", title, width)
     top = max(number(df["nines"].max()), 1.0)
