@@ -70,3 +70,14 @@ def test_the_failures_table_ranks_error_details_with_example_requests(requests):
 def test_a_frame_without_the_columns_is_refused():
     with pytest.raises(ValueError, match="status_timeseries.*end_ns"):
         charts.status_timeseries(pl.DataFrame({"status": [200]}))
+
+
+def test_status_codes_are_coloured_by_family():
+    st = pl.DataFrame({"t_s": [0.0] * 5, "status": ["200", "201", "404", "503", "timeout"], "rps": [1.0] * 5})
+    spec = charts.status_over_time(st).to_dict()
+    scale = spec["encoding"]["color"]["scale"]
+    colour = dict(zip(scale["domain"], scale["range"], strict=True))
+    assert colour["200"] != colour["201"] and colour["200"] in charts.load.STATUS_SHADES["2"]
+    assert colour["201"] in charts.load.STATUS_SHADES["2"] and colour["404"] in charts.load.STATUS_SHADES["4"]
+    assert colour["timeout"] == charts.PALETTE["timeout"]
+    assert scale["domain"] == ["200", "201", "404", "503", "timeout"]

@@ -311,6 +311,12 @@ def errors_over_time(err: pl.DataFrame, *, every_s: float = 1.0, domain: Domain 
     return describe(chart.properties(width=width, height=height, title=_title(title)), text + ".")
 
 
+# status code families: greens for 2xx, blues for 3xx, pinks for 4xx, purples for 5xx (in order of the codes)
+STATUS_SHADES = {"1": ("#bab0ac", "#9d9d9d"), "2": ("#54a24b", "#8cd17d", "#2f6b2a"),
+                 "3": ("#4c78a8", "#9ecae9", "#2b4c6f"), "4": ("#e377c2", "#f7b6d2", "#a4457f"),
+                 "5": ("#9467bd", "#c5b0d5", "#5e3c82")}
+
+
 def status_over_time(st: pl.DataFrame, *, every_s: float | None = None, domain: Domain = None,
                      warmup_end_s: float | None = None, zoom: Zoom = True,
                      title: str = "Responses per second, by status code", width: int = WIDTH,
@@ -323,13 +329,16 @@ def status_over_time(st: pl.DataFrame, *, every_s: float | None = None, domain: 
     step = every_s or _spacing(df["t_s"])
     df = df.with_columns(pl.col("status").cast(pl.String), t_end=pl.col("t_s") + step)
     codes = sorted(set(df["status"].to_list()), key=lambda c: (not c[:1].isdigit(), c))
-    family = {"2": "#54a24b", "3": "#4c78a8", "4": "#e377c2", "5": "#9467bd"}
-    shade: dict[str, int] = {}
+    used: dict[str, int] = {}
     colours: list[str] = []
     for c in codes:
-        base = family.get(c[:1], "#7f7f7f") if c[:1].isdigit() else PALETTE.get(c, "#7f7f7f")
-        shade[c[:1]] = shade.get(c[:1], 0) + 1
-        colours.append(base if shade[c[:1]] == 1 or not c[:1].isdigit() else PALETTE["max"])
+        shades = STATUS_SHADES.get(c[:1]) if c[:1].isdigit() else None
+        if shades is None:
+            colours.append(PALETTE.get(c, "#7f7f7f"))
+            continue
+        k = used.get(c[:1], 0)
+        used[c[:1]] = k + 1
+        colours.append(shades[k % len(shades)])
     bars = alt.Chart(df).mark_bar(clip=True).encode(
         x=time_x(domain=domain, bin="binned"), x2="t_end:Q",
         y=alt.Y("rps:Q", stack="zero", title="responses per second", axis=alt.Axis(format="~s")),
