@@ -173,14 +173,14 @@ def latency_axis(title: str = LATENCY_AXIS) -> alt.Axis:
 
 def count_axis(title: str, fmt: str = "~s") -> alt.Axis:
     """A quantitative axis of counts or rates: short labels (2k, 40k) that drop out rather than overlap."""
-    return alt.Axis(title=title, format=fmt, **NO_OVERLAP)
+    return alt.Axis(title=title, format=fmt, tickCount=8, **NO_OVERLAP)
 
 
 def time_x(field: str = "t_s", domain: tuple[float, float] | None = None, *, title: str = TIME_AXIS,
            param: str | None = None, **kwargs) -> alt.X:
     """The run's time axis: seconds since the run started, on ``domain`` when given (the same for every time
     chart of a run), else on the data's range; ``param`` names a brush whose window becomes the domain."""
-    axis = alt.Axis(title=title, format=TIME_FORMAT, **NO_OVERLAP)
+    axis = alt.Axis(title=title, format=TIME_FORMAT, tickCount=10, **NO_OVERLAP)
     if param is not None:
         scale = alt.Scale(domain={"param": param, "encoding": "x"}, nice=False, zero=False)
     elif domain is not None:
