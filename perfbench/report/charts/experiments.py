@@ -374,7 +374,8 @@ def trend(runs: pl.DataFrame, *, title: str = "p95 latency and throughput across
     base = alt.Chart(df).encode(x=alt.X("started_at:T", title="run started"),
                                 tooltip=["run_id:N", alt.Tooltip("p95_ms:Q", format=".2f"),
                                          alt.Tooltip("rps:Q", format=".1f")])
-    p95 = base.mark_line(point=True, color=PALETTE["p95"]).encode(y=alt.Y("p95_ms:Q", title="p95 (ms)")).properties(
+    p95 = base.mark_line(point=True, color=PALETTE["p95"]).encode(
+        y=alt.Y("p95_ms:Q", axis=latency_axis("p95 (ms)"), scale=latency_scale())).properties(
         width=width, height=height, title=_title(title))
     rps = base.mark_line(point=True, color=PALETTE["ok"]).encode(y=alt.Y("rps:Q", title="req/s")).properties(
         width=width, height=height)
