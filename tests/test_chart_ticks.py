@@ -29,7 +29,7 @@ def text_em(text: str) -> float:
 
 
 def label_boxes(svg: str) -> list[list[tuple[str, float, float, float, float]]]:
-    """Per axis, its tick labels as ``(text, x0, x1, y0, y1)`` boxes."""
+    """Per axis, its visible tick labels as ``(text, x0, x1, y0, y1)`` boxes."""
     root = ET.fromstring(svg)
     axes = []
     for g in root.iter(f"{SVG}g"):
@@ -39,7 +39,7 @@ def label_boxes(svg: str) -> list[list[tuple[str, float, float, float, float]]]:
         for t in g.iter(f"{SVG}text"):
             text = "".join(t.itertext())
             m = TRANSLATE.search(t.get("transform") or "")
-            if not text or not m:
+            if not text or not m or t.get("opacity") == "0":  # opacity 0: a label Vega dropped to avoid overlap
                 continue
             x, y = float(m.group(1)), float(m.group(2))
             size = float(re.sub("px", "", t.get("font-size") or "10"))
@@ -148,8 +148,9 @@ def test_the_overlap_check_sees_overlapping_labels():
     svg = ('<svg xmlns="http://www.w3.org/2000/svg"><g class="mark-text role-axis-label">'
            '<text text-anchor="middle" transform="translate(10,20)" font-size="10px">1,000</text>'
            '<text text-anchor="middle" transform="translate(30,20)" font-size="10px">1,500</text>'
+           '<text text-anchor="middle" transform="translate(40,20)" font-size="10px" opacity="0">1,750</text>'
            '<text text-anchor="middle" transform="translate(80,20)" font-size="10px">2,000</text></g></svg>')
-    assert overlaps(svg) == ["'1,000' and '1,500'"]
+    assert overlaps(svg) == ["'1,000' and '1,500'"]  # the hidden 1,750 is not drawn, so it cannot overlap
 
 
 def test_every_chart_says_in_one_sentence_what_its_data_shows(lf):
