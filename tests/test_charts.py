@@ -423,3 +423,13 @@ def test_percentile_curves_per_endpoint_and_overall_reach_as_far_as_their_counts
     assert {r["endpoint"] for r in rows(spec)} == {*ENDPOINTS, "all requests"}
     assert 3.0 in spec["encoding"]["x"]["axis"]["values"]  # 1,500 requests resolve p99.9, so it is a tick
     assert ">99.9<" in render(charts.percentile_curve(by, by="endpoint", overall=overall))
+
+
+def test_ecdf_curves_close_at_100_percent_at_their_slowest_request():
+    both = pl.concat([make_requests(13).lazy().with_columns(label=pl.lit("cold")),
+                      make_requests(40, seed=3).lazy().with_columns(label=pl.lit("warm"))])
+    spec = charts.ecdf_overlay(results.percentile_curve(both, by="label")).to_dict()
+    data = pl.DataFrame(rows(spec))
+    tops = data.filter(pl.col("percentile") == 100.0).sort("label")
+    maxima = both.group_by("label").agg(pl.col("latency_ns").max() / 1e6).sort("label").collect()
+    assert tops["value_ms"].to_list() == maxima["latency_ns"].to_list()

@@ -216,6 +216,10 @@ def ecdf_overlay(curve: pl.DataFrame, *, by: str = "label", title: str = "Latenc
         return _empty("no requests", title, width)
     groups = df[by].unique(maintain_order=True).to_list()
     df = df.filter(pl.col("value_ms") > 0)
+    # every request is at or under the slowest one: each curve closes at 100 %
+    tops = df.group_by(by, maintain_order=True).agg(pl.col("value_ms").max()).with_columns(
+        percentile=pl.lit(100.0))
+    df = pl.concat([df, tops.select(df.columns)]).unique(maintain_order=True)
     medians = df.filter(pl.col("percentile") == 50).select(by, "value_ms")
     text = (f"Cumulative latency distributions of {', '.join(map(str, groups))}"
             + ("; medians " + ", ".join(f"{g} {fmt_ms(v)}" for g, v in medians.iter_rows()) if medians.height else "")
