@@ -10,11 +10,11 @@ themes, data transformers): rendering is the caller's business (``perfbench.repo
 ``WIDTH``/``HEIGHT`` and the axis titles of ``base``. Latency is always in ms, time in seconds since the run start.
 
 The charts live in submodules by what they show: ``load`` (one run's latency, throughput and errors),
-``server`` (the target's resources, memory and SQL), ``experiments`` (stress, spike, soak, cold/warm,
-regression, the reports index), ``timeline`` (the linked time views of a run); ``data`` makes the small frames
-they need that ``results`` does not (offered rate, status codes, per-endpoint latency over time, failures);
-``base`` holds the shared look and helpers; ``embed`` puts interactive charts into a page with no network.
-All are re-exported here.
+``server`` (the target's resources, memory and SQL), ``bench`` (micro-benchmarks), ``experiments`` (stress,
+spike, soak, cold/warm, regression, the reports index), ``timeline`` (the linked time views of a run); ``data``
+makes the small frames they need that ``results`` does not (offered rate, status codes, per-endpoint latency
+over time, failures); ``base`` holds the shared look and helpers; ``embed`` puts interactive charts into a page
+with no network. All are re-exported here.
 
 Conventions: latency axes are logarithmic (ms), time axes are seconds since the run's start on the run's
 whole duration (``run_domain``), the warm-up is shaded, and every chart carries a one-sentence
@@ -32,6 +32,7 @@ from .base import (
     TIME_AXIS,
     WIDTH,
 )
+from .bench import bench_histograms, bench_scaling
 from .data import (
     endpoint_timeseries,
     failures,
@@ -80,6 +81,8 @@ from .server import (
 from .timeline import timeline
 
 __all__ = [
+    "bench_histograms",
+    "bench_scaling",
     "WIDTH",
     "HEIGHT",
     "PALETTE",
