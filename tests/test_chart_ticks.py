@@ -129,6 +129,12 @@ def every_chart(lf: pl.LazyFrame) -> dict[str, object]:
         "queries_per_request": charts.queries_per_request(pl.DataFrame({
             "endpoint": ENDPOINTS, "min": [1, 1, 2], "p50": [1, 10, 2], "p90": [1, 100, 3], "p99": [2, 1000, 3],
             "max": [2, 1500, 4]})),
+        "bench_histograms": charts.bench_histograms(pl.DataFrame({
+            "benchmark": ["sort[10]"] * 3 + ["sort[1000]"] * 3, "bin_start_us": [1.0, 1.5, 2.0, 900.0, 1200.0, 1500.0],
+            "bin_end_us": [1.5, 2.0, 2.5, 1200.0, 1500.0, 1800.0], "rounds": [5, 12, 3, 4, 10, 6]})),
+        "bench_scaling": charts.bench_scaling(pl.DataFrame({
+            "n": [10.0, 100.0, 1000.0, 10000.0], "median_us": [1.2, 15.0, 180.0, 2300.0],
+            "q1_us": [1.1, 14.0, 170.0, 2200.0], "q3_us": [1.3, 16.0, 190.0, 2400.0]}), fit_text="time grows as n^1.1"),
         "latency_vs_queries": charts.latency_vs_queries(pl.DataFrame({
             "endpoint": ["a", "b", "a"], "queries": [1, 150, 1200], "latency_ms": [0.5, 40.0, 2500.0]})),
     }
