@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test check lint lab bench clean-venv
+.PHONY: demo test check lint lab bench clean-venv chromium
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -25,7 +25,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/perfbench demo
 
-test: $(STAMP)
+# the report tests open every experiment's report in headless Chromium (Debian's package), installed here
+# when it is missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 # the everyday subset: everything but the tests marked slow (pyproject.toml's pytest markers)

@@ -55,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "cold_warm": ".experiments.coldwarm",
     "run_experiment": ".experiments.runner",
     "list_experiments": ".experiments.runner",
+    # JupyterLab: requests picked with the mouse
+    "select": ".report.selection",
     # the service side
     "Agent": ".agent",
     "cache_hit": ".agent",
@@ -77,7 +79,8 @@ __all__ = [  # the whole public API; tests/test_public_api.py keeps it equal to 
     "shapes", "run_load", "RunResult", "Scenario", "Request", "Login", "IntRange", "Choice", "UUID4",
     "JsonField", "BodyContains", "Predicate", "NoGraphQLErrors", "graphql", "load_scenario", "from_paths",
     "Hooks", "FlowScenario", "Flow", "Step", "Extract", "Branch", "UserClass",
-    "Run", "compare", "stress", "StressResult", "cold_warm", "run_experiment", "list_experiments", "Agent",
+    "Run", "compare", "stress", "StressResult", "cold_warm", "run_experiment", "list_experiments", "select",
+    "Agent",
     "cache_hit", "cache_miss", "capture", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
     "TargetError", "ExperimentError", "SLOBreached", "RegressionFound",
 ]
@@ -115,6 +118,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .experiments.runner import list_experiments, run_experiment
     from .experiments.stress import StressResult, stress
     from .load import RunResult, run_load
+    from .report.selection import select
     from .scenario import (
         UUID4,
         BodyContains,

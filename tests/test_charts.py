@@ -99,6 +99,16 @@ def mark(unit: dict) -> str:
     return m["type"] if isinstance(m, dict) else m
 
 
+def axis_title(channel: dict) -> str:
+    """An encoding channel's axis title (given on the channel or on its axis)."""
+    return channel.get("title") or channel["axis"]["title"]
+
+
+def data_unit(spec: dict) -> dict:
+    """The one layer of a chart that carries an encoding on t_s or value_ms (not a warm-up band or a rule)."""
+    return [u for u in units(spec) if "encoding" in u and u["encoding"].get("x", {}).get("field") not in ("a", "x")][0]
+
+
 def title(spec: dict) -> str:
     t = spec["title"]
     return t["text"] if isinstance(t, dict) else t
@@ -123,7 +133,7 @@ def test_histogram_of_log_bins_has_a_log_axis(frames):
     assert enc["x"]["scale"]["type"] == "log"
     assert enc["x2"]["field"] == "bin_end"
     assert enc["y"]["field"] == "count"
-    assert "ms" in title(spec) and "ms" in enc["x"]["title"]
+    assert "ms" in title(spec) and "ms" in axis_title(enc["x"])
     assert (spec["width"], spec["height"]) == (charts.WIDTH, charts.HEIGHT)
     assert len(rows(spec)) == frames["hist"].height
     render(charts.latency_histogram(frames["hist"]))
@@ -166,7 +176,8 @@ def test_percentile_curve_has_a_nines_axis_labelled_as_percentiles(frames):
     values = x["axis"]["values"]
     assert values[0] == 0 and {1.0, 2.0, 3.0} <= set(values)  # 4000 rows resolve p99.9, not p99.99
     assert "datum.value" in x["axis"]["labelExpr"]
-    assert spec["encoding"]["y"]["field"] == "value_ms" and "ms" in spec["encoding"]["y"]["title"]
+    assert spec["encoding"]["y"]["field"] == "value_ms" and "ms" in axis_title(spec["encoding"]["y"])
+    assert spec["encoding"]["y"]["scale"]["type"] == "log"  # the latency axis convention
     assert "ms" in title(spec)
     svg = render(chart)
     for label in (">0<", ">50<", ">90<", ">99<", ">99.9<"):
@@ -199,8 +210,9 @@ def test_latency_over_time_is_long_form_lines_per_percentile(frames):
     spec = chart.to_dict()
     assert mark(spec) == "line"
     enc = spec["encoding"]
-    assert enc["x"]["field"] == "t_s" and enc["x"]["title"] == "time since start (s)"
-    assert enc["y"]["field"] == "value_ms" and "ms" in enc["y"]["title"]
+    assert enc["x"]["field"] == "t_s" and axis_title(enc["x"]) == "time since start (s)"
+    assert enc["y"]["field"] == "value_ms" and "ms" in axis_title(enc["y"])
+    assert enc["y"]["scale"]["type"] == "log"
     assert colour(spec) == (["p50", "p95", "p99", "max"], [charts.PALETTE[s] for s in ("p50", "p95", "p99", "max")])
     (faint,) = enc["opacity"]["condition"]  # max is lighter
     assert "max" in faint["test"] and faint["value"] < enc["opacity"]["value"]
@@ -227,7 +239,7 @@ def test_throughput_is_a_stacked_area_by_outcome(frames):
     assert mark(spec) == "area"
     assert spec["encoding"]["y"]["stack"] == "zero"
     assert colour(spec) == (["ok", "error"], [charts.PALETTE["ok"], charts.PALETTE["error"]])
-    assert spec["encoding"]["x"]["title"] == "time since start (s)"
+    assert axis_title(spec["encoding"]["x"]) == "time since start (s)"
     render(chart)
 
 
@@ -284,15 +296,15 @@ def test_a_run_without_errors_gives_a_no_errors_chart():
 
 # --- per endpoint -----------------------------------------------------------------------------------------
 
-def test_endpoint_latency_bars_group_percentiles_per_endpoint(frames):
+def test_endpoint_latency_dots_show_percentiles_per_endpoint_on_a_log_axis(frames):
     chart = charts.endpoint_latency_bars(frames["stats"])
     spec = chart.to_dict()
-    assert mark(spec) == "bar"
-    enc = spec["encoding"]
+    rule, dots = units(spec)
+    assert (mark(rule), mark(dots)) == ("rule", "point")
+    enc = dots["encoding"]
     assert enc["y"]["field"] == "endpoint" and enc["y"]["sort"] == ENDPOINTS
-    assert enc["yOffset"]["field"] == "series"
-    assert enc["x"]["field"] == "value_ms" and "ms" in enc["x"]["title"]
-    assert colour(spec)[0] == ["p50", "p95", "p99"]
+    assert enc["x"]["field"] == "value_ms" and "ms" in axis_title(enc["x"]) and enc["x"]["scale"]["type"] == "log"
+    assert colour(dots)[0] == ["p50", "p95", "p99"]
     assert len(rows(spec)) == 3 * len(ENDPOINTS)
     render(chart)
 
@@ -301,7 +313,7 @@ def test_endpoint_latency_bars_take_the_endpoint_table_too():
     table = pl.DataFrame({"endpoint": ["GET /a", "ALL"], "count": [10, 10], "p50_ms": [1.0, 1.0],
                           "p95_ms": [2.0, 2.0], "p99_ms": [3.0, 3.0], "max_ms": [4.0, 4.0]})
     spec = charts.endpoint_latency_bars(table, series=("p50", "p99", "max")).to_dict()
-    assert colour(spec)[0] == ["p50", "p99", "max"]
+    assert colour(units(spec)[1])[0] == ["p50", "p99", "max"]
     render(charts.endpoint_latency_bars(table))
 
 
@@ -393,3 +405,31 @@ def test_charts_leave_altair_global_state_alone(frames):
     charts.percentile_curve(frames["curve"]).to_dict()
     charts.endpoint_latency_bars(frames["stats"]).to_dict()
     assert (alt.renderers.active, alt.data_transformers.active) == before
+
+
+def test_percentile_curves_per_endpoint_and_overall_reach_as_far_as_their_counts_allow():
+    lf = make_requests(1500).lazy()  # 500 per endpoint
+    by, overall = results.percentile_curve(lf, by="endpoint"), results.percentile_curve(lf)
+    ends = by.sort("nines").group_by("endpoint").last()
+    maxima = lf.group_by("endpoint").agg((pl.col("latency_ns").max() / 1e6).alias("max_ms")).collect()
+    joined = ends.join(maxima, on="endpoint")
+    assert (joined["value_ms"] == joined["max_ms"]).all()  # each curve ends at its slowest request...
+    assert joined["percentile"].to_list() == pytest.approx([100 * (1 - 1 / 500)] * 3)  # ...at p99.8 for 500
+    assert overall["percentile"].max() == pytest.approx(100 * (1 - 1 / 1500))
+    spec = charts.percentile_curve(by, by="endpoint", overall=overall).to_dict()
+    assert colour(spec)[0] == [*sorted(ENDPOINTS), "all requests"]
+    assert colour(spec)[1][-1] == "#333333"  # all requests: the dark, thick line
+    assert "all requests" in spec["encoding"]["strokeWidth"]["condition"][0]["test"]
+    assert {r["endpoint"] for r in rows(spec)} == {*ENDPOINTS, "all requests"}
+    assert 3.0 in spec["encoding"]["x"]["axis"]["values"]  # 1,500 requests resolve p99.9, so it is a tick
+    assert ">99.9<" in render(charts.percentile_curve(by, by="endpoint", overall=overall))
+
+
+def test_ecdf_curves_close_at_100_percent_at_their_slowest_request():
+    both = pl.concat([make_requests(13).lazy().with_columns(label=pl.lit("cold")),
+                      make_requests(40, seed=3).lazy().with_columns(label=pl.lit("warm"))])
+    spec = charts.ecdf_overlay(results.percentile_curve(both, by="label")).to_dict()
+    data = pl.DataFrame(rows(spec))
+    tops = data.filter(pl.col("percentile") == 100.0).sort("label")
+    maxima = both.group_by("label").agg(pl.col("latency_ns").max() / 1e6).sort("label").collect()
+    assert tops["value_ms"].to_list() == maxima["latency_ns"].to_list()

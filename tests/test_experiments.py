@@ -5,19 +5,23 @@ import json
 import re
 from pathlib import Path
 
+import browser
 import pytest
 
 from perfbench.errors import ConfigError, ExperimentError, RunDirError
 from perfbench.experiments.runner import list_experiments, run_experiment
+from perfbench.report.charts import embed
 
 pytestmark = pytest.mark.slow
 
 # any reference to another host: attributes, CSS url(), script import()/fetch of an http(s) URL
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|import\(\s*["'`]https?:|["'`]https?://[^"'`\s]*\.m?js""", re.I)
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|import\(\s*["'`]https?:|["'`]https?://[^"'`\s]*\.m?js["'`]""", re.I)
 
 
 def svgs(html: str) -> list[str]:
-    return [base64.b64decode(m).decode() for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
+    """A report's charts as text: its interactive chart specs (or its SVG images, in a static report)."""
+    return [json.dumps(s) for s in embed.specs_in(html)] + [
+        base64.b64decode(m).decode() for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,11 @@ def test_report_is_offline_and_holds_rendered_charts(experiment):
     text = " ".join(charts)
     for title in ("Latency distribution", "Latency by percentile", "Latency over time", "Throughput"):
         assert title in text
-    assert "<path" in text  # marks were drawn, not only axes
+    assert html.count("window.vegaEmbed=") == 1  # the charting script once, every chart after it uses it
+    shots = browser.screenshot_dir()
+    page = browser.check_report(experiment.report, screenshot=shots / "report-load_test.png" if shots else None,
+                                min_charts=5)  # in Chromium, offline: every chart drawn, no error, no overflow
+    assert page.charts == len(embed.specs_in(html))
     assert "Traceback" not in html
     assert "req/s" in html and "p99" in html  # the headline and the endpoint table
 
@@ -107,7 +115,7 @@ def test_a_broken_slo_fails_the_experiment_with_exit_10_and_leads_the_report(htt
     assert meta["verdict"]["ok"] is False and meta["experiment"]["outcome"] == "failed"
     assert meta["experiment"]["parameters"]["slos"] == ["p99<1ms"]
     html = next((tmp_path / "reports").glob("*-load_test.html")).read_text()
-    first_chart = html.index('data-mime-type="image/svg+xml"')
+    first_chart = html.index('class="perfbench-chart"')
     assert html.index("FAILED: SLO broken: p99&lt;1ms") < first_chart  # the verdict comes first
     assert "perfbench / Python" in html and "code under test" in html  # the header with the run's metadata
 
@@ -141,3 +149,11 @@ def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, 
         assert f'href="{run_id}-load_test.html"' in index and (reports / f"{run_id}-load_test.html").exists()
     assert index.count("<svg") == 1 and "p95 latency and throughput across runs" in index  # the trend
     assert "orphan.html" in index and not EXTERNAL.search(index)
+
+
+def test_a_static_report_has_svg_images_and_no_script(experiment, tmp_path):
+    again = run_experiment("load_test", {"run_dir": str(experiment.run_dir)}, reports_dir=tmp_path, static=True)
+    html = again.report.read_text()
+    images = [s for s in svgs(html) if s.lstrip().startswith("<svg")]
+    assert len(images) >= 5 and "Latency by percentile" in " ".join(images)
+    assert "vegaEmbed" not in html and not EXTERNAL.search(html)

@@ -3,6 +3,7 @@ demo's leaking endpoint is a leak (the experiment fails, exit code 10 from the C
 
 from __future__ import annotations
 
+import browser
 import pytest
 
 
@@ -20,4 +21,6 @@ def test_memory_soak_notebook_runs(tmp_path):
     assert "perfbench/demo/leak.py" in text
     html = r.report.read_text()
     assert "FAILED: leak" in html  # the verdict leads the report
-    assert html.count('data-mime-type="image/svg+xml"') >= 3  # the memory timeline, growth and diff charts
+    assert html.count('class="perfbench-chart"') >= 3  # the memory timeline, growth and diff charts
+    shots = browser.screenshot_dir()
+    browser.check_report(r.report, screenshot=shots / "report-memory_soak.png" if shots else None, min_charts=3)

@@ -5,23 +5,30 @@ import base64
 import json
 import re
 
+import browser
 import pytest
 
 from perfbench.experiments.runner import run_experiment
+from perfbench.report.charts import embed
 
 pytestmark = pytest.mark.slow
 # any reference to another host: attributes, CSS url(), script import()/fetch of an http(s) URL
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|import\(\s*["'`]https?:|["'`]https?://[^"'`\s]*\.m?js""", re.I)
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|import\(\s*["'`]https?:|["'`]https?://[^"'`\s]*\.m?js["'`]""", re.I)
 
 
 def charts_in(html: str) -> str:
-    return " ".join(base64.b64decode(m).decode()
-                    for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html))
+    """The text of a report's charts: its interactive chart specs (or its SVG images, in a static report)."""
+    return " ".join([json.dumps(s) for s in embed.specs_in(html)]
+                    + [base64.b64decode(m).decode()
+                       for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)])
 
 
 def check_report(result, titles):
     html = result.report.read_text()
     assert not EXTERNAL.search(html)
+    shots = browser.screenshot_dir()
+    browser.check_report(result.report, screenshot=shots / f"report-{result.name}.png" if shots else None,
+                         min_charts=len(titles))  # opened in Chromium: every chart drawn, no error, no overflow
     svg = charts_in(html)
     for t in titles:
         assert t in svg, t

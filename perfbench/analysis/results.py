@@ -405,17 +405,25 @@ def percentile_curve(lf: pl.LazyFrame, column: str = "latency_ms", by: str | Non
     """
     ps = sorted({round(1 - 10 ** (-k / 10), 6) for k in range(0, max_nines * 10 + 1)} | {0.5, 0.9, 0.95, 0.99})
     lf = with_ms(lf)
-    aggs = [pct(column, p).alias(f"{p!r}") for p in ps] + [pl.len().alias("_n")]
+    aggs = [pct(column, p).alias(f"{p!r}") for p in ps] + [pl.len().alias("_n"), pl.col(column).max().alias("_max")]
     keys = [by] if by else []
     wide = (lf.group_by(keys).agg(aggs) if keys else lf.select(aggs)).collect()
     rows = []
     for r in wide.iter_rows(named=True):
         n = r["_n"]
+        kept = 0.0
         for p in ps:
             if p > 0 and 1 - p < 1 / max(n, 1):  # beyond the resolution of n samples
                 continue
+            kept = p
             rows.append({**({by: r[by]} if by else {}), "percentile": p * 100,
                          "nines": -math.log10(1 - p) if p < 1 else None, "value_ms": r[f"{p!r}"]})
+        top = 1 - 1 / n if n > 1 else 0.0
+        if top > kept + 1e-12 and -math.log10(1 - top) <= max_nines:
+            # the curve ends where n samples end, at the slowest one (HdrHistogram's last point): 999 requests
+            # reach p99.9, 1,500 reach p99.93
+            rows.append({**({by: r[by]} if by else {}), "percentile": top * 100, "nines": -math.log10(1 - top),
+                         "value_ms": r["_max"]})
     return pl.DataFrame(rows)
 
 

@@ -33,6 +33,9 @@ def _add_experiment(sub) -> None:
     p.add_argument("--reports-dir", default="reports", help="default reports")
     p.add_argument("--notebooks-dir", help="where the experiment notebooks are (default: the project's notebooks/)")
     p.add_argument("--show-input", action="store_true", help="keep code cells in the HTML report")
+    p.add_argument("--static", action="store_true",
+                   help="charts as static SVG images (for print and e-mail) instead of interactive ones; "
+                        "same as PERFBENCH_STATIC=1")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -42,7 +45,8 @@ def cmd_experiment(args) -> int:
     params = {k: param_value(v) for k, v in args.parameter}
     _check(args, params)
     result = run_experiment(args.name, params, runs_dir=args.runs_dir, reports_dir=args.reports_dir,
-                            notebooks_dir=args.notebooks_dir, show_input=args.show_input, log=err)
+                            notebooks_dir=args.notebooks_dir, show_input=args.show_input, log=err,
+                            static=args.static)
     print(f"run directory: {result.run_dir}")
     print(f"notebook:      {result.notebook}")
     print(f"report:        {result.report}")

@@ -116,8 +116,11 @@ class ExperimentResult:
 def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_dir: str | os.PathLike = "data/runs",
                    reports_dir: str | os.PathLike = "reports", notebooks_dir: str | os.PathLike | None = None,
                    show_input: bool = False, kernel_name: str = "python3",
-                   log: Callable[[str], None] | None = None) -> ExperimentResult:
-    """Run experiment ``name`` with ``parameters``; return where its run, notebook and report are."""
+                   log: Callable[[str], None] | None = None, static: bool = False) -> ExperimentResult:
+    """Run experiment ``name`` with ``parameters``; return where its run, notebook and report are.
+
+    Charts are interactive (Vega, no network); ``static`` makes them SVG images (``nb.setup`` reads
+    ``$PERFBENCH_STATIC``, which the kernel inherits)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -154,10 +157,13 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     verdict_file = reports / f".{run_id}.{name}.verdict.json"
     verdict_file.unlink(missing_ok=True)
     log(f"perfbench: running experiment {name} ({path.name}) as run {run_id}")
-    from ..report.nb import VERDICT_FILE_ENV
+    from ..report.nb import STATIC_ENV, VERDICT_FILE_ENV
 
     before = os.environ.get(VERDICT_FILE_ENV)
+    before_static = os.environ.get(STATIC_ENV)
     os.environ[VERDICT_FILE_ENV] = str(verdict_file.resolve())  # the kernel inherits the environment
+    if static:
+        os.environ[STATIC_ENV] = "1"
     # URL credentials and secret query parameters (the target, request paths): papermill saves parameters
     # into the notebook, so it gets them redacted and the real ones travel in the environment (never saved)
     params, secrets = redact_parameters(params)
@@ -179,7 +185,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
                               f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "
                               f"(executed notebook kept at {kept})") from None
     finally:
-        for key, value in ((VERDICT_FILE_ENV, before), (SECRETS_ENV, before_secrets)):
+        for key, value in ((VERDICT_FILE_ENV, before), (SECRETS_ENV, before_secrets), (STATIC_ENV, before_static)):
             if value is None:
                 os.environ.pop(key, None)
             else:

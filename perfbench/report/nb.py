@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+STATIC_ENV = "PERFBENCH_STATIC"
+RENDERER = "perfbench"
 
-def setup(renderer: str = "svg") -> None:
-    """Render Altair charts as inline SVG (vl-convert: no network, in reports and in JupyterLab)
-    and show Polars tables with enough rows and sensible float formatting."""
+
+def static_requested() -> bool:
+    """Whether ``$PERFBENCH_STATIC`` asks for static charts (``perfbench experiment --static`` sets it)."""
+    return os.environ.get(STATIC_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def setup(static: bool | None = None) -> None:
+    """Set up a notebook's charts and tables.
+
+    Charts are interactive (tooltips, zoom, brushing) and need no network: the Vega JavaScript, from the
+    vl-convert package, is put into this cell's output once (about 0.9 MB) and every chart after it uses it,
+    in JupyterLab and in the exported report alike. ``static=True`` (or ``$PERFBENCH_STATIC=1``) renders
+    inline SVG instead, for print and e-mail. Polars tables show enough rows with sensible float formatting.
+    """
     import altair as alt
     import polars as pl
 
-    alt.renderers.enable(renderer)
+    if static is None:
+        static = static_requested()
+    if static:
+        alt.renderers.enable("svg")
+    else:
+        from IPython.display import HTML, display
+
+        from .charts import embed
+
+        if RENDERER not in alt.renderers.names():
+            alt.renderers.register(RENDERER, embed.renderer)
+        display(HTML(embed.bundle_html()))
+        alt.renderers.enable(RENDERER)
     pl.Config.set_tbl_rows(40)
     pl.Config.set_float_precision(2)
     pl.Config.set_tbl_hide_dataframe_shape(True)

@@ -6,8 +6,10 @@ Kept apart so that load, server and experiment charts share one look without imp
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import cast
+import warnings
+from typing import Any, cast
 
 import altair as alt
 import polars as pl
@@ -87,10 +89,14 @@ def _frame(df: pl.DataFrame, cols: list[str], func: str, producer: str | None = 
 
 def _colour(field: str, domain: list[str], title: str) -> alt.Color:
     """A nominal colour encoding whose colours come from PALETTE, so a name has one colour everywhere."""
-    extra = iter(EXTRA_COLOURS * (len(domain) // len(EXTRA_COLOURS) + 1))
-    colours = [PALETTE[d] if d in PALETTE else next(extra) for d in domain]
-    return alt.Color(f"{field}:N", scale=alt.Scale(domain=domain, range=colours), sort=domain,
+    return alt.Color(f"{field}:N", scale=alt.Scale(domain=domain, range=_colours(domain)), sort=domain,
                      legend=alt.Legend(title=title))
+
+
+def _colours(domain: list[str]) -> list[str]:
+    """The colour of each name: PALETTE's, else the next of EXTRA_COLOURS."""
+    extra = iter(EXTRA_COLOURS * (len(domain) // len(EXTRA_COLOURS) + 1))
+    return [PALETTE[d] if d in PALETTE else next(extra) for d in domain]
 
 
 def _title(text: str) -> alt.TitleParams:
@@ -100,7 +106,8 @@ def _title(text: str) -> alt.TitleParams:
 def _empty(message: str, title: str, width: int) -> alt.Chart:
     """A small chart that says ``message`` where the chart would be."""
     return alt.Chart(pl.DataFrame({"message": [message]})).mark_text(fontSize=14, color="#666666").encode(
-        text="message:N").properties(width=width, height=60, title=_title(title))
+        text="message:N").properties(width=width, height=60, title=_title(title),
+                                     description=f"{title}: {message}, so nothing to draw.")
 
 
 def _log_spaced(df: pl.DataFrame) -> bool:
@@ -141,3 +148,93 @@ def _vrule(x: float, label: str, colour: str = PALETTE["error"]) -> alt.LayerCha
     text = alt.Chart(d).mark_text(align="left", dx=4, dy=-4, color=colour, baseline="top").encode(
         x="x:Q", y=alt.value(0), text="label:N")
     return _layer(rule, text)
+
+
+# --- the shared conventions of axes, descriptions and interaction -----------------------------------------
+
+# Latency axes are logarithmic everywhere a latency is a position (distributions, percentiles, over time, per
+# endpoint, stress steps): a 1 ms median and a 900 ms tail stay readable on one axis. Labels are plain
+# numbers (0.5, 20, 1,000: no SI prefixes, which would read "500m" for half a millisecond), and the axes drop
+# labels that would overlap (labelOverlap "greedy").
+LATENCY_FORMAT = ",~r"
+TIME_FORMAT = ",~r"
+WARMUP_COLOUR = "#bab0ac"
+# Labels that would touch are dropped (greedy, at least 6 px apart); none is shifted to sit flush with the
+# axis's ends, because Vega shifts them after dropping the overlapping ones ("1,0001,500").
+NO_OVERLAP: dict[str, Any] = {"labelOverlap": "greedy", "labelSeparation": 6, "labelFlush": False}
+
+
+def latency_scale(log: bool = True, **kwargs) -> alt.Scale:
+    return alt.Scale(type="log", **kwargs) if log else alt.Scale(**kwargs)
+
+
+def latency_axis(title: str = LATENCY_AXIS) -> alt.Axis:
+    return alt.Axis(title=title, format=LATENCY_FORMAT, **NO_OVERLAP)
+
+
+def count_axis(title: str, fmt: str = "~s") -> alt.Axis:
+    """A quantitative axis of counts or rates: short labels (2k, 40k) that drop out rather than overlap."""
+    return alt.Axis(title=title, format=fmt, tickCount=8, **NO_OVERLAP)
+
+
+def time_x(field: str = "t_s", domain: tuple[float, float] | None = None, *, title: str = TIME_AXIS,
+           param: str | None = None, **kwargs) -> alt.X:
+    """The run's time axis: seconds since the run started, on ``domain`` when given (the same for every time
+    chart of a run), else on the data's range; ``param`` names a brush whose window becomes the domain."""
+    axis = alt.Axis(title=title, format=TIME_FORMAT, tickCount=10, **NO_OVERLAP)
+    if param is not None:
+        scale = alt.Scale(domain={"param": param, "encoding": "x"}, nice=False, zero=False)
+    elif domain is not None:
+        scale = alt.Scale(domain=[float(domain[0]), float(domain[1])], nice=False, zero=False)
+    else:
+        scale = alt.Scale(nice=False, zero=False)
+    return alt.X(f"{field}:Q", axis=axis, scale=scale, **kwargs)
+
+
+_ZOOM_IDS = itertools.count(1)
+
+
+def zoom_x() -> alt.Parameter:
+    """Mouse-wheel zoom and drag-to-pan on the x axis (double-click resets), under a name of its own so that
+    charts concatenated later keep independent zooms."""
+    return alt.selection_interval(bind="scales", encodings=["x"], name=f"zoom_{next(_ZOOM_IDS)}")
+
+
+def shared_params(build):
+    """``build()`` (a concatenation whose charts share one parameter on purpose) without Altair's warning
+    that it merged them: the merge is what is wanted."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
+        return build()
+
+
+def warmup_band(end_s: float | None, domain: tuple[float, float] | None = None) -> alt.LayerChart | None:
+    """A grey band over the warm-up, from the run's start to ``end_s``, labelled; None when there is none."""
+    if end_s is None or not math.isfinite(end_s) or end_s <= 0:
+        return None
+    start = float(domain[0]) if domain else 0.0
+    d = pl.DataFrame({"a": [start], "b": [float(end_s)], "label": ["warm-up"]})
+    band = alt.Chart(d).mark_rect(color=WARMUP_COLOUR, opacity=0.25).encode(
+        x=alt.X("a:Q"), x2="b:Q", tooltip=[alt.Tooltip("b:Q", title="warm-up ends (s)")])
+    text = alt.Chart(d).mark_text(align="left", baseline="top", dx=3, dy=3, color="#666666", fontSize=10).encode(
+        x="a:Q", y=alt.value(0), text="label:N")
+    return _layer(band, text)
+
+
+def fmt_ms(v: float | None) -> str:
+    """A latency for a sentence: 3 significant figures, thousands separated (``412 ms``, ``1,078 ms``)."""
+    if v is None or not math.isfinite(float(v)):
+        return "-"
+    v = float(v)
+    if v >= 100:
+        return f"{v:,.0f} ms"
+    return f"{float(f'{v:.3g}'):g} ms"
+
+
+def fmt_s(v: float) -> str:
+    return f"{float(f'{float(v):.3g}'):g} s"
+
+
+def describe(chart, text: str):
+    """The chart with ``text`` as its Vega-Lite ``description`` (the alt text of the rendered figure)."""
+    return chart.properties(description=text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from .base import EXTRA_COLOURS, PALETTE, WIDTH, _empty, _frame, _layer, _title
+from .base import EXTRA_COLOURS, PALETTE, WIDTH, _empty, _frame, _layer, _title, describe
 
 BENCH_AXIS = "time per call (µs)"
 
@@ -30,8 +30,15 @@ def bench_histograms(hist: pl.DataFrame, *, title: str = "Time per call, every m
         tooltip=[alt.Tooltip("benchmark:N"), alt.Tooltip("bin_start_us:Q", title="from (µs)", format=".4~g"),
                  alt.Tooltip("bin_end_us:Q", title="to (µs)", format=".4~g"), alt.Tooltip("rounds:Q")],
     ).properties(width=width, height=height)
-    return bars.facet(row=alt.Row("benchmark:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-                      title=_title(title)).resolve_scale(x="independent", y="independent")
+    per = df.group_by("benchmark").agg(pl.col("rounds").sum(), pl.col("bin_start_us").min().alias("lo"),
+                                       pl.col("bin_end_us").max().alias("hi")).sort("hi", descending=True)
+    slow = per.row(0, named=True)
+    text = (f"Time per call of every measured round, {per.height} benchmark{'s' if per.height != 1 else ''}; the "
+            f"slowest, {slow['benchmark']}, took {slow['lo']:.4g} to {slow['hi']:.4g} µs per call over "
+            f"{slow['rounds']:,} rounds.")
+    return describe(bars.facet(row=alt.Row("benchmark:N", title=None, header=alt.Header(labelAngle=0,
+                                                                                        labelAlign="left")),
+                               title=_title(title)).resolve_scale(x="independent", y="independent"), text)
 
 
 def bench_scaling(points: pl.DataFrame, fit: pl.DataFrame | None = None, *, fit_text: str = "",
@@ -61,4 +68,7 @@ def bench_scaling(points: pl.DataFrame, fit: pl.DataFrame | None = None, *, fit_
     t = _title(title)
     if fit_text:
         t = alt.TitleParams(text=title, subtitle=fit_text, anchor="start", fontSize=14)
-    return _layer(*layers).properties(width=width, height=height, title=t)
+    lo, hi = df.sort("n").row(0, named=True), df.sort("n").row(-1, named=True)
+    text = (f"Median time per call from {lo['median_us']:.4g} µs at n = {lo['n']:g} to {hi['median_us']:.4g} µs at "
+            f"n = {hi['n']:g} (log-log)" + (f"; {fit_text.rstrip('.')}" if fit_text else "") + ".")
+    return describe(_layer(*layers).properties(width=width, height=height, title=t), text)

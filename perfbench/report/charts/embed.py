@@ -1,0 +1,108 @@
+"""Interactive charts that work with no network: the Vega, Vega-Lite and vega-embed JavaScript comes from the
+vl-convert package (``vl_convert.javascript_bundle()``), is put into a page once, and every chart after it is a
+``<div>`` and a few lines of script that call ``vegaEmbed`` on its spec.
+
+    bundle_html()          # once per notebook or report, before the first chart (about 0.9 MB)
+    chart_html(spec)       # per chart: the spec inline, its description as the element's label
+
+The bundle is wrapped in a function scope so its top-level ``const`` names cannot clash with anything else on
+the page; it leaves ``window.vegaEmbed`` behind. Rendering is SVG (so a page's charts can be counted and
+printed) and the action menu offers only the exports that need no network (SVG and PNG, no editor link).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+import uuid
+from typing import Any
+
+from ...errors import ExperimentError
+
+EMBED_OPTIONS: dict[str, Any] = {
+    "mode": "vega-lite",
+    "renderer": "svg",
+    "actions": {"export": True, "source": False, "compiled": False, "editor": False},
+}
+MARK = "perfbench-chart"  # class of every chart's element: what a page's test counts
+
+
+@functools.cache
+def javascript_bundle() -> str:
+    """vega + vega-lite + vega-embed as one script (vl-convert's copy; computed once per process, ~2 s)."""
+    import vl_convert as vlc
+
+    return vlc.javascript_bundle()  # type: ignore[call-arg]  # the stub misses the snippet's default
+
+
+def _script_safe(text: str) -> str:
+    """JSON text that cannot end the ``<script>`` element it sits in (``</script>`` inside a spec's data, e.g.
+    SQL): ``<`` as its JSON escape, which parses back to the same string."""
+    return text.replace("<", "\\u003c")
+
+
+def _bundle_safe(text: str) -> str:
+    """The bundle, checked to hold nothing that would end its ``<script>`` element early."""
+    if re.search(r"(?i)</script|<!--", text):
+        raise ExperimentError("the vl-convert JavaScript bundle holds '</script' or '<!--': it cannot be inlined")
+    return text
+
+
+def bundle_html() -> str:
+    """The ``<script>`` element that defines ``window.vegaEmbed``; put it once in a page, before any chart."""
+    return ("<script>/* vega, vega-lite and vega-embed, bundled by vl-convert: no network needed */\n"
+            "(function(){\n" + _bundle_safe(javascript_bundle()) + "\n})();</script>")
+
+
+def description(spec: dict[str, Any]) -> str:
+    """The one-sentence description of a chart spec: its ``description``; for a concatenation or layering
+    without one, those of its parts; else its title."""
+    text = spec.get("description")
+    if not text:
+        parts = [description(p) for key in ("vconcat", "hconcat", "concat", "layer") for p in spec.get(key, [])
+                 if isinstance(p, dict) and (p.get("description") or p.get("title"))]
+        text = " ".join(p if p.endswith(".") else p + "." for p in parts)
+    if not text:
+        title = spec.get("title")
+        text = title.get("text") if isinstance(title, dict) else title
+    return str(text or "chart")
+
+
+def chart_html(spec: dict[str, Any]) -> str:
+    """A ``<figure>`` that renders ``spec`` with vega-embed once the bundle is on the page. Its label is the
+    chart's description; a failure to render shows as a message in the page and on the console."""
+    div = "pb-" + uuid.uuid4().hex[:12]
+    label = html.escape(description(spec), quote=True)
+    payload = _script_safe(json.dumps(spec, allow_nan=False))
+    options = json.dumps(EMBED_OPTIONS)
+    return (f'<figure class="{MARK}" role="img" aria-label="{label}" style="margin:0">'
+            f'<div id="{div}"></div><figcaption style="position:absolute;left:-10000px">{label}</figcaption>'
+            f"</figure><script>(function(){{var el=document.getElementById('{div}');"
+            f"if(!window.vegaEmbed){{el.textContent='chart not rendered: the charting script is missing "
+            f"(run perfbench.report.nb.setup() first)';console.error(el.textContent);return;}}"
+            f"window.vegaEmbed(el,{payload},{options}).catch(function(e){{"
+            f"el.textContent='chart not rendered: '+e;console.error(e);}});}})();</script>")
+
+
+def renderer(spec: dict[str, Any], **_: Any) -> dict[str, str]:
+    """An Altair renderer: the mimebundle of one chart (HTML for the page, its description as plain text)."""
+    return {"text/html": chart_html(spec), "text/plain": description(spec)}
+
+
+_OPTIONS_JSON = json.dumps(EMBED_OPTIONS)
+
+
+def specs_in(page: str) -> list[dict[str, Any]]:
+    """The chart specs of a page made with ``chart_html``, in page order (for tests and checks of reports)."""
+    out = []
+    start = "window.vegaEmbed(el,"
+    i = page.find(start)
+    while i >= 0:
+        j = page.find("," + _OPTIONS_JSON + ")", i)
+        if j < 0:
+            break
+        out.append(json.loads(page[i + len(start):j]))
+        i = page.find(start, j)
+    return out

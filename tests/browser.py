@@ -1,0 +1,288 @@
+"""A report opened in real headless Chromium (Debian's package), driven over the DevTools protocol on a pipe
+(``--remote-debugging-pipe``: no port, no extra Python package), with the network switched off.
+
+    page = open_report(path, screenshot=png_path)
+    page.charts, page.rendered, page.errors, page.external, page.overflow
+
+The page counts as loaded when every chart figure (``figure.perfbench-chart``) holds a rendered Vega view
+(an ``svg.marks``) or says it failed, or when ``timeout_s`` passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+
+STATE_JS = """(() => {
+  const figs = [...document.querySelectorAll('figure.perfbench-chart')];
+  const done = figs.filter(f => f.querySelector('svg.marks')).length;
+  const failed = figs.filter(f => !f.querySelector('svg.marks') && /not rendered/.test(f.textContent)).length;
+  const imgs = [...document.querySelectorAll('img')].filter(i => /image\\/svg/.test(i.src)).length;
+  return JSON.stringify({charts: figs.length, rendered: done, failed: failed, svg_images: imgs,
+                         described: figs.filter(f => (f.getAttribute('aria-label') || '').length > 20).length});
+})()"""
+
+# Text that spills out of its box: the page scrolls sideways, or a block whose overflow is visible holds
+# content wider than itself (a cut-off path or SQL statement, a chart wider than the column).
+OVERFLOW_JS = """(() => {
+  const out = [];
+  const W = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > W + 1)
+    out.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' px > ' + W + ' px');
+  for (const el of document.body.querySelectorAll('*')) {
+    if (el.closest('svg') || el.closest('figure.perfbench-chart figcaption')) continue;
+    const cs = getComputedStyle(el);
+    if (cs.display === 'inline' || cs.display === 'none' || cs.overflowX !== 'visible') continue;
+    if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+      let scrolls = false;
+      for (let a = el.parentElement; a; a = a.parentElement) {
+        const ox = getComputedStyle(a).overflowX;
+        if (ox === 'auto' || ox === 'scroll') { scrolls = true; break; }
+      }
+      if (!scrolls)
+        out.push(el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' +
+                 el.className.split(' ')[0] : '') + ' (' + el.scrollWidth + ' > ' + el.clientWidth + ' px): ' +
+                 (el.textContent || '').trim().slice(0, 80));
+    }
+  }
+  return JSON.stringify(out.slice(0, 20));
+})()"""
+
+
+def chromium() -> str:
+    """The Chromium executable; AssertionError saying how to install it when there is none."""
+    for name in CHROMIUM:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise AssertionError("no Chromium found: install Debian's package (apt-get install -y chromium); "
+                         "`make test` does this when it is missing")
+
+
+@dataclass
+class Page:
+    charts: int = 0
+    rendered: int = 0
+    failed: int = 0
+    described: int = 0
+    svg_images: int = 0
+    errors: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    overflow: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Pipe:
+    """DevTools messages over the two pipes Chromium reads (fd 3) and writes (fd 4), each ended by NUL."""
+
+    def __init__(self, binary: str, width: int, height: int):
+        to_browser_r, self.to_browser = os.pipe()
+        self.from_browser, from_browser_w = os.pipe()
+        self.profile = tempfile.mkdtemp(prefix="pb-chromium-")
+
+        def wire() -> None:  # in the child: the pipes on the fds Chromium expects (kept open by pass_fds)
+            os.dup2(to_browser_r, 3)
+            os.dup2(from_browser_w, 4)
+
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--disable-extensions", "--mute-audio",
+                "--disable-dev-shm-usage", f"--window-size={width},{height}",
+                f"--user-data-dir={self.profile}", "about:blank"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, pass_fds=(3, 4, to_browser_r, from_browser_w),
+                                     preexec_fn=wire)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.buffer = b""
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None,
+             deadline: float | None = None) -> dict:
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self.to_browser, json.dumps(msg).encode() + b"\0")
+        deadline = deadline or time.monotonic() + 30
+        while True:
+            reply = self.read(deadline)
+            if reply is None:
+                raise AssertionError(f"Chromium did not answer {method} in time")
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise AssertionError(f"Chromium refused {method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def read(self, deadline: float) -> dict | None:
+        while b"\0" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.from_browser], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self.from_browser, 1 << 20)
+            if not chunk:
+                raise AssertionError("Chromium exited")
+            self.buffer += chunk
+        raw, self.buffer = self.buffer.split(b"\0", 1)
+        return json.loads(raw)
+
+    def pump(self, seconds: float) -> None:
+        """Collect events for up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (event := self.read(deadline)) is not None:
+            self.events.append(event)
+
+    def close(self) -> None:
+        try:
+            os.write(self.to_browser, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        finally:
+            for fd in (self.to_browser, self.from_browser):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike, width: int, height: int, timeout_s: float):
+    """A page of ``path`` loaded offline, waited for until its charts rendered or failed: ``(pipe, session,
+    state)``."""
+    pipe = _Pipe(chromium(), width, height)
+    try:
+        target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
+            pipe.send(method, session=session)
+        pipe.send("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1,
+                                                       "uploadThroughput": -1}, session=session)
+        pipe.send("Page.navigate", {"url": Path(path).resolve().as_uri()}, session=session)
+        deadline = time.monotonic() + timeout_s
+        state: dict = {}
+        while time.monotonic() < deadline:
+            pipe.pump(0.25)
+            state = json.loads(_evaluate(pipe, session, STATE_JS))
+            loaded = any(e.get("method") == "Page.loadEventFired" for e in pipe.events)
+            if loaded and state["rendered"] + state["failed"] >= state["charts"]:
+                break
+        yield pipe, session, state
+    finally:
+        pipe.close()
+
+
+def _evaluate(pipe: _Pipe, session: str, expression: str):
+    reply = pipe.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
+    if "exceptionDetails" in reply:
+        raise AssertionError(f"the page could not evaluate {expression[:60]!r}: {reply['exceptionDetails']}")
+    return reply["result"].get("value")
+
+
+def open_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None = None, width: int = 1200,
+                height: int = 900, timeout_s: float = 25.0) -> Page:
+    """Open ``path`` offline in headless Chromium and report what rendered, what failed and what overflowed."""
+    started = time.monotonic()
+    with _opened(path, width, height, timeout_s) as (pipe, session, state):
+        page = Page()
+        page.charts, page.rendered, page.failed = state["charts"], state["rendered"], state["failed"]
+        page.described, page.svg_images = state["described"], state["svg_images"]
+        page.overflow = json.loads(_evaluate(pipe, session, OVERFLOW_JS))
+        if screenshot is not None:
+            metrics = pipe.send("Page.getLayoutMetrics", session=session)
+            full = metrics.get("cssContentSize") or metrics["contentSize"]
+            shot = pipe.send("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": min(full["height"], 16000), "scale": 1}},
+                session=session, deadline=time.monotonic() + 60)
+            Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+        for e in pipe.events:
+            method, params = e.get("method"), e.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                page.errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            elif method == "Runtime.exceptionThrown":
+                d = params.get("exceptionDetails", {})
+                page.errors.append(d.get("exception", {}).get("description") or d.get("text", "exception"))
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                page.errors.append(params["entry"].get("text", ""))
+            elif method == "Network.requestWillBeSent":
+                url = params.get("request", {}).get("url", "")
+                if not url.startswith(("file:", "data:", "about:", "blob:")):
+                    page.external.append(url)
+        page.seconds = time.monotonic() - started
+        return page
+
+
+@dataclass
+class Drag:
+    """A mouse drag from ``start`` to ``end``: each ``(css selector, x fraction, y fraction)`` of the first
+    element the selector matches."""
+
+    start: tuple[str, float, float]
+    end: tuple[str, float, float]
+
+
+def _point(pipe: _Pipe, session: str, where: tuple[str, float, float]) -> tuple[float, float]:
+    selector, fx, fy = where
+    box = json.loads(_evaluate(pipe, session, f"JSON.stringify(document.querySelector({json.dumps(selector)})"
+                                               ".getBoundingClientRect())"))
+    return box["left"] + fx * box["width"], box["top"] + fy * box["height"]
+
+
+def evaluate_around(path: str | os.PathLike, expression: str, drag: Drag, *, width: int = 1200,
+                    height: int = 1600, timeout_s: float = 25.0) -> tuple[object, object]:
+    """``expression``'s value in the loaded page before and after a mouse ``drag``."""
+    with _opened(path, width, height, timeout_s) as (pipe, session, _):
+        before = _evaluate(pipe, session, expression)
+        (x0, y0), (x1, y1) = _point(pipe, session, drag.start), _point(pipe, session, drag.end)
+        mouse = "Input.dispatchMouseEvent"
+        pipe.send(mouse, {"type": "mouseMoved", "x": x0, "y": y0}, session=session)
+        pipe.send(mouse, {"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1,
+                          "clickCount": 1}, session=session)
+        for k in range(1, 11):
+            pipe.send(mouse, {"type": "mouseMoved", "x": x0 + (x1 - x0) * k / 10, "y": y0 + (y1 - y0) * k / 10,
+                              "button": "left", "buttons": 1}, session=session)
+        pipe.send(mouse, {"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0,
+                          "clickCount": 1}, session=session)
+        pipe.pump(0.5)
+        return before, _evaluate(pipe, session, expression)
+
+
+def check_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None = None,
+                 min_charts: int = 1) -> Page:
+    """Open a report and assert: it has charts, every one rendered with a description, nothing logged an
+    error, nothing was fetched from the network and no text overflows."""
+    page = open_report(path, screenshot=screenshot)
+    name = Path(path).name
+    assert page.charts >= min_charts, f"{name}: {page.charts} charts, expected at least {min_charts}"
+    assert page.rendered == page.charts, f"{name}: {page.rendered} of {page.charts} charts rendered"
+    assert page.described == page.charts, f"{name}: {page.charts - page.described} charts without a description"
+    assert not page.errors, f"{name}: console errors: {page.errors[:5]}"
+    assert not page.external, f"{name}: network requests: {page.external[:5]}"
+    assert not page.overflow, f"{name}: text overflows: {page.overflow[:5]}"
+    return page
+
+
+def screenshot_dir() -> Path | None:
+    """Where the tests put a screenshot of each report they open: ``$PERFBENCH_SCREENSHOTS`` (e.g. docs/img)."""
+    d = os.environ.get("PERFBENCH_SCREENSHOTS")
+    if not d:
+        return None
+    Path(d).mkdir(parents=True, exist_ok=True)
+    return Path(d)
