@@ -68,7 +68,7 @@ def test_report_can_be_rebuilt_from_an_existing_run_without_rewriting_its_meta(e
     explored = run_experiment("explore", {"run_dir": str(experiment.run_dir)}, reports_dir=tmp_path)
     assert explored.report.exists()
     assert (experiment.run_dir / "meta.json").read_bytes() == meta_before  # re-reporting never rewrites meta.json
-    with pytest.raises(ExperimentError, match=r"endpoint 'nope' is not in run .*its endpoints are: missing, slow"):
+    with pytest.raises(ExperimentError, match=r"endpoint 'nope' is not in run .*its endpoints are: GET /, missing, slow"):
         run_experiment("explore", {"run_dir": str(experiment.run_dir), "endpoint": "nope"}, reports_dir=tmp_path)
 
 
