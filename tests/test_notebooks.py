@@ -34,7 +34,8 @@ def check_report(result, titles):
 
 
 def text_of(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+    body = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S | re.I)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", body))
 
 
 def test_stress_notebook(http_server, tmp_path):
@@ -132,7 +133,11 @@ def test_cache_cold_warm_notebook_against_the_demo(demo_target, demo_agent_token
     assert by["miss"]["p50_ms"] > by["hit"]["p50_ms"]  # a miss computes the report, a hit does not
     # the headline's figures are the table's: the same function over the same requests
     assert report["miss_p50_ms"] == by["miss"]["p50_ms"] and report["hit_p50_ms"] == by["hit"]["p50_ms"]
-    assert f"{by['hit']['p50_ms']:,.2f} ms against requests that missed {by['miss']['p50_ms']:,.2f} ms" in html
+    from perfbench.report.tables import number_text
+
+    hit, miss = number_text(by["hit"]["p50_ms"]), number_text(by["miss"]["p50_ms"])
+    assert f"requests that hit {hit} ms against requests that missed {miss} ms" in html
+    assert f"<td class=\"num\">{hit}</td>" in html and f"<td class=\"num\">{miss}</td>" in html  # the table's
     assert "baseline" not in text_of(html).lower() and "current run" not in text_of(html)
     assert "Cache hit rate: cold run" in html
     assert re.search(r"<code>report</code>: <strong>(effective|not effective|inconclusive)</strong>", html)

@@ -199,3 +199,15 @@ def test_notebooks_find_the_projects_data_from_any_directory(tmp_path, monkeypat
     assert nb.data_path("/abs/runs") == "/abs/runs" and nb.data_path("elsewhere/runs") == "elsewhere/runs"
     monkeypatch.setenv(nb.DATA_ENV, str(tmp_path / "shared"))
     assert nb.data_path("data/runs") == str(tmp_path / "shared" / "runs")
+
+
+def test_the_spike_baseline_leaves_out_the_warm_up():
+    from perfbench.analysis.trends import spike_recovery
+
+    # 0-12 s slow warm-up (500 ms), a 10 ms baseline until the spike at 20 s, 300 ms during it, 10 ms after
+    p95 = [500.0 if t < 12 else 10.0 if t < 20 else 300.0 if t < 25 else 10.0 for t in range(40)]
+    ts = pl.DataFrame({"t_s": [float(t) for t in range(40)], "p95_ms": p95, "errors": [0] * 40, "requests": [5] * 40})
+    assert spike_recovery(ts, spike_start_s=20, spike_end_s=25, warmup_s=0)["baseline_ms"] == 500.0
+    warm = spike_recovery(ts, spike_start_s=20, spike_end_s=25, warmup_s=12)
+    assert warm["warmup_s"] == 10 and warm["baseline_ms"] == 10.0  # at most half the time before the spike
+    assert warm["recovered"] and warm["recovery_s"] == 0

@@ -130,6 +130,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     validate_parameters(name, params, declared)
     if params.get("run_dir"):
         run_dir = Path(params["run_dir"])
+        params["run_dir"] = str(run_dir.resolve())  # the notebook reads it as the caller meant, from anywhere
         if not (run_dir / "meta.json").is_file():
             raise ConfigError(f"experiment {name!r}: parameter 'run_dir': {str(run_dir)!r} is not a run directory "
                               f"(no meta.json there); give a directory under {runs_dir}/, or leave run_dir out "

@@ -60,7 +60,7 @@ def metadata_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     warm = (meta.get("verdict") or {}).get("warmup_s")
     if warm is not None:
-        rows.append(("warm-up", f"the first {warm:g} s, left out of the verdict"))
+        rows.append(("warm-up", f"the first {warm:g} s, left out of the verdict" if warm else "none left out"))
     return rows
 
 

@@ -1,4 +1,5 @@
-"""Helpers for experiment notebooks: offline charts, live progress, the headline of a run."""
+"""Helpers for experiment notebooks: offline charts, live progress, the headline of a run, the verdict,
+callouts, tables for people (``perfbench.report.tables``), embedded profiles and where the data is."""
 
 from __future__ import annotations
 
