@@ -184,14 +184,14 @@ def drift_verdict(fit: dict[str, Any]) -> tuple[bool, str, str]:
     outcome = fit["outcome"]
     tol = fit.get("tolerance_ms_per_h")
     if fit["slope_ms_per_h"] is None or tol is None:
-        return True, "inconclusive", f"drift inconclusive: {fit.get('note') or 'no starting level to judge against'}"
+        return True, "inconclusive", f"no verdict on drift: {fit.get('note') or 'no starting level to judge against'}"
     lo, hi = fit["ci"]
     interval = (f"slope {fit['slope_ms_per_h']:+,.2f} ms/h, {fit['confidence']:.0%} interval {lo:+,.2f} to "
                 f"{hi:+,.2f} ms/h; tolerance ±{tol:,.2f} ms/h ({fit['tolerance']:.0%} of {fit['start_ms']:,.1f} ms "
                 f"over the run)")
     text = {"drift": "p95 latency drifts upward", "no drift": "no latency drift",
             "falls": "p95 latency falls over the run",
-            "inconclusive": "drift inconclusive: the interval is wider than the tolerance"}[outcome]
+            "inconclusive": "no verdict on drift: the slope's interval reaches beyond the tolerance"}[outcome]
     return outcome != "drift", ("failed" if outcome == "drift" else "inconclusive" if outcome == "inconclusive"
                                 else "ok"), f"{text} ({interval})"
 

@@ -20,8 +20,9 @@ CALLOUT = re.compile(r"(?m)^> \[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\][ \t]*\n(
 CSS = """<style>
 .jp-OutputArea-output pre, .jp-RenderedText pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .jp-RenderedHTMLCommon table { max-width: 100%; }
-.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon code { overflow-wrap: anywhere; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon code { overflow-wrap: break-word; }
 .pb-meta summary { cursor: pointer; color: #555; }
+.pb-meta table { margin-left: 0; }
 </style>"""
 
 

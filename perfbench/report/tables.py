@@ -25,20 +25,24 @@ EM_DASH = "\u2014"
 # columns shown as percentages (a fraction 0..1 in the frame), recognised by name
 PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)$")
 LONG_TEXT = 90  # characters: longer text folds into <details> (its start stays visible)
+NAMES = {"rps": "req/s"}  # whole column names a reader knows better by another name
 UNITS = {"_ms": "ms", "_s": "s", "_rps": "req/s", "_bytes": "bytes", "_mib": "MiB", "_kb": "KB"}
 
 STYLE = (
     "<style>.pb-table{border-collapse:collapse;margin:0.4em 0;font-size:0.88em;max-width:100%}"
     ".pb-table th,.pb-table td{border-bottom:1px solid #ddd;padding:3px 8px;vertical-align:top;text-align:left}"
     ".pb-table td.num,.pb-table th.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
-    ".pb-table td.text{white-space:pre-wrap;overflow-wrap:anywhere;max-width:60em}"
-    ".pb-table details summary{cursor:pointer}.pb-table code{white-space:pre-wrap;overflow-wrap:anywhere}"
+    ".pb-table td.text{white-space:pre-wrap;overflow-wrap:break-word;max-width:60em;text-align:left}"
+    ".pb-table th.text{text-align:left}"
+    ".pb-table details summary{cursor:pointer}.pb-table code{white-space:pre-wrap;overflow-wrap:break-word}"
     ".pb-csv{font-size:0.8em;margin-bottom:1em}</style>"
 )
 
 
 def header(name: str, percent: bool = False) -> str:
     """``p95_ms`` -> ``p95 (ms)``, ``error_rate`` -> ``error rate (%)``, ``offered_rps`` -> ``offered (req/s)``."""
+    if name in NAMES:
+        return NAMES[name]
     unit = "%" if percent else None
     base = name
     if unit is None:
@@ -125,7 +129,7 @@ def csv_link(df: pl.DataFrame, name: str) -> str:
     fname = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "table"
     return (f'<div class="pb-csv"><a download="{html.escape(fname)}.csv" '
             f'href="data:text/csv;charset=utf-8;base64,{data}">Download as CSV</a> '
-            f"({df.height:,} rows)</div>")
+            f"({df.height:,} row{'' if df.height == 1 else 's'})</div>")
 
 
 def table_html(df: pl.DataFrame, *, name: str = "table", percent: Iterable[str] = (),
