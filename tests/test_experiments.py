@@ -162,3 +162,17 @@ def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, 
     assert f'href="{regression.report.name}"' in index  # listed with its verdict, newest first
     assert index.index(regression.report.name) < min(index.index(r) for r in table["run_id"])
     assert regression.verdict["text"] in index
+
+
+def test_load_test_shows_the_cpu_profile_when_the_run_has_one(experiment, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(experiment.run_dir, run)
+    (run / "cpu").mkdir()
+    (run / "cpu" / "py-spy.txt").write_text("main (app.py:1);handler (app.py:10);render (app.py:42) 30\n"
+                                            "main (app.py:1);handler (app.py:10) 10\n")
+    html = run_experiment("load_test", {"run_dir": str(run)}, reports_dir=tmp_path / "reports").report.read_text()
+    assert "render (app.py:42)" in html and "Download as CSV" in html
+    assert "py-spy was off" in run_experiment("load_test", {"run_dir": str(experiment.run_dir)},
+                                              reports_dir=tmp_path / "r2").report.read_text()
