@@ -211,3 +211,15 @@ def test_the_spike_baseline_leaves_out_the_warm_up():
     warm = spike_recovery(ts, spike_start_s=20, spike_end_s=25, warmup_s=12)
     assert warm["warmup_s"] == 10 and warm["baseline_ms"] == 10.0  # at most half the time before the spike
     assert warm["recovered"] and warm["recovery_s"] == 0
+
+
+def test_a_comparison_side_leaves_out_its_warm_up():
+    from perfbench.analysis.trends import side_without_warmup
+    from perfbench.importers.base import Measurements, samples_frame
+
+    reqs = samples_frame(["a"] * 8, [int(t * 1e9) for t in range(8)], [int(5e6)] * 8)
+    side = Measurements("x", "k6", requests=reqs, duration_s=8.0)
+    warm = side_without_warmup(side, 5.0)  # at most a quarter of 8 s
+    assert warm.requests["intended_ns"].min() == int(2e9) and warm.duration_s == 6.0
+    assert warm.notes[-1] == "the first 2 s (warm-up) left out" and side.requests.height == 8
+    assert side_without_warmup(Measurements("y", "locust"), 5.0).notes[-1].startswith("no raw samples")

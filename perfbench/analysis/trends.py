@@ -47,6 +47,23 @@ def summary_after_warmup(run: Any, warmup_s: float) -> dict[str, Any]:
                      lag_bound_ms=run.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
 
 
+def side_without_warmup(side: Any, warmup_s: float) -> Any:
+    """One side of a comparison (``importers.Measurements``) without its first ``warmup_s`` seconds of
+    samples (at most a quarter of its span), with a note saying so; a side without raw samples (only
+    aggregates) is returned as it is, with a note that its warm-up could not be left out."""
+    import dataclasses
+
+    if warmup_s <= 0:
+        return side
+    if side.requests is None or not side.duration_s:
+        return dataclasses.replace(side, notes=[*side.notes, "no raw samples: its warm-up could not be left out"])
+    warm = warmup_for(warmup_s, side.duration_s)
+    kept = side.requests.filter(pl.col("intended_ns") >= int(warm * 1e9))
+    counts = None if side.counts is None else dict(kept.group_by("endpoint").len().iter_rows())
+    return dataclasses.replace(side, requests=kept, duration_s=side.duration_s - warm, counts=counts,
+                               notes=[*side.notes, f"the first {warm:g} s (warm-up) left out"])
+
+
 def stage_table(lf: pl.LazyFrame, meta: dict[str, Any]) -> pl.DataFrame:
     """Per stage of the run's plan: name, start/end (s), offered and achieved req/s, p50/p95/p99, errors."""
     stages = (meta.get("shape") or {}).get("stages", [])
