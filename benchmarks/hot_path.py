@@ -8,10 +8,12 @@ disk, live progress on), but each connection's transport is a fake that answers 
 with a canned response, delivered in batches from the event loop as a saturated target's
 replies arrive. What is measured is the CPU of ``OpenModelEngine.run`` alone, per request.
 
-    python benchmarks/hot_path.py [REQUESTS] [CONNECTIONS] [REPEAT]     # ns of CPU per request
+    python benchmarks/hot_path.py [REQUESTS] [CONNECTIONS] [REPEAT] [MAX_LATENCY_MS]  # ns of CPU per request
     valgrind --tool=callgrind python benchmarks/hot_path.py 50000 50 1  # instructions, repeatable
 
 Compare two versions in the same session, alternating (the figures drift with the machine).
+``MAX_LATENCY_MS`` gives the request a ``max_latency`` (the recorder then checks every row against it:
+a large value, no row is slow; a tiny one, every row is).
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class Wire:
             conn.data_received(RESPONSE)
 
 
-async def one_run(requests: int, connections: int, runs_dir: Path) -> tuple[float, int]:
+async def one_run(requests: int, connections: int, runs_dir: Path, max_latency_ms: float | None = None
+                  ) -> tuple[float, int]:
     loop = asyncio.get_running_loop()
     wire = Wire(loop)
     sender = LeanSender("http://127.0.0.1:9/", max_connections=connections)
@@ -82,7 +85,7 @@ async def one_run(requests: int, connections: int, runs_dir: Path) -> tuple[floa
         sender._conns.add(conn)
         sender._idle.append(conn)
     journal = Journal(runs_dir)
-    recorder = Recorder(journal.write)
+    recorder = Recorder(journal.write, max_latency={"get": round(max_latency_ms * 1e6)} if max_latency_ms else None)
     # the highest rate a plan may ask for, far above what one core can send: the run is saturated
     # from the start, as against nginx
     plan = shapes.constant(shapes.MAX_RATE, 10)
@@ -102,13 +105,15 @@ def main(argv: list[str]) -> None:
     requests = int(argv[1]) if len(argv) > 1 else 300_000
     connections = int(argv[2]) if len(argv) > 2 else 50
     repeat = int(argv[3]) if len(argv) > 3 else 5
+    max_latency_ms = float(argv[4]) if len(argv) > 4 else None
     per_request = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as d, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            cpu, n = runner.run(one_run(requests, connections, Path(d)))
+            cpu, n = runner.run(one_run(requests, connections, Path(d), max_latency_ms))
         per_request.append(cpu / n * 1e9)
     print(f"{statistics.median(per_request):.0f} ns of CPU per request (median of {repeat}; "
-          f"each: {', '.join(f'{x:.0f}' for x in per_request)}; {requests} requests, {connections} connections)")
+          f"each: {', '.join(f'{x:.0f}' for x in per_request)}; {requests} requests, {connections} connections"
+          f"{f', max_latency {max_latency_ms:g} ms' if max_latency_ms else ''})")
 
 
 if __name__ == "__main__":

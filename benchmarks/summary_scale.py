@@ -13,6 +13,7 @@ as a subprocess REPEAT times and reports, for each, the wall time and the peak R
     python benchmarks/summary_scale.py --rows 200000 --repeat 1 --verify
     python benchmarks/summary_scale.py --dir /tmp/sum10m   # keep (and reuse) the run directory
     python benchmarks/summary_scale.py --recompute         # time `perfbench summary --recompute DIR`
+    python benchmarks/summary_scale.py --csv               # time `perfbench summary DIR --csv PREFIX`
     python benchmarks/summary_scale.py --dir D --code ../old-checkout   # the same, another version's code
 
 ``--verify`` also recomputes every count and percentile of the printed summary with numpy (a full
@@ -211,6 +212,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--dir", default="", help="run directory to build (reused if it holds --rows rows); default temp")
     ap.add_argument("--recompute", action="store_true", help="time `perfbench summary --recompute DIR` (rewrites it)")
+    ap.add_argument("--csv", action="store_true", help="time `perfbench summary DIR --csv PREFIX` (Locust's files)")
     ap.add_argument("--verify", action="store_true", help="check the summary's numbers against numpy")
     ap.add_argument("--code", default=str(ROOT),
                     help="the perfbench checkout whose `perfbench summary` is timed (default this one), "
@@ -229,7 +231,8 @@ def main() -> None:
             print(f"built {args.rows:,} rows in {time.perf_counter() - t0:.1f} s: {path} "
                   f"(requests.parquet {(path / rundir.REQUESTS).stat().st_size / 2**20:.0f} MiB)", flush=True)
         (path / rundir.SUMMARY).unlink(missing_ok=True)  # computed from the rows every time
-        cmd = [sys.executable, "-m", "perfbench", "summary", *(["--recompute"] if args.recompute else []), str(path)]
+        cmd = [sys.executable, "-m", "perfbench", "summary", *(["--recompute"] if args.recompute else []),
+               *(["--csv", str(path.parent / "locust")] if args.csv else []), str(path)]
         runs = []
         for i in range(args.repeat):
             r = timed(cmd, env, args.code)

@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "Agent": ".agent",
     "cache_hit": ".agent",
     "cache_miss": ".agent",
+    "capture": ".agent",
     # errors
     "PerfbenchError": ".errors",
     "ConfigError": ".errors",
@@ -69,7 +70,7 @@ __all__ = [  # the whole public API; tests/test_public_api.py keeps it equal to 
     "shapes", "run_load", "RunResult", "Scenario", "Request", "Login", "IntRange", "Choice", "UUID4",
     "JsonField", "BodyContains", "Predicate", "NoGraphQLErrors", "graphql", "load_scenario", "from_paths",
     "Run", "compare", "stress", "StressResult", "cold_warm", "run_experiment", "list_experiments", "Agent",
-    "cache_hit", "cache_miss", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
+    "cache_hit", "cache_miss", "capture", "PerfbenchError", "ConfigError", "UnsafeTargetError", "RunDirError",
     "TargetError", "ExperimentError", "SLOBreached", "RegressionFound",
 ]
 
@@ -90,7 +91,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from . import compare, shapes
-    from .agent import Agent, cache_hit, cache_miss
+    from .agent import Agent, cache_hit, cache_miss, capture
     from .analysis.results import Run
     from .errors import (
         ConfigError,

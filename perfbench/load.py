@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import distributed
-from .analysis.slo import check_scopes
+from .analysis.slo import check_scopes, requirement_problems
 from .analysis.slo import parse_all as parse_slos
 from .engine.collectors import Collector
 from .engine.options import LoadOptions, stderr_line
@@ -29,6 +29,7 @@ from .rundir import RunDir, new_run_id
 from .safety import check_address, check_target
 from .scenario import Scenario, single
 from .shapes import ClosedPlan, OpenPlan
+from .shapes.warmup import Warmup
 
 DEFAULT_RUNS_DIR = Path("data/runs")
 
@@ -43,7 +44,8 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
              parameters: dict[str, Any] | None = None, code_dir: str | None = None,
              announce: Callable[[str], None] | None = None, collectors: Iterable[Collector] = (),
              http_path: str = "auto", slos: Iterable[str] = (), workers: int = 0, scheduler: str | None = None,
-             client: Any = None, on_cluster: Callable[[Any], None] | None = None, dns: str = "once") -> RunResult:
+             client: Any = None, on_cluster: Callable[[Any], None] | None = None, dns: str = "once",
+             warmup: str | int | None = None) -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
@@ -54,6 +56,9 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
     ``perfbench.analysis.slo``) are checked at the end and stored in summary.json under ``slo``.
     ``dns``: ``"once"`` (each host name resolved once for the run) or ``"per-connection"``
     (see ``perfbench.engine.senders.make_sender``); ``meta.engine.dns`` records it.
+    ``warmup``: the first part of the run (``"30s"``, or a number of requests; default the
+    scenario's ``warmup``, else none) is recorded like the rest and left out of the summary, the
+    SLOs and comparisons (``perfbench.shapes.warmup``; ``meta.warmup`` records it).
 
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
@@ -68,11 +73,18 @@ def run_load(target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario | None
                           lag_bound_ms=lag_bound_ms, http_path=http_path, handle_signals=handle_signals,
                           slos=tuple(parse_slos(slos)), parameters=parameters or {}, code_dir=code_dir, progress=progress,
                           announce=announce or stderr_line, collectors=tuple(collectors),
-                          allow_hosts=tuple(allow_hosts), dns=dns)
+                          allow_hosts=tuple(allow_hosts), dns=dns, warmup=warmup)
     scenario = scenario or single("/")
     for url in scenario.urls():  # every service the scenario names passes the same check, before any packet
         check_target(url, allow_hosts)
     check_scopes(options.slos, [r.name for r in scenario.requests] + (["login"] if scenario.login else []))
+    names = {getattr(c, "name", None) for c in options.collectors}
+    problems = requirement_problems(options.slos, resources="resources" in names, agent="agent" in names)
+    if (warm := Warmup.parse(options.warmup) or Warmup.parse(scenario.warmup)) and (bad := warm.problem(
+            plan.duration, plan.expected_requests if isinstance(plan, OpenPlan) else None)):
+        problems.append(bad)
+    if problems:
+        raise ConfigError(problems[0]) if len(problems) == 1 else ConfigError("bad SLO or warm-up", problems)
     runs_dir, run_id = Path(runs_dir), run_id or new_run_id(label)
     if workers or scheduler or client is not None:
         result = distributed.run_on_cluster(target, plan, scenario, options, runs_dir=runs_dir, run_id=run_id,

@@ -3,7 +3,9 @@
 Layout of ``data/runs/<run-id>/`` (schema version 1)::
 
     meta.json          what ran: schema_version, run id, target, scenario and shape as given
-                       (secrets redacted), parameters, start and end, how it ended, versions, machine
+                       (secrets redacted), parameters, start and end, how it ended, versions, machine;
+                       ``warmup`` (None, or seconds/requests as asked and ``until_ns``: the rows with
+                       an earlier intended_ns are the warm-up, left out of every figure)
     requests.parquet   one row per request (REQUEST_SCHEMA), row groups of at most ROW_GROUP_ROWS
     requests.arrows    the journal while the run goes on (Arrow IPC stream, one batch per flush);
                        turned into requests.parquet when the run ends. After a crash (kill -9) it
@@ -20,9 +22,19 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        request_id (null: outside a request or a malformed header, see
                        request_id_status), endpoint (the server's route), fingerprint, statement
                        (redacted: no literal or parameter value), duration_ns, t_ns (statement start
-                       on the requests' time base, via the agent's measured clock offset), source, error
-    cache.parquet      cache hits and misses the service reported to the agent, one row each:
-                       request_id, request_id_status, endpoint, kind (hit/miss), name, t_ns
+                       on the requests' time base, via the agent's measured clock offset), source, error,
+                       call_site and call_function (the service's code that issued it: sampled once per
+                       fingerprint per endpoint, null on the other rows)
+    cache.parquet      cache events, one row each: request_id, request_id_status, endpoint, kind
+                       (hit/miss; ``command`` for a Redis command that is neither), name, t_ns, source
+                       (app: reported with cache_hit/cache_miss; redis: a hooked client's command),
+                       command, key (redacted), duration_ns (null for app events)
+    downstream.parquet the service's outbound HTTP calls (aiohttp, httpx), one row each: request_id,
+                       request_id_status, endpoint, method, host, path (a template), status, t_ns,
+                       duration_ns, error (the exception's class name)
+
+A micro-benchmark run (``perfbench.bench``, meta.json ``kind: bench``) holds meta.json, summary.json and
+``rounds.parquet`` (BENCH_SCHEMA, one row per measured round) instead of the request files.
 
 All times in requests.parquet are integer nanoseconds from the run's start (a monotonic clock);
 ``meta.json["start_unix_ns"]`` anchors them to wall-clock time.
@@ -68,6 +80,8 @@ JOURNAL = "requests.arrows"
 SUMMARY = "summary.json"
 QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
+RESOURCES = "resources.parquet"  # the target's resources over time (perfbench.profilers.resources)
+DOWNSTREAM = "downstream.parquet"
 LOCK = "writer.lock"
 HEARTBEAT_S = 1.0  # the writer refreshes its lock's mtime this often
 STALE_S = 10.0  # a lock from another host belongs to a live writer while its heartbeat is younger than this
@@ -79,9 +93,10 @@ STALE_S = 10.0  # a lock from another host belongs to a live writer while its he
 # too_large: a body over max_body or a head over 64 KiB (status kept for a body); protocol: malformed
 # HTTP or a corrupt compressed body; http_4xx / http_5xx: a status the scenario did not accept;
 # check: a failed response check; redirect: a redirect not followed (off loopback, over the limit); aborted: still in flight when the run stopped; client: any other
-# exception in the client.
+# exception in the client; slow: a response that was otherwise a success, slower than its request's
+# max_latency (latency from the intended send time; status kept).
 ERROR_KINDS = ("timeout", "connect", "dns", "tls", "reset", "incomplete", "too_large", "protocol", "http_4xx",
-               "http_5xx", "check", "redirect", "aborted", "client")
+               "http_5xx", "check", "redirect", "aborted", "client", "slow")
 
 REQUEST_SCHEMA = pa.schema(
     [
@@ -106,6 +121,22 @@ REQUEST_SCHEMA = pa.schema(
         pa.field("reused", pa.bool_()),  # sent on a kept-alive connection; null: no connection was made
         pa.field("redirects", pa.int16(), nullable=False),  # redirects followed (the row is the whole chain)
         pa.field("final_path", pa.string()),  # where the chain ended (null: no redirect followed)
+    ]
+)
+
+# A micro-benchmark run (meta.json ``kind: bench``, written by perfbench.bench): one row per measured round
+# in rounds.parquet; no requests.parquet. summary.json holds each benchmark's statistics and cost per call.
+BENCH_ROUNDS = "rounds.parquet"
+BENCH_KIND = "bench"
+BENCH_SCHEMA = pa.schema(
+    [
+        pa.field("benchmark", pa.string(), nullable=False),  # its name (a pytest test id, or the name given)
+        pa.field("param", pa.string()),  # the parameter as JSON (null: not parametrized)
+        pa.field("worker", pa.int16(), nullable=False),  # the worker process (0: measured in the main process)
+        pa.field("round", pa.int32(), nullable=False),  # index among the benchmark's measured rounds
+        pa.field("start_ns", pa.int64(), nullable=False),  # the round's start, ns from the run's start
+        pa.field("loops", pa.int64(), nullable=False),  # calls in the round
+        pa.field("per_call_ns", pa.float64(), nullable=False),  # the round's time divided by its loops
     ]
 )
 

@@ -35,6 +35,7 @@ from .fields import reason as _reason
 from .fields import short as _short
 from .fields import utf8_text as _text
 from .redaction import redact_url, unredacted
+from .shapes.warmup import Warmup
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -284,6 +285,13 @@ class Request:
     timeout: Timeout | float | None = None
     max_body: int | None = None  # body bytes read at most (default 16 MiB): beyond, ``too_large``
     accept_encoding: str | None = None  # the Accept-Encoding sent (default "gzip, deflate")
+    # a response slower than this (s, or "2s", "500ms"; from the intended send time) is an error of kind ``slow``
+    max_latency: float | str | None = None
+
+    @property
+    def max_latency_ns(self) -> int | None:
+        """``max_latency`` in ns (None: no limit); see :func:`max_latency_problem`."""
+        return None if max_latency_problem(self.max_latency, "") else _seconds_ns(self.max_latency)
 
     @property
     def needs_body(self) -> bool:
@@ -359,6 +367,8 @@ class Request:
         if self.follow_redirects is not None:
             out.extend(_redirect_problems(self.follow_redirects, f"{where}: follow_redirects"))
         out.extend(_read_problems(where, self.timeout, self.max_body, self.accept_encoding))
+        if (bad := max_latency_problem(self.max_latency, where)) is not None:
+            out.append(bad)
         return out
 
     @property
@@ -514,9 +524,14 @@ class Scenario:
     timeout: Timeout | float | None = None
     max_body: int | None = None
     accept_encoding: str | None = None
+    warmup: Warmup | str | int | None = None  # left out of the figures: "30s" or a number of requests
 
     def __post_init__(self) -> None:
         problems = scenario_problems(self.requests, self.login, self.headers, self.seed, self.name)
+        try:
+            object.__setattr__(self, "warmup", Warmup.parse(self.warmup))
+        except ConfigError as exc:
+            problems.append(str(exc))
         problems.extend(_read_problems("scenario", self.timeout, self.max_body, self.accept_encoding))
         problems.extend(_redirect_problems(self.follow_redirects, "follow_redirects"))
         problems.extend(target_problems(self.targets, self.requests))
@@ -559,12 +574,36 @@ class Scenario:
                  "vars": {k: _describe_var(v) for k, v in r.vars.items()}, "expect": r.expect,
                  "checks": [repr(c) for c in r.checks],
                  **{k: v for k, v in (("timeout", _describe_timeout(r.timeout)), ("max_body", r.max_body),
-                                      ("accept_encoding", r.accept_encoding)) if v is not None}}
+                                      ("accept_encoding", r.accept_encoding), ("max_latency", r.max_latency))
+                    if v is not None}}
                 for r in self.requests
             ],
             **{k: v for k, v in (("timeout", _describe_timeout(self.timeout)), ("max_body", self.max_body),
                                  ("accept_encoding", self.accept_encoding)) if v is not None},
+            **({"warmup": self.warmup.describe()} if isinstance(self.warmup, Warmup) else {}),
         }
+
+
+def _seconds_ns(value: Any) -> int | None:
+    if value is None:
+        return None
+    from .shapes.text import parse_duration
+
+    return round((parse_duration(value) if isinstance(value, str) else float(value)) * 1e9)
+
+
+def max_latency_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` is not a max_latency (seconds > 0, or a duration such as "2s" or "500ms"), or None."""
+    if value is None:
+        return None
+    try:
+        ns = _seconds_ns(value) if isinstance(value, str) or (isinstance(value, int | float)
+                                                              and not isinstance(value, bool)) else None
+    except (ConfigError, ValueError, OverflowError):  # a bad duration; NaN or infinity
+        ns = None
+    if ns is None or not 0 < ns < 10**15:
+        return f"{where}: max_latency: seconds > 0 or a duration such as '2s' or '500ms', got {_short(value)}"
+    return None
 
 
 def _describe_timeout(t: Timeout | float | None) -> dict[str, float] | None:

@@ -33,11 +33,13 @@ from .scenario import (
     scenario_problems,
     target_problems,
 )
+from .shapes.warmup import Warmup
 
 _READ_KEYS = {"timeout", "max_body", "accept_encoding"}
-_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets"} | _READ_KEYS
+_TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets",
+             "warmup"} | _READ_KEYS
 _REQUEST_KEYS = {"name", "method", "path", "weight", "headers", "json", "vars", "expect", "auth", "checks",
-                 "graphql", "variables", "follow_redirects", "target"} | _READ_KEYS
+                 "graphql", "variables", "follow_redirects", "target", "max_latency"} | _READ_KEYS
 _TIMEOUT_KEYS = ("total", "connect", "ttfb", "idle")
 _LOGIN_KEYS = {"path", "json", "token_field"}
 _CHECK_KEYS = {"json_field", "equals", "body_contains"}
@@ -55,6 +57,7 @@ def load_toml(path: str | Path) -> Scenario:
         timeout = { total = 5, connect = 1, ttfb = 2, idle = 1 }   # optional (or a number: total), s
         max_body = 1048576               # optional: body bytes read at most (default 16 MiB)
         accept_encoding = "identity"     # optional (default "gzip, deflate"); also per request
+        warmup = "30s"                   # optional: left out of the summary and SLOs ("30s", or 500 requests)
         [targets]                        # optional: other services a request may name
         auth = "http://127.0.0.1:8081"
         [headers]                        # optional, sent on every request
@@ -75,6 +78,7 @@ def load_toml(path: str | Path) -> Scenario:
         checks = [{ json_field = "id" }, { body_contains = "price" }]
         follow_redirects = false         # optional: this request's own redirect policy
         target = "auth"                  # optional: one of [targets] (or give path as an absolute URL)
+        max_latency = "2s"               # optional: a slower response is an error of kind "slow"
 
         [[request]]
         name = "search"
@@ -117,10 +121,14 @@ def load_toml(path: str | Path) -> Scenario:
     if not isinstance(cookies, bool):
         problems.append(f"cookies: true or false, got {_short(cookies)}")
     problems.extend(target_problems(targets, [r for r in requests if r is not None]))
+    try:
+        warmup = Warmup.parse(doc.get("warmup"))
+    except ConfigError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError(f"invalid scenario {str(path)!r}", problems)
     return Scenario(requests, login=login, headers=headers, seed=seed, name=name, follow_redirects=follow,
-                    cookies=cookies, targets=targets, **read)
+                    cookies=cookies, targets=targets, warmup=warmup, **read)
 
 
 def _toml_read(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
@@ -191,7 +199,8 @@ def _toml_request(raw: Any, where: str, base: Path, problems: list[str]) -> Requ
     common: dict[str, Any] = dict(weight=raw.get("weight", 1.0), headers=raw.get("headers", {}), vars=variables,
                                   expect=tuple(expect) if isinstance(expect, list) else expect,
                                   auth=raw.get("auth", True), follow_redirects=raw.get("follow_redirects"),
-                                  target=raw.get("target"), **_toml_read(raw, where, problems))
+                                  target=raw.get("target"), max_latency=raw.get("max_latency"),
+                                  **_toml_read(raw, where, problems))
     name = raw.get("name", "")
     if "graphql" not in raw:
         if "variables" in raw:

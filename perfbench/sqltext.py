@@ -32,6 +32,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+N_PLUS_ONE_THRESHOLD = 5  # one statement this many times in one request (or capture) is an N+1
+
 _CONST = "?"
 _LIST = "(...)"
 # after these tokens a + or - is a sign, not a binary operator

@@ -354,6 +354,8 @@ def test_run_with_agent_collector_writes_queries_and_joins(seeded_db: Path, runs
     joined = analysis.queries_with_requests(run.requests, run.queries).collect()
     findings = analysis.n_plus_one(joined, endpoint="endpoint")
     assert set(findings["endpoint"]) == {"posts_naive"} and set(findings["repetitions"]) == {6}
+    assert findings["call_site"].str.starts_with("perfbench/demo/posts.py:").all()  # the line that loops
+    assert set(analysis.n_plus_one_summary(findings)["call_function"]) == {"posts_naive"}
     slow, fps = analysis.slowest_requests_queries(run.requests, run.queries, fraction=0.5)
     assert slow.height >= 1 and fps["share"].sum() == pytest.approx(1.0)
     assert (result.path / "cache.parquet").exists()
@@ -492,5 +494,25 @@ def test_cli_run_with_agent_prints_and_keeps_the_sql_summary(seeded_db: Path, ru
     assert f"{queries.height} statements, 0 unattributed" in out
     assert "N+1: 2 patterns (a statement 5+ times in one request):" in out
     assert "  naive: up to 6x in " in out
+    # each N+1 named by the line of the demo that loops (the agent sampled it once per route)
+    import inspect
+
+    from perfbench.demo import posts
+
+    lines, first = inspect.getsourcelines(posts.posts_naive)
+    author = first + next(i for i, line in enumerate(lines) if "select(User).where(User.id == post.author_id)" in line)
+    comments = first + next(i for i, line in enumerate(lines) if "comments = (" in line)
+    sites = sorted(f["call_site"] for f in sql["n_plus_one"])
+    assert sites[0] == f"perfbench/demo/posts.py:{author}" and {f["call_function"] for f in sql["n_plus_one"]} == {
+        "posts_naive"}
+    assert comments <= int(sites[1].rsplit(":", 1)[1]) <= comments + 4
+    assert f"requests, issued from perfbench/demo/posts.py:{author} (posts_naive): SELECT" in out
+    sampled = queries.filter(pl.col("call_site").is_not_null())
+    assert sampled.height == sampled.select("endpoint", "fingerprint").n_unique()  # once per fingerprint per route
     # recomputing the summary keeps it
     assert results.Run.load(run_dir).write_summary()["sql"] == sql
+    # perfbench summary prints the same SQL block as the run did
+    assert main(["summary", str(run_dir)]) == 0
+    printed = capsys.readouterr().out
+    block = out[out.index("server-side SQL (the agent): "):out.index("run directory:")].rstrip()
+    assert block and block in printed

@@ -19,7 +19,8 @@ LAYERS = [
     {"errors", "version", "wire", "safety", "sqltext", "scalars", "fields", "redaction"},  # shared vocabulary
     {"shapes", "scenario", "scenario_toml", "rundir"},             # plans, what to send, the run directory
     {"analysis", "importers", "compare", "report", "agent", "service"},  # read runs; inside the service; processes
-    {"engine", "profilers", "demo"},                               # one process's load; watchers; the demo target
+    {"engine", "profilers", "demo", "bench"},                      # one process's load; watchers; the demo target;
+                                                                   # micro-benchmarks of functions
     {"distributed", "load", "scenarios"},                          # where the load runs; named scenarios
     {"experiments"},                                               # drivers of several runs and notebooks
     {"commands", "cli", "__main__", ""},                           # the CLI and the public API (perfbench/__init__)
@@ -38,6 +39,8 @@ FORBIDDEN = {
                          "perfbench.load", "perfbench.distributed"),
     "perfbench.profilers": ("perfbench.experiments", "perfbench.commands", "perfbench.demo", "perfbench.report",
                             "perfbench.load", "perfbench.distributed"),
+    "perfbench.bench": ("perfbench.engine", "perfbench.experiments", "perfbench.commands", "perfbench.cli",
+                        "perfbench.load", "perfbench.distributed", "perfbench.demo"),
     "perfbench.shapes": ("perfbench.engine", "perfbench.distributed", "perfbench.load"),
     "perfbench.scenario": ("perfbench.engine", "perfbench.demo", "perfbench.load"),
     "perfbench.rundir": ("perfbench.engine", "perfbench.analysis", "perfbench.report"),

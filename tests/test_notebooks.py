@@ -154,3 +154,15 @@ def test_regression_notebook_compares_two_runs(http_server, tmp_path):
                        reports_dir=tmp_path / "reports")
     html = check_report(r, ["Change against the baseline", "Latency distributions: baseline and current"])
     assert re.search(r"(no significant change|regression|improvement)", html, re.I)
+
+
+def test_microbench_notebook_measures_saves_and_compares_with_a_baseline(tmp_path):
+    small = {"max_time": 0.0, "min_rounds": 20, "sizes": [10, 100, 1000], "pbkdf2_iterations": 10}
+    first = run_experiment("microbench", small, runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
+    html = check_report(first, ["Time per call, every measured round", "Time per call against n: sort"])
+    assert "time grows as" in html and "pbkdf2_sha256" in html
+    assert (first.run_dir / "rounds.parquet").is_file() and (first.run_dir / "microbench.ipynb").is_file()
+    second = run_experiment("microbench", {**small, "baseline": str(first.run_dir)}, runs_dir=tmp_path / "runs",
+                            reports_dir=tmp_path / "reports")
+    html = check_report(second, ["Change against the baseline"])
+    assert "sort[1000] p50" in charts_in(html) and second.verdict is not None

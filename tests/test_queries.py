@@ -138,10 +138,10 @@ def test_the_log_is_bounded_and_counts_what_it_dropped() -> None:
         log.add_cache(tag, "hit", None)
     first = log.drain(limit=4)
     assert len(first["queries"]["fingerprint"]) == 4 and first["more"] is True
-    assert first["dropped"] == {"queries": 15, "cache": 15}
+    assert first["dropped"] == {"queries": 15, "cache": 15, "downstream": 0}
     assert first["queries"]["start_ns"] == [15, 16, 17, 18]  # the oldest were dropped
     rest = log.drain()
-    assert len(rest["queries"]["fingerprint"]) == 6 and rest["dropped"] == {"queries": 0, "cache": 0}
+    assert len(rest["queries"]["fingerprint"]) == 6 and rest["dropped"] == {"queries": 0, "cache": 0, "downstream": 0}
     assert not rest["more"]
     assert list(first["statements"].values()) == ["SELECT ?"]
 

@@ -117,7 +117,7 @@ def _notebook():
         nbformat.v4.new_output("display_data", data={"text/html": "<div>Verdict</div>", "text/plain": "Verdict: x"},
                                metadata={nb.ROLE: "verdict"}),
         nbformat.v4.new_output("display_data", data={"text/markdown": "**run**: 1,000 requests"},
-                               metadata={nb.ROLE: "headline"}),
+                               metadata={"text/markdown": {nb.ROLE: "headline"}}),  # as IPython's Markdown puts it
     ]
     warn = nbformat.v4.new_code_cell("y")
     warn.outputs = [nbformat.v4.new_output("display_data", data={
@@ -135,7 +135,8 @@ def test_the_report_header_is_the_verdict_once_then_the_headline_then_the_metada
     assert kinds == ["markdown", "markdown", "code", "markdown", "markdown", "code"]
     assert 'class="pb-verdict pb-verdict-failed"' in out.cells[1].source and "SLO broken" in out.cells[1].source
     outputs = out.cells[2].outputs
-    assert [o.get("metadata", {}).get(nb.ROLE) for o in outputs] == ["headline"]  # no console, progress, 2nd verdict
+    assert [o["data"] for o in outputs] == [{"text/markdown": "**run**: 1,000 requests"}]  # no console, progress,
+    # or second verdict
     assert "Run details" in out.cells[3].source and "the first 2 s" in out.cells[3].source  # after the headline
     md = out.cells[5].outputs[0]["data"]["text/markdown"]
     assert "[!WARNING]" not in md and 'class="pb-callout pb-callout-warning"' in md

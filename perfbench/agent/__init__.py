@@ -12,8 +12,9 @@ It is the base install (``pip install perfbench``: standard library only). With 
 
 Per request it reads the engine's ``X-Request-Id`` header (an integer; a missing or malformed value
 is recorded as unattributed, never an error), binds it in a ContextVar so every SQL statement
-(``perfbench.agent.sql``) and every cache hit/miss the service reports
-(:func:`cache_hit`/:func:`cache_miss`) is attributed to it, also in executor threads.
+(``perfbench.agent.sql``), every cache hit/miss the service reports (:func:`cache_hit`/:func:`cache_miss`),
+every Redis command and every outbound HTTP call (:mod:`perfbench.agent.events`) is attributed to it,
+also in executor threads.
 
 Records stay in a bounded ring buffer (``capacity`` per kind; the oldest are dropped and counted).
 The engine fetches them through the agent's endpoints (``AgentCollector``), which are:
@@ -26,6 +27,10 @@ The engine fetches them through the agent's endpoints (``AgentCollector``), whic
   ``POST {prefix}/reset``: forget every record; ``POST {prefix}/records?limit=N``: take records
   (fetch-and-clear, oldest first; ``more`` says whether to call again). Default prefix ``/_perfbench``.
 
+In-process, with no HTTP and no agent: ``with perfbench.agent.capture() as c:`` around any block of code
+(an ORM call, a test) records its statements, fingerprints, N+1 groups with their call site, DB time and
+slowest statements (``print(c.report())``; see :mod:`perfbench.agent.inprocess`).
+
 Beside it, :mod:`perfbench.agent.memory` is the memory endpoint a service mounts for tracemalloc
 snapshots (``install_from_env(app)``: on only when ``PERFBENCH_MEMORY_TOKEN`` is set; same loopback
 and token rules, under ``/_perfbench/memory``), read by ``perfbench.profilers.tracemalloc``.
@@ -33,6 +38,8 @@ and token rules, under ``/_perfbench/memory``), read by ``perfbench.profilers.tr
 
 from __future__ import annotations
 
+from . import drivers as _drivers  # noqa: F401 - registers the asyncpg and psycopg hooks
+from . import events as _events  # noqa: F401 - registers the redis-py, aiohttp and httpx client hooks
 from .core import (
     DEFAULT_PREFIX,
     REQUEST_ID_HEADER,
@@ -43,9 +50,10 @@ from .core import (
     cache_miss,
     current_request,
 )
+from .inprocess import Capture, capture
 
-__all__ = ["DEFAULT_PREFIX", "REQUEST_ID_HEADER", "TOKEN_HEADER", "Agent", "AgentCollector", "AgentError",
-           "cache_hit", "cache_miss", "current_request"]
+__all__ = ["DEFAULT_PREFIX", "REQUEST_ID_HEADER", "TOKEN_HEADER", "Agent", "AgentCollector", "AgentError", "Capture",
+           "cache_hit", "cache_miss", "capture", "current_request"]
 
 
 def __getattr__(name: str):

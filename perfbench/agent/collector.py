@@ -2,7 +2,8 @@
 
     from perfbench.agent import AgentCollector
     run_load(url, plan, scenario, collectors=[AgentCollector(token=token)])
-    # -> <run>/queries.parquet (one row per SQL statement) and <run>/cache.parquet (hits/misses)
+    # -> <run>/queries.parquet (one row per SQL statement), <run>/cache.parquet (cache events) and
+    #    <run>/downstream.parquet (the service's outbound HTTP calls)
 
 ``start`` checks the agent answers (and raises, so the run goes on without it and says why, if not),
 measures the clock offset between the agent's process and this one, and resets the agent's
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, ProfilerError
-from ..rundir import CACHE, QUERIES
+from ..rundir import CACHE, DOWNSTREAM, QUERIES
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_ENV, TOKEN_HEADER
 
@@ -45,16 +46,36 @@ QUERY_SCHEMA = pa.schema([
     pa.field("statement", pa.string(), nullable=False),  # redacted text: no literal or parameter value
     pa.field("duration_ns", pa.int64(), nullable=False),
     pa.field("t_ns", pa.int64(), nullable=False),  # statement start, ns from the run's start
-    pa.field("source", pa.string(), nullable=False),  # sqlalchemy | sqlite3 | asyncpg
+    pa.field("source", pa.string(), nullable=False),  # sqlalchemy | sqlite3 | asyncpg | psycopg | django
     pa.field("error", pa.bool_(), nullable=False),  # the statement raised
+    # the service's code that issued it ("path/file.py:57", "function"): sampled on the first statement of
+    # each fingerprint per endpoint, null on the others (and from an agent that does not sample)
+    pa.field("call_site", pa.string()),
+    pa.field("call_function", pa.string()),
 ])
 CACHE_SCHEMA = pa.schema([
     pa.field("request_id", pa.int64()),
     pa.field("request_id_status", pa.string(), nullable=False),
     pa.field("endpoint", pa.string()),
-    pa.field("kind", pa.string(), nullable=False),  # hit | miss
-    pa.field("name", pa.string()),  # what the service called the cache, if it said
+    pa.field("kind", pa.string(), nullable=False),  # hit | miss | command (a Redis command that is neither)
+    pa.field("name", pa.string()),  # what the service called the cache, if it said ("redis" for redis-py)
     pa.field("t_ns", pa.int64(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),  # app (cache_hit/cache_miss) | redis (a hooked client)
+    pa.field("command", pa.string()),  # GET, MGET, SET, PIPELINE...; null for app events
+    pa.field("key", pa.string()),  # redacted: id-like and long segments as ?
+    pa.field("duration_ns", pa.int64()),  # the command's round trip; null for app events
+])
+DOWNSTREAM_SCHEMA = pa.schema([
+    pa.field("request_id", pa.int64()),
+    pa.field("request_id_status", pa.string(), nullable=False),
+    pa.field("endpoint", pa.string()),
+    pa.field("method", pa.string(), nullable=False),
+    pa.field("host", pa.string(), nullable=False),  # host:port as the service called it
+    pa.field("path", pa.string(), nullable=False),  # a template: id-like segments as {id}, no query
+    pa.field("status", pa.int32()),  # null when the call failed before a response
+    pa.field("t_ns", pa.int64(), nullable=False),  # the call's start, ns from the run's start
+    pa.field("duration_ns", pa.int64(), nullable=False),
+    pa.field("error", pa.string()),  # the exception's class name when it failed
 ])
 
 
@@ -139,8 +160,9 @@ class AgentCollector:
             self._session = None
             raise
         self._local_start_ns = time.perf_counter_ns()
-        self.stats = {"queries": 0, "cache_events": 0, "dropped_queries": 0, "dropped_cache": 0, "fetches": 0,
-                      "unattributed_queries": 0, "requests_seen": 0, "unattributed_requests": 0}
+        self.stats = {"queries": 0, "cache_events": 0, "downstream_calls": 0, "dropped_queries": 0,
+                      "dropped_cache": 0, "dropped_downstream": 0, "fetches": 0, "unattributed_queries": 0,
+                      "requests_seen": 0, "unattributed_requests": 0}
         if self.poll_s:
             self._poller = asyncio.create_task(self._poll(ctx, self.poll_s))
 
@@ -171,8 +193,13 @@ class AgentCollector:
         if cache.num_rows:
             self._writer(CACHE, CACHE_SCHEMA).write_table(cache)
             self.stats["cache_events"] += cache.num_rows
+        downstream = downstream_table(body, self.offset_ns + self._t0(ctx))
+        if downstream.num_rows:
+            self._writer(DOWNSTREAM, DOWNSTREAM_SCHEMA).write_table(downstream)
+            self.stats["downstream_calls"] += downstream.num_rows
         self.stats["dropped_queries"] += body["dropped"]["queries"]
         self.stats["dropped_cache"] += body["dropped"]["cache"]
+        self.stats["dropped_downstream"] += body["dropped"].get("downstream", 0)
         self.stats["requests_seen"] = body.get("requests_seen", 0)
         self.stats["unattributed_requests"] = body.get("unattributed_requests", 0)
 
@@ -186,7 +213,7 @@ class AgentCollector:
 
     def _close_files(self) -> None:
         assert self._run_dir is not None
-        for name, schema in ((QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA)):
+        for name, schema in ((QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA), (DOWNSTREAM, DOWNSTREAM_SCHEMA)):
             w = self._writers.pop(name, None)
             if w is None:  # always leave both files, empty if nothing happened
                 w = pq.ParquetWriter(self._run_dir / (name + ".tmp"), schema, compression="zstd")
@@ -206,8 +233,8 @@ class AgentCollector:
             if self._session is not None:
                 await self._session.close()
                 self._session = None
-        dropped = self.stats["dropped_queries"] + self.stats["dropped_cache"]
-        return {**self.stats, "files": [QUERIES, CACHE], "clock_offset_ns": self.offset_ns,
+        dropped = self.stats["dropped_queries"] + self.stats["dropped_cache"] + self.stats["dropped_downstream"]
+        return {**self.stats, "files": [QUERIES, CACHE, DOWNSTREAM], "clock_offset_ns": self.offset_ns,
                 "clock_rtt_ns": self.rtt_ns,
                 **({"warning": f"the agent dropped {dropped} records (its buffer was full); "
                                "raise its capacity or poll more often"} if dropped else {})}
@@ -215,9 +242,12 @@ class AgentCollector:
 
 def records_to_tables(body: dict[str, Any], shift_ns: int = 0) -> tuple[pa.Table, pa.Table]:
     """The agent's drained records (``QueryLog.drain()`` or ``POST /_perfbench/records``) as
-    ``(queries, cache)`` Arrow tables with QUERY_SCHEMA / CACHE_SCHEMA; ``t_ns`` = agent time - shift_ns."""
+    ``(queries, cache)`` Arrow tables with QUERY_SCHEMA / CACHE_SCHEMA; ``t_ns`` = agent time - shift_ns.
+    Records of an older agent (no call sites, cache events without source) read too: the missing columns
+    are null (source: ``app``)."""
     qd = body["queries"]
     statements = body["statements"]
+    nq, nc = len(qd["fingerprint"]), len(body["cache"]["kind"])
     queries = pa.table({
         "request_id": pa.array(qd["request_id"], pa.int64()),
         "request_id_status": pa.array(qd["request_id_status"], pa.string()),
@@ -228,6 +258,8 @@ def records_to_tables(body: dict[str, Any], shift_ns: int = 0) -> tuple[pa.Table
         "t_ns": pa.array([t - shift_ns for t in qd["start_ns"]], pa.int64()),
         "source": pa.array(qd["source"], pa.string()),
         "error": pa.array(qd["error"], pa.bool_()),
+        "call_site": pa.array(qd.get("call_site", [None] * nq), pa.string()),
+        "call_function": pa.array(qd.get("call_function", [None] * nq), pa.string()),
     }, schema=QUERY_SCHEMA)
     cd = body["cache"]
     cache = pa.table({
@@ -237,5 +269,28 @@ def records_to_tables(body: dict[str, Any], shift_ns: int = 0) -> tuple[pa.Table
         "kind": pa.array(cd["kind"], pa.string()),
         "name": pa.array(cd["name"], pa.string()),
         "t_ns": pa.array([t - shift_ns for t in cd["t_ns"]], pa.int64()),
+        "source": pa.array(cd.get("source", ["app"] * nc), pa.string()),
+        "command": pa.array(cd.get("command", [None] * nc), pa.string()),
+        "key": pa.array(cd.get("key", [None] * nc), pa.string()),
+        "duration_ns": pa.array(cd.get("duration_ns", [None] * nc), pa.int64()),
     }, schema=CACHE_SCHEMA)
     return queries, cache
+
+
+def downstream_table(body: dict[str, Any], shift_ns: int = 0) -> pa.Table:
+    """The drained downstream calls as a DOWNSTREAM_SCHEMA table (empty from an agent that records none)."""
+    dd = body.get("downstream")
+    if not dd:
+        return DOWNSTREAM_SCHEMA.empty_table()
+    return pa.table({
+        "request_id": pa.array(dd["request_id"], pa.int64()),
+        "request_id_status": pa.array(dd["request_id_status"], pa.string()),
+        "endpoint": pa.array(dd["endpoint"], pa.string()),
+        "method": pa.array(dd["method"], pa.string()),
+        "host": pa.array(dd["host"], pa.string()),
+        "path": pa.array(dd["path"], pa.string()),
+        "status": pa.array(dd["status"], pa.int32()),
+        "t_ns": pa.array([t - shift_ns for t in dd["start_ns"]], pa.int64()),
+        "duration_ns": pa.array(dd["duration_ns"], pa.int64()),
+        "error": pa.array(dd["error"], pa.string()),
+    }, schema=DOWNSTREAM_SCHEMA)

@@ -46,7 +46,7 @@ def get_agent() -> Agent:
 
 def execute_wrapper(execute, sql_text, params, many, context):  # noqa: ANN001, ANN201 - Django's signature
     """What Django calls around every statement (see ``connection.execute_wrapper`` in Django's docs)."""
-    if not sql.installed():
+    if not sql.active():  # an agent records, or a capture() block is open
         return execute(sql_text, params, many, context)
     start = time.perf_counter_ns()
     outer = sql.OUTER.set(True)  # the driver-level hooks skip what is recorded here

@@ -13,24 +13,30 @@ stack (Polars, pyarrow), which a service has no use for. What it hooks:
   Code that bound ``connect`` before installing (``from sqlite3 import connect``) is not seen.
   Duration is the time inside ``execute`` (SQLite runs a SELECT to its first row there; rows fetched
   later are not counted).
-- asyncpg: ``Connection._execute``/``_executemany``/``execute`` (simple queries) and
-  ``PreparedStatement`` executions (what SQLAlchemy's asyncpg dialect uses). Cursors and COPY are
-  not seen.
-- psycopg (3), sync and async: ``execute``/``executemany`` of ``Cursor`` and ``AsyncCursor`` (and so
-  of ``Connection.execute``, client-side and raw cursors) and ``execute`` of the server-side cursors
+- asyncpg (hooks in :mod:`perfbench.agent.drivers`): ``Connection._execute``/``_executemany``/
+  ``execute`` (simple queries) and ``PreparedStatement`` executions (what SQLAlchemy's asyncpg dialect
+  uses). Cursors and COPY are not seen.
+- psycopg (3), sync and async (:mod:`perfbench.agent.drivers`): ``execute``/``executemany`` of
+  ``Cursor`` and ``AsyncCursor`` (and so of ``Connection.execute``, client-side and raw cursors) and ``execute`` of the server-side cursors
   (the time to declare them; rows fetched later are not counted). ``COPY`` and ``stream`` are not seen.
 - Django's ORM: recorded by ``perfbench.agent.django`` through ``connection.execute_wrapper``; while it
   records a statement (``OUTER`` set), the driver-level hooks here skip it.
 
 A connection opened by a SQLAlchemy engine is recorded by the SQLAlchemy listeners only: the
-driver-level hooks skip it (marked on the pool's ``connect`` event), so nothing is counted twice.
+driver-level hooks skip it (marked on the pool's ``connect`` event, or on its first statement when it
+was pooled before the hooks were installed), so nothing is counted twice.
+
+The hooks are installed while something listens: an agent's log (:func:`install`) or an open
+``capture()`` block (:func:`open_capture`); the last one to leave removes them all. More hook sets
+register in ``INSTALLERS`` (:mod:`perfbench.agent.drivers`, :mod:`perfbench.agent.events`).
 
 Attribution: ``REQUEST`` is a ContextVar holding the current :class:`RequestTag` (request id,
 endpoint); the agent's middleware binds it per request. Context does not follow work into thread
 pools (``loop.run_in_executor``, ``executor.submit``) nor into aiosqlite's worker thread, so
 installing the capture also carries the tag into ``ThreadPoolExecutor.submit`` and aiosqlite's
-queue (only the tag, never the caller's whole context). Statements outside any request are kept,
-with a null request id.
+queue (only the tag and the open captures, never the caller's whole context). Statements outside any
+request are kept, with a null request id. ``CAPTURES`` holds the open ``capture()`` blocks of the
+context (:mod:`perfbench.agent.inprocess`): each statement also goes to every one of them.
 
 Every statement is stored fingerprinted and redacted (:mod:`perfbench.sqltext`). The analyses over the
 collected ``queries.parquet`` live in :mod:`perfbench.analysis.queries`.
@@ -53,6 +59,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..sqltext import fingerprint_and_text
+from . import callsite
 
 DEFAULT_CAPACITY = 100_000
 
@@ -77,6 +84,7 @@ class _FingerprintCache:
 
 
 _FP = _FingerprintCache()
+fingerprinted = _FP.get  # raw SQL -> (fingerprint, redacted text), memoised
 
 # --- attribution ---------------------------------------------------------------------------------------
 
@@ -106,6 +114,8 @@ class RequestTag:
 REQUEST: contextvars.ContextVar[RequestTag | None] = contextvars.ContextVar("perfbench_request", default=None)
 # set while a higher layer (Django's execute wrapper) records a statement: the driver hooks then skip it
 OUTER: contextvars.ContextVar[bool] = contextvars.ContextVar("perfbench_outer", default=False)
+# the open ``perfbench.agent.capture()`` blocks of this context, innermost last (perfbench.agent.capture)
+CAPTURES: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar("perfbench_captures", default=())
 
 _INT64 = re.compile(r"^-?[0-9]{1,19}$")
 
@@ -130,12 +140,18 @@ def parse_request_id(value: str | bytes | None) -> tuple[int | None, str]:
 
 # --- the bounded record store ------------------------------------------------------------------------
 
-# a query record: (tag, fingerprint, text, start perf_counter_ns, duration ns, source, error)
-# a cache record: (tag, kind, name, perf_counter_ns)
+# a query record: (tag, fingerprint, text, start perf_counter_ns, duration ns, source, error, call site)
+# a cache record: (tag, kind, name, perf_counter_ns, source, command, key, duration ns)
+# a downstream record: (tag, method, host, path, status, start perf_counter_ns, duration ns, error)
+CACHE_COLUMNS = ("kind", "name", "t_ns", "source", "command", "key", "duration_ns")
+DOWNSTREAM_COLUMNS = ("method", "host", "path", "status", "start_ns", "duration_ns", "error")
+MAX_SITES = 10_000  # (endpoint, fingerprint) pairs whose call site was sampled, before the set starts over
 
 
 class QueryLog:
-    """The service-side store: ring buffers of statements and cache events, a dropped counter each.
+    """The service-side store: ring buffers of statements, cache events and downstream calls, a dropped
+    counter each. A statement's call site (:mod:`perfbench.agent.callsite`) is sampled once per
+    fingerprint per endpoint (since the last reset) and carried by that statement's record.
 
     Memory is bounded by ``capacity`` records per buffer: when full, the oldest record is dropped and
     counted (``dropped``), and ``drain`` reports the count. Thread-safe.
@@ -148,59 +164,87 @@ class QueryLog:
         self._lock = threading.Lock()
         self._queries: collections.deque = collections.deque(maxlen=capacity)
         self._cache: collections.deque = collections.deque(maxlen=capacity)
+        self._downstream: collections.deque = collections.deque(maxlen=capacity)
+        self._sited: set[tuple[str | None, str]] = set()
         self.dropped_queries = 0
         self.dropped_cache = 0
+        self.dropped_downstream = 0
         self.recorded_queries = 0
 
     def add_query(self, tag: RequestTag | None, sql: str, start_ns: int, duration_ns: int, source: str,
                   error: bool = False) -> None:
         fp, text = _FP.get(sql)
-        rec = (tag, fp, text, start_ns, duration_ns, source, error)
+        key = (tag.endpoint if tag is not None else None, fp)
+        site = None
+        if key not in self._sited:  # the first of its kind: where in the service did it come from?
+            if len(self._sited) >= MAX_SITES:
+                self._sited.clear()
+            self._sited.add(key)
+            site = callsite.find(2)
+        rec = (tag, fp, text, start_ns, duration_ns, source, error, site)
         with self._lock:
             if len(self._queries) == self.capacity:
                 self.dropped_queries += 1
             self._queries.append(rec)
             self.recorded_queries += 1
 
-    def add_cache(self, tag: RequestTag | None, kind: str, name: str | None) -> None:
-        rec = (tag, kind, name, time.perf_counter_ns())
+    def add_cache(self, tag: RequestTag | None, kind: str, name: str | None, source: str = "app",
+                  command: str | None = None, key: str | None = None, duration_ns: int | None = None,
+                  t_ns: int | None = None) -> None:
+        rec = (tag, kind, name, time.perf_counter_ns() if t_ns is None else t_ns, source, command, key, duration_ns)
         with self._lock:
             if len(self._cache) == self.capacity:
                 self.dropped_cache += 1
             self._cache.append(rec)
 
+    def add_downstream(self, tag: RequestTag | None, rec: tuple) -> None:
+        """A downstream call: ``rec`` = (method, host, path, status, start_ns, duration_ns, error)."""
+        with self._lock:
+            if len(self._downstream) == self.capacity:
+                self.dropped_downstream += 1
+            self._downstream.append((tag, *rec))
+
     def pending(self) -> dict[str, int]:
         with self._lock:
-            return {"queries": len(self._queries), "cache": len(self._cache),
-                    "dropped_queries": self.dropped_queries, "dropped_cache": self.dropped_cache}
+            return {"queries": len(self._queries), "cache": len(self._cache), "downstream": len(self._downstream),
+                    "dropped_queries": self.dropped_queries, "dropped_cache": self.dropped_cache,
+                    "dropped_downstream": self.dropped_downstream}
 
     def reset(self) -> int:
         """Forget everything (records and dropped counters); how many records were thrown away."""
         with self._lock:
-            n = len(self._queries) + len(self._cache)
+            n = len(self._queries) + len(self._cache) + len(self._downstream)
             self._queries.clear()
             self._cache.clear()
-            self.dropped_queries = self.dropped_cache = 0
+            self._downstream.clear()
+            self._sited.clear()
+            self.dropped_queries = self.dropped_cache = self.dropped_downstream = 0
         return n
 
     def drain(self, limit: int | None = None) -> dict[str, Any]:
         """Take (and remove) up to ``limit`` records of each kind, oldest first, as columnar JSON-ready data.
 
         ``{"queries": {column: [...]}, "statements": {fingerprint: text}, "cache": {column: [...]},
-        "dropped": {"queries": n, "cache": m}, "more": bool}``. Dropped counters are reported and reset.
+        "downstream": {column: [...]}, "dropped": {"queries": n, "cache": m, "downstream": k}, "more": bool}``.
+        Dropped counters are reported and reset. Each kind has request_id, request_id_status and endpoint,
+        then its own columns (queries: ... call_site, call_function; CACHE_COLUMNS; DOWNSTREAM_COLUMNS).
         """
         with self._lock:
             qn = len(self._queries) if limit is None else min(limit, len(self._queries))
             cn = len(self._cache) if limit is None else min(limit, len(self._cache))
+            dn = len(self._downstream) if limit is None else min(limit, len(self._downstream))
             queries = [self._queries.popleft() for _ in range(qn)]
             cache = [self._cache.popleft() for _ in range(cn)]
-            dropped = {"queries": self.dropped_queries, "cache": self.dropped_cache}
-            self.dropped_queries = self.dropped_cache = 0
-            more = bool(self._queries or self._cache)
+            downstream = [self._downstream.popleft() for _ in range(dn)]
+            dropped = {"queries": self.dropped_queries, "cache": self.dropped_cache,
+                       "downstream": self.dropped_downstream}
+            self.dropped_queries = self.dropped_cache = self.dropped_downstream = 0
+            more = bool(self._queries or self._cache or self._downstream)
         statements: dict[str, str] = {}
         q: dict[str, list] = {k: [] for k in ("request_id", "request_id_status", "endpoint", "fingerprint",
-                                              "start_ns", "duration_ns", "source", "error")}
-        for tag, fp, text, start, dur, source, error in queries:
+                                              "start_ns", "duration_ns", "source", "error", "call_site",
+                                              "call_function")}
+        for tag, fp, text, start, dur, source, error, site in queries:
             statements.setdefault(fp, text)
             q["request_id"].append(tag.request_id if tag else None)
             q["request_id_status"].append(tag.status if tag else "outside")
@@ -210,16 +254,22 @@ class QueryLog:
             q["duration_ns"].append(dur)
             q["source"].append(source)
             q["error"].append(error)
-        c: dict[str, list] = {k: [] for k in ("request_id", "request_id_status", "endpoint", "kind", "name",
-                                              "t_ns")}
-        for tag, kind, name, t in cache:
-            c["request_id"].append(tag.request_id if tag else None)
-            c["request_id_status"].append(tag.status if tag else "outside")
-            c["endpoint"].append(tag.route() if tag else None)
-            c["kind"].append(kind)
-            c["name"].append(name)
-            c["t_ns"].append(t)
-        return {"queries": q, "statements": statements, "cache": c, "dropped": dropped, "more": more}
+            q["call_site"].append(site[0] if site else None)
+            q["call_function"].append(site[1] if site else None)
+        return {"queries": q, "statements": statements, "cache": _columns(cache, CACHE_COLUMNS),
+                "downstream": _columns(downstream, DOWNSTREAM_COLUMNS), "dropped": dropped, "more": more}
+
+
+def _columns(records: list[tuple], names: tuple[str, ...]) -> dict[str, list]:
+    """Records ``(tag, *values)`` as columns: the request's three, then ``names``."""
+    out: dict[str, list] = {k: [] for k in ("request_id", "request_id_status", "endpoint", *names)}
+    for tag, *values in records:
+        out["request_id"].append(tag.request_id if tag else None)
+        out["request_id_status"].append(tag.status if tag else "outside")
+        out["endpoint"].append(tag.route() if tag else None)
+        for name, value in zip(names, values, strict=True):
+            out[name].append(value)
+    return out
 
 
 # --- capture: where statements come from ---------------------------------------------------------------
@@ -229,38 +279,61 @@ _install_lock = threading.Lock()
 _undo: list[Callable[[], object]] = []
 
 
-def _emit(sql: Any, start_ns: int, duration_ns: int, source: str, error: bool = False) -> None:
+def _emit(sql: Any, start_ns: int, duration_ns: int, source: str, error: bool = False,
+          rows: int | None = None) -> None:
     tag = REQUEST.get()
     if not isinstance(sql, str):
         sql = sql.decode("utf-8", "replace") if isinstance(sql, bytes | bytearray) else str(sql)
     if tag is not None and tag.log is not None:
         tag.log.add_query(tag, sql, start_ns, duration_ns, source, error)
-        return
-    for log in list(_logs):
-        log.add_query(tag, sql, start_ns, duration_ns, source, error)
+    else:
+        for log in list(_logs):
+            log.add_query(tag, sql, start_ns, duration_ns, source, error)
+    for capture in CAPTURES.get():  # rows: known to in-process captures only
+        capture.add_statement(sql, start_ns, duration_ns, source, error, rows)
 
 
 emit = _emit  # for the framework integrations (perfbench.agent.django)
 
 
-def record_cache(kind: str, name: str | None = None) -> None:
-    """Count a cache ``hit`` or ``miss`` against the current request (see ``perfbench.agent.cache_hit``)."""
+def record_cache(kind: str, name: str | None = None, **details: Any) -> None:
+    """Count a cache ``hit`` or ``miss`` against the current request (see ``perfbench.agent.cache_hit``);
+    ``details``: a hooked client's source, command, key, duration_ns and t_ns (QueryLog.add_cache)."""
     tag = REQUEST.get()
     if tag is not None and tag.log is not None:
-        tag.log.add_cache(tag, kind, name)
-        return
-    for log in list(_logs):
-        log.add_cache(tag, kind, name)
+        tag.log.add_cache(tag, kind, name, **details)
+    else:
+        for log in list(_logs):
+            log.add_cache(tag, kind, name, **details)
+    for capture in CAPTURES.get():
+        capture.add_cache(kind, name, details)
+
+
+def record_downstream(method: str, host: str, path: str, status: int | None, start_ns: int, duration_ns: int,
+                      error: str | None) -> None:
+    """A call the service made to another service, attributed to the current request (or capture)."""
+    tag = REQUEST.get()
+    rec = (method, host, path, status, start_ns, duration_ns, error)
+    if tag is not None and tag.log is not None:
+        tag.log.add_downstream(tag, rec)
+    for capture in CAPTURES.get():
+        capture.add_downstream(rec)
 
 
 # SQLAlchemy ----------------------------------------------------------------------------------------
 
 
 _SA_KEY = "_perfbench_query_start"
+_SA_OWNED = "_perfbench_owned"
 
 
 def _sa_before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
-    conn.info.setdefault(_SA_KEY, []).append(time.perf_counter_ns())
+    info = conn.info
+    if _SA_OWNED not in info:  # pooled before the hooks were installed: mark it now (see _sa_pool_connect)
+        info[_SA_OWNED] = True
+        with contextlib.suppress(Exception):
+            _sa_pool_connect(conn.connection.dbapi_connection, None)
+    info.setdefault(_SA_KEY, []).append(time.perf_counter_ns())
 
 
 def _sa_after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
@@ -268,7 +341,9 @@ def _sa_after(conn, cursor, statement, parameters, context, executemany):  # noq
     if not stack:
         return
     start = stack.pop()
-    _emit(statement, start, time.perf_counter_ns() - start, "sqlalchemy")
+    rows = getattr(cursor, "rowcount", -1)
+    _emit(statement, start, time.perf_counter_ns() - start, "sqlalchemy",
+          rows=rows if isinstance(rows, int) and rows >= 0 else None)
 
 
 def _sa_error(exception_context):  # noqa: ANN001
@@ -280,7 +355,7 @@ def _sa_error(exception_context):  # noqa: ANN001
     _emit(exception_context.statement, start, time.perf_counter_ns() - start, "sqlalchemy", error=True)
 
 
-_owned: weakref.WeakSet = weakref.WeakSet()
+owned: weakref.WeakSet = weakref.WeakSet()  # driver connections under a SQLAlchemy pool (recorded there)
 
 
 def _sa_pool_connect(dbapi_connection, connection_record):  # noqa: ANN001
@@ -292,10 +367,12 @@ def _sa_pool_connect(dbapi_connection, connection_record):  # noqa: ANN001
         if isinstance(obj, _TracedConnectionMixin):
             obj._perfbench_skip = True
             return
+        if type(obj).__module__ == "sqlite3":  # opened before the hooks: not traced anyway
+            return
         cls = type(obj)
         if cls.__module__.startswith(("asyncpg", "psycopg")):
             with contextlib.suppress(TypeError):
-                _owned.add(obj)
+                owned.add(obj)
             return
         nxt = None
         for attr in ("driver_connection", "_connection", "_conn"):
@@ -345,7 +422,8 @@ def _timed(source: str, sql: Any, call, *args, **kwargs):  # noqa: ANN001
     except BaseException:
         _emit(sql, start, time.perf_counter_ns() - start, source, error=True)
         raise
-    _emit(sql, start, time.perf_counter_ns() - start, source)
+    rows = getattr(result, "rowcount", -1)  # sqlite3's execute returns its cursor; -1 for a SELECT
+    _emit(sql, start, time.perf_counter_ns() - start, source, rows=rows if isinstance(rows, int) and rows >= 0 else None)
     return result
 
 
@@ -409,156 +487,28 @@ def _install_sqlite3() -> None:
     _undo.append(lambda: setattr(sqlite3, "connect", original))
 
 
-# asyncpg ---------------------------------------------------------------------------------------------
-
-
-def _install_asyncpg() -> None:
-    try:
-        import asyncpg.connection as apc
-        import asyncpg.prepared_stmt as aps
-    except ImportError:  # the service does not use asyncpg
-        return
-    Conn = apc.Connection
-    PS = aps.PreparedStatement
-    originals = {
-        (Conn, "_execute"): Conn._execute,
-        (Conn, "_executemany"): Conn._executemany,
-        (Conn, "execute"): Conn.execute,
-        (PS, "_PreparedStatement__do_execute"): PS._PreparedStatement__do_execute,
-    }
-
-    async def timed(conn, sql, coro):  # noqa: ANN001
-        if conn in _owned or OUTER.get():
-            return await coro
-        start = time.perf_counter_ns()
-        try:
-            result = await coro
-        except BaseException:
-            _emit(sql, start, time.perf_counter_ns() - start, "asyncpg", error=True)
-            raise
-        _emit(sql, start, time.perf_counter_ns() - start, "asyncpg")
-        return result
-
-    orig_execute = originals[(Conn, "_execute")]
-    orig_many = originals[(Conn, "_executemany")]
-    orig_simple = originals[(Conn, "execute")]
-    orig_ps = originals[(PS, "_PreparedStatement__do_execute")]
-
-    @functools.wraps(orig_execute)
-    async def _execute(self, query, args, limit, timeout, **kwargs):  # noqa: ANN001, ASYNC109 - asyncpg's signature
-        return await timed(self, query, orig_execute(self, query, args, limit, timeout, **kwargs))
-
-    @functools.wraps(orig_many)
-    async def _executemany(self, query, args, timeout, **kwargs):  # noqa: ANN001, ASYNC109 - asyncpg's signature
-        return await timed(self, query, orig_many(self, query, args, timeout, **kwargs))
-
-    @functools.wraps(orig_simple)
-    async def execute(self, query, *args, timeout=None):  # noqa: ANN001, ASYNC109 - asyncpg's signature
-        if args:  # goes through _execute, timed there
-            return await orig_simple(self, query, *args, timeout=timeout)
-        return await timed(self, query, orig_simple(self, query, timeout=timeout))
-
-    @functools.wraps(orig_ps)
-    async def do_execute(self, executor):  # noqa: ANN001
-        return await timed(self._connection, self._query, orig_ps(self, executor))
-
-    Conn._execute = _execute
-    Conn._executemany = _executemany
-    Conn.execute = execute
-    PS._PreparedStatement__do_execute = do_execute
-
-    def undo() -> None:
-        for (cls, name), fn in originals.items():
-            setattr(cls, name, fn)
-
-    _undo.append(undo)
-
-
-# psycopg 3 ---------------------------------------------------------------------------------------------
-
-
-def _psycopg_text(query: Any, cursor: Any) -> Any:
-    """The SQL of a psycopg query: a string, bytes, or a ``psycopg.sql.Composable`` rendered for ``cursor``."""
-    if isinstance(query, str | bytes):
-        return query
-    as_string = getattr(query, "as_string", None)
-    if as_string is not None:
-        with contextlib.suppress(Exception):
-            return as_string(cursor)
-    return str(query)
-
-
-def _install_psycopg() -> None:
-    try:
-        import psycopg
-    except ImportError:  # the service does not use psycopg
-        return
-
-    def sync(orig):  # noqa: ANN001, ANN202
-        @functools.wraps(orig)
-        def method(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
-            if OUTER.get() or self.connection in _owned:
-                return orig(self, query, *args, **kwargs)
-            start = time.perf_counter_ns()
-            try:
-                result = orig(self, query, *args, **kwargs)
-            except BaseException:
-                _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg", error=True)
-                raise
-            _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg")
-            return result
-
-        return method
-
-    def asynchronous(orig):  # noqa: ANN001, ANN202
-        @functools.wraps(orig)
-        async def method(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
-            if OUTER.get() or self.connection in _owned:
-                return await orig(self, query, *args, **kwargs)
-            start = time.perf_counter_ns()
-            try:
-                result = await orig(self, query, *args, **kwargs)
-            except BaseException:
-                _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg", error=True)
-                raise
-            _emit(_psycopg_text(query, self), start, time.perf_counter_ns() - start, "psycopg")
-            return result
-
-        return method
-
-    # each class's own methods: subclasses (client-side, raw cursors) inherit the wrapped ones
-    targets = [(psycopg.Cursor, "execute", sync), (psycopg.Cursor, "executemany", sync),
-               (psycopg.ServerCursor, "execute", sync), (psycopg.AsyncCursor, "execute", asynchronous),
-               (psycopg.AsyncCursor, "executemany", asynchronous), (psycopg.AsyncServerCursor, "execute", asynchronous)]
-    originals = [(cls, name, cls.__dict__[name]) for cls, name, _ in targets]
-    for cls, name, wrap in targets:
-        setattr(cls, name, wrap(cls.__dict__[name]))
-
-    def undo() -> None:
-        for cls, name, fn in originals:
-            setattr(cls, name, fn)
-
-    _undo.append(undo)
-
-
 # context into threads ----------------------------------------------------------------------------------
 
 
+def _run_bound(tag: RequestTag | None, captures: tuple[Any, ...], fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> Any:
+    token, ctoken = REQUEST.set(tag), CAPTURES.set(captures)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        CAPTURES.reset(ctoken)
+        REQUEST.reset(token)
+
+
 def _carry(fn):  # noqa: ANN001
-    """``fn`` wrapped to run with the caller's request tag bound (or ``fn`` itself outside a request)."""
+    """``fn`` wrapped to run with the caller's request tag and open captures bound (or ``fn`` itself
+    outside both). A partial, not a ``functools.wraps`` closure: aiosqlite sends every cursor operation
+    through here, so it must be cheap."""
     tag = REQUEST.get()
-    if tag is None:
+    captures = CAPTURES.get()
+    if tag is None and not captures:
         return fn
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        token = REQUEST.set(tag)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            REQUEST.reset(token)
-
-    return run
+    return functools.partial(_run_bound, tag, captures, fn)
 
 
 def _install_thread_carry() -> None:
@@ -588,30 +538,69 @@ def _install_thread_carry() -> None:
     _undo.append(lambda: setattr(aic.Connection, "_execute", orig_aio))
 
 
+# more hook sets, registered by their modules (perfbench.agent.drivers, perfbench.agent.events): each
+# installs its hooks when its library is importable and returns how to undo them (None: nothing installed)
+INSTALLERS: list[Callable[[], Callable[[], object] | None]] = []
+_open_captures = 0  # perfbench.agent.capture() blocks open in the process: they need the hooks too
+
+
+def _install_hooks() -> None:
+    _install_sqlalchemy()
+    _install_sqlite3()
+    for installer in INSTALLERS:
+        undo = installer()
+        if undo is not None:
+            _undo.append(undo)
+    _install_thread_carry()
+
+
+def _remove_hooks_if_unused() -> None:
+    if not _logs and not _open_captures:
+        while _undo:
+            _undo.pop()()
+
+
 def install(log: QueryLog) -> None:
     """Start recording into ``log`` (hooks are installed once per process, shared by every log)."""
     with _install_lock:
         if log in _logs:
             return
-        if not _logs:
-            _install_sqlalchemy()
-            _install_sqlite3()
-            _install_asyncpg()
-            _install_psycopg()
-            _install_thread_carry()
+        if not _logs and not _open_captures:
+            _install_hooks()
         _logs.append(log)
 
 
 def uninstall(log: QueryLog) -> None:
-    """Stop recording into ``log``; the hooks go when the last log is uninstalled."""
+    """Stop recording into ``log``; the hooks go when the last log is uninstalled (and no capture is open)."""
     with _install_lock:
         if log not in _logs:
             return
         _logs.remove(log)
-        if not _logs:
-            while _undo:
-                _undo.pop()()
+        _remove_hooks_if_unused()
+
+
+def open_capture() -> None:
+    """A ``capture()`` block starts: the hooks are installed if nothing else installed them."""
+    global _open_captures
+    with _install_lock:
+        if not _logs and not _open_captures:
+            _install_hooks()
+        _open_captures += 1
+
+
+def close_capture() -> None:
+    """A ``capture()`` block ends: the hooks go if it was the last user."""
+    global _open_captures
+    with _install_lock:
+        _open_captures = max(0, _open_captures - 1)
+        _remove_hooks_if_unused()
 
 
 def installed() -> bool:
+    """Whether an agent records (its endpoints say ``capturing``)."""
     return bool(_logs)
+
+
+def active() -> bool:
+    """Whether the hooks are in place: an agent records or a capture is open."""
+    return bool(_logs) or _open_captures > 0

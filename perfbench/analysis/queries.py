@@ -18,6 +18,7 @@ import polars as pl
 from ..errors import ConfigError
 from ..rundir import CACHE
 from .results import N_PLUS_ONE_THRESHOLD, pct, with_ms
+from .target import cache_lookups as cache_lookups  # counted once, as the summary's cache block counts
 
 DEFAULT_N_PLUS_ONE = N_PLUS_ONE_THRESHOLD
 
@@ -32,29 +33,38 @@ def n_plus_one(queries: pl.LazyFrame | pl.DataFrame, threshold: int = DEFAULT_N_
     """N+1 findings: per request, every fingerprint run ``threshold`` or more times.
 
     One row per (request, fingerprint): request_id, the endpoint column, fingerprint, statement,
-    repetitions, time_ms (what those repetitions cost). Sorted by time_ms, largest first. Requests
-    without an id cannot be grouped and are left out.
+    repetitions, time_ms (what those repetitions cost), and call_site/call_function: where the service
+    issued that fingerprint, as the agent sampled it (null in files of agents that did not sample).
+    Sorted by time_ms, largest first. Requests without an id cannot be grouped and are left out.
     """
     if threshold < 2:
         raise ConfigError(f"an N+1 needs a threshold of at least 2 repetitions, got {threshold}")
-    lf = queries.lazy().filter(pl.col("request_id").is_not_null())
-    return (lf.group_by("request_id", endpoint, "fingerprint")
+    lf = queries.lazy()
+    if "call_site" in lf.collect_schema().names():
+        sites = (lf.filter(pl.col("call_site").is_not_null()).group_by("fingerprint")
+                 .agg(pl.col("call_site").mode().sort().first(), pl.col("call_function").first()))
+    else:
+        sites = pl.LazyFrame(schema={"fingerprint": pl.String, "call_site": pl.String, "call_function": pl.String})
+    return (lf.filter(pl.col("request_id").is_not_null()).group_by("request_id", endpoint, "fingerprint")
             .agg(pl.len().alias("repetitions"), (pl.col("duration_ns").sum() / 1e6).alias("time_ms"),
                  pl.col("statement").first())
             .filter(pl.col("repetitions") >= threshold)
-            .select("request_id", endpoint, "fingerprint", "statement", "repetitions", "time_ms")
+            .join(sites, on="fingerprint", how="left")
+            .select("request_id", endpoint, "fingerprint", "statement", "repetitions", "time_ms", "call_site",
+                    "call_function")
             .sort(["time_ms", "request_id"], descending=[True, False]).collect())
 
 
 def n_plus_one_summary(findings: pl.DataFrame, *, endpoint: str = "endpoint") -> pl.DataFrame:
     """The findings of :func:`n_plus_one` per endpoint and fingerprint: requests affected, repetitions
-    (min, median, max) and the time they cost (total and mean per request, ms)."""
+    (min, median, max), the time they cost (total and mean per request, ms) and the call site."""
     return (findings.group_by(endpoint, "fingerprint")
             .agg(pl.len().alias("requests"), pl.col("repetitions").min().alias("repetitions_min"),
                  pl.col("repetitions").median().alias("repetitions_median"),
                  pl.col("repetitions").max().alias("repetitions_max"),
                  pl.col("time_ms").sum().alias("time_ms_total"), pl.col("time_ms").mean().alias("time_ms_mean"),
-                 pl.col("statement").first())
+                 pl.col("statement").first(), *(pl.col(c).first() for c in ("call_site", "call_function")
+                                                 if c in findings.columns))
             .sort(["time_ms_total", endpoint], descending=[True, False]))
 
 

@@ -24,13 +24,13 @@ import pyarrow.parquet as pq
 
 from ..errors import RunDirError
 from ..rundir import (
+    CACHE,
     JOURNAL,
     QUERIES,
-    READ_VERSIONS,
     REQUEST_SCHEMA,
     REQUESTS,
+    RESOURCES,
     ROW_GROUP_ROWS,
-    SCHEMA_VERSION,
     SUMMARY,
     RunDir,
     read_json,
@@ -38,7 +38,9 @@ from ..rundir import (
     write_json,
     writer_alive,
 )
-from . import rowstats
+from ..sqltext import N_PLUS_ONE_THRESHOLD as N_PLUS_ONE_THRESHOLD  # read here by analysis.queries too
+from . import rowstats, target, warmup
+from .summary_check import check_summary
 
 if TYPE_CHECKING:
     import polars as pl
@@ -443,52 +445,6 @@ def _check_columns(path: Path) -> None:
         raise RunDirError(f"{path}: not the requests of a run ({'; '.join(wrong[:4])}); left as it is")
 
 
-def check_summary(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """``summary`` (read from ``path``) if it has the shape of a summary.json, else RunDirError."""
-    version = summary.get("schema_version", SCHEMA_VERSION)
-    if version not in READ_VERSIONS:
-        raise RunDirError(f"{path}: schema_version {version!r} is not one this perfbench reads (it reads "
-                          f"{', '.join(map(str, READ_VERSIONS))}); left as it is")
-    problems = []
-
-    def block(where: str, b: Any) -> None:
-        if not isinstance(b, dict):
-            problems.append(f"{where} is not an object")
-            return
-        for key in ("latency_ms", "errors_by_kind", "service_ms"):
-            if key in b and not isinstance(b[key], dict):
-                problems.append(f"{where}.{key} is not an object")
-        for key in ("count", "errors", "rps", "error_rate", "bytes"):
-            if b.get(key) is not None and (not isinstance(b[key], int | float) or isinstance(b[key], bool)):
-                problems.append(f"{where}.{key} is not a number")
-        for key in ("latency_ms", "errors_by_kind"):
-            values = b.get(key)
-            if isinstance(values, dict) and any(v is not None and (not isinstance(v, int | float) or isinstance(v, bool))
-                                                for v in values.values()):
-                problems.append(f"{where}.{key} holds a value that is not a number")
-
-    endpoints = summary.get("endpoints", {})
-    if not isinstance(endpoints, dict):
-        problems.append("endpoints is not an object")
-    else:
-        for name, b in endpoints.items():
-            block(f"endpoints.{name}", b)
-    block("overall", summary.get("overall", {}))
-    for key, typ in (("generator", dict), ("notes", list), ("slo", list), ("status_counts", dict)):
-        if key in summary and not isinstance(summary[key], typ):
-            problems.append(f"{key} is not {'an object' if typ is dict else 'a list'}")
-    if isinstance(summary.get("generator"), dict):
-        gen = summary["generator"]
-        if not isinstance(gen.get("lag_ms", {}), dict) or not isinstance(gen.get("saturation_reasons", []), list):
-            problems.append("generator.lag_ms or generator.saturation_reasons has the wrong type")
-    if isinstance(summary.get("slo"), list) and not all(isinstance(r, dict) for r in summary["slo"]):
-        problems.append("slo holds an entry that is not an object")
-    if problems:
-        raise RunDirError(f"{path}: not a perfbench summary ({'; '.join(problems[:3])}); left as it is "
-                          f"(perfbench summary --recompute writes it again from the rows)")
-    return summary
-
-
 def upgrade_requests(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Rows of a run directory of schema version 1 with the columns version 2 added: ``wire_bytes``
     is ``bytes`` (that version read bodies uncompressed), the timing columns are null, no redirect
@@ -517,6 +473,7 @@ class Run:
     live: bool = False
     note: str | None = None
     _table: pa.Table | None = field(default=None, repr=False)
+    _warmup_resolved: bool = field(default=False, repr=False)  # a count warm-up's end found from the rows
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
@@ -585,18 +542,45 @@ class Run:
         those rows, when they are in memory already, read in slices of the same size)."""
         engine = self.meta.get("engine_stats") or {}
         shape = self.meta.get("shape") or {}
-        table = self._table if table is None else table  # a run in progress: its journal's rows
-        if table is not None:
-            batches = rowstats.table_batches(table, ROW_GROUP_ROWS)
-        else:
-            batches = rowstats.parquet_batches(str(self.path / REQUESTS))
+        batches = self.batches(table=table)
         try:
-            return summary_of(batches, duration_s=self.duration_s, planned=engine.get("planned"), engine=engine,
-                              model=shape.get("model", "open"),
-                              lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
+            until = self.warmup_until_ns(batches)
+            excluded = int((warmup.intended_of(batches) < until).sum()) if until else 0
+            measured, span = warmup.measured(batches, until), warmup.measured_span(self.duration_s, until)
+            planned = engine.get("planned")
+            s = summary_of(measured, duration_s=span, planned=planned - excluded if planned else planned,
+                           engine=engine, model=shape.get("model", "open"),
+                           lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
+            # too many rows to sort: the engine's count, over the whole run (the warm-up included)
+            s["concurrency"] = target.concurrency(measured, span, round((self.duration_s + 60) * 1e9)) or {
+                "max": engine.get("max_in_flight_seen"), "mean": None, "source": "engine, whole run"}
+            if (w := warmup.summary_block(self.meta, excluded)) is not None:
+                s["warmup"] = w
+                if not s["overall"]["count"]:
+                    s["notes"].append(f"the warm-up took every request ({excluded}): nothing was measured")
+            return s
         except (pa.ArrowException, OSError) as exc:
             raise RunDirError(f"{self.path / REQUESTS}: could not be read ({type(exc).__name__}: "
                               f"{str(exc)[:200]})") from None
+
+    def batches(self, dictionary: tuple[str, ...] = ("endpoint", "error"), table: pa.Table | None = None
+                ) -> rowstats.Batches:
+        """The rows as Arrow batches: requests.parquet a row group at a time (``dictionary``: the string
+        columns read as dictionary codes), or slices of ``table`` or of a run in progress's rows."""
+        table = self._table if table is None else table
+        if table is not None:
+            return rowstats.table_batches(table, ROW_GROUP_ROWS)
+        return rowstats.parquet_batches(str(self.path / REQUESTS), dictionary)
+
+    def warmup_until_ns(self, batches: rowstats.Batches | None = None) -> int | None:
+        """The end of the run's warm-up (ns, by intended send time; None: none): meta.json's, or, for a
+        warm-up of N requests not resolved yet, found from the rows (and kept in ``meta``)."""
+        until, w = warmup.until_ns(self.meta), warmup.spec(self.meta)
+        if until is None and w is not None and w.get("requests"):
+            until = warmup.until_for_requests(int(w["requests"]), warmup.intended_of(batches or self.batches()))
+            self.meta["warmup"] = {**w, "until_ns": until, "until_s": until / 1e9}
+            self._warmup_resolved = True
+        return until
 
     def write_summary(self, slos: list[SLO] | None = None, table: pa.Table | None = None) -> dict[str, Any]:
         """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.analysis.slo.SLO);
@@ -606,11 +590,20 @@ class Run:
         if self.live or self._table is not None:
             raise RunDirError(f"{self.path}: {self.note}; summary.json is not written into it")
         s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary(table)}
+        until = self.warmup_until_ns()
+        if self._warmup_resolved:  # where a warm-up of N requests ended, for charts and readers
+            RunDir(self.path).update_meta(warmup=self.meta["warmup"])
+        if (self.path / QUERIES).exists():  # the run had the agent: what the service's SQL did, in brief
+            requests = pl.scan_parquet(self.path / REQUESTS)
+            s["sql"] = sql_summary(requests.filter(pl.col("intended_ns") >= (until or 0)),
+                                   target.measured_events(pl.scan_parquet(self.path / QUERIES), requests, until),
+                                   (self.meta.get("collectors") or {}).get("agent"))
+        if (self.path / CACHE).exists():
+            s["cache"] = target.cache(self.path, pl.scan_parquet(self.path / REQUESTS), until)
+        if (self.path / RESOURCES).exists():
+            s["resources"] = target.resources(self.path, until)
         if slos:
             s["slo"] = evaluate(slos, s)
-        if (self.path / QUERIES).exists():  # the run had the agent: what the service's SQL did, in brief
-            s["sql"] = sql_summary(pl.scan_parquet(self.path / REQUESTS), pl.scan_parquet(self.path / QUERIES),
-                                   (self.meta.get("collectors") or {}).get("agent"))
         write_json(self.path / SUMMARY, s)
         return s
 
@@ -638,7 +631,6 @@ def read_queries(path: str | Path) -> pl.LazyFrame:
                                            (pl.col("t_ns") / 1e9).alias("t_s"))
 
 
-N_PLUS_ONE_THRESHOLD = 5  # one statement this many times in one request is an N+1 (perfbench.analysis.queries)
 
 
 def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, Any] | None = None, *,
@@ -647,15 +639,21 @@ def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, 
     that ran none counts 0), the N+1 patterns found (at most ``top``), and what could not be attributed.
 
     ``statements``: all the agent recorded; ``unattributed``: those without a request id (a missing or
-    malformed X-Request-Id, or outside any request); ``agent``: the collector's report in meta.json."""
-    q = queries.select("request_id", "fingerprint", "statement", "duration_ns")
+    malformed X-Request-Id, or outside any request); ``agent``: the collector's report in meta.json. Each
+    N+1 pattern names its ``call_site`` and ``call_function`` (the service's code that issued it, as the agent
+    sampled it for that server route; null from an agent that does not sample)."""
+    names = queries.collect_schema().names()
+    sites = (queries.filter(pl.col("call_site").is_not_null()).group_by("endpoint", "fingerprint")
+             .agg(pl.col("call_site").first(), pl.col("call_function").first()).rename({"endpoint": "route"})
+             if "call_site" in names else None)
+    q = queries.select("request_id", "fingerprint", "statement", "duration_ns", pl.col("endpoint").alias("route"))
     totals = q.select(pl.len().alias("n"), pl.col("request_id").null_count().alias("unattributed")).collect().row(0)
     per = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id")
            .agg(pl.len().alias("statements"), (pl.col("duration_ns").sum() / 1e6).alias("db_ms")))
     joined = (requests.select("request_id", "endpoint").join(per, on="request_id", how="left")
               .with_columns(pl.col("statements").fill_null(0), pl.col("db_ms").fill_null(0.0)))
     repeated = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id", "fingerprint")
-                .agg(pl.len().alias("repetitions"), pl.col("statement").first())
+                .agg(pl.len().alias("repetitions"), pl.col("statement").first(), pl.col("route").first())
                 .filter(pl.col("repetitions") >= N_PLUS_ONE_THRESHOLD)
                 .join(requests.select("request_id", "endpoint"), on="request_id", how="inner"))
     endpoints = {}
@@ -666,14 +664,19 @@ def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, 
             .sort("endpoint").collect().iter_rows(named=True)):
         name = row.pop("endpoint")
         endpoints[name] = {**row, "per_request_mean": row["total"] / row["requests"] if row["requests"] else 0.0}
-    n_plus_one = (repeated.group_by("endpoint", "fingerprint")
+    patterns = (repeated.group_by("endpoint", "fingerprint")
                   .agg(pl.len().alias("requests"), pl.col("repetitions").max().alias("repetitions_max"),
-                       pl.col("statement").first())
+                       pl.col("statement").first(), pl.col("route").mode().sort().first())
                   .sort(["requests", "repetitions_max", "endpoint", "fingerprint"],
-                        descending=[True, True, False, False])
-                  .collect())
+                        descending=[True, True, False, False]))
+    patterns = (patterns.join(sites, on=["route", "fingerprint"], how="left", maintain_order="left")
+                if sites is not None else patterns.with_columns(call_site=pl.lit(None, pl.String),
+                                                                call_function=pl.lit(None, pl.String)))
+    n_plus_one = patterns.drop("route").collect()
     agent = agent or {}
+    n_requests = sum(e["requests"] for e in endpoints.values())
     return {"statements": totals[0], "unattributed": totals[1], "threshold_n_plus_one": N_PLUS_ONE_THRESHOLD,
+            "per_request_mean": sum(e["total"] for e in endpoints.values()) / n_requests if n_requests else None,
             "endpoints": endpoints, "n_plus_one": n_plus_one.head(top).to_dicts(),
             "n_plus_one_patterns": n_plus_one.height,
             "unattributed_requests": agent.get("unattributed_requests"), "dropped": agent.get("dropped_queries")}

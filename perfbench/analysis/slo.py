@@ -1,14 +1,40 @@
-"""Service level objectives on a run: ``p95<300ms``, ``errors<1%``, ``posts:p99<=50ms``, ``rps>=95``.
+"""Service level objectives on a run: ``p95<300ms``, ``errors<1%``, ``timeout==0``, ``cpu<70%``, ``hit_rate>0.8``.
 
-Grammar: ``[ENDPOINT:]METRIC OP VALUE[UNIT]``
+Grammar: ``[ENDPOINT:]METRIC OP VALUE[UNIT]``, OP one of ``<  <=  >  >=  ==``.
 
-- METRIC: a latency percentile ``p50 p90 p95 p99 p99.9``, ``max`` or ``mean`` (latency from the
-  planned send time, exact over every request), ``errors`` (error rate), ``rps`` (throughput).
-- OP: ``<  <=  >  >=``; UNIT: ``ms``, ``s`` or ``us`` for latency (default ms), ``%`` for errors
-  (or a fraction: ``errors<0.01``).
-- ENDPOINT: a request name of the scenario; without it the SLO applies to all requests.
+====================  =========================================================  ==================
+METRIC                what (from summary.json; the warm-up left out)              VALUE[UNIT]
+====================  =========================================================  ==================
+p50 p90 p95 p99       latency percentile from the planned send time (exact)      ms (default), s, us
+p99.9 max mean
+ttfb:p50 ttfb:p95     time to the first byte of the response, percentile          ms, s, us
+ttfb:p99
+errors                share of requests that failed (any kind)                   % or a fraction
+rps                   requests per second                                        a number
+KIND                  errors of one kind: timeout connect dns tls reset           % (a share of the
+                      incomplete too_large protocol http_4xx http_5xx check       requests) or a
+                      redirect aborted client slow                                count (no unit)
+status_5xx            responses of a status class (status_2xx ... status_5xx)    % or a count
+status_503            or of one status (whole run only)
+concurrency           the most requests in flight at once (from the rows)        a number
+cpu  cpu_max          the target's CPU, mean over the run / highest sample,      % of one core
+                      (needs the resource sampler: --resources)
+rss  rss_growth       the target's largest RSS / its growth over the run         MB (default), KB,
+                      (--resources; MB are MiB)                                   GB, B
+fds threads           the target's most open files / threads / connections       a number
+connections           (--resources)
+hit_rate              cache hits / (hits + misses) the agent recorded (--agent)  % or a fraction
+queries_per_request   SQL statements per request, mean (--agent)                 a number
+n_plus_one            N+1 patterns found (--agent; whole run only)               a number
+====================  =========================================================  ==================
 
-An SLO is evaluated against ``summary.json`` (``evaluate``); a broken one makes ``perfbench run``
+ENDPOINT: a request name of the scenario (a flow's name, once flows record their total as a row
+of their own); without it the SLO applies to all requests. The target's resources, status
+counts, concurrency and ``n_plus_one`` are for the whole run only.
+
+Every name is checked before any load (:func:`parse`: an unknown metric; :func:`scope_problems`:
+an unknown endpoint; :func:`requirement_problems`: a metric whose collector the run lacks). An SLO
+is evaluated against ``summary.json`` (:func:`evaluate`); a broken one makes ``perfbench run``
 exit with code 10, distinct from a broken configuration (2).
 """
 
@@ -21,14 +47,47 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..rundir import ERROR_KINDS
 
-_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 _PATTERN = re.compile(
-    r"^(?:(?P<scope>.+):)?\s*(?P<metric>p\d+(?:\.\d+)?|max|mean|errors|rps)\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|us|s|%)?$")
+    r"^(?:(?P<scope>.+?):)??\s*(?P<metric>(?:ttfb:)?[A-Za-z][A-Za-z0-9_.]*)\s*(?P<op><=|>=|==|<|>)\s*"
+    r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|us|s|%|b|kb|mb|gb)?$", re.I)
 _LATENCY_KEYS = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p99.9": "p99_9", "max": "max",
                  "mean": "mean"}
+_TTFB_KEYS = ("ttfb:p50", "ttfb:p95", "ttfb:p99")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001, None: 1.0}
+_UNIT_MB = {"b": 1 / 2**20, "kb": 1 / 1024, "mb": 1.0, "gb": 1024.0, None: 1.0}
+KINDS = ERROR_KINDS
+_STATUS = re.compile(r"^status_(?:[1-5]xx|[1-5]\d\d)$")
+RESOURCE_METRICS = {"cpu": "cpu_percent_mean", "cpu_max": "cpu_percent_max", "rss": "rss_mb_max",
+                    "rss_growth": "rss_growth_mb", "fds": "fds_max", "threads": "threads_max",
+                    "connections": "connections_max"}
+AGENT_METRICS = ("hit_rate", "queries_per_request", "n_plus_one")
+_PLAIN = ("rps", "concurrency", "fds", "threads", "connections", "queries_per_request", "n_plus_one")
+_WHOLE_RUN = ("concurrency", "n_plus_one", *RESOURCE_METRICS)
+
+
+def metric_names() -> list[str]:
+    """Every METRIC an SLO may name (``status_NNN`` and ``status_Nxx`` stand for a family)."""
+    return [*_LATENCY_KEYS, *_TTFB_KEYS, "errors", "rps", *KINDS, "status_Nxx", "status_NNN", "concurrency",
+            *RESOURCE_METRICS, *AGENT_METRICS]
+
+
+def _family(metric: str) -> str:
+    if metric in _LATENCY_KEYS or metric in _TTFB_KEYS:
+        return "latency"
+    if metric in KINDS or _STATUS.match(metric):
+        return "share"  # a rate with %, else a count
+    if metric in ("errors", "hit_rate"):
+        return "fraction"
+    if metric in ("cpu", "cpu_max"):
+        return "percent"
+    if metric in ("rss", "rss_growth"):
+        return "memory"
+    if metric in _PLAIN:
+        return "plain"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -37,52 +96,122 @@ class SLO:
     scope: str | None  # endpoint name, or None for all requests
     metric: str
     op: str
-    threshold: float  # ms for latency, a fraction for errors, req/s for rps
+    threshold: float  # ms (latency), a fraction (errors, rates), % (cpu), MB (rss), else a number
+    count: bool = False  # an error kind or status as a count of requests (no unit), not a rate
 
     def actual(self, summary: dict[str, Any]) -> float | None:
+        m = self.metric
+        if m in RESOURCE_METRICS:
+            return (summary.get("resources") or {}).get(RESOURCE_METRICS[m])
+        if m == "concurrency":
+            return (summary.get("concurrency") or {}).get("max")
+        if m == "n_plus_one":
+            return (summary.get("sql") or {}).get("n_plus_one_patterns")
+        if m == "queries_per_request":
+            sql = summary.get("sql") or {}
+            return sql.get("per_request_mean") if self.scope is None else \
+                ((sql.get("endpoints") or {}).get(self.scope) or {}).get("per_request_mean")
+        if m == "hit_rate":
+            cache = summary.get("cache") or {}
+            return cache.get("hit_rate") if self.scope is None else \
+                ((cache.get("endpoints") or {}).get(self.scope) or {}).get("hit_rate")
+        if _STATUS.match(m):
+            return _status(summary, m[len("status_"):], self.count)
         block = summary.get("overall", {}) if self.scope is None else summary.get("endpoints", {}).get(self.scope)
         if block is None:
             return None
-        if self.metric == "errors":
+        if m == "errors":
             return block.get("error_rate")
-        if self.metric == "rps":
+        if m == "rps":
             return block.get("rps")
-        return block.get("latency_ms", {}).get(_LATENCY_KEYS[self.metric])
+        if m in KINDS:
+            n = (block.get("errors_by_kind") or {}).get(m, 0)
+            count = block.get("count")
+            return float(n) if self.count else (n / count if count else None)
+        if m in _TTFB_KEYS:
+            return (block.get("ttfb_ms") or {}).get(m.split(":")[1])
+        return block.get("latency_ms", {}).get(_LATENCY_KEYS[m])
 
     def check(self, summary: dict[str, Any]) -> dict[str, Any]:
         value = self.actual(summary)
         if value is None:
-            ok, note = False, ("no such endpoint in the run" if self.scope else "no requests")
+            ok, note = False, self._missing(summary)
         else:
             ok, note = _OPS[self.op](value, self.threshold), None
         out = {"slo": self.text, "scope": self.scope or "*", "metric": self.metric, "op": self.op,
                "threshold": self.threshold, "actual": value, "ok": ok}
+        if self.count:
+            out["count"] = True
         if note:
             out["note"] = note
         return out
+
+    def _missing(self, summary: dict[str, Any]) -> str:
+        m = self.metric
+        if m in RESOURCE_METRICS:
+            return "no resource samples in this run (run with --resources)"
+        if m in AGENT_METRICS:
+            return "no agent records in this run (run with --agent against a service with the agent)"
+        if m == "concurrency" and "concurrency" not in summary:
+            return "not in this summary (perfbench summary --recompute adds it)"
+        if self.scope and self.scope not in (summary.get("endpoints") or {}):
+            return "no such endpoint in the run"
+        if m in _TTFB_KEYS:
+            return "no response had a first byte"
+        return "no requests"
+
+
+def _status(summary: dict[str, Any], which: str, count: bool) -> float | None:
+    counts = summary.get("status_counts") or {}
+    total = (summary.get("overall") or {}).get("count") or 0
+    n = sum(v for k, v in counts.items() if k.isdigit() and (k == which or (which.endswith("xx") and len(k) == 3
+                                                                             and k[0] == which[0])))
+    return float(n) if count else (n / total if total else None)
 
 
 def parse(text: str) -> SLO:
     m = _PATTERN.match(text.strip())
     if not m:
         raise ConfigError(f"SLO {text!r} is not [ENDPOINT:]METRIC OP VALUE[UNIT], e.g. 'p95<300ms', "
-                          f"'errors<1%', 'posts:p99<=50ms' or 'rps>=95'")
-    metric, unit, value = m["metric"], m["unit"], float(m["value"])
-    if metric.startswith("p") and metric not in _LATENCY_KEYS:
-        raise ConfigError(f"SLO {text!r}: percentile {metric} is not one of {', '.join(k for k in _LATENCY_KEYS if k.startswith('p'))}")
-    if metric in _LATENCY_KEYS:
-        if unit == "%":
-            raise ConfigError(f"SLO {text!r}: a latency takes ms, s or us, not %")
+                          f"'errors<1%', 'posts:p99<=50ms', 'timeout==0' or 'rps>=95'")
+    metric, op, value = m["metric"].lower(), m["op"], float(m["value"])
+    unit = m["unit"].lower() if m["unit"] else None
+    scope = m["scope"].strip() if m["scope"] else None
+    family = _family(metric)
+    if not family:
+        if metric.startswith("p") and metric[1:].replace(".", "").isdigit():
+            raise ConfigError(f"SLO {text!r}: percentile {metric} is not one of "
+                              f"{', '.join(k for k in _LATENCY_KEYS if k.startswith('p'))}")
+        raise ConfigError(f"SLO {text!r}: unknown metric {metric!r}; valid: {', '.join(metric_names())}")
+    if scope is not None and (metric in _WHOLE_RUN or _STATUS.match(metric)):
+        raise ConfigError(f"SLO {text!r}: {metric} is measured for the whole run; drop {scope + ':'!r}")
+    count = False
+
+    def refuse(allowed: str) -> ConfigError:
+        return ConfigError(f"SLO {text!r}: {metric} takes {allowed}, not {unit}")
+
+    if family == "latency":
+        if unit not in _UNIT_MS:
+            raise refuse("ms, s or us")
         value *= _UNIT_MS[unit]
-    elif metric == "errors":
-        if unit in ("ms", "s", "us"):
-            raise ConfigError(f"SLO {text!r}: an error rate takes % or a fraction, not {unit}")
+    elif family in ("fraction", "share"):
+        if unit not in ("%", None):
+            raise ConfigError(f"SLO {text!r}: {'an error rate' if metric == 'errors' else metric} takes % or "
+                              f"{'a count' if family == 'share' else 'a fraction'}, not {unit}")
+        count = family == "share" and unit is None
         value = value / 100 if unit == "%" else value
-        if value > 1:
-            raise ConfigError(f"SLO {text!r}: an error rate above 100% means nothing; use e.g. errors<1%")
+        if not count and value > 1:
+            raise ConfigError(f"SLO {text!r}: a rate above 100% means nothing; use e.g. {metric}<1%")
+    elif family == "percent":
+        if unit not in ("%", None):
+            raise refuse("% (of one core)")
+    elif family == "memory":
+        if unit not in _UNIT_MB:
+            raise refuse("MB, KB, GB or B")
+        value *= _UNIT_MB[unit]
     elif unit is not None:
-        raise ConfigError(f"SLO {text!r}: rps takes no unit")
-    return SLO(text.strip(), m["scope"].strip() if m["scope"] else None, metric, m["op"], value)
+        raise ConfigError(f"SLO {text!r}: {metric} takes no unit")
+    return SLO(text.strip(), scope, metric, op, value, count)
 
 
 def parse_all(texts: Iterable[str]) -> list[SLO]:
@@ -106,6 +235,20 @@ def scope_problems(slos: Iterable[SLO], endpoints: Iterable[str]) -> list[str]:
             for s in slos if s.scope is not None and s.scope not in names]
 
 
+def requirement_problems(slos: Iterable[SLO], *, resources: bool, agent: bool) -> list[str]:
+    """The SLOs on a figure the run will not measure: the target's resources without the resource
+    sampler, the agent's figures without the agent."""
+    out = []
+    for s in slos:
+        if s.metric in RESOURCE_METRICS and not resources:
+            out.append(f"SLO {s.text!r}: {s.metric} is the target's, sampled with --resources "
+                       f"(run_load: collectors=[ResourceSampler(pid)]); add it")
+        elif s.metric in AGENT_METRICS and not agent:
+            out.append(f"SLO {s.text!r}: {s.metric} comes from the perfbench agent in the service: add --agent "
+                       f"(run_load: collectors=[AgentCollector(token)])")
+    return out
+
+
 def check_scopes(slos: Iterable[SLO], endpoints: Iterable[str]) -> None:
     """Raise a ConfigError naming every SLO whose ENDPOINT is none of ``endpoints``."""
     problems = scope_problems(slos, endpoints)
@@ -121,17 +264,26 @@ def broken(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in results if not r["ok"]]
 
 
+def shown(result: dict[str, Any]) -> str:
+    """An SLO result's actual value, with its unit."""
+    actual, metric = result["actual"], result["metric"]
+    if actual is None:
+        return str(result.get("note", "no value"))
+    family = _family(metric)
+    if result.get("count"):
+        return f"{actual:.0f} requests"
+    if family in ("fraction", "share"):
+        return f"{actual * 100:.2f}%"
+    if family == "latency":
+        return f"{actual:.2f} ms"
+    if family == "percent":
+        return f"{actual:.1f}% of one core"
+    if family == "memory":
+        return f"{actual:.2f} MB"
+    if metric == "rps":
+        return f"{actual:.1f} req/s"
+    return f"{actual:g}"
+
+
 def format_results(results: list[dict[str, Any]]) -> str:
-    lines = []
-    for r in results:
-        actual = r["actual"]
-        if actual is None:
-            shown = r.get("note", "no value")
-        elif r["metric"] == "errors":
-            shown = f"{actual * 100:.2f}%"
-        elif r["metric"] == "rps":
-            shown = f"{actual:.1f} req/s"
-        else:
-            shown = f"{actual:.2f} ms"
-        lines.append(f"{'ok    ' if r['ok'] else 'BROKEN'}  {r['slo']:30}  actual {shown}")
-    return "\n".join(lines)
+    return "\n".join(f"{'ok    ' if r['ok'] else 'BROKEN'}  {r['slo']:30}  actual {shown(r)}" for r in results)

@@ -39,8 +39,17 @@ def err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-SLO_HELP = ("a service level objective, repeatable: [ENDPOINT:]METRIC OP VALUE, e.g. 'p95<300ms', 'errors<1%%', "
-            "'posts:p99<=50ms', 'rps>=95'; a broken SLO exits with code 10")
+SLO_HELP = ("a service level objective, repeatable: [ENDPOINT:]METRIC OP VALUE[UNIT], OP one of < <= > >= ==, "
+            "e.g. 'p95<300ms', 'errors<1%%', 'posts:p99<=50ms', 'rps>=95', 'timeout==0', 'http_5xx<0.1%%', "
+            "'status_5xx<1%%', 'ttfb:p95<200ms', 'concurrency<50', 'cpu<70%%', 'rss_growth<10MB', 'hit_rate>0.8', "
+            "'queries_per_request<5'. METRIC: a latency (p50 p90 p95 p99 p99.9 max mean; ttfb:p50 ttfb:p95 "
+            "ttfb:p99; ms, s or us); errors (%% or a fraction); rps; an error kind (timeout connect dns tls reset "
+            "incomplete too_large protocol http_4xx http_5xx check redirect aborted client slow) or a status "
+            "(status_5xx, status_503): with %% a share of the requests, without a unit a count; concurrency (most "
+            "requests in flight); the target's cpu, cpu_max (%% of one core), rss, rss_growth (MB), fds, threads, "
+            "connections (need --resources); the agent's hit_rate, queries_per_request, n_plus_one (need --agent). "
+            "The warm-up is left out. Every name is checked before the load (exit 2); a broken SLO exits with "
+            "code 10")
 
 
 def check_slos(results: list[dict]) -> None:

@@ -10,7 +10,9 @@ def register(sub) -> None:
                        description="Write reports/index.html: every experiment report, newest first, with its "
                                    "headline figures (requests, req/s, p50/p95/p99, errors) and verdict, and trend "
                                    "charts of p95 and throughput across runs of the same experiment, target and "
-                                   "parameters. Offline, one file; no run directory is written into.")
+                                   "parameters; and every micro-benchmark run's figures per benchmark (median, IQR, "
+                                   "ops/s, rounds, SQL and memory per call). Offline, one file; no run directory is "
+                                   "written into.")
     p.add_argument("--runs-dir", default="data/runs", help="default data/runs")
     p.add_argument("--reports-dir", default="reports", help="default reports")
     p.set_defaults(func=cmd_reports)

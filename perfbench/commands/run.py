@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..errors import ConfigError
+from ..shapes.warmup import Warmup
 from ._util import SLO_HELP, check_slos, positive
 
 ORDER = 20
@@ -83,6 +84,11 @@ def register(sub) -> None:
                    help="keep no cookies (default: each virtual user keeps the cookies its responses set, "
                         "and the open model sends the login's cookies with every request)")
     p.add_argument("--slo", action="append", default=[], metavar="SLO", help=SLO_HELP)
+    p.add_argument("--warmup", metavar="TIME|N",
+                   help="the first part of the run, sent and recorded but left out of the summary, the SLOs and "
+                        "comparisons: a time with a unit (30s, 2m; a part of --duration) or a number of requests "
+                        "(500); default: the scenario's warmup, else none. meta.json records it (warmup.until_s: "
+                        "where it ended, by intended send time)")
     p.add_argument("--agent", action="store_true",
                    help="the target runs the perfbench agent: fetch its SQL queries and cache events into the run "
                         "(queries.parquet); the agent's token is read from $PERFBENCH_AGENT_TOKEN")
@@ -244,7 +250,7 @@ def profilers_from_args(args, service=None) -> list:
 def prepare(args):
     """The scenario, plan, service and collectors of a run, checked before anything is started or sent:
     every problem (options, target, scenario, plan, SLOs, profilers, runs directory) in one ConfigError."""
-    from ..analysis.slo import parse_all, scope_problems
+    from ..analysis.slo import parse_all, requirement_problems, scope_problems
     from ..safety import check_target
     from ..scenario import MAX_REDIRECTS_LIMIT
     from ..scenarios import load_scenario
@@ -265,6 +271,12 @@ def prepare(args):
     slos = problems.attempt(parse_all, args.slo)
     if scenario is not None and slos:
         problems.extend(scope_problems(slos, scenario_endpoints(scenario)))
+    if slos:
+        problems.extend(requirement_problems(slos, resources=args.resources, agent=args.agent))
+    warmup = problems.attempt(Warmup.parse, args.warmup)
+    warmup = warmup if warmup is not None or scenario is None else scenario.warmup
+    if warmup is not None and plan is not None:
+        problems.add(warmup.problem(plan.duration, plan.expected_requests if plan.model == "open" else None))
     service = problems.attempt(service_from_args, args) if args.start is None or _splits(args.start, problems) \
         else None
     collectors = problems.attempt(collectors_from_args, args, service)
@@ -319,8 +331,12 @@ def cmd_run(args) -> int:
     scenario, plan, service, collectors = prepare(args)
     if args.dry_run:
         what = f"{plan.max_users} users" if plan.model == "closed" else f"{plan.expected_requests:.0f} requests"
+        warm = Warmup.parse(args.warmup) or scenario.warmup
+        left_out = "" if warm is None else (f"the first {warm.seconds:g} s" if warm.seconds is not None
+                                            else f"the first {warm.requests} requests")
         print(f"dry run: {plan.describe()['kind']} load on {redact_url(args.target)}: {what} over {plan.duration:g} s; "
-              f"scenario {scenario.name!r}: {', '.join(r.name for r in scenario.requests)}; nothing was sent")
+              f"scenario {scenario.name!r}: {', '.join(r.name for r in scenario.requests)}"
+              f"{'; warm-up (left out of the figures): ' + left_out if left_out else ''}; nothing was sent")
         return 0
     # the service is stopped when this block ends, however it ends (the CLI raises SIGTERM as an exception)
     with contextlib.ExitStack() as stack:
@@ -332,7 +348,7 @@ def cmd_run(args) -> int:
                           allow_hosts=args.allow_host, dns=args.dns, max_in_flight=args.max_in_flight,
                           max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
                           handle_signals=True, slos=args.slo, collectors=collectors, workers=args.workers or 0,
-                          scheduler=args.scheduler, http_path=args.http_path)
+                          scheduler=args.scheduler, http_path=args.http_path, warmup=args.warmup)
     if args.json:
         print(json.dumps(result.summary, indent=2))
     else:

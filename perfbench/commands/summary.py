@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
+from ..errors import ConfigError
 from ._util import SLO_HELP, check_slos
 
 ORDER = 40
@@ -13,12 +16,17 @@ ORDER = 40
 def register(sub) -> None:
     p = sub.add_parser("summary", help="print the summary table of a run directory",
                        description="Print per-endpoint counts, req/s, exact latency percentiles and errors of "
-                                   "a run directory (recomputed from requests.parquet with --recompute).")
+                                   "a run directory (recomputed from requests.parquet with --recompute). Of a "
+                                   "micro-benchmark run (perfbench.bench): its results table, recomputed from "
+                                   "its rounds.")
     p.add_argument("run_dir", help="a run directory, e.g. data/runs/20261121-143012-load_test-9f2c")
     p.add_argument("--json", action="store_true", help="print summary.json")
     p.add_argument("--recompute", action="store_true", help="recompute from the raw rows and rewrite summary.json")
     p.add_argument("--slo", action="append", default=[], metavar="SLO",
                    help=SLO_HELP + "; checked against this run (the run's own SLOs are kept otherwise)")
+    p.add_argument("--csv", metavar="PREFIX",
+                   help="also write Locust-compatible PREFIX_stats.csv, PREFIX_stats_history.csv and "
+                        "PREFIX_failures.csv (Locust's columns; perfbench's exact numbers, the warm-up left out)")
     p.set_defaults(func=cmd_summary)
 
 
@@ -26,10 +34,19 @@ def cmd_summary(args) -> int:
     from ..analysis.results import Run
     from ..analysis.sides import is_ab, side_summaries
     from ..analysis.slo import check_scopes, evaluate, parse_all
-    from ..report.text import endpoint_table_text
+    from ..report.text import endpoint_table_text, sql_summary_text
     from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
+    from ..bench.store import is_bench_run
+
+    if is_bench_run(args.run_dir):
+        return _bench_summary(args)
+    if args.csv is not None:
+        from ._util import writable_dir_problem
+
+        if (bad := writable_dir_problem(str(Path(args.csv).parent), "--csv")) is not None:
+            raise ConfigError(bad)
     run = Run.load(args.run_dir)
     if slos:  # an SLO of an endpoint the run never had is a typo, not a broken SLO
         scenario = run.meta.get("scenario") if isinstance(run.meta, dict) else None
@@ -57,5 +74,27 @@ def cmd_summary(args) -> int:
                           for side, s in summary["sides"].items()))
     else:
         print((f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
+        sql = sql_summary_text(summary)  # with the agent: the same SQL block as perfbench run --agent prints
+        if sql:
+            print(sql)
+    if args.csv is not None:
+        from ..analysis.locust_csv import write
+
+        paths = write(run, args.csv)
+        print(f"Locust CSV: {', '.join(map(str, paths))}", file=sys.stderr if args.json else sys.stdout)
     check_slos(summary.get("slo", []))
+    return 0
+
+
+def _bench_summary(args) -> int:
+    """A micro-benchmark run: its table (or summary.json), every figure recomputed from rounds.parquet."""
+    from ..bench.render import to_text
+    from ..bench.store import load_table
+
+    if args.slo:
+        raise ConfigError("--slo: a micro-benchmark run has no SLOs; compare it with a baseline (perfbench compare)")
+    if args.csv is not None:
+        raise ConfigError("--csv: a micro-benchmark run has no Locust statistics; --json gives its table")
+    table = load_table(args.run_dir)
+    print(json.dumps(table.to_dicts(), indent=2) if args.json else to_text(table, title=f"benchmarks of {os.path.basename(os.path.normpath(args.run_dir))}"))
     return 0

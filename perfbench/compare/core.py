@@ -168,12 +168,13 @@ def decide(stat: str, low: float, high: float, threshold: float, *, baseline: fl
 
 def compare(baseline: Measurements, current: Measurements, *, threshold: float = DEFAULT_THRESHOLD,
             confidence: float = DEFAULT_CONFIDENCE, rules: list[Rule] | None = None,
-            stats: tuple[str, ...] = DEFAULT_STATS, n_boot: int = DEFAULT_BOOT, seed: int = 0,
+            stats: tuple[str, ...] | None = None, n_boot: int = DEFAULT_BOOT, seed: int = 0,
             batch: bool = True, min_change_ms: float | None = None) -> Comparison:
     """Compare ``current`` with ``baseline``, per endpoint both have, on ``stats`` (and every ruled stat).
 
     Without ``rules`` every statistic gates at ``threshold``; with rules only the ruled ones gate (each at
-    its own limit), the others are shown with a verdict at ``threshold``. ``min_change_ms``: a latency
+    its own limit), the others are shown with a verdict at ``threshold``. ``stats``: default
+    ``default_stats`` (the median alone between micro-benchmark runs, else DEFAULT_STATS). ``min_change_ms``: a latency
     change must also exceed this many ms (default: 1 ms for HTTP load tests, 0 for micro-benchmarks,
     see ``default_floor``). Reproducible: the bootstrap of
     each (endpoint, statistic) draws from its own generator seeded by ``seed``, the endpoint and the stat.
@@ -193,6 +194,8 @@ def compare(baseline: Measurements, current: Measurements, *, threshold: float =
         problems.append(f"min_change_ms must be >= 0, got {min_change_ms}")
     if problems:
         raise ConfigError("cannot compare", problems)
+    if stats is None:
+        stats = default_stats(baseline, current)
     ruled = {r.stat: r for r in rules or []}
     wanted = list(dict.fromkeys([*stats, *ruled]))
     both_raw = baseline.has_samples and current.has_samples
@@ -271,10 +274,22 @@ def _view(m: Measurements, with_overall: bool) -> _View:
     return v
 
 
+MICRO_SOURCES = ("pytest-benchmark", "bench")  # sources whose samples are function calls, not HTTP requests
+MICRO_STATS = ("p50",)  # what a comparison of two micro-benchmark runs judges by default: the median
+
+
 def default_floor(m: Measurements) -> float:
     """The smallest latency change (ms) worth a verdict: 1 ms for HTTP requests (below it, scheduler and
     network-stack noise between runs of the same build), 0 for micro-benchmarks."""
-    return 0.0 if m.source == "pytest-benchmark" else 1.0
+    return 0.0 if m.source in MICRO_SOURCES else 1.0
+
+
+def default_stats(baseline: Measurements, current: Measurements) -> tuple[str, ...]:
+    """The statistics compared when none are asked for: the median of each benchmark when one side is a
+    perfbench micro-benchmark run and the other one too or a pytest-benchmark file (a micro-benchmark's tail is
+    the machine's noise, and rounds run back to back have no throughput), else DEFAULT_STATS."""
+    sources = {baseline.source, current.source}
+    return MICRO_STATS if "bench" in sources and sources <= set(MICRO_SOURCES) else DEFAULT_STATS
 
 
 def _row(endpoint: str, stat: str, b: _View, c: _View, *, limit: float, confidence: float, n_boot: int,

@@ -16,7 +16,11 @@ MARK = {REGRESSION: "REGRESSION", IMPROVEMENT: "improvement", NO_CHANGE: "no cha
 def _val(stat: str, v: float | None) -> str:
     if v is None:
         return "-"
-    return f"{v:,.1f}/s" if stat == THROUGHPUT else f"{v:,.3f} ms" if v < 10 else f"{v:,.1f} ms"
+    if stat == THROUGHPUT:
+        return f"{v:,.1f}/s"
+    if 0 < v < 0.01:  # a micro-benchmark's time per call: µs or ns keep its digits
+        return f"{v * 1e3:,.3f} µs" if v >= 0.001 else f"{v * 1e6:,.1f} ns"
+    return f"{v:,.3f} ms" if v < 10 else f"{v:,.1f} ms"
 
 
 def _pct(x: float | None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from ..analysis.slo import SLO
 from ..analysis.slo import parse_all as parse_slos
 from ..errors import ConfigError
+from ..shapes.warmup import Warmup
 from .collectors import Collector
 from .progress import TerminalProgress
 from .senders import DNS_POLICIES, HTTP_PATHS
@@ -62,6 +63,7 @@ class LoadOptions:
     collectors: tuple[Collector, ...] = ()
     allow_hosts: tuple[str, ...] = ()  # hosts beyond loopback a redirect may lead to (as the target's)
     dns: str = "once"  # resolve each host once for the run, or "per-connection" (see senders.make_sender)
+    warmup: Warmup | str | int | None = None  # left out of the figures (None: the scenario's, else none)
 
     def __post_init__(self) -> None:
         # texts are parsed, SLOs kept (a shard's options are made from parsed ones)
@@ -83,6 +85,11 @@ class LoadOptions:
             problems.append(f"dns {self.dns!r} is not one of {', '.join(DNS_POLICIES)}")
         if self.http_path not in HTTP_PATHS:
             problems.append(f"http path {self.http_path!r} is not one of {', '.join(HTTP_PATHS)}")
+        warmup = None
+        try:
+            warmup = Warmup.parse(self.warmup)
+        except ConfigError as exc:
+            problems.append(str(exc))
         if problems:
             raise ConfigError("invalid load options", problems)
         progress = self.progress
@@ -98,6 +105,7 @@ class LoadOptions:
             "announce": stderr_line if self.announce is None else self.announce,
             "collectors": tuple(self.collectors),
             "allow_hosts": tuple(self.allow_hosts),
+            "warmup": warmup,
         }
         for name, value in resolved.items():
             object.__setattr__(self, name, value)

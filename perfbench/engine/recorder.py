@@ -24,7 +24,7 @@ Live progress (``take_interval``) is computed per batch too, and only once ``int
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -87,8 +87,12 @@ class Recorder:
     """Row buffer of request records; ``sink`` receives each flushed RecordBatch."""
 
     def __init__(self, sink: Callable[[pa.RecordBatch], None], *, worker: int = 0, flush_rows: int = 8192,
-                 interval: bool = False):
+                 interval: bool = False, max_latency: Mapping[str, int] | None = None):
         self._sink = sink
+        # endpoint name -> ns: a response slower than this (end - intended), else a success, is an error of
+        # kind "slow" (set per batch, vectorized: nothing per request on the hot path)
+        self._max_latency = {k: int(v) for k, v in (max_latency or {}).items() if v}
+        self._limits: list[int] = []  # per endpoint index: its limit, 0 for none
         self.worker = worker
         self.flush_rows = flush_rows
         self.flushed_rows = 0
@@ -120,6 +124,7 @@ class Recorder:
             i = self._index[key] = len(self._names)
             self._names.append(name)
             self._methods.append(method)
+            self._limits.append(self._max_latency.get(name, 0))
         return i
 
     def add(self, request_id: int, endpoint: str, method: str, intended_ns: int, start_ns: int, end_ns: int,
@@ -177,6 +182,8 @@ class Recorder:
         n = len(cols[0])
         rid, ep, intended, start, end, status, error, detail, nbytes, wire, ttfb, connect, vu, stage = cols
         latency = _arrow(end - intended)
+        if self._max_latency:
+            error, detail = self._slow(ep, end - intended, error, detail)
         index = _arrow(ep)
         made = connect >= 0
         ttfb = np.where(ttfb == -1, end - start, ttfb)  # -1: with the response's end; -2: no byte
@@ -190,6 +197,20 @@ class Recorder:
             self._iv.append((latency, error))
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))
         self.flushed_rows += n
+
+    def _slow(self, ep: Ints, latency: Ints, error: pa.Array, detail: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """``error`` and ``error_detail`` of a batch with each otherwise successful response slower than its
+        endpoint's ``max_latency`` made an error of kind ``slow`` (its status kept)."""
+        limit = np.asarray(self._limits, np.int64)[ep]
+        slow = (limit > 0) & (latency > limit)
+        if error.null_count < len(error):
+            slow &= np.asarray(error.is_null().to_numpy(zero_copy_only=False))
+        if not slow.any():
+            return error, detail
+        mask = pa.array(slow, pa.bool_())
+        reasons = pa.array([f"over max_latency {v / 1e6:g} ms" if v else None for v in self._limits], pa.string())
+        return (pc.if_else(mask, pa.scalar("slow", pa.string()), error),
+                pc.if_else(mask, reasons.take(_arrow(ep)), detail))
 
     def _redirect_columns(self, rid: Ints) -> tuple[pa.Array, pa.Array]:
         """``redirects`` and ``final_path`` of a batch, from the notes of its rows."""

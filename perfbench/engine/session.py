@@ -30,6 +30,7 @@ from ..redaction import redact_url
 from ..rundir import Journal, RunDir, WriterLock, convert_journal, git_commit, machine_info, utc_now_iso
 from ..scenario import Scenario, max_redirects
 from ..shapes import ClosedLoad, OpenLoad
+from ..shapes.warmup import Warmup
 from ..wire import REQUEST_ID_HEADER
 from .closed_model import ClosedModelEngine
 from .collectors import RunContext, start_all, stop_all
@@ -154,6 +155,8 @@ def start_meta(target: str, scenario: Scenario, plan: OpenLoad | ClosedLoad, opt
         "end_reason": None,
         "machine": machine_info(),
         "code_commit": git_commit(options.code_dir) if options.code_dir else None,
+        # the first part of the run, left out of the figures (perfbench.analysis.warmup); None: no warm-up
+        "warmup": w.describe() if (w := Warmup.parse(options.warmup) or Warmup.parse(scenario.warmup)) else None,
     }
 
 
@@ -233,7 +236,8 @@ class LoadSession:
         """The recorder (writing into ``sink``) and the engine; ``progress`` gets the live intervals."""
         o, plan = self.options, self.plan
         assert o.grace is not None  # resolved by LoadOptions
-        self.recorder = recorder = Recorder(sink, worker=self.worker)
+        limits = {r.name: ns for r in self.scenario.requests if (ns := r.max_latency_ns)}
+        self.recorder = recorder = Recorder(sink, worker=self.worker, max_latency=limits)
         if plan.model == "closed":
             self.engine = ClosedModelEngine(plan, self.scenario, self.sender, recorder, max_requests=o.max_requests,
                                             grace=o.grace, progress=progress, worker=self.worker,

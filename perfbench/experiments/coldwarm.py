@@ -127,9 +127,11 @@ def agent_hit_rate(run_dir: Path) -> dict[str, Any] | None:
     cache = Path(run_dir) / "cache.parquet"
     if not cache.exists():
         return None
-    kinds = pl.read_parquet(cache, columns=["kind"])["kind"]
-    hits = int(kinds.str.contains("hit").sum())
-    misses = int(kinds.str.contains("miss").sum())
+    from ..analysis.queries import cache_lookups
+
+    kinds = cache_lookups(pl.scan_parquet(cache)).select("kind").collect()["kind"]
+    hits = int((kinds == "hit").sum())
+    misses = int((kinds == "miss").sum())
     return {"hits": hits, "misses": misses, "hit_rate": hits / (hits + misses) if hits + misses else None,
             "source": "agent"}
 

@@ -46,8 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, ProfilerError
-
-RESOURCES = "resources.parquet"
+from ..rundir import RESOURCES
 
 SCHEMA = pa.schema([
     pa.field("t_ns", pa.int64(), nullable=False),

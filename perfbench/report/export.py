@@ -80,7 +80,11 @@ def header_markdown(meta: dict[str, Any]) -> str:
 
 
 def _role(output: dict[str, Any]) -> str | None:
-    role = (output.get("metadata") or {}).get(ROLE)
+    """The output's role: in its metadata, or (IPython's display objects put it there) under a MIME type."""
+    meta = output.get("metadata") or {}
+    role = meta.get(ROLE)
+    if role is None:
+        role = next((m.get(ROLE) for m in meta.values() if isinstance(m, dict) and ROLE in m), None)
     return role if isinstance(role, str) else None
 
 

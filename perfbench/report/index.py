@@ -108,6 +108,35 @@ def collect_runs(runs_dir: str | os.PathLike) -> pl.DataFrame:
     return collect_reports(None, runs_dir)
 
 
+def collect_bench_runs(runs_dir: str | os.PathLike) -> pl.DataFrame:
+    """One row per benchmark of every micro-benchmark run (``meta.json`` kind ``bench``), from its summary.json."""
+    rows: list[dict[str, Any]] = []
+    for meta_path in sorted(Path(runs_dir).glob("*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("kind") != "bench":
+                continue
+            summary = json.loads((meta_path.parent / "summary.json").read_text())
+        except (OSError, ValueError, AttributeError):
+            continue
+        for name, b in (summary.get("benchmarks") or {}).items():
+            st, sql, mem = b.get("stats") or {}, b.get("sql") or {}, b.get("memory") or {}
+            rows.append({"run_id": meta.get("run_id"), "started_at": meta.get("started_at"), "benchmark": name,
+                         "median_us": _us(st.get("median_ns")), "iqr_us": _us(st.get("iqr_ns")),
+                         "ops": st.get("ops"), "rounds": st.get("rounds"),
+                         "sql_per_call": sql.get("statements_per_call"),
+                         "mem_peak_kib": None if mem.get("peak_bytes") is None else mem["peak_bytes"] / 1024})
+    schema = {"run_id": pl.String, "started_at": pl.String, "benchmark": pl.String, "median_us": pl.Float64,
+              "iqr_us": pl.Float64, "ops": pl.Float64, "rounds": pl.Int64, "sql_per_call": pl.Float64,
+              "mem_peak_kib": pl.Float64}
+    return pl.DataFrame(rows, schema=schema).sort(["started_at", "benchmark"], descending=[True, False],
+                                                  nulls_last=True)
+
+
+def _us(ns: Any) -> float | None:
+    return None if ns is None else float(ns) / 1e3
+
+
 def _fmt(v: Any, spec: str = "") -> str:
     if v is None:
         return "\u2014"
@@ -170,6 +199,19 @@ def write_index(runs_dir: str | os.PathLike = "data/runs", reports_dir: str | os
     if trends:
         parts.append("<h2>Trends</h2><p>Only across runs of the same experiment, target and parameters.</p>"
                      + "".join(trends))
+    bench = collect_bench_runs(runs_dir)
+    if bench.height:
+        parts.append(f"<h2>Micro-benchmarks</h2><p>{bench['run_id'].n_unique()} runs; compare two with "
+                     "<code>perfbench compare BASELINE CURRENT</code>.</p><table><tr><th>started</th><th>run</th>"
+                     "<th>benchmark</th><th>median µs</th><th>IQR µs</th><th>ops/s</th><th>rounds</th>"
+                     "<th>SQL/call</th><th>peak KiB</th></tr>")
+        for r in bench.iter_rows(named=True):
+            parts.append(
+                f"<tr><td>{html.escape(_fmt(r['started_at'])[:19])}</td><td>{html.escape(r['run_id'] or '-')}</td>"
+                f"<td>{html.escape(r['benchmark'])}</td><td>{_fmt(r['median_us'], ',.3f')}</td>"
+                f"<td>{_fmt(r['iqr_us'], ',.3f')}</td><td>{_fmt(r['ops'], ',.1f')}</td><td>{_fmt(r['rounds'])}</td>"
+                f"<td>{_fmt(r['sql_per_call'], 'g')}</td><td>{_fmt(r['mem_peak_kib'], ',.1f')}</td></tr>")
+        parts.append("</table>")
     if others:
         parts.append("<h2>Other reports</h2><ul>" + "".join(
             f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>' for n in others) + "</ul>")

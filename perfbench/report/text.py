@@ -35,6 +35,10 @@ def endpoint_table_text(summary: dict) -> str:
                    f"{_ms(lag.get('p50'))} ms, p99 {_ms(lag.get('p99'))} ms, max {_ms(lag.get('max'))} ms")
         if gen.get("saturated"):
             out.append("WARNING: the load generator saturated: " + "; ".join(gen.get("saturation_reasons", [])))
+    warm = summary.get("warmup")
+    if isinstance(warm, dict) and warm.get("until_s") is not None:
+        out.append(f"warm-up left out: the first {warm['until_s']:g} s ({warm.get('rows_excluded')} requests, "
+                   f"kept in requests.parquet)")
     for note in summary.get("notes", []):
         out.append("note: " + note)
     return "\n".join(out)
@@ -42,7 +46,8 @@ def endpoint_table_text(summary: dict) -> str:
 
 def sql_summary_text(summary: dict) -> str:
     """summary.json's ``sql`` (runs with the agent) as a few lines: statements per request by endpoint, the
-    N+1 patterns found, what could not be attributed; "" when the run had no agent."""
+    N+1 patterns found with the line of code that issued them, what could not be attributed; "" when the run
+    had no agent. ``perfbench run --agent`` and ``perfbench summary`` both print it."""
     sql = summary.get("sql")
     if not sql:
         return ""
@@ -59,5 +64,8 @@ def sql_summary_text(summary: dict) -> str:
                "in one request)" + (":" if found else ""))
     for f in sql.get("n_plus_one", []):
         text = f["statement"] if len(f["statement"]) <= 80 else f["statement"][:77] + "..."
-        out.append(f"  {f['endpoint']}: up to {f['repetitions_max']}x in {f['requests']} requests: {text}")
+        site = f.get("call_site")
+        where = (f", issued from {site}" + (f" ({f['call_function']})" if f.get("call_function") else "")
+                 if site else "")
+        out.append(f"  {f['endpoint']}: up to {f['repetitions_max']}x in {f['requests']} requests{where}: {text}")
     return "\n".join(out)

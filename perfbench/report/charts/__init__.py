@@ -10,7 +10,7 @@ themes, data transformers): rendering (reports use vl-convert's SVG) is the call
 ``WIDTH``/``HEIGHT`` and the axis titles of ``base``. Latency is always in ms, time in seconds since the run start.
 
 The charts live in submodules by what they show: ``load`` (one run's latency, throughput and errors),
-``server`` (the target's resources, memory and SQL), ``experiments`` (stress, spike, soak, cold/warm,
+``server`` (the target's resources, memory and SQL), ``bench`` (micro-benchmarks), ``experiments`` (stress, spike, soak, cold/warm,
 regression, the reports index); ``base`` holds the shared look and helpers. All are re-exported here.
 """
 
@@ -24,6 +24,7 @@ from .base import (
     TIME_AXIS,
     WIDTH,
 )
+from .bench import bench_histograms, bench_scaling
 from .experiments import (
     VERDICT_COLOURS,
     compare_endpoint_bars,
@@ -58,6 +59,8 @@ from .server import (
 )
 
 __all__ = [
+    "bench_histograms",
+    "bench_scaling",
     "WIDTH",
     "HEIGHT",
     "PALETTE",

@@ -49,6 +49,7 @@ PALETTE: dict[str, str] = {
     "redirect": "#637939",
     "aborted": "#7f7f7f",
     "client": "#843c39",
+    "slow": "#ad494a",
     # resources and memory (perfbench.profilers)
     "rss": "#4c78a8",
     "uss": "#72b7b2",
