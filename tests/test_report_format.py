@@ -224,3 +224,14 @@ def test_a_comparison_side_leaves_out_its_warm_up():
     assert warm.requests["intended_ns"].min() == int(2e9) and warm.duration_s == 6.0
     assert warm.notes[-1] == "the first 2 s (warm-up) left out" and side.requests.height == 8
     assert side_without_warmup(Measurements("y", "locust"), 5.0).notes[-1].startswith("no raw samples")
+
+
+def test_a_runs_own_warm_up_is_the_one_its_verdict_leaves_out():
+    from types import SimpleNamespace
+
+    from perfbench.analysis.trends import effective_warmup, summary_after_warmup
+
+    own = SimpleNamespace(meta={"warmup": {"until_ns": 3_000_000_000}}, duration_s=100.0, summary=lambda: {"own": 1})
+    assert effective_warmup(own, 5.0) == 3.0
+    assert summary_after_warmup(own, 3.0) == {"own": 1}  # summary.json already leaves it out: not twice
+    assert effective_warmup(SimpleNamespace(meta={}, duration_s=8.0), 5.0) == 2.0

@@ -34,12 +34,23 @@ def after_warmup(lf: pl.LazyFrame, warmup_s: float) -> pl.LazyFrame:
     return with_ms(lf).filter(pl.col("t_s") >= warmup_s)
 
 
+def effective_warmup(run: Any, warmup_s: float) -> float:
+    """The warm-up a verdict on ``run`` (a ``results.Run``) leaves out: the run's own (``meta.warmup``,
+    ``perfbench run --warmup``: its summary.json already leaves it out), else :func:`warmup_for`."""
+    from .warmup import until_ns
+
+    own = until_ns(run.meta)
+    return own / 1e9 if own else warmup_for(warmup_s, run.duration_s)
+
+
 def summary_after_warmup(run: Any, warmup_s: float) -> dict[str, Any]:
     """The summary (``results.summarize``, the same numbers as summary.json) of a run's requests after
-    its warm-up: what SLOs and verdicts are judged on. ``run`` is a ``results.Run``."""
+    its warm-up: what SLOs and verdicts are judged on. ``run`` is a ``results.Run``; a run with its own
+    warm-up recorded (``meta.warmup``) has it left out of summary.json already, which is returned."""
     from .results import DEFAULT_LAG_BOUND_MS, summarize
+    from .warmup import until_ns
 
-    if warmup_s <= 0:
+    if warmup_s <= 0 or until_ns(run.meta):
         return run.summary()
     engine = {k: v for k, v in (run.meta.get("engine_stats") or {}).items() if k != "planned"}
     return summarize(after_warmup(run.requests, warmup_s), duration_s=max(run.duration_s - warmup_s, 1e-9),
