@@ -64,8 +64,8 @@ def side_without_warmup(side: Any, warmup_s: float) -> Any:
     aggregates) is returned as it is, with a note that its warm-up could not be left out."""
     import dataclasses
 
-    if warmup_s <= 0:
-        return side
+    if warmup_s <= 0 or side.source == "bench" or any(n.startswith("the warm-up (") for n in side.notes):
+        return side  # a micro-benchmark has no warm-up in time; a run's own warm-up is out already
     if side.requests is None or not side.duration_s:
         return dataclasses.replace(side, notes=[*side.notes, "no raw samples: its warm-up could not be left out"])
     warm = warmup_for(warmup_s, side.duration_s)
