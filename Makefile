@@ -43,8 +43,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check perfbench tests benchmarks
 	$(BIN)/mypy
 
+# --allow-root only where the user is root (Jupyter refuses root without it); notebooks find the
+# project's data/ themselves (they walk up to pyproject.toml, or read $$PERFBENCH_DATA)
 lab: $(STAMP)
-	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 notebooks/
+	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks/
 
 # the side-by-side benchmark (benchmarks/README.md); BENCH_ARGS for a part or a quick run, e.g.
 #   make bench BENCH_ARGS="--only fixed --fixed-seconds 5"

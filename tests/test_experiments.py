@@ -66,9 +66,18 @@ def test_executed_notebook_has_no_errors_or_stderr(experiment):
     assert not [o for o in outputs if o.get("name") == "stderr"], "warnings leak into the report"
 
 
-def test_report_can_be_rebuilt_from_an_existing_run(experiment, tmp_path):
+def test_report_can_be_rebuilt_from_an_existing_run_without_rewriting_its_meta(experiment, tmp_path):
+    meta_before = (experiment.run_dir / "meta.json").read_bytes()
     again = run_experiment("load_test", {"run_dir": str(experiment.run_dir)}, reports_dir=tmp_path)
     assert again.run_id == experiment.run_id and again.report.exists()
+    assert again.notebook.parent == tmp_path and not list(tmp_path.glob(".*"))  # no hidden file left
+    record = json.loads(again.report.with_suffix(".json").read_text())
+    assert record["experiment"] == "load_test" and record["reanalysed"] is True
+    explored = run_experiment("explore", {"run_dir": str(experiment.run_dir)}, reports_dir=tmp_path)
+    assert explored.report.exists()
+    assert (experiment.run_dir / "meta.json").read_bytes() == meta_before  # re-reporting never rewrites meta.json
+    with pytest.raises(ExperimentError, match=r"endpoint 'nope' is not in run .*its endpoints are: GET /, missing, slow"):
+        run_experiment("explore", {"run_dir": str(experiment.run_dir), "endpoint": "nope"}, reports_dir=tmp_path)
 
 
 def test_unknown_experiment_and_bad_parameters_are_refused():
@@ -109,15 +118,20 @@ def test_a_broken_slo_fails_the_experiment_with_exit_10_and_leads_the_report(htt
                  "1", "-p", "scenario", "", "-p", "paths", '["/delay/30"]', "-p", "slos", '["p99<1ms"]',
                  "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")])
     out = capsys.readouterr().out
-    assert code == 10 and "verdict:       FAILED: SLO broken: p99<1ms" in out
+    assert code == 10 and re.search(r"verdict:       FAILED: SLO broken( after the first [\d.]+ s)?: p99<1ms", out)
     run_dir = next((tmp_path / "runs").iterdir())
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["verdict"]["ok"] is False and meta["experiment"]["outcome"] == "failed"
     assert meta["experiment"]["parameters"]["slos"] == ["p99<1ms"]
     html = next((tmp_path / "reports").glob("*-load_test.html")).read_text()
     first_chart = html.index('class="perfbench-chart"')
-    assert html.index("FAILED: SLO broken: p99&lt;1ms") < first_chart  # the verdict comes first
+    verdict = html.index('class="pb-verdict pb-verdict-failed"')
+    assert verdict < html.index("p99&lt;1ms") < first_chart  # the verdict comes first
+    assert html.count('class="pb-verdict ') == 1  # and only once
+    # then the headline figures, then the run's metadata
+    assert verdict < html.index("Latency (from the planned send time)") < html.index("Run details")
     assert "perfbench / Python" in html and "code under test" in html  # the header with the run's metadata
+    assert "[#" not in html and "perfbench: constant load" not in html  # no progress bar or console lines
 
 
 def test_the_report_header_carries_the_runs_metadata(experiment):
@@ -141,6 +155,10 @@ def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, 
         run_experiment("load_test", {"target": http_server.url, "rate": 20, "duration": 1, "scenario": "",
                                      "paths": ["/"]}, runs_dir=runs, reports_dir=reports)
     (reports / "orphan.html").write_text("<html></html>")
+    regression = run_experiment("regression", {"baseline": str(next(runs.iterdir())),
+                                               "current": str(sorted(runs.iterdir())[-1])}, reports_dir=reports)
+    assert regression.run_dir is None and regression.notebook == reports / f"{regression.run_id}-regression.ipynb"
+    assert not list(reports.glob(".*"))  # nothing hidden left behind
     assert main(["reports", "--runs-dir", str(runs), "--reports-dir", str(reports)]) == 0
     index = (reports / "index.html").read_text()
     table = collect_runs(runs)
@@ -149,6 +167,9 @@ def test_reports_index_lists_every_report_with_figures_and_a_trend(http_server, 
         assert f'href="{run_id}-load_test.html"' in index and (reports / f"{run_id}-load_test.html").exists()
     assert index.count("<svg") == 1 and "p95 latency and throughput across runs" in index  # the trend
     assert "orphan.html" in index and not EXTERNAL.search(index)
+    assert f'href="{regression.report.name}"' in index  # listed with its verdict, newest first
+    assert index.index(regression.report.name) < min(index.index(r) for r in table["run_id"])
+    assert regression.verdict["text"] in index
 
 
 def test_a_static_report_has_svg_images_and_no_script(experiment, tmp_path):
@@ -157,3 +178,17 @@ def test_a_static_report_has_svg_images_and_no_script(experiment, tmp_path):
     images = [s for s in svgs(html) if s.lstrip().startswith("<svg")]
     assert len(images) >= 5 and "Latency by percentile" in " ".join(images)
     assert "vegaEmbed" not in html and not EXTERNAL.search(html)
+
+
+def test_load_test_shows_the_cpu_profile_when_the_run_has_one(experiment, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(experiment.run_dir, run)
+    (run / "cpu").mkdir()
+    (run / "cpu" / "py-spy.txt").write_text("main (app.py:1);handler (app.py:10);render (app.py:42) 30\n"
+                                            "main (app.py:1);handler (app.py:10) 10\n")
+    html = run_experiment("load_test", {"run_dir": str(run)}, reports_dir=tmp_path / "reports").report.read_text()
+    assert "render (app.py:42)" in html and "Download as CSV" in html
+    assert "py-spy was off" in run_experiment("load_test", {"run_dir": str(experiment.run_dir)},
+                                              reports_dir=tmp_path / "r2").report.read_text()

@@ -108,6 +108,40 @@ def test_endpoint_needs_the_token_and_returns_snapshots():
         endpoint.memory_app("short")
 
 
+def test_one_token_for_the_agent_and_the_memory_endpoint(monkeypatch, tmp_path):
+    """A service running the agent and the memory endpoint answers tracemalloc's calls with the agent's
+    token (the agent leaves /_perfbench/memory to the endpoint), and a demo started with
+    $PERFBENCH_AGENT_TOKEN exported serves its memory endpoint with that token."""
+    from perfbench.agent import Agent
+    from perfbench.demo.process import DemoProcess
+
+    token = "a" * 24
+    app = web.Application()
+    Agent(token, endpoints=True).install_aiohttp(app)
+    endpoint.install(app, token)
+    server = ThreadServer(app).start()
+    try:
+        async def go():
+            async with aiohttp.ClientSession() as s:
+                h = {endpoint.TOKEN_HEADER: token}
+                async with s.get(server.url + endpoint.PREFIX + "/status", headers=h) as r:
+                    memory = r.status
+                async with s.get(server.url + endpoint.PREFIX + "/status", headers={endpoint.TOKEN_HEADER: "b" * 24}
+                                 ) as r:
+                    wrong = r.status
+                return memory, wrong
+
+        memory, wrong = asyncio.run(go())
+    finally:
+        server.stop()
+    assert (memory, wrong) == (200, 401)
+    monkeypatch.setenv("PERFBENCH_AGENT_TOKEN", token)
+    demo = DemoProcess(db_path=tmp_path / "demo.sqlite", tracemalloc=True)
+    assert demo.memory_token == token and demo.environment()["PERFBENCH_MEMORY_TOKEN"] == token
+    monkeypatch.delenv("PERFBENCH_AGENT_TOKEN")
+    assert DemoProcess(db_path=tmp_path / "demo.sqlite", tracemalloc=True).memory_token not in (None, token)
+
+
 def test_the_endpoint_module_stays_light():
     # it runs inside the user's service: no Polars, Arrow or NumPy at import
     code = ("import sys, perfbench.agent.memory; "

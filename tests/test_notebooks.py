@@ -35,7 +35,14 @@ def check_report(result, titles):
     nb = json.loads(result.notebook.read_text())
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
+    assert html.count('class="pb-verdict ') <= 1  # the verdict once, in the header
+    assert "[!WARNING]" not in html and "Traceback" not in html
     return html
+
+
+def text_of(html: str) -> str:
+    body = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S | re.I)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", body))
 
 
 def test_stress_notebook(http_server, tmp_path):
@@ -44,7 +51,9 @@ def test_stress_notebook(http_server, tmp_path):
                                   "slos": ["p99<45ms"]},
                        runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Offered load against achieved throughput", "Latency against offered load"])
-    assert "Verdict: broke at 20 req/s" in html  # every request takes 50 ms: the first step breaks p99<45ms
+    # every request takes 50 ms: the first step breaks p99<45ms
+    assert "Verdict: broke at 20 req/s" in text_of(html)
+    assert r.verdict["warmup_s"] == 0.25 and r.verdict["limit"] == "service"  # a quarter of each 1 s step
 
 
 def test_spike_notebook(http_server, tmp_path):
@@ -62,7 +71,14 @@ def test_soak_notebook(demo_target, tmp_path):
                                 "pid": demo.pid, "sample_interval": 0.2},
                        runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Latency drift over the run", "Latency over time", "memory, CPU and throughput"])
-    assert "ms per hour" in html and "Memory: <strong>" in html
+    assert "ms/h" in html and "tolerance" in html and "Memory: <strong>" in html
+    # 4 s of load cannot show that p95 stays within 10 % per run: the verdict says so
+    assert r.verdict["outcome"] in ("inconclusive", "ok", "failed") and r.verdict["warmup_s"] == 0.5
+    if r.verdict["outcome"] == "ok":
+        lo, hi = (float(x.replace(",", "")) for x in re.search(
+            r"interval ([-+][\d,.]+) to ([-+][\d,.]+) ms/h", r.verdict["text"]).groups())
+        tol = float(re.search(r"tolerance ±([\d,.]+)", r.verdict["text"]).group(1).replace(",", ""))
+        assert -tol <= lo and hi <= tol
 
 
 def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
@@ -75,7 +91,7 @@ def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
     r = run_experiment("explore", {"runs_dir": str(tmp_path / "runs"), "endpoint": "slow"},
                        reports_dir=tmp_path / "reports")
     html = check_report(r, ["Latency by percentile", "Latency over time"])
-    assert "for endpoint" in html and "request_id" in html
+    assert "for endpoint" in html and "request id" in html and "Download as CSV" in html
 
 
 def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, demo_agent_token, tmp_path,
@@ -98,7 +114,7 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, dem
     # explore drills into the same run's slowest requests and joins their SQL
     ex = run_experiment("explore", {"run_dir": str(r.run_dir), "endpoint": "posts_naive", "slowest_share": 0.2},
                         reports_dir=tmp_path / "reports")
-    assert "db_share" in check_report(ex, ["Latency by percentile"])
+    assert "db share (%)" in check_report(ex, ["Latency by percentile"])
     # load_test's server-side section on the same run: its N+1 patterns and queries per request
     lt = run_experiment("load_test", {"run_dir": str(r.run_dir)}, reports_dir=tmp_path / "reports")
     html = check_report(lt, ["Queries per request", "Where the time went"])
@@ -120,9 +136,17 @@ def test_cache_cold_warm_notebook_against_the_demo(demo_target, demo_agent_token
     report = next(j for j in found["judged"] if j["endpoint"] == "report")
     assert report["verdict"] == "effective" and report["basis"].startswith("per request"), report
     assert r.ok and r.verdict["text"] == "cache effective on report"
-    effect = per_request_effect(r.run_dir / "cold")
+    effect = per_request_effect([r.run_dir / "cold", r.run_dir / "warm"])
     by = {row["cache"]: row for row in effect.filter(effect["endpoint"] == "report").iter_rows(named=True)}
     assert by["miss"]["p50_ms"] > by["hit"]["p50_ms"]  # a miss computes the report, a hit does not
+    # the headline's figures are the table's: the same function over the same requests
+    assert report["miss_p50_ms"] == by["miss"]["p50_ms"] and report["hit_p50_ms"] == by["hit"]["p50_ms"]
+    from perfbench.report.tables import number_text
+
+    hit, miss = number_text(by["hit"]["p50_ms"]), number_text(by["miss"]["p50_ms"])
+    assert f"requests that hit {hit} ms against requests that missed {miss} ms" in html
+    assert f"<td class=\"num\">{hit}</td>" in html and f"<td class=\"num\">{miss}</td>" in html  # the table's
+    assert "baseline" not in text_of(html).lower() and "current run" not in text_of(html)
     assert "Cache hit rate: cold run" in html
     assert re.search(r"<code>report</code>: <strong>(effective|not effective|inconclusive)</strong>", html)
 

@@ -49,6 +49,7 @@ def test_stress_finds_the_breaking_point_with_evidence(limited_server, tmp_path)
                  lag_bound_ms=50)  # the test server shares this process (and its GIL) with the generator
     v = res.verdict
     assert v["cause"] == "slo" and v["breaking_rps"] == 400 and v["highest_ok_rps"] == 100, res.steps
+    assert v["limit"] == "service" and v["warmup_s"] == 0.375  # a quarter of each 1.5 s step
     assert [s["offered_rps"] for s in res.steps] == [25, 100, 400]  # it stopped at the break
     assert res.steps[-1]["broken"] == ["p99<200ms"] and res.steps[-1]["p99_ms"] > 200
     assert "broke at 400 req/s" in v["text"] and "highest rate that held was 100" in v["text"]
@@ -67,6 +68,9 @@ def test_a_saturated_generator_is_not_called_the_services_limit(http_server, tmp
                  max_rate=100, step_duration=1, slos=["p99<10s"], runs_dir=tmp_path, max_in_flight=2,
                  announce=lambda line: None)
     assert res.verdict["cause"] == "generator" and "generator saturated" in res.verdict["text"]
+    # the generator's limit, not the service's: no breaking point for a chart to draw, the rate it could not keep
+    assert res.verdict["limit"] == "generator" and res.verdict["breaking_rps"] is None
+    assert res.verdict["generator_limit_rps"] == res.steps[-1]["offered_rps"]
 
 
 def test_stress_cli_refuses_bad_input(capsys, tmp_path):

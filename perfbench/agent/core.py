@@ -17,6 +17,7 @@ from . import sql, timing
 
 TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
+MEMORY_PATH = DEFAULT_PREFIX + "/memory"  # perfbench.agent.memory's endpoint: not the agent's to answer
 TOKEN_ENV = "PERFBENCH_AGENT_TOKEN"
 MIN_TOKEN_LENGTH = 16
 MAX_TOKEN_BYTES = 1024  # a longer token header is wrong without being compared
@@ -143,6 +144,10 @@ class Agent:
     # endpoints --------------------------------------------------------------------------------------
 
     def is_agent_path(self, path: str) -> bool:
+        """A path the agent answers; the memory endpoint (``perfbench.agent.memory``, under ``MEMORY_PATH``)
+        answers for itself, with the same token when the agent is on (one token for both)."""
+        if path == MEMORY_PATH or path.startswith(MEMORY_PATH + "/"):
+            return False
         return self.endpoints and (path == self.prefix or path.startswith(self.prefix + "/"))
 
     def handle(self, method: str, path: str, query: dict[str, str], client_host: str | None,

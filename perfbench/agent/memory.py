@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from ..safety import is_loopback_address
-from .core import TOKEN_HEADER, AgentError, token_matches
+from .core import MEMORY_PATH, TOKEN_HEADER, AgentError, token_matches
 
-PREFIX = "/_perfbench/memory"
+PREFIX = MEMORY_PATH
 TOKEN_ENV = "PERFBENCH_MEMORY_TOKEN"
 NFRAMES_ENV = "PERFBENCH_MEMORY_NFRAMES"
 TRACE_AT_START_ENV = "PERFBENCH_MEMORY_TRACE_AT_START"

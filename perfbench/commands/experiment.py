@@ -47,11 +47,13 @@ def cmd_experiment(args) -> int:
     result = run_experiment(args.name, params, runs_dir=args.runs_dir, reports_dir=args.reports_dir,
                             notebooks_dir=args.notebooks_dir, show_input=args.show_input, log=err,
                             static=args.static)
-    print(f"run directory: {result.run_dir}")
+    print(f"run directory: {result.run_dir if result.run_dir is not None else 'none (this experiment reads existing runs)'}")
     print(f"notebook:      {result.notebook}")
     print(f"report:        {result.report}")
     if result.verdict is not None:
-        print(f"verdict:       {'ok' if result.ok else 'FAILED'}: {result.verdict.get('text')}")
+        label = {"inconclusive": "inconclusive", "generator_limit": "generator limit"}.get(
+            result.verdict.get("outcome", ""), "ok" if result.ok else "FAILED")
+        print(f"verdict:       {label}: {result.verdict.get('text')}")
     return 0 if result.ok else 10
 
 

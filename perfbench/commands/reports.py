@@ -7,11 +7,12 @@ ORDER = 35
 
 def register(sub) -> None:
     p = sub.add_parser("reports", help="write reports/index.html: every report, headline figures, trends",
-                       description="Write reports/index.html: every experiment run with its report, headline "
-                                   "figures (requests, req/s, p50/p95/p99, errors) and verdict, and per "
-                                   "experiment a trend chart of p95 and throughput across runs; and every micro-benchmark run's "
-                                   "figures per benchmark (median, IQR, ops/s, rounds, SQL and memory per call). "
-                                   "Offline, one file.")
+                       description="Write reports/index.html: every experiment report, newest first, with its "
+                                   "headline figures (requests, req/s, p50/p95/p99, errors) and verdict, and trend "
+                                   "charts of p95 and throughput across runs of the same experiment, target and "
+                                   "parameters; and every micro-benchmark run's figures per benchmark (median, IQR, "
+                                   "ops/s, rounds, SQL and memory per call). Offline, one file; no run directory is "
+                                   "written into.")
     p.add_argument("--runs-dir", default="data/runs", help="default data/runs")
     p.add_argument("--reports-dir", default="reports", help="default reports")
     p.set_defaults(func=cmd_reports)

@@ -36,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=positive(float), default=10.0, help="per-request timeout, s (default 10)")
     p.add_argument("--lag-bound", type=positive(float), default=10.0, metavar="MS",
                    help="send lag p99 above which the generator counts as saturated (default 10 ms)")
+    p.add_argument("--warmup", default="2s", metavar="DURATION",
+                   help="the first part of each step left out of its SLO check (default 2s, at most a quarter "
+                        "of the step; 0 to judge every request)")
     p.add_argument("--runs-dir", default="data/runs")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST")
     p.add_argument("--json", action="store_true", help="print stress.json at the end")
@@ -56,6 +59,7 @@ def cmd_stress(args) -> int:
     problems.attempt(check_target, args.target, args.allow_host)
     scenario = problems.attempt(load_scenario, args.scenario, args.path)
     step_duration = problems.attempt(parse_duration, args.step_duration)
+    warmup = 0.0 if args.warmup in ("0", "0s") else problems.attempt(parse_duration, args.warmup)
     slos = problems.attempt(parse_all, args.slo or DEFAULT_SLOS)
     if scenario is not None and slos:
         problems.extend(scope_problems(slos, scenario_endpoints(scenario)))
@@ -66,7 +70,8 @@ def cmd_stress(args) -> int:
     result = stress(args.target, scenario, start=args.start, step=args.step,
                     factor=args.factor, max_rate=args.max_rate, step_duration=step_duration,
                     slos=args.slo or DEFAULT_SLOS, runs_dir=args.runs_dir, allow_hosts=args.allow_host,
-                    timeout=args.timeout, handle_signals=True, lag_bound_ms=args.lag_bound)
+                    timeout=args.timeout, handle_signals=True, lag_bound_ms=args.lag_bound,
+                    warmup_s=warmup or 0.0)
     if args.json:
         print(json.dumps({"verdict": result.verdict, "steps": result.steps}, indent=2))
     print(f"stress directory: {result.path}")

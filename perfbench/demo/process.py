@@ -53,8 +53,11 @@ class DemoProcess(ChildProcess):
         self.tracemalloc = tracemalloc
         self.tracemalloc_nframes = tracemalloc_nframes
         self.tracemalloc_at_start = tracemalloc_at_start
-        # the memory endpoint's token: fresh per process, never written to a run directory
-        self.memory_token: str | None = secrets.token_urlsafe(24) if tracemalloc else None
+        # the memory endpoint's token, never written to a run directory: the agent's when the demo runs the
+        # agent ($PERFBENCH_AGENT_TOKEN: one token for both endpoints), else fresh per process
+        agent_token = os.environ.get("PERFBENCH_AGENT_TOKEN") or ""
+        self.memory_token: str | None = ((agent_token if len(agent_token) >= 16 else secrets.token_urlsafe(24))
+                                         if tracemalloc else None)
 
     def command(self) -> list[str]:
         """The command line that serves the demo, with the chosen profilers around it."""

@@ -181,7 +181,7 @@ def cold_warm(target: str, scenario: Scenario | None, plan: OpenPlan, *, clear_p
             "cold": agent_hit_rate(runs["cold"]) or (hit_rate(readings[0], readings[1]) if not clear_every_s
                                                      else {"hits": None, "misses": None, "hit_rate": None}),
             "warm": agent_hit_rate(runs["warm"]) or hit_rate(readings[1], readings[2])},
-        "cache_stats": readings, "warnings": comparison.warnings,
+        "cache_stats": readings, "warnings": [phase_warning(w) for w in comparison.warnings],
         "runs": {k: str(v.relative_to(rd.path)) for k, v in runs.items()},
     }
     write_json(rd.path / COLDWARM, out)
@@ -193,26 +193,45 @@ def load_cold_warm(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if RunDir(path).meta().get("kind") != "cold_warm":
         raise ConfigError(f"{path} is not a cold/warm directory (no kind 'cold_warm' in its meta.json)")
-    return read_json(path / COLDWARM) | {"path": str(path)}
+    found = read_json(path / COLDWARM)
+    found["warnings"] = [phase_warning(w) for w in found.get("warnings", [])]
+    return found | {"path": str(path)}
 
 
-def per_request_effect(run_dir: str | Path) -> pl.DataFrame:
-    """With the agent's cache events: per endpoint, the latency of requests that missed against
-    those that hit (p50 and p95, ms), from one run. Empty without ``cache.parquet``."""
-    from ..analysis.results import Run, pct
+def _cache_requests(run_dirs: list[Path]) -> pl.DataFrame:
+    """The requests of ``run_dirs`` that have the agent's cache events, without errors: ``endpoint,
+    missed, latency_ms`` (a request missed when any of its lookups did). Empty without ``cache.parquet``."""
+    from ..analysis.results import Run
 
-    run = Run.load(run_dir)
-    cache = Path(run_dir) / "cache.parquet"
-    if not cache.exists():
+    frames = []
+    for rd in run_dirs:
+        cache = Path(rd) / "cache.parquet"
+        if not cache.exists():
+            continue
+        kinds = (pl.scan_parquet(cache).filter(pl.col("request_id").is_not_null())
+                 .group_by("request_id").agg(pl.col("kind").str.contains("miss").any().alias("missed")))
+        frames.append(Run.load(rd).requests.join(kinds, on="request_id", how="inner")
+                      .filter(pl.col("error").is_null()).select("endpoint", "missed", "latency_ms").collect())
+    if not frames:
+        return pl.DataFrame(schema={"endpoint": pl.String, "missed": pl.Boolean, "latency_ms": pl.Float64})
+    return pl.concat(frames)
+
+
+def per_request_effect(run_dirs: str | Path | list[str | Path]) -> pl.DataFrame:
+    """With the agent's cache events: per endpoint, the latency of requests that missed against those
+    that hit (requests, p50 and p95 in ms), pooled over ``run_dirs`` (both runs, as the verdict of
+    :func:`miss_hit_verdicts` is: its ``miss_p50_ms`` and ``hit_p50_ms`` are this table's p50s). Empty
+    without ``cache.parquet``."""
+    from ..analysis.results import pct
+
+    dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
+    df = _cache_requests(dirs)
+    if not df.height:
         return pl.DataFrame()
-    kinds = (pl.scan_parquet(cache).filter(pl.col("request_id").is_not_null())
-             .group_by("request_id").agg(pl.col("kind").str.contains("miss").any().alias("missed")))
-    joined = run.requests.join(kinds, on="request_id", how="inner").with_columns(
-        pl.when(pl.col("missed")).then(pl.lit("miss")).otherwise(pl.lit("hit")).alias("cache"))
-    return (joined.group_by("endpoint", "cache").agg(pl.len().alias("requests"),
-                                                     pct("latency_ms", 0.5).alias("p50_ms"),
-                                                     pct("latency_ms", 0.95).alias("p95_ms"))
-            .sort("endpoint", "cache").collect())
+    return (df.with_columns(pl.when(pl.col("missed")).then(pl.lit("miss")).otherwise(pl.lit("hit")).alias("cache"))
+            .group_by("endpoint", "cache").agg(pl.len().alias("requests"), pct("latency_ms", 0.5).alias("p50_ms"),
+                                               pct("latency_ms", 0.95).alias("p95_ms"))
+            .sort("endpoint", "cache"))
 
 
 def _ratio_interval(numerator: list[float], denominator: list[float], confidence: float, n_boot: int = 4000,
@@ -238,31 +257,38 @@ def miss_hit_verdicts(run_dirs: list[Path], *, ratio: float, confidence: float, 
                       ) -> list[dict[str, Any]]:
     """Per endpoint with cache events (the agent's ``cache.parquet``): median latency of the requests
     that hit against those that missed, pooled over ``run_dirs``, with a bootstrap interval; the
-    verdict against ``ratio``. Endpoints with fewer than ``min_each`` hits or misses are left out."""
-    from ..analysis.results import Run
+    verdict against ``ratio``. Endpoints with fewer than ``min_each`` hits or misses are left out.
+    ``miss_p50_ms`` / ``hit_p50_ms`` (also as ``cold_p50_ms`` / ``warm_p50_ms``, the columns every
+    verdict row has) are :func:`per_request_effect`'s p50s over the same requests."""
+    from ..compare.stats import percentile
 
-    frames = []
-    for rd in run_dirs:
-        cache = Path(rd) / "cache.parquet"
-        if not cache.exists():
-            continue
-        kinds = (pl.scan_parquet(cache).filter(pl.col("request_id").is_not_null())
-                 .group_by("request_id").agg(pl.col("kind").str.contains("miss").any().alias("missed")))
-        frames.append(Run.load(rd).requests.join(kinds, on="request_id", how="inner")
-                      .filter(pl.col("error").is_null()).select("endpoint", "missed", "latency_ms").collect())
-    if not frames:
-        return []
-    df = pl.concat(frames)
+    df = _cache_requests([Path(d) for d in run_dirs])
     out = []
     for (endpoint,), g in df.group_by("endpoint"):
-        hits = g.filter(~pl.col("missed"))["latency_ms"].to_list()
-        misses = g.filter(pl.col("missed"))["latency_ms"].to_list()
+        hits = sorted(g.filter(~pl.col("missed"))["latency_ms"].to_list())
+        misses = sorted(g.filter(pl.col("missed"))["latency_ms"].to_list())
         if len(hits) < min_each or len(misses) < min_each:
             continue
         r, lo, hi = _ratio_interval(hits, misses, confidence)
         verdict = "effective" if hi < ratio else "not effective" if lo > ratio else "inconclusive"
-        out.append({"endpoint": endpoint, "cold_p50_ms": sorted(misses)[(len(misses) + 1) // 2 - 1],
-                    "warm_p50_ms": sorted(hits)[(len(hits) + 1) // 2 - 1], "ratio": r, "low": lo, "high": hi,
+        miss_p50, hit_p50 = percentile(misses, 0.5), percentile(hits, 0.5)
+        out.append({"endpoint": endpoint, "cold_p50_ms": miss_p50, "warm_p50_ms": hit_p50, "miss_p50_ms": miss_p50,
+                    "hit_p50_ms": hit_p50, "ratio": r, "low": lo, "high": hi,
                     "verdict": verdict, "n_cold": len(misses), "n_warm": len(hits),
-                    "interval": "bootstrap CI", "basis": "per request (agent): hits against misses"})
+                    "interval": "bootstrap CI", "basis": "per request (agent): hits against misses, both runs"})
     return sorted(out, key=lambda r: r["endpoint"])
+
+
+PHASE_WORDS = ((r"\bthe baseline run\b", "the cold run"), (r"\bthe current run\b", "the warm run"),
+               (r"\bthe baseline\b", "the cold run"), (r"\bthe current\b", "the warm run"),
+               (r"\bbaseline\b", "cold run"), (r"\bcurrent\b", "warm run"))
+
+
+def phase_warning(text: str) -> str:
+    """A comparison's warning in this experiment's words: the cold and the warm run, not a baseline
+    and a current run."""
+    import re
+
+    for pattern, words in PHASE_WORDS:
+        text = re.sub(pattern, words, text)
+    return text

@@ -2,8 +2,10 @@
 
 ``run_experiment("load_test", {"rate": 200})``: validates the parameters against the notebook's
 ``parameters`` cell (unknown names and wrong types are refused before anything runs), executes
-it with papermill, keeps the executed notebook in the run directory and writes
-``reports/<run-id>.html``, a self-contained file whose charts render with no network.
+it with papermill, keeps the executed notebook in the run directory (in ``reports/`` when the
+experiment has no run of its own, or re-reports an existing run) and writes
+``reports/<run-id>-<name>.html``, a self-contained file whose charts render with no network, with
+``reports/<run-id>-<name>.json`` beside it (experiment, run, parameters, verdict) for the index.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def validate_parameters(name: str, given: dict[str, Any], declared: dict[str, di
 class ExperimentResult:
     name: str
     run_id: str
-    run_dir: Path
+    run_dir: Path | None  # None: the experiment made no run directory (e.g. a regression comparison)
     notebook: Path
     report: Path
     verdict: dict[str, Any] | None = None  # {"ok": bool, "text": str} when the notebook gave one
@@ -131,6 +133,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     validate_parameters(name, params, declared)
     if params.get("run_dir"):
         run_dir = Path(params["run_dir"])
+        params["run_dir"] = str(run_dir.resolve())  # the notebook reads it as the caller meant, from anywhere
         if not (run_dir / "meta.json").is_file():
             raise ConfigError(f"experiment {name!r}: parameter 'run_dir': {str(run_dir)!r} is not a run directory "
                               f"(no meta.json there); give a directory under {runs_dir}/, or leave run_dir out "
@@ -144,9 +147,12 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
         if analysed.note is not None:
             log(f"perfbench: {analysed.note}; the notebook and verdict stay out of its directory")
         run_id = run_dir.name
+        reanalysed = True
     else:
+        reanalysed = False
         run_id = params.pop("run_id", None) or new_run_id(name)
-        runs_dir = params.get("runs_dir") or runs_dir  # a runs_dir given as a parameter wins
+        # a runs_dir given as a parameter wins; absolute, so the notebook reads it as the caller meant
+        runs_dir = Path(params.get("runs_dir") or runs_dir).resolve()
         for key, value in (("run_id", run_id), ("runs_dir", str(runs_dir))):
             if key in declared:
                 params[key] = value
@@ -179,7 +185,8 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     except PapermillExecutionError as exc:
         from ..rundir import writer_alive
 
-        untouchable = writer_alive(run_dir) or (run_dir / "requests.arrows").exists()
+        untouchable = (reanalysed or not (run_dir / "meta.json").is_file() or writer_alive(run_dir)
+                       or (run_dir / "requests.arrows").exists())
         kept = _keep_notebook(scratch, reports / f"{run_id}-{name}.ipynb" if untouchable else run_dir, name)
         raise ExperimentError(f"experiment {name!r} failed in cell {exc.exec_count}: {exc.ename}: "
                               f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''} "
@@ -198,58 +205,58 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
         verdict_file.unlink()
     from ..rundir import writer_alive
 
-    untouchable = writer_alive(run_dir) or (run_dir / "requests.arrows").exists()
+    has_run = (run_dir / "meta.json").is_file()
+    fresh = not reanalysed and has_run  # a run this experiment has just made
+    untouchable = not fresh or writer_alive(run_dir) or (run_dir / "requests.arrows").exists()
     notebook = _keep_notebook(scratch, reports / f"{run_id}-{name}.ipynb" if untouchable else run_dir, name)
     report = reports / f"{run_id}-{name}.html"
     meta = None if untouchable else _record(run_dir, name, params, notebook, report, verdict)
+    if meta is None:  # a run re-reported (its meta.json is never rewritten), or no run of its own
+        meta = _read_meta(run_dir) | {"verdict": verdict, "experiment": {"name": name}}
+        meta.setdefault("run_id", run_id)
     log(f"perfbench: exporting the report {report}")
-    export_html(notebook, report, show_input=show_input, meta=meta or {"run_id": run_id, "verdict": verdict,
-                                                                        "experiment": {"name": name}})
-    return ExperimentResult(name, run_id, run_dir, notebook, report, verdict)
+    export_html(notebook, report, show_input=show_input, meta=meta)
+    _write_record(report, name=name, run_id=run_id, run_dir=run_dir if has_run else None, params=params,
+                  verdict=verdict, reanalysed=reanalysed)
+    return ExperimentResult(name, run_id, run_dir if has_run else None, notebook, report, verdict)
+
+
+def _read_meta(run_dir: Path) -> dict[str, Any]:
+    """The run's meta.json as it is (read only), or {} when there is none."""
+    from ..rundir import RunDir
+
+    try:
+        return dict(RunDir(run_dir).meta()) if (run_dir / "meta.json").is_file() else {}
+    except Exception:  # noqa: BLE001 - a header without the run's details is still a report
+        return {}
+
+
+def _write_record(report: Path, *, name: str, run_id: str, run_dir: Path | None, params: dict[str, Any],
+                  verdict: dict | None, reanalysed: bool) -> Path:
+    """``<report>.json`` beside the report: which experiment made it from which run, its parameters and
+    verdict. The index reads these, so a report is listed (with its verdict) whether or not it has a run
+    directory of its own, and re-reporting a run never needs to write into it."""
+    from ..rundir import redact, utc_now_iso, write_json
+
+    out = report.with_suffix(".json")
+    write_json(out, {"experiment": name, "run_id": run_id, "run_dir": str(run_dir.resolve()) if run_dir else None,
+                     "report": report.name, "parameters": redact(params), "verdict": verdict,
+                     "reanalysed": reanalysed, "created_at": utc_now_iso()})
+    return out
 
 
 def _record(run_dir: Path, name: str, params: dict[str, Any], notebook: Path, report: Path,
             verdict: dict | None) -> dict | None:
-    """Write the experiment's parameters and outcome into the run's meta.json; the updated meta."""
+    """Write the experiment's parameters and outcome into the meta.json of the run it has just made."""
     from ..rundir import RunDir, redact
 
-    if not (run_dir / "meta.json").is_file():
-        return None
     rd = RunDir(run_dir)
-    outcome = "failed" if verdict and not verdict.get("ok") else "ok"
+    outcome = "failed" if verdict and not verdict.get("ok") else (verdict or {}).get("outcome") or "ok"
     changes: dict[str, Any] = {"experiment": {"name": name, "parameters": redact(params), "outcome": outcome,
                                               "notebook": notebook.name, "report": str(report)}}
     if verdict:
         changes["verdict"] = verdict
     return rd.update_meta(**changes)
-
-
-def header_markdown(meta: dict[str, Any]) -> str:
-    """The report's header: the verdict first, then what ran where (target, shape, versions, commit, date)."""
-    lines = []
-    v = meta.get("verdict")
-    if v:
-        lines.append(f"**{'Verdict' if v.get('ok') else 'FAILED'}: {v.get('text')}**\n")
-    m = meta.get("machine") or {}
-    shape = meta.get("shape") or {}
-    params = shape.get("params") or {}
-    shape_text = ", ".join(f"{k} {v}" for k, v in params.items() if v not in (None, 0, [], "")) or "-"
-    exp = meta.get("experiment") or {}
-    if not meta.get("target"):  # no run directory of its own (e.g. a regression comparison)
-        return "\n".join(lines)
-    rows = [
-        ("run", f"`{meta.get('run_id')}`" + (f" ({exp.get('name')})" if exp.get("name") else "")),
-        ("date", str(meta.get("started_at") or "-")),
-        ("target", f"`{meta.get('target', '-')}`"),
-        ("load", f"{shape.get('model', meta.get('kind', '-'))} model, {shape.get('kind', '-')}: {shape_text}"
-         if shape else str(meta.get("kind", "-"))),
-        ("ended", str(meta.get("end_reason") or "-")),
-        ("perfbench / Python", f"{m.get('perfbench', '-')} / {m.get('python', '-')}"),
-        ("machine", f"{m.get('node', '-')}, {m.get('cpu_count', '-')} CPUs, {m.get('os', '-')}"),
-        ("code under test", f"`{meta['code_commit']}`" if meta.get("code_commit") else "commit not recorded"),
-    ]
-    lines += ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
-    return "\n".join(lines)
 
 
 def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
@@ -268,15 +275,14 @@ def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
 
 def export_html(notebook: str | os.PathLike, out: str | os.PathLike, *, show_input: bool = False,
                 meta: dict[str, Any] | None = None) -> Path:
-    """Export an executed notebook as one self-contained HTML file (no CDN, charts inline SVG),
-    with a header from the run's ``meta`` (verdict first) after the notebook's title."""
+    """Export an executed notebook as one self-contained HTML file (no CDN): the verdict first, then the
+    headline figures, then the run's metadata, without console output (``perfbench.report.export``)."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(notebook), as_version=4)
-    if meta:
-        nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0,
-                        nbformat.v4.new_markdown_cell(header_markdown(meta)))
+    from ..report.export import prepare
+
+    nb = prepare(nbformat.read(str(notebook), as_version=4), meta)
     exporter = HTMLExporter(template_file=str(TEMPLATE), exclude_input=not show_input,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)

@@ -14,8 +14,14 @@ Layout of a stress directory (``data/runs/<id>/``)::
     stress.json   the verdict and one row of evidence per step
     steps/<NN>-<rate>rps/   a run directory per step (the usual contract)
 
-Each step opens fresh connections, so its first requests pay connection set-up; with steps of
-several seconds this is noise, not signal.
+Each step opens fresh connections, so its first requests pay connection set-up: the first
+``warmup_s`` seconds of every step (default 2 s, at most a quarter of the step) are left out of its
+SLO check and its figures (the step's run directory keeps every request).
+
+When the load generator saturates before any SLO breaks, the limit found is the generator's: the
+verdict then has ``limit`` "generator", ``generator_limit_rps`` the rate it could not keep, and
+``breaking_rps`` None (the service did not break); ``limit`` is "service" when an SLO broke and
+None when nothing stopped the search.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import shapes
+from ..analysis.results import Run
 from ..analysis.slo import broken, evaluate, parse_all
+from ..analysis.trends import summary_after_warmup, warmup_for
 from ..errors import ConfigError
 from ..load import run_load
 from ..rundir import RunDir, machine_info, new_run_id, read_json, utc_now_iso, write_json
@@ -34,6 +42,7 @@ from ..scenario import Scenario
 
 STRESS = "stress.json"
 DEFAULT_SLOS = ("p99<1s", "errors<1%")
+WARMUP_S = 2.0  # seconds of each step left out of its SLO check (at most a quarter of the step)
 
 
 def rates(start: float, *, step: float | None = None, factor: float | None = None, max_rate: float,
@@ -76,7 +85,8 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
            slos: Iterable[str] = DEFAULT_SLOS, runs_dir: str | Path = "data/runs", run_id: str | None = None,
            allow_hosts: Iterable[str] = (), max_in_flight: int = 10_000, timeout: float = 10.0,
            progress: Callable[[dict], None] | bool | None = False, announce: Callable[[str], None] = print,
-           handle_signals: bool = False, http_path: str = "aiohttp", lag_bound_ms: float = 10.0) -> StressResult:
+           handle_signals: bool = False, http_path: str = "aiohttp", lag_bound_ms: float = 10.0,
+           warmup_s: float = WARMUP_S) -> StressResult:
     """Run the breaking-point search; see the module docstring."""
     if step is None and factor is None:
         step = start
@@ -86,13 +96,14 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
         raise ConfigError("a stress search needs at least one SLO to break, e.g. p99<1s or errors<1%")
     if not step_duration > 0:
         raise ConfigError(f"step duration must be > 0 s, got {step_duration!r}")
+    warm = warmup_for(warmup_s, step_duration)
     rd = RunDir.create(runs_dir, run_id or new_run_id("stress"))
     rd.write_meta({"kind": "stress", "target": target,
                    "scenario": scenario.describe() if scenario else None,
                    "parameters": {"start": start, "step": step, "factor": factor, "max_rate": max_rate,
                                   "step_duration_s": step_duration, "slos": [s.text for s in slo_list],
                                   "timeout_s": timeout, "max_in_flight": max_in_flight,
-                                  "lag_bound_ms": lag_bound_ms},
+                                  "lag_bound_ms": lag_bound_ms, "warmup_s": warm},
                    "started_at": utc_now_iso(), "machine": machine_info()})
     announce(f"perfbench stress: {len(plan_rates)} steps of {step_duration:g} s from {plan_rates[0]:g} to "
              f"{plan_rates[-1]:g} req/s until {', '.join(s.text for s in slo_list)} breaks; {rd.path}")
@@ -103,7 +114,9 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
                        run_id=f"{k:02d}-{_fmt(rate)}rps", allow_hosts=allow_hosts, max_in_flight=max_in_flight,
                        timeout=timeout, progress=progress, announce=lambda line: None,
                        handle_signals=handle_signals, http_path=http_path, lag_bound_ms=lag_bound_ms)
-        row = _evidence(k, rate, step_duration, res.summary, evaluate(slo_list, res.summary), res.path, rd.path)
+        judged = summary_after_warmup(Run.load(res.path), warm) if res.end_reason == "completed" else res.summary
+        row = _evidence(k, rate, step_duration - (warm if judged is not res.summary else 0), judged,
+                        evaluate(slo_list, judged), res.path, rd.path)
         steps.append(row)
         announce(_step_line(row))
         write_json(rd.path / STRESS, {"verdict": None, "steps": steps})  # progress survives an interruption
@@ -113,7 +126,7 @@ def stress(target: str, scenario: Scenario | None = None, *, start: float = 50, 
         if row["broken"] or row["saturated"]:
             end_reason = "saturated" if row["saturated"] and not row["broken"] else "broken"
             break
-    verdict = _verdict(steps, end_reason)
+    verdict = _verdict(steps, end_reason) | {"warmup_s": warm}
     write_json(rd.path / STRESS, {"verdict": verdict, "steps": steps})
     rd.update_meta(ended_at=utc_now_iso(), end_reason=end_reason)
     announce("perfbench stress: " + verdict["text"])
@@ -154,7 +167,8 @@ def _verdict(steps: list[dict], end_reason: str) -> dict[str, Any]:
     if failed is None:
         text = (f"no breaking point up to {steps[-1]['offered_rps']:g} req/s (the search's maximum)"
                 if end_reason == "max_rate" else f"stopped early ({end_reason}) after {len(steps)} steps")
-        return {"breaking_rps": None, "highest_ok_rps": last_ok, "cause": end_reason, "text": text}
+        return {"breaking_rps": None, "highest_ok_rps": last_ok, "cause": end_reason, "text": text, "limit": None,
+                "generator_limit_rps": None}
     if failed["broken"]:
         cause = "slo"
         text = (f"broke at {failed['offered_rps']:g} req/s ({', '.join(failed['broken'])})"
@@ -162,10 +176,13 @@ def _verdict(steps: list[dict], end_reason: str) -> dict[str, Any]:
                    "; it broke at the first step: start lower"))
     else:
         cause = "generator"
-        text = (f"the load generator saturated at {failed['offered_rps']:g} req/s before the service broke "
-                f"({'; '.join(failed['saturation_reasons'])}): the service held up to at least "
+        text = (f"generator limit: the load generator saturated at {failed['offered_rps']:g} req/s before the "
+                f"service broke ({'; '.join(failed['saturation_reasons'])}): the service held up to at least "
                 f"{last_ok if last_ok is not None else 0:g} req/s; use more workers to go higher")
-    return {"breaking_rps": failed["offered_rps"], "highest_ok_rps": last_ok, "cause": cause, "text": text}
+        return {"breaking_rps": None, "highest_ok_rps": last_ok, "cause": cause, "text": text, "limit": "generator",
+                "generator_limit_rps": failed["offered_rps"]}
+    return {"breaking_rps": failed["offered_rps"], "highest_ok_rps": last_ok, "cause": cause, "text": text,
+            "limit": "service", "generator_limit_rps": None}
 
 
 def load_stress(path: str | Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Helpers for experiment notebooks: offline charts, live progress, the headline of a run."""
+"""Helpers for experiment notebooks: offline charts, live progress, the headline of a run, the verdict,
+callouts, tables for people (``perfbench.report.tables``), embedded profiles and where the data is."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 
 STATIC_ENV = "PERFBENCH_STATIC"
 RENDERER = "perfbench"
+
+# output metadata key: what an output is (verdict, headline, progress), for the report's export
+ROLE = "perfbench"
 
 
 def static_requested() -> bool:
@@ -45,8 +49,9 @@ def setup(static: bool | None = None) -> None:
 
 
 class LiveProgress:
-    """Progress in a notebook cell: one line, updated in place, so the saved notebook (and the
-    report) keeps only the final state rather than a line per second."""
+    """Progress in a notebook cell: one line, updated in place while the run goes, and cleared when
+    the run ends, so the saved notebook (and the report) keeps no progress bar at all: the run's
+    figures come from its rows, not from the live estimate."""
 
     def __init__(self) -> None:
         self._handle = None
@@ -54,11 +59,12 @@ class LiveProgress:
     def __call__(self, p: dict[str, Any]) -> None:
         from IPython.display import display
 
-        text = {"text/plain": progress_bar(p)}
+        text = {"text/plain": "" if p.get("final") else progress_bar(p)}
+        meta = {ROLE: "progress"}
         if self._handle is None:
-            self._handle = display(text, raw=True, display_id=True)
+            self._handle = display(text, raw=True, display_id=True, metadata=meta)
         else:
-            self._handle.update(text, raw=True)
+            self._handle.update(text, raw=True, metadata=meta)
 
 
 def progress_bar(p: dict[str, Any], width: int = 30) -> str:
@@ -97,8 +103,9 @@ def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:
            if o.get("errors_by_kind") else "") + ".",
     ]
     if gen.get("saturated"):
-        lines += ["", "**Warning: the load generator saturated**, so part of this latency may be the "
-                  "generator's, not the server's: " + "; ".join(gen.get("saturation_reasons", [])) + "."]
+        lines += ["", callout_html("warning", "The load generator saturated, so part of this latency may be the "
+                                   "generator's, not the server's: " + "; ".join(gen.get("saturation_reasons", []))
+                                   + ".")]
     else:
         lag = gen.get("lag_ms", {})
         lines += ["", f"The generator kept its schedule (send lag p99 {ms(lag.get('p99'))})."]
@@ -108,26 +115,166 @@ def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 VERDICT_FILE_ENV = "PERFBENCH_VERDICT_FILE"
+OUTCOMES = ("ok", "failed", "inconclusive", "generator_limit")
 
 
-def verdict(run_dir, ok: bool, text: str):
-    """Record the experiment's verdict and return it as Markdown to display.
+def verdict(run_dir, ok: bool, text: str, *, outcome: str | None = None, **extra: Any) -> Verdict:
+    """The experiment's verdict, to display (once, styled by its outcome) and to record.
 
-    It goes into the run's meta.json (when ``run_dir`` is given) and into the file
-    ``perfbench experiment`` names in ``$PERFBENCH_VERDICT_FILE``; the runner then puts it first
-    in the report and exits with code 10 when ``ok`` is False (a broken SLO, a regression, a leak).
+    ``outcome``: "ok", "failed", "inconclusive" (the evidence does not decide) or "generator_limit"
+    (the load generator, not the service, set the limit); default from ``ok``. ``extra`` goes into the
+    record as it is (e.g. ``warmup_s``, ``limit``), for the report's header and the index. The record
+    goes into the file ``perfbench experiment`` names in ``$PERFBENCH_VERDICT_FILE``: the runner puts it
+    first in the report, writes it into a run it has just made, and exits with code 10 when ``ok`` is
+    False. ``run_dir`` is not written into: re-reporting or exploring a run never changes its meta.json.
     """
     import json
     import os
     from pathlib import Path
 
+    outcome = outcome or ("ok" if ok else "failed")
+    if outcome not in OUTCOMES:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"verdict outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
+    record = {"ok": bool(ok), "text": text, "outcome": outcome, **extra}
+    if os.environ.get(VERDICT_FILE_ENV):
+        Path(os.environ[VERDICT_FILE_ENV]).write_text(json.dumps(record, default=str))
+    return Verdict(record)
+
+
+LABELS = {"ok": "Verdict", "failed": "Failed", "inconclusive": "Inconclusive",
+          "generator_limit": "Generator limit"}
+COLOURS = {"ok": ("#e8f5e9", "#2e7d32"), "failed": ("#ffebee", "#c62828"), "inconclusive": ("#fff8e1", "#8d6e00"),
+           "generator_limit": ("#e3f2fd", "#1565c0")}
+
+
+def verdict_html(record: dict[str, Any]) -> str:
+    """The verdict as one block styled by its outcome (a CSS class, and inline colours for JupyterLab)."""
+    import html
+
+    outcome = record.get("outcome") or ("ok" if record.get("ok") else "failed")
+    bg, fg = COLOURS.get(outcome, COLOURS["inconclusive"])
+    return (f'<div class="pb-verdict pb-verdict-{outcome}" style="background:{bg};border-left:6px solid {fg};'
+            f'padding:0.6em 1em;margin:0.5em 0;font-size:1.15em">'
+            f'<strong style="color:{fg}">{LABELS.get(outcome, "Verdict")}:</strong> '
+            f"{html.escape(str(record.get('text', '')))}</div>")
+
+
+class Verdict:
+    """A verdict in a notebook: shown as :func:`verdict_html`; its output is tagged so the report's
+    header (which states the verdict first) does not repeat it."""
+
+    def __init__(self, record: dict[str, Any]):
+        self.record = record
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.record["ok"])
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        text = f"{LABELS.get(self.record['outcome'], 'Verdict')}: {self.record['text']}"
+        return {"text/html": verdict_html(self.record), "text/plain": text}, {ROLE: "verdict"}
+
+
+CALLOUTS = {"note": ("Note", "#e3f2fd", "#1565c0"), "tip": ("Tip", "#e8f5e9", "#2e7d32"),
+            "important": ("Important", "#f3e5f5", "#6a1b9a"), "warning": ("Warning", "#fff8e1", "#8d6e00"),
+            "caution": ("Caution", "#ffebee", "#c62828")}
+
+
+def callout_html(kind: str, text: str, *, markup: bool = False) -> str:
+    """A GitHub-style callout (note, tip, important, warning, caution) as an HTML block; ``markup``:
+    ``text`` is HTML already (else it is escaped)."""
+    import html
+
+    title, bg, fg = CALLOUTS.get(kind.lower(), CALLOUTS["note"])
+    body = text if markup else html.escape(text)
+    return (f'<div class="pb-callout pb-callout-{kind.lower()}" style="background:{bg};border-left:4px solid {fg};'
+            f'padding:0.5em 1em;margin:0.5em 0;overflow-wrap:anywhere">'
+            f'<p style="color:{fg};font-weight:bold;margin:0 0 0.3em">{title}</p><div>{body}</div></div>')
+
+
+def callout(kind: str, text: str):
+    """A callout to display in a notebook (rendered as a callout in JupyterLab and in the report)."""
+    from IPython.display import HTML
+
+    return HTML(callout_html(kind, text))
+
+
+def figures(summary: dict[str, Any], meta: dict[str, Any]):
+    """:func:`headline` to display: tagged as the report's headline figures (the run's metadata follows it)."""
     from IPython.display import Markdown
 
-    from ..rundir import RunDir
+    return Markdown(headline(summary, meta), metadata={ROLE: "headline"})
 
-    record = {"ok": bool(ok), "text": text}
-    if run_dir and not RunDir(Path(run_dir)).in_progress:  # a run in progress is never written into
-        RunDir(Path(run_dir)).update_meta(verdict=record)
-    if os.environ.get(VERDICT_FILE_ENV):
-        Path(os.environ[VERDICT_FILE_ENV]).write_text(json.dumps(record))
-    return Markdown(f"**{'Verdict' if ok else 'FAILED'}: {text}**")
+
+def table(df, name: str = "table", percent: tuple[str, ...] = ()):
+    """A frame as a table for people (``perfbench.report.tables``): no quotes or nulls, units and %,
+    long text folded, a CSV download."""
+    from .tables import Table
+
+    return Table(df, name=name, percent=percent)
+
+
+def message(text: str, kind: str = "note"):
+    """A long message (a profiler's error, an explanation) wrapped to the page, never running off it."""
+    return callout(kind, text)
+
+
+def project_root(start=None):
+    """The project directory: ``$PERFBENCH_DATA``'s parent when set, else the nearest directory at or
+    above ``start`` (default: the working directory) holding ``pyproject.toml``; None outside a project."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser().resolve().parent
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file():
+            return d
+    return None
+
+
+DATA_ENV = "PERFBENCH_DATA"
+
+
+def data_path(relative: str, start=None) -> str:
+    """A notebook's data path (``data/runs``, ``data/baselines``...) from any working directory.
+
+    An absolute path is kept. A relative one starting with ``data/`` resolves under ``$PERFBENCH_DATA``
+    when set, else under the project's ``data/`` (:func:`project_root`: JupyterLab starts kernels in
+    ``notebooks/``, where ``data/runs`` would not be the project's). Anything else is kept as given."""
+    import os
+    from pathlib import Path
+
+    p = Path(relative).expanduser()
+    if p.is_absolute() or not p.parts or p.parts[0] != "data":
+        return str(p)
+    rest = Path(*p.parts[1:]) if len(p.parts) > 1 else Path()
+    if os.environ.get(DATA_ENV):
+        return str(Path(os.environ[DATA_ENV]).expanduser() / rest)
+    root = project_root(start)
+    return str(root / p) if root is not None else str(p)
+
+
+def embed_html(page: str, *, title: str, height: int = 600) -> str:
+    """A whole HTML page (memray's flame graph, py-spy's SVG) inside the report: an ``<iframe srcdoc>``,
+    so it renders offline, keeps its own scripts and styles apart from the report's, and needs no file
+    beside the report."""
+    import html
+
+    return (f'<iframe title="{html.escape(title)}" srcdoc="{html.escape(page, quote=True)}" '
+            f'style="width:100%;height:{int(height)}px;border:1px solid #ddd" sandbox="allow-scripts"></iframe>')
+
+
+def embed_file(path, *, title: str, height: int = 600):
+    """:func:`embed_html` of a file (an ``.svg`` is wrapped in a page), to display in a notebook."""
+    from pathlib import Path
+
+    from IPython.display import HTML
+
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    if Path(path).suffix == ".svg":
+        text = f"<!DOCTYPE html><html><body style='margin:0'>{text}</body></html>"
+    return HTML(embed_html(text, title=title, height=height))

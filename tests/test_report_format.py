@@ -1,0 +1,240 @@
+"""What a report shows a reader: the table formatter, the header and export of a notebook, the verdicts'
+rules (soak drift with its tolerance, a stress search stopped by the generator), the index (newest
+first, every verdict, trends only across comparable runs) and where notebooks find the data."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import nbformat
+import polars as pl
+
+from perfbench.analysis.trends import drift, drift_verdict, warmup_for
+from perfbench.experiments.coldwarm import phase_warning
+from perfbench.experiments.stress import _verdict
+from perfbench.report import export, nb
+from perfbench.report.index import collect_reports, trend_key, write_index
+from perfbench.report.tables import EM_DASH, cell_text, csv_text, header, table_html
+
+LONG_SQL = ("SELECT posts.id, posts.title, posts.body, users.name FROM posts JOIN users ON users.id = posts.author_id "
+            "WHERE posts.published = 1 AND users.active = 1 AND posts.created_at > ? ORDER BY posts.created_at DESC")
+
+
+def cells(html: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", html, re.S)]
+
+
+def test_a_table_has_no_quotes_nulls_or_empty_lists():
+    df = pl.DataFrame({"endpoint": ["posts_naive", "health"], "errors": [["timeout", "http_5xx"], []],
+                       "detail": [None, ""], "count": [1200, 3]})
+    html = table_html(df)
+    shown = cells(html)
+    assert shown[:4] == ["posts_naive", "timeout, http_5xx", EM_DASH, "1,200"]
+    assert shown[4:] == ["health", EM_DASH, EM_DASH, "3"]
+    for raw in ('"posts_naive"', "null", '""', "[]", "None"):
+        assert raw not in re.sub(r'href="[^"]*"', "", html), raw
+
+
+def test_rates_and_shares_show_as_percent_with_units_in_headers():
+    df = pl.DataFrame({"endpoint": ["a"], "p95_ms": [12.3456], "error_rate": [0.0123], "db_share": [0.5],
+                       "offered_rps": [1500.0], "p99_9_ms": [20.0]})
+    html = table_html(df)
+    heads = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", html)
+    assert heads == ["endpoint", "p95 (ms)", "error rate (%)", "db share (%)", "offered (req/s)", "p99.9 (ms)"]
+    assert cells(html) == ["a", "12.35", "1.23 %", "50.00 %", "1,500.0", "20.00"]
+    assert header("ratio_low", percent=True) == "ratio low (%)"
+
+
+def test_long_sql_is_folded_never_cut_and_every_table_downloads_as_csv():
+    df = pl.DataFrame({"statement": [LONG_SQL], "count": [3], "endpoints": [["a", "b"]]})
+    html = table_html(df, name="slowest statements")
+    assert "<details>" in html and LONG_SQL.replace(">", "&gt;") in html  # the whole text, WHERE clause included
+    link = re.search(r'<a download="slowest_statements.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"', html)
+    assert link, html[-400:]
+    back = pl.read_csv(base64.b64decode(link.group(1)))
+    assert back["statement"].to_list() == [LONG_SQL] and back["count"].to_list() == [3]
+    assert back["endpoints"].to_list() == ["a; b"]
+    assert "http" not in html.replace("data:text/csv", "")  # nothing fetched from anywhere
+
+
+def test_cell_text_and_csv_keep_raw_values():
+    assert cell_text(None) == cell_text("") == cell_text([]) == cell_text(float("nan")) == EM_DASH
+    assert cell_text(True) == "yes" and cell_text(1234567) == "1,234,567" and cell_text(0.5, percent=True) == "50.00 %"
+    assert csv_text(pl.DataFrame({"x": [0.123456789]})).splitlines() == ["x", "0.123456789"]
+
+
+def test_drift_says_no_drift_only_when_the_whole_interval_is_within_the_tolerance():
+    flat = pl.DataFrame({"t_s": [float(t) for t in range(60)], "p95_ms": [100.0 + (t % 2) * 0.1 for t in range(60)]})
+    fit = drift(flat, tolerance=0.1)
+    assert fit["outcome"] == "no drift"
+    lo, hi = fit["ci"]
+    assert -fit["tolerance_ms_per_h"] <= lo and hi <= fit["tolerance_ms_per_h"]
+    rising = pl.DataFrame({"t_s": [float(t) for t in range(60)], "p95_ms": [100.0 + 2 * t for t in range(60)]})
+    assert drift(rising)["outcome"] == "drift" and not drift_verdict(drift(rising))[0]
+    # a noisy short run: the interval is far wider than the tolerance -> inconclusive, not "no drift"
+    noisy = pl.DataFrame({"t_s": [0.0, 1.0, 2.0, 3.0, 4.0], "p95_ms": [10.0, 900.0, 5.0, 1200.0, 8.0]})
+    fit = drift(noisy)
+    assert fit["outcome"] == "inconclusive"
+    ok, outcome, text = drift_verdict(fit)
+    assert ok and outcome == "inconclusive" and text.startswith("no verdict on drift") and "tolerance" in text
+    assert drift(noisy.head(2))["outcome"] == "inconclusive"
+
+
+def test_drift_leaves_out_the_warm_up():
+    # a slow first 10 s (warm-up), then flat: with the warm-up left out there is no drift
+    ts = pl.DataFrame({"t_s": [float(t) for t in range(60)],
+                       "p95_ms": [500.0 - 40 * t if t < 10 else 100.0 + (t % 2) * 0.1 for t in range(60)]})
+    assert drift(ts, warmup_s=0)["outcome"] != "no drift"
+    assert drift(ts, warmup_s=10)["outcome"] == "no drift"
+    assert warmup_for(30, 20) == 5 and warmup_for(2, 60) == 2
+
+
+def test_a_stress_search_stopped_by_the_generator_says_so_in_its_verdict():
+    step = {"offered_rps": 100.0, "broken": [], "saturated": False, "saturation_reasons": []}
+    sat = {"offered_rps": 200.0, "broken": [], "saturated": True, "saturation_reasons": ["send lag p99 40 ms"]}
+    v = _verdict([step, sat], "saturated")
+    assert v["limit"] == "generator" and v["generator_limit_rps"] == 200 and v["breaking_rps"] is None
+    assert v["text"].startswith("generator limit") and v["highest_ok_rps"] == 100
+    broke = {"offered_rps": 200.0, "broken": ["p99<1s"], "saturated": False, "saturation_reasons": []}
+    assert _verdict([step, broke], "broken")["limit"] == "service"
+
+
+def test_cold_warm_warnings_speak_of_the_cold_and_the_warm_run():
+    w = phase_warning("the load generator saturated in the baseline run: part of its latency is the generator's")
+    assert w == "the load generator saturated in the cold run: part of its latency is the generator's"
+    assert "baseline" not in phase_warning("machine unknown for the current (perfbench output does not record it)")
+
+
+def _notebook():
+    nbk = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("x")
+    code.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="perfbench: constant load ... p95 29.2 ms\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "[####] p95 29.2 ms"},
+                               metadata={nb.ROLE: "progress"}),
+        nbformat.v4.new_output("display_data", data={"text/html": "<div>Verdict</div>", "text/plain": "Verdict: x"},
+                               metadata={nb.ROLE: "verdict"}),
+        nbformat.v4.new_output("display_data", data={"text/markdown": "**run**: 1,000 requests"},
+                               metadata={"text/markdown": {nb.ROLE: "headline"}}),  # as IPython's Markdown puts it
+    ]
+    warn = nbformat.v4.new_code_cell("y")
+    warn.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/markdown": "> [!WARNING]\n> **different machines**: `a` vs `b`\n"})]
+    nbk.cells = [nbformat.v4.new_markdown_cell("# Load test"), code, nbformat.v4.new_markdown_cell("## Per endpoint"),
+                 warn]
+    return nbk
+
+
+def test_the_report_header_is_the_verdict_once_then_the_headline_then_the_metadata():
+    meta = {"run_id": "r1", "target": "http://127.0.0.1:1", "verdict": {"ok": False, "text": "SLO broken: p99<1ms",
+                                                                          "outcome": "failed", "warmup_s": 2.0}}
+    out = export.prepare(_notebook(), meta)
+    kinds = [c.cell_type for c in out.cells]
+    assert kinds == ["markdown", "markdown", "code", "markdown", "markdown", "code"]
+    assert 'class="pb-verdict pb-verdict-failed"' in out.cells[1].source and "SLO broken" in out.cells[1].source
+    outputs = out.cells[2].outputs
+    assert [o["data"] for o in outputs] == [{"text/markdown": "**run**: 1,000 requests"}]  # no console, progress,
+    # or second verdict
+    assert "Run details" in out.cells[3].source and "the first 2 s" in out.cells[3].source  # after the headline
+    md = out.cells[5].outputs[0]["data"]["text/markdown"]
+    assert "[!WARNING]" not in md and 'class="pb-callout pb-callout-warning"' in md
+    assert "<strong>different machines</strong>" in md and "<code>a</code>" in md
+
+
+def test_verdict_html_is_styled_by_outcome_without_glyphs():
+    for outcome in nb.OUTCOMES:
+        html = nb.verdict_html({"ok": outcome != "failed", "text": "t", "outcome": outcome})
+        assert f"pb-verdict-{outcome}" in html
+        assert all(ord(ch) < 0x2000 for ch in html)  # no emoji or symbol a font may lack
+
+
+def _run(root, run_id, started, experiment, params, p95, verdict=None):
+    d = root / run_id
+    d.mkdir(parents=True)
+    meta = {"run_id": run_id, "started_at": started, "target": "http://127.0.0.1:8080",
+            "experiment": {"name": experiment, "parameters": params, "report": f"{run_id}-{experiment}.html"}}
+    if verdict:
+        meta["verdict"] = verdict
+    (d / "meta.json").write_text(json.dumps(meta))
+    (d / "summary.json").write_text(json.dumps({"overall": {"count": 10, "rps": 5.0, "error_rate": 0.0,
+                                                            "latency_ms": {"p50": 1.0, "p95": p95, "p99": 3.0}}}))
+    return d
+
+
+def test_the_index_is_newest_first_with_every_verdict_and_trends_of_comparable_runs(tmp_path):
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    _run(runs, "a-old", "2026-01-01T00:00:00", "load_test", {"rate": 10}, 5.0, {"ok": True, "text": "held"})
+    _run(runs, "b-mid", "2026-01-02T00:00:00", "load_test", {"rate": 10}, 6.0)
+    _run(runs, "c-new", "2026-01-03T00:00:00", "load_test", {"rate": 99}, 7.0)
+    _run(runs, "z-stress", "2026-01-04T00:00:00", "stress", {}, 1.0,
+         {"ok": True, "text": "generator limit: the load generator saturated at 200 req/s", "outcome": "generator_limit"})
+    reports.mkdir()
+    long_text = "REGRESSION: " + ", ".join(f"endpoint_{i} p95 +{i}%" for i in range(30))
+    (reports / "x-regression.html").write_text("<html></html>")
+    (reports / "x-regression.json").write_text(json.dumps({
+        "experiment": "regression", "run_id": "x", "run_dir": None, "report": "x-regression.html",
+        "verdict": {"ok": False, "text": long_text, "outcome": "failed"}, "created_at": "2026-01-05T00:00:00"}))
+    before = {p: p.read_bytes() for p in runs.rglob("meta.json")}
+    table = collect_reports(reports, runs)
+    assert table["run_id"].to_list() == ["x", "z-stress", "c-new", "b-mid", "a-old"]
+    index = write_index(runs, reports).read_text()
+    assert long_text in index  # the whole verdict, not cut mid-word
+    assert '<span class="generator_limit">generator limit</span>' in index
+    assert '<span class="failed">failed</span>' in index
+    assert index.count("<svg") == 1  # a-old and b-mid share a trend; c-new's rate differs
+    assert index.index("x-regression.html") < index.index("z-stress") < index.index("a-old")
+    assert {p: p.read_bytes() for p in runs.rglob("meta.json")} == before  # the index only reads
+    assert trend_key("load_test", "http://127.0.0.1:1/", {"rate": 1, "run_id": "q"}) == trend_key(
+        "load_test", "http://127.0.0.1:2/", {"rate": 1, "run_id": "r"})
+
+
+def test_notebooks_find_the_projects_data_from_any_directory(tmp_path, monkeypatch):
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname='x'\n")
+    monkeypatch.delenv(nb.DATA_ENV, raising=False)
+    monkeypatch.chdir(project / "notebooks")
+    assert nb.data_path("data/runs") == str(project / "data" / "runs")
+    assert nb.data_path("/abs/runs") == "/abs/runs" and nb.data_path("elsewhere/runs") == "elsewhere/runs"
+    monkeypatch.setenv(nb.DATA_ENV, str(tmp_path / "shared"))
+    assert nb.data_path("data/runs") == str(tmp_path / "shared" / "runs")
+
+
+def test_the_spike_baseline_leaves_out_the_warm_up():
+    from perfbench.analysis.trends import spike_recovery
+
+    # 0-12 s slow warm-up (500 ms), a 10 ms baseline until the spike at 20 s, 300 ms during it, 10 ms after
+    p95 = [500.0 if t < 12 else 10.0 if t < 20 else 300.0 if t < 25 else 10.0 for t in range(40)]
+    ts = pl.DataFrame({"t_s": [float(t) for t in range(40)], "p95_ms": p95, "errors": [0] * 40, "requests": [5] * 40})
+    assert spike_recovery(ts, spike_start_s=20, spike_end_s=25, warmup_s=0)["baseline_ms"] == 500.0
+    warm = spike_recovery(ts, spike_start_s=20, spike_end_s=25, warmup_s=12)
+    assert warm["warmup_s"] == 10 and warm["baseline_ms"] == 10.0  # at most half the time before the spike
+    assert warm["recovered"] and warm["recovery_s"] == 0
+
+
+def test_a_comparison_side_leaves_out_its_warm_up():
+    from perfbench.analysis.trends import side_without_warmup
+    from perfbench.importers.base import Measurements, samples_frame
+
+    reqs = samples_frame(["a"] * 8, [int(t * 1e9) for t in range(8)], [int(5e6)] * 8)
+    side = Measurements("x", "k6", requests=reqs, duration_s=8.0)
+    warm = side_without_warmup(side, 5.0)  # at most a quarter of 8 s
+    assert warm.requests["intended_ns"].min() == int(2e9) and warm.duration_s == 6.0
+    assert warm.notes[-1] == "the first 2 s (warm-up) left out" and side.requests.height == 8
+    assert side_without_warmup(Measurements("y", "locust"), 5.0).notes[-1].startswith("no raw samples")
+    own = Measurements("z", "perfbench", requests=reqs, duration_s=8.0, notes=["the warm-up (the first 1 s, 1 "
+                                                                                  "requests) is left out"])
+    assert side_without_warmup(own, 5.0) is own  # its own warm-up is out already: nothing more
+
+
+def test_a_runs_own_warm_up_is_the_one_its_verdict_leaves_out():
+    from types import SimpleNamespace
+
+    from perfbench.analysis.trends import effective_warmup, summary_after_warmup
+
+    own = SimpleNamespace(meta={"warmup": {"until_ns": 3_000_000_000}}, duration_s=100.0, summary=lambda: {"own": 1})
+    assert effective_warmup(own, 5.0) == 3.0
+    assert summary_after_warmup(own, 3.0) == {"own": 1}  # summary.json already leaves it out: not twice
+    assert effective_warmup(SimpleNamespace(meta={}, duration_s=8.0), 5.0) == 2.0
