@@ -601,6 +601,7 @@ class Run:
     def write_summary(self, slos: list[SLO] | None = None, table: pa.Table | None = None) -> dict[str, Any]:
         """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.analysis.slo.SLO);
         ``table``: the rows of requests.parquet, when they are in memory already."""
+        from .machine import summary_of_run as machine_block
         from .slo import evaluate
 
         if self.live or self._table is not None:
@@ -608,6 +609,9 @@ class Run:
         s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary(table)}
         if slos:
             s["slo"] = evaluate(slos, s)
+        machine = machine_block(self.path, self.meta)  # the machine's other load (perfbench.analysis.machine)
+        if machine is not None:
+            s["machine"] = machine
         if (self.path / QUERIES).exists():  # the run had the agent: what the service's SQL did, in brief
             s["sql"] = sql_summary(pl.scan_parquet(self.path / REQUESTS), pl.scan_parquet(self.path / QUERIES),
                                    (self.meta.get("collectors") or {}).get("agent"))

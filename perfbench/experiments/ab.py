@@ -46,6 +46,7 @@ from ..compare.paired import (
     ABComparison,
     paired_compare,
 )
+from ..engine.machine import MachineSampler
 from ..engine.open_model import OpenModelEngine
 from ..engine.options import LoadOptions, stderr_line
 from ..engine.recorder import Recorder
@@ -261,11 +262,14 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
                  f"{block:g} s blocks; baseline {targets[BASELINE]}, candidate {targets[CANDIDATE]}; run directory "
                  f"{rd.path}")
     journal = Journal(rd.path, schema=AB_SCHEMA)
+    sampler = MachineSampler()  # the machine's other load, as every run records it
+    sampler.start_sync()
     try:
         totals, end_reason, elapsed = run_coroutine(
             _run_blocks(targets, plan, scenario, options, order, wins, journal, announce))
     finally:
         journal.close()
+        rd.update_meta(collectors={"machine": sampler.stop_sync(rd.path)})
     return finish(rd, design, totals, end_reason, elapsed, plan.duration, labels=labels, threshold=threshold,
                   confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms)
 
