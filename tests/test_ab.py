@@ -112,6 +112,21 @@ def test_injected_effect_under_the_same_noise_is_a_regression():
     assert p50.low < 1.25 < p50.high
 
 
+def test_a_noisy_run_is_inconclusive_unless_judged_anyway():
+    """A +25% candidate whose run is flagged noisy (a side that did not get its planned load): no verdict,
+    the reason named; judge_noisy judges it and says so."""
+    why = ["candidate: the load generator saturated: 12 planned requests were never sent"]
+    ab = paired_compare(synthetic(0, effect=1.25, pairs=30), noisy=why)
+    assert ab.comparison.judged_regressions and ab.verdict == paired.INCONCLUSIVE and ab.exit_code == 0
+    assert ab.comparison.verdict_reason == "noisy"
+    text = paired.to_text(ab)
+    assert "INCONCLUSIVE: noisy: candidate: the load generator saturated" in text and "--judge-noisy" in text
+    assert json.loads(paired.to_json(ab))["verdict"] == "inconclusive"
+    judged = paired_compare(synthetic(0, effect=1.25, pairs=30), noisy=why, judge_noisy=True)
+    assert judged.verdict == paired.REGRESSION and judged.exit_code == 10
+    assert "NOISY, JUDGED ANYWAY (--judge-noisy)" in paired.to_text(judged)
+
+
 def test_the_same_noise_between_two_unpaired_halves_would_be_a_false_regression():
     """Why pairing: the same A/A rows, but the baseline's blocks taken from calm pairs and the
     candidate's from noisy ones (as two separate runs on a machine that got busier): the paired
@@ -207,6 +222,8 @@ def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, t
     assert summary["sides"][BASELINE]["overall"]["count"] == 160
     assert summary["sides"][CANDIDATE]["overall"]["latency_ms"]["p50"] > 8
     assert json.loads((tmp_path / "ab.json").read_text())["verdict"] == paired.REGRESSION
+    machine = summary["machine"]  # the machine's load, recorded around the blocks
+    assert machine["samples"] >= 2 and (run_dir / "machine.parquet").is_file()
     assert main(["summary", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("baseline (") and "candidate (" in text

@@ -28,7 +28,8 @@ def register(sub) -> None:
                     "a k6 --out json / --summary-export file or a pytest-benchmark JSON file): per endpoint, the "
                     "change of p50, p95, p99 latency and throughput with a confidence interval, and a verdict. "
                     "A regression is a change whose whole interval lies beyond the threshold.",
-        epilog="exit codes: 0 no regression, 10 regression found, 2 bad input, 3 bad run directory.\n"
+        epilog="exit codes: 0 no regression (also inconclusive, e.g. 'inconclusive: noisy'), 10 regression found, "
+               "2 bad input, 3 bad run directory.\n"
                "examples:\n  perfbench compare main data/runs/20261121-143012-load_test-9f2c --junit report.xml\n"
                "  perfbench compare main data/runs/RUN --fail-on p95:+10% --fail-on rps:-5% --markdown pr.md",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--min-change-ms", type=float, default=None,
                    help="a latency change must also exceed this many ms (default 1 for HTTP load tests, 0 for "
                         "pytest-benchmark)")
+    add_noise_options(p, other_cpu=0.5, steal=0.10)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     p.add_argument("--baselines-dir", default="data/baselines", help="default data/baselines")
@@ -53,6 +55,30 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def add_noise_options(p, *, other_cpu: float | None, steal: float | None) -> None:
+    """--judge-noisy, --max-other-cpu, --max-steal (compare and ab; perfbench.compare.noise)."""
+    g = p.add_argument_group("noisy runs (judged only when the machine was quiet enough)")
+    g.add_argument("--judge-noisy", action="store_true",
+                   help="judge even when a side's generator saturated or the machine was busy (the output says so)")
+    g.add_argument("--max-other-cpu", type=float, default=other_cpu, metavar="CORES",
+                   help="other processes' mean CPU above which a run is too noisy to judge"
+                        + (f" (default {other_cpu:g} cores)" if other_cpu is not None else " (default: no limit)"))
+    g.add_argument("--max-steal", type=_fraction, default=steal, metavar="SHARE",
+                   help="hypervisor steal above which a run is too noisy to judge"
+                        + (f" (default {steal * 100:g}%%)" if steal is not None else " (default: no limit)"))
+
+
+def noise_limits(args, base):
+    """The NoiseLimits of the command line, starting from ``base`` (COMPARE_LIMITS or AB_LIMITS)."""
+    import dataclasses
+
+    from ..errors import ConfigError
+
+    if args.max_other_cpu is not None and not args.max_other_cpu >= 0:
+        raise ConfigError(f"--max-other-cpu must be a number of cores >= 0, got {args.max_other_cpu}")
+    return dataclasses.replace(base, max_other_cpu=args.max_other_cpu, max_steal=args.max_steal)
+
+
 def cmd_compare(args) -> int:
     from .. import compare as cmp
 
@@ -60,7 +86,8 @@ def cmd_compare(args) -> int:
     base = cmp.load_side(args.baseline, args.baselines_dir)
     cur = cmp.load_side(args.current, args.baselines_dir)
     c = cmp.compare(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,
-                    n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms)
+                    n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms,
+                    noise=noise_limits(args, cmp.COMPARE_LIMITS), judge_noisy=args.judge_noisy)
     for path, text in ((args.markdown, cmp.to_markdown), (args.json, cmp.to_json), (args.junit, cmp.to_junit)):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +95,6 @@ def cmd_compare(args) -> int:
     print({"text": cmp.to_text, "markdown": cmp.to_markdown, "json": cmp.to_json}[args.format](c))
     for w in c.warnings:
         err(f"perfbench: WARNING: {w}")
-    if c.regressions:
+    if c.regressions or c.noisy:
         err(f"perfbench: {cmp.headline(c)}")
     return c.exit_code

@@ -28,7 +28,9 @@ from .core import (
     DEFAULT_STATS,
     DEFAULT_THRESHOLD,
     IMPROVEMENT,
+    INCONCLUSIVE,
     NO_CHANGE,
+    NOISY,
     PERCENTILES,
     REGRESSION,
     THROUGHPUT,
@@ -40,9 +42,11 @@ from .core import (
     parse_rule,
     parse_rules,
 )
+from .noise import AB_LIMITS, COMPARE_LIMITS, NoiseLimits
 from .render import headline, to_json, to_junit, to_markdown, to_text
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_STATS", "DEFAULT_THRESHOLD", "IMPROVEMENT", "NO_CHANGE", "PERCENTILES",
+__all__ = ["AB_LIMITS", "COMPARE_LIMITS", "DEFAULT_CONFIDENCE", "DEFAULT_STATS", "DEFAULT_THRESHOLD", "IMPROVEMENT",
+           "INCONCLUSIVE", "NOISY", "NO_CHANGE", "PERCENTILES", "NoiseLimits",
            "REGRESSION", "THROUGHPUT", "Comparison", "Row", "Rule", "check", "compare", "decide", "default_floor",
            "headline",
            "load_side", "parse_rule", "parse_rules", "to_json", "to_junit", "to_markdown", "to_text"]

@@ -36,6 +36,8 @@ import pyarrow as pa
 
 from ..analysis.sides import side_summaries
 from ..compare.core import Rule
+from ..compare.noise import AB_LIMITS, NoiseLimits
+from ..compare.noise import reasons as noise_reasons
 from ..compare.paired import (
     AB_MIN_CHANGE_MS,
     AB_STATS,
@@ -227,13 +229,16 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
            handle_signals: bool = False, announce: Callable[[str], None] | None = stderr_line,
            threshold: float = AB_THRESHOLD, confidence: float = 0.95, rules: list[Rule] | None = None,
            stats: tuple[str, ...] = AB_STATS, min_change_ms: float = AB_MIN_CHANGE_MS,
-           labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None) -> ABResult:
+           labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None,
+           noise: NoiseLimits | None = AB_LIMITS, judge_noisy: bool = False) -> ABResult:
     """Alternate ``plan``'s load between ``baseline`` and ``candidate`` (URLs) in blocks, write one run
     directory and judge the candidate against the baseline, paired by blocks (see the module docstring).
 
     ``plan``: an open-model plan (``shapes.constant`` ...). ``block_s``: a block's length, adjusted so
     the plan holds whole pairs. ``seed``: the order of the blocks. The verdict's settings are
-    ``perfbench.compare.paired.paired_compare``'s.
+    ``perfbench.compare.paired.paired_compare``'s. ``noise``: when the run counts as too noisy to judge
+    (``perfbench.compare.noise``; default ``AB_LIMITS``: a side whose arrivals were capped or unsent;
+    None: never); ``judge_noisy`` judges anyway.
     """
     if getattr(plan, "model", None) != "open":
         raise ConfigError("an A/B run takes an open-model plan (a rate): the closed model's users would "
@@ -271,7 +276,8 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
         journal.close()
         rd.update_meta(collectors={"machine": sampler.stop_sync(rd.path)})
     return finish(rd, design, totals, end_reason, elapsed, plan.duration, labels=labels, threshold=threshold,
-                  confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms)
+                  confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms, noise=noise,
+                  judge_noisy=judge_noisy)
 
 
 def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]], end_reason: str, elapsed: float,
@@ -290,6 +296,10 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     summary["sides"] = side_summaries(run, durations=block_s, engine=totals)
     write_json(rd.path / "summary.json", summary)
     labels = verdict.pop("labels")
+    limits = verdict.pop("noise", AB_LIMITS)
+    noisy = [] if limits is None else [  # each side's generator; the machine, one for both sides
+        *(r for side, s in summary["sides"].items() for r in noise_reasons(side, s.get("generator"), None, limits)),
+        *noise_reasons("both sides", None, summary.get("machine"), limits)]
     warnings = []
     if design["baseline"]["target"] == design["candidate"]["target"]:
         warnings.append("both sides are the same target: an A/A test of the method and the machine")
@@ -298,6 +308,7 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     if end_reason != "completed":
         notes.append(f"the run ended early ({end_reason}): only the blocks sent are judged")
     ab = paired_compare(run.requests, baseline=labels[0], candidate=labels[1], warnings=warnings, notes=notes,
+                        noisy=noisy,
                         design={k: v for k, v in design.items() if k != "blocks"}, **verdict)
     write_json(rd.path / AB_JSON, {**ab.to_dict(), "schedule": design["blocks"]})
     return ABResult(rd.path, rd.run_id, ab, summary, end_reason)
