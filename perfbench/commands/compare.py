@@ -28,15 +28,21 @@ def register(sub) -> None:
                     "a k6 --out json / --summary-export file or a pytest-benchmark JSON file): per endpoint, the "
                     "change of p50, p95, p99 latency and throughput with a confidence interval, and a verdict. "
                     "A regression is a change whose whole interval lies beyond the threshold.",
-        epilog="exit codes: 0 no regression (also inconclusive, e.g. 'inconclusive: noisy'), 10 regression found, "
+        epilog="several runs a side: perfbench compare B1 B2 B3 --vs C1 C2 C3 (a t interval over the runs).\n"
+               "exit codes: 0 no regression (also inconclusive, e.g. 'inconclusive: noisy'), 10 regression found, "
                "2 bad input, 3 bad run directory.\n"
                "examples:\n  perfbench compare main data/runs/20261121-143012-load_test-9f2c --junit report.xml\n"
                "  perfbench compare main data/runs/RUN --fail-on p95:+10% --fail-on rps:-5% --markdown pr.md",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("baseline", help="baseline name (data/baselines/NAME), baseline or run directory, or a file")
-    p.add_argument("current", help="run directory or file to judge")
-    p.add_argument("--threshold", type=_fraction, default=0.10,
-                   help="tolerated change: 0.10 or 10%% (default 10%%)")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="BASELINE CURRENT (each a baseline name, a run or baseline directory, or a file); with --vs, "
+                        "every RUN is a baseline run")
+    p.add_argument("--vs", nargs="+", metavar="CURRENT",
+                   help="the current runs to judge against the baseline runs given before: several runs a side, "
+                        "the drift between runs taken into account")
+    p.add_argument("--threshold", type=_fraction, default=None,
+                   help="tolerated change: 0.10 or 10%% (default: 10%% with several runs a side; with one run a "
+                        "side, the drift measured between runs of one build: see perfbench.compare.sets)")
     p.add_argument("--confidence", type=_fraction, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--fail-on", action="append", default=[], metavar="RULE",
                    help="a gating rule such as p95:+10%% or rps:-5%%, repeatable; without it every statistic "
@@ -81,13 +87,22 @@ def noise_limits(args, base):
 
 def cmd_compare(args) -> int:
     from .. import compare as cmp
+    from ..compare.sets import compare_sets
+    from ..errors import ConfigError
 
     rules = cmp.parse_rules(args.fail_on)
-    base = cmp.load_side(args.baseline, args.baselines_dir)
-    cur = cmp.load_side(args.current, args.baselines_dir)
-    c = cmp.compare(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,
-                    n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms,
-                    noise=noise_limits(args, cmp.COMPARE_LIMITS), judge_noisy=args.judge_noisy)
+    if args.vs:
+        base_specs, cur_specs = args.runs, args.vs
+    elif len(args.runs) == 2:
+        base_specs, cur_specs = args.runs[:1], args.runs[1:]
+    else:
+        raise ConfigError(f"compare takes BASELINE CURRENT, or BASELINE... --vs CURRENT...; got {len(args.runs)} "
+                          "runs and no --vs")
+    base = [cmp.load_side(s, args.baselines_dir) for s in base_specs]
+    cur = [cmp.load_side(s, args.baselines_dir) for s in cur_specs]
+    c = compare_sets(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,
+                     n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms,
+                     noise=noise_limits(args, cmp.COMPARE_LIMITS), judge_noisy=args.judge_noisy)
     for path, text in ((args.markdown, cmp.to_markdown), (args.json, cmp.to_json), (args.junit, cmp.to_junit)):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
