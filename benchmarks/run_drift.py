@@ -7,8 +7,8 @@ warmed, then ``--runs`` runs of the same plan one after the other. Per run and e
 per pair of runs (every pair, i < j), the drift |log(x_j / x_i)| of each. Each run's machine block
 (other processes' CPU, steal, load) says whether ``perfbench compare`` would have judged it; the drift is
 reported over all pairs and over the pairs where both runs passed the noise check, as a change
-(e^drift - 1). The last table's 95th percentile over the judged pairs is what ``compare`` needs as its
-threshold with one run a side (``perfbench.compare.sets.SINGLE_RUN_THRESHOLD``).
+(e^drift - 1). The 95th percentiles are what ``compare`` needs as its thresholds with one run a side
+(``perfbench.compare.sets.SINGLE_RUN_DRIFT``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from perfbench.load import run_load  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ab_noise import SCENARIO  # noqa: E402
 
-STATS = ("p50", "p95")
+STATS = ("p50", "p90", "p95", "p99", "rps")
 
 
 def quantile(xs: list[float], q: float) -> float:
@@ -47,7 +47,7 @@ def report(runs: list[dict]) -> str:
     lines = ["| pairs | stat | pairs x endpoints | median drift | 90th pct | 95th pct | max |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for which, keep in (("all", lambda a, b: True), ("both judged", lambda a, b: not a["noisy"] and not b["noisy"])):
-        for stat in STATS:
+        for stat in [s for s in STATS if all(s in st for r in runs for st in r["stats"].values())]:
             d = [abs(math.log(b["stats"][e][stat] / a["stats"][e][stat]))
                  for a, b in itertools.combinations(runs, 2) if keep(a, b)
                  for e in a["stats"] if e in b["stats"] and a["stats"][e][stat] and b["stats"][e][stat]]
@@ -95,7 +95,7 @@ def main() -> None:
                 m = cmp.load_side(res.path)
                 summary = Run.load(res.path).summary()
                 machine = summary.get("machine") or {}
-                stats = {e: {s: (v.get("latency_ms") or {}).get(s) for s in STATS}
+                stats = {e: {s: v.get("rps") if s == "rps" else (v.get("latency_ms") or {}).get(s) for s in STATS}
                          for e, v in summary["endpoints"].items()}
                 r = {"run": i, "at": time.time(), "seconds": args.seconds, "rate": args.rate, "stats": stats,
                      "noisy": reasons("run", m.meta.get("generator"), m.meta.get("machine_load")),
