@@ -129,12 +129,16 @@ def other_cpu(run_dir: Path) -> float | None:
     return (machine.get("other_cpu_cores") or {}).get("mean")
 
 
-def trial(kind: str, base: str, cand: str, seconds: float, rate: float, runs: Path, seed: int, block: float) -> dict:
+def trial(kind: str, base: str, cand: str, seconds: float, rate: float, runs: Path, seed: int, block: float,
+          only_ab: bool = False) -> dict:
     quiet = {"announce": lambda line: None}
     out: dict = {"kind": kind, "seed": seed}
     res = run_ab(base, cand, shapes.constant(rate, seconds), SCENARIO, block_s=block, seed=seed, runs_dir=runs / "ab",
                  **quiet)
-    out["ab"] = {**outcome(res.comparison.comparison, res.comparison.verdict), "other_cpu": other_cpu(res.path)}
+    out["ab"] = {**outcome(res.comparison.comparison, res.comparison.verdict), "other_cpu": other_cpu(res.path),
+                 "block": block}
+    if only_ab:
+        return out
     plan = shapes.constant(rate, seconds / 2)
     a = run_load(base, plan, SCENARIO, runs_dir=runs / "cmp", label="base", progress=False, **quiet).path
     b = run_load(cand, plan, SCENARIO, runs_dir=runs / "cmp", label="cand", progress=False, **quiet).path
@@ -181,8 +185,9 @@ def report(results: list[dict], seconds: float | None = None) -> str:
         rows = [x for r in aa for x in r[method]["rows"] if x["low"] is not None]
         if rows:
             cover = sum(1 for x in rows if x["low"] <= 1 <= x["high"]) / len(rows)
-            lines.append(f"| {method}: A/A intervals covering 1 (every row with an interval) | {cover:.1%} of "
-                         f"{len(rows)} |" + " |" * (len(methods) - 1))
+            cells = [f"{cover:.1%} of {len(rows)}" if m == method else "" for m, _ in methods]
+            lines.append(f"| {method}: A/A intervals covering 1 (every row with an interval) | "
+                         + " | ".join(cells) + " |")
     est = [r["ab"]["slowed_p50"]["ratio"] for r in fx if r["ab"]["slowed_p50"] and r["ab"]["slowed_p50"]["low"]]
     if est:
         true = statistics.median(est)
@@ -201,6 +206,16 @@ def report(results: list[dict], seconds: float | None = None) -> str:
             h60 = h * math.sqrt(seconds / 60)
             lines.append(f"| ab: minimum detectable change at 60 s (50% power: 1.05 x e^h; ~84%: 1.05 x e^1.5h) | "
                          f"+{(1.05 * math.exp(h60) - 1):.0%} / +{(1.05 * math.exp(1.5 * h60) - 1):.0%} |{pad}")
+    blocks = sorted({r["ab"].get("block", 1.0) for r in results})
+    if len(blocks) > 1:  # several block lengths: the A/B method's figures for each
+        for blk in blocks:
+            rs = [r for r in results if r["ab"].get("block", 1.0) == blk]
+            hw = [math.log(x["high"] / x["low"]) / 2 for r in rs if r["kind"] == "aa" for x in r["ab"]["rows"]
+                  if x["low"] and x["endpoint"] == SLOWED and x["stat"] == "p50"]
+            lines.append(f"| ab, {blk:g} s blocks: A/A verdicts; +15% found; {SLOWED} p50 A/A half-width (median) | "
+                         f"{share([r for r in rs if r['kind'] == 'aa'], 'ab', gave)}; "
+                         f"{share([r for r in rs if r['kind'] == 'effect'], 'ab', found)}; "
+                         f"{statistics.median(hw) if hw else float('nan'):.3f} |" + " |" * (len(methods) - 1))
     loads = [r["ab"].get("other_cpu") for r in results if r["ab"].get("other_cpu") is not None]
     if loads:
         lines.append(f"| other processes' CPU during the A/B runs (cores, median / max) | "
@@ -230,7 +245,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="an A/B trial's length; each separate run is half")
     p.add_argument("--rate", type=float, default=50.0)
     p.add_argument("--no-hog", action="store_true", help="no CPU hog (a quiet-machine reference)")
-    p.add_argument("--block", type=float, default=1.0, help="the A/B block length, s (default 1, as perfbench ab)")
+    p.add_argument("--block", type=float, nargs="+", default=[1.0],
+                   help="the A/B block length, s (default 1, as perfbench ab); several: one per trial, in turn")
+    p.add_argument("--only-ab", action="store_true", help="no separate runs (to compare A/B settings quickly)")
     p.add_argument("--readme", metavar="FILE", help="also write the table into this README, between its markers "
                                                   "(benchmarks/README.md)")
     p.add_argument("--out", default="benchmarks/results/ab_noise.jsonl")
@@ -266,16 +283,17 @@ def main() -> None:
             for i, kind in enumerate(kinds):
                 cand = demos["same" if kind == "aa" else "slow"].url
                 started = time.monotonic()
-                r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i, block=args.block)
+                r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i,
+                          block=args.block[i % len(args.block)], only_ab=args.only_ab)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog,
                          hog_on_share=(hog.on_s / hog.total_s) if hog and hog.total_s else None,
                          load_avg=os.getloadavg()[0], took_s=time.monotonic() - started)
                 f.write(json.dumps(r) + "\n")
                 f.flush()
                 results.append(r)
-                print(f"trial {i + 1}/{len(kinds)} {kind}: ab {r['ab']['verdict']}, compare {r['compare']['verdict']}, "
-                      f"old compare {r['compare_old']['verdict']} ({r['took_s']:.0f} s, other cpu "
-                      f"{r['ab']['other_cpu']})", flush=True)
+                print(f"trial {i + 1}/{len(kinds)} {kind}: ab {r['ab']['verdict']}, compare "
+                      f"{r.get('compare', {}).get('verdict')}, old compare {r.get('compare_old', {}).get('verdict')} "
+                      f"({r['took_s']:.0f} s, other cpu {r['ab']['other_cpu']})", flush=True)
     finally:
         if hog is not None:
             hog.stop()

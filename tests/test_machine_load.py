@@ -138,3 +138,36 @@ def test_a_real_run_records_the_machine(tmp_path, http_server):
     assert block["cpu_count"] >= 1
     other = [x for x in df["other_cpu"].to_list() if x is not None]
     assert block["other_cpu_cores"]["mean"] == pytest.approx(round(math.fsum(other) / len(other), 4))
+
+
+def test_compare_through_the_cli_refuses_a_busy_run_and_judges_when_told(tmp_path, capsys):
+    """Run directories with a machine.parquet of 1.5 other cores (synthetic /proc/stat snapshots): exit 0 and
+    'INCONCLUSIVE: noisy' naming the side; --judge-noisy or a higher --max-other-cpu judge the x2 change."""
+    from perfbench.cli import main
+    from tests.test_baselines import make_run
+
+    base = make_run(tmp_path / "runs", "base", seed=1)
+    slow = make_run(tmp_path / "runs", "slow", scale=2.0, seed=2)
+    texts = [stat_text(150 * i, 0, 0, 50 * i, 0, 0, 0, 0) for i in range(6)]  # 1.5 of 2 CPUs busy, none ours
+    it = iter(texts)
+    s = MachineSampler(interval_s=3600, read_stat=lambda: next(it), own_cpu=lambda: 0.0)
+    s.start_sync()
+    for _ in range(len(texts) - 2):
+        s._sample()
+    s.stop_sync(slow)
+    code = main(["compare", str(base), str(slow), "--boot", "300", "--threshold", "10%"])
+    out, errs = capsys.readouterr()
+    assert code == 0, out
+    assert "INCONCLUSIVE: noisy: current: the machine was busy: other processes used 1.50 cores" in errs
+    assert main(["compare", str(base), str(slow), "--boot", "300", "--threshold", "10%", "--judge-noisy"]) == 10
+    assert "NOISY, JUDGED ANYWAY (--judge-noisy)" in capsys.readouterr().out
+    assert main(["compare", str(base), str(slow), "--boot", "300", "--threshold", "10%", "--max-other-cpu", "2"]) == 10
+    assert main(["compare", str(base), str(slow), "--max-other-cpu", "-1"]) == 2
+
+
+def test_a_corrupt_machine_file_is_a_run_directory_error(tmp_path):
+    from perfbench.errors import RunDirError
+
+    (tmp_path / mach.MACHINE).write_bytes(b"not parquet")
+    with pytest.raises(RunDirError, match="machine.parquet: could not be read"):
+        mach.read_machine(tmp_path)

@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunDirError
 
 MACHINE = "machine.parquet"
 
@@ -122,7 +122,12 @@ def machine_summary(frame: pl.DataFrame, *, cpu_count: int | None = None, clk_tc
 def read_machine(run_dir: str | Path) -> pl.DataFrame | None:
     """A run's ``machine.parquet`` (None when the run has none: older runs, other platforms)."""
     path = Path(run_dir) / MACHINE
-    return pl.read_parquet(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise RunDirError(f"{path}: could not be read ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def summary_of_run(run_dir: str | Path, meta: dict[str, Any]) -> dict[str, Any] | None:

@@ -590,18 +590,23 @@ class Run:
             batches = rowstats.table_batches(table, ROW_GROUP_ROWS)
         else:
             batches = rowstats.parquet_batches(str(self.path / REQUESTS))
+        from .machine import summary_of_run as machine_block
+
         try:
-            return summary_of(batches, duration_s=self.duration_s, planned=engine.get("planned"), engine=engine,
-                              model=shape.get("model", "open"),
-                              lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
+            s = summary_of(batches, duration_s=self.duration_s, planned=engine.get("planned"), engine=engine,
+                           model=shape.get("model", "open"),
+                           lag_bound_ms=self.meta.get("parameters", {}).get("lag_bound_ms", DEFAULT_LAG_BOUND_MS))
         except (pa.ArrowException, OSError) as exc:
             raise RunDirError(f"{self.path / REQUESTS}: could not be read ({type(exc).__name__}: "
                               f"{str(exc)[:200]})") from None
+        machine = machine_block(self.path, self.meta)  # the machine's other load (analysis.machine)
+        if machine is not None:
+            s["machine"] = machine
+        return s
 
     def write_summary(self, slos: list[SLO] | None = None, table: pa.Table | None = None) -> dict[str, Any]:
         """Recompute summary.json from the rows (with SLO verdicts for ``slos``, perfbench.analysis.slo.SLO);
         ``table``: the rows of requests.parquet, when they are in memory already."""
-        from .machine import summary_of_run as machine_block
         from .slo import evaluate
 
         if self.live or self._table is not None:
@@ -609,9 +614,6 @@ class Run:
         s = {"schema_version": self.meta["schema_version"], "run_id": self.run_id, **self.compute_summary(table)}
         if slos:
             s["slo"] = evaluate(slos, s)
-        machine = machine_block(self.path, self.meta)  # the machine's other load (perfbench.analysis.machine)
-        if machine is not None:
-            s["machine"] = machine
         if (self.path / QUERIES).exists():  # the run had the agent: what the service's SQL did, in brief
             s["sql"] = sql_summary(pl.scan_parquet(self.path / REQUESTS), pl.scan_parquet(self.path / QUERIES),
                                    (self.meta.get("collectors") or {}).get("agent"))
