@@ -8,7 +8,8 @@ only by these GET endpoints): the baseline, the same build again, and the same b
 spinning process per CPU, started and stopped by PID) is switched on and off at random, for 0.5
 to 8 s at a time, during every trial. Each trial is, in a random order:
 
-- `ab`: one paired A/B run of ``--seconds`` at ``--rate`` (1 s blocks), judged with its defaults;
+- `ab`: one paired A/B run of ``--seconds`` at ``--rate`` (``--block``, default perfbench ab's), judged with its
+  defaults;
 - `compare`: two separate runs of ``--seconds / 2`` each (the same requests in all), the baseline's
   first, judged by ``perfbench.compare`` with its defaults, as a CI job does today.
 
@@ -44,7 +45,7 @@ from perfbench import compare as cmp  # noqa: E402
 from perfbench import shapes  # noqa: E402
 from perfbench.compare.sets import compare_sets  # noqa: E402
 from perfbench.demo.process import DemoProcess  # noqa: E402
-from perfbench.experiments.ab import run_ab  # noqa: E402
+from perfbench.experiments.ab import DEFAULT_BLOCK_S, run_ab  # noqa: E402
 from perfbench.load import run_load  # noqa: E402
 from perfbench.scenario import Request, Scenario  # noqa: E402
 
@@ -245,8 +246,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="an A/B trial's length; each separate run is half")
     p.add_argument("--rate", type=float, default=50.0)
     p.add_argument("--no-hog", action="store_true", help="no CPU hog (a quiet-machine reference)")
-    p.add_argument("--block", type=float, nargs="+", default=[1.0],
-                   help="the A/B block length, s (default 1, as perfbench ab); several: one per trial, in turn")
+    p.add_argument("--block", type=float, nargs="+", default=[DEFAULT_BLOCK_S],
+                   help=f"the A/B block length, s (default {DEFAULT_BLOCK_S:g}, as perfbench ab); several: one per "
+                        "trial, in turn")
     p.add_argument("--only-ab", action="store_true", help="no separate runs (to compare A/B settings quickly)")
     p.add_argument("--readme", metavar="FILE", help="also write the table into this README, between its markers "
                                                   "(benchmarks/README.md)")

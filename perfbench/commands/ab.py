@@ -34,8 +34,8 @@ def register(sub) -> None:
     shape.add_argument("--ramp-up", default="0", help="time to ramp from 0 to --rate first")
     shape.add_argument("--stages", metavar="D:R,...", help="k6-style stages instead of --rate/--duration")
     shape.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
-    shape.add_argument("--block", default="1", metavar="S",
-                       help="a block's length, adjusted so the run holds whole pairs (default 1 s)")
+    shape.add_argument("--block", default="0.25", metavar="S",
+                       help="a block's length, adjusted so the run holds whole pairs (default 0.25 s)")
     shape.add_argument("--seed", type=int, default=0, help="seed of the blocks' order (default 0)")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
                    help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")

@@ -123,7 +123,7 @@ def _percentile(sorted_values: np.ndarray, p: float) -> float:
 
 @dataclass
 class EndpointRows:
-    """One endpoint's latencies (ms) by side and pair, over the pairs in which both sides have some."""
+    """One endpoint's latencies (ms) by side and pair (a side without requests in a pair: an empty array)."""
 
     by_pair: dict[int, dict[str, np.ndarray]]
 
@@ -147,9 +147,11 @@ def endpoint_rows(rows: pl.DataFrame | pl.LazyFrame) -> dict[str, EndpointRows]:
     for endpoint, pair, side, ms in grouped.iter_rows():
         out.setdefault(str(endpoint), EndpointRows({})).by_pair.setdefault(int(pair), {})[side] = (
             np.asarray(ms, dtype=np.float64))
-    for e in list(out):
-        out[e].by_pair = {k: v for k, v in out[e].by_pair.items() if len(v) == 2}
-        if not out[e].by_pair:
+    empty = np.zeros(0, dtype=np.float64)
+    for e in list(out):  # a pair with requests on one side only (short blocks, a light request) is kept:
+        pairs = {k: {s: v.get(s, empty) for s in SIDES} for k, v in out[e].by_pair.items()}
+        out[e].by_pair = pairs  # units merge pairs until both sides have enough
+        if not any(len(v[BASELINE]) for v in pairs.values()) or not any(len(v[CANDIDATE]) for v in pairs.values()):
             del out[e]
     return out
 
