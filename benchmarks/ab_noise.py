@@ -211,12 +211,14 @@ def report(results: list[dict], seconds: float | None = None) -> str:
     if len(blocks) > 1:  # several block lengths: the A/B method's figures for each
         for blk in blocks:
             rs = [r for r in results if r["ab"].get("block", 1.0) == blk]
-            hw = [math.log(x["high"] / x["low"]) / 2 for r in rs if r["kind"] == "aa" for x in r["ab"]["rows"]
-                  if x["low"] and x["endpoint"] == SLOWED and x["stat"] == "p50"]
-            lines.append(f"| ab, {blk:g} s blocks: A/A verdicts; +15% found; {SLOWED} p50 A/A half-width (median) | "
+            hw = sorted(math.log(x["high"] / x["low"]) / 2 for r in rs for x in r["ab"]["rows"]
+                        if x["low"] and x["endpoint"].startswith("posts_") and x["stat"] == "p50")
+            span = f"{statistics.median(hw):.3f} ({hw[0]:.3f}-{hw[-1]:.3f}, {len(hw)} rows)" if hw else "-"
+            lines.append(f"| ab, {blk:g} s blocks: A/A verdicts; +15% found; post endpoints' p50 interval "
+                         f"half-width (log), every trial: median (range) | "
                          f"{share([r for r in rs if r['kind'] == 'aa'], 'ab', gave)}; "
-                         f"{share([r for r in rs if r['kind'] == 'effect'], 'ab', found)}; "
-                         f"{statistics.median(hw) if hw else float('nan'):.3f} |" + " |" * (len(methods) - 1))
+                         f"{share([r for r in rs if r['kind'] == 'effect'], 'ab', found)}; {span} |"
+                         + " |" * (len(methods) - 1))
     loads = [r["ab"].get("other_cpu") for r in results if r["ab"].get("other_cpu") is not None]
     if loads:
         lines.append(f"| other processes' CPU during the A/B runs (cores, median / max) | "

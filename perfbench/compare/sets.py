@@ -52,7 +52,10 @@ from .noise import reasons as noise_reasons
 # The drift between two runs of one build on this machine, per statistic: the 95th percentile of
 # |log(run_j / run_i)| over endpoints and pairs of runs, as a change (benchmarks/run_drift.py; the
 # figures and the command in benchmarks/README.md). With one run a side, a change must exceed it.
-SINGLE_RUN_DRIFT = {"p50": 0.55, "p90": 4.5, "p95": 4.5, "p99": 9.0, "p99_9": 9.0, THROUGHPUT: 0.10}
+# Measured on a busy shared 2-CPU machine (24 runs, other processes 0.2-1.9 cores): an upper bound for runs
+# that pass the noise check. p99.9 takes p99's figure; throughput drifted 0% (an open model sends its plan),
+# so it keeps compare's 10%.
+SINGLE_RUN_DRIFT = {"p50": 0.60, "p90": 4.6, "p95": 8.2, "p99": 14.6, "p99_9": 14.6, THROUGHPUT: 0.10}
 SINGLE_RUN_THRESHOLD = SINGLE_RUN_DRIFT["p50"]
 INTERVAL = "t CI over runs"
 
