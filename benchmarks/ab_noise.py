@@ -8,7 +8,8 @@ only by these GET endpoints): the baseline, the same build again, and the same b
 spinning process per CPU, started and stopped by PID) is switched on and off at random, for 0.5
 to 8 s at a time, during every trial. Each trial is, in a random order:
 
-- `ab`: one paired A/B run of ``--seconds`` at ``--rate`` (1 s blocks), judged with its defaults;
+- `ab`: one paired A/B run of ``--seconds`` at ``--rate`` (``--block``, default perfbench ab's), judged with its
+  defaults;
 - `compare`: two separate runs of ``--seconds / 2`` each (the same requests in all), the baseline's
   first, judged by ``perfbench.compare`` with its defaults, as a CI job does today.
 
@@ -36,12 +37,15 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perfbench import compare as cmp  # noqa: E402
 from perfbench import shapes  # noqa: E402
+from perfbench.compare.sets import compare_sets  # noqa: E402
 from perfbench.demo.process import DemoProcess  # noqa: E402
-from perfbench.experiments.ab import run_ab  # noqa: E402
+from perfbench.experiments.ab import DEFAULT_BLOCK_S, run_ab  # noqa: E402
 from perfbench.load import run_load  # noqa: E402
 from perfbench.scenario import Request, Scenario  # noqa: E402
 
@@ -55,12 +59,24 @@ SCENARIO = Scenario(name="ab_noise", requests=[
 VERDICTS = (cmp.REGRESSION, cmp.IMPROVEMENT)
 
 
+def spawn_detached(code: str) -> psutil.Process:
+    """A Python process that is not our descendant (a short-lived parent starts it and exits), so the machine
+    sampler counts its CPU as another process's, as it would a neighbour's; handled by its PID (psutil checks
+    the PID still names that process before each signal)."""
+    starter = ("import subprocess, sys\n"
+               f"p = subprocess.Popen([sys.executable, '-c', {code!r}], start_new_session=True, "
+               "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint(p.pid)\n")
+    out = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, check=True, timeout=60)
+    return psutil.Process(int(out.stdout.strip()))
+
+
 class Hog:
-    """One spinning process per CPU, paused and resumed at random (SIGSTOP/SIGCONT, by PID)."""
+    """One spinning process per CPU, paused and resumed at random (SIGSTOP/SIGCONT, by PID); each ends by
+    itself after ``lifetime_s`` whatever happens to us."""
 
     def __init__(self, lifetime_s: float, seed: int = 0):
         code = f"import time\nend = time.monotonic() + {lifetime_s}\nwhile time.monotonic() < end: pass\n"
-        self.procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 2)]
+        self.procs = [spawn_detached(code) for _ in range(os.cpu_count() or 2)]
         self.rng = random.Random(seed)
         self.on = True
         self.on_s = 0.0
@@ -71,7 +87,7 @@ class Hog:
 
     def _signal(self, sig: int) -> None:
         for p in self.procs:
-            if p.poll() is None:
+            with contextlib.suppress(psutil.Error):
                 p.send_signal(sig)
 
     def _toggle(self) -> None:
@@ -88,9 +104,9 @@ class Hog:
         self._thread.join(10)
         self._signal(signal.SIGCONT)
         for p in self.procs:
-            if p.poll() is None:
+            with contextlib.suppress(psutil.Error):
                 p.terminate()
-            p.wait(10)
+                p.wait(10)
 
 
 def row(c: cmp.Comparison, endpoint: str, stat: str) -> dict | None:
@@ -100,32 +116,51 @@ def row(c: cmp.Comparison, endpoint: str, stat: str) -> dict | None:
     return None
 
 
-def trial(kind: str, base: str, cand: str, seconds: float, rate: float, runs: Path, seed: int) -> dict:
+def outcome(c: cmp.Comparison, verdict: str) -> dict:
+    """What a method said: its verdict, whether it refused as noisy, and the rows' own verdicts."""
+    return {"verdict": verdict, "noisy": c.noisy, "refused": c.refused,
+            "false_rows": [f"{r.endpoint} {r.stat} {r.verdict}" for r in c.rows if r.verdict in VERDICTS],
+            "slowed_p50": row(c, SLOWED, "p50"),
+            "rows": [{"endpoint": r.endpoint, "stat": r.stat, "low": r.low, "high": r.high, "ratio": r.ratio}
+                     for r in c.rows if r.stat != cmp.THROUGHPUT]}
+
+
+def other_cpu(run_dir: Path) -> float | None:
+    machine = json.loads((run_dir / "summary.json").read_text()).get("machine") or {}
+    return (machine.get("other_cpu_cores") or {}).get("mean")
+
+
+def trial(kind: str, base: str, cand: str, seconds: float, rate: float, runs: Path, seed: int, block: float,
+          only_ab: bool = False) -> dict:
     quiet = {"announce": lambda line: None}
     out: dict = {"kind": kind, "seed": seed}
-    ab = run_ab(base, cand, shapes.constant(rate, seconds), SCENARIO, block_s=1.0, seed=seed, runs_dir=runs / "ab",
-                **quiet).comparison
-    out["ab"] = {"verdict": ab.verdict, "false_rows": [f"{r.endpoint} {r.stat} {r.verdict}" for r in ab.comparison.rows
-                                                       if r.verdict in VERDICTS],
-                 "slowed_p50": row(ab.comparison, SLOWED, "p50"),
-                 "rows": [{"endpoint": r.endpoint, "stat": r.stat, "low": r.low, "high": r.high, "ratio": r.ratio}
-                          for r in ab.comparison.rows]}
+    res = run_ab(base, cand, shapes.constant(rate, seconds), SCENARIO, block_s=block, seed=seed, runs_dir=runs / "ab",
+                 **quiet)
+    out["ab"] = {**outcome(res.comparison.comparison, res.comparison.verdict), "other_cpu": other_cpu(res.path),
+                 "block": block}
+    if only_ab:
+        return out
     plan = shapes.constant(rate, seconds / 2)
     a = run_load(base, plan, SCENARIO, runs_dir=runs / "cmp", label="base", progress=False, **quiet).path
     b = run_load(cand, plan, SCENARIO, runs_dir=runs / "cmp", label="cand", progress=False, **quiet).path
-    c = cmp.compare(cmp.load_side(a), cmp.load_side(b), n_boot=1000)
-    out["compare"] = {"verdict": c.verdict, "false_rows": [f"{r.endpoint} {r.stat} {r.verdict}" for r in c.rows
-                                                           if r.verdict in VERDICTS],
-                      "slowed_p50": row(c, SLOWED, "p50"),
-                      "rows": [{"endpoint": r.endpoint, "stat": r.stat, "low": r.low, "high": r.high, "ratio": r.ratio}
-                               for r in c.rows if r.stat != cmp.THROUGHPUT]}
+    sa, sb = cmp.load_side(a), cmp.load_side(b)
+    now = compare_sets([sa], [sb], n_boot=1000)  # perfbench compare A B as it is now
+    old = cmp.compare(sa, sb, n_boot=1000, noise=None)  # before: 10%, judged whatever the machine did
+    out["compare"] = {**outcome(now, now.verdict), "other_cpu": [other_cpu(a), other_cpu(b)]}
+    out["compare_old"] = outcome(old, old.verdict)
     return out
+
+
+METHODS = (("ab", "`perfbench ab` (paired blocks)"),
+           ("compare", "`perfbench compare A B` (now: noise refused, drift threshold)"),
+           ("compare_old", "two runs, compare's former rules (10%, judged regardless)"))
 
 
 def report(results: list[dict], seconds: float | None = None) -> str:
     aa = [r for r in results if r["kind"] == "aa"]
     fx = [r for r in results if r["kind"] == "effect"]
-    lines = ["| | `perfbench ab` (paired blocks) | `perfbench compare` (two separate runs) |", "| --- | ---: | ---: |"]
+    methods = [(k, t) for k, t in METHODS if all(k in r for r in results)]
+    lines = ["| | " + " | ".join(t for _, t in methods) + " |", "| --- |" + " ---: |" * len(methods)]
 
     def share(rs: list[dict], method: str, pred) -> str:
         if not rs:
@@ -133,38 +168,77 @@ def report(results: list[dict], seconds: float | None = None) -> str:
         k = sum(1 for r in rs if pred(r[method]))
         return f"{k} / {len(rs)} ({k / len(rs):.0%})"
 
+    def line(label: str, rs: list[dict], pred) -> None:
+        lines.append(f"| {label} | " + " | ".join(share(rs, m, pred) for m, _ in methods) + " |")
+
     gave = lambda m: m["verdict"] in VERDICTS  # noqa: E731
-    found = lambda m: (m["slowed_p50"] or {}).get("verdict") == cmp.REGRESSION or any(  # noqa: E731
+    refused = lambda m: bool(m.get("refused"))  # noqa: E731
+    found = lambda m: m["verdict"] == cmp.REGRESSION and any(  # noqa: E731
         x.startswith(f"{SLOWED} ") and x.endswith(cmp.REGRESSION) for x in m["false_rows"])
-    lines.append(f"| A/A trials giving a verdict (all false) | {share(aa, 'ab', gave)} | {share(aa, 'compare', gave)} |")
-    lines.append(f"| +15% on {SLOWED}: found a regression of it | {share(fx, 'ab', found)} | "
-                 f"{share(fx, 'compare', found)} |")
-    other = lambda m: any(not x.startswith(f"{SLOWED} ") for x in m["false_rows"])  # noqa: E731
-    lines.append(f"| +15% trials with a verdict on another endpoint (false) | {share(fx, 'ab', other)} | "
-                 f"{share(fx, 'compare', other)} |")
-    for method in ("ab", "compare"):
+    other = lambda m: m["verdict"] in VERDICTS and any(  # noqa: E731
+        not x.startswith(f"{SLOWED} ") for x in m["false_rows"])
+    line("A/A trials giving a verdict (all false)", aa, gave)
+    line("A/A trials refused: inconclusive (noisy)", aa, refused)
+    line(f"+15% on {SLOWED}: found a regression of it", fx, found)
+    line("+15% trials refused: inconclusive (noisy)", fx, refused)
+    line("+15% trials with a verdict on another endpoint (false)", fx, other)
+    for method in [m for m, _ in methods]:
         rows = [x for r in aa for x in r[method]["rows"] if x["low"] is not None]
         if rows:
             cover = sum(1 for x in rows if x["low"] <= 1 <= x["high"]) / len(rows)
+            cells = [f"{cover:.1%} of {len(rows)}" if m == method else "" for m, _ in methods]
             lines.append(f"| {method}: A/A intervals covering 1 (every row with an interval) | "
-                         + (f"{cover:.1%} of {len(rows)} |  |" if method == "ab" else f" | {cover:.1%} of {len(rows)} |"))
+                         + " | ".join(cells) + " |")
     est = [r["ab"]["slowed_p50"]["ratio"] for r in fx if r["ab"]["slowed_p50"] and r["ab"]["slowed_p50"]["low"]]
     if est:
         true = statistics.median(est)
         ivs = [r["ab"]["slowed_p50"] for r in fx if r["ab"]["slowed_p50"] and r["ab"]["slowed_p50"]["low"]]
         cover = sum(1 for x in ivs if x["low"] <= true <= x["high"]) / len(ivs)
-        lines.append(f"| ab: {SLOWED} p50 ratio, median of the effect trials | {true:.3f} |  |")
-        lines.append(f"| ab: effect intervals covering that median | {cover:.0%} of {len(ivs)} |  |")
+        pad = " |" * (len(methods) - 1)
+        lines.append(f"| ab: {SLOWED} p50 ratio, median of the effect trials | {true:.3f} |{pad}")
+        lines.append(f"| ab: effect intervals covering that median | {cover:.0%} of {len(ivs)} |{pad}")
     halfs = [math.log(x["high"] / x["low"]) / 2 for r in aa for x in r["ab"]["rows"]
              if x["low"] and x["endpoint"] == SLOWED and x["stat"] == "p50"]
     if halfs:
         h = statistics.median(halfs)
-        lines.append(f"| ab: {SLOWED} p50 interval half-width (log), median over A/A | {h:.3f} |  |")
+        pad = " |" * (len(methods) - 1)
+        lines.append(f"| ab: {SLOWED} p50 interval half-width (log), median over A/A | {h:.3f} |{pad}")
         if seconds:
             h60 = h * math.sqrt(seconds / 60)
             lines.append(f"| ab: minimum detectable change at 60 s (50% power: 1.05 x e^h; ~84%: 1.05 x e^1.5h) | "
-                         f"+{(1.05 * math.exp(h60) - 1):.0%} / +{(1.05 * math.exp(1.5 * h60) - 1):.0%} |  |")
+                         f"+{(1.05 * math.exp(h60) - 1):.0%} / +{(1.05 * math.exp(1.5 * h60) - 1):.0%} |{pad}")
+    blocks = sorted({r["ab"].get("block", 1.0) for r in results})
+    if len(blocks) > 1:  # several block lengths: the A/B method's figures for each
+        for blk in blocks:
+            rs = [r for r in results if r["ab"].get("block", 1.0) == blk]
+            hw = sorted(math.log(x["high"] / x["low"]) / 2 for r in rs for x in r["ab"]["rows"]
+                        if x["low"] and x["endpoint"].startswith("posts_") and x["stat"] == "p50")
+            span = f"{statistics.median(hw):.3f} ({hw[0]:.3f}-{hw[-1]:.3f}, {len(hw)} rows)" if hw else "-"
+            lines.append(f"| ab, {blk:g} s blocks: A/A verdicts; +15% found; post endpoints' p50 interval "
+                         f"half-width (log), every trial: median (range) | "
+                         f"{share([r for r in rs if r['kind'] == 'aa'], 'ab', gave)}; "
+                         f"{share([r for r in rs if r['kind'] == 'effect'], 'ab', found)}; {span} |"
+                         + " |" * (len(methods) - 1))
+    loads = [r["ab"].get("other_cpu") for r in results if r["ab"].get("other_cpu") is not None]
+    if loads:
+        lines.append(f"| other processes' CPU during the A/B runs (cores, median / max) | "
+                     f"{statistics.median(loads):.2f} / {max(loads):.2f} |" + " |" * (len(methods) - 1))
     return "\n".join(lines)
+
+
+MARK_BEGIN = "<!-- ab_noise table: begin -->"
+MARK_END = "<!-- ab_noise table: end -->"
+
+
+def write_readme(table: str, header: str, readme: Path) -> None:
+    """Put the table between the markers in benchmarks/README.md (appended with them if absent)."""
+    text = readme.read_text()
+    block = f"{MARK_BEGIN}\n{header}\n\n{table}\n{MARK_END}"
+    if MARK_BEGIN in text and MARK_END in text:
+        text = text[:text.index(MARK_BEGIN)] + block + text[text.index(MARK_END) + len(MARK_END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(text)
 
 
 def main() -> None:
@@ -174,12 +248,21 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="an A/B trial's length; each separate run is half")
     p.add_argument("--rate", type=float, default=50.0)
     p.add_argument("--no-hog", action="store_true", help="no CPU hog (a quiet-machine reference)")
+    p.add_argument("--block", type=float, nargs="+", default=[DEFAULT_BLOCK_S],
+                   help=f"the A/B block length, s (default {DEFAULT_BLOCK_S:g}, as perfbench ab); several: one per "
+                        "trial, in turn")
+    p.add_argument("--only-ab", action="store_true", help="no separate runs (to compare A/B settings quickly)")
+    p.add_argument("--readme", metavar="FILE", help="also write the table into this README, between its markers "
+                                                  "(benchmarks/README.md)")
     p.add_argument("--out", default="benchmarks/results/ab_noise.jsonl")
     p.add_argument("--report", metavar="FILE", nargs="+", help="print the table of earlier --out files and exit")
     args = p.parse_args()
     if args.report:
         rs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
-        print(report(rs, args.seconds))
+        table = report(rs, args.seconds)
+        print(table)
+        if args.readme:
+            write_readme(table, header(rs, " ".join(sys.argv[1:])), Path(args.readme))
         return
     kinds = ["aa"] * args.aa + ["effect"] * args.effect
     random.Random(1).shuffle(kinds)
@@ -204,22 +287,36 @@ def main() -> None:
             for i, kind in enumerate(kinds):
                 cand = demos["same" if kind == "aa" else "slow"].url
                 started = time.monotonic()
-                r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i)
+                r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i,
+                          block=args.block[i % len(args.block)], only_ab=args.only_ab)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog,
                          hog_on_share=(hog.on_s / hog.total_s) if hog and hog.total_s else None,
                          load_avg=os.getloadavg()[0], took_s=time.monotonic() - started)
                 f.write(json.dumps(r) + "\n")
                 f.flush()
                 results.append(r)
-                print(f"trial {i + 1}/{len(kinds)} {kind}: ab {r['ab']['verdict']}, compare {r['compare']['verdict']} "
-                      f"({r['took_s']:.0f} s)", flush=True)
+                print(f"trial {i + 1}/{len(kinds)} {kind}: ab {r['ab']['verdict']}, compare "
+                      f"{r.get('compare', {}).get('verdict')}, old compare {r.get('compare_old', {}).get('verdict')} "
+                      f"({r['took_s']:.0f} s, other cpu {r['ab']['other_cpu']})", flush=True)
     finally:
         if hog is not None:
             hog.stop()
         for d in demos.values():
             with contextlib.suppress(Exception):
                 d.stop()
-    print(report(results, args.seconds))
+    table = report(results, args.seconds)
+    print(table)
+    if args.readme and results:
+        write_readme(table, header(results, " ".join(sys.argv[1:])), Path(args.readme))
+
+
+def header(results: list[dict], argv: str) -> str:
+    aa = sum(1 for r in results if r["kind"] == "aa")
+    secs = sorted({r.get("seconds") for r in results if r.get("seconds")})
+    rate = sorted({r.get("rate") for r in results if r.get("rate")})
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    return (f"Written by `benchmarks/ab_noise.py {argv}` on {when}: {aa} A/A and {len(results) - aa} effect trials "
+            f"of {', '.join(f'{x:g}' for x in secs)} s at {', '.join(f'{x:g}' for x in rate)} req/s.")
 
 
 if __name__ == "__main__":

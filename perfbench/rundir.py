@@ -12,7 +12,10 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        is what remains: every flushed batch is readable and ``recover`` converts it.
     summary.json       per endpoint and overall: counts, throughput, exact percentiles, errors; with
                        queries.parquet, ``sql`` (analysis.results.sql_summary): statements per request
-                       by endpoint, N+1 patterns, unattributed statements
+                       by endpoint, N+1 patterns, unattributed statements; ``machine``: the machine's
+                       other load (analysis.machine)
+    machine.parquet    once a second, the machine's CPU counters, this process tree's CPU and the load
+                       average, with other processes' cores derived (engine.machine, every run)
     writer.lock        while the run goes on: the writer's pid, its process's start time and host;
                        its mtime is a heartbeat, refreshed every second (see WriterLock). Readers
                        leave a run whose writer is alive untouched; only a dead writer's journal is

@@ -73,6 +73,22 @@ def test_hodges_lehmann_of_known_differences():
     assert est == pytest.approx(0.0, abs=1e-12) and lo < 0 < hi
 
 
+def test_pairs_with_one_side_empty_are_kept_and_merged():
+    """Short blocks at a low rate: many pairs have a light request on one side only. They count: units merge
+    pairs until both sides have enough, so no request is dropped."""
+    rng = np.random.default_rng(4)
+    lat = {}
+    for k in range(60):
+        side = BASELINE if k % 2 else CANDIDATE  # each pair has requests on one side only
+        lat[(k, side)] = np.exp(rng.normal(1.0, 0.3, 8))
+    rows = rows_from(lat)
+    er = paired.endpoint_rows(rows)["e"]
+    assert len(er.by_pair) == 60 and sum(len(v[BASELINE]) + len(v[CANDIDATE]) for v in er.by_pair.values()) == 480
+    ab = paired_compare(rows, stats=("p50",))
+    (row,) = ab.comparison.rows
+    assert row.n_baseline == row.n_current == 240 and row.low is not None
+
+
 def test_units_merge_pairs_until_each_side_has_enough():
     counts = [(k, 10, 12) for k in range(7)]
     assert units(counts, 20) == [[0, 1], [2, 3], [4, 5, 6]]  # the short last one joins the one before
@@ -110,6 +126,21 @@ def test_injected_effect_under_the_same_noise_is_a_regression():
     ab = paired_compare(synthetic(0, effect=1.25))
     p50 = next(r for r in ab.comparison.rows if r.stat == "p50")
     assert p50.low < 1.25 < p50.high
+
+
+def test_a_noisy_run_is_inconclusive_unless_judged_anyway():
+    """A +25% candidate whose run is flagged noisy (a side that did not get its planned load): no verdict,
+    the reason named; judge_noisy judges it and says so."""
+    why = ["candidate: the load generator saturated: 12 planned requests were never sent"]
+    ab = paired_compare(synthetic(0, effect=1.25, pairs=30), noisy=why)
+    assert ab.comparison.judged_regressions and ab.verdict == paired.INCONCLUSIVE and ab.exit_code == 0
+    assert ab.comparison.verdict_reason == "noisy"
+    text = paired.to_text(ab)
+    assert "INCONCLUSIVE: noisy: candidate: the load generator saturated" in text and "--judge-noisy" in text
+    assert json.loads(paired.to_json(ab))["verdict"] == "inconclusive"
+    judged = paired_compare(synthetic(0, effect=1.25, pairs=30), noisy=why, judge_noisy=True)
+    assert judged.verdict == paired.REGRESSION and judged.exit_code == 10
+    assert "NOISY, JUDGED ANYWAY (--judge-noisy)" in paired.to_text(judged)
 
 
 def test_the_same_noise_between_two_unpaired_halves_would_be_a_false_regression():
@@ -207,6 +238,8 @@ def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, t
     assert summary["sides"][BASELINE]["overall"]["count"] == 160
     assert summary["sides"][CANDIDATE]["overall"]["latency_ms"]["p50"] > 8
     assert json.loads((tmp_path / "ab.json").read_text())["verdict"] == paired.REGRESSION
+    machine = summary["machine"]  # the machine's load, recorded around the blocks
+    assert machine["samples"] >= 2 and (run_dir / "machine.parquet").is_file()
     assert main(["summary", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("baseline (") and "candidate (" in text
@@ -254,3 +287,23 @@ def test_demo_app_installs_the_slowdown_only_when_asked(tmp_path):
     plain = create_app(db_path=tmp_path / "d.sqlite")
     assert [m.__name__ for m in slowed.middlewares][:1] == ["slowdown"]
     assert "slowdown" not in [m.__name__ for m in plain.middlewares]
+
+
+def test_each_pair_draws_its_own_request_mix_the_same_for_both_sides(http_server, tmp_path):
+    """Each block runs its own engine: with one seed for all, every block replayed the same first draws of
+    the mix (a 0.25 s block at 50 req/s sent none of the lightest request). Now each pair has its own draws,
+    and the two blocks of a pair the same ones, so the mix is paired too."""
+    from perfbench.scenario import Request, Scenario
+
+    mix = Scenario(requests=[Request("a", "GET", "/"), Request("b", "GET", "/bytes/1"),
+                             Request("c", "GET", "/status/200", weight=2)])
+    res = run_ab(http_server.url, http_server.url, shapes.constant(80, 4), mix, block_s=0.1, runs_dir=tmp_path,
+                 announce=None)
+    df = pl.read_parquet(res.path / "requests.parquet").sort("intended_ns")
+    seqs = {}
+    for (block, side), g in df.group_by("block", "side", maintain_order=True):
+        seqs.setdefault(block // 2, {})[side] = g.sort("intended_ns")["endpoint"].to_list()
+    assert all(v[BASELINE] == v[CANDIDATE] for v in seqs.values() if len(v) == 2)
+    assert len({tuple(v[BASELINE]) for v in seqs.values()}) > len(seqs) // 2  # pairs differ
+    counts = df.group_by("endpoint").len().sort("endpoint")["len"].to_list()
+    assert len(counts) == 3 and counts[2] > max(counts[:2])  # c weighs twice as much

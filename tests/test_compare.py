@@ -245,3 +245,87 @@ def test_bad_parameters_are_all_reported():
     with pytest.raises(ConfigError) as exc:
         compare(s, s, threshold=-1, confidence=1.5, n_boot=10)
     assert len(exc.value.problems) == 3
+
+
+# --- refusing to judge a compromised run -------------------------------------------------------------
+
+
+def _with(m: Measurements, *, generator: dict | None = None, machine_load: dict | None = None) -> Measurements:
+    m.meta.update(generator=generator, machine_load=machine_load)
+    return m
+
+
+QUIET = {"other_cpu_cores": {"mean": 0.1, "max": 0.4}, "steal_share": {"mean": 0.0, "max": 0.0},
+         "load1": {"mean": 0.5, "max": 0.7}}
+BUSY = {"other_cpu_cores": {"mean": 1.3, "max": 2.0}, "steal_share": {"mean": 0.0, "max": 0.0},
+        "load1": {"mean": 4.2, "max": 6.0}}
+SATURATED = {"saturated": True, "saturation_reasons": ["send lag p99 25.0 ms is above the 10 ms bound"],
+             "lag_ms": {"p99": 25.0}, "lag_bound_ms": 10.0, "capped": 0, "unsent": 0}
+
+
+def _pair(base_load: dict, cur_load: dict, base_gen: dict | None = None):
+    rng = random.Random(31)
+    base = _with(side({"a": lognormal(rng, 2000)}, "base"), generator=base_gen or {"saturated": False},
+                 machine_load=base_load)
+    cur = _with(side({"a": lognormal(rng, 2000, scale=2)}, "cur"), generator={"saturated": False},
+                machine_load=cur_load)
+    return base, cur
+
+
+def test_a_busy_machine_on_one_side_is_inconclusive_noisy_naming_the_side():
+    base, cur = _pair(QUIET, BUSY)
+    c = compare(base, cur, n_boot=300)
+    assert c.judged_regressions  # the rows alone: a regression (x2)
+    assert c.verdict == cmp.INCONCLUSIVE and c.verdict_reason == cmp.NOISY
+    assert c.regressions == [] and c.improvements == [] and c.exit_code == 0
+    assert c.noisy == ["current: the machine was busy: other processes used 1.30 cores on average (limit 0.5), "
+                       "load average 4.2"]
+    text, js = cmp.to_text(c), json.loads(cmp.to_json(c))
+    assert "INCONCLUSIVE: noisy: current: the machine was busy" in text and "--judge-noisy" in text
+    assert "not judged: noisy" in text
+    assert js["verdict"] == "inconclusive" and js["verdict_reason"] == "noisy" and js["exit_code"] == 0
+    suite = ET.fromstring(cmp.to_junit(c))
+    assert suite.get("failures") == "0"
+    assert any(p.get("name") == "noisy" for p in suite.iter("property"))
+    with pytest.raises(RegressionFound):  # the notebook check: nothing to raise on an inconclusive comparison
+        cmp.check(compare(*_pair(QUIET, QUIET), n_boot=300))
+    cmp.check(c)
+
+
+def test_a_saturated_generator_is_noisy_and_judge_noisy_overrides_and_says_so():
+    base, cur = _pair(QUIET, QUIET, base_gen=SATURATED)
+    c = compare(base, cur, n_boot=300)
+    assert c.verdict == cmp.INCONCLUSIVE
+    assert c.noisy == ["baseline: the load generator saturated: send lag p99 25.0 ms is above the 10 ms bound"]
+    assert not any("saturated" in w for w in c.warnings)  # said once, as the reason, not also as a warning
+    judged = compare(base, cur, n_boot=300, judge_noisy=True)
+    assert judged.verdict == cmp.REGRESSION and judged.exit_code == RegressionFound.exit_code
+    text = cmp.to_text(judged)
+    assert "NOISY, JUDGED ANYWAY (--judge-noisy): baseline: the load generator saturated" in text
+    assert json.loads(cmp.to_json(judged))["judge_noisy"] is True
+    assert compare(base, cur, n_boot=300, noise=None).verdict == cmp.REGRESSION  # no limits at all
+
+
+@pytest.mark.parametrize(("load", "limits", "noisy"), [
+    (QUIET, cmp.COMPARE_LIMITS, False),
+    ({**QUIET, "other_cpu_cores": {"mean": 0.5, "max": 1.9}}, cmp.COMPARE_LIMITS, False),  # at the limit: judged
+    ({**QUIET, "other_cpu_cores": {"mean": 0.51, "max": 0.6}}, cmp.COMPARE_LIMITS, True),
+    ({**QUIET, "steal_share": {"mean": 0.12, "max": 0.3}}, cmp.COMPARE_LIMITS, True),
+    ({**QUIET, "steal_share": {"mean": 0.12, "max": 0.3}}, cmp.NoiseLimits(max_steal=0.2), False),
+    (BUSY, cmp.NoiseLimits(max_other_cpu=1.5), False),
+    (None, cmp.COMPARE_LIMITS, False),  # nothing recorded (an older run, another tool): nothing to refuse on
+])
+def test_the_stated_limits(load, limits, noisy):
+    base, cur = _pair(QUIET, load)
+    assert bool(compare(base, cur, n_boot=300, noise=limits).noisy) is noisy
+
+
+def test_ab_limits_refuse_only_an_undelivered_plan():
+    from perfbench.compare.noise import reasons
+
+    lag_only = {**SATURATED}
+    assert reasons("baseline", lag_only, BUSY, cmp.AB_LIMITS) == []
+    assert reasons("candidate", {**lag_only, "unsent": 7}, None, cmp.AB_LIMITS) == [
+        "candidate: the load generator saturated: 7 planned requests were never sent"]
+    assert reasons("baseline", {"capped": 3}, None, cmp.AB_LIMITS)[0].endswith(
+        "3 arrivals waited for the in-flight cap")

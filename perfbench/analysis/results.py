@@ -41,6 +41,9 @@ from ..rundir import (
 from ..sqltext import N_PLUS_ONE_THRESHOLD as N_PLUS_ONE_THRESHOLD  # read here by analysis.queries too
 from . import rowstats, target, warmup
 from .flowrows import apart, requests_only
+from .sqlsummary import pct as pct  # re-exported: analysis.queries and explain read it here
+from .sqlsummary import read_queries as read_queries
+from .sqlsummary import sql_summary
 from .summary_check import check_summary
 
 if TYPE_CHECKING:
@@ -61,15 +64,6 @@ PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.99
 DEFAULT_LAG_BOUND_MS = 10.0
 CLOSED_MODEL_NOTE = ("closed model: users wait for each response before sending the next request, so a "
                      "stalled server also slows the load and latency percentiles can hide the stall")
-
-
-def pct(col: str | pl.Expr, p: float) -> pl.Expr:
-    """Exact inverted-CDF percentile of ``col`` as an aggregation expression."""
-    e = pl.col(col) if isinstance(col, str) else col
-    e = e.drop_nulls()
-    n = e.len()
-    idx = (n.cast(pl.Float64) * p).ceil().cast(pl.Int64) - 1
-    return e.sort().get(pl.max_horizontal(idx, pl.lit(0)), null_on_oob=True)
 
 
 def with_ms(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -561,6 +555,8 @@ class Run:
         engine = self.meta.get("engine_stats") or {}
         shape = self.meta.get("shape") or {}
         batches = self.batches(table=table)
+        from .machine import summary_of_run as machine_block
+
         try:
             until = self.warmup_until_ns(batches)
             excluded = int((warmup.intended_of(batches) < until).sum()) if until else 0
@@ -576,10 +572,13 @@ class Run:
                 s["warmup"] = w
                 if not s["overall"]["count"]:
                     s["notes"].append(f"the warm-up took every request ({excluded}): nothing was measured")
-            return s
         except (pa.ArrowException, OSError) as exc:
             raise RunDirError(f"{self.path / REQUESTS}: could not be read ({type(exc).__name__}: "
                               f"{str(exc)[:200]})") from None
+        machine = machine_block(self.path, self.meta)  # the machine's other load (analysis.machine)
+        if machine is not None:
+            s["machine"] = machine
+        return s
 
     def batches(self, dictionary: tuple[str, ...] = ("endpoint", "error"), table: pa.Table | None = None
                 ) -> rowstats.Batches:
@@ -633,68 +632,3 @@ class Run:
         cols = ["endpoint", "count", "rps", "p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors",
                 "error_rate"]
         return pl.concat([per.select(cols), tot.select(cols)])
-
-
-# --- server side: queries.parquet, written by perfbench.agent.AgentCollector; every analysis of it (and of
-# cache.parquet) lives in perfbench.analysis.queries.
-
-
-def read_queries(path: str | Path) -> pl.LazyFrame:
-    """queries.parquet of a run directory as a LazyFrame (``duration_ms`` and ``t_s`` added)."""
-    p = Path(path) / QUERIES
-    if not p.exists():
-        raise RunDirError(f"{Path(path)}: no {QUERIES}; run with an AgentCollector against a service "
-                          "running perfbench.agent")
-    return pl.scan_parquet(p).with_columns((pl.col("duration_ns") / 1e6).alias("duration_ms"),
-                                           (pl.col("t_ns") / 1e9).alias("t_s"))
-
-
-
-
-def sql_summary(requests: pl.LazyFrame, queries: pl.LazyFrame, agent: dict[str, Any] | None = None, *,
-                top: int = 5) -> dict[str, Any]:
-    """summary.json's ``sql``: the service's statements per request by endpoint (the engine's names; a request
-    that ran none counts 0), the N+1 patterns found (at most ``top``), and what could not be attributed.
-
-    ``statements``: all the agent recorded; ``unattributed``: those without a request id (a missing or
-    malformed X-Request-Id, or outside any request); ``agent``: the collector's report in meta.json. Each
-    N+1 pattern names its ``call_site`` and ``call_function`` (the service's code that issued it, as the agent
-    sampled it for that server route; null from an agent that does not sample)."""
-    names = queries.collect_schema().names()
-    sites = (queries.filter(pl.col("call_site").is_not_null()).group_by("endpoint", "fingerprint")
-             .agg(pl.col("call_site").first(), pl.col("call_function").first()).rename({"endpoint": "route"})
-             if "call_site" in names else None)
-    q = queries.select("request_id", "fingerprint", "statement", "duration_ns", pl.col("endpoint").alias("route"))
-    totals = q.select(pl.len().alias("n"), pl.col("request_id").null_count().alias("unattributed")).collect().row(0)
-    per = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id")
-           .agg(pl.len().alias("statements"), (pl.col("duration_ns").sum() / 1e6).alias("db_ms")))
-    joined = (requests.select("request_id", "endpoint").join(per, on="request_id", how="left")
-              .with_columns(pl.col("statements").fill_null(0), pl.col("db_ms").fill_null(0.0)))
-    repeated = (q.filter(pl.col("request_id").is_not_null()).group_by("request_id", "fingerprint")
-                .agg(pl.len().alias("repetitions"), pl.col("statement").first(), pl.col("route").first())
-                .filter(pl.col("repetitions") >= N_PLUS_ONE_THRESHOLD)
-                .join(requests.select("request_id", "endpoint"), on="request_id", how="inner"))
-    endpoints = {}
-    for row in (joined.group_by("endpoint").agg(
-            pl.len().alias("requests"), pl.col("statements").sum().alias("total"),
-            pct("statements", 0.5).alias("p50"), pct("statements", 0.99).alias("p99"),
-            pl.col("statements").max().alias("max"), pct("db_ms", 0.5).alias("db_ms_p50"))
-            .sort("endpoint").collect().iter_rows(named=True)):
-        name = row.pop("endpoint")
-        endpoints[name] = {**row, "per_request_mean": row["total"] / row["requests"] if row["requests"] else 0.0}
-    patterns = (repeated.group_by("endpoint", "fingerprint")
-                  .agg(pl.len().alias("requests"), pl.col("repetitions").max().alias("repetitions_max"),
-                       pl.col("statement").first(), pl.col("route").mode().sort().first())
-                  .sort(["requests", "repetitions_max", "endpoint", "fingerprint"],
-                        descending=[True, True, False, False]))
-    patterns = (patterns.join(sites, on=["route", "fingerprint"], how="left", maintain_order="left")
-                if sites is not None else patterns.with_columns(call_site=pl.lit(None, pl.String),
-                                                                call_function=pl.lit(None, pl.String)))
-    n_plus_one = patterns.drop("route").collect()
-    agent = agent or {}
-    n_requests = sum(e["requests"] for e in endpoints.values())
-    return {"statements": totals[0], "unattributed": totals[1], "threshold_n_plus_one": N_PLUS_ONE_THRESHOLD,
-            "per_request_mean": sum(e["total"] for e in endpoints.values()) / n_requests if n_requests else None,
-            "endpoints": endpoints, "n_plus_one": n_plus_one.head(top).to_dicts(),
-            "n_plus_one_patterns": n_plus_one.height,
-            "unattributed_requests": agent.get("unattributed_requests"), "dropped": agent.get("dropped_queries")}

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ._util import err, positive
-from .compare import _fraction
+from .compare import _fraction, add_noise_options, noise_limits
 
 ORDER = 47
 
@@ -34,8 +34,8 @@ def register(sub) -> None:
     shape.add_argument("--ramp-up", default="0", help="time to ramp from 0 to --rate first")
     shape.add_argument("--stages", metavar="D:R,...", help="k6-style stages instead of --rate/--duration")
     shape.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
-    shape.add_argument("--block", default="1", metavar="S",
-                       help="a block's length, adjusted so the run holds whole pairs (default 1 s)")
+    shape.add_argument("--block", default="0.25", metavar="S",
+                       help="a block's length, adjusted so the run holds whole pairs (default 0.25 s)")
     shape.add_argument("--seed", type=int, default=0, help="seed of the blocks' order (default 0)")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
                    help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")
@@ -61,6 +61,7 @@ def register(sub) -> None:
                          help="a gating rule such as p95:+10%%, repeatable; without it every percentile gates")
     verdict.add_argument("--min-change-ms", type=float, default=0.0,
                          help="a latency change must also exceed this many ms (default 0)")
+    add_noise_options(p, other_cpu=None, steal=None)
     p.add_argument("--markdown", metavar="FILE", help="also write Markdown (for a pull-request comment)")
     p.add_argument("--json", metavar="FILE", help="also write JSON")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per gating statistic)")
@@ -107,7 +108,8 @@ def cmd_ab(args) -> int:
                         runs_dir=args.runs_dir, label=args.label, allow_hosts=args.allow_host,
                         max_in_flight=args.max_in_flight, timeout=args.timeout, http_path=args.http_path,
                         handle_signals=True, announce=None if args.quiet else err, threshold=args.threshold,
-                        confidence=args.confidence, rules=rules or None, min_change_ms=args.min_change_ms)
+                        confidence=args.confidence, rules=rules or None, min_change_ms=args.min_change_ms,
+                        noise=noise_limits(args, cmp.AB_LIMITS), judge_noisy=args.judge_noisy)
     ab = result.comparison
     for path, text in ((args.markdown, paired.to_markdown), (args.json, paired.to_json),
                        (args.junit, lambda a: cmp.to_junit(a.comparison))):
@@ -119,7 +121,7 @@ def cmd_ab(args) -> int:
         print(f"run directory: {result.path}  (ended: {result.end_reason})")
     for w in ab.comparison.warnings:
         err(f"perfbench: WARNING: {w}")
-    if ab.comparison.regressions:
+    if ab.comparison.regressions or ab.comparison.noisy:
         err(f"perfbench: {paired.headline(ab)}")
     if result.end_reason in ("interrupted", "terminated"):
         return {"interrupted": 130, "terminated": 143}[result.end_reason]

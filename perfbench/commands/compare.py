@@ -28,14 +28,21 @@ def register(sub) -> None:
                     "a k6 --out json / --summary-export file or a pytest-benchmark JSON file): per endpoint, the "
                     "change of p50, p95, p99 latency and throughput with a confidence interval, and a verdict. "
                     "A regression is a change whose whole interval lies beyond the threshold.",
-        epilog="exit codes: 0 no regression, 10 regression found, 2 bad input, 3 bad run directory.\n"
+        epilog="several runs a side: perfbench compare B1 B2 B3 --vs C1 C2 C3 (a t interval over the runs).\n"
+               "exit codes: 0 no regression (also inconclusive, e.g. 'inconclusive: noisy'), 10 regression found, "
+               "2 bad input, 3 bad run directory.\n"
                "examples:\n  perfbench compare main data/runs/20261121-143012-load_test-9f2c --junit report.xml\n"
                "  perfbench compare main data/runs/RUN --fail-on p95:+10% --fail-on rps:-5% --markdown pr.md",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("baseline", help="baseline name (data/baselines/NAME), baseline or run directory, or a file")
-    p.add_argument("current", help="run directory or file to judge")
-    p.add_argument("--threshold", type=_fraction, default=0.10,
-                   help="tolerated change: 0.10 or 10%% (default 10%%)")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="BASELINE CURRENT (each a baseline name, a run or baseline directory, or a file); with --vs, "
+                        "every RUN is a baseline run")
+    p.add_argument("--vs", nargs="+", metavar="CURRENT",
+                   help="the current runs to judge against the baseline runs given before: several runs a side, "
+                        "the drift between runs taken into account")
+    p.add_argument("--threshold", type=_fraction, default=None,
+                   help="tolerated change: 0.10 or 10%% (default: 10%% with several runs a side; with one run a "
+                        "side, the drift measured between runs of one build: see perfbench.compare.sets)")
     p.add_argument("--confidence", type=_fraction, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--fail-on", action="append", default=[], metavar="RULE",
                    help="a gating rule such as p95:+10%% or rps:-5%%, repeatable; without it every statistic "
@@ -43,6 +50,7 @@ def register(sub) -> None:
     p.add_argument("--min-change-ms", type=float, default=None,
                    help="a latency change must also exceed this many ms (default 1 for HTTP load tests, 0 for "
                         "pytest-benchmark)")
+    add_noise_options(p, other_cpu=0.5, steal=0.10)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     p.add_argument("--baselines-dir", default="data/baselines", help="default data/baselines")
@@ -53,14 +61,48 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def add_noise_options(p, *, other_cpu: float | None, steal: float | None) -> None:
+    """--judge-noisy, --max-other-cpu, --max-steal (compare and ab; perfbench.compare.noise)."""
+    g = p.add_argument_group("noisy runs (judged only when the machine was quiet enough)")
+    g.add_argument("--judge-noisy", action="store_true",
+                   help="judge even when a side's generator saturated or the machine was busy (the output says so)")
+    g.add_argument("--max-other-cpu", type=float, default=other_cpu, metavar="CORES",
+                   help="other processes' mean CPU above which a run is too noisy to judge"
+                        + (f" (default {other_cpu:g} cores)" if other_cpu is not None else " (default: no limit)"))
+    g.add_argument("--max-steal", type=_fraction, default=steal, metavar="SHARE",
+                   help="hypervisor steal above which a run is too noisy to judge"
+                        + (f" (default {steal * 100:g}%%)" if steal is not None else " (default: no limit)"))
+
+
+def noise_limits(args, base):
+    """The NoiseLimits of the command line, starting from ``base`` (COMPARE_LIMITS or AB_LIMITS)."""
+    import dataclasses
+
+    from ..errors import ConfigError
+
+    if args.max_other_cpu is not None and not args.max_other_cpu >= 0:
+        raise ConfigError(f"--max-other-cpu must be a number of cores >= 0, got {args.max_other_cpu}")
+    return dataclasses.replace(base, max_other_cpu=args.max_other_cpu, max_steal=args.max_steal)
+
+
 def cmd_compare(args) -> int:
     from .. import compare as cmp
+    from ..compare.sets import compare_sets
+    from ..errors import ConfigError
 
     rules = cmp.parse_rules(args.fail_on)
-    base = cmp.load_side(args.baseline, args.baselines_dir)
-    cur = cmp.load_side(args.current, args.baselines_dir)
-    c = cmp.compare(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,
-                    n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms)
+    if args.vs:
+        base_specs, cur_specs = args.runs, args.vs
+    elif len(args.runs) == 2:
+        base_specs, cur_specs = args.runs[:1], args.runs[1:]
+    else:
+        raise ConfigError(f"compare takes BASELINE CURRENT, or BASELINE... --vs CURRENT...; got {len(args.runs)} "
+                          "runs and no --vs")
+    base = [cmp.load_side(s, args.baselines_dir) for s in base_specs]
+    cur = [cmp.load_side(s, args.baselines_dir) for s in cur_specs]
+    c = compare_sets(base, cur, threshold=args.threshold, confidence=args.confidence, rules=rules or None,
+                     n_boot=args.boot, seed=args.seed, min_change_ms=args.min_change_ms,
+                     noise=noise_limits(args, cmp.COMPARE_LIMITS), judge_noisy=args.judge_noisy)
     for path, text in ((args.markdown, cmp.to_markdown), (args.json, cmp.to_json), (args.junit, cmp.to_junit)):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +110,6 @@ def cmd_compare(args) -> int:
     print({"text": cmp.to_text, "markdown": cmp.to_markdown, "json": cmp.to_json}[args.format](c))
     for w in c.warnings:
         err(f"perfbench: WARNING: {w}")
-    if c.regressions:
+    if c.regressions or c.noisy:
         err(f"perfbench: {cmp.headline(c)}")
     return c.exit_code

@@ -12,6 +12,12 @@ threshold t and confidence c, a latency **regression** is an interval wholly abo
 threshold bounds false alarms by (1 - c) / 2 whenever the true change is at most t: the threshold is
 the tolerated noise between runs, the confidence the sampling noise. ``docs/design.md`` ("Regression
 verdicts") gives the method in full.
+
+Two more things decide whether a verdict is given at all. A run whose generator saturated or whose
+machine was busy with other processes is not judged: "inconclusive: noisy" (``noise``; ``judge_noisy``
+overrides). And two single runs cannot show the drift between runs: ``compare_sets`` takes several
+runs a side (a t interval over runs) and, with one run a side, judges only beyond the drift measured
+on this kind of machine (``sets``).
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from .core import (
     DEFAULT_STATS,
     DEFAULT_THRESHOLD,
     IMPROVEMENT,
+    INCONCLUSIVE,
     NO_CHANGE,
+    NOISY,
     PERCENTILES,
     REGRESSION,
     THROUGHPUT,
@@ -40,10 +48,14 @@ from .core import (
     parse_rule,
     parse_rules,
 )
+from .noise import AB_LIMITS, COMPARE_LIMITS, NoiseLimits
 from .render import headline, to_json, to_junit, to_markdown, to_text
+from .sets import SINGLE_RUN_DRIFT, compare_sets
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_STATS", "DEFAULT_THRESHOLD", "IMPROVEMENT", "NO_CHANGE", "PERCENTILES",
-           "REGRESSION", "THROUGHPUT", "Comparison", "Row", "Rule", "check", "compare", "decide", "default_floor",
+__all__ = ["AB_LIMITS", "COMPARE_LIMITS", "DEFAULT_CONFIDENCE", "DEFAULT_STATS", "DEFAULT_THRESHOLD", "IMPROVEMENT",
+           "INCONCLUSIVE", "NOISY", "NO_CHANGE", "PERCENTILES", "NoiseLimits",
+           "REGRESSION", "SINGLE_RUN_DRIFT", "THROUGHPUT", "Comparison", "Row", "Rule", "check", "compare", "compare_sets",
+           "decide", "default_floor",
            "headline",
            "load_side", "parse_rule", "parse_rules", "to_json", "to_junit", "to_markdown", "to_text"]
 

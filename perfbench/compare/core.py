@@ -17,6 +17,8 @@ from ..errors import ConfigError
 from ..importers.base import OVERALL, Measurements
 from ..importers.locust import locust_step
 from . import stats as st
+from .noise import COMPARE_LIMITS, NoiseLimits
+from .noise import reasons as noise_reasons
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99_9": 0.999}
 THROUGHPUT = "rps"  # successful responses per second
@@ -26,6 +28,8 @@ DEFAULT_CONFIDENCE = 0.95
 DEFAULT_BOOT = 2000
 
 REGRESSION, IMPROVEMENT, NO_CHANGE = "regression", "improvement", "no significant change"
+INCONCLUSIVE = "inconclusive"
+NOISY = "noisy"  # the reason of an inconclusive comparison that refused to judge a compromised run
 
 _RULE = re.compile(r"^\s*(?P<stat>[a-z0-9_.]+)\s*:\s*(?P<sign>[+-])?\s*(?P<num>\d+(?:\.\d+)?)\s*%\s*$", re.I)
 
@@ -115,18 +119,37 @@ class Comparison:
     seed: int
     method: str = ""
     machines: dict[str, Any] = field(default_factory=dict)
+    noisy: list[str] = field(default_factory=list)  # why a side's run is compromised (perfbench.compare.noise)
+    judge_noisy: bool = False  # judge even so (and say so)
+
+    @property
+    def refused(self) -> bool:
+        """Whether the comparison declines to judge: a side's run was noisy and ``judge_noisy`` is off."""
+        return bool(self.noisy) and not self.judge_noisy
 
     @property
     def regressions(self) -> list[Row]:
+        return [] if self.refused else self.judged_regressions
+
+    @property
+    def judged_regressions(self) -> list[Row]:
+        """The gating regressions the rows show, whether or not the comparison refused to judge."""
         return [r for r in self.rows if r.gating and r.verdict == REGRESSION]
 
     @property
     def improvements(self) -> list[Row]:
-        return [r for r in self.rows if r.verdict == IMPROVEMENT]
+        return [] if self.refused else [r for r in self.rows if r.verdict == IMPROVEMENT]
 
     @property
     def verdict(self) -> str:
+        if self.refused:
+            return INCONCLUSIVE
         return REGRESSION if self.regressions else (IMPROVEMENT if self.improvements else NO_CHANGE)
+
+    @property
+    def verdict_reason(self) -> str:
+        """``noisy`` when the comparison refused to judge a compromised run, else empty."""
+        return NOISY if self.refused else ""
 
     @property
     def exit_code(self) -> int:
@@ -140,7 +163,8 @@ class Comparison:
             "high": pl.Float64, "change": pl.Float64}) if self.rows else pl.DataFrame()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "exit_code": self.exit_code,
+        return {"verdict": self.verdict, "verdict_reason": self.verdict_reason, "exit_code": self.exit_code,
+                "noisy": self.noisy, "judge_noisy": self.judge_noisy,
                 "baseline": {"label": self.baseline, "source": self.baseline_source},
                 "current": {"label": self.current, "source": self.current_source},
                 "threshold": self.threshold, "confidence": self.confidence, "rules": [str(r) for r in self.rules],
@@ -169,14 +193,17 @@ def decide(stat: str, low: float, high: float, threshold: float, *, baseline: fl
 def compare(baseline: Measurements, current: Measurements, *, threshold: float = DEFAULT_THRESHOLD,
             confidence: float = DEFAULT_CONFIDENCE, rules: list[Rule] | None = None,
             stats: tuple[str, ...] | None = None, n_boot: int = DEFAULT_BOOT, seed: int = 0,
-            batch: bool = True, min_change_ms: float | None = None) -> Comparison:
+            batch: bool = True, min_change_ms: float | None = None, noise: NoiseLimits | None = COMPARE_LIMITS,
+            judge_noisy: bool = False) -> Comparison:
     """Compare ``current`` with ``baseline``, per endpoint both have, on ``stats`` (and every ruled stat).
 
     Without ``rules`` every statistic gates at ``threshold``; with rules only the ruled ones gate (each at
     its own limit), the others are shown with a verdict at ``threshold``. ``stats``: default
     ``default_stats`` (the median alone between micro-benchmark runs, else DEFAULT_STATS). ``min_change_ms``: a latency
     change must also exceed this many ms (default: 1 ms for HTTP load tests, 0 for micro-benchmarks,
-    see ``default_floor``). Reproducible: the bootstrap of
+    see ``default_floor``). ``noise``: when either side's run is compromised by these limits
+    (``perfbench.compare.noise``; None: never), the comparison refuses to judge ("inconclusive: noisy")
+    unless ``judge_noisy``. Reproducible: the bootstrap of
     each (endpoint, statistic) draws from its own generator seeded by ``seed``, the endpoint and the stat.
     """
     from .checks import compatibility_warnings
@@ -225,10 +252,13 @@ def compare(baseline: Measurements, current: Measurements, *, threshold: float =
               f"{'(' + str(n_boot) + ' replicates, exact Beta order-statistic method, batch-means widening)' if both_raw else ''}; "
               f"throughput: Poisson interval on counts; confidence {confidence:g}; latency changes under "
               f"{min_change_ms:g} ms get no verdict").replace("  ", " ")
+    noisy = [] if noise is None else [
+        *noise_reasons("baseline", baseline.meta.get("generator"), baseline.meta.get("machine_load"), noise),
+        *noise_reasons("current", current.meta.get("generator"), current.meta.get("machine_load"), noise)]
     return Comparison(baseline.label, current.label, baseline.source, current.source, rows,
                       compatibility_warnings(baseline, current), notes, list(ruled.values()) or
                       [Rule(s, threshold) for s in wanted], threshold, confidence, n_boot, seed, method,
-                      {"baseline": baseline.machine, "current": current.machine})
+                      {"baseline": baseline.machine, "current": current.machine}, noisy, judge_noisy)
 
 
 @dataclass

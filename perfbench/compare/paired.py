@@ -42,6 +42,7 @@ from . import stats as st
 from .core import (
     DEFAULT_CONFIDENCE,
     IMPROVEMENT,
+    INCONCLUSIVE,
     NO_CHANGE,
     PERCENTILES,
     REGRESSION,
@@ -53,7 +54,6 @@ from .core import (
 
 BASELINE, CANDIDATE = "baseline", "candidate"
 SIDES = (BASELINE, CANDIDATE)
-INCONCLUSIVE = "inconclusive"
 AB_STATS = ("p50", "p95", "p99")
 AB_THRESHOLD = 0.05
 AB_MIN_CHANGE_MS = 0.0
@@ -123,7 +123,7 @@ def _percentile(sorted_values: np.ndarray, p: float) -> float:
 
 @dataclass
 class EndpointRows:
-    """One endpoint's latencies (ms) by side and pair, over the pairs in which both sides have some."""
+    """One endpoint's latencies (ms) by side and pair (a side without requests in a pair: an empty array)."""
 
     by_pair: dict[int, dict[str, np.ndarray]]
 
@@ -147,9 +147,11 @@ def endpoint_rows(rows: pl.DataFrame | pl.LazyFrame) -> dict[str, EndpointRows]:
     for endpoint, pair, side, ms in grouped.iter_rows():
         out.setdefault(str(endpoint), EndpointRows({})).by_pair.setdefault(int(pair), {})[side] = (
             np.asarray(ms, dtype=np.float64))
-    for e in list(out):
-        out[e].by_pair = {k: v for k, v in out[e].by_pair.items() if len(v) == 2}
-        if not out[e].by_pair:
+    empty = np.zeros(0, dtype=np.float64)
+    for e in list(out):  # a pair with requests on one side only (short blocks, a light request) is kept:
+        pairs = {k: {s: v.get(s, empty) for s in SIDES} for k, v in out[e].by_pair.items()}
+        out[e].by_pair = pairs  # units merge pairs until both sides have enough
+        if not any(len(v[BASELINE]) for v in pairs.values()) or not any(len(v[CANDIDATE]) for v in pairs.values()):
             del out[e]
     return out
 
@@ -196,6 +198,8 @@ class ABComparison:
     @property
     def verdict(self) -> str:
         c = self.comparison
+        if c.refused:
+            return INCONCLUSIVE
         if c.regressions:
             return REGRESSION
         if c.improvements:
@@ -229,11 +233,13 @@ def paired_compare(rows: pl.DataFrame | pl.LazyFrame, *, baseline: str = BASELIN
                    stats: tuple[str, ...] = AB_STATS, threshold: float = AB_THRESHOLD,
                    confidence: float = DEFAULT_CONFIDENCE, rules: list[Rule] | None = None,
                    min_change_ms: float = AB_MIN_CHANGE_MS, warnings: list[str] | None = None,
-                   notes: list[str] | None = None, design: dict[str, Any] | None = None) -> ABComparison:
+                   notes: list[str] | None = None, design: dict[str, Any] | None = None,
+                   noisy: list[str] | None = None, judge_noisy: bool = False) -> ABComparison:
     """The paired verdict of an A/B run's rows (see the module docstring). Deterministic.
 
     ``rules`` as in ``perfbench.compare``, on percentiles only (both sides of an A/B run are sent the
     same rate, so throughput says nothing). Without rules every statistic gates at ``threshold``.
+    ``noisy``: why the run is compromised (``perfbench.compare.noise``): no verdict unless ``judge_noisy``.
     """
     _check(threshold, confidence, min_change_ms)
     ruled = {r.stat: r for r in rules or []}
@@ -280,7 +286,7 @@ def paired_compare(rows: pl.DataFrame | pl.LazyFrame, *, baseline: str = BASELIN
                                    if min_change_ms else ""))
     comparison = Comparison(baseline, candidate, "perfbench ab", "perfbench ab", out_rows, list(warnings or []),
                             list(notes or []), list(ruled.values()) or [Rule(s, threshold) for s in wanted],
-                            threshold, confidence, 0, 0, method)
+                            threshold, confidence, 0, 0, method, noisy=list(noisy or []), judge_noisy=judge_noisy)
     return ABComparison(comparison, block_ratios(rows, tuple(wanted)), pairs_seen, dict(design or {}))
 
 
@@ -288,6 +294,8 @@ def headline(ab: ABComparison) -> str:
     """The verdict in one line (``compare``'s headline, and the paired verdict's fourth case)."""
     from .render import headline as compare_headline
 
+    if ab.comparison.refused:
+        return compare_headline(ab.comparison)
     if ab.verdict == INCONCLUSIVE:
         rows = [r for r in ab.comparison.rows if r.gating and not r.conclusive]
         where = ", ".join(f"{r.endpoint} {r.stat}" for r in rows[:6]) + (" ..." if len(rows) > 6 else "")
@@ -297,6 +305,7 @@ def headline(ab: ABComparison) -> str:
 
 def to_text(ab: ABComparison) -> str:
     """``compare``'s table, headed by the paired verdict and the design."""
+    from .render import noise_line
     from .render import to_text as compare_text
 
     c = ab.comparison
@@ -305,6 +314,10 @@ def to_text(ab: ABComparison) -> str:
     head = [f"A/B: candidate {c.current} against baseline {c.baseline}: {ab.pairs} pairs of blocks"
             + (f" of {block:g} s" if isinstance(block, int | float) else "") + ", order random (ABBA or BAAB)",
             headline(ab)]
+    noise = noise_line(c)
+    if noise:
+        head.append(noise)
+        body = body[1:] if body and body[0] == noise else body
     return "\n".join([*(f"WARNING: {w}" for w in c.warnings), *head, *body])
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from .core import IMPROVEMENT, NO_CHANGE, REGRESSION, THROUGHPUT, Comparison, Row
+from .core import IMPROVEMENT, INCONCLUSIVE, NO_CHANGE, REGRESSION, THROUGHPUT, Comparison, Row
 
 MARK = {REGRESSION: "REGRESSION", IMPROVEMENT: "improvement", NO_CHANGE: "no change"}
+JUDGE_NOISY = "--judge-noisy"
 
 
 def _val(stat: str, v: float | None) -> str:
@@ -35,8 +36,10 @@ def _interval(r: Row) -> str:
     return f"[{_pct(r.low)}, {_pct(r.high)}]"
 
 
-def _verdict(r: Row) -> str:
+def _verdict(r: Row, refused: bool = False) -> str:
     text = MARK[r.verdict]
+    if refused and r.verdict != NO_CHANGE:
+        return text + " (not judged: noisy)"
     if r.verdict == NO_CHANGE and not r.conclusive:
         text += " (inconclusive)"
     if r.verdict == REGRESSION and not r.gating:
@@ -44,7 +47,21 @@ def _verdict(r: Row) -> str:
     return text
 
 
+def noise_line(c: Comparison) -> str | None:
+    """What made a side noisy, and whether the comparison judged anyway (None: nothing noisy)."""
+    if not c.noisy:
+        return None
+    if c.refused:
+        return f"NOISY: {'; '.join(c.noisy)}. Not judged ({JUDGE_NOISY} judges anyway)"
+    return f"NOISY, JUDGED ANYWAY ({JUDGE_NOISY}): {'; '.join(c.noisy)}"
+
+
 def headline(c: Comparison) -> str:
+    if c.refused:
+        judged = c.judged_regressions
+        would = ("; the rows alone would say REGRESSION: "
+                 + ", ".join(f"{r.endpoint} {r.stat} {_pct(r.ratio)}" for r in judged)) if judged else ""
+        return f"INCONCLUSIVE: noisy: {'; '.join(c.noisy)}{would}"
     if c.regressions:
         where = ", ".join(f"{r.endpoint} {r.stat} {_pct(r.ratio)}" for r in c.regressions)
         return f"REGRESSION: {where} (beyond the threshold with {c.confidence:.0%} confidence)"
@@ -58,10 +75,12 @@ def to_text(c: Comparison) -> str:
     """The terminal table: warnings first, the verdict, one line per endpoint and statistic."""
     lines = [f"WARNING: {w}" for w in c.warnings]
     lines += [f"{c.current} ({c.current_source}) against baseline {c.baseline} ({c.baseline_source})",
-              headline(c), ""]
+              headline(c)]
+    noise = noise_line(c)
+    lines += [noise, ""] if noise else [""]
     head = ("endpoint", "stat", "baseline", "current", "change", f"{c.confidence:.0%} interval", "verdict")
     body = [(r.endpoint, r.stat, _val(r.stat, r.baseline), _val(r.stat, r.current), _pct(r.ratio), _interval(r),
-             _verdict(r)) for r in c.rows]
+             _verdict(r, c.refused)) for r in c.rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i in (0, 1, 6) else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines += [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
@@ -75,8 +94,11 @@ def to_text(c: Comparison) -> str:
 
 def to_markdown(c: Comparison) -> str:
     """Markdown for a pull-request comment (GitHub alert blocks for warnings)."""
-    icon = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NO_CHANGE: "⚪"}
+    icon = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NO_CHANGE: "⚪", INCONCLUSIVE: "🟡"}
     out = [f"### perfbench: {icon[c.verdict]} {headline(c)}", ""]
+    noise = noise_line(c)
+    if noise:
+        out += ["> [!CAUTION]", f"> **{noise}**", ""]
     for w in c.warnings:
         out += ["> [!WARNING]", f"> **{w}**", ""]
     out += [f"`{c.current}` ({c.current_source}) against baseline `{c.baseline}` ({c.baseline_source}); "
@@ -84,7 +106,7 @@ def to_markdown(c: Comparison) -> str:
             f"| endpoint | stat | baseline | current | change | {c.confidence:.0%} interval | verdict |",
             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for r in c.rows:
-        v = _verdict(r)
+        v = _verdict(r, c.refused)
         out.append(f"| {r.endpoint} | {r.stat} | {_val(r.stat, r.baseline)} | {_val(r.stat, r.current)} | "
                    f"{_pct(r.ratio)} | {_interval(r)} | {'**' + v + '**' if r.verdict == REGRESSION else v} |")
     out += ["", "<details><summary>method and notes</summary>", "", f"- {c.method}"]
@@ -100,7 +122,7 @@ def to_json(c: Comparison) -> str:
 def to_junit(c: Comparison) -> str:
     """JUnit XML: a test case per gating (endpoint, statistic); a regression is a failure."""
     cases = [r for r in c.rows if r.gating]
-    failures = [r for r in cases if r.verdict == REGRESSION]
+    failures = [] if c.refused else [r for r in cases if r.verdict == REGRESSION]
     suite = ET.Element("testsuite", name="perfbench.compare", tests=str(len(cases)), failures=str(len(failures)),
                        errors="0", skipped="0")
     props = ET.SubElement(suite, "properties")
@@ -109,12 +131,15 @@ def to_junit(c: Comparison) -> str:
         ET.SubElement(props, "property", name=key, value=value)
     for w in c.warnings:
         ET.SubElement(props, "property", name="warning", value=w)
+    noise = noise_line(c)
+    if noise:
+        ET.SubElement(props, "property", name="noisy", value=noise)
     for r in cases:
         case = ET.SubElement(suite, "testcase", classname=f"perfbench.compare.{r.endpoint}",
                              name=f"{r.stat} within {'-' if r.stat == THROUGHPUT else '+'}{r.threshold:.0%}")
         detail = (f"{r.endpoint} {r.stat}: {_val(r.stat, r.baseline)} -> {_val(r.stat, r.current)} "
-                  f"({_pct(r.ratio)}, {r.interval} {_interval(r)}): {_verdict(r)}")
-        if r.verdict == REGRESSION:
+                  f"({_pct(r.ratio)}, {r.interval} {_interval(r)}): {_verdict(r, c.refused)}")
+        if r.verdict == REGRESSION and not c.refused:
             ET.SubElement(case, "failure", message=detail, type="regression").text = detail + (
                 f"\n{r.note}" if r.note else "")
         else:

@@ -40,6 +40,7 @@ from .cookies import CookieJar
 from .follow import Origins, exchange, origins_for
 from .heap import frozen_heap
 from .hooks import HookRunner
+from .machine import MachineSampler
 from .open_model import OpenModelEngine
 from .options import LoadOptions
 from .protocols import Sender
@@ -320,7 +321,10 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
             session.handle_signals()
             ctx = RunContext(rd.path, target, plan.duration)
             collected: dict[str, Any] = {}
-            active = await start_all(options.collectors, ctx, collected, options.announce)
+            collectors = list(options.collectors)
+            if not any(getattr(c, "name", None) == MachineSampler.name for c in collectors):
+                collectors.append(MachineSampler())  # every run records the machine's other load
+            active = await start_all(collectors, ctx, collected, options.announce)
             try:
                 ctx.t0_ns, ctx.start_unix_ns = engine.clock.now_ns(), time.time_ns()
                 stats = await session.run(ctx.t0_ns)

@@ -11,7 +11,7 @@ all in, so no arrival of the next block waits for the previous one.
 Why alternating blocks and not paired arrivals (each arrival sent to both sides at once): on a
 small machine the two services, sent requests at the same instant, compete for the same CPUs,
 so a slower candidate slows the baseline too and the ratio shrinks towards 1, and which request
-of a pair goes first matters. Blocks give each side the machine alone for a second while sharing
+of a pair goes first matters. Blocks give each side the machine alone for a moment while sharing
 everything slower than that (a neighbour's job, a CPU's clock, a cache's state); the engine runs
 unchanged; and the verdict needs only that the order within a pair be random.
 
@@ -24,6 +24,7 @@ verdict (``perfbench.compare.paired``), the per-pair ratios and the schedule.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,8 @@ import pyarrow as pa
 
 from ..analysis.sides import side_summaries
 from ..compare.core import Rule
+from ..compare.noise import AB_LIMITS, NoiseLimits
+from ..compare.noise import reasons as noise_reasons
 from ..compare.paired import (
     AB_MIN_CHANGE_MS,
     AB_STATS,
@@ -46,6 +49,7 @@ from ..compare.paired import (
     ABComparison,
     paired_compare,
 )
+from ..engine.machine import MachineSampler
 from ..engine.open_model import OpenModelEngine
 from ..engine.options import LoadOptions, stderr_line
 from ..engine.recorder import Recorder
@@ -60,7 +64,7 @@ from ..shapes.open_plans import Stage
 AB_JSON = "ab.json"
 AB_SCHEMA = REQUEST_SCHEMA.append(pa.field("side", pa.string(), nullable=False)).append(
     pa.field("block", pa.int16(), nullable=False))
-DEFAULT_BLOCK_S = 1.0
+DEFAULT_BLOCK_S = 0.25  # benchmarks/README.md: narrower intervals than 0.5 s and 1 s blocks under a random hog
 LEAD_NS = 2_000_000  # the next block's engine starts this long before its first arrival is due
 
 
@@ -166,6 +170,16 @@ def _forget(running: list[OpenModelEngine], engine: OpenModelEngine) -> Callable
     return lambda _task: running.remove(engine)
 
 
+def pair_scenario(scenario: Scenario, pair: int) -> Scenario:
+    """The scenario with a seed of its own for each pair of blocks, the same for both blocks of a pair.
+
+    Each block runs its own engine, which draws the request mix from ``random.Random(scenario.seed)``;
+    with one seed for every block, every block would replay the same first draws (a 0.25 s block at
+    50 req/s sent none of a mix's lightest request). Per pair, both sides get the same draws.
+    """
+    return dataclasses.replace(scenario, seed=scenario.seed * 1_000_003 + pair + 1)
+
+
 async def _run_blocks(targets: dict[str, str], plan: OpenPlan, scenario: Scenario, options: LoadOptions,
                       order: list[str], wins: list[BlockWindow], journal: Journal,
                       announce: Callable[[str], None] | None) -> tuple[dict[str, dict[str, int]], str, float]:
@@ -201,7 +215,8 @@ async def _run_blocks(targets: dict[str, str], plan: OpenPlan, scenario: Scenari
                 s = sessions[side]
                 worker = SIDES.index(side)
                 recorder = Recorder(_sink(journal, side, k), worker=worker)
-                engine = OpenModelEngine(win, scenario, s.sender, recorder, max_in_flight=s.max_in_flight,
+                engine = OpenModelEngine(win, pair_scenario(scenario, k // 2), s.sender, recorder,
+                                         max_in_flight=s.max_in_flight,
                                          max_requests=None, grace=options.grace, auth_headers=s.auth,
                                          worker=worker)
                 running.append(engine)
@@ -226,13 +241,16 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
            handle_signals: bool = False, announce: Callable[[str], None] | None = stderr_line,
            threshold: float = AB_THRESHOLD, confidence: float = 0.95, rules: list[Rule] | None = None,
            stats: tuple[str, ...] = AB_STATS, min_change_ms: float = AB_MIN_CHANGE_MS,
-           labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None) -> ABResult:
+           labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None,
+           noise: NoiseLimits | None = AB_LIMITS, judge_noisy: bool = False) -> ABResult:
     """Alternate ``plan``'s load between ``baseline`` and ``candidate`` (URLs) in blocks, write one run
     directory and judge the candidate against the baseline, paired by blocks (see the module docstring).
 
     ``plan``: an open-model plan (``shapes.constant`` ...). ``block_s``: a block's length, adjusted so
     the plan holds whole pairs. ``seed``: the order of the blocks. The verdict's settings are
-    ``perfbench.compare.paired.paired_compare``'s.
+    ``perfbench.compare.paired.paired_compare``'s. ``noise``: when the run counts as too noisy to judge
+    (``perfbench.compare.noise``; default ``AB_LIMITS``: a side whose arrivals were capped or unsent;
+    None: never); ``judge_noisy`` judges anyway.
     """
     if getattr(plan, "model", None) != "open":
         raise ConfigError("an A/B run takes an open-model plan (a rate): the closed model's users would "
@@ -261,13 +279,17 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
                  f"{block:g} s blocks; baseline {targets[BASELINE]}, candidate {targets[CANDIDATE]}; run directory "
                  f"{rd.path}")
     journal = Journal(rd.path, schema=AB_SCHEMA)
+    sampler = MachineSampler()  # the machine's other load, as every run records it
+    sampler.start_sync()
     try:
         totals, end_reason, elapsed = run_coroutine(
             _run_blocks(targets, plan, scenario, options, order, wins, journal, announce))
     finally:
         journal.close()
+        rd.update_meta(collectors={"machine": sampler.stop_sync(rd.path)})
     return finish(rd, design, totals, end_reason, elapsed, plan.duration, labels=labels, threshold=threshold,
-                  confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms)
+                  confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms, noise=noise,
+                  judge_noisy=judge_noisy)
 
 
 def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]], end_reason: str, elapsed: float,
@@ -286,6 +308,10 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     summary["sides"] = side_summaries(run, durations=block_s, engine=totals)
     write_json(rd.path / "summary.json", summary)
     labels = verdict.pop("labels")
+    limits = verdict.pop("noise", AB_LIMITS)
+    noisy = [] if limits is None else [  # each side's generator; the machine, one for both sides
+        *(r for side, s in summary["sides"].items() for r in noise_reasons(side, s.get("generator"), None, limits)),
+        *noise_reasons("both sides", None, summary.get("machine"), limits)]
     warnings = []
     if design["baseline"]["target"] == design["candidate"]["target"]:
         warnings.append("both sides are the same target: an A/A test of the method and the machine")
@@ -294,6 +320,7 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     if end_reason != "completed":
         notes.append(f"the run ended early ({end_reason}): only the blocks sent are judged")
     ab = paired_compare(run.requests, baseline=labels[0], candidate=labels[1], warnings=warnings, notes=notes,
+                        noisy=noisy,
                         design={k: v for k, v in design.items() if k != "blocks"}, **verdict)
     write_json(rd.path / AB_JSON, {**ab.to_dict(), "schedule": design["blocks"]})
     return ABResult(rd.path, rd.run_id, ab, summary, end_reason)

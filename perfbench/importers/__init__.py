@@ -90,7 +90,8 @@ def from_run(path: str | Path) -> Measurements:
         meta={"tool": "perfbench", "machine": machine, "run_id": run.run_id, "target": meta.get("target"),
               "shape": meta.get("shape"), "code_commit": meta.get("code_commit"),
               "versions": {"perfbench": machine.get("perfbench"), "python": machine.get("python")},
-              "saturated": bool(gen.get("saturated")), "started_at": meta.get("started_at")})
+              "saturated": bool(gen.get("saturated")), "started_at": meta.get("started_at"),
+              "generator": gen, "machine_load": summary.get("machine")})
 
 
 def load(path: str | os.PathLike[str]) -> Measurements:
