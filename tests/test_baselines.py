@@ -108,4 +108,5 @@ def test_regression_notebook_parameters_are_typed():
     params = notebook_parameters(Path(__file__).parent.parent / "notebooks" / "regression.ipynb")
     assert {k: v["type"] for k, v in params.items()} == {
         "baseline": "str", "current": "str", "threshold": "float", "confidence": "float", "fail_on": "list",
-        "min_change_ms": "float", "baselines_dir": "str", "seed": "int", "fail_notebook": "bool"}
+        "min_change_ms": "float", "baselines_dir": "str", "seed": "int", "fail_notebook": "bool",
+        "warmup_s": "float"}

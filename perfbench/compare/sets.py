@@ -45,6 +45,7 @@ from .core import (
     compare,
     decide,
     default_floor,
+    default_stats,
 )
 from .noise import COMPARE_LIMITS, NoiseLimits
 from .noise import reasons as noise_reasons
@@ -185,15 +186,25 @@ def _label(runs: Sequence[Measurements]) -> str:
 
 def compare_sets(baselines: Sequence[Measurements], currents: Sequence[Measurements], *,
                  threshold: float | None = None, confidence: float = DEFAULT_CONFIDENCE,
-                 rules: list[Rule] | None = None, stats: tuple[str, ...] = DEFAULT_STATS, n_boot: int = 2000,
+                 rules: list[Rule] | None = None, stats: tuple[str, ...] | None = None, n_boot: int = 2000,
                  seed: int = 0, min_change_ms: float | None = None, noise: NoiseLimits | None = COMPARE_LIMITS,
                  judge_noisy: bool = False) -> Comparison:
     """Compare a set of current runs with a set of baseline runs (see the module docstring).
 
-    ``threshold`` None: ``SINGLE_RUN_THRESHOLD`` with one run a side, else ``DEFAULT_THRESHOLD``.
+    ``threshold`` None: ``SINGLE_RUN_THRESHOLD`` with one run a side, else ``DEFAULT_THRESHOLD``. ``stats``
+    None: ``default_stats`` (the median alone between micro-benchmark runs, else DEFAULT_STATS). The drift
+    between load runs does not apply to micro-benchmarks (rounds back to back, no network, no generator):
+    one run a side of those is judged as ``compare`` judges it.
     """
     if not baselines or not currents:
         raise ConfigError("compare needs at least one baseline run and one current run")
+    micro = default_stats(baselines[0], currents[0]) != DEFAULT_STATS
+    if stats is None:
+        stats = default_stats(baselines[0], currents[0])
+    if len(baselines) == 1 and len(currents) == 1 and micro:
+        return compare(baselines[0], currents[0], threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                       confidence=confidence, rules=rules, stats=stats, n_boot=n_boot, seed=seed,
+                       min_change_ms=min_change_ms, noise=noise, judge_noisy=judge_noisy)
     if len(baselines) == 1 and len(currents) == 1:
         given = threshold is not None or bool(rules)
         if not given:
