@@ -56,7 +56,7 @@ class ThreadServer:
         self.url = f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{port}"
         self._ready.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=600)  # a lifetime limit
+            await asyncio.wait_for(self._stop.wait(), timeout=5400)  # a lifetime limit (CI's 90 minutes)
         await runner.cleanup()
 
     def start(self) -> ThreadServer:
