@@ -36,6 +36,8 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        request_id, request_id_status, endpoint, t_ns (handler start), wall_ns, cpu_ns
                        (sync handlers), gc_ns, gc_pauses, lag_ns (asyncio: the loop blocked), mode
     loop_blocks.parquet  the asyncio service's event loop blocked 5 ms or more: t_ns (start), duration_ns
+    gauges.parquet     the service's pools and queues sampled every 100 ms (perfbench.agent.pools): t_ns,
+                       name (pool.checked_out_max, pool.capacity, pool.wait_ms, loop.ready...), target, value
 
 A micro-benchmark run (``perfbench.bench``, meta.json ``kind: bench``) holds meta.json, summary.json and
 ``rounds.parquet`` (BENCH_SCHEMA, one row per measured round) instead of the request files.
@@ -87,6 +89,7 @@ QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
 SERVER_REQUESTS = "server_requests.parquet"
 LOOP_BLOCKS = "loop_blocks.parquet"
+GAUGES = "gauges.parquet"
 RESOURCES = "resources.parquet"  # the target's resources over time (perfbench.profilers.resources)
 DOWNSTREAM = "downstream.parquet"
 LOCK = "writer.lock"

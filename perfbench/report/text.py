@@ -79,7 +79,7 @@ def explain_text(ex: dict) -> str:
     per = ex["requests"]
     timed, total = int(per["timed"].sum()), per.height
     out = [f"where the time went (run {ex['run_id']}): the agent timed {timed} of {total} requests"]
-    parts = ("outside", "db", "gaps", "cache", "downstream", "loop", "gc", "own")
+    parts = ("outside", "db", "gaps", "pool", "cache", "downstream", "loop", "gc", "own")
     head = ("endpoint", "requests", "p99 ms", "server ms", *(f"{p} %" for p in parts))
     rows = []
     for r in table.iter_rows(named=True):
