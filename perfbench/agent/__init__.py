@@ -38,6 +38,7 @@ and token rules, under ``/_perfbench/memory``), read by ``perfbench.profilers.tr
 
 from __future__ import annotations
 
+from . import django as _django  # noqa: F401 - registers Django's ORM capture (where Django is set up)
 from . import drivers as _drivers  # noqa: F401 - registers the asyncpg and psycopg hooks
 from . import events as _events  # noqa: F401 - registers the redis-py, aiohttp and httpx client hooks
 from .core import (
