@@ -251,3 +251,28 @@ def test_a_pool_too_small_for_the_load_is_explained_as_the_cause(db: str, tmp_pa
     assert explained["pools"][0]["capacity"] == 2 and explained["pools"][0]["checked_out_max"] == 2
     chart = gauges_over_time(gauges)
     assert "at most 2 of 2 connections" in chart.description and chart.to_dict()["vconcat"]
+
+
+def test_waiting_for_a_connection_without_gauges_is_its_own_part_and_cause() -> None:
+    """A run whose requests mostly waited for a pooled connection, from an agent that sent no gauges: the part
+    is named (pool_wait, not "exhausted": nothing shows the pool full); the text and the JSON view say it."""
+    from perfbench.report.text import explain_text
+    from tests.test_explain import build, recompute
+
+    reqs = [{"endpoint": "a", "latency": 60, "wall": 55, "pool": 40, "sql": [("f1", 3)]} for _ in range(10)]
+    frames = build(reqs)
+    out = ex.explain_run(frames["requests"], {k: frames[k] for k in ("server", "queries", "cache", "downstream")})
+    f = next(x for x in out["findings"] if x["scope"] == "p99")
+    assert f["cause"] == "pool_wait" and f["part"] == "pool", f["text"]
+    assert "waited 40 ms per request for a connection" in f["text"] and "exhausted" not in f["text"]
+    assert out["requests"]["pool_ms"].to_list() == [recompute(r)["pool"] for r in reqs]
+    assert out["pools"] == []
+    assert "pool %" in explain_text({**out, "run_id": "r"})
+    # the same with gauges showing the pool full: exhausted, and the text ends with the pool's line
+    gauges = pl.DataFrame({"t_ns": [0] * 3, "name": ["pool.checked_out_max", "pool.capacity", "pool.wait_max_ms"],
+                           "target": ["postgresql#1"] * 3, "value": [5.0, 5.0, 40.0]})
+    out = ex.explain_run(frames["requests"], {**{k: frames[k] for k in ("server", "queries", "cache", "downstream")},
+                                              "gauges": gauges.lazy()})
+    assert next(x for x in out["findings"] if x["scope"] == "p99")["cause"] == "pool_exhausted"
+    assert explain_text({**out, "run_id": "r"}).splitlines()[-1].startswith(
+        "Connection pool exhausted: all 5 connections of postgresql#1")

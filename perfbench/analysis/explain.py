@@ -357,7 +357,7 @@ def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: d
     if part == "pool":
         waited = f"waited {_ms_text(g['pool_ms'] or 0.0)} per request for a connection from a SQLAlchemy pool"
         if pool is not None and pool["exhausted"]:
-            return "pool_exhausted", f"{waited}: {pool['text']}"
+            return "pool_exhausted", f"{waited} — {pool['text']}"
         return "pool_wait", waited + (f"; {pool['text']}" if pool is not None else "")
     if part == "cache":
         return "cache_misses", f"{g['cache_misses'] or 0:.1f} cache misses per request"

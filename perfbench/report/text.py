@@ -92,4 +92,7 @@ def explain_text(ex: dict) -> str:
             for row in [head, tuple("-" * w for w in widths), *rows]]
     out.append("")
     out += [f["text"] for f in ex["findings"]]
+    if ex.get("pools"):  # the SQLAlchemy pools the agent sampled (gauges.parquet)
+        out += ["", *(f"pool {p['text']}" if not p["exhausted"] else p["text"][0].upper() + p["text"][1:]
+                      for p in ex["pools"])]
     return "\n".join(out)
