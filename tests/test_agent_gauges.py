@@ -276,3 +276,46 @@ def test_waiting_for_a_connection_without_gauges_is_its_own_part_and_cause() -> 
     assert next(x for x in out["findings"] if x["scope"] == "p99")["cause"] == "pool_exhausted"
     assert explain_text({**out, "run_id": "r"}).splitlines()[-1].startswith(
         "Connection pool exhausted: all 5 connections of postgresql#1")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX only")
+def test_a_forked_worker_has_its_own_sampler() -> None:
+    """A pre-forking server (gunicorn --preload) installs the agent before forking: each worker samples."""
+    import os
+
+    agent = Agent(endpoints=False).install()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: its sampler thread, and a sample reaching the same agent's buffer
+            code = 1
+            try:
+                agent.gauges.reset()
+                pools.watch_loop(loop := asyncio.new_event_loop())
+                end = time.monotonic() + 20
+                while time.monotonic() < end and not agent.gauges.pending():
+                    time.sleep(0.01)
+                alive = any(t.name == "perfbench-gauges" and t.is_alive() for t in threading.enumerate())
+                code = 0 if alive and agent.gauges.pending() else 1
+                loop.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        agent.uninstall()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_pool_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/agent_pools.py keeps working (tiny sizes: its figures are not checked here, only its form)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "agent_pools.py"), "300", "1", "0.3"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"^checkout: [\d.]+ µs without the pool watch, [\d.]+ µs with it: [+-][\d.]+ µs per checkout",
+                     out.stdout, re.M), out.stdout
+    assert re.search(r"^gauge sampler, idle: [\d.]+ ms of CPU in 0.3 s without it", out.stdout, re.M), out.stdout

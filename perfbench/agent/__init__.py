@@ -14,7 +14,8 @@ Per request it reads the engine's ``X-Request-Id`` header (an integer; a missing
 is recorded as unattributed, never an error), binds it in a ContextVar so every SQL statement
 (``perfbench.agent.sql``), every cache hit/miss the service reports (:func:`cache_hit`/:func:`cache_miss`),
 every Redis command and every outbound HTTP call (:mod:`perfbench.agent.events`) is attributed to it,
-also in executor threads.
+also in executor threads. Each request's wait for a SQLAlchemy pool's connection is timed, and the pools
+and the asyncio loop's ready queue are sampled every 100 ms as gauges (:mod:`perfbench.agent.pools`).
 
 Records stay in a bounded ring buffer (``capacity`` per kind; the oldest are dropped and counted).
 The engine fetches them through the agent's endpoints (``AgentCollector``), which are:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import os
 import threading
 import time
 import weakref
@@ -292,3 +293,16 @@ class _Sampler:
             if rows:
                 for g in sinks:
                     g.add(rows)
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn's preloaded app) has no sampler thread: start its own for the same agents."""
+    _Sampler.lock = threading.Lock()
+    _Sampler.thread = _Sampler.stop = None
+    sinks, _Sampler.sinks = list(_Sampler.sinks), []
+    for gauges in sinks:
+        _Sampler.add(gauges)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
