@@ -274,12 +274,15 @@ class _Sampler:
 
     @classmethod
     def remove(cls, gauges: Gauges) -> None:
+        ended = None
         with cls.lock:
             if gauges in cls.sinks:
                 cls.sinks.remove(gauges)
             if not cls.sinks and cls.stop is not None:
                 cls.stop.set()
-                cls.thread = cls.stop = None
+                ended, cls.thread, cls.stop = cls.thread, None, None
+        if ended is not None and ended is not threading.current_thread():
+            ended.join(5)  # it wakes at once: when the agent is uninstalled no thread of it is left
 
     @classmethod
     def run(cls, stop: threading.Event) -> None:
