@@ -34,7 +34,8 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        duration_ns, error (the exception's class name)
     server_requests.parquet  the agent's timing of each request it handled (perfbench.agent.timing):
                        request_id, request_id_status, endpoint, t_ns (handler start), wall_ns, cpu_ns
-                       (sync handlers), gc_ns, gc_pauses, lag_ns (asyncio: the loop blocked), mode
+                       (sync handlers), gc_ns, gc_pauses, lag_ns (asyncio: the loop blocked), mode,
+                       pool_ns (waited for a SQLAlchemy pool's connection; null from an older agent)
     loop_blocks.parquet  the asyncio service's event loop blocked 5 ms or more: t_ns (start), duration_ns
     gauges.parquet     the service's pools and queues sampled every 100 ms (perfbench.agent.pools): t_ns,
                        name (pool.checked_out_max, pool.capacity, pool.wait_ms, loop.ready...), target, value
