@@ -319,3 +319,26 @@ def test_the_pool_benchmark_runs(tmp_path: Path) -> None:
     assert re.search(r"^checkout: [\d.]+ µs without the pool watch, [\d.]+ µs with it: [+-][\d.]+ µs per checkout",
                      out.stdout, re.M), out.stdout
     assert re.search(r"^gauge sampler, idle: [\d.]+ ms of CPU in 0.3 s without it", out.stdout, re.M), out.stdout
+
+
+@pytest.mark.slow  # papermill runs the notebook
+def test_the_load_test_report_shows_the_exhausted_pool(tmp_path: Path, runs_dir: Path) -> None:
+    """load_test's "Where the time went" on a run whose pool was too small: the pool's line and its chart."""
+    from perfbench import shapes
+    from perfbench.agent import AgentCollector
+    from perfbench.experiments.runner import run_experiment
+    from perfbench.load import run_load
+    from perfbench.scenario import Request, Scenario
+    from tests.conftest import ThreadServer
+
+    server = ThreadServer(_pool_app(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", "SELECT 1")).start()
+    try:
+        result = run_load(server.url, shapes.users(20, duration=1.0),
+                          Scenario(name="pool", seed=1, requests=[Request("item", "GET", "/item")]), runs_dir=runs_dir,
+                          progress=False, announce=lambda line: None, collectors=[AgentCollector(TOKEN, poll_s=0.5)])
+    finally:
+        server.stop()
+    report = run_experiment("load_test", {"run_dir": str(result.path)}, reports_dir=tmp_path / "reports")
+    html = Path(report.report).read_text()
+    assert "Connection pool exhausted" in html or "connection pool exhausted: all 2 connections" in html
+    assert "Pools and queues in the service" in html  # the gauges chart's title
