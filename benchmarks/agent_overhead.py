@@ -41,8 +41,10 @@ import redis.asyncio.client
 import redis.client
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool.base import _ConnectionRecord
 
 ORIGINALS = {
+    "sqlalchemy _ConnectionRecord.checkout": _ConnectionRecord.__dict__["checkout"],
     "sqlite3.connect": sqlite3.connect, "ThreadPoolExecutor.submit": ThreadPoolExecutor.submit,
     "asyncpg.Connection._execute": asyncpg.connection.Connection._execute,
     "psycopg.Cursor.execute": psycopg.Cursor.__dict__["execute"],
@@ -60,6 +62,7 @@ import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -68,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def current() -> dict[str, object]:
     return {
+        "sqlalchemy _ConnectionRecord.checkout": _ConnectionRecord.__dict__["checkout"],
         "sqlite3.connect": sqlite3.connect, "ThreadPoolExecutor.submit": ThreadPoolExecutor.submit,
         "asyncpg.Connection._execute": asyncpg.connection.Connection._execute,
         "psycopg.Cursor.execute": psycopg.Cursor.__dict__["execute"],
@@ -79,10 +83,13 @@ def current() -> dict[str, object]:
 
 
 def sqlalchemy_listeners() -> bool:
-    from perfbench.agent import sql
+    from sqlalchemy.pool import Pool
+
+    from perfbench.agent import pools, sql
 
     return any(event.contains(Engine, name, fn) for name, fn in (
-        ("before_cursor_execute", sql._sa_before), ("after_cursor_execute", sql._sa_after)))
+        ("before_cursor_execute", sql._sa_before), ("after_cursor_execute", sql._sa_after))) or \
+        event.contains(Pool, "connect", pools._on_connect)
 
 
 def nothing_installed() -> dict[str, object]:
@@ -104,6 +111,8 @@ def nothing_installed() -> dict[str, object]:
         changed = [name for name, fn in current().items() if fn is not ORIGINALS[name]]
         if sqlalchemy_listeners():
             changed.append("sqlalchemy Engine listeners")
+        if any(t.name == "perfbench-gauges" for t in threading.enumerate()):
+            changed.append("the gauge sampler thread still runs")
         if changed:
             raise SystemExit(f"FAIL {when}: still patched: {', '.join(changed)}")
         checks[when] = "every original in place"

@@ -37,8 +37,11 @@ Layout of ``data/runs/<run-id>/`` (schema version 1)::
                        duration_ns, error (the exception's class name)
     server_requests.parquet  the agent's timing of each request it handled (perfbench.agent.timing):
                        request_id, request_id_status, endpoint, t_ns (handler start), wall_ns, cpu_ns
-                       (sync handlers), gc_ns, gc_pauses, lag_ns (asyncio: the loop blocked), mode
+                       (sync handlers), gc_ns, gc_pauses, lag_ns (asyncio: the loop blocked), mode,
+                       pool_ns (waited for a SQLAlchemy pool's connection; null from an older agent)
     loop_blocks.parquet  the asyncio service's event loop blocked 5 ms or more: t_ns (start), duration_ns
+    gauges.parquet     the service's pools and queues sampled every 100 ms (perfbench.agent.pools): t_ns,
+                       name (pool.checked_out_max, pool.capacity, pool.wait_ms, loop.ready...), target, value
 
 A micro-benchmark run (``perfbench.bench``, meta.json ``kind: bench``) holds meta.json, summary.json and
 ``rounds.parquet`` (BENCH_SCHEMA, one row per measured round) instead of the request files.
@@ -90,6 +93,7 @@ QUERIES = "queries.parquet"
 CACHE = "cache.parquet"
 SERVER_REQUESTS = "server_requests.parquet"
 LOOP_BLOCKS = "loop_blocks.parquet"
+GAUGES = "gauges.parquet"
 RESOURCES = "resources.parquet"  # the target's resources over time (perfbench.profilers.resources)
 DOWNSTREAM = "downstream.parquet"
 LOCK = "writer.lock"

@@ -360,3 +360,74 @@ def test_the_overhead_benchmark_finds_every_original_in_place_when_off() -> None
     assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
     assert proc.stdout.startswith("nothing installed when off: after import perfbench.agent: every original in "
                                   "place; after a capture() block: every original in place; after Agent()")
+
+
+# --- Django's ORM ----------------------------------------------------------------------------------------------
+
+DJANGO_SCRIPT = '''
+import json, sys
+import django
+from django.conf import settings
+
+settings.configure(DEBUG=True, DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]}},
+                   INSTALLED_APPS=["django.contrib.contenttypes"], USE_TZ=True)
+django.setup()
+from django.db import connection, models, reset_queries
+
+class Author(models.Model):
+    name = models.CharField(max_length=50)
+    class Meta:
+        app_label = "shop"
+
+class Book(models.Model):
+    title = models.CharField(max_length=50)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
+    class Meta:
+        app_label = "shop"
+
+with connection.schema_editor() as editor:  # the connection is open before any hook exists
+    editor.create_model(Author)
+    editor.create_model(Book)
+for i in range(6):
+    Book.objects.create(title=f"b{i}", author=Author.objects.create(name=f"a{i}"))
+
+from perfbench.agent import capture
+
+def titles_and_authors():
+    return [(b.title, b.author.name) for b in Book.objects.all()]  # the N+1: one author query per book
+
+reset_queries()
+with capture() as c:
+    titles_and_authors()
+    list(Book.objects.select_related("author"))
+django_saw = [q["sql"] for q in connection.queries]  # Django's own record of what it ran (DEBUG=True)
+with capture() as after:  # the hooks came off with the block: a second block still sees the ORM
+    Author.objects.count()
+print(json.dumps({"count": c.count, "sources": sorted({s.source for s in c.statements}), "django": len(django_saw),
+                  "n_plus_one": [[f.count, f.call_site, f.call_function] for f in c.n_plus_one],
+                  "after": after.count, "wrappers": len(connection.execute_wrappers)}))
+'''
+
+
+def test_django_orm_inside_a_capture_block(tmp_path: Path) -> None:
+    """Django set up in a child process (settings are configured once per process), its SQLite connection opened
+    before the block: capture() sees every statement the ORM ran, as Django's own DEBUG log does, once each."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "orm.py"
+    script.write_text(DJANGO_SCRIPT)
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "shop.sqlite3")], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout.strip().splitlines()[-1])
+    assert body["count"] == body["django"] == 1 + 6 + 1  # the books, one author each, the joined listing
+    assert body["sources"] == ["django"]  # recorded once, by the ORM's wrapper (not again by sqlite3's hook)
+    line = next(i for i, text in enumerate(DJANGO_SCRIPT.splitlines(), 1) if "the N+1" in text)
+    [(count, site, _function)] = body["n_plus_one"]
+    assert count == 6 and site.endswith(f"orm.py:{line}"), body["n_plus_one"]
+    assert body["after"] == 1
+    assert body["wrappers"] == 0  # no capture open: the wrapper is gone again

@@ -40,7 +40,8 @@ def build(reqs: list[dict[str, Any]]) -> dict[str, Any]:
                        "cpu_ns": None if r.get("cpu") is None else int(r["cpu"] * MS),
                        "gc_ns": int(r.get("gc", 0) * MS), "gc_pauses": 1 if r.get("gc") else 0,
                        "lag_ns": None if r.get("lag") is None else int(r["lag"] * MS),
-                       "mode": "sync" if r.get("cpu") is not None else "asyncio"})
+                       "mode": "sync" if r.get("cpu") is not None else "asyncio",
+                       "pool_ns": int(r.get("pool", 0) * MS)})
         t = rid * 10_000 * MS
         for fp, ms in r.get("sql", []):
             queries.append({"request_id": rid, "fingerprint": fp, "statement": f"SELECT {fp}",
@@ -59,7 +60,8 @@ def build(reqs: list[dict[str, Any]]) -> dict[str, Any]:
         "server": pl.DataFrame(server, schema={"request_id": pl.Int64, "request_id_status": pl.String,
                                                "endpoint": pl.String, "t_ns": pl.Int64, "wall_ns": pl.Int64,
                                                "cpu_ns": pl.Int64, "gc_ns": pl.Int64, "gc_pauses": pl.Int64,
-                                               "lag_ns": pl.Int64, "mode": pl.String}).lazy(),
+                                               "lag_ns": pl.Int64, "mode": pl.String,
+                                               "pool_ns": pl.Int64}).lazy(),
         "queries": pl.DataFrame(queries, schema=schema_q).lazy(),
         "cache": pl.DataFrame(cache, schema={"request_id": pl.Int64, "kind": pl.String, "duration_ns": pl.Int64}).lazy(),
         "downstream": pl.DataFrame(downstream, schema={"request_id": pl.Int64, "duration_ns": pl.Int64}).lazy(),
@@ -83,7 +85,8 @@ def finding(result: dict[str, Any], endpoint: str) -> dict[str, Any]:
 def recompute(r: dict[str, Any]) -> dict[str, float]:
     """The parts of one synthetic request, computed from its plain numbers."""
     measured = {"db": sum(ms for _, ms in r.get("sql", [])), "cache": r.get("cache_ms", 0.0) if r.get("misses") else 0.0,
-                "downstream": sum(r.get("downstream", [])), "loop": r.get("lag") or 0.0, "gc": r.get("gc", 0.0)}
+                "downstream": sum(r.get("downstream", [])), "loop": r.get("lag") or 0.0, "gc": r.get("gc", 0.0),
+                "pool": r.get("pool", 0.0)}
     total = sum(measured.values())
     scale = r["wall"] / total if total > r["wall"] else 1.0
     parts = {k: v * scale for k, v in measured.items()}
@@ -98,7 +101,7 @@ def recompute(r: dict[str, Any]) -> dict[str, float]:
 
 MIXED = [
     {"endpoint": "a", "latency": 50, "wall": 40, "lag": 3, "gc": 1, "sql": [("f1", 5), ("f2", 7)], "misses": 2,
-     "cache_ms": 2, "downstream": [6, 4]},
+     "cache_ms": 2, "downstream": [6, 4], "pool": 3},
     {"endpoint": "a", "latency": 30, "wall": 29.5, "cpu": 20, "gc": 0.5, "sql": [("f1", 2), ("f3", 1), ("f1", 1)],
      "gap": 2},  # the code between statements
     {"endpoint": "a", "latency": 30, "wall": 29.5, "sql": [("f1", 2), ("f3", 1)], "gap": 7},  # a long gap: own code
@@ -281,7 +284,8 @@ def test_text_and_chart_render_the_breakdown() -> None:
     assert "outside %" in text and "gaps %" in text and "own %" in text
     chart = time_breakdown(result["table"]).to_dict()
     values = next(iter(chart["datasets"].values()))
-    assert {v["part"] for v in values} == {"database", "between SQL statements", "cache", "downstream calls", "waiting for the event loop",
+    assert {v["part"] for v in values} == {"database", "between SQL statements", "waiting for a database connection",
+                                           "cache", "downstream calls", "waiting for the event loop",
                                            "garbage collection", "the service's own code", "outside the service"}
     empty = time_breakdown(run_explain(many(endpoint="x", latency=10))["table"]).to_dict()
     assert "no request was timed" in json.dumps(empty)

@@ -14,7 +14,8 @@ Per request it reads the engine's ``X-Request-Id`` header (an integer; a missing
 is recorded as unattributed, never an error), binds it in a ContextVar so every SQL statement
 (``perfbench.agent.sql``), every cache hit/miss the service reports (:func:`cache_hit`/:func:`cache_miss`),
 every Redis command and every outbound HTTP call (:mod:`perfbench.agent.events`) is attributed to it,
-also in executor threads.
+also in executor threads. Each request's wait for a SQLAlchemy pool's connection is timed, and the pools
+and the asyncio loop's ready queue are sampled every 100 ms as gauges (:mod:`perfbench.agent.pools`).
 
 Records stay in a bounded ring buffer (``capacity`` per kind; the oldest are dropped and counted).
 The engine fetches them through the agent's endpoints (``AgentCollector``), which are:
@@ -38,6 +39,7 @@ and token rules, under ``/_perfbench/memory``), read by ``perfbench.profilers.tr
 
 from __future__ import annotations
 
+from . import django as _django  # noqa: F401 - registers Django's ORM capture (where Django is set up)
 from . import drivers as _drivers  # noqa: F401 - registers the asyncpg and psycopg hooks
 from . import events as _events  # noqa: F401 - registers the redis-py, aiohttp and httpx client hooks
 from .core import (

@@ -3,7 +3,8 @@
     from perfbench.agent import AgentCollector
     run_load(url, plan, scenario, collectors=[AgentCollector(token=token)])
     # -> <run>/queries.parquet (one row per SQL statement), <run>/cache.parquet (cache events) and
-    #    <run>/downstream.parquet (the service's outbound HTTP calls)
+    #    <run>/downstream.parquet (the service's outbound HTTP calls), <run>/server_requests.parquet
+    #    (each request's server time) and <run>/gauges.parquet (pools and queues over time)
 
 ``start`` checks the agent answers (and raises, so the run goes on without it and says why, if not),
 measures the clock offset between the agent's process and this one, and resets the agent's
@@ -31,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, ProfilerError
-from ..rundir import CACHE, DOWNSTREAM, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
+from ..rundir import CACHE, DOWNSTREAM, GAUGES, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
 from ..safety import check_target
 from .core import DEFAULT_PREFIX, TOKEN_ENV, TOKEN_HEADER
 
@@ -88,6 +89,13 @@ SERVER_SCHEMA = pa.schema([  # one row per request the agent timed (perfbench.ag
     pa.field("gc_pauses", pa.int64(), nullable=False),
     pa.field("lag_ns", pa.int64()),  # asyncio: the event loop blocked during the request; null for sync
     pa.field("mode", pa.string(), nullable=False),  # asyncio | sync
+    pa.field("pool_ns", pa.int64()),  # waited for a SQLAlchemy pool's connection; null from an older agent
+])
+GAUGE_SCHEMA = pa.schema([  # pools and queues sampled during the run (perfbench.agent.pools)
+    pa.field("t_ns", pa.int64(), nullable=False),  # when sampled, the run's time base
+    pa.field("name", pa.string(), nullable=False),  # pool.checked_out_max, pool.capacity, pool.wait_ms, loop.ready...
+    pa.field("target", pa.string(), nullable=False),  # which pool ("postgresql#1") or loop ("loop#1")
+    pa.field("value", pa.float64(), nullable=False),
 ])
 BLOCK_SCHEMA = pa.schema([  # the event loop blocked (perfbench.agent.timing.BLOCK_NS or more)
     pa.field("t_ns", pa.int64(), nullable=False),  # when the block began (the sampler's due time), run time base
@@ -131,6 +139,7 @@ class AgentCollector:
         self._local_start_ns = 0
         self.stats: dict[str, int] = {}
         self._timed = False  # the agent sent request timings (server_requests.parquet)
+        self._gauged = False  # the agent sent gauges (gauges.parquet)
 
     def __repr__(self) -> str:
         return f"AgentCollector(url={self.url!r}, prefix={self.prefix!r})"
@@ -229,6 +238,14 @@ class AgentCollector:
                     "duration_ns": pa.array(blocks["duration_ns"], pa.int64())}, schema=BLOCK_SCHEMA))
                 self.stats["loop_blocks"] = self.stats.get("loop_blocks", 0) + len(blocks["start_ns"])
             self._timed = True
+        gauges = body.get("gauges")  # an agent without gauges sends none
+        if gauges is not None:
+            table = gauges_table(gauges, self.offset_ns + self._t0(ctx))
+            if table.num_rows:
+                self._writer(GAUGES, GAUGE_SCHEMA).write_table(table)
+                self.stats["gauges"] = self.stats.get("gauges", 0) + table.num_rows
+            self.stats["dropped_gauges"] = self.stats.get("dropped_gauges", 0) + gauges.get("dropped", 0)
+            self._gauged = True
         self.stats["dropped_queries"] += body["dropped"]["queries"]
         self.stats["dropped_cache"] += body["dropped"]["cache"]
         self.stats["dropped_downstream"] += body["dropped"].get("downstream", 0)
@@ -248,6 +265,8 @@ class AgentCollector:
         files = [(QUERIES, QUERY_SCHEMA), (CACHE, CACHE_SCHEMA), (DOWNSTREAM, DOWNSTREAM_SCHEMA)]
         if self._timed or SERVER_REQUESTS in self._writers:  # only when the agent times requests
             files += [(SERVER_REQUESTS, SERVER_SCHEMA), (LOOP_BLOCKS, BLOCK_SCHEMA)]
+        if self._gauged or GAUGES in self._writers:
+            files.append((GAUGES, GAUGE_SCHEMA))
         for name, schema in files:
             w = self._writers.pop(name, None)
             if w is None:  # always leave the files, empty if nothing happened
@@ -269,8 +288,9 @@ class AgentCollector:
                 await self._session.close()
                 self._session = None
         dropped = (self.stats["dropped_queries"] + self.stats["dropped_cache"] + self.stats["dropped_downstream"]
-                   + self.stats["dropped_timings"])
-        files = [QUERIES, CACHE, DOWNSTREAM, *([SERVER_REQUESTS, LOOP_BLOCKS] if self._timed else [])]
+                   + self.stats["dropped_timings"] + self.stats.get("dropped_gauges", 0))
+        files = [QUERIES, CACHE, DOWNSTREAM, *([SERVER_REQUESTS, LOOP_BLOCKS] if self._timed else []),
+                 *([GAUGES] if self._gauged else [])]
         return {**self.stats, "files": files, "clock_offset_ns": self.offset_ns,
                 "clock_rtt_ns": self.rtt_ns,
                 **({"warning": f"the agent dropped {dropped} records (its buffer was full); "
@@ -348,4 +368,17 @@ def server_requests_table(timed: dict[str, Any], shift_ns: int = 0) -> pa.Table:
         "gc_pauses": pa.array(c["gc_pauses"], pa.int64()),
         "lag_ns": pa.array(c["lag_ns"], pa.int64()),
         "mode": pa.array(c["mode"], pa.string()),
+        "pool_ns": pa.array(c.get("pool_ns", [None] * len(c["wall_ns"])), pa.int64()),
     }, schema=SERVER_SCHEMA)
+
+
+def gauges_table(gauges: dict[str, Any], shift_ns: int = 0) -> pa.Table:
+    """The agent's drained gauge rows (``Gauges.drain()``, the ``gauges`` of ``POST /_perfbench/records``) as
+    an Arrow table with GAUGE_SCHEMA; ``t_ns`` = agent time - shift_ns."""
+    c = gauges["columns"]
+    return pa.table({
+        "t_ns": pa.array([t - shift_ns for t in c["t_ns"]], pa.int64()),
+        "name": pa.array(c["name"], pa.string()),
+        "target": pa.array(c["target"], pa.string()),
+        "value": pa.array(c["value"], pa.float64()),
+    }, schema=GAUGE_SCHEMA)

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..safety import is_loopback_address
 from ..wire import REQUEST_ID_HEADER
-from . import sql, timing
+from . import pools, sql, timing
 
 TOKEN_HEADER = "X-Perfbench-Token"
 DEFAULT_PREFIX = "/_perfbench"
@@ -108,6 +108,7 @@ class Agent:
         self.prefix = prefix
         self.log = sql.QueryLog(capacity)
         self.timings = timing.RequestTimings(capacity)  # server-side time per request (perfbench.agent.timing)
+        self.gauges = pools.Gauges(capacity)  # pools and queues sampled over time (perfbench.agent.pools)
         self.requests_seen = 0
         self.unattributed_requests = 0
         self.app = app
@@ -128,11 +129,13 @@ class Agent:
     def install(self) -> Agent:
         sql.install(self.log)
         self.timings.install()
+        self.gauges.install()
         return self
 
     def uninstall(self) -> None:
         sql.uninstall(self.log)
         self.timings.uninstall()
+        self.gauges.uninstall()
 
     def bind(self, raw_request_id: str | bytes | None, endpoint: str | None) -> sql.RequestTag:
         request_id, status = sql.parse_request_id(raw_request_id)
@@ -162,7 +165,7 @@ class Agent:
         if action == "status" and method == "GET":
             return 200, self.status()
         if action == "reset" and method == "POST":
-            cleared = self.log.reset() + self.timings.reset()
+            cleared = self.log.reset() + self.timings.reset() + self.gauges.reset()
             self.requests_seen = self.unattributed_requests = 0
             return 200, {"cleared": cleared, **self.status()}
         if action == "records" and method == "POST":
@@ -171,8 +174,9 @@ class Agent:
             except ValueError:
                 return 400, {"error": "limit must be an integer"}
             limit = max(1, min(limit, MAX_DRAIN))
-            records, timed = self.log.drain(limit), self.timings.drain(limit)
-            return 200, {**records, "requests": timed, "more": records["more"] or timed["more"],
+            records, timed, gauges = self.log.drain(limit), self.timings.drain(limit), self.gauges.drain(limit)
+            return 200, {**records, "requests": timed, "gauges": gauges,
+                         "more": records["more"] or timed["more"] or gauges["more"],
                          "clock_ns": time.perf_counter_ns(),
                          "requests_seen": self.requests_seen, "unattributed_requests": self.unattributed_requests}
         if action in ("status", "reset", "records"):
@@ -182,7 +186,7 @@ class Agent:
     def status(self) -> dict[str, Any]:
         return {"agent": "perfbench", "pid": os.getpid(), "clock_ns": time.perf_counter_ns(),
                 "capturing": sql.installed(), "capacity": self.log.capacity, **self.log.pending(),
-                "request_timings": self.timings.pending(),
+                "request_timings": self.timings.pending(), "gauges": self.gauges.pending(),
                 "requests_seen": self.requests_seen, "unattributed_requests": self.unattributed_requests}
 
     # aiohttp ----------------------------------------------------------------------------------------

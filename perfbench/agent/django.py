@@ -8,7 +8,9 @@ The token comes from ``$PERFBENCH_AGENT_TOKEN`` (the endpoints are on with it, o
 One agent per process (:func:`get_agent`), however many handlers Django builds.
 
 Every statement Django runs goes through the wrapper this module adds to each database connection as
-it is created (``connection_created``; Django's documented ``connection.execute_wrapper`` hook), so
+it is created (``connection_created``; Django's documented ``connection.execute_wrapper`` hook), and to
+the open connections of the thread that installs the hooks (an agent, or a ``perfbench.agent.capture()``
+block in a process where Django is set up: :func:`install_when_configured`), so
 it is recorded once, as ``source = "django"``, whichever backend runs it: the driver-level hooks
 (sqlite3, psycopg) skip a statement the ORM already records. The endpoint is the matched URL pattern
 (``GET /items/<int:pk>/``), else the path with id-like segments as ``{id}``. Statements a streaming
@@ -17,8 +19,10 @@ response runs after the view returned are not attributed to the request.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..wire import REQUEST_ID_HEADER
@@ -79,6 +83,37 @@ def install_orm_capture() -> None:
     connection_created.connect(_on_connection_created, dispatch_uid=_DISPATCH_UID, weak=False)
     for connection in connections.all(initialized_only=True):
         _add_wrapper(connection)
+
+
+def _remove_orm_capture() -> None:
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    connection_created.disconnect(dispatch_uid=_DISPATCH_UID)
+    for connection in connections.all(initialized_only=True):
+        if execute_wrapper in connection.execute_wrappers:
+            connection.execute_wrappers.remove(execute_wrapper)
+
+
+def install_when_configured() -> Callable[[], None] | None:
+    """The hook set of ``perfbench.agent.sql.INSTALLERS``: in a process where Django is imported and its
+    settings are configured, the ORM is captured through the execute wrapper (so an agent or a
+    ``capture()`` block sees the ORM's statements whatever the driver, and a SQLite connection Django opened
+    earlier too); returns how to undo it. Nothing is imported when Django is not already in use."""
+    if "django" not in sys.modules:
+        return None
+    try:
+        from django.conf import settings
+
+        if not settings.configured:
+            return None
+        install_orm_capture()
+    except Exception:  # Django half set up (apps not ready): its driver's hooks still see what they can
+        return None
+    return _remove_orm_capture
+
+
+sql.INSTALLERS.append(install_when_configured)
 
 
 class AgentMiddleware:

@@ -9,8 +9,8 @@
     c.frame()                         # the statements as a Polars frame (when Polars is installed)
 
 While the block runs, the agent's hooks (SQLAlchemy sync and async, sqlite3, asyncpg, psycopg, redis-py,
-aiohttp and httpx clients; Django's ORM through its driver, or through its execute wrapper where the
-agent's Django middleware added it) are installed, and everything the block's context runs is recorded:
+aiohttp and httpx clients; Django's ORM, where Django is set up, through its execute wrapper: added to
+the connections of the thread that opens the block and to every one created while it is open) are installed, and everything the block's context runs is recorded:
 its own code, the asyncio tasks it creates, work it submits to a ``ThreadPoolExecutor``
 (``loop.run_in_executor`` too) and aiosqlite's thread. Other threads' and other tasks' statements are not.
 At exit the hooks are removed again, unless an :class:`~perfbench.agent.Agent` or another capture still

@@ -99,6 +99,7 @@ class RequestTag:
     status: str = "ok"  # ok | missing | malformed
     start_ns: int = field(default_factory=time.perf_counter_ns)
     scope: dict | None = None  # an ASGI request's scope, where Starlette's router puts the matched route
+    pool_wait_ns: int = 0  # time this request waited for a SQLAlchemy pool's connection (perfbench.agent.pools)
 
     def route(self) -> str | None:
         """The endpoint as known now: Starlette's matched route once routed (records drained while the

@@ -21,6 +21,9 @@ response body was produced: for WSGI when the server closes the response iterabl
   Each lateness of ``BLOCK_NS`` or more is also kept as a block (its start and length), so the analysis
   can say which endpoints were in flight while the loop was blocked.
 
+- ``pool_ns``: the time the request waited for a connection from a SQLAlchemy pool
+  (:mod:`perfbench.agent.pools`); 0 when it took none or never waited.
+
 DB, cache and downstream time are not repeated here: they are the sums of the request's own SQL,
 cache and downstream records, joined by request id in the analysis (``perfbench.analysis.explain``).
 Records stay in a bounded ring buffer (the oldest dropped and counted), drained with the SQL records.
@@ -40,13 +43,14 @@ if TYPE_CHECKING:  # imported by an asyncio service already; a WSGI service need
     import asyncio
 
 from ..errors import ConfigError
+from . import pools
 
 LAG_INTERVAL_S = 0.01  # 100 wake-ups a second: about 0.5% of a core on an idle service (benchmarks/agent_timing.py)
 LAG_SLACK_NS = 1_000_000  # lateness under 1 ms is the loop's ordinary work, not a block
 BLOCK_NS = 5_000_000  # a lateness of 5 ms or more is also kept as a block (when, how long) for the analysis
 
 COLUMNS = ("request_id", "request_id_status", "endpoint", "start_ns", "wall_ns", "cpu_ns", "gc_ns", "gc_pauses",
-           "lag_ns", "mode")
+           "lag_ns", "mode", "pool_ns")
 
 
 # --- garbage collection: a running total of pause time ------------------------------------------------------
@@ -188,6 +192,7 @@ class RequestTimings:
         if s is None:
             s = self._samplers[loop] = LagSampler(loop, self.lag_interval_s, self.lag_slack_ns,
                                                   self._blocks.append).start()
+            pools.watch_loop(loop)  # its ready queue is sampled as a gauge
         return s
 
     def begin(self, asynchronous: bool) -> tuple:
@@ -205,7 +210,7 @@ class RequestTimings:
         cpu = time.thread_time_ns() - cpu0 if cpu0 is not None else None
         lag = sampler.reading(end) - lag0 if sampler is not None else None
         rec = (tag, start, end - start, cpu, _GC.total_ns - gc0, _GC.pauses - pauses0, lag,
-               "sync" if cpu0 is not None else "asyncio")
+               "sync" if cpu0 is not None else "asyncio", tag.pool_wait_ns if tag is not None else None)
         with self._lock:
             if len(self._records) == self.capacity:
                 self.dropped += 1
@@ -235,7 +240,7 @@ class RequestTimings:
             dropped, self.dropped = self.dropped, 0
             more = bool(self._records or self._blocks)
         cols: dict[str, list] = {k: [] for k in COLUMNS}
-        for tag, start, wall, cpu, gc_ns, pauses, lag, mode in taken:
+        for tag, start, wall, cpu, gc_ns, pauses, lag, mode, pool_ns in taken:
             cols["request_id"].append(tag.request_id if tag is not None else None)
             cols["request_id_status"].append(tag.status if tag is not None else "outside")
             cols["endpoint"].append(tag.route() if tag is not None else None)
@@ -246,5 +251,6 @@ class RequestTimings:
             cols["gc_pauses"].append(pauses)
             cols["lag_ns"].append(lag)
             cols["mode"].append(mode)
+            cols["pool_ns"].append(pool_ns)
         return {"columns": cols, "dropped": dropped, "more": more,
                 "blocks": {"start_ns": [b[0] for b in blocks], "duration_ns": [b[1] for b in blocks]}}

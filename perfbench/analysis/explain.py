@@ -12,10 +12,11 @@ Pure Polars functions over a run's frames (``read_inputs`` is the one that reads
 
 Per request (:func:`request_breakdown`) the latency splits into ``outside_ms`` (latency minus the
 handler's wall time: the network, queueing before the handler, the load generator) and the server
-time ``server_ms`` = ``db_ms + gaps_ms + cache_ms + downstream_ms + loop_ms + gc_ms + own_ms``: the
+time ``server_ms`` = ``db_ms + gaps_ms + pool_ms + cache_ms + downstream_ms + loop_ms + gc_ms + own_ms``: the
 statements' own time, the short gaps (up to ``GAP_MAX_MS``) between one statement's end and the next
 one's start (the code around each statement: in an N+1 loop, the ORM building the next statement and
-reading rows into objects; taken out of the remainder, never out of a measured part), cache, downstream
+reading rows into objects; taken out of the remainder, never out of a measured part), waiting for a
+connection from a SQLAlchemy pool (``pool_ns`` of server_requests.parquet), cache, downstream
 calls, the event loop blocked, GC, and ``own_ms`` (the service's own code), what remains. The sentences
 count the statements and the gaps between them together as "database", and say how it divides. The
 measured parts can overlap (a GC pause inside a
@@ -35,13 +36,15 @@ from typing import Any
 import polars as pl
 
 from ..errors import ConfigError
-from ..rundir import CACHE, DOWNSTREAM, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
+from ..rundir import CACHE, DOWNSTREAM, GAUGES, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
+from . import pools
 from .results import N_PLUS_ONE_THRESHOLD, pct
 
 # the parts of a request's latency, in the order they are shown, and their names in sentences
 PARTS: dict[str, str] = {
     "db": "database",
     "gaps": "between SQL statements",
+    "pool": "waiting for a database connection",
     "cache": "cache",
     "downstream": "downstream calls",
     "loop": "waiting for the event loop",
@@ -49,7 +52,7 @@ PARTS: dict[str, str] = {
     "own": "the service's own code",
     "outside": "outside the service",
 }
-SERVER_PARTS = ("db", "gaps", "cache", "downstream", "loop", "gc", "own")
+SERVER_PARTS = ("db", "gaps", "pool", "cache", "downstream", "loop", "gc", "own")
 CHATTY_STATEMENTS = 10  # this many statements per request (no N+1 among them) is chatty SQL
 SLOW_STATEMENT_SHARE = 0.5  # one statement taking this share of a request's DB time is "one slow statement"
 CPU_BOUND = 0.7  # own code that is this much CPU is CPU in the service
@@ -62,14 +65,15 @@ GAP_MAX_MS = 5.0  # a gap between two statements up to this long is the code aro
 
 def read_inputs(path: str | Path) -> dict[str, pl.LazyFrame | None]:
     """The agent's files of a run directory as LazyFrames (None for a file the run does not have):
-    ``server``, ``queries``, ``cache``, ``downstream``, ``blocks`` (the event loop's blocks)."""
+    ``server``, ``queries``, ``cache``, ``downstream``, ``blocks`` (the event loop's blocks), ``gauges``
+    (pools and queues over time)."""
     p = Path(path)
 
     def scan(name: str) -> pl.LazyFrame | None:
         return pl.scan_parquet(p / name) if (p / name).exists() else None
 
     return {"server": scan(SERVER_REQUESTS), "queries": scan(QUERIES), "cache": scan(CACHE),
-            "downstream": scan(DOWNSTREAM), "blocks": scan(LOOP_BLOCKS)}
+            "downstream": scan(DOWNSTREAM), "blocks": scan(LOOP_BLOCKS), "gauges": scan(GAUGES)}
 
 
 def _sum_by_request(lf: pl.LazyFrame | None, name: str, count_name: str, *, where: pl.Expr | None = None
@@ -124,7 +128,8 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
     """Every request the engine sent (a left join: none lost) with its latency split into parts, in ms.
 
     Columns: request_id, endpoint, route (the server's), latency_ms, timed (the agent timed it),
-    server_ms (the handler's wall time), outside_ms, db_ms, gaps_ms, statements, fingerprints, top_fingerprint,
+    server_ms (the handler's wall time), outside_ms, db_ms, gaps_ms, pool_ms (waiting for a pooled
+    connection), statements, fingerprints, top_fingerprint,
     top_repetitions, slowest_ms, slowest_fingerprint, cache_ms, cache_misses, downstream_ms,
     downstream_calls, loop_ms, gc_ms, gc_pauses, own_ms, cpu_ms (sync handlers), overlap_ms, mode.
     The part columns are null for a request the agent did not time.
@@ -133,12 +138,15 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
     if server is None:
         srv = pl.LazyFrame(schema={"request_id": pl.Int64, "route": pl.String, "wall_ns": pl.Int64,
                                    "cpu_ns": pl.Int64, "gc_ns": pl.Int64, "gc_pauses": pl.Int64,
-                                   "lag_ns": pl.Int64, "mode": pl.String})
+                                   "lag_ns": pl.Int64, "mode": pl.String, "pool_ns": pl.Int64})
     else:  # a request id seen twice (a retried request id) keeps its first timing
-        srv = (server.lazy().filter(pl.col("request_id").is_not_null()).sort("t_ns")
+        srv = server.lazy()
+        if "pool_ns" not in srv.collect_schema().names():  # an agent without pool timing
+            srv = srv.with_columns(pl.lit(None, pl.Int64).alias("pool_ns"))
+        srv = (srv.filter(pl.col("request_id").is_not_null()).sort("t_ns")
                .unique("request_id", keep="first")
                .select("request_id", pl.col("endpoint").alias("route"), "wall_ns", "cpu_ns", "gc_ns", "gc_pauses",
-                       "lag_ns", "mode"))
+                       "lag_ns", "mode", "pool_ns"))
     out = req.join(srv, on="request_id", how="left").with_columns(pl.col("wall_ns").is_not_null().alias("timed"))
     joins = [(_sql_by_request(None if queries is None else queries.lazy()),
               {"db_ms": 0.0, "gaps_ms": 0.0, "statements": 0, "fingerprints": 0, "slowest_ms": 0.0}),
@@ -161,10 +169,11 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
     wall = pl.col("wall_ns") / 1e6
     out = out.with_columns(
         wall.alias("server_ms"), (pl.col("lag_ns").fill_null(0) / 1e6).alias("loop_ms"),
-        (pl.col("gc_ns") / 1e6).alias("gc_ms"), (pl.col("cpu_ns") / 1e6).alias("cpu_ms"))
-    measured = pl.sum_horizontal("db_ms", "cache_ms", "downstream_ms", "loop_ms", "gc_ms")
+        (pl.col("gc_ns") / 1e6).alias("gc_ms"), (pl.col("cpu_ns") / 1e6).alias("cpu_ms"),
+        (pl.col("pool_ns").fill_null(0) / 1e6).alias("pool_ms"))
+    parts = ["db_ms", "pool_ms", "cache_ms", "downstream_ms", "loop_ms", "gc_ms"]
+    measured = pl.sum_horizontal(*parts)
     scale = pl.when(measured > pl.col("server_ms")).then(pl.col("server_ms") / measured).otherwise(1.0)
-    parts = ["db_ms", "cache_ms", "downstream_ms", "loop_ms", "gc_ms"]
     out = out.with_columns(measured.alias("_measured"), scale.alias("_scale")).with_columns(
         *[(pl.col(p) * pl.col("_scale")).alias(p) for p in parts],
         (pl.col("_measured") - pl.col("server_ms")).clip(lower_bound=0).alias("overlap_ms"),
@@ -178,7 +187,7 @@ def request_breakdown(requests: pl.LazyFrame | pl.DataFrame, server: pl.LazyFram
     untimed = [p for p in (*parts, "gaps_ms", "own_ms", "outside_ms", "overlap_ms", "gc_pauses")]
     out = out.with_columns(*[pl.when(pl.col("timed")).then(pl.col(c)).otherwise(None).alias(c) for c in untimed])
     return (out.select("request_id", "endpoint", "route", "latency_ms", "timed", "server_ms", "outside_ms", "db_ms",
-                       "gaps_ms", "statements", "fingerprints", "top_fingerprint", "top_repetitions", "slowest_ms",
+                       "gaps_ms", "pool_ms", "statements", "fingerprints", "top_fingerprint", "top_repetitions", "slowest_ms",
                        "slowest_fingerprint", "cache_ms", "cache_misses", "downstream_ms", "downstream_calls",
                        "loop_ms", "gc_ms", "gc_pauses", "own_ms", "cpu_ms", "overlap_ms", "mode")
             .sort("request_id").collect())
@@ -302,6 +311,7 @@ def _group_stats(t: pl.DataFrame) -> dict[str, Any]:
         pl.col("loop_ms").mean().alias("loop_ms"), pl.col("gc_pauses").mean().alias("gc_pauses"),
         pl.col("own_ms").mean().alias("own_ms"), pl.col("cpu_ms").mean().alias("cpu_ms"),
         pl.col("server_ms").mean().alias("server_ms"), pl.col("latency_ms").mean().alias("latency_ms"),
+        pl.col("pool_ms").mean().alias("pool_ms"),
     ).row(0, named=True)
     return stats
 
@@ -339,11 +349,16 @@ def _sql_evidence(g: dict[str, Any], statements: dict[str, str], sites: dict[str
 
 
 def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: dict[str, str],
-              suspects: str = "") -> tuple[str, str]:
+              suspects: str = "", pool: dict[str, Any] | None = None) -> tuple[str, str]:
     """(cause, evidence) for a part of a group's time (``g``: :func:`_group_stats`; ``suspects``: the routes in
-    flight while the loop was blocked, as a phrase)."""
+    flight while the loop was blocked, as a phrase; ``pool``: the most exhausted pool's finding)."""
     if part == "db":
         return _db_evidence(g, statements, sites)
+    if part == "pool":
+        waited = f"waited {_ms_text(g['pool_ms'] or 0.0)} per request for a connection from a SQLAlchemy pool"
+        if pool is not None and pool["exhausted"]:
+            return "pool_exhausted", f"{waited} — {pool['text']}"
+        return "pool_wait", waited + (f"; {pool['text']}" if pool is not None else "")
     if part == "cache":
         return "cache_misses", f"{g['cache_misses'] or 0:.1f} cache misses per request"
     if part == "downstream":
@@ -378,7 +393,7 @@ def suspects_text(suspects: pl.DataFrame, top: int = 2) -> str:
 
 def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] | None = None,
             sites: dict[str, str] | None = None, *, fraction: float = DEFAULT_FRACTION,
-            suspects: pl.DataFrame | None = None) -> list[dict[str, Any]]:
+            suspects: pl.DataFrame | None = None, pools: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One finding per endpoint (its slowest requests, scope "p99") and for the slowest ``fraction``:
     ``{"scope", "endpoint", "latency_ms", "requests", "timed", "cause", "part", "share", "parts": {part: share},
     "text"}``; the text lists every part of at least 5% of the time, largest first, each with its evidence
@@ -386,12 +401,15 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
 
     ``cause`` is the dominant part's cause (an N+1 or chatty SQL with at least 20% of the time comes
     before own code and the loop's lag, where an asyncio ORM's work around each statement shows): n_plus_one, chatty_sql, slow_statement, database,
+    pool_exhausted (waiting for a connection, with a pool that was exhausted: ``pools``, from
+    ``perfbench.analysis.pools.pool_findings``), pool_wait,
     cache_misses, downstream, event_loop, gc, cpu, own_code, outside; or ``inconclusive`` (the agent
     timed under half of the requests) and ``no_agent_data`` (none). ``statements``: fingerprint ->
     text; ``sites``: fingerprint -> call site, when the agent recorded them.
     """
     statements, sites = statements or {}, sites or {}
     blocked = suspects_text(suspects) if suspects is not None else ""
+    pool = pools[0] if pools else None
     out = []
     groups = {(s, e): g for s, e, g, _ in _group_rows(per, fraction)}
     for row in table.filter(pl.col("scope") != "all").iter_rows(named=True):
@@ -415,7 +433,7 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
         said = {p: v for p, v in shares.items() if p != "gaps"} | {"db": shares["db"] + shares["gaps"]}
         ranked = sorted(said, key=lambda p: (-said[p], list(PARTS).index(p)))
         stats = _group_stats(t)
-        found = {p: _evidence(p, stats, statements, sites, blocked) for p in ranked
+        found = {p: _evidence(p, stats, statements, sites, blocked, pool) for p in ranked
                  if said[p] >= LIST_SHARE or p == ranked[0]}
         top = ranked[0]
         # the remainder (own code) and the loop's lag are where an asyncio ORM's work per statement shows: an
@@ -456,14 +474,17 @@ def explain_run(requests: pl.LazyFrame, inputs: dict[str, pl.LazyFrame | None], 
                 fraction: float = DEFAULT_FRACTION) -> dict[str, Any]:
     """Everything ``perfbench explain`` shows for a run's frames: ``{"requests": per-request frame,
     "table": breakdown table, "findings": [...], "suspects": routes in flight while the loop was blocked
-    (:func:`block_suspects`), "agent": bool}`` (``agent``: the run has server timing)."""
+    (:func:`block_suspects`), "pools": per pool (``perfbench.analysis.pools.pool_findings``), "agent": bool}``
+    (``agent``: the run has server timing)."""
     per = request_breakdown(requests, inputs.get("server"), inputs.get("queries"), inputs.get("cache"),
                             inputs.get("downstream"))
     table = breakdown_table(per, fraction)
     texts, sites = statement_texts(inputs.get("queries"))
     suspects = block_suspects(inputs.get("server"), inputs.get("blocks"))
+    found = pools.pool_findings(pools.pool_per_second(inputs.get("gauges")))
     return {"requests": per, "table": table, "suspects": suspects, "agent": inputs.get("server") is not None,
-            "findings": explain(per, table, texts, sites, fraction=fraction, suspects=suspects)}
+            "pools": found,
+            "findings": explain(per, table, texts, sites, fraction=fraction, suspects=suspects, pools=found)}
 
 
 def explain_path(path: str | Path, *, fraction: float = DEFAULT_FRACTION) -> dict[str, Any]:

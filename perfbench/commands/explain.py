@@ -55,7 +55,7 @@ def cmd_explain(args) -> int:
         print(json.dumps({"run_id": ex["run_id"], "agent": True, "requests": per.height,
                           "timed": int(per["timed"].sum()), "fraction": args.fraction,
                           "table": ex["table"].to_dicts(), "findings": ex["findings"],
-                          "loop_blocks": ex["suspects"].to_dicts()}, indent=2))
+                          "loop_blocks": ex["suspects"].to_dicts(), "pools": ex.get("pools", [])}, indent=2))
     else:
         print(explain_text(ex))
     return 0

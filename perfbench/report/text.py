@@ -79,7 +79,7 @@ def explain_text(ex: dict) -> str:
     per = ex["requests"]
     timed, total = int(per["timed"].sum()), per.height
     out = [f"where the time went (run {ex['run_id']}): the agent timed {timed} of {total} requests"]
-    parts = ("outside", "db", "gaps", "cache", "downstream", "loop", "gc", "own")
+    parts = ("outside", "db", "gaps", "pool", "cache", "downstream", "loop", "gc", "own")
     head = ("endpoint", "requests", "p99 ms", "server ms", *(f"{p} %" for p in parts))
     rows = []
     for r in table.iter_rows(named=True):
@@ -92,4 +92,7 @@ def explain_text(ex: dict) -> str:
             for row in [head, tuple("-" * w for w in widths), *rows]]
     out.append("")
     out += [f["text"] for f in ex["findings"]]
+    if ex.get("pools"):  # the SQLAlchemy pools the agent sampled (gauges.parquet)
+        out += ["", *(f"pool {p['text']}" if not p["exhausted"] else p["text"][0].upper() + p["text"][1:]
+                      for p in ex["pools"])]
     return "\n".join(out)

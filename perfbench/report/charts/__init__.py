@@ -11,7 +11,7 @@ themes, data transformers): rendering is the caller's business (``perfbench.repo
 
 The charts live in submodules by what they show: ``load`` (one run's latency, throughput and errors),
 ``server`` (the target's resources, memory and SQL), ``bench`` (micro-benchmarks), ``explain`` (where each request's time
-went), ``experiments`` (stress,
+went), ``gauges`` (the service's pools and queues over time), ``experiments`` (stress,
 spike, soak, cold/warm, regression, the reports index), ``timeline`` (the linked time views of a run); ``data``
 makes the small frames they need that ``results`` does not (offered rate, status codes, per-endpoint latency
 over time, failures); ``base`` holds the shared look and helpers; ``embed`` puts interactive charts into a page
@@ -58,6 +58,7 @@ from .experiments import (
     trend,
 )
 from .explain import time_breakdown
+from .gauges import gauges_over_time
 from .load import (
     endpoint_latency_bars,
     endpoint_latency_over_time,
@@ -119,6 +120,7 @@ __all__ = [
     "n_plus_one_findings",
     "slowest_fingerprints",
     "time_breakdown",
+    "gauges_over_time",
     "latency_vs_queries",
     "stress_throughput",
     "stress_latency",

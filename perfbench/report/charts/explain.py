@@ -5,7 +5,7 @@
 
 One bar per endpoint (all its requests), per endpoint's slowest requests (at or above its p99) and for the
 slowest 1% of all requests: the mean time per request of each part (outside the service, database, the
-code between SQL statements, cache, downstream calls, waiting for the event loop, garbage collection, the service's own code), stacked, so a
+code between SQL statements, waiting for a pooled database connection, cache, downstream calls, waiting for the event loop, garbage collection, the service's own code), stacked, so a
 bar's length is the mean latency of the requests the agent timed. The tooltip gives each part's share.
 """
 
@@ -20,6 +20,7 @@ from .base import WIDTH, _empty, _frame, _title
 PART_COLOURS: dict[str, str] = {
     "database": "#4c78a8",
     "between SQL statements": "#9ecae9",
+    "waiting for a database connection": "#54a24b",
     "cache": "#72b7b2",
     "downstream calls": "#b279a2",
     "waiting for the event loop": "#e45756",
@@ -27,7 +28,7 @@ PART_COLOURS: dict[str, str] = {
     "the service's own code": "#f58518",
     "outside the service": "#bab0ac",
 }
-_KEYS = {"db": "database", "gaps": "between SQL statements", "cache": "cache", "downstream": "downstream calls", "loop": "waiting for the event loop",
+_KEYS = {"db": "database", "gaps": "between SQL statements", "pool": "waiting for a database connection", "cache": "cache", "downstream": "downstream calls", "loop": "waiting for the event loop",
          "gc": "garbage collection", "own": "the service's own code", "outside": "outside the service"}
 
 
