@@ -81,17 +81,25 @@ class _Step:
         self.extracts = extracts
 
 
+# a flow (or a mix's request) made ready: its steps, where each name is, per step the Step when
+# more than "the next" can follow it (else None), the recorder's label of the flow, the flow's endpoint
+_Made = tuple[list[_Step], dict[str, int], list[Step | None], int, int]
+
+
 class _Run:
     """One run of a flow (or one request of a mix: ``flow`` None) for one user, in flight."""
 
     __slots__ = ("flow", "steps", "index", "user", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid", "intended",
                  "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended", "status",
-                 "error", "detail")
+                 "error", "detail", "labels", "moves", "ep")
 
-    def __init__(self, flow: Flow | None, steps: list[_Step], index: dict[str, int], uc: UserClass,
-                 ctx: dict[str, Any], jar: CookieJar | None, rid: int, intended: int | None, stage: int,
-                 then: Flow | Request | None):
-        self.flow, self.steps, self.index, self.uc, self.ctx, self.jar = flow, steps, index, uc, ctx, jar
+    def __init__(self, flow: Flow | None, made: _Made, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
+                 rid: int, intended: int | None, stage: int, then: Flow | Request | None, class_label: int):
+        self.flow, self.uc, self.ctx, self.jar = flow, uc, ctx, jar
+        # what can follow each step (None: the next one), the recorder's label of the flow, its endpoint
+        steps, self.index, self.moves, fl, self.ep = made
+        self.steps = steps
+        self.labels = (fl, class_label)  # the recorder's labels of the flow and of the user class
         self.pos = self.seq = self.repeats = self.nbytes = 0
         self.rid, self.intended, self.stage, self.then = rid, intended, stage, then
         self.step: _Step = steps[0]
@@ -119,13 +127,22 @@ class LeanFlows:
         self._flow_ids = itertools.count()
         self.run_token = engine.driver.run_token
         self._steps: dict[str, _Step] = {}
-        self._flows: dict[int, tuple[list[_Step], dict[str, int], Step | None]] = {}
+        # per flow (by id): its steps made ready, where each name is, what can follow each step
+        # (None: the next one), its label for the recorder
+        self._flows: dict[int, _Made] = {}
+        self._mix: dict[str, _Made] = {}
         self._host = urlsplit(self.origins.base_url).hostname or ""
         self._cookies = scenario.cookies
         self._record = self.recorder.record
         self._cb = self._step_done  # the sender's callback, bound once
         self._one_class = len(scenario.user_classes) == 1
-        self._notes = self.recorder._flows  # Recorder.note_flow, inline
+        self._note = self.recorder.note  # Recorder.note_flow, inline
+        self._now = engine._now
+        self._real = engine._real_clock
+        self._base = engine._id_base
+        self._flow_base = engine._id_base | (1 << 39)
+        self._step_base = engine._id_base | (1 << 39) | (1 << 38)
+        self._class_labels = {uc.name: self.recorder.label(uc.name) for uc in scenario.user_classes}
         for uc in scenario.user_classes:
             for f in (*([uc.on_start] if uc.on_start else []), *uc.flows):
                 for s in f.steps:
@@ -135,7 +152,14 @@ class LeanFlows:
                 self._prepare(r, r.needs_body, [])
         self._flow_eps = {FLOW_PREFIX + f.name: self.recorder.endpoint(FLOW_PREFIX + f.name, FLOW_METHOD)
                           for uc in scenario.user_classes for f in (*([uc.on_start] if uc.on_start else []), *uc.flows)}
-        self._step_of: dict[tuple[int, str], Step] = {}
+        for uc in scenario.user_classes:
+            for f in (*([uc.on_start] if uc.on_start else []), *uc.flows):
+                self._flows[id(f)] = ([self._steps[s.name] for s in f.steps],
+                                      {s.name: i for i, s in enumerate(f.steps)},
+                                      [s if s.repeat_while is not None or s.branches else None for s in f.steps],
+                                      self.recorder.label(f.name), self._flow_eps[FLOW_PREFIX + f.name])
+            for r in uc.requests:
+                self._mix[r.name] = ([self._steps[r.name]], {}, [None], -1, -1)
 
     def _prepare(self, req: Request, keep_body: bool, extracts: list[Any]) -> None:
         if req.name in self._steps:
@@ -163,17 +187,12 @@ class LeanFlows:
 
     def _start(self, what: Flow | Request, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
                intended: int | None, stage: int, then: Flow | Request | None) -> None:
-        eng = self.engine
         if isinstance(what, Request):
-            run = _Run(None, [self._steps[what.name]], {}, uc, ctx, jar, eng._id_base | next(self._ids),
-                       intended, stage, None)
+            run = _Run(None, self._mix[what.name], uc, ctx, jar, self._base | next(self._ids), intended, stage,
+                       None, self._class_labels[uc.name])
         else:
-            made = self._flows.get(id(what))
-            if made is None:  # once per flow: its steps made ready, and where each name is
-                made = self._flows[id(what)] = ([self._steps[s.name] for s in what.steps],
-                                                {s.name: i for i, s in enumerate(what.steps)}, None)
-            run = _Run(what, made[0], made[1], uc, ctx, jar, eng._id_base | (1 << 39) | next(self._flow_ids),
-                       intended, stage, then)
+            run = _Run(what, self._flows[id(what)], uc, ctx, jar, self._flow_base | next(self._flow_ids), intended,
+                       stage, then, self._class_labels[uc.name])
         self._send(run)
 
     # -- one step -------------------------------------------------------------------------------
@@ -181,17 +200,17 @@ class LeanFlows:
         eng = self.engine
         st = run.steps[run.pos]
         run.step = st
-        now = eng._now()
-        t0 = eng._t0
-        start = now - t0
+        now = self._now()
+        start = now - eng._t0
         if run.seq == 0:
             run.start = start
             if run.intended is None:
                 run.intended = start
-        run.step_intended = run.intended if run.seq == 0 and run.intended is not None else start
+            run.step_intended = run.intended
+        else:
+            run.step_intended = start
         run.step_start = start
-        run.step_rid = rid = eng._id_base | (1 << 39) | (1 << 38) | next(self._ids) if run.flow is not None \
-            else run.rid
+        run.step_rid = rid = self._step_base | next(self._ids) if run.flow is not None else run.rid
         if eng._closing:  # the run is over: the flow stops before this step
             run.error, run.detail = "aborted", f"the run stopped before step {st.name}"
             run.pos -= 1  # this step is among those not sent
@@ -227,7 +246,7 @@ class LeanFlows:
             wire = template.build(raw, body)
         eng._sent += 1
         self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), run, self._cb, st.kind,
-                     now if eng._real_clock else time.perf_counter_ns())
+                     now if self._real else time.perf_counter_ns())
 
     def _head(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None, detail: str,
               ttfb: int, connect: int) -> None:
@@ -290,9 +309,8 @@ class LeanFlows:
         if detail is not None and error is None and head is None:  # a head or a Location handed over
             self._head(run, status, nbytes, wire, body, detail, ttfb, connect)
             return
-        eng = self.engine
         st = run.step
-        end = eng._now() - eng._t0
+        end = self._now() - self.engine._t0
         if error is None and status is not None:
             if st.simple:  # Request.evaluate without expect or checks, inline
                 if status >= 400:
@@ -302,12 +320,12 @@ class LeanFlows:
             if error is None and st.extracts:
                 error, detail = self._extract(run, Outcome(status, nbytes, body, head=head, set_cookies=cookies))
         elif error == "aborted":
-            eng._aborted += 1
+            self.engine._aborted += 1
         self._record((run.step_rid, st.ep, run.step_intended, run.step_start, end, status, error, detail,
                       nbytes, wire, ttfb, connect, None, run.stage))
         flow = run.flow
-        self._notes[run.step_rid] = (flow.name, run.rid, run.seq, run.uc.name) if flow is not None else \
-            (None, None, None, run.uc.name)
+        fl, cl = run.labels
+        self._note((run.step_rid, fl, run.rid, run.seq, cl) if flow is not None else (run.step_rid, -1, -1, -1, cl))
         run.seq += 1
         run.nbytes += nbytes
         run.status = status
@@ -318,8 +336,17 @@ class LeanFlows:
         if flow is None:
             self._end(run, end)
             return
+        step = run.moves[run.pos]
+        if step is None:  # the next step (the common case)
+            run.pos += 1
+            if run.pos >= len(run.steps):
+                self._end(run, end)
+            elif run.seq >= MAX_FLOW_STEPS:
+                self._too_many(run, end)
+            else:
+                self._send(run)
+            return
         run.repeats += 1
-        step = flow.steps[run.pos]
         if step.repeat_while is not None and run.repeats < step.max_repeats and run.seq < MAX_FLOW_STEPS \
                 and is_present(run.ctx.get(step.repeat_while)):
             self._send(run)
@@ -338,11 +365,14 @@ class LeanFlows:
         if run.pos >= len(run.steps):
             self._end(run, end)
         elif run.seq >= MAX_FLOW_STEPS:
-            run.error, run.detail = "check", f"more than {MAX_FLOW_STEPS} steps sent in one run of the flow"
-            run.pos -= 1
-            self._end(run, end)
+            self._too_many(run, end)
         else:
             self._send(run)
+
+    def _too_many(self, run: _Run, end: int) -> None:
+        run.error, run.detail = "check", f"more than {MAX_FLOW_STEPS} steps sent in one run of the flow"
+        run.pos -= 1
+        self._end(run, end)
 
     def _extract(self, run: _Run, out: Outcome) -> tuple[str | None, str | None]:
         resp = Response(out)
@@ -376,10 +406,10 @@ class LeanFlows:
                 if rest:
                     detail = f"{detail}; not sent: {', '.join(rest)}"
             assert run.intended is not None
-            self.recorder.record((run.rid, self._flow_eps[FLOW_PREFIX + flow.name], run.intended, run.start, end,
-                                  None, run.error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None,
-                                  run.stage))
-            self.recorder.note_flow(run.rid, flow.name, run.rid, run.seq, run.uc.name)
+            self._record((run.rid, run.ep, run.intended, run.start, end,
+                          None, run.error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None, run.stage))
+            fl, cl = run.labels
+            self._note((run.rid, fl, run.rid, run.seq, cl))
             if run.error is None and run.then is not None:
                 self._start(run.then, run.uc, run.ctx, run.jar, None, run.stage, None)
                 return
