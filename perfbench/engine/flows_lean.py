@@ -34,6 +34,7 @@ from .follow import follow
 from .lean_conn import LeanKind, header_value, header_values
 from .protocols import AT_END, NO_BYTE, NO_CONNECTION, BatchSender, Outcome
 from .reading import spec_for, with_accept_encoding
+from .recorder import over_limit
 
 if TYPE_CHECKING:
     from .lean import LeanSender
@@ -43,7 +44,7 @@ class _Step:
 
     __slots__ = ("req", "name", "method", "headers", "template", "raw", "wire", "kind", "heads", "limit",
                  "ep", "path", "plain", "simple", "path_names", "header_names", "body_names", "static_body", "extracts", "vars",
-                 "url")
+                 "url", "max_ns")
 
     def __init__(self, lf: LeanFlows, req: Request, keep_body: bool, heads: bool | str, extracts: list[Any]):
         scenario, sender = lf.scenario, lf.sender
@@ -79,6 +80,7 @@ class _Step:
         if self.template is not None and not self.path_names and (req.json is None or self.static_body is not None):
             self.wire = self.template.build(self.raw, self.static_body)
         self.extracts = extracts
+        self.max_ns = req.max_latency_ns or 0  # a slower success is an error of kind "slow"
 
 
 # a flow (or a mix's request) made ready: its steps, where each name is, per step the Step when
@@ -91,7 +93,7 @@ class _Run:
 
     __slots__ = ("flow", "steps", "index", "user", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid", "intended",
                  "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended", "status",
-                 "error", "detail", "labels", "moves", "ep")
+                 "error", "detail", "labels", "moves", "ep", "slow")
 
     def __init__(self, flow: Flow | None, made: _Made, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
                  rid: int, intended: int | None, stage: int, then: Flow | Request | None, class_label: int):
@@ -107,6 +109,7 @@ class _Run:
         self.status: int | None = None
         self.error: str | None = None
         self.detail: str | None = None
+        self.slow: str | None = None  # the first step over its max_latency: the flow goes on, its row says so
 
 
 class LeanFlows:
@@ -321,6 +324,10 @@ class LeanFlows:
                 error, detail = self._extract(run, Outcome(status, nbytes, body, head=head, set_cookies=cookies))
         elif error == "aborted":
             self.engine._aborted += 1
+        if st.max_ns and error is None and end - run.step_intended > st.max_ns:  # as the recorder would mark it
+            error, detail = "slow", over_limit(st.max_ns)
+            if run.slow is None:
+                run.slow = f"step {st.name}: {detail}"
         self._record((run.step_rid, st.ep, run.step_intended, run.step_start, end, status, error, detail,
                       nbytes, wire, ttfb, connect, None, run.stage))
         flow = run.flow
@@ -329,7 +336,7 @@ class LeanFlows:
         run.seq += 1
         run.nbytes += nbytes
         run.status = status
-        if error is not None:
+        if error is not None and error != "slow":
             run.error, run.detail = error, f"step {st.name}: {detail or error}"
             self._end(run, end)
             return
@@ -406,8 +413,11 @@ class LeanFlows:
                 if rest:
                     detail = f"{detail}; not sent: {', '.join(rest)}"
             assert run.intended is not None
+            error = run.error
+            if error is None and run.slow is not None:
+                error, detail = "slow", run.slow
             self._record((run.rid, run.ep, run.intended, run.start, end,
-                          None, run.error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None, run.stage))
+                          None, error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None, run.stage))
             fl, cl = run.labels
             self._note((run.rid, fl, run.rid, run.seq, cl))
             if run.error is None and run.then is not None:

@@ -83,6 +83,11 @@ def _concat(parts: list[Column]) -> Column:
     return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else pa.concat_arrays(parts)
 
 
+def over_limit(limit_ns: int) -> str:
+    """The ``error_detail`` of a response slower than its ``max_latency`` (an error of kind ``slow``)."""
+    return f"over max_latency {limit_ns / 1e6:g} ms"
+
+
 class Recorder:
     """Row buffer of request records; ``sink`` receives each flushed RecordBatch."""
 
@@ -235,7 +240,7 @@ class Recorder:
         if not slow.any():
             return error, detail
         mask = pa.array(slow, pa.bool_())
-        reasons = pa.array([f"over max_latency {v / 1e6:g} ms" if v else None for v in self._limits], pa.string())
+        reasons = pa.array([over_limit(v) if v else None for v in self._limits], pa.string())
         return (pc.if_else(mask, pa.scalar("slow", pa.string()), error),
                 pc.if_else(mask, reasons.take(_arrow(ep)), detail))
 
