@@ -143,6 +143,11 @@ class LeanFlows:
         self._now = engine._now
         self._real = engine._real_clock
         self._base = engine._id_base
+        self._t0 = 0  # engine._t0, read as each arrival begins (set when the run starts)
+        # per user class: the class, its flows (or its mix's requests), their picker (None: only one)
+        self._class_plans = [(uc, list(uc.flows or uc.requests),
+                              None if len(uc.flows or uc.requests) == 1 else engine._pick_in[k])
+                             for k, uc in enumerate(engine._classes)]
         self._flow_base = engine._id_base | (1 << 39)
         self._step_base = engine._id_base | (1 << 39) | (1 << 38)
         self._class_labels = {uc.name: self.recorder.label(uc.name) for uc in scenario.user_classes}
@@ -176,17 +181,17 @@ class LeanFlows:
     def begin(self, index: int, intended: int, stage: int) -> None:
         """An arrival: a new user of a class picked by weight runs its on_start flow, then a flow."""
         eng = self.engine
+        self._t0 = eng._t0  # the run's start: the same all run long
         rng = eng._rng
         k = 0 if self._one_class else eng._class_pick.pick(rng)
-        uc = eng._classes[k]
+        uc, mains, picker = self._class_plans[k]
         ctx = {**uc.context, "vu": index, "user_class": uc.name, "run": self.run_token}
-        jar = None  # made with the first cookie a response sets (scenario.cookies)
-        i = eng._pick_in[k].pick(rng)
-        main: Flow | Request = uc.flows[i] if uc.flows else uc.requests[i]
+        main: Flow | Request = mains[0] if picker is None else mains[picker.pick(rng)]
+        # the cookie jar (None) is made with the first cookie a response sets (scenario.cookies)
         if uc.on_start is not None:
-            self._start(uc.on_start, uc, ctx, jar, intended, stage, main)
+            self._start(uc.on_start, uc, ctx, None, intended, stage, main)
         else:
-            self._start(main, uc, ctx, jar, intended, stage, None)
+            self._start(main, uc, ctx, None, intended, stage, None)
 
     def _start(self, what: Flow | Request, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
                intended: int | None, stage: int, then: Flow | Request | None) -> None:
@@ -204,7 +209,7 @@ class LeanFlows:
         st = run.steps[run.pos]
         run.step = st
         now = self._now()
-        start = now - eng._t0
+        start = now - self._t0
         if run.seq == 0:
             run.start = start
             if run.intended is None:
@@ -313,7 +318,7 @@ class LeanFlows:
             self._head(run, status, nbytes, wire, body, detail, ttfb, connect)
             return
         st = run.step
-        end = self._now() - self.engine._t0
+        end = self._now() - self._t0
         if error is None and status is not None:
             if st.simple:  # Request.evaluate without expect or checks, inline
                 if status >= 400:
