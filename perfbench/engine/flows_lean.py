@@ -104,9 +104,13 @@ class _Run:
         self.labels = (fl, class_label)  # the recorder's labels of the flow and of the user class
         self.pos = self.seq = self.repeats = self.nbytes = 0
         self.rid, self.intended, self.stage, self.then = rid, intended, stage, then
-        self.step: _Step = steps[0]
-        self.step_rid = self.step_start = self.step_intended = self.start = 0
-        self.status: int | None = None
+        # step, step_rid, step_start, step_intended, start: set by _send; status: by _step_done
+        self.step: _Step
+        self.step_rid: int
+        self.step_start: int
+        self.step_intended: int
+        self.start: int
+        self.status: int | None
         self.error: str | None = None
         self.detail: str | None = None
         self.slow: str | None = None  # the first step over its max_latency: the flow goes on, its row says so
@@ -145,8 +149,10 @@ class LeanFlows:
         self._base = engine._id_base
         self._t0 = 0  # engine._t0, read as each arrival begins (set when the run starts)
         # per user class: the class, its flows (or its mix's requests), their picker (None: only one)
+        # and its users' context before their own values
         self._class_plans = [(uc, list(uc.flows or uc.requests),
-                              None if len(uc.flows or uc.requests) == 1 else engine._pick_in[k])
+                              None if len(uc.flows or uc.requests) == 1 else engine._pick_in[k],
+                              {**uc.context, "vu": 0, "user_class": uc.name, "run": engine.driver.run_token})
                              for k, uc in enumerate(engine._classes)]
         self._flow_base = engine._id_base | (1 << 39)
         self._step_base = engine._id_base | (1 << 39) | (1 << 38)
@@ -184,8 +190,9 @@ class LeanFlows:
         self._t0 = eng._t0  # the run's start: the same all run long
         rng = eng._rng
         k = 0 if self._one_class else eng._class_pick.pick(rng)
-        uc, mains, picker = self._class_plans[k]
-        ctx = {**uc.context, "vu": index, "user_class": uc.name, "run": self.run_token}
+        uc, mains, picker, base = self._class_plans[k]
+        ctx = base.copy()  # the user's context: the class's values, the user class, the run's token
+        ctx["vu"] = index
         main: Flow | Request = mains[0] if picker is None else mains[picker.pick(rng)]
         # the cookie jar (None) is made with the first cookie a response sets (scenario.cookies)
         if uc.on_start is not None:
