@@ -372,12 +372,13 @@ class FlowOpenEngine(OpenModelEngine):
             if full:
                 stats.capped += launched
 
-    def _flow_ended(self) -> None:
-        """A flow in flight ended (the lean path): its slot frees, what is due is sent."""
+    def _flow_ended(self, now: int | None = None) -> None:
+        """A flow in flight ended (the lean path) at ``now`` (run time; None: read the clock): its
+        slot frees, what is due is sent."""
         in_flight = self._in_flight
         self._in_flight = in_flight - 1
         if self._stop_reason is None and not self._closing:
-            if (nxt := self._nxt) is not None and nxt[1] <= self._now() - self._t0:
+            if (nxt := self._nxt) is not None and nxt[1] <= (self._now() - self._t0 if now is None else now):
                 if in_flight >= self.max_in_flight:
                     self._full_seen = True
                 if not self._pump_due:

@@ -92,7 +92,7 @@ class _Run:
     """One run of a flow (or one request of a mix: ``flow`` None) for one user, in flight."""
 
     __slots__ = ("flow", "steps", "index", "user", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid", "intended",
-                 "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended", "status",
+                 "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended",
                  "error", "detail", "labels", "moves", "ep", "slow")
 
     def __init__(self, flow: Flow | None, made: _Made, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
@@ -104,13 +104,12 @@ class _Run:
         self.labels = (fl, class_label)  # the recorder's labels of the flow and of the user class
         self.pos = self.seq = self.repeats = self.nbytes = 0
         self.rid, self.intended, self.stage, self.then = rid, intended, stage, then
-        # step, step_rid, step_start, step_intended, start: set by _send; status: by _step_done
+        # step, step_rid, step_start, step_intended, start: set by _send
         self.step: _Step
         self.step_rid: int
         self.step_start: int
         self.step_intended: int
         self.start: int
-        self.status: int | None
         self.error: str | None = None
         self.detail: str | None = None
         self.slow: str | None = None  # the first step over its max_latency: the flow goes on, its row says so
@@ -347,7 +346,6 @@ class LeanFlows:
         self._note((run.step_rid, fl, run.rid, run.seq, cl) if flow is not None else (run.step_rid, -1, -1, -1, cl))
         run.seq += 1
         run.nbytes += nbytes
-        run.status = status
         if error is not None and error != "slow":
             run.error, run.detail = error, f"step {st.name}: {detail or error}"
             self._end(run, end)
@@ -435,4 +433,4 @@ class LeanFlows:
             if run.error is None and run.then is not None:
                 self._start(run.then, run.uc, run.ctx, run.jar, None, run.stage, None)
                 return
-        self.engine._flow_ended()
+        self.engine._flow_ended(end)
