@@ -63,11 +63,13 @@ def _calls(path: Path):  # noqa: ANN202
     return {"n_plus_one": n_plus_one, "eager": eager}
 
 
-def test_each_call_s_statements_are_attributed_to_its_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["open", "closed"])
+def test_each_call_s_statements_are_attributed_to_its_request(tmp_path: Path, model: str) -> None:
     db = tmp_path / "books.db"
     _db(db)
-    res = run_load(_calls(db), shapes.constant(rate=40, duration=0.5), runs_dir=tmp_path / "runs", progress=False,
-                   capture=True, slos=["queries_per_request<2"])
+    plan = shapes.constant(rate=40, duration=0.5) if model == "open" else shapes.users(2, 10.0)  # ends at the budget
+    res = run_load(_calls(db), plan, runs_dir=tmp_path / "runs", progress=False, capture=True,
+                   slos=["queries_per_request<2"], max_requests=20)
     run = Path(res.path)
     rows = pl.read_parquet(run / "requests.parquet")
     assert rows.height == 20 and rows["error"].null_count() == 20, rows.select("endpoint", "error", "error_detail")
