@@ -151,12 +151,6 @@ class LeanFlows:
         self._real = engine._real_clock
         self._base = engine._id_base
         self._t0 = 0  # engine._t0, read as each arrival begins (set when the run starts)
-        # per user class: the class, its flows (or its mix's requests), their picker (None: only one)
-        # and its users' context before their own values
-        self._class_plans = [(uc, list(uc.flows or uc.requests),
-                              None if len(uc.flows or uc.requests) == 1 else engine._pick_in[k],
-                              {**uc.context, "vu": 0, "user_class": uc.name, "run": engine.driver.run_token})
-                             for k, uc in enumerate(engine._classes)]
         self._flow_base = engine._id_base | (1 << 39)
         self._step_base = engine._id_base | (1 << 39) | (1 << 38)
         self._class_labels = {uc.name: self.recorder.label(uc.name) for uc in scenario.user_classes}
@@ -177,6 +171,14 @@ class LeanFlows:
                                       self.recorder.label(f.name), self._flow_eps[FLOW_PREFIX + f.name])
             for r in uc.requests:
                 self._mix[r.name] = ([self._steps[r.name]], {}, [None], -1, -1)
+        # per user class: the class, its flows (or its mix's requests) each with what _Run needs, their
+        # picker (None: only one), its users' context before their own values, its label
+        self._class_plans = [(uc, [(f, self._flows[id(f)]) for f in uc.flows] or
+                              [(None, self._mix[r.name]) for r in uc.requests],
+                              None if len(uc.flows or uc.requests) == 1 else engine._pick_in[k],
+                              {**uc.context, "vu": 0, "user_class": uc.name, "run": engine.driver.run_token},
+                              self._class_labels[uc.name])
+                             for k, uc in enumerate(engine._classes)]
 
     def _prepare(self, req: Request, keep_body: bool, extracts: list[Any]) -> None:
         if req.name in self._steps:
@@ -193,15 +195,19 @@ class LeanFlows:
         self._t0 = eng._t0  # the run's start: the same all run long
         rng = eng._rng
         k = 0 if self._one_class else eng._class_pick.pick(rng)
-        uc, mains, picker, base = self._class_plans[k]
+        uc, mains, picker, base, label = self._class_plans[k]
         ctx = base.copy()  # the user's context: the class's values, the user class, the run's token
         ctx["vu"] = index
-        main: Flow | Request = mains[0] if picker is None else mains[picker.pick(rng)]
+        flow, made = mains[0] if picker is None else mains[picker.pick(rng)]
         # the cookie jar (None) is made with the first cookie a response sets (scenario.cookies)
         if uc.on_start is not None:
-            self._start(uc.on_start, uc, ctx, None, intended, stage, main)
+            self._start(uc.on_start, uc, ctx, None, intended, stage,
+                        flow if flow is not None else made[0][0].req)
+        elif flow is not None:
+            self._send(_Run(flow, made, uc, ctx, None, self._flow_base | next(self._flow_ids), intended, stage,
+                            None, label))
         else:
-            self._start(main, uc, ctx, None, intended, stage, None)
+            self._send(_Run(None, made, uc, ctx, None, self._base | next(self._ids), intended, stage, None, label))
 
     def _start(self, what: Flow | Request, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
                intended: int | None, stage: int, then: Flow | Request | None) -> None:
