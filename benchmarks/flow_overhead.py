@@ -7,8 +7,8 @@ on the lean path, recording every row into a journal on disk with live progress 
 measured is the CPU of the engine's ``run`` alone, divided by the requests sent:
 
 - ``independent``: ``Scenario`` of requests a, b, c (equal weights): the lean callback hot path;
-- ``flow``: a ``FlowScenario`` whose one flow sends a, b, c in order (a Task per arrival, each step
-  awaiting the sender's ``request()``; a row per step and one per flow);
+- ``flow``: a ``FlowScenario`` whose one flow sends a, b, c in order (``engine/flows_lean.py``: a
+  state machine per arrival driven by the sender's callbacks; a row per step and one per flow);
 - ``flow+extract``: the same flow, each step taking ``data.feed.pageInfo.endCursor`` from its
   response into the context, and b and c sending it back in their path.
 

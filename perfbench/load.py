@@ -48,7 +48,7 @@ def run_load(target: str | Callable[..., Any] | dict[str, Callable[..., Any]], p
              announce: Callable[[str], None] | None = None, collectors: Iterable[Collector] = (),
              http_path: str = "auto", slos: Iterable[str] = (), workers: int = 0, scheduler: str | None = None,
              client: Any = None, on_cluster: Callable[[Any], None] | None = None, dns: str = "once",
-             warmup: str | int | None = None) -> RunResult:
+             warmup: str | int | None = None, capture: bool = False) -> RunResult:
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
@@ -65,7 +65,11 @@ def run_load(target: str | Callable[..., Any] | dict[str, Callable[..., Any]], p
 
     ``target`` may also be an async function, or a table of names to async functions (an ORM call,
     a queue client, a gRPC stub): each call is a request (``perfbench.engine.calls``), recorded in
-    the same rows; without a ``scenario`` every function is called with the same weight.
+    the same rows; without a ``scenario`` every function is called with the same weight. With
+    ``capture=True`` each call runs with its request id bound for the agent's in-process capture
+    (``perfbench.agent.incall``): its SQL statements go to queries.parquet attributed to the call, its
+    wall time to server_requests.parquet, so the summary's ``sql`` block, the agent's SLOs and
+    ``perfbench explain`` work as on a run with the agent in an HTTP service.
 
     Distributed (``perfbench.distributed``): ``workers=N`` starts a local Dask cluster of N
     processes for the run (closed at the end), ``scheduler="tcp://HOST:PORT"`` uses an existing
@@ -78,6 +82,17 @@ def run_load(target: str | Callable[..., Any] | dict[str, Callable[..., Any]], p
         target, scenario, calls = callable_target(target, scenario)
         if workers or scheduler or client is not None:
             raise ConfigError("a callable target runs in this process: drop workers, scheduler and client")
+        if capture:
+            from .agent.incall import CallCapture
+
+            if any(getattr(c, "name", None) == "agent" for c in collectors):
+                raise ConfigError("capture=True is the agent of a callable target: drop the other agent collector")
+            cc = CallCapture()
+            calls = {name: cc.wrap(name, fn) for name, fn in calls.items()}
+            collectors = (*collectors, cc)
+    elif capture:
+        raise ConfigError("capture=True is for a callable target (an async function); an HTTP service captures "
+                          "with the agent in it (AgentCollector)")
     else:
         target = check_target(target, allow_hosts)
         if any(r.method == CALL for r in (scenario.requests if scenario else ())):

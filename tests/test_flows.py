@@ -612,4 +612,37 @@ def test_a_step_slower_than_its_max_latency_is_marked_slow_and_the_flow_goes_on(
     df = _rows(res)
     assert set(df.filter(pl.col("endpoint") == "first")["error"]) == {"slow"}
     assert df.filter(pl.col("endpoint") == "second")["error"].null_count() == 2
-    assert df.filter(pl.col("endpoint") == "flow:timed")["error"].null_count() == 2
+    runs = df.filter(pl.col("endpoint") == "flow:timed")  # the flow saw it: its row says which step was slow
+    assert runs.filter(pl.col("error") != "aborted")["error_detail"].to_list() == \
+        ["step first: over max_latency 1e-06 ms"] * 2
+
+
+# ------------------------------------------------------------------------------------------------ a step over its max_latency
+
+@pytest.mark.parametrize(("http_path", "model"), [("lean", "open"), ("aiohttp", "open"), ("lean", "closed"),
+                                                  ("aiohttp", "closed")])
+def test_a_step_over_its_max_latency_is_slow_and_the_flow_goes_on(http_server, tmp_path, http_path, model):
+    """As a Locust task goes on after ``response.failure()``: the slow step's row is ``slow`` (status
+    kept), the next steps are sent, and the flow's own row is ``slow``, naming the step; a slow
+    ``on_start`` still lets the user's flow run."""
+    login = Flow("login", [Step(Request("sleepy_login", "GET", "/delay/60", max_latency="20ms"))])
+    main = Flow("main", [Step(Request("sleepy", "GET", "/delay/60", max_latency="20ms")),
+                         Step(Request("after", "GET", "/", max_latency="30s"))])
+    scenario = FlowScenario(user_classes=[UserClass("u", on_start=login, flows=[main])])
+    plan = shapes.constant(rate=10, duration=0.5) if model == "open" else shapes.users(2, 0.5)
+    res = run_load(http_server.url, plan, scenario, runs_dir=tmp_path, progress=False, http_path=http_path)
+    df = _rows(res)
+    runs = df.filter(pl.col("endpoint") == "flow:main")
+    assert runs.height > 0
+    for run in runs.iter_rows(named=True):
+        steps = df.filter((pl.col("flow_run") == run["flow_run"]) & (pl.col("method") != "FLOW")).sort("step")
+        if run["error"] == "aborted":  # stopped by the run's end: nothing to judge
+            continue
+        assert steps["endpoint"].to_list() == ["sleepy", "after"], steps  # the flow went on
+        assert steps["error"].to_list() == ["slow", None] and steps["status"].to_list() == [200, 200]
+        assert steps["error_detail"][0] == "over max_latency 20 ms" and steps["latency_ns"][0] > 20e6
+        assert run["error"] == "slow" and run["error_detail"] == "step sleepy: over max_latency 20 ms"
+    logins = df.filter(pl.col("endpoint") == "flow:login")
+    assert set(logins["error"].drop_nulls()) <= {"slow", "aborted"} and "slow" in set(logins["error"])
+    assert res.summary["overall"]["errors_by_kind"].get("slow", 0) == df.filter(
+        (pl.col("error") == "slow") & (pl.col("method") != "FLOW")).height

@@ -38,7 +38,7 @@ from .follow import Origins, exchange
 from .open_model import ArrivalTuple, OpenModelEngine
 from .protocols import NO_CONNECTION, BatchSender, Outcome, ReadSpec, Sender
 from .reading import spec_for, with_accept_encoding
-from .recorder import Recorder
+from .recorder import Recorder, over_limit
 from .redirects import path_of
 from .stats import EngineStats
 
@@ -64,7 +64,7 @@ class _Prepared:
     """What sending a step needs, computed once per request kind."""
 
     __slots__ = ("req", "headers", "spec", "limit", "base", "path", "path_names", "header_names", "body_names",
-                 "static_body", "method")
+                 "static_body", "method", "max_ns")
 
     def __init__(self, scenario: FlowScenario, req: Request, keep_body: bool):
         self.req = req
@@ -81,6 +81,7 @@ class _Prepared:
         self.header_names = any(placeholders(v) for v in h.values())
         self.body_names = req.json is not None and bool(placeholders(_json_text(req.json)))
         self.static_body = _body(req.json) if not self.body_names and not req.vars else None
+        self.max_ns = req.max_latency_ns or 0  # a slower success is an error of kind "slow"
 
 
 def _json_text(obj: Any) -> str:
@@ -127,6 +128,7 @@ class FlowDriver:
         seq = nbytes = 0
         error: str | None = None
         detail: str | None = None
+        slow: str | None = None  # the first step over its max_latency: the flow goes on, its row says so
         status: int | None = None
         pos = 0
         try:
@@ -143,7 +145,9 @@ class FlowDriver:
                     seq += 1
                     nbytes += out.nbytes
                     status = out.status
-                    if out.error is not None:
+                    if out.error == "slow":
+                        slow = slow or f"step {step.name}: {out.detail}"
+                    elif out.error is not None:
                         error, detail = out.error, f"step {step.name}: {out.detail or out.error}"
                         break
                     repeats += 1
@@ -163,6 +167,9 @@ class FlowDriver:
             error, detail = "aborted", "still in flight when the run stopped"
             self._flow_row(flow, flow_rid, intended, start, error, detail, nbytes, user, stage, seq, uc, pos)
             raise
+        if error is None and slow is not None:
+            self._flow_row(flow, flow_rid, intended, start, "slow", slow, nbytes, user, stage, seq, uc, len(steps))
+            return True
         self._flow_row(flow, flow_rid, intended, start, error, detail, nbytes, user, stage, seq, uc,
                        pos if error is not None else len(steps))
         return error is None
@@ -223,8 +230,7 @@ class FlowDriver:
             kind, why = classify(exc)
             out = Outcome(None, 0, None, kind, why)
         self.stats.completed += 1
-        self._row(rid, req, intended, start, out, user, stage, tag)
-        return out
+        return self._row(rid, req, intended, start, out, user, stage, tag, p.max_ns)
 
     def _extract(self, step: Step, out: Outcome, user: FlowUser, url: str) -> tuple[str | None, str | None]:
         resp = Response(out)
@@ -244,11 +250,17 @@ class FlowDriver:
         return None, None
 
     def _row(self, rid: int, req: Request, intended: int, start: int, out: Outcome, user: FlowUser, stage: int,
-             tag: tuple[str | None, int | None, int | None, str | None]) -> None:
-        self.recorder.add(rid, req.name, req.method, intended, start, self.now(), out.status, out.error, out.detail,
+             tag: tuple[str | None, int | None, int | None, str | None], max_ns: int = 0) -> Outcome:
+        """Record the step's row; a success slower than ``max_ns`` (its max_latency) is an error
+        of kind ``slow`` here already, as the recorder would mark it, so the flow sees it."""
+        end = self.now()
+        if max_ns and out.error is None and end - intended > max_ns:
+            out = out._replace(error="slow", detail=over_limit(max_ns))
+        self.recorder.add(rid, req.name, req.method, intended, start, end, out.status, out.error, out.detail,
                           out.nbytes, user.vu, stage, out.wire, out.ttfb_ns,
                           out.connect_ns if out.error != "check" or out.status is not None else NO_CONNECTION)
         self.recorder.note_flow(rid, *tag)
+        return out
 
 
 def class_counts(classes: list[UserClass], n: int) -> list[int]:
@@ -360,12 +372,13 @@ class FlowOpenEngine(OpenModelEngine):
             if full:
                 stats.capped += launched
 
-    def _flow_ended(self) -> None:
-        """A flow in flight ended (the lean path): its slot frees, what is due is sent."""
+    def _flow_ended(self, now: int | None = None) -> None:
+        """A flow in flight ended (the lean path) at ``now`` (run time; None: read the clock): its
+        slot frees, what is due is sent."""
         in_flight = self._in_flight
         self._in_flight = in_flight - 1
         if self._stop_reason is None and not self._closing:
-            if (nxt := self._nxt) is not None and nxt[1] <= self._now() - self._t0:
+            if (nxt := self._nxt) is not None and nxt[1] <= (self._now() - self._t0 if now is None else now):
                 if in_flight >= self.max_in_flight:
                     self._full_seen = True
                 if not self._pump_due:

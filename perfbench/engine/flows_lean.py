@@ -4,8 +4,12 @@ A run of a flow is a small state machine (:class:`_Run`) driven by the lean send
 callbacks: the arrival sends the first step's prebuilt bytes; each response is judged, its values
 are taken into the user's context, its row is recorded, and the next step (the same one again
 while ``repeat_while`` holds, a branch's, or the next) is built and submitted from the callback.
-No Task, no Future, no ``Outcome`` per step: a step costs about what an independent request costs
-on this path (``benchmarks/flow_overhead.py``), plus its placeholders and extraction.
+No Task, no Future, no ``Outcome`` per step. What each flow and step needs is made once (the
+steps' bytes, per flow a list saying which steps only go on to the next one, the recorder's labels
+of the flow and of the user class, per class its users' context to copy), so a step of a plain
+flow allocates its row, its five-int note and its request's bytes, and nothing else
+(``benchmarks/flow_overhead.py``: about a third more CPU per request than independent requests).
+A step over its ``max_latency`` is ``slow`` when it ends (the flow goes on; its row says so).
 
 The rows are the ones :class:`~perfbench.engine.flows.FlowDriver` records on the awaitable path:
 a row per step, a row per run of the flow (``flow:<name>``, method ``FLOW``). Cookies go into the
@@ -34,6 +38,7 @@ from .follow import follow
 from .lean_conn import LeanKind, header_value, header_values
 from .protocols import AT_END, NO_BYTE, NO_CONNECTION, BatchSender, Outcome
 from .reading import spec_for, with_accept_encoding
+from .recorder import over_limit
 
 if TYPE_CHECKING:
     from .lean import LeanSender
@@ -43,7 +48,7 @@ class _Step:
 
     __slots__ = ("req", "name", "method", "headers", "template", "raw", "wire", "kind", "heads", "limit",
                  "ep", "path", "plain", "simple", "path_names", "header_names", "body_names", "static_body", "extracts", "vars",
-                 "url")
+                 "url", "max_ns")
 
     def __init__(self, lf: LeanFlows, req: Request, keep_body: bool, heads: bool | str, extracts: list[Any]):
         scenario, sender = lf.scenario, lf.sender
@@ -79,26 +84,39 @@ class _Step:
         if self.template is not None and not self.path_names and (req.json is None or self.static_body is not None):
             self.wire = self.template.build(self.raw, self.static_body)
         self.extracts = extracts
+        self.max_ns = req.max_latency_ns or 0  # a slower success is an error of kind "slow"
+
+
+# a flow (or a mix's request) made ready: its steps, where each name is, per step the Step when
+# more than "the next" can follow it (else None), the recorder's label of the flow, the flow's endpoint
+_Made = tuple[list[_Step], dict[str, int], list[Step | None], int, int]
 
 
 class _Run:
     """One run of a flow (or one request of a mix: ``flow`` None) for one user, in flight."""
 
     __slots__ = ("flow", "steps", "index", "user", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid", "intended",
-                 "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended", "status",
-                 "error", "detail")
+                 "start", "nbytes", "stage", "then", "step", "step_rid", "step_start", "step_intended",
+                 "error", "detail", "labels", "moves", "ep", "slow")
 
-    def __init__(self, flow: Flow | None, steps: list[_Step], index: dict[str, int], uc: UserClass,
-                 ctx: dict[str, Any], jar: CookieJar | None, rid: int, intended: int | None, stage: int,
-                 then: Flow | Request | None):
-        self.flow, self.steps, self.index, self.uc, self.ctx, self.jar = flow, steps, index, uc, ctx, jar
+    def __init__(self, flow: Flow | None, made: _Made, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
+                 rid: int, intended: int | None, stage: int, then: Flow | Request | None, class_label: int):
+        self.flow, self.uc, self.ctx, self.jar = flow, uc, ctx, jar
+        # what can follow each step (None: the next one), the recorder's label of the flow, its endpoint
+        steps, self.index, self.moves, fl, self.ep = made
+        self.steps = steps
+        self.labels = (fl, class_label)  # the recorder's labels of the flow and of the user class
         self.pos = self.seq = self.repeats = self.nbytes = 0
         self.rid, self.intended, self.stage, self.then = rid, intended, stage, then
-        self.step: _Step = steps[0]
-        self.step_rid = self.step_start = self.step_intended = self.start = 0
-        self.status: int | None = None
+        # step, step_rid, step_start, step_intended, start: set by _send
+        self.step: _Step
+        self.step_rid: int
+        self.step_start: int
+        self.step_intended: int
+        self.start: int
         self.error: str | None = None
         self.detail: str | None = None
+        self.slow: str | None = None  # the first step over its max_latency: the flow goes on, its row says so
 
 
 class LeanFlows:
@@ -119,13 +137,23 @@ class LeanFlows:
         self._flow_ids = itertools.count()
         self.run_token = engine.driver.run_token
         self._steps: dict[str, _Step] = {}
-        self._flows: dict[int, tuple[list[_Step], dict[str, int], Step | None]] = {}
+        # per flow (by id): its steps made ready, where each name is, what can follow each step
+        # (None: the next one), its label for the recorder
+        self._flows: dict[int, _Made] = {}
+        self._mix: dict[str, _Made] = {}
         self._host = urlsplit(self.origins.base_url).hostname or ""
         self._cookies = scenario.cookies
         self._record = self.recorder.record
         self._cb = self._step_done  # the sender's callback, bound once
         self._one_class = len(scenario.user_classes) == 1
-        self._notes = self.recorder._flows  # Recorder.note_flow, inline
+        self._note = self.recorder.note  # Recorder.note_flow, inline
+        self._now = engine._now
+        self._real = engine._real_clock
+        self._base = engine._id_base
+        self._t0 = 0  # engine._t0, read as each arrival begins (set when the run starts)
+        self._flow_base = engine._id_base | (1 << 39)
+        self._step_base = engine._id_base | (1 << 39) | (1 << 38)
+        self._class_labels = {uc.name: self.recorder.label(uc.name) for uc in scenario.user_classes}
         for uc in scenario.user_classes:
             for f in (*([uc.on_start] if uc.on_start else []), *uc.flows):
                 for s in f.steps:
@@ -135,7 +163,22 @@ class LeanFlows:
                 self._prepare(r, r.needs_body, [])
         self._flow_eps = {FLOW_PREFIX + f.name: self.recorder.endpoint(FLOW_PREFIX + f.name, FLOW_METHOD)
                           for uc in scenario.user_classes for f in (*([uc.on_start] if uc.on_start else []), *uc.flows)}
-        self._step_of: dict[tuple[int, str], Step] = {}
+        for uc in scenario.user_classes:
+            for f in (*([uc.on_start] if uc.on_start else []), *uc.flows):
+                self._flows[id(f)] = ([self._steps[s.name] for s in f.steps],
+                                      {s.name: i for i, s in enumerate(f.steps)},
+                                      [s if s.repeat_while is not None or s.branches else None for s in f.steps],
+                                      self.recorder.label(f.name), self._flow_eps[FLOW_PREFIX + f.name])
+            for r in uc.requests:
+                self._mix[r.name] = ([self._steps[r.name]], {}, [None], -1, -1)
+        # per user class: the class, its flows (or its mix's requests) each with what _Run needs, their
+        # picker (None: only one), its users' context before their own values, its label
+        self._class_plans = [(uc, [(f, self._flows[id(f)]) for f in uc.flows] or
+                              [(None, self._mix[r.name]) for r in uc.requests],
+                              None if len(uc.flows or uc.requests) == 1 else engine._pick_in[k],
+                              {**uc.context, "vu": 0, "user_class": uc.name, "run": engine.driver.run_token},
+                              self._class_labels[uc.name])
+                             for k, uc in enumerate(engine._classes)]
 
     def _prepare(self, req: Request, keep_body: bool, extracts: list[Any]) -> None:
         if req.name in self._steps:
@@ -149,31 +192,31 @@ class LeanFlows:
     def begin(self, index: int, intended: int, stage: int) -> None:
         """An arrival: a new user of a class picked by weight runs its on_start flow, then a flow."""
         eng = self.engine
+        self._t0 = eng._t0  # the run's start: the same all run long
         rng = eng._rng
         k = 0 if self._one_class else eng._class_pick.pick(rng)
-        uc = eng._classes[k]
-        ctx = {**uc.context, "vu": index, "user_class": uc.name, "run": self.run_token}
-        jar = None  # made with the first cookie a response sets (scenario.cookies)
-        i = eng._pick_in[k].pick(rng)
-        main: Flow | Request = uc.flows[i] if uc.flows else uc.requests[i]
+        uc, mains, picker, base, label = self._class_plans[k]
+        ctx = base.copy()  # the user's context: the class's values, the user class, the run's token
+        ctx["vu"] = index
+        flow, made = mains[0] if picker is None else mains[picker.pick(rng)]
+        # the cookie jar (None) is made with the first cookie a response sets (scenario.cookies)
         if uc.on_start is not None:
-            self._start(uc.on_start, uc, ctx, jar, intended, stage, main)
+            self._start(uc.on_start, uc, ctx, None, intended, stage,
+                        flow if flow is not None else made[0][0].req)
+        elif flow is not None:
+            self._send(_Run(flow, made, uc, ctx, None, self._flow_base | next(self._flow_ids), intended, stage,
+                            None, label))
         else:
-            self._start(main, uc, ctx, jar, intended, stage, None)
+            self._send(_Run(None, made, uc, ctx, None, self._base | next(self._ids), intended, stage, None, label))
 
     def _start(self, what: Flow | Request, uc: UserClass, ctx: dict[str, Any], jar: CookieJar | None,
                intended: int | None, stage: int, then: Flow | Request | None) -> None:
-        eng = self.engine
         if isinstance(what, Request):
-            run = _Run(None, [self._steps[what.name]], {}, uc, ctx, jar, eng._id_base | next(self._ids),
-                       intended, stage, None)
+            run = _Run(None, self._mix[what.name], uc, ctx, jar, self._base | next(self._ids), intended, stage,
+                       None, self._class_labels[uc.name])
         else:
-            made = self._flows.get(id(what))
-            if made is None:  # once per flow: its steps made ready, and where each name is
-                made = self._flows[id(what)] = ([self._steps[s.name] for s in what.steps],
-                                                {s.name: i for i, s in enumerate(what.steps)}, None)
-            run = _Run(what, made[0], made[1], uc, ctx, jar, eng._id_base | (1 << 39) | next(self._flow_ids),
-                       intended, stage, then)
+            run = _Run(what, self._flows[id(what)], uc, ctx, jar, self._flow_base | next(self._flow_ids), intended,
+                       stage, then, self._class_labels[uc.name])
         self._send(run)
 
     # -- one step -------------------------------------------------------------------------------
@@ -181,17 +224,17 @@ class LeanFlows:
         eng = self.engine
         st = run.steps[run.pos]
         run.step = st
-        now = eng._now()
-        t0 = eng._t0
-        start = now - t0
+        now = self._now()
+        start = now - self._t0
         if run.seq == 0:
             run.start = start
             if run.intended is None:
                 run.intended = start
-        run.step_intended = run.intended if run.seq == 0 and run.intended is not None else start
+            run.step_intended = run.intended
+        else:
+            run.step_intended = start
         run.step_start = start
-        run.step_rid = rid = eng._id_base | (1 << 39) | (1 << 38) | next(self._ids) if run.flow is not None \
-            else run.rid
+        run.step_rid = rid = self._step_base | next(self._ids) if run.flow is not None else run.rid
         if eng._closing:  # the run is over: the flow stops before this step
             run.error, run.detail = "aborted", f"the run stopped before step {st.name}"
             run.pos -= 1  # this step is among those not sent
@@ -227,7 +270,7 @@ class LeanFlows:
             wire = template.build(raw, body)
         eng._sent += 1
         self._submit(b"%b%d%b" % (wire[0], rid, wire[1]), run, self._cb, st.kind,
-                     now if eng._real_clock else time.perf_counter_ns())
+                     now if self._real else time.perf_counter_ns())
 
     def _head(self, run: _Run, status: int | None, nbytes: int, wire: int, body: bytes | None, detail: str,
               ttfb: int, connect: int) -> None:
@@ -290,9 +333,8 @@ class LeanFlows:
         if detail is not None and error is None and head is None:  # a head or a Location handed over
             self._head(run, status, nbytes, wire, body, detail, ttfb, connect)
             return
-        eng = self.engine
         st = run.step
-        end = eng._now() - eng._t0
+        end = self._now() - self._t0
         if error is None and status is not None:
             if st.simple:  # Request.evaluate without expect or checks, inline
                 if status >= 400:
@@ -302,24 +344,36 @@ class LeanFlows:
             if error is None and st.extracts:
                 error, detail = self._extract(run, Outcome(status, nbytes, body, head=head, set_cookies=cookies))
         elif error == "aborted":
-            eng._aborted += 1
+            self.engine._aborted += 1
+        if st.max_ns and error is None and end - run.step_intended > st.max_ns:  # as the recorder would mark it
+            error, detail = "slow", over_limit(st.max_ns)
+            if run.slow is None:
+                run.slow = f"step {st.name}: {detail}"
         self._record((run.step_rid, st.ep, run.step_intended, run.step_start, end, status, error, detail,
                       nbytes, wire, ttfb, connect, None, run.stage))
         flow = run.flow
-        self._notes[run.step_rid] = (flow.name, run.rid, run.seq, run.uc.name) if flow is not None else \
-            (None, None, None, run.uc.name)
+        fl, cl = run.labels
+        self._note((run.step_rid, fl, run.rid, run.seq, cl) if flow is not None else (run.step_rid, -1, -1, -1, cl))
         run.seq += 1
         run.nbytes += nbytes
-        run.status = status
-        if error is not None:
+        if error is not None and error != "slow":
             run.error, run.detail = error, f"step {st.name}: {detail or error}"
             self._end(run, end)
             return
         if flow is None:
             self._end(run, end)
             return
+        step = run.moves[run.pos]
+        if step is None:  # the next step (the common case)
+            run.pos += 1
+            if run.pos >= len(run.steps):
+                self._end(run, end)
+            elif run.seq >= MAX_FLOW_STEPS:
+                self._too_many(run, end)
+            else:
+                self._send(run)
+            return
         run.repeats += 1
-        step = flow.steps[run.pos]
         if step.repeat_while is not None and run.repeats < step.max_repeats and run.seq < MAX_FLOW_STEPS \
                 and is_present(run.ctx.get(step.repeat_while)):
             self._send(run)
@@ -338,11 +392,14 @@ class LeanFlows:
         if run.pos >= len(run.steps):
             self._end(run, end)
         elif run.seq >= MAX_FLOW_STEPS:
-            run.error, run.detail = "check", f"more than {MAX_FLOW_STEPS} steps sent in one run of the flow"
-            run.pos -= 1
-            self._end(run, end)
+            self._too_many(run, end)
         else:
             self._send(run)
+
+    def _too_many(self, run: _Run, end: int) -> None:
+        run.error, run.detail = "check", f"more than {MAX_FLOW_STEPS} steps sent in one run of the flow"
+        run.pos -= 1
+        self._end(run, end)
 
     def _extract(self, run: _Run, out: Outcome) -> tuple[str | None, str | None]:
         resp = Response(out)
@@ -376,11 +433,14 @@ class LeanFlows:
                 if rest:
                     detail = f"{detail}; not sent: {', '.join(rest)}"
             assert run.intended is not None
-            self.recorder.record((run.rid, self._flow_eps[FLOW_PREFIX + flow.name], run.intended, run.start, end,
-                                  None, run.error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None,
-                                  run.stage))
-            self.recorder.note_flow(run.rid, flow.name, run.rid, run.seq, run.uc.name)
+            error = run.error
+            if error is None and run.slow is not None:
+                error, detail = "slow", run.slow
+            self._record((run.rid, run.ep, run.intended, run.start, end,
+                          None, error, detail, run.nbytes, run.nbytes, NO_BYTE, NO_CONNECTION, None, run.stage))
+            fl, cl = run.labels
+            self._note((run.rid, fl, run.rid, run.seq, cl))
             if run.error is None and run.then is not None:
                 self._start(run.then, run.uc, run.ctx, run.jar, None, run.stage, None)
                 return
-        self.engine._flow_ended()
+        self.engine._flow_ended(end)

@@ -30,6 +30,7 @@ from .reading import (
     CONTENT_ENCODING,
     CONTENT_LENGTH,
     HAS_CONTENT_ENCODING,
+    HAS_EITHER,
     HAS_SET_COOKIE,
     HEAD,
     HEAD_END,
@@ -70,7 +71,7 @@ class Pool(Protocol):
 class LeanKind:
     """How the lean path reads one kind of request (made once, by ``LeanSender.kind``)."""
 
-    __slots__ = ("max_body", "keep", "decode", "limit", "timeouts", "floor", "heads")
+    __slots__ = ("max_body", "keep", "decode", "limit", "timeouts", "floor", "heads", "scan")
 
     def __init__(self, max_body: int, keep: bool, timeouts: Timeouts, decode: bool = True,
                  heads: bool | str = False):
@@ -82,6 +83,11 @@ class LeanKind:
         self.heads = heads
         self.keep = keep
         self.decode = decode  # look for a Content-Encoding (not when the request asked for identity)
+        # the one search of a head read in one go for what sends it the careful way: a Content-Encoding
+        # (with a body), a Set-Cookie (heads "cookies"), either in one pass when both are looked for
+        cookies = heads == "cookies"
+        self.scan = (HAS_EITHER if decode and cookies else HAS_SET_COOKIE if cookies
+                     else HAS_CONTENT_ENCODING if decode else None)
         # on_body's one comparison: past ``limit`` a body span takes the careful path (always, to be
         # kept, when the body is kept)
         self.limit = -1 if keep else max_body
@@ -251,9 +257,9 @@ class Conn(asyncio.Protocol):
             return
         nbytes = self.nbytes
         hl = len(data) - nbytes  # the head (and any chunk framing): where a Content-Encoding can be
-        if self.partial or hl > MAX_HEAD or (nbytes and self.kind.decode and HAS_CONTENT_ENCODING(data, 0, hl)) \
-                or 300 <= self.status < 400 \
-                or (self.kind.heads and (self.kind.heads is True or HAS_SET_COOKIE(data, 0, hl))):
+        kind = self.kind
+        if self.partial or hl > MAX_HEAD or 300 <= self.status < 400 or kind.heads is True \
+                or ((nbytes or kind.heads) and (scan := kind.scan) is not None and scan(data, 0, hl)):
             # a redirect, or a head asked for (always, or by a flow's user when it sets a cookie)
             self._slow(data, True)
             return

@@ -35,6 +35,7 @@ CODINGS: Final = frozenset({"gzip", "x-gzip", "deflate", "identity"})  # what pe
 CONTENT_ENCODING = re.compile(rb"\r\ncontent-encoding[ \t]*:[ \t]*([^\r\n]*)", re.I).search
 HAS_CONTENT_ENCODING = re.compile(rb"\r\ncontent-encoding", re.I).search  # the lean hot path's test
 HAS_SET_COOKIE = re.compile(rb"\r\nset-cookie", re.I).search  # a flow user's (see lean_conn.LeanKind)
+HAS_EITHER = re.compile(rb"\r\n(?:content-encoding|set-cookie)", re.I).search  # both, in one pass
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]*)", re.I).search
 CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.I).search
 HEAD_END: Final = b"\r\n\r\n"

@@ -83,6 +83,11 @@ def _concat(parts: list[Column]) -> Column:
     return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else pa.concat_arrays(parts)
 
 
+def over_limit(limit_ns: int) -> str:
+    """The ``error_detail`` of a response slower than its ``max_latency`` (an error of kind ``slow``)."""
+    return f"over max_latency {limit_ns / 1e6:g} ms"
+
+
 class Recorder:
     """Row buffer of request records; ``sink`` receives each flushed RecordBatch."""
 
@@ -108,7 +113,12 @@ class Recorder:
         self.interval = interval
         self._iv: list[tuple[pa.Array, pa.Array]] = []
         self._redirected: dict[int, tuple[int, str]] = {}  # request id -> (redirects, final path)
-        self._flows: dict[int, tuple[str | None, int | None, int | None, str | None]] = {}  # see note_flow
+        # see note_flow: five ints a note, flat (request id, flow label, flow run, step, class label;
+        # -1 for none), turned into columns per batch, vectorized
+        self._flow_notes: list[int] = []
+        self.note: Callable[[tuple[int, int, int, int, int]], None] = self._flow_notes.extend  # the hot path
+        self._labels: dict[str, int] = {}  # flow and user class names -> their label
+        self._label_names: list[str] = []
 
     def note_redirect(self, request_id: int, redirects: int, final_path: str) -> None:
         """The row of ``request_id`` (recorded just before or after, in the same batch) followed
@@ -121,8 +131,21 @@ class Recorder:
                   user_class: str | None) -> None:
         """The row of ``request_id`` (recorded just before, in the same batch) belongs to run
         ``flow_run`` of ``flow``, as its ``step``-th row, sent by a user of ``user_class``. Kept
-        aside like :meth:`note_redirect`: rows outside flows carry nulls, at no cost per request."""
-        self._flows[request_id] = (flow, flow_run, step, user_class)
+        aside like :meth:`note_redirect`: rows outside flows carry nulls, at no cost per request.
+        The engine's hot path calls ``note((request_id, label(flow), flow_run, step, label(user_class)))``
+        with the labels made once (-1 for none)."""
+        self._flow_notes.extend((request_id, self.label(flow), -1 if flow_run is None else flow_run,
+                                 -1 if step is None else step, self.label(user_class)))
+
+    def label(self, name: str | None) -> int:
+        """The int a note carries for the flow or user class ``name`` (-1: none)."""
+        if name is None:
+            return -1
+        i = self._labels.get(name)
+        if i is None:
+            i = self._labels[name] = len(self._label_names)
+            self._label_names.append(name)
+        return i
 
     def endpoint(self, name: str, method: str) -> int:
         """The index rows carry for the endpoint ``name`` requested with ``method``."""
@@ -217,7 +240,7 @@ class Recorder:
         if not slow.any():
             return error, detail
         mask = pa.array(slow, pa.bool_())
-        reasons = pa.array([f"over max_latency {v / 1e6:g} ms" if v else None for v in self._limits], pa.string())
+        reasons = pa.array([over_limit(v) if v else None for v in self._limits], pa.string())
         return (pc.if_else(mask, pa.scalar("slow", pa.string()), error),
                 pc.if_else(mask, reasons.take(_arrow(ep)), detail))
 
@@ -238,14 +261,35 @@ class Recorder:
         return _arrow(counts), pa.array(paths, pa.string())
 
     def _flow_columns(self, rid: Ints) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-        """``flow``, ``flow_run``, ``step`` and ``user_class`` of a batch, from :meth:`note_flow`."""
+        """``flow``, ``flow_run``, ``step`` and ``user_class`` of a batch, from :meth:`note_flow`
+        (vectorized: the notes in the rows' order, the common case, are taken as they are; else
+        each row finds its note by request id; notes of rows not in this batch stay for the next)."""
         n = len(rid)
-        if not self._flows:
+        flat = self._flow_notes
+        if not flat:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.string())
-        pop, none = self._flows.pop, (None, None, None, None)
-        cols = list(zip(*[pop(key, none) for key in rid.tolist()], strict=True))
-        return (pa.array(cols[0], pa.string()), pa.array(cols[1], pa.int64()), pa.array(cols[2], pa.int32()),
-                pa.array(cols[3], pa.string()))
+        notes = np.fromiter(flat, np.int64, len(flat)).reshape(-1, 5)
+        flat.clear()  # the same list, so ``note`` stays bound to it
+        if len(notes) == n and np.array_equal(notes[:, 0], rid):
+            cols = notes
+        else:
+            cols = np.full((n, 5), -1, np.int64)
+            order = np.argsort(rid, kind="stable")
+            at = np.searchsorted(rid, notes[:, 0], sorter=order)
+            ok = at < n
+            ok[ok] = rid[order[at[ok]]] == notes[ok, 0]
+            cols[order[at[ok]]] = notes[ok]
+            if not ok.all():  # rows of a later batch
+                flat.extend(notes[~ok].ravel().tolist())
+        names = pa.array(self._label_names, pa.string())
+
+        def named(codes: Ints) -> pa.Array:
+            return names.take(pa.array(codes, pa.int32(), mask=codes < 0))
+
+        def ints(values: Ints, typ: pa.DataType) -> pa.Array:
+            return pa.array(values, typ, mask=values < 0)
+
+        return named(cols[:, 1]), ints(cols[:, 2], pa.int64()), ints(cols[:, 3], pa.int32()), named(cols[:, 4])
 
     def take_interval(self, ps: tuple[float, ...] = (0.5, 0.95, 0.99)
                       ) -> tuple[int, list[float | None], dict[str, int]]:
