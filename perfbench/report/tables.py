@@ -25,8 +25,9 @@ EM_DASH = "\u2014"
 # columns shown as percentages (a fraction 0..1 in the frame), recognised by name
 PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)$")
 LONG_TEXT = 90  # characters: longer text folds into <details> (its start stays visible)
-NAMES = {"rps": "req/s"}  # whole column names a reader knows better by another name
-UNITS = {"_ms": "ms", "_s": "s", "_rps": "req/s", "_bytes": "bytes", "_mib": "MiB", "_kb": "KB"}
+NAMES = {"rps": "req/s", "ops_per_s": "ops/s"}  # whole column names a reader knows better by another name
+UNITS = {"_ms": "ms", "_us": "µs", "_ns": "ns", "_s": "s", "_rps": "req/s", "_bytes": "bytes",
+         "_mib": "MiB", "_kib": "KiB", "_kb": "KB"}
 
 STYLE = (
     "<style>.pb-table{border-collapse:collapse;margin:0.4em 0;font-size:0.88em;max-width:100%}"
