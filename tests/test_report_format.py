@@ -337,3 +337,8 @@ def test_the_failures_table_names_the_top_errors_with_example_request_ids():
     assert "1.50 %" in html and "1.00 %" in html  # 6 and 4 of 400 requests
     none = nb.failures_table(_requests().with_columns(pl.lit(None, pl.String).alias("error")).lazy())
     assert none.data == "No request failed."
+
+
+def test_identifiers_show_as_written_without_thousands_separators():
+    html = table_html(pl.DataFrame({"request_id": [12345], "example_ids": [[1000, 20001]], "count": [12345]}))
+    assert cells(html) == ["12345", "1000, 20001", "12,345"]

@@ -60,9 +60,11 @@ def stress(steps: pl.DataFrame, verdict: dict[str, Any]) -> str:
     held = [r for r in rows if not r["broken"] and not r["saturated"]]
     ended = next((r for r in rows if r["broken"] or r["saturated"]), None)
     first, last = rows[0]["offered_rps"], rows[-1]["offered_rps"]
-    lines = [f"{len(rows)} step{'s' if len(rows) != 1 else ''} of {number_text(rows[0]['duration_s'])} s measured "
-             f"(after each step's warm-up of {number_text(verdict.get('warmup_s') or 0)} s), from "
-             f"{number_text(first)} to {number_text(last)} req/s offered (the table *Evidence per step* below).", ""]
+    span = (f"at {number_text(first)} req/s" if len(rows) == 1 else
+            f"from {number_text(first)} to {number_text(last)} req/s")
+    lines = [f"{len(rows)} step{'s' if len(rows) != 1 else ''} of {rows[0]['duration_s']:g} s measured "
+             f"(after each step's warm-up of {verdict.get('warmup_s') or 0:g} s), {span} offered (the table "
+             "*Evidence per step* below).", ""]
     lines.append("Highest rate that held: " + (step(held[-1]) if held else "none") + ".")
     if ended is not None:
         why = (f"broke {ended['broken']}" if ended["broken"] else "the load generator saturated")
@@ -78,7 +80,7 @@ def spike(stages: pl.DataFrame, recovery: dict[str, Any], bucket_s: float) -> st
     if rec["baseline_ms"] is None:
         first = "No baseline before the spike: nothing to recover to."
     elif rec["recovered"]:
-        first = (f"Recovered **{number_text(rec['recovery_s'])} s** after the spike ended: the p95 of each "
+        first = (f"Recovered **{rec['recovery_s']:g} s** after the spike ended: the p95 of each "
                  f"{bucket_s:g} s bucket back under {_ms(rec['limit_ms'])} (the median bucket p95 before the spike, "
                  f"{_ms(rec['baseline_ms'])}, + {rec['tolerance']:.0%}) for {rec['hold']} buckets in a row.")
     else:
@@ -91,6 +93,6 @@ def spike(stages: pl.DataFrame, recovery: dict[str, Any], bucket_s: float) -> st
     parts = ", ".join(f"{r['name']} {_ms(r['p95_ms'])}" for r in rows)
     errors = " / ".join(number_text(r["errors"]) for r in rows)
     warm = [r for r in stages.to_dicts() if str(r["name"]).endswith("(warm-up)")] if stages.height else []
-    left = (f" (the first {number_text(warm[0]['end_s'])} s, the warm-up, are a row of their own)" if warm else "")
+    left = (f"; the first {warm[0]['end_s']:g} s, the warm-up, are a row of their own" if warm else "")
     return (first + "\n\n" + f"Per stage (the table *Per stage* below{left}): p95 {parts}; errors "
             + " / ".join(str(r["name"]) for r in rows) + f": {errors}.")

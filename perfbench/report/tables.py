@@ -101,6 +101,20 @@ def cell_text(v: Any, percent: bool = False) -> str:
     return str(v)
 
 
+def is_id(name: str) -> bool:
+    """A column of identifiers (``request_id``, ``example_ids``): shown as they are, without separators."""
+    return name == "id" or name.endswith(("_id", "_ids"))
+
+
+def id_text(v: Any) -> str:
+    """An identifier, or a list of them, as written (request 12345 is ``12345``, not ``12,345``)."""
+    if missing(v):
+        return EM_DASH
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v if not missing(x)) or EM_DASH
+    return str(v)
+
+
 def _cell_html(text: str, numeric: bool, monospace: bool) -> str:
     if numeric:
         return f'<td class="num">{html.escape(text)}</td>'
@@ -149,7 +163,7 @@ def table_html(df: pl.DataFrame, *, name: str = "table", percent: Iterable[str] 
     for r in df.head(max_rows).iter_rows():
         cells = []
         for c, v in zip(df.columns, r, strict=True):
-            text = cell_text(v, c in pcols)
+            text = id_text(v) if is_id(c) else cell_text(v, c in pcols)
             cells.append(_cell_html(text, c in numeric, c in mono or c.endswith(("_sql", "_path", "_file"))))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p class="pb-csv">Showing the first {max_rows:,} of {df.height:,} rows; the CSV has them all.</p>'
