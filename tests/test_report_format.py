@@ -226,6 +226,8 @@ def test_a_comparison_side_leaves_out_its_warm_up():
     assert warm.requests["intended_ns"].min() == int(2e9) and warm.duration_s == 6.0
     assert warm.notes[-1] == "the first 2 s (warm-up) left out" and side.requests.height == 8
     assert side_without_warmup(Measurements("y", "locust"), 5.0).notes[-1].startswith("no raw samples")
+    short = side_without_warmup(Measurements("s", "k6", requests=reqs, duration_s=1.985), 5.0)
+    assert short.notes[-1] == "the first 0.5 s (warm-up) left out"  # 0.49625 s, written as a reader reads it
     own = Measurements("z", "perfbench", requests=reqs, duration_s=8.0, notes=["the warm-up (the first 1 s, 1 "
                                                                                   "requests) is left out"])
     assert side_without_warmup(own, 5.0) is own  # its own warm-up is out already: nothing more

@@ -23,10 +23,10 @@ WARMUP_S = 5.0  # the default warm-up of the experiments, seconds (never more th
 
 def warmup_for(warmup_s: float, duration_s: float) -> float:
     """The warm-up actually left out: ``warmup_s``, but at most a quarter of the run (a short run keeps
-    three quarters of its requests to judge), to the hundredth of a second (as reports state it)."""
+    three quarters of its requests to judge)."""
     if warmup_s < 0:
         raise ConfigError(f"warm-up must be >= 0 s, got {warmup_s!r}")
-    return round(max(0.0, min(float(warmup_s), float(duration_s) / 4)), 2)
+    return max(0.0, min(float(warmup_s), float(duration_s) / 4))
 
 
 def after_warmup(lf: pl.LazyFrame, warmup_s: float) -> pl.LazyFrame:
@@ -72,7 +72,7 @@ def side_without_warmup(side: Any, warmup_s: float) -> Any:
     kept = side.requests.filter(pl.col("intended_ns") >= int(warm * 1e9))
     counts = None if side.counts is None else dict(kept.group_by("endpoint").len().iter_rows())
     return dataclasses.replace(side, requests=kept, duration_s=side.duration_s - warm, counts=counts,
-                               notes=[*side.notes, f"the first {warm:g} s (warm-up) left out"])
+                               notes=[*side.notes, f"the first {round(warm, 2):g} s (warm-up) left out"])
 
 
 def stage_table(lf: pl.LazyFrame, meta: dict[str, Any], warmup_s: float = 0.0) -> pl.DataFrame:
