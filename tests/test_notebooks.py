@@ -2,6 +2,7 @@
 exports an offline report with its charts."""
 
 import base64
+import html as html_lib
 import json
 import re
 
@@ -54,6 +55,16 @@ def test_stress_notebook(http_server, tmp_path):
     # every request takes 50 ms: the first step breaks p99<45ms
     assert "Verdict: broke at 20 req/s" in text_of(html)
     assert r.verdict["warmup_s"] == 0.25 and r.verdict["limit"] == "service"  # a quarter of each 1 s step
+    # the headline figures after the verdict and before the run's details, cells of the table of steps
+    text = html_lib.unescape(text_of(html))
+    assert text.index("Verdict:") < text.index("Highest rate that held: none.") < text.index("Run details")
+    from perfbench.experiments.stress import steps_frame
+    from perfbench.report.tables import number_text
+
+    step = steps_frame(r.run_dir).row(0, named=True)
+    assert (f"Ended the search (broke p99<45ms): step 0: {number_text(step['offered_rps'])} req/s offered, "
+            f"{number_text(step['achieved_rps'])} req/s achieved, p99 {number_text(step['p99_ms'])} ms") in text
+    assert f"<td class=\"num\">{number_text(step['p99_ms'])}</td>" in html
 
 
 def test_spike_notebook(http_server, tmp_path):
@@ -162,6 +173,16 @@ def test_regression_notebook_compares_two_runs(http_server, tmp_path):
                        reports_dir=tmp_path / "reports")
     html = check_report(r, ["Change against the baseline", "Latency distributions: baseline and current"])
     assert re.search(r"(no significant change|regression|improvement)", html, re.I)
+    text = html_lib.unescape(text_of(html))  # the headline figures after the verdict, before the first chart
+    figures = re.search(r"(No statistic changed beyond the threshold|Beyond the threshold)", text)
+    assert figures and text.index("Verdict:") < figures.start() < text.index("Change per endpoint")
+    item = re.search(r"<li><code>([^<]+)</code> (p50|p95|p99|rps): ([\d,.]+) (?:ms|req/s) → ([\d,.]+) (?:ms|req/s), "
+                     r"change <strong>(-?[\d,.]+ %)</strong>", html_lib.unescape(html))
+    assert item, text[:2000]
+    row = re.search(rf"<td class=\"text\">{re.escape(item.group(1))}</td><td class=\"text\">{item.group(2)}</td>"
+                    r"<td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>", html)
+    assert row and row.groups() == item.groups()[2:], (row and row.groups(), item.groups())
+    assert "(warm-up) left out" in text and not re.search(r"first 0\.\d{3,} s", text)  # no raw floats
 
 
 def test_microbench_notebook_measures_saves_and_compares_with_a_baseline(tmp_path):
