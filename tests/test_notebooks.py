@@ -73,6 +73,19 @@ def test_spike_notebook(http_server, tmp_path):
                        runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Latency through the spike", "Throughput"])
     assert "after the spike ended" in html or "Not recovered" in html
+    # the per-stage figures of the headline are the stage table's cells; the warm-up is a row of its own
+    from perfbench.analysis.results import Run
+    from perfbench.analysis.trends import stage_table
+    from perfbench.report.tables import number_text
+
+    run = Run.load(r.run_dir)
+    stages = stage_table(run.requests, run.meta, warmup_s=r.verdict["warmup_s"])
+    assert stages["name"].to_list() == ["baseline (warm-up)", "baseline", "spike", "recovery"]
+    assert stages["requests"].sum() == run.summary()["overall"]["count"]  # every request in one row
+    p95 = {n: number_text(v) for n, v in zip(stages["name"], stages["p95_ms"], strict=True)}
+    text = text_of(html)
+    assert f"p95 baseline {p95['baseline']} ms, spike {p95['spike']} ms, recovery {p95['recovery']} ms" in text
+    assert text.index("Per stage (the table") < text.index("Run details")
 
 
 def test_soak_notebook(demo_target, tmp_path):
@@ -101,8 +114,9 @@ def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
              runs_dir=tmp_path / "runs", progress=False)
     r = run_experiment("explore", {"runs_dir": str(tmp_path / "runs"), "endpoint": "slow"},
                        reports_dir=tmp_path / "reports")
-    html = check_report(r, ["Latency by percentile", "Latency over time"])
+    html = check_report(r, ["Latency by percentile", "Latency over time", "Responses per second, by status code"])
     assert "for endpoint" in html and "request id" in html and "Download as CSV" in html
+    assert "No request failed." in html  # the failures section, for a selection without failures
 
 
 def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, demo_agent_token, tmp_path,
