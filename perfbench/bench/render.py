@@ -60,7 +60,7 @@ def table_frame(table: pl.DataFrame) -> pl.DataFrame:
     if table.height == 0:
         return table.select("benchmark")
     unit, scale = unit_for(float(table["min_us"].min()))  # type: ignore[arg-type]
-    times = [(pl.col(c) / scale).alias(c[:-len("us")] + unit) for c in TIME_COLUMNS]
+    times = [(pl.col(c) / scale).alias(c[:-len("us")].replace("iqr", "IQR") + unit) for c in TIME_COLUMNS]
     rest = [c for c in ("outliers", "ops", "rounds", "loops", "sql_per_call", "sql_ms_per_call", "n_plus_one",
                         "mem_peak_kib", "mem_net_kib") if table[c].is_not_null().any()]
     return table.select("benchmark", *times, *rest).rename({"ops": "ops_per_s"})
