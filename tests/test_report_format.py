@@ -344,3 +344,18 @@ def test_the_failures_table_names_the_top_errors_with_example_request_ids():
 def test_identifiers_show_as_written_without_thousands_separators():
     html = table_html(pl.DataFrame({"request_id": [12345], "example_ids": [[1000, 20001]], "count": [12345]}))
     assert cells(html) == ["12345", "1000, 20001", "12,345"]
+
+
+def test_the_micro_benchmark_table_names_its_unit_and_leaves_out_what_was_not_measured():
+    from perfbench.bench.render import table_frame
+    from perfbench.bench.store import TABLE_SCHEMA
+
+    row = {c: None for c in TABLE_SCHEMA} | {"benchmark": "sha", "min_us": 0.6275, "max_us": 0.645, "mean_us": 0.6315,
+                                             "stddev_us": 0.004, "median_us": 0.63, "q1_us": 0.629, "q3_us": 0.632,
+                                             "iqr_us": 0.003, "outliers": 2, "ops": 1583447.7, "rounds": 20, "loops": 33}
+    frame = table_frame(pl.DataFrame([row], schema=TABLE_SCHEMA))
+    assert frame.columns == ["benchmark", "min_ns", "max_ns", "mean_ns", "stddev_ns", "median_ns", "IQR_ns",
+                             "outliers", "ops_per_s", "rounds", "loops"]  # no SQL or memory columns: not measured
+    html = table_html(frame)
+    assert "min (ns)" in html and "IQR (ns)" in html and "ops/s" in html
+    assert cells(html)[1] == "627.5" and cells(html)[8] == "1,583,448"  # 0.6275 µs in ns, as the table writes it
