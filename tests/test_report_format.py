@@ -45,6 +45,8 @@ def test_rates_and_shares_show_as_percent_with_units_in_headers():
     assert heads == ["endpoint", "p95 (ms)", "error rate (%)", "db share (%)", "offered (req/s)", "p99.9 (ms)"]
     assert cells(html) == ["a", "12.35", "1.23 %", "50.00 %", "1,500.0", "20.00"]
     assert header("ratio_low", percent=True) == "ratio low (%)"
+    median = table_html(pl.DataFrame({"db_share_p50": [0.08]}))  # a percentile of a share is a share
+    assert "db share p50 (%)" in median and cells(median) == ["8.00 %"]
 
 
 def test_long_sql_is_folded_never_cut_and_every_table_downloads_as_csv():

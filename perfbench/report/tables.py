@@ -23,7 +23,7 @@ import polars as pl
 
 EM_DASH = "\u2014"
 # columns shown as percentages (a fraction 0..1 in the frame), recognised by name
-PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)$")
+PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)(_p\d+(_\d+)?|_mean|_median)?$")
 LONG_TEXT = 90  # characters: longer text folds into <details> (its start stays visible)
 NAMES = {"rps": "req/s", "ops_per_s": "ops/s"}  # whole column names a reader knows better by another name
 UNITS = {"_ms": "ms", "_us": "µs", "_ns": "ns", "_s": "s", "_rps": "req/s", "_bytes": "bytes",
