@@ -115,7 +115,9 @@ def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaki
                              else PALETTE["error"]))
     p99 = long.filter(pl.col("series") == "p99").sort("offered_rps")
     text = "p50/p95/p99 latency per stress step"
-    if p99.height:
+    if p99.height == 1:
+        text += f"; p99 {fmt_ms(p99['value_ms'][0])} at {p99['offered_rps'][0]:g} req/s"
+    elif p99.height:
         text += (f"; p99 goes from {fmt_ms(p99['value_ms'][0])} at {p99['offered_rps'][0]:g} req/s to "
                  f"{fmt_ms(p99['value_ms'][-1])} at {p99['offered_rps'][-1]:g} req/s")
     return describe(_layer(*layers).properties(width=width, height=height, title=_title(title)),
