@@ -192,3 +192,50 @@ def test_load_test_shows_the_cpu_profile_when_the_run_has_one(experiment, tmp_pa
     assert "render (app.py:42)" in html and "Download as CSV" in html
     assert "py-spy was off" in run_experiment("load_test", {"run_dir": str(experiment.run_dir)},
                                               reports_dir=tmp_path / "r2").report.read_text()
+
+
+def _tables(html: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each formatted table of a report: its header texts and its rows' cell texts."""
+    def text(s: str) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", s)).strip()
+
+    out = []
+    for t in re.findall(r'<table class="pb-table">(.*?)</table>', html, re.S):
+        head = [text(h) for h in re.findall(r"<th[^>]*>(.*?)</th>", t, re.S)]
+        rows = [[text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+                for r in re.findall(r"<tr>(.*?)</tr>", t.split("</thead>", 1)[-1], re.S)]
+        out.append((head, rows))
+    return out
+
+
+def test_the_headline_figures_are_the_endpoint_tables_cell_for_cell(experiment):
+    from perfbench.report.tables import number_text
+
+    html = experiment.report.read_text()
+    head, rows = next((h, r) for h, r in _tables(html) if h[:2] == ["endpoint", "count"])
+    overall = dict(zip(head, next(r for r in rows if r[0] == "ALL"), strict=True))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+    m = re.search(r"([\d,]+) requests in [\d.]+ s \(([\d,.]+) req/s", text)
+    assert m and m.groups() == (overall["count"], overall["req/s"])
+    lat = re.search(r"p50 (\S+) ms, p95 (\S+) ms, p99 (\S+) ms, p99\.9 (\S+) ms, max (\S+) ms", text)
+    assert lat and lat.groups() == tuple(overall[f"{p} (ms)"] for p in ("p50", "p95", "p99", "p99.9", "max"))
+    err = re.search(r"Errors: ([\d,]+) \(([\d.,]+ %)\)", text)
+    assert err and err.groups() == (overall["errors"], overall["error rate (%)"])
+    # both are summary.json's numbers (what CI reads), recomputed there from the rows
+    summary = json.loads((experiment.run_dir / "summary.json").read_text())["overall"]
+    assert overall["p99 (ms)"] == number_text(summary["latency_ms"]["p99"])
+    assert overall["count"] == number_text(summary["count"]) and summary["errors"] > 0
+
+
+def test_the_load_test_report_has_a_failures_table_with_example_requests(experiment):
+    import polars as pl
+
+    html = experiment.report.read_text()
+    head, rows = next((h, r) for h, r in _tables(html) if "example request ids" in h)
+    row = dict(zip(head, rows[0], strict=True))
+    assert row["error"] == "http_4xx" and row["endpoint"] == "missing" and row["status"] == "404"
+    ids = [int(x) for x in row["example request ids"].split(", ")]
+    reqs = pl.read_parquet(experiment.run_dir / "requests.parquet")
+    assert int(row["count"]) == reqs.filter(pl.col("error") == "http_4xx").height
+    picked = reqs.filter(pl.col("request_id").is_in(ids))
+    assert picked.height == len(ids) >= 1 and set(picked["status"]) == {404}

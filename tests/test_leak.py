@@ -83,3 +83,12 @@ def test_soak_of_health_is_not_a_leak(demo_db, tmp_path):
     v = out["verdict"]
     assert v.verdict != "leak", v.reason
     assert v.series["traced"].verdict == "no leak", v.series["traced"].reason
+
+
+def test_growth_on_every_request_over_too_short_a_window_is_inconclusive_not_clean():
+    # 10 KB per request over about a hundred requests: under the 1 MiB minimum growth, but not "no leak"
+    rss, ends = _series(lambda r: 10_000 * r, n=12, noise=20_000.0)
+    v = leak.assess(rss=rss, requests_end_ns=ends)
+    s = v.series["rss"]
+    assert s.per_request is not None and s.per_request.lo > leak.MIN_BYTES_PER_REQUEST
+    assert s.verdict == "inconclusive" and "run longer" in s.reason and v.verdict == "inconclusive", s.reason

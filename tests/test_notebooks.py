@@ -2,6 +2,7 @@
 exports an offline report with its charts."""
 
 import base64
+import html as html_lib
 import json
 import re
 
@@ -54,6 +55,16 @@ def test_stress_notebook(http_server, tmp_path):
     # every request takes 50 ms: the first step breaks p99<45ms
     assert "Verdict: broke at 20 req/s" in text_of(html)
     assert r.verdict["warmup_s"] == 0.25 and r.verdict["limit"] == "service"  # a quarter of each 1 s step
+    # the headline figures after the verdict and before the run's details, cells of the table of steps
+    text = html_lib.unescape(text_of(html))
+    assert text.index("Verdict:") < text.index("Highest rate that held: none.") < text.index("Run details")
+    from perfbench.experiments.stress import steps_frame
+    from perfbench.report.tables import number_text
+
+    step = steps_frame(r.run_dir).row(0, named=True)
+    assert (f"Ended the search (broke p99<45ms): step 0: {number_text(step['offered_rps'])} req/s offered, "
+            f"{number_text(step['achieved_rps'])} req/s achieved, p99 {number_text(step['p99_ms'])} ms") in text
+    assert f"<td class=\"num\">{number_text(step['p99_ms'])}</td>" in html
 
 
 def test_spike_notebook(http_server, tmp_path):
@@ -62,6 +73,19 @@ def test_spike_notebook(http_server, tmp_path):
                        runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")
     html = check_report(r, ["Latency through the spike", "Throughput"])
     assert "after the spike ended" in html or "Not recovered" in html
+    # the per-stage figures of the headline are the stage table's cells; the warm-up is a row of its own
+    from perfbench.analysis.results import Run
+    from perfbench.analysis.trends import stage_table
+    from perfbench.report.tables import number_text
+
+    run = Run.load(r.run_dir)
+    stages = stage_table(run.requests, run.meta, warmup_s=r.verdict["warmup_s"])
+    assert stages["name"].to_list() == ["baseline (warm-up)", "baseline", "spike", "recovery"]
+    assert stages["requests"].sum() == run.summary()["overall"]["count"]  # every request in one row
+    p95 = {n: number_text(v) for n, v in zip(stages["name"], stages["p95_ms"], strict=True)}
+    text = text_of(html)
+    assert f"p95 baseline {p95['baseline']} ms, spike {p95['spike']} ms, recovery {p95['recovery']} ms" in text
+    assert text.index("Per stage (the table") < text.index("Run details")
 
 
 def test_soak_notebook(demo_target, tmp_path):
@@ -90,8 +114,9 @@ def test_explore_notebook_on_the_newest_run(http_server, tmp_path):
              runs_dir=tmp_path / "runs", progress=False)
     r = run_experiment("explore", {"runs_dir": str(tmp_path / "runs"), "endpoint": "slow"},
                        reports_dir=tmp_path / "reports")
-    html = check_report(r, ["Latency by percentile", "Latency over time"])
+    html = check_report(r, ["Latency by percentile", "Latency over time", "Responses per second, by status code"])
     assert "for endpoint" in html and "request id" in html and "Download as CSV" in html
+    assert "No request failed." in html  # the failures section, for a selection without failures
 
 
 def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, demo_agent_token, tmp_path,
@@ -166,6 +191,16 @@ def test_regression_notebook_compares_two_runs(http_server, tmp_path):
                        reports_dir=tmp_path / "reports")
     html = check_report(r, ["Change against the baseline", "Latency distributions: baseline and current"])
     assert re.search(r"(no significant change|regression|improvement)", html, re.I)
+    text = html_lib.unescape(text_of(html))  # the headline figures after the verdict, before the first chart
+    figures = re.search(r"(No statistic changed beyond the threshold|Beyond the threshold)", text)
+    assert figures and text.index("Verdict:") < figures.start() < text.index("Change per endpoint")
+    item = re.search(r"<li><code>([^<]+)</code> (p50|p95|p99|rps): ([\d,.]+) (?:ms|req/s) → ([\d,.]+) (?:ms|req/s), "
+                     r"change <strong>(-?[\d,.]+ %)</strong>", html_lib.unescape(html))
+    assert item, text[:2000]
+    row = re.search(rf"<td class=\"text\">{re.escape(item.group(1))}</td><td class=\"text\">{item.group(2)}</td>"
+                    r"<td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>", html)
+    assert row and row.groups() == item.groups()[2:], (row and row.groups(), item.groups())
+    assert "(warm-up) left out" in text and not re.search(r"first 0\.\d{3,} s", text)  # no raw floats
 
 
 def test_microbench_notebook_measures_saves_and_compares_with_a_baseline(tmp_path):

@@ -45,6 +45,8 @@ def test_rates_and_shares_show_as_percent_with_units_in_headers():
     assert heads == ["endpoint", "p95 (ms)", "error rate (%)", "db share (%)", "offered (req/s)", "p99.9 (ms)"]
     assert cells(html) == ["a", "12.35", "1.23 %", "50.00 %", "1,500.0", "20.00"]
     assert header("ratio_low", percent=True) == "ratio low (%)"
+    median = table_html(pl.DataFrame({"db_share_p50": [0.08]}))  # a percentile of a share is a share
+    assert "db share p50 (%)" in median and cells(median) == ["8.00 %"]
 
 
 def test_long_sql_is_folded_never_cut_and_every_table_downloads_as_csv():
@@ -96,7 +98,9 @@ def test_a_stress_search_stopped_by_the_generator_says_so_in_its_verdict():
     sat = {"offered_rps": 200.0, "broken": [], "saturated": True, "saturation_reasons": ["send lag p99 40 ms"]}
     v = _verdict([step, sat], "saturated")
     assert v["limit"] == "generator" and v["generator_limit_rps"] == 200 and v["breaking_rps"] is None
-    assert v["text"].startswith("generator limit") and v["highest_ok_rps"] == 100
+    assert v["text"].startswith("the load generator saturated at 200 req/s") and v["highest_ok_rps"] == 100
+    assert "generator limit" not in v["text"]  # the verdict's label says it (nb.verdict_html), not twice
+    assert "at least 0" not in _verdict([sat], "saturated")["text"]  # no step held: said so, not "0 req/s"
     broke = {"offered_rps": 200.0, "broken": ["p99<1s"], "saturated": False, "saturation_reasons": []}
     assert _verdict([step, broke], "broken")["limit"] == "service"
 
@@ -224,6 +228,8 @@ def test_a_comparison_side_leaves_out_its_warm_up():
     assert warm.requests["intended_ns"].min() == int(2e9) and warm.duration_s == 6.0
     assert warm.notes[-1] == "the first 2 s (warm-up) left out" and side.requests.height == 8
     assert side_without_warmup(Measurements("y", "locust"), 5.0).notes[-1].startswith("no raw samples")
+    short = side_without_warmup(Measurements("s", "k6", requests=reqs, duration_s=1.985), 5.0)
+    assert short.notes[-1] == "the first 0.5 s (warm-up) left out"  # 0.49625 s, written as a reader reads it
     own = Measurements("z", "perfbench", requests=reqs, duration_s=8.0, notes=["the warm-up (the first 1 s, 1 "
                                                                                   "requests) is left out"])
     assert side_without_warmup(own, 5.0) is own  # its own warm-up is out already: nothing more
@@ -238,3 +244,120 @@ def test_a_runs_own_warm_up_is_the_one_its_verdict_leaves_out():
     assert effective_warmup(own, 5.0) == 3.0
     assert summary_after_warmup(own, 3.0) == {"own": 1}  # summary.json already leaves it out: not twice
     assert effective_warmup(SimpleNamespace(meta={}, duration_s=8.0), 5.0) == 2.0
+
+
+# --- headline figures: computed by the function the tables use, written as the tables write them ----------------
+
+def _requests(n: int = 400) -> pl.DataFrame:
+    """Rows of requests.parquet's columns: two endpoints, a few failures, latencies spread over a range."""
+    ns = [int(1e6 * (1 + (i * 37) % 97)) for i in range(n)]
+    return pl.DataFrame({
+        "request_id": list(range(n)), "endpoint": ["a" if i % 3 else "b" for i in range(n)],
+        "intended_ns": [i * 25_000_000 for i in range(n)], "start_ns": [i * 25_000_000 + 1000 for i in range(n)],
+        "end_ns": [i * 25_000_000 + ns[i] for i in range(n)], "latency_ns": ns, "service_ns": ns,
+        "status": [500 if i % 40 == 0 else 200 for i in range(n)], "bytes": [100] * n,
+        "error": ["http_5xx" if i % 40 == 0 else None for i in range(n)],
+        "error_detail": ["boom" if i % 40 == 0 else None for i in range(n)], "stage": [0] * n})
+
+
+def test_the_headline_is_the_overall_row_of_the_endpoint_table_cell_for_cell():
+    from perfbench.analysis.results import pct, summarize
+    from perfbench.analysis.summary_table import summary_table
+    from perfbench.report.tables import number_text
+
+    df = _requests()
+    summary = summarize(df.lazy(), duration_s=10.0)
+    table = summary_table(summary)
+    assert table["endpoint"].to_list() == ["a", "b", "ALL"]
+    overall = table.row(-1, named=True)
+    lat = df["latency_ns"] / 1e6  # recomputed from the raw rows: the exact inverted-CDF percentile
+    for col, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        assert overall[col] == pl.DataFrame({"x": lat}).select(pct("x", q)).item()
+    assert overall["count"] == 400 and overall["errors"] == 10 and overall["rps"] == 40.0
+    text = nb.headline(summary, {"run_id": "r", "target": "http://127.0.0.1:1", "shape": {"kind": "constant"}})
+    shown = cells(table_html(table))[-table.width:]  # the ALL row as the report's table writes it
+    for col, cell in zip(table.columns, shown, strict=True):
+        if col in ("p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms"):
+            assert f"{cell} ms" in text, (col, cell)
+        elif col in ("count", "rps", "errors", "error_rate"):
+            assert cell in text, (col, cell)
+    assert f"**{number_text(overall['rps'])} req/s**" in text and "(2.50 %)" in text
+
+
+def test_stress_and_regression_headlines_are_cells_of_their_tables():
+    from perfbench.report import headlines
+
+    steps = pl.DataFrame({"step": [0, 1, 2], "offered_rps": [50.0, 100.0, 200.0], "duration_s": [7.5] * 3,
+                          "achieved_rps": [49.87, 99.2, 151.333], "p99_ms": [12.345, 40.0, 1234.5],
+                          "error_rate": [0.0, 0.001, 0.2], "saturated": [False, False, False],
+                          "broken": ["", "", "p99<1s"]})
+    text = headlines.stress(steps, {"warmup_s": 2.5})
+    row = dict(zip(steps.columns, cells(table_html(steps))[steps.width:2 * steps.width], strict=True))
+    assert f"**{row['offered_rps']} req/s** offered, {row['achieved_rps']} req/s achieved" in text
+    assert f"p99 **{row['p99_ms']} ms**" in text and "Highest rate that held: step 1" in text
+    broke = dict(zip(steps.columns, cells(table_html(steps))[2 * steps.width:], strict=True))
+    assert f"Ended the search (broke p99<1s): step 2: **{broke['offered_rps']} req/s**" in text
+    assert f"errors {broke['error_rate']}" in text and broke["error_rate"] == "20.00 %"
+
+    shown = pl.DataFrame({"endpoint": ["a", "a"], "stat": ["p95", "rps"], "baseline": [10.0, 100.0],
+                          "current": [13.456, 99.0], "change": [0.3456, -0.01], "change_low": [0.2, -0.05],
+                          "change_high": [0.5, 0.03], "verdict": ["regression", "no significant change"],
+                          "interval": ["bootstrap CI", "Poisson CI"], "note": ["", ""]})
+    text = headlines.comparison(shown)
+    first = cells(table_html(shown, percent=("change", "change_low", "change_high")))[:shown.width]
+    assert (f"`a` p95: {first[2]} ms → {first[3]} ms, change **{first[4]}** (interval {first[5]} to {first[6]}): "
+            "regression") in text
+    assert "rps" not in text  # only what changed beyond the threshold
+    calm = headlines.comparison(shown.with_columns(pl.lit("no significant change").alias("verdict")))
+    assert calm.startswith("No statistic changed beyond the threshold") and "req/s" in calm
+
+
+def test_the_spike_stage_table_puts_the_warm_up_in_a_row_of_its_own():
+    from perfbench.analysis.trends import stage_table
+    from perfbench.report import headlines
+
+    df = _requests(400).with_columns(stage=pl.when(pl.col("intended_ns") < int(4e9)).then(0)
+                                     .when(pl.col("intended_ns") < int(6e9)).then(1).otherwise(2))
+    meta = {"shape": {"stages": [{"name": "baseline", "duration_s": 4, "start_rps": 40, "end_rps": 40},
+                                 {"name": "spike", "duration_s": 2, "start_rps": 40, "end_rps": 40},
+                                 {"name": "recovery", "duration_s": 4, "start_rps": 40, "end_rps": 40}]}}
+    table = stage_table(df.lazy(), meta, warmup_s=1.0)
+    assert table["name"].to_list() == ["baseline (warm-up)", "baseline", "spike", "recovery"]
+    assert table["requests"].sum() == 400 and table["errors"].sum() == 10  # every request in one row
+    assert table["requests"].to_list()[:2] == [40, 120] and table["start_s"].to_list()[:2] == [0.0, 1.0]
+    assert table["achieved_rps"].to_list()[:2] == [40.0, 40.0]
+    rec = {"baseline_ms": 10.0, "recovered": True, "recovery_s": 2.0, "limit_ms": 12.0, "tolerance": 0.2, "hold": 3}
+    text = headlines.spike(table, rec, 1.0)
+    p95 = cells(table_html(table))[table.columns.index("p95_ms")::table.width]
+    assert f"baseline {p95[1]} ms, spike {p95[2]} ms, recovery {p95[3]} ms" in text
+    errors = table["errors"].to_list()
+    assert f"errors baseline / spike / recovery: {errors[1]} / {errors[2]} / {errors[3]}" in text
+
+
+def test_the_failures_table_names_the_top_errors_with_example_request_ids():
+    table = nb.failures_table(_requests().lazy(), examples=2)
+    html = table.html()
+    assert "example request ids" in html and "40, 80" in html and "0, 120" in html and "boom" in html
+    assert "1.50 %" in html and "1.00 %" in html  # 6 and 4 of 400 requests
+    none = nb.failures_table(_requests().with_columns(pl.lit(None, pl.String).alias("error")).lazy())
+    assert none.data == "No request failed."
+
+
+def test_identifiers_show_as_written_without_thousands_separators():
+    html = table_html(pl.DataFrame({"request_id": [12345], "example_ids": [[1000, 20001]], "count": [12345]}))
+    assert cells(html) == ["12345", "1000, 20001", "12,345"]
+
+
+def test_the_micro_benchmark_table_names_its_unit_and_leaves_out_what_was_not_measured():
+    from perfbench.bench.render import table_frame
+    from perfbench.bench.store import TABLE_SCHEMA
+
+    row = {c: None for c in TABLE_SCHEMA} | {"benchmark": "sha", "min_us": 0.6275, "max_us": 0.645, "mean_us": 0.6315,
+                                             "stddev_us": 0.004, "median_us": 0.63, "q1_us": 0.629, "q3_us": 0.632,
+                                             "iqr_us": 0.003, "outliers": 2, "ops": 1583447.7, "rounds": 20, "loops": 33}
+    frame = table_frame(pl.DataFrame([row], schema=TABLE_SCHEMA))
+    assert frame.columns == ["benchmark", "min_ns", "max_ns", "mean_ns", "stddev_ns", "median_ns", "IQR_ns",
+                             "outliers", "ops_per_s", "rounds", "loops"]  # no SQL or memory columns: not measured
+    html = table_html(frame)
+    assert "min (ns)" in html and "IQR (ns)" in html and "ops/s" in html
+    assert cells(html)[1] == "627.5" and cells(html)[8] == "1,583,448"  # 0.6275 µs in ns, as the table writes it

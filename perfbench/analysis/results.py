@@ -625,10 +625,9 @@ class Run:
         return s
 
     def endpoint_table(self) -> pl.DataFrame:
-        """Per endpoint: count, req/s, p50/p95/p99/max latency (ms), errors; the overall row last."""
-        lf = self._scan()
-        per = endpoint_stats(lf, self.duration_s)
-        tot = endpoint_stats(lf.with_columns(pl.lit("ALL").alias("endpoint")), self.duration_s)
-        cols = ["endpoint", "count", "rps", "p50_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors",
-                "error_rate"]
-        return pl.concat([per.select(cols), tot.select(cols)])
+        """Per endpoint: count, req/s, p50/p95/p99/p99.9/max latency (ms), errors; the overall row last.
+        From :meth:`summary` (``summary_table.summary_table``): the numbers of summary.json and the headline."""
+        from .summary_table import summary_table
+
+        return summary_table(self.summary())
+

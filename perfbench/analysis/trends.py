@@ -72,31 +72,49 @@ def side_without_warmup(side: Any, warmup_s: float) -> Any:
     kept = side.requests.filter(pl.col("intended_ns") >= int(warm * 1e9))
     counts = None if side.counts is None else dict(kept.group_by("endpoint").len().iter_rows())
     return dataclasses.replace(side, requests=kept, duration_s=side.duration_s - warm, counts=counts,
-                               notes=[*side.notes, f"the first {warm:g} s (warm-up) left out"])
+                               notes=[*side.notes, f"the first {round(warm, 2):g} s (warm-up) left out"])
 
 
-def stage_table(lf: pl.LazyFrame, meta: dict[str, Any]) -> pl.DataFrame:
-    """Per stage of the run's plan: name, start/end (s), offered and achieved req/s, p50/p95/p99, errors."""
+def stage_table(lf: pl.LazyFrame, meta: dict[str, Any], warmup_s: float = 0.0) -> pl.DataFrame:
+    """Per stage of the run's plan: name, start/end (s), offered and achieved req/s, p50/p95/p99, errors.
+
+    ``warmup_s`` > 0: the requests planned before it (in the first stage) are a row of their own, named
+    "<first stage> (warm-up)", so the first stage's row is what a verdict that leaves the warm-up out sees,
+    and every request is in exactly one row."""
     stages = (meta.get("shape") or {}).get("stages", [])
     names = [s.get("name") or f"stage {i}" for i, s in enumerate(stages)]
     bounds, t = [], 0.0
     for s in stages:
         bounds.append((t, t + s["duration_s"]))
         t += s["duration_s"]
-    per = (with_ms(lf).group_by("stage").agg(
+    cut = min(warmup_s, bounds[0][1]) if warmup_s > 0 and bounds else 0.0
+    warm = (pl.col("stage") == 0) & (pl.col("t_s") < cut) if cut else pl.lit(False)
+    per = (with_ms(lf).with_columns(warm.alias("_warm")).group_by("stage", "_warm").agg(
         pl.len().alias("requests"),
         pl.col("error").is_not_null().sum().alias("errors"),
         pct("latency_ms", 0.50).alias("p50_ms"), pct("latency_ms", 0.95).alias("p95_ms"),
         pct("latency_ms", 0.99).alias("p99_ms"), pl.col("latency_ms").max().alias("max_ms"),
-    ).sort("stage").collect())
+    ).sort("stage", pl.col("_warm").not_()).collect())
+
+    def offered(i: int, lo: float, hi: float) -> float | None:
+        """The mean offered rate of stage ``i`` (a linear ramp from start_rps to end_rps) over [lo, hi]."""
+        st = stages[i] if i < len(stages) else {}
+        if "start_rps" not in st:
+            return None
+        a, b = float(st.get("start_rps", 0)), float(st.get("end_rps", 0))
+        s0, s1 = bounds[i]
+        return a + (b - a) * (((lo + hi) / 2 - s0) / (s1 - s0) if s1 > s0 else 0.0)
+
     rows = []
     for r in per.iter_rows(named=True):
         i = r["stage"]
         start, end = bounds[i] if i < len(bounds) else (None, None)
-        dur = (end - start) if start is not None else None
-        rows.append({"stage": i, "name": names[i] if i < len(names) else str(i), "start_s": start, "end_s": end,
-                     "offered_rps": (stages[i].get("start_rps", 0) + stages[i].get("end_rps", 0)) / 2
-                     if i < len(stages) and "start_rps" in stages[i] else None,
+        name = names[i] if i < len(names) else str(i)
+        if i == 0 and cut and start is not None and end is not None:
+            start, end, name = ((start, cut, f"{name} (warm-up)") if r["_warm"] else (cut, end, name))
+        rate = offered(i, start, end) if start is not None and end is not None else None
+        dur = (end - start) if start is not None and end is not None else None
+        rows.append({"stage": i, "name": name, "start_s": start, "end_s": end, "offered_rps": rate,
                      "achieved_rps": r["requests"] / dur if dur else None, **{k: r[k] for k in
                      ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms")}})
     return pl.DataFrame(rows)

@@ -51,3 +51,16 @@ def to_text(table: pl.DataFrame, title: str = "benchmarks") -> str:
     out.append("Outliers: rounds beyond 1.5 IQR of the quartiles; OPS: calls per second (1 / mean)"
                + ("; SQL and memory per call measured on separate calls after the timed rounds" if sql or mem else ""))
     return "\n".join(out)
+
+
+def table_frame(table: pl.DataFrame) -> pl.DataFrame:
+    """``to_text``'s table as a frame for a report's table formatter: the times in the unit of the fastest
+    minimum (columns ``min_ns`` ... or ``min_us`` ..., the unit in the name), ops/s, rounds, loops, and the SQL
+    and memory columns only when measured."""
+    if table.height == 0:
+        return table.select("benchmark")
+    unit, scale = unit_for(float(table["min_us"].min()))  # type: ignore[arg-type]
+    times = [(pl.col(c) / scale).alias(c[:-len("us")].replace("iqr", "IQR") + unit) for c in TIME_COLUMNS]
+    rest = [c for c in ("outliers", "ops", "rounds", "loops", "sql_per_call", "sql_ms_per_call", "n_plus_one",
+                        "mem_peak_kib", "mem_net_kib") if table[c].is_not_null().any()]
+    return table.select("benchmark", *times, *rest).rename({"ops": "ops_per_s"})

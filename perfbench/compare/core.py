@@ -250,7 +250,7 @@ def compare(baseline: Measurements, current: Measurements, *, threshold: float =
         notes += [f"{m.label}: {n}" for n in m.notes]
     method = (f"percentiles: {'bootstrap' if both_raw else 'point estimates'} "
               f"{'(' + str(n_boot) + ' replicates, exact Beta order-statistic method, batch-means widening)' if both_raw else ''}; "
-              f"throughput: Poisson interval on counts; confidence {confidence:g}; latency changes under "
+              f"throughput: Poisson interval on counts; confidence {confidence:.0%}; latency changes under "
               f"{min_change_ms:g} ms get no verdict").replace("  ", " ")
     noisy = [] if noise is None else [
         *noise_reasons("baseline", baseline.meta.get("generator"), baseline.meta.get("machine_load"), noise),

@@ -148,3 +148,16 @@ def to_junit(c: Comparison) -> str:
         ET.SubElement(suite, "system-err").text = "\n".join(f"WARNING: {w}" for w in c.warnings)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def table_frame(c: Comparison):
+    """The comparison as a report's table shows it (and its headline reads it): per endpoint and statistic the
+    baseline and current values (ms, or req/s for throughput), the change and its interval as fractions of the
+    baseline, the verdict, how the interval was found and a note. Empty (no columns) without rows."""
+    import polars as pl
+
+    frame = c.to_frame()
+    if not frame.height:
+        return frame
+    return frame.select("endpoint", "stat", "baseline", "current", "change", (pl.col("low") - 1).alias("change_low"),
+                        (pl.col("high") - 1).alias("change_high"), "verdict", "interval", "note")

@@ -176,9 +176,10 @@ def _verdict(steps: list[dict], end_reason: str) -> dict[str, Any]:
                    "; it broke at the first step: start lower"))
     else:
         cause = "generator"
-        text = (f"generator limit: the load generator saturated at {failed['offered_rps']:g} req/s before the "
-                f"service broke ({'; '.join(failed['saturation_reasons'])}): the service held up to at least "
-                f"{last_ok if last_ok is not None else 0:g} req/s; use more workers to go higher")
+        held_text = (f"the service held up to at least {last_ok:g} req/s" if last_ok is not None else
+                     "no step held, so what the service can take is not known")
+        text = (f"the load generator saturated at {failed['offered_rps']:g} req/s before the service broke "
+                f"({'; '.join(failed['saturation_reasons'])}): {held_text}; use more workers to go higher")
         return {"breaking_rps": None, "highest_ok_rps": last_ok, "cause": cause, "text": text, "limit": "generator",
                 "generator_limit_rps": failed["offered_rps"]}
     return {"breaking_rps": failed["offered_rps"], "highest_ok_rps": last_ok, "cause": cause, "text": text,
@@ -202,5 +203,6 @@ def steps_frame(path: str | Path):
     rows = [{k: v for k, v in s.items() if k not in ("slo", "errors_by_kind", "saturation_reasons", "broken")}
             | {"broken": ", ".join(s["broken"])} for s in data["steps"]]
     return pl.DataFrame(rows)
+
 
 

@@ -22,7 +22,8 @@ pymalloc arenas of 1 MiB and page-sized RSS steps do not count):
   predicts over the window is above ``min_growth_bytes``, and growth persists in the window's
   second half (its slope's CI is above zero): a cache that fills up and then plateaus is not a leak;
 - *no leak*: the CI's upper end is below the minimum effect (or the growth it allows over the
-  window is below ``min_growth_bytes``);
+  window is below ``min_growth_bytes``, unless the whole CI is above the minimum per request: a
+  window too short to show the growth is inconclusive, not clean);
 - *inconclusive*: neither (too few samples or too noisy: run longer).
 
 Before fitting, the first ``warmup`` share of the run (default 20 %) is dropped: imports, caches,
@@ -215,6 +216,12 @@ def series_growth(name: str, t_ns: Sequence[int], values: Sequence[float], reque
             and second is not None and second.lo > 0):
         verdict, why = "leak", (f"grows {shown} over {window_requests} requests, also in the window's "
                                 f"second half; above the {min_bytes_per_request:g} B/request minimum")
+    elif per_req.lo > min_bytes_per_request and allowed_growth_hi < min_growth_bytes:
+        # every request grows memory, but the window is too short for that to reach the minimum growth:
+        # neither a leak nor its absence is shown
+        verdict, why = "inconclusive", (f"{shown}, above the {min_bytes_per_request:g} B/request minimum, but "
+                                        f"{window_requests} requests are too few to grow "
+                                        f"{min_growth_bytes / 2**20:g} MiB; run longer")
     elif per_req.hi < min_bytes_per_request or allowed_growth_hi < min_growth_bytes:
         verdict, why = "no leak", (f"{shown}: below the {min_bytes_per_request:g} B/request minimum effect "
                                    f"or under {min_growth_bytes / 2**20:g} MiB over the window")

@@ -79,28 +79,35 @@ def progress_bar(p: dict[str, Any], width: int = 30) -> str:
 
 
 def headline(summary: dict[str, Any], meta: dict[str, Any]) -> str:
-    """A Markdown paragraph with the numbers a reader wants first."""
-    o = summary.get("overall", {})
-    lat = o.get("latency_ms", {})
+    """A Markdown paragraph with the numbers a reader wants first: the overall row of the run's endpoint
+    table (``analysis.summary_table``, over summary.json), written as the table writes them."""
+    from ..analysis.summary_table import overall
+    from .tables import number_text
+
+    o = overall(summary)
     gen = summary.get("generator", {})
     shape = meta.get("shape", {})
 
     def ms(v):
-        return "-" if v is None else f"{v:,.1f} ms"
+        return "-" if v is None else f"{number_text(v)} ms"
 
     planned = (f"planned {shape['expected_requests']:,.0f}" if shape.get("expected_requests") is not None
                else f"closed model, {shape.get('max_users', '?')} users")
+    kinds = (summary.get("overall") or {}).get("errors_by_kind") or {}
+    warm: dict[str, Any] = summary["warmup"] if isinstance(summary.get("warmup"), dict) else {}
     lines = [
         f"**{meta.get('run_id')}**: {shape.get('kind', '?')} load on `{meta.get('target')}`, "
-        f"{o.get('count', 0):,} requests in {summary.get('duration_s', 0):.1f} s "
-        f"(**{o.get('rps', 0) or 0:,.1f} req/s**, {planned}); ended: {meta.get('end_reason')}.",
+        f"{number_text(o['count'])} requests in {summary.get('duration_s', 0):.1f} s "
+        f"(**{'-' if o['rps'] is None else number_text(o['rps'])} req/s**, {planned}); "
+        f"ended: {meta.get('end_reason')}."
+        + (f" The first {warm['until_s']:g} s (warm-up, {number_text(warm.get('rows_excluded') or 0)} requests) "
+           "are left out of every figure." if warm.get("until_s") is not None else ""),
         "",
-        f"Latency (from the planned send time): p50 **{ms(lat.get('p50'))}**, p95 **{ms(lat.get('p95'))}**, "
-        f"p99 **{ms(lat.get('p99'))}**, p99.9 {ms(lat.get('p99_9'))}, max {ms(lat.get('max'))}.",
+        f"Latency (from the planned send time): p50 **{ms(o['p50_ms'])}**, p95 **{ms(o['p95_ms'])}**, "
+        f"p99 **{ms(o['p99_ms'])}**, p99.9 {ms(o['p99_9_ms'])}, max {ms(o['max_ms'])}.",
         "",
-        f"Errors: **{o.get('errors', 0):,}** ({(o.get('error_rate') or 0) * 100:.2f} %)"
-        + (": " + ", ".join(f"{k} {v:,}" for k, v in o.get("errors_by_kind", {}).items())
-           if o.get("errors_by_kind") else "") + ".",
+        f"Errors: **{number_text(o['errors'])}** ({number_text(o['error_rate'] or 0, percent=True)})"
+        + (": " + ", ".join(f"{k} {number_text(v)}" for k, v in kinds.items()) if kinds else "") + ".",
     ]
     if gen.get("saturated"):
         lines += ["", callout_html("warning", "The load generator saturated, so part of this latency may be the "
@@ -206,6 +213,27 @@ def figures(summary: dict[str, Any], meta: dict[str, Any]):
     from IPython.display import Markdown
 
     return Markdown(headline(summary, meta), metadata={ROLE: "headline"})
+
+
+def figures_text(markdown: str):
+    """Headline figures written by an experiment's own function (a stress search, a comparison), to display:
+    tagged as the report's headline, which the run's metadata follows."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown, metadata={ROLE: "headline"})
+
+
+def failures_table(requests, *, top: int = 10, examples: int = 3):
+    """The most frequent failures of a run (``charts.failures``: error, detail, endpoint, status, how many,
+    their share, first and last time, example request ids) as a table for people; a line when none failed."""
+    from IPython.display import Markdown
+
+    from .charts.data import failures
+
+    frame = failures(requests, top=top, examples=examples)
+    if not frame.height:
+        return Markdown("No request failed.")
+    return table(frame.rename({"example_ids": "example_request_ids"}), "failures")
 
 
 def table(df, name: str = "table", percent: tuple[str, ...] = ()):

@@ -23,10 +23,11 @@ import polars as pl
 
 EM_DASH = "\u2014"
 # columns shown as percentages (a fraction 0..1 in the frame), recognised by name
-PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)$")
+PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)(_p\d+(_\d+)?|_mean|_median)?$")
 LONG_TEXT = 90  # characters: longer text folds into <details> (its start stays visible)
-NAMES = {"rps": "req/s"}  # whole column names a reader knows better by another name
-UNITS = {"_ms": "ms", "_s": "s", "_rps": "req/s", "_bytes": "bytes", "_mib": "MiB", "_kb": "KB"}
+NAMES = {"rps": "req/s", "ops_per_s": "ops/s"}  # whole column names a reader knows better by another name
+UNITS = {"_ms": "ms", "_us": "µs", "_ns": "ns", "_s": "s", "_rps": "req/s", "_bytes": "bytes",
+         "_mib": "MiB", "_kib": "KiB", "_kb": "KB"}
 
 STYLE = (
     "<style>.pb-table{border-collapse:collapse;margin:0.4em 0;font-size:0.88em;max-width:100%}"
@@ -100,6 +101,20 @@ def cell_text(v: Any, percent: bool = False) -> str:
     return str(v)
 
 
+def is_id(name: str) -> bool:
+    """A column of identifiers (``request_id``, ``example_ids``): shown as they are, without separators."""
+    return name == "id" or name.endswith(("_id", "_ids"))
+
+
+def id_text(v: Any) -> str:
+    """An identifier, or a list of them, as written (request 12345 is ``12345``, not ``12,345``)."""
+    if missing(v):
+        return EM_DASH
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v if not missing(x)) or EM_DASH
+    return str(v)
+
+
 def _cell_html(text: str, numeric: bool, monospace: bool) -> str:
     if numeric:
         return f'<td class="num">{html.escape(text)}</td>'
@@ -148,7 +163,7 @@ def table_html(df: pl.DataFrame, *, name: str = "table", percent: Iterable[str] 
     for r in df.head(max_rows).iter_rows():
         cells = []
         for c, v in zip(df.columns, r, strict=True):
-            text = cell_text(v, c in pcols)
+            text = id_text(v) if is_id(c) else cell_text(v, c in pcols)
             cells.append(_cell_html(text, c in numeric, c in mono or c.endswith(("_sql", "_path", "_file"))))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p class="pb-csv">Showing the first {max_rows:,} of {df.height:,} rows; the CSV has them all.</p>'

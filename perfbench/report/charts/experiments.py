@@ -83,7 +83,8 @@ def stress_throughput(steps: pl.DataFrame, *, breaking_rps: float | None = None,
     if label.startswith("generator"):
         title += ": the load generator's limit, not the service's"
     best = df.sort("achieved_rps", descending=True).row(0, named=True)
-    text = (f"Achieved against offered throughput over {df.height} steps up to {number(df['offered_rps'].max()):g} "
+    n_steps = f"{df.height} step{'s' if df.height != 1 else ''}"
+    text = (f"Achieved against offered throughput over {n_steps} up to {number(df['offered_rps'].max()):g} "
             f"req/s; at most {best['achieved_rps'] or 0:,.0f} req/s achieved; {sentence}.")
     return describe(_layer(*layers).properties(width=width, height=height, title=_title(title)), text)
 
@@ -114,7 +115,9 @@ def stress_latency(steps: pl.DataFrame, *, limit_ms: float | None = None, breaki
                              else PALETTE["error"]))
     p99 = long.filter(pl.col("series") == "p99").sort("offered_rps")
     text = "p50/p95/p99 latency per stress step"
-    if p99.height:
+    if p99.height == 1:
+        text += f"; p99 {fmt_ms(p99['value_ms'][0])} at {p99['offered_rps'][0]:g} req/s"
+    elif p99.height:
         text += (f"; p99 goes from {fmt_ms(p99['value_ms'][0])} at {p99['offered_rps'][0]:g} req/s to "
                  f"{fmt_ms(p99['value_ms'][-1])} at {p99['offered_rps'][-1]:g} req/s")
     return describe(_layer(*layers).properties(width=width, height=height, title=_title(title)),
@@ -130,8 +133,10 @@ def error_rate_steps(steps: pl.DataFrame, *, title: str = "Error rate per step (
         return _empty("no steps", title, width)
     df = df.with_columns((pl.col("error_rate").fill_null(0) * 100).alias("pct"))
     worst = df.sort("pct", descending=True).row(0, named=True)
-    text = (f"Error rate of {df.height} stress steps; highest {worst['pct']:.2f} % at {worst['offered_rps']:g} req/s."
-            if worst["pct"] > 0 else f"No errors in any of {df.height} stress steps.")
+    n_steps = f"{df.height} stress step{'s' if df.height != 1 else ''}"
+    text = (f"Error rate of {n_steps}; highest {worst['pct']:.2f} % at {worst['offered_rps']:g} req/s."
+            if worst["pct"] > 0 else
+            f"No errors in any of {n_steps}." if df.height != 1 else "No errors in the one stress step.")
     return describe(alt.Chart(df).mark_bar(color=PALETTE["error"]).encode(
         x=alt.X("offered_rps:O", title="offered (req/s)", axis=alt.Axis(labelOverlap="greedy", labelAngle=0)),
         y=alt.Y("pct:Q", title="errors (%)"),
