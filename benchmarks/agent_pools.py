@@ -55,7 +55,7 @@ def main() -> None:
         on.append(per_checkout_ns(pool, n))
         undo()
     print(f"checkout: {min(off) / 1000:.2f} µs without the pool watch, {min(on) / 1000:.2f} µs with it: "
-          f"+{(min(on) - min(off)) / 1000:.2f} µs per checkout (best of {repeat} rounds of {n:,})")
+          f"{(min(on) - min(off)) / 1000:+.2f} µs per checkout (best of {repeat} rounds of {n:,})")
     loop = asyncio.new_event_loop()
     pools.watch_loop(loop)  # registered like a served loop: its ready queue is read by each sample
     Agent(endpoints=False).install().uninstall()  # the first install imports the hooked libraries: not measured
