@@ -237,7 +237,7 @@ def test_sql_summary_matches_a_recount_of_the_statements():
 @pytest.fixture
 def orm():
     """The demo's models on an in-memory SQLite: 8 posts by 8 users; authors loaded one query each, or eagerly."""
-    sa = pytest.importorskip("sqlalchemy")
+    import sqlalchemy as sa
     from sqlalchemy.orm import Session, selectinload
 
     from perfbench.demo.models import Base, Post, User, utcnow

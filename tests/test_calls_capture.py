@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiosqlite  # noqa: F401 - the async SQLite driver the engine below loads
 import polars as pl
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from perfbench import shapes
 from perfbench.errors import ConfigError
 from perfbench.load import run_load
-
-sa = pytest.importorskip("sqlalchemy")
-pytest.importorskip("aiosqlite")
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 AUTHORS = 6  # an N+1 of 6: over the threshold of 5 repetitions
 
