@@ -192,7 +192,7 @@ def many(n: int = 20, **r: Any) -> list[dict[str, Any]]:
     (many(endpoint="async", latency=100, wall=95, lag=0),
      "own_code", ["CPU is not measured per request in an asyncio service"]),
     (many(endpoint="queued", latency=100, wall=5, lag=0),
-     "outside", ["queueing before the handler", "the handler took 5.00 ms of 100 ms"]),
+     "outside", ["queueing before the handler", "the handler took 5.00 ms of 100 ms on average"]),
 ])
 def test_each_cause_is_named_with_its_evidence(reqs: list[dict[str, Any]], cause: str, words: list[str]) -> None:
     result = run_explain(reqs)

@@ -378,7 +378,7 @@ def _evidence(part: str, g: dict[str, Any], statements: dict[str, str], sites: d
         return "own_code", (f"only {_ms_text(cpu)} of it CPU: waiting on something the agent does not see "
                             "(a lock, a sleep, an uncaptured call)")
     return "outside", ("queueing before the handler, the network or the load generator; the handler took "
-                       f"{_ms_text(g['server_ms'] or 0.0)} of {_ms_text(g['latency_ms'] or 0.0)}")
+                       f"{_ms_text(g['server_ms'] or 0.0)} of {_ms_text(g['latency_ms'] or 0.0)} on average")
 
 
 def suspects_text(suspects: pl.DataFrame, top: int = 2) -> str:
@@ -416,7 +416,8 @@ def explain(per: pl.DataFrame, table: pl.DataFrame, statements: dict[str, str] |
         g = groups[(row["scope"], row["endpoint"])]
         t = g.filter(pl.col("timed"))
         label = f"{row['endpoint']} p99" if row["scope"] == "p99" else f"the {row['scope']} of requests"
-        head = f"{label} {_ms_text(row['latency_p99_ms'] if row['scope'] == 'p99' else row['threshold_ms'])}"
+        head = (f"{label} {_ms_text(row['latency_p99_ms'])}" if row["scope"] == "p99"
+                else f"{label} ({_ms_text(row['threshold_ms'])} and slower)")
         base = {"scope": row["scope"], "endpoint": row["endpoint"], "latency_ms": row["latency_p99_ms"],
                 "requests": row["requests"], "timed": row["timed"]}
         if row["timed"] == 0:
