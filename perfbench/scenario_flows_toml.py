@@ -50,7 +50,7 @@ from .errors import ConfigError
 from .fields import short as _short
 from .scenario import _MISSING, Request
 from .scenario_flows import Branch, Extract, Flow, FlowScenario, Step, UserClass
-from .scenario_toml_parts import _LOGIN_KEYS, _toml_read, _toml_request
+from .scenario_toml_parts import _toml_login, _toml_read, _toml_request
 from .shapes import Constant, parse_think
 
 FLOW_TOP_KEYS = {"name", "seed", "headers", "login", "follow_redirects", "cookies", "targets", "timeout", "max_body",
@@ -68,7 +68,6 @@ def is_flow_document(doc: dict[str, Any]) -> bool:
 
 def load_flows(doc: dict[str, Any], path: Path) -> FlowScenario:
     """The :class:`FlowScenario` of a TOML document (see the module docstring); every problem at once."""
-    from .scenario import Login
 
     problems: list[str] = []
     for key in sorted(set(doc) - FLOW_TOP_KEYS):
@@ -80,15 +79,7 @@ def load_flows(doc: dict[str, Any], path: Path) -> FlowScenario:
     on_start = _flow(doc["on_start"], "on_start", base, problems) if "on_start" in doc else None
     classes = [_class(raw, i, base, problems) for i, raw in enumerate(_tables(doc.get("user_class", []),
                                                                               "user_class", problems))]
-    login = None
-    if "login" in doc:
-        raw = doc["login"]
-        if not isinstance(raw, dict):
-            problems.append("login: must be a table with path and json")
-        else:
-            for key in sorted(set(raw) - _LOGIN_KEYS):
-                problems.append(f"login: unknown field {_short(key)} (known: {', '.join(sorted(_LOGIN_KEYS))})")
-            login = Login(raw.get("path"), raw.get("json"), raw.get("token_field", "token"))  # type: ignore[arg-type]
+    login = _toml_login(doc, problems)
     read = _toml_read(doc, "scenario", problems)
     fields: dict[str, Any] = dict(
         flows=[f for f in flows if f is not None], user_classes=[c for c in classes if c is not None],

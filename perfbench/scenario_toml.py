@@ -12,7 +12,6 @@ from typing import Any
 from .errors import ConfigError
 from .fields import short as _short
 from .scenario import (
-    Login,
     Scenario,
     _redirect_problems,
     _where,
@@ -20,7 +19,7 @@ from .scenario import (
     target_problems,
 )
 from .scenario_flows_toml import is_flow_document, load_flows
-from .scenario_toml_parts import _LOGIN_KEYS, _READ_KEYS, _read_toml, _toml_read, _toml_request
+from .scenario_toml_parts import _READ_KEYS, _read_toml, _toml_login, _toml_read, _toml_request
 from .shapes.warmup import Warmup
 
 _TOP_KEYS = {"name", "seed", "headers", "login", "request", "follow_redirects", "cookies", "targets",
@@ -89,15 +88,7 @@ def load_toml(path: str | Path) -> Scenario:
     for i, raw in enumerate(raw_requests):
         requests.append(_toml_request(raw, _where("request", i, raw.get("name") if isinstance(raw, dict) else None),
                                       path.parent, problems))
-    login = None
-    if "login" in doc:
-        raw = doc["login"]
-        if not isinstance(raw, dict):
-            problems.append("login: must be a table with path and json")
-        else:
-            for key in sorted(set(raw) - _LOGIN_KEYS):
-                problems.append(f"login: unknown field {_short(key)} (known: {', '.join(sorted(_LOGIN_KEYS))})")
-            login = Login(raw.get("path"), raw.get("json"), raw.get("token_field", "token"))  # type: ignore[arg-type]
+    login = _toml_login(doc, problems)
     headers, seed, name = doc.get("headers", {}), doc.get("seed", 0), doc.get("name", path.stem)
     problems.extend(scenario_problems(requests, login, headers, seed, name, label="request"))
     read = _toml_read(doc, "scenario", problems)

@@ -19,6 +19,7 @@ from .scenario import (
     Choice,
     IntRange,
     JsonField,
+    Login,
     NoGraphQLErrors,
     Request,
     Timeout,
@@ -142,3 +143,16 @@ def _toml_var(spec: Any, where: str, base: Path, problems: list[str]) -> Var | N
     problems.append(f"{where}: one of {{ int = [low, high] }}, {{ choice = [...] }}, {{ file = \"values.txt\" }} "
                     f"or \"uuid\", got {_short(spec)}")
     return None
+
+
+def _toml_login(doc: dict[str, Any], problems: list[str]) -> Login | None:
+    """A scenario's ``[login]`` table (None without one); what is wrong with it goes into ``problems``."""
+    if "login" not in doc:
+        return None
+    raw = doc["login"]
+    if not isinstance(raw, dict):
+        problems.append("login: must be a table with path and json")
+        return None
+    for key in sorted(set(raw) - _LOGIN_KEYS):
+        problems.append(f"login: unknown field {_short(key)} (known: {', '.join(sorted(_LOGIN_KEYS))})")
+    return Login(raw.get("path"), raw.get("json"), raw.get("token_field", "token"))  # type: ignore[arg-type]

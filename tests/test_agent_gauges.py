@@ -278,7 +278,6 @@ def test_waiting_for_a_connection_without_gauges_is_its_own_part_and_cause() -> 
         "Connection pool exhausted: all 5 connections of postgresql#1")
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX only")
 def test_a_forked_worker_has_its_own_sampler() -> None:
     """A pre-forking server (gunicorn --preload) installs the agent before forking: each worker samples."""
     import os
