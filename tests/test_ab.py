@@ -96,6 +96,11 @@ def test_units_merge_pairs_until_each_side_has_enough():
     assert units(counts, 1000) == []
 
 
+def test_a_unit_needs_a_few_requests_around_the_median_and_many_beyond_a_tail():
+    assert [paired.need_for(p) for p in (0.5, 0.25, 0.75)] == [6, 12, 12]
+    assert [paired.need_for(p) for p in (0.9, 0.95, 0.99, 0.999)] == [100, 200, 1000, 10000]
+
+
 def test_known_block_ratios_give_known_verdicts():
     """Every pair's candidate is exactly r times its baseline (the same requests scaled): the
     interval is the point r, and the verdict follows the threshold."""
