@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fields import reason
-from .scenario import Scenario, from_paths, single
+from .scenario import Request, Scenario, from_paths, single
 from .scenario_hooks import Hooks
 from .scenario_toml import load_toml
 
@@ -60,7 +60,44 @@ def load_scenario(spec: str | None = None, paths: Sequence[str] = ()) -> Scenari
     if not isinstance(found, Scenario):
         raise ConfigError(f"scenario {spec!r}: the file must define `scenario = Scenario([...])` "
                           f"(perfbench.scenario.Scenario); found {type(found).__name__}")
-    # callbacks the file defines beside its scenario (see perfbench.scenario.Hooks)
+    return _with_hooks(found, namespace, spec)
+
+
+def load_calls(spec: str) -> tuple[Any, Scenario | None]:
+    """A callable target from a Python file: ``(calls, scenario)``.
+
+    The file defines ``calls``: an async function, or a table of names to async functions (what
+    ``run_load(target=...)`` takes), and, if it likes, ``scenario`` (weights of the calls:
+    ``Request("fetch_user", "CALL", "/fetch_user", weight=3)``) and the hooks ``on_request(row)`` and
+    ``on_stop(summary)``. The functions are checked by ``run_load``.
+    """
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"target {spec!r}: no such file (a callable target is a .py file that defines `calls`)")
+    namespace = _run_python(path)
+    if "calls" not in namespace:
+        raise ConfigError(f"target {spec!r}: the file must define `calls = my_async_function` or "
+                          "`calls = {\"name\": my_async_function, ...}` (the async functions to load)")
+    if not (callable(namespace["calls"]) or isinstance(namespace["calls"], dict)):
+        raise ConfigError(f"target {spec!r}: `calls` must be an async function or a table of names to async "
+                          f"functions, got {type(namespace['calls']).__name__}")
+    found = namespace.get("scenario")
+    if found is not None and not isinstance(found, Scenario):
+        raise ConfigError(f"target {spec!r}: `scenario` must be a perfbench.scenario.Scenario; found "
+                          f"{type(found).__name__}")
+    hooked = _with_hooks(found or Scenario([Request(n, "CALL", "/" + n) for n in _names(namespace["calls"])],
+                                           name="calls", cookies=False), namespace, spec)
+    return namespace["calls"], hooked if found is not None or hooked.hooks is not None else None
+
+
+def _names(calls: Any) -> list[str]:
+    if isinstance(calls, dict):
+        return [str(k) for k in calls]
+    return [getattr(calls, "__name__", "call")]
+
+
+def _with_hooks(found: Scenario, namespace: dict[str, Any], spec: str) -> Scenario:
+    """``found`` with the callbacks the file defines beside it (see perfbench.scenario.Hooks)."""
     on_request, on_stop = namespace.get("on_request"), namespace.get("on_stop")
     if found.hooks is None and (on_request is not None or on_stop is not None):
         for name, fn in (("on_request", on_request), ("on_stop", on_stop)):

@@ -29,7 +29,10 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="base URL, e.g. http://127.0.0.1:8080 (loopback unless --allow-host); "
                    "https:// targets are verified against the system's CAs, or the PEM bundle in "
-                   "$SSL_CERT_FILE (how a local service's own CA is trusted)")
+                   "$SSL_CERT_FILE (how a local service's own CA is trusted). Or a callable target: a .py "
+                   "file defining `calls`, an async function or a table of names to async functions (an ORM "
+                   "call, a queue client), loaded in this process, each call a row (method CALL); the file "
+                   "may define `scenario` to weight them")
     shape = p.add_argument_group("load shape (open model unless --users)")
     shape.add_argument("--rate", type=positive(float), help="arrivals per second (default 50)")
     shape.add_argument("--duration", help="duration of the load: 30, 30s, 2m, 1h (default 10 s)")
@@ -127,6 +130,10 @@ def register(sub) -> None:
     dist.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                       help="run the shards on the workers of an existing Dask cluster instead (loopback unless "
                            "--allow-host names its host)")
+    p.add_argument("--capture", action="store_true",
+                   help="with a callable target: each call runs with its request id bound for the agent's "
+                        "in-process capture, so its SQL statements go to queries.parquet (the summary's sql "
+                        "block, queries_per_request SLOs, perfbench explain)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     p.add_argument("--dry-run", action="store_true",
@@ -176,7 +183,25 @@ def option_problems(args) -> list[str]:
     refuse(len(args.label) > 64, f"--label: at most 64 characters (it names the run directory), got {len(args.label)}")
     refuse(bool(args.workers) and bool(args.scheduler),
            "--workers starts a local cluster and --scheduler uses an existing one: give one of them")
+    if is_call_target(args.target):
+        http_only = [flag for flag, used in (
+            ("--start", args.start is not None), ("--agent", args.agent), ("--tracemalloc", args.tracemalloc),
+            ("--pid", args.pid is not None), ("--resources", args.resources), ("--pyspy", args.pyspy),
+            ("--workers", bool(args.workers)), ("--scheduler", bool(args.scheduler)),
+            ("--allow-host", bool(args.allow_host)), ("--max-redirects", args.max_redirects is not None),
+            ("--http-path", args.http_path != "auto"), ("--dns", args.dns != "once"), ("--path", bool(args.path)))
+            if used]
+        refuse(bool(http_only), f"{', '.join(http_only)}: for an HTTP target; {args.target} is a callable target "
+                                "(async functions run in this process; --capture attributes their SQL to each call)")
+    else:
+        refuse(args.capture, "--capture is for a callable target (a .py file defining `calls`); an HTTP service "
+                             "captures with the agent in it (--agent)")
     return out
+
+
+def is_call_target(target: str) -> bool:
+    """Whether the run's TARGET names a Python file of async functions rather than a URL."""
+    return target.endswith(".py") and "://" not in target
 
 
 def plan_from_args(args):
@@ -258,8 +283,11 @@ def prepare(args):
     from ._util import Problems, writable_dir_problem
 
     problems = Problems(option_problems(args))
-    problems.attempt(check_target, args.target, args.allow_host)
-    scenario = problems.attempt(load_scenario, args.scenario, args.path)
+    if is_call_target(args.target):
+        scenario, args.calls = _call_target(args, problems)
+    else:
+        problems.attempt(check_target, args.target, args.allow_host)
+        scenario = problems.attempt(load_scenario, args.scenario, args.path)
     if args.max_redirects is not None and not 0 <= args.max_redirects <= MAX_REDIRECTS_LIMIT:
         problems.add(f"--max-redirects: a number of redirects from 0 to {MAX_REDIRECTS_LIMIT}, got {args.max_redirects}")
     elif scenario is not None and (args.max_redirects is not None or args.no_cookies):
@@ -278,12 +306,30 @@ def prepare(args):
     warmup = warmup if warmup is not None or scenario is None else scenario.warmup
     if warmup is not None and plan is not None:
         problems.add(warmup.problem(plan.duration, plan.expected_requests if plan.model == "open" else None))
-    service = problems.attempt(service_from_args, args) if args.start is None or _splits(args.start, problems) \
-        else None
-    collectors = problems.attempt(collectors_from_args, args, service)
+    if is_call_target(args.target):  # no service to start or watch: option_problems refuses those flags
+        service, collectors = None, []
+    else:
+        service = problems.attempt(service_from_args, args) if args.start is None or _splits(args.start, problems) \
+            else None
+        collectors = problems.attempt(collectors_from_args, args, service)
     problems.add(writable_dir_problem(args.runs_dir, "--runs-dir"))
     problems.raise_any()
     return scenario, plan, service, collectors
+
+
+def _call_target(args, problems):
+    """(scenario, calls) of a callable target: the file's ``calls``, weighted by ``--scenario`` or the
+    file's own ``scenario`` (checked as ``run_load`` checks them); (None, None) after a problem."""
+    from ..load import callable_target
+    from ..scenarios import load_calls, load_scenario
+
+    loaded = problems.attempt(load_calls, args.target)
+    given = problems.attempt(load_scenario, args.scenario) if args.scenario else None
+    if loaded is None or (args.scenario and given is None):
+        return None, None
+    calls, own = loaded
+    checked = problems.attempt(callable_target, calls, given or own)
+    return (checked[1], calls) if checked is not None else (None, None)
 
 
 def scenario_endpoints(scenario) -> list[str]:
@@ -348,7 +394,9 @@ def cmd_run(args) -> int:
             stack.enter_context(service)
             if not args.quiet:
                 err(f"started the service: pid {service.pid}, serving on {redact_url(service.url)}, log {service.log_path}")
-        result = run_load(args.target, plan, scenario, runs_dir=args.runs_dir, label=args.label,
+        calls = getattr(args, "calls", None)
+        result = run_load(args.target if calls is None else calls, plan, scenario, runs_dir=args.runs_dir,
+                          label=args.label, capture=args.capture,
                           allow_hosts=args.allow_host, dns=args.dns, max_in_flight=args.max_in_flight,
                           max_requests=args.max_requests, timeout=args.timeout, progress=not args.quiet,
                           handle_signals=True, slos=args.slo, collectors=collectors, workers=args.workers or 0,
