@@ -168,6 +168,34 @@ def test_closed_model_shards_partition_the_users(client, http_server, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_distributed_run_s_hooks_see_every_merged_row_on_the_coordinator(client, http_server, tmp_path):
+    from perfbench.load import run_load
+    from perfbench.scenario import Request, Scenario
+    from perfbench.scenario_hooks import Hooks
+
+    seen: list[dict] = []
+    stopped: list[dict] = []
+
+    def on_request(row: dict) -> None:
+        seen.append(row)
+        if len(seen) == 3:
+            raise ValueError("a hook's own bug")  # reported and counted, never fatal
+
+    scenario = Scenario([Request("root", "GET", "/")], hooks=Hooks(on_request=on_request, on_stop=stopped.append))
+    res = run_load(http_server.url, shapes.constant(40, 1.0), scenario, runs_dir=tmp_path, client=client,
+                   progress=False, announce=lambda line: None)
+    df = Run.load(res.path).requests.collect()
+    assert res.end_reason == "completed" and df.height == 40
+    assert sorted(r["request_id"] for r in seen) == sorted(df["request_id"].to_list())
+    assert {r["worker"] for r in seen} == {0, 1}
+    assert stopped == [res.summary]
+    hooks = Run.load(res.path).meta["hooks"]
+    assert hooks["on_request"]["calls"] == 40 and hooks["on_request"]["skipped"] == 0
+    assert hooks["on_request"]["errors"] == 1 and "a hook's own bug" in hooks["on_request"]["first_error"]
+    assert hooks["on_stop"]["calls"] == 1 and "coordinator" in hooks["delivered"]
+
+
+@pytest.mark.slow
 def test_a_killed_worker_is_reported_and_the_rest_kept(client, http_server, tmp_path):
     from perfbench.load import run_load
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.collectors import RunContext, start_all, stop_all
+from ..engine.hooks import HookRunner
 from ..engine.options import LoadOptions
 from ..engine.session import (
     RunResult,
@@ -31,6 +33,7 @@ from ..rundir import (
     utc_now_iso,
 )
 from ..scenario import Scenario
+from ..scenario_hooks import Hooks
 from ..shapes import ClosedPlan, OpenPlan
 from .cluster import connect, local_cluster, measure_clock_offsets
 from .merge import merge_parts
@@ -84,9 +87,28 @@ async def _run_on_cluster(client, target: str, plan: OpenPlan | ClosedPlan, scen
     rd.write_meta(meta)
     announce_start(options, target, plan, rd)
     with WriterLock(rd.path):  # readers leave the run alone until it ends
-        out = await run_distributed(client, target, plan, scenario, options, rd=rd, meta=meta)
+        # the workers get the scenario without its hooks: they run here, on the merged rows
+        shards_scenario = dataclasses.replace(scenario, hooks=None) if scenario.hooks is not None else scenario
+        out = await run_distributed(client, target, plan, shards_scenario, options, rd=rd, meta=meta)
     summary = Run.load(rd.path).write_summary(list(options.slos))
+    if scenario.hooks is not None:
+        rd.update_meta(hooks=await asyncio.to_thread(run_hooks_after, scenario.hooks, rd.path / REQUESTS, summary,
+                                                     options.announce))
     return RunResult(rd.path, rd.run_id, summary, out["end_reason"])
+
+
+def run_hooks_after(hooks: Hooks, requests: Path, summary: dict[str, Any],
+                    announce: Callable[[str], None]) -> dict[str, Any]:
+    """A distributed run's hooks, on the coordinator once the rows are merged: ``on_request`` for every
+    row of ``requests`` (batch by batch, no budget: the load is over), then ``on_stop(summary)``."""
+    import pyarrow.parquet as pq
+
+    runner = HookRunner(hooks, announce, bounded=False)
+    if hooks.on_request is not None and requests.exists():
+        for batch in pq.ParquetFile(requests).iter_batches(batch_size=8192):
+            runner.rows(batch)
+    runner.stop(summary)
+    return {**runner.describe(), "delivered": "after the run, on the coordinator, from the merged rows"}
 
 
 async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scenario: Scenario,

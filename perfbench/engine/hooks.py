@@ -4,7 +4,9 @@
 (at least every second, or every 8,192 rows), on the event loop: each batch gets at most
 ``budget_ms`` of the loop, and the rows left when the budget is spent are skipped and counted,
 so a slow callback delays the load by at most that much per flush. ``on_stop(summary)`` gets
-summary.json's content once the run is summarized. What a callback raises is reported (the
+summary.json's content once the run is summarized. A distributed run calls them on the coordinator
+once the shards' rows are merged (every row, in the order of the merged file, with no budget: the load is
+over), never on the workers. What a callback raises is reported (the
 first error of each, on the run's announce line) and counted; the run goes on. meta.json's
 ``hooks`` says how many rows each callback got, skipped, and how many errors it raised.
 """
@@ -22,9 +24,10 @@ from ..scenario_hooks import Hooks
 
 
 class HookRunner:
-    def __init__(self, hooks: Hooks, announce: Callable[[str], None]):
+    def __init__(self, hooks: Hooks, announce: Callable[[str], None], bounded: bool = True):
         self.hooks = hooks
         self.announce = announce
+        self.bounded = bounded  # False: after the run (a distributed run's merged rows), nothing to protect
         self.stats: dict[str, dict[str, Any]] = {}
         for name in ("on_request", "on_stop"):
             if getattr(hooks, name) is not None:
@@ -55,7 +58,7 @@ class HookRunner:
             except Exception as exc:  # noqa: BLE001 - the user's code: reported, never fatal
                 self._error("on_request", st, exc)
             done += 1
-            if time.perf_counter() > end:
+            if self.bounded and time.perf_counter() > end:
                 break
         st["calls"] += done
         st["skipped"] += len(rows) - done
