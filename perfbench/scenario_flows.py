@@ -352,6 +352,13 @@ def _class_problems(uc: UserClass, k: int, seen_steps: dict[str, Request], seen_
                     known.update(e.name for e in st.extract if isinstance(e, Extract) and isinstance(e.name, str))
                     if isinstance(st.request.vars, Mapping):
                         known.update(n for n in st.request.vars if isinstance(n, str))
+    at_start = set(BUILTINS) | set(context)  # what a class flow's first step can use: also what on_start sets
+    if isinstance(uc.on_start, Flow) and _seq(uc.on_start.steps):
+        for st in uc.on_start.steps:
+            if isinstance(st, Step) and isinstance(st.request, Request):
+                at_start.update(e.name for e in st.extract if isinstance(e, Extract) and isinstance(e.name, str))
+                if isinstance(st.request.vars, Mapping):
+                    at_start.update(n for n in st.request.vars if isinstance(n, str))
     flow_names: set[str] = set()
     for j, f in enumerate(flows):
         fw = f"{where}.on_start" if uc.on_start is not None and j == 0 else \
@@ -369,6 +376,8 @@ def _class_problems(uc: UserClass, k: int, seen_steps: dict[str, Request], seen_
         if (bad := number_problem(f.weight, "weight", MIN_WEIGHT, MAX_WEIGHT)) is not None:
             out.append(f"{fw}: {bad}")
         out.extend(_flow_problems(f, fw, known, seen_steps))
+        on_start = uc.on_start is not None and j == 0
+        out.extend(_first_step_problems(f, fw, known, set(BUILTINS) | set(context) if on_start else at_start))
     for i, r in enumerate(uc.requests):
         rw = f"{where}.requests[{i}]"
         if not isinstance(r, Request):
@@ -396,6 +405,21 @@ def _request_problems(r: Request, where: str, known: set[str], seen: dict[str, R
                        f"stands for one request (classes may share a step written alike)")
         seen.setdefault(r.name, r)
     return out
+
+
+def _first_step_problems(f: Flow, fw: str, known: set[str], available: set[str]) -> list[str]:
+    """The placeholders of a flow's first step that nothing sets before it is sent (its own extracts
+    come after its response): every run of the flow would stop there with a ``check`` error."""
+    if not _seq(f.steps) or not f.steps or not isinstance(f.steps[0], Step) \
+            or not isinstance(f.steps[0].request, Request):
+        return []
+    st = f.steps[0]
+    own = set(st.request.vars) if isinstance(st.request.vars, Mapping) else set()
+    missing = sorted({name for text in _texts(st.request) for name in _PLACEHOLDER.findall(text)
+                      if name in known and name not in available and name not in own})
+    return [f"{fw}.steps[0] ({st.name}): placeholder {{{name}}} has no value when the flow starts (this is its "
+            f"first step; what a step extracts comes after its response): give it a start value in the "
+            f"context (context = {{ {name} = \"\" }}) or extract it in on_start" for name in missing]
 
 
 def _texts(r: Request) -> list[str]:

@@ -63,6 +63,23 @@ def test_a_placeholder_may_name_any_value_set_before_or_drawn():
         FlowScenario(flows=[Flow("f", [Step(Request("get", "GET", "/items", headers={"X": "{later}"}))])])
 
 
+def test_a_first_step_cannot_use_what_only_its_own_response_sets():
+    """Paging by cursor: the first page's request uses {cursor}, which only its own response sets, so every
+    run of the flow would stop at its first step; refused before the load, naming the fix."""
+    paging = [Step(Request("page", "GET", "/items?after={cursor}"), extract=[Extract("cursor", json="next")],
+                   repeat_while="cursor", max_repeats=5)]
+    with pytest.raises(ConfigError, match=r"steps\[0\] \(page\): placeholder \{cursor\} has no value when the "
+                                          r"flow starts .*\(context = \{ cursor = \"\" \}"):
+        FlowScenario(flows=[Flow("feed", paging)])
+    FlowScenario(flows=[Flow("feed", paging)], context={"cursor": ""})  # a start value: fine
+    login = Flow("login", [Step(Request("login", "POST", "/login"), extract=[Extract("cursor", json="start")])])
+    FlowScenario(user_classes=[UserClass("u", on_start=login, flows=[Flow("feed", paging)])])  # on_start sets it
+    with pytest.raises(ConfigError, match=r"on_start \(login2\)\.steps\[0\] \(login2\): placeholder \{token\}"):
+        FlowScenario(user_classes=[UserClass("u", flows=[Flow("feed", paging)], context={"cursor": ""}, on_start=Flow(
+            "login2", [Step(Request("login2", "POST", "/login", headers={"A": "{token}"}),
+                            extract=[Extract("token", json="t")])]))])
+
+
 def test_user_class_problems():
     with pytest.raises(ConfigError) as exc:
         FlowScenario(user_classes=[UserClass("a", requests=[Request("x")], flows=[Flow("f", [Step(Request("y"))])]),
