@@ -264,6 +264,7 @@ def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, t
     assert main(["summary", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("baseline (") and "candidate (" in text
+    assert "\nmachine: other processes used " in text and "\nnoisy: " in text  # one machine block for both sides
 
 
 def test_ab_aa_against_one_target_gives_no_verdict(servers, tmp_path):

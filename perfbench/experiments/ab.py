@@ -37,8 +37,7 @@ import pyarrow as pa
 
 from ..analysis.sides import side_summaries
 from ..compare.core import Rule
-from ..compare.noise import AB_LIMITS, NoiseLimits
-from ..compare.noise import reasons as noise_reasons
+from ..compare.noise import AB_LIMITS, NoiseLimits, ab_reasons
 from ..compare.paired import (
     AB_MIN_CHANGE_MS,
     AB_STATS,
@@ -318,9 +317,7 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     write_json(rd.path / "summary.json", summary)
     labels = verdict.pop("labels")
     limits = verdict.pop("noise", AB_LIMITS)
-    noisy = [] if limits is None else [  # each side's generator; the machine, one for both sides
-        *(r for side, s in summary["sides"].items() for r in noise_reasons(side, s.get("generator"), None, limits)),
-        *noise_reasons("both sides", None, summary.get("machine"), limits)]
+    noisy = [] if limits is None else ab_reasons(summary, limits)  # each side's generator; the machine once
     warnings = []
     if design["baseline"]["target"] == design["candidate"]["target"]:
         warnings.append("both sides are the same target: an A/A test of the method and the machine")
