@@ -26,7 +26,7 @@ from perfbench.compare.paired import (
     units,
 )
 from perfbench.errors import ConfigError
-from perfbench.experiments.ab import block_order, run_ab, schedule
+from perfbench.experiments.ab import block_order, is_ab_dir, read_verdict, run_ab, schedule
 from tests.conftest import ThreadServer
 
 
@@ -183,6 +183,27 @@ def test_bad_settings_and_rows_are_config_errors():
 
 # --- the schedule ---------------------------------------------------------------------------------
 
+def test_unit_frame_holds_the_units_the_verdict_judges():
+    """The report's per-unit ratios are the verdict's: the signed-rank interval over their logs is the row's,
+    and each side's percentile per unit is its requests' in the unit's pairs."""
+    rows = synthetic(3, effect=1.2).with_columns(intended_ns=pl.col("block").cast(pl.Int64) * 250_000_000 + 7)
+    ab = paired_compare(rows)
+    units = paired.unit_frame(rows, "p50")
+    row = next(r for r in ab.comparison.rows if r.stat == "p50")
+    _, lo, hi = hodges_lehmann(np.log(units["ratio"].to_numpy()), 0.95)
+    assert (math.exp(lo), math.exp(hi)) == (pytest.approx(row.low), pytest.approx(row.high))
+    ms = rows.with_columns(pair=pl.col("block") // 2, ms=pl.col("latency_ns") / 1e6)
+    for u in units.iter_rows(named=True):
+        pairs = list(range(u["first_pair"], u["first_pair"] + u["pairs"]))
+        for side in (BASELINE, CANDIDATE):
+            x = np.sort(ms.filter(pl.col("pair").is_in(pairs) & (pl.col("side") == side))["ms"].to_numpy())
+            assert u[f"{side}_ms"] == x[math.ceil(len(x) * 0.5) - 1]
+        assert u["ratio"] == pytest.approx(u["candidate_ms"] / u["baseline_ms"])
+        assert u["t_s"] == pytest.approx((2 * u["first_pair"] * 250_000_000 + 7) / 1e9)
+    with pytest.raises(ConfigError, match="unknown statistic"):
+        paired.unit_frame(rows, "p42")
+
+
 def test_block_order_is_balanced_abba_and_seeded():
     order = block_order(10, seed=3)
     assert len(order) == 20 and order == block_order(10, seed=3)
@@ -248,6 +269,7 @@ def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, t
     assert main(["summary", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("baseline (") and "candidate (" in text
+    assert "\nmachine: other processes used " in text and "\nnoisy: " in text  # one machine block for both sides
 
 
 def test_ab_aa_against_one_target_gives_no_verdict(servers, tmp_path):
@@ -257,6 +279,8 @@ def test_ab_aa_against_one_target_gives_no_verdict(servers, tmp_path):
     assert result.comparison.verdict not in (paired.REGRESSION, paired.IMPROVEMENT), paired.to_text(result.comparison)
     assert result.comparison.exit_code == 0
     assert "same target" in result.comparison.comparison.warnings[0]
+    assert is_ab_dir(result.path) and not is_ab_dir(tmp_path)
+    assert read_verdict(result.path).to_dict() == result.comparison.to_dict()  # the report reads what was judged
 
 
 def test_ab_refuses_bad_input_in_one_line(capsys, tmp_path):

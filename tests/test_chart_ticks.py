@@ -118,6 +118,14 @@ def every_chart(lf: pl.LazyFrame) -> dict[str, object]:
         "ratio_forest": charts.ratio_forest(comparison),
         "distributions_overlaid": charts.distributions_overlaid({"baseline": wide, "current": wide.with_columns(
             pl.col("latency_ms") * 1.7)}),
+        "ab_ratio_over_time": charts.ab_ratio_over_time(pl.DataFrame({
+            "endpoint": ["a"] * 4 + ["b"] * 4, "unit": [0, 1, 2, 3] * 2, "t_s": [0.0, 15.0, 30.0, 45.0] * 2,
+            "pairs": [1, 1, 2, 1] * 2, "baseline_ms": [0.1, 0.3, 2.0, 0.2, 900.0, 3000.0, 10000.0, 1200.0],
+            "candidate_ms": [0.12, 0.33, 2.4, 0.21, 1000.0, 3300.0, 12000.0, 1500.0],
+            "ratio": [1.2, 1.1, 1.2, 1.05, 1.11, 1.1, 1.2, 1.25], "stat": ["p50"] * 8})),
+        "ab_distributions": charts.ab_distributions(pl.concat([
+            wide.with_columns(side=pl.lit("baseline")),
+            wide.with_columns(side=pl.lit("candidate"), latency_ms=pl.col("latency_ms") * 1.3)])),
         "trend": charts.trend(pl.DataFrame({"started_at": ["2026-01-01T00:00:00", "2026-01-02T00:00:00"],
                                             "run_id": ["a", "b"], "p95_ms": [1200.0, 15000.0],
                                             "rps": [1000.0, 20000.0]})),

@@ -152,6 +152,9 @@ def test_cli_workers_2_against_the_demo_target(demo_target, tmp_path, capsys):
     assert dist["workers"] == 2 and dist["lost_shards"] == [] and len(dist["clock_offsets"]) == 2
     assert all("offset_ms" in o and "rtt_ms" in o for o in dist["clock_offsets"].values())
     assert not (runs[0] / "parts").exists() and not list(runs[0].glob("*.arrows"))
+    # the machine's load, recorded by the coordinator for the one host it shares with its local workers
+    assert (runs[0] / "machine.parquet").is_file() and summary["machine"]["samples"] >= 2
+    assert meta["collectors"]["machine"]["scope"].startswith("the one host ")
 
 
 @pytest.mark.slow
@@ -238,3 +241,10 @@ def test_non_loopback_target_is_refused_before_any_shard(client, tmp_path):
     with pytest.raises(UnsafeTargetError):
         run_load("http://10.1.2.3:8080", shapes.constant(10, 1), runs_dir=tmp_path, client=client, progress=False)
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_the_machine_scope_says_which_hosts_were_recorded():
+    from perfbench.distributed.coordinator import machine_scope
+
+    assert "all 2 workers ran" in machine_scope("a", ["a", "a"])
+    assert "workers on b, c are not recorded" in machine_scope("a", ["a", "b", "c", "b"])

@@ -171,3 +171,40 @@ def test_a_corrupt_machine_file_is_a_run_directory_error(tmp_path):
     (tmp_path / mach.MACHINE).write_bytes(b"not parquet")
     with pytest.raises(RunDirError, match="machine.parquet: could not be read"):
         mach.read_machine(tmp_path)
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_summary_text_shows_the_machine_block_and_whether_the_run_is_noisy(tmp_path, capsys, busy):
+    """`perfbench summary` prints other processes' CPU, steal and the load average as recomputed from
+    machine.parquet, and calls the run noisy exactly when compare's rule (noise.reasons) would."""
+    from perfbench.cli import main
+    from perfbench.compare.noise import DEFAULT_MAX_OTHER_CPU
+    from tests.test_baselines import make_run
+
+    run = make_run(tmp_path / "runs", "r", seed=1)
+    per_s = (150, 50) if busy else (20, 180)  # busy and idle ticks a second of a 2-CPU machine: 1.5 or 0.2 cores
+    texts = [stat_text(per_s[0] * i, 0, 0, per_s[1] * i, 0, 0, 0, 3 * i) for i in range(6)]
+    it = iter(texts)
+    s = MachineSampler(interval_s=3600, read_stat=lambda: next(it), own_cpu=lambda: 0.0)
+    s.start_sync()
+    for _ in range(len(texts) - 2):
+        s._sample()
+    s.stop_sync(run)
+    assert main(["summary", str(run)]) == 0
+    out = capsys.readouterr().out
+    df = pl.read_parquet(run / mach.MACHINE)
+
+    def mean_max(col: str) -> tuple[float, float]:
+        v = [x for x in df[col].to_list() if x is not None]
+        return round(math.fsum(v) / len(v), 4), round(max(v), 4)
+
+    other, steal, load = mean_max("other_cpu"), mean_max("steal_share"), mean_max("load1")
+    line = next(x for x in out.splitlines() if x.startswith("machine: "))
+    assert line == (f"machine: other processes used {other[0]:.2f} cores on average (max {other[1]:.2f}), steal "
+                    f"{steal[0]:.1%} (max {steal[1]:.1%}), load average {load[0]:.1f} (max {load[1]:.1f}); "
+                    f"{df.height} samples in machine.parquet")
+    assert (other[0] > DEFAULT_MAX_OTHER_CPU) is busy
+    if busy:
+        assert f"noisy: yes: this run: the machine was busy: other processes used {other[0]:.2f} cores" in out
+    else:
+        assert "noisy: no (noisy would be: generator saturation" in out

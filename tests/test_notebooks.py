@@ -203,6 +203,32 @@ def test_regression_notebook_compares_two_runs(http_server, tmp_path):
     assert "(warm-up) left out" in text and not re.search(r"first 0\.\d{3,} s", text)  # no raw floats
 
 
+def test_regression_notebook_shows_an_ab_run_verdict_first_then_its_units_and_sides(tmp_path):
+    """Given an A/B run directory, the notebook shows the verdict the run was judged with, the units'
+    ratio over time beside each side's p50, and both sides' distributions overlaid."""
+    from perfbench import shapes
+    from perfbench.experiments.ab import run_ab
+    from perfbench.scenario import from_paths
+    from tests.conftest import ThreadServer
+    from tests.test_ab import tiny_app
+
+    fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
+    try:
+        res = run_ab(fast.url, slow.url, shapes.constant(160, 4), from_paths(["/", "other=GET /other"]),
+                     block_s=0.25, runs_dir=tmp_path / "runs", announce=None)
+    finally:
+        fast.stop()
+        slow.stop()
+    r = run_experiment("regression", {"current": str(res.path)}, reports_dir=tmp_path / "reports")
+    html = check_report(r, ["Change against the baseline", "Candidate against baseline, unit by unit",
+                            "Latency distributions: baseline and candidate"])
+    assert "Ratio candidate / baseline of the p50 per unit" in charts_in(html)  # the units chart's lower panel
+    text = html_lib.unescape(text_of(html))
+    assert res.comparison.verdict == "regression"  # +8 ms on sub-millisecond endpoints
+    assert text.index("REGRESSION") < text.index("Change per endpoint") < text.index("Unit by unit over the run")
+    assert f"over {res.comparison.pairs} pairs of blocks" in text and "(the run's own settings)" in text
+
+
 def test_microbench_notebook_measures_saves_and_compares_with_a_baseline(tmp_path):
     small = {"max_time": 0.0, "min_rounds": 20, "sizes": [10, 100, 1000], "pbkdf2_iterations": 10}
     first = run_experiment("microbench", small, runs_dir=tmp_path / "runs", reports_dir=tmp_path / "reports")

@@ -34,7 +34,8 @@ def cmd_summary(args) -> int:
     from ..analysis.results import Run
     from ..analysis.sides import is_ab, side_summaries
     from ..analysis.slo import check_scopes, evaluate, parse_all
-    from ..report.text import endpoint_table_text, sql_summary_text
+    from ..compare.noise import AB_LIMITS, ab_reasons
+    from ..report.text import endpoint_table_text, machine_text, sql_summary_text
     from ..rundir import SUMMARY, write_json
 
     slos = parse_all(args.slo)
@@ -72,8 +73,14 @@ def cmd_summary(args) -> int:
         ab = run.meta.get("ab") or {}
         print("\n\n".join(f"{side} ({(ab.get(side) or {}).get('target', '?')}):\n{endpoint_table_text(s)}"
                           for side, s in summary["sides"].items()))
+        machine = machine_text(summary, limits=AB_LIMITS, noisy=ab_reasons(summary, AB_LIMITS))
+        if machine:  # one machine for both sides
+            print("\n" + machine)
     else:
         print((f"{run.note}\n\n" if run.note else "") + endpoint_table_text(summary))
+        machine = machine_text(summary)  # the machine's other load and whether compare would call the run noisy
+        if machine:
+            print(machine)
         sql = sql_summary_text(summary)  # with the agent: the same SQL block as perfbench run --agent prints
         if sql:
             print(sql)

@@ -74,3 +74,11 @@ def reasons(label: str, generator: dict[str, Any] | None, machine: dict[str, Any
     if limits.max_steal is not None and isinstance(steal, int | float) and steal > limits.max_steal:
         out.append(f"{label}: the hypervisor stole {steal:.0%} of the CPU time (limit {limits.max_steal:.0%})")
     return out
+
+
+def ab_reasons(summary: dict[str, Any], limits: NoiseLimits = AB_LIMITS) -> list[str]:
+    """Why an A/B run (its summary.json, with ``sides``) is too noisy to judge: each side's generator, and the
+    machine once for both sides (it is one machine)."""
+    sides = summary.get("sides") or {}
+    return [*(r for side, s in sides.items() for r in reasons(side, s.get("generator"), None, limits)),
+            *reasons("both sides", None, summary.get("machine"), limits)]

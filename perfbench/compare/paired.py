@@ -178,6 +178,34 @@ def unit_log_ratios(rows: EndpointRows, p: float) -> tuple[list[list[int]], list
     return us, logs
 
 
+def unit_frame(rows: pl.DataFrame | pl.LazyFrame, stat: str = "p50") -> pl.DataFrame:
+    """Per endpoint, the units the verdict compares for ``stat`` (``unit_log_ratios``) in time order: when the
+    unit starts (``t_s``, s since the run's start, its first request's intended time; null without
+    ``intended_ns``), its first pair and number of pairs, each side's requests and percentile (ms), and the
+    ratio candidate / baseline whose logs the signed-rank interval is taken over."""
+    if stat not in PERCENTILES:
+        raise ConfigError(f"unknown statistic {stat!r} for an A/B run; use {', '.join(PERCENTILES)}")
+    p = PERCENTILES[stat]
+    lf = rows.lazy()
+    starts: dict[int, int] = {}
+    if "intended_ns" in lf.collect_schema().names():
+        starts = {int(k): int(v) for k, v in lf.group_by((pl.col("block") // 2).alias("pair")).agg(
+            pl.col("intended_ns").min()).collect().iter_rows()}
+    out = []
+    for endpoint, er in endpoint_rows(lf).items():
+        us, logs = unit_log_ratios(er, p)
+        for i, (u, lg) in enumerate(zip(us, logs, strict=True)):
+            b, c = er.side(BASELINE, u), er.side(CANDIDATE, u)
+            t0 = starts.get(u[0])
+            out.append({"endpoint": endpoint, "unit": i, "first_pair": u[0], "pairs": len(u),
+                        "t_s": None if t0 is None else t0 / 1e9, "n_baseline": len(b), "n_candidate": len(c),
+                        "baseline_ms": _percentile(b, p), "candidate_ms": _percentile(c, p), "ratio": math.exp(lg)})
+    schema = {"endpoint": pl.String, "unit": pl.Int64, "first_pair": pl.Int64, "pairs": pl.Int64, "t_s": pl.Float64,
+              "n_baseline": pl.Int64, "n_candidate": pl.Int64, "baseline_ms": pl.Float64,
+              "candidate_ms": pl.Float64, "ratio": pl.Float64}
+    return pl.DataFrame(out, schema=schema).with_columns(stat=pl.lit(stat)).sort("endpoint", "unit")
+
+
 def block_ratios(rows: pl.DataFrame | pl.LazyFrame, stats: tuple[str, ...] = AB_STATS) -> pl.DataFrame:
     """Per pair of blocks, endpoint and statistic: each side's requests and percentile (ms) and the
     ratio candidate / baseline (null where a block has too few requests for that percentile)."""
@@ -227,6 +255,30 @@ class ABComparison:
     def to_dict(self) -> dict[str, Any]:
         return {**self.comparison.to_dict(), "verdict": self.verdict, "pairs": self.pairs, "design": self.design,
                 "blocks": self.blocks.to_dicts()}
+
+
+def from_dict(d: dict[str, Any]) -> ABComparison:
+    """The ``ABComparison`` an A/B run wrote (``ab.json``, ``ABComparison.to_dict``): its verdict as judged then."""
+    from dataclasses import fields
+
+    from .core import parse_rule
+
+    try:
+        names = {f.name for f in fields(Row)}
+        rows = [Row(**{k: v for k, v in r.items() if k in names}) for r in d["rows"]]
+        comparison = Comparison(d["baseline"]["label"], d["current"]["label"], d["baseline"]["source"],
+                                d["current"]["source"], rows, list(d.get("warnings") or []),
+                                list(d.get("notes") or []), [parse_rule(r) for r in d.get("rules") or []],
+                                float(d["threshold"]), float(d["confidence"]), int(d.get("n_boot") or 0),
+                                int(d.get("seed") or 0), str(d.get("method") or ""), dict(d.get("machines") or {}),
+                                list(d.get("noisy") or []), bool(d.get("judge_noisy")))
+        blocks = pl.DataFrame(d.get("blocks") or [], schema={
+            "pair": pl.Int64, "endpoint": pl.String, "stat": pl.String, "n_baseline": pl.Int64,
+            "n_candidate": pl.Int64, "baseline_ms": pl.Float64, "candidate_ms": pl.Float64, "ratio": pl.Float64})
+        return ABComparison(comparison, blocks, int(d["pairs"]), dict(d.get("design") or {}))
+    except (KeyError, TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise ConfigError(f"not an A/B verdict (ab.json as perfbench ab writes it): {type(exc).__name__}: "
+                          f"{str(exc)[:200]}") from None
 
 
 def _check(threshold: float, confidence: float, min_change_ms: float) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engine.collectors import RunContext, start_all, stop_all
 from ..engine.hooks import HookRunner
+from ..engine.machine import MachineSampler, tree_cpu_s
 from ..engine.options import LoadOptions
 from ..engine.session import (
     RunResult,
@@ -159,7 +160,10 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
                                      allow_other_workers=False, pure=False, retries=0))
     ctx = RunContext(rd.path, target, plan.duration)
     collected: dict[str, Any] = {}
-    active = await start_all(options.collectors, ctx, collected, announce)
+    collectors = list(options.collectors)
+    if not any(getattr(c, "name", None) == MachineSampler.name for c in collectors):  # as every run records it
+        collectors.append(MachineSampler(own_cpu=lambda: trees_cpu_s(list(pids.values()) if local else [])))
+    active = await start_all(collectors, ctx, collected, announce)
     # the coordinator's time zero is the common start, for collectors' time bases
     ctx.t0_ns = time.perf_counter_ns() + (start_unix_ns - time.time_ns())
     ctx.start_unix_ns = start_unix_ns
@@ -243,9 +247,40 @@ async def run_distributed(client, target: str, plan: OpenPlan | ClosedPlan, scen
     elapsed = max([s.get("elapsed_s") or 0.0 for s in shards] or [0.0])
     rows = sum(k["rows"] for k in kept.values())
     engine_meta = {**meta["engine"], "path": engine_stats["path"]}
+    if isinstance(collected.get("machine"), dict):
+        collected["machine"]["scope"] = machine_scope(socket.gethostname(), list(hosts.values()))
     rd.update_meta(ended_at=utc_now_iso(), end_reason=end_reason, rows=rows, engine=engine_meta,
                    elapsed_s=run_span(elapsed, plan.duration, end_reason, engine_stats.get("capped", 0)),
                    engine_stats=engine_stats, collectors=collected,
                    distributed={**dist_meta, "shards": shards, "lost_shards": lost_list},
                    coordinator=machine_info())
     return {"end_reason": end_reason, "lost_shards": lost_list}
+
+
+def trees_cpu_s(pids: list[int]) -> float:
+    """CPU seconds of this process tree and of the trees of ``pids`` outside it (a local cluster's workers
+    started elsewhere): the generators' own CPU, so the machine's other load is everything else."""
+    import psutil
+
+    total = tree_cpu_s()
+    mine = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+    for pid in pids:
+        if pid in mine:
+            continue
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            for p in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+    return float(total)
+
+
+def machine_scope(coordinator_host: str, worker_hosts: list[str]) -> str:
+    """Which machine machine.parquet describes in a run with several workers (meta.json collectors.machine.scope)."""
+    elsewhere = sorted({h for h in worker_hosts if h != coordinator_host})
+    if not elsewhere:
+        return (f"the one host {coordinator_host}, where the coordinator and all {len(worker_hosts)} workers ran; "
+                "own CPU counts the coordinator's and the workers' processes")
+    return (f"the coordinator's host {coordinator_host} only; workers on {', '.join(elsewhere)} are not recorded "
+            "(own CPU counts the coordinator's processes)")

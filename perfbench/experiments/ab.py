@@ -37,8 +37,7 @@ import pyarrow as pa
 
 from ..analysis.sides import side_summaries
 from ..compare.core import Rule
-from ..compare.noise import AB_LIMITS, NoiseLimits
-from ..compare.noise import reasons as noise_reasons
+from ..compare.noise import AB_LIMITS, NoiseLimits, ab_reasons
 from ..compare.paired import (
     AB_MIN_CHANGE_MS,
     AB_STATS,
@@ -54,8 +53,17 @@ from ..engine.open_model import OpenModelEngine
 from ..engine.options import LoadOptions, stderr_line
 from ..engine.recorder import Recorder
 from ..engine.session import LoadSession, StopSignals, run_coroutine, start_meta
-from ..errors import ConfigError
-from ..rundir import REQUEST_SCHEMA, Journal, RunDir, convert_journal, new_run_id, utc_now_iso, write_json
+from ..errors import ConfigError, RunDirError
+from ..rundir import (
+    REQUEST_SCHEMA,
+    Journal,
+    RunDir,
+    convert_journal,
+    new_run_id,
+    read_json,
+    utc_now_iso,
+    write_json,
+)
 from ..safety import check_target
 from ..scenario import Scenario, single
 from ..shapes import OpenPlan
@@ -309,9 +317,7 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     write_json(rd.path / "summary.json", summary)
     labels = verdict.pop("labels")
     limits = verdict.pop("noise", AB_LIMITS)
-    noisy = [] if limits is None else [  # each side's generator; the machine, one for both sides
-        *(r for side, s in summary["sides"].items() for r in noise_reasons(side, s.get("generator"), None, limits)),
-        *noise_reasons("both sides", None, summary.get("machine"), limits)]
+    noisy = [] if limits is None else ab_reasons(summary, limits)  # each side's generator; the machine once
     warnings = []
     if design["baseline"]["target"] == design["candidate"]["target"]:
         warnings.append("both sides are the same target: an A/A test of the method and the machine")
@@ -324,3 +330,28 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
                         design={k: v for k, v in design.items() if k != "blocks"}, **verdict)
     write_json(rd.path / AB_JSON, {**ab.to_dict(), "schedule": design["blocks"]})
     return ABResult(rd.path, rd.run_id, ab, summary, end_reason)
+
+
+def is_ab_dir(path: str | Path) -> bool:
+    """Whether ``path`` is an A/B run directory (``meta.json`` kind ``ab``)."""
+    meta = Path(path) / "meta.json"
+    if not meta.is_file():
+        return False
+    try:
+        return read_json(meta).get("kind") == "ab"
+    except RunDirError:
+        return False
+
+
+def read_verdict(run_dir: str | Path) -> ABComparison:
+    """The verdict an A/B run directory holds (``ab.json``), as it was judged when the run ended."""
+    from ..compare.paired import from_dict
+
+    path = Path(run_dir) / AB_JSON
+    if not path.is_file():
+        raise RunDirError(f"{path}: missing; an A/B run directory has its verdict there (was the run cut short? "
+                          "perfbench ab writes it when the blocks end)")
+    try:
+        return from_dict(read_json(path))
+    except ConfigError as exc:
+        raise RunDirError(f"{path}: {exc}") from None

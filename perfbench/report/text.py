@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..compare.noise import COMPARE_LIMITS, NoiseLimits, reasons
+
 
 def _ms(v) -> str:
     if v is None:
@@ -95,4 +97,29 @@ def explain_text(ex: dict) -> str:
     if ex.get("pools"):  # the SQLAlchemy pools the agent sampled (gauges.parquet)
         out += ["", *(f"pool {p['text']}" if not p["exhausted"] else p["text"][0].upper() + p["text"][1:]
                       for p in ex["pools"])]
+    return "\n".join(out)
+
+
+def machine_text(summary: dict, *, label: str = "this run", limits: NoiseLimits = COMPARE_LIMITS,
+                 noisy: list[str] | None = None) -> str:
+    """The machine's other load during the run (summary.json's ``machine`` block, from machine.parquet) and
+    whether the run counts as noisy, by ``perfbench.compare.noise.reasons`` with ``limits`` (what ``compare``
+    judges a side by); ``noisy``: the reasons already found (an A/B run's). Empty without the block."""
+    m = summary.get("machine")
+    if not isinstance(m, dict):
+        return ""
+
+    def stat(key: str, fmt: str, unit: str = "") -> str:
+        v = m.get(key) or {}
+        mean, top = v.get("mean"), v.get("max")
+        if not isinstance(mean, int | float):
+            return "-"
+        return format(mean, fmt) + unit + (f" (max {format(top, fmt)})" if isinstance(top, int | float) else "")
+
+    cpus = f" of {m['cpu_count']}" if m.get("cpu_count") else ""
+    out = [f"machine: other processes used {stat('other_cpu_cores', '.2f', f' cores{cpus} on average')}, steal "
+           f"{stat('steal_share', '.1%')}, load average {stat('load1', '.1f')}; {m.get('samples', 0)} samples "
+           f"in {m.get('file', 'machine.parquet')}"]
+    why = reasons(label, summary.get("generator"), m, limits) if noisy is None else noisy
+    out.append("noisy: yes: " + "; ".join(why) if why else f"noisy: no (noisy would be: {limits.describe()})")
     return "\n".join(out)

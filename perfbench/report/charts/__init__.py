@@ -12,7 +12,8 @@ themes, data transformers): rendering is the caller's business (``perfbench.repo
 The charts live in submodules by what they show: ``load`` (one run's latency, throughput and errors),
 ``server`` (the target's resources, memory and SQL), ``bench`` (micro-benchmarks), ``explain`` (where each request's time
 went), ``gauges`` (the service's pools and queues over time), ``experiments`` (stress,
-spike, soak, cold/warm, regression, the reports index), ``timeline`` (the linked time views of a run); ``data``
+spike, soak, cold/warm, regression, the reports index), ``ab`` (a paired A/B run: the units the verdict
+compares over time, both sides' distributions), ``timeline`` (the linked time views of a run); ``data``
 makes the small frames they need that ``results`` does not (offered rate, status codes, per-endpoint latency
 over time, failures); ``base`` holds the shared look and helpers; ``embed`` puts interactive charts into a page
 with no network. All are re-exported here.
@@ -24,6 +25,7 @@ whole duration (``run_domain``), the warm-up is shaded, and every chart carries 
 
 from __future__ import annotations
 
+from .ab import ab_distributions, ab_ratio_over_time, shared_movement
 from .base import (
     EXTRA_COLOURS,
     HEIGHT,
@@ -133,4 +135,7 @@ __all__ = [
     "ratio_forest",
     "distributions_overlaid",
     "trend",
+    "ab_ratio_over_time",
+    "ab_distributions",
+    "shared_movement",
 ]

@@ -310,13 +310,15 @@ def ratio_forest(rows: pl.DataFrame, *, threshold: float = 0.10, title: str = "C
 
 def distributions_overlaid(frames: dict[str, pl.DataFrame], *, by: str = "endpoint",
                            title: str = "Latency distributions: baseline and current (CDF)",
-                           width: int = WIDTH // 2, height: int = 150) -> alt.FacetChart | alt.Chart:
+                           width: int = WIDTH // 2, height: int = 150, legend: str = "run",
+                           ) -> alt.FacetChart | alt.Chart:
     """Per endpoint (and for all requests), the cumulative latency distributions of each side overlaid: the
     share of requests at or under a latency (log axis). A shift right is a slowdown at that share.
 
     ``frames`` maps a side name (``baseline``, ``current``) to a frame with ``endpoint`` and ``latency_ms``
     (e.g. a requests frame passed through ``results.with_ms``); the quantiles are taken here in Polars (every
     percent, then 99.5, 99.9, 99.99 where a side has the requests for them), so only they reach Altair.
+    ``legend``: the colour legend's title (``side`` for the two sides of an A/B run).
     """
     parts = []
     for name, f in frames.items():
@@ -342,7 +344,7 @@ def distributions_overlaid(frames: dict[str, pl.DataFrame], *, by: str = "endpoi
     chart = alt.Chart(cdf).mark_line(interpolate="step-after", strokeWidth=1.8).encode(
         x=alt.X("latency_ms:Q", axis=latency_axis(), scale=latency_scale()),
         y=alt.Y("percentile:Q", title="requests at or under (%)", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("side:N", scale=alt.Scale(domain=sides, range=colours), legend=alt.Legend(title="run")),
+        color=alt.Color("side:N", scale=alt.Scale(domain=sides, range=colours), legend=alt.Legend(title=legend)),
         tooltip=[alt.Tooltip("group:N", title=by), alt.Tooltip("side:N"),
                  alt.Tooltip("percentile:Q", title="percentile", format=".4~f"),
                  alt.Tooltip("latency_ms:Q", title="latency (ms)", format=".3~f"), alt.Tooltip("n:Q", title="requests")],
