@@ -342,6 +342,7 @@ class FlowOpenEngine(OpenModelEngine):
                 from .flows_lean import LeanFlows  # the callback path: no Task per arrival
 
                 self._lean_flows = LeanFlows(self, self.sender)
+                self._record_row = self.recorder.record  # rows now carry their notes (Recorder.flow_rows)
             else:  # a step to another service: every step awaits request(), a Task per arrival
                 self._lean = False
                 self._request = cast(Sender, self.sender).request
@@ -363,7 +364,7 @@ class FlowOpenEngine(OpenModelEngine):
                 if self._in_flight > self._seen_max:
                     self._seen_max = self._in_flight
                 launched += 1
-                flows.begin(*nxt)
+                flows.begin(nxt)
                 if following is None or self._stop_reason is not None:
                     return
                 nxt = following
@@ -371,21 +372,6 @@ class FlowOpenEngine(OpenModelEngine):
             stats.planned += launched
             if full:
                 stats.capped += launched
-
-    def _flow_ended(self, now: int | None = None) -> None:
-        """A flow in flight ended (the lean path) at ``now`` (run time; None: read the clock): its
-        slot frees, what is due is sent."""
-        in_flight = self._in_flight
-        self._in_flight = in_flight - 1
-        if self._stop_reason is None and not self._closing:
-            if (nxt := self._nxt) is not None and nxt[1] <= (self._now() - self._t0 if now is None else now):
-                if in_flight >= self.max_in_flight:
-                    self._full_seen = True
-                if not self._pump_due:
-                    self._pump_due = True
-                    self._call_soon(self._pump_soon)
-            elif self._slow:
-                self._fast()
 
     def _run_now(self) -> int:
         return self.clock.now_ns() - self._t0
