@@ -297,6 +297,27 @@ def test_open_model_each_arrival_is_a_new_user_running_the_flow(journey_server, 
     assert df["vu"].null_count() == df.height
 
 
+def test_open_model_plain_flow_rows_every_step_then_the_flow(journey_server, tmp_path):
+    """A flow with no placeholder (the lean path's short way: no context per user) but a cookie: every
+    step a row in order, the flow's row after them, its latency from the arrival's intended time."""
+    flow = Flow("plain", [Step(Request("one", "GET", "/hopped")), Step(Request("two", "GET", "/needs-h")),
+                          Step(Request("three", "GET", "/hopped"))])
+    res = run_load(journey_server.url, shapes.constant(rate=40, duration=0.25), FlowScenario(flows=[flow]),
+                   runs_dir=tmp_path, progress=False, http_path="lean")
+    df = _rows(res)
+    runs = df.filter(pl.col("method") == "FLOW")
+    assert runs.height == 10 and set(runs["endpoint"].to_list()) == {"flow:plain"}
+    for run in runs.iter_rows(named=True):
+        steps = df.filter((pl.col("flow_run") == run["flow_run"]) & (pl.col("method") != "FLOW")).sort("step")
+        assert steps["endpoint"].to_list() == ["one", "two", "three"] and steps["step"].to_list() == [0, 1, 2]
+        assert steps["status"].to_list() == [200, 200, 200]  # the cookie /hopped set went to /needs-h
+        assert steps["error"].null_count() == 3 and run["error"] is None
+        assert run["request_id"] == run["flow_run"] and run["user_class"] == "default"
+        assert run["intended_ns"] == steps["intended_ns"][0]
+        assert run["latency_ns"] >= steps["end_ns"].max() - run["intended_ns"]
+    assert res.summary["generator"]["sent"] == df.filter(pl.col("method") != "FLOW").height == 30
+
+
 def test_a_missing_value_stops_the_flow_with_a_check_naming_step_and_path(journey_server, tmp_path):
     flow = Flow("broken", [
         Step(Request("feed", "GET", "/feed"), extract=[Extract("cursor", json="pageInfo.nextCursor")]),

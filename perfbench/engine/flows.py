@@ -373,6 +373,11 @@ class FlowOpenEngine(OpenModelEngine):
             if full:
                 stats.capped += launched
 
+    def _sync_lean_stats(self) -> None:
+        if self._lean_flows is not None:  # the flows count their requests as request ids given
+            self._sent = self._lean_flows.sent()
+        super()._sync_lean_stats()
+
     def _run_now(self) -> int:
         return self.clock.now_ns() - self._t0
 
