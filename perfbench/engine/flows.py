@@ -348,30 +348,36 @@ class FlowOpenEngine(OpenModelEngine):
                 self._request = cast(Sender, self.sender).request
 
     def _pump_lean(self, nxt: ArrivalTuple, now: int, full: bool) -> None:
-        """Start every due arrival's flow while a slot is free (a slot: a flow in flight)."""
+        """Start every due arrival's flow while a slot is free (a slot: a flow in flight); the
+        counters in locals, as OpenModelEngine._pump_lean keeps them."""
         flows = self._lean_flows
         assert flows is not None
-        arrivals, stats, budget, cap = self._arrivals, self.stats, self.max_requests, self.max_in_flight
+        arrivals, stats, budget, cap, begin = self._arrivals, self.stats, self.max_requests, self.max_in_flight, \
+            flows.begin
+        left = -1 if budget is None else max(budget - stats.planned, 0)  # arrivals the budget still allows
+        n = self._in_flight
+        seen = self._seen_max
         launched = 0
-        following: ArrivalTuple | None = nxt
         try:
-            while nxt[1] <= now and self._in_flight < cap:
-                if budget is not None and stats.planned + launched >= budget:
+            while nxt[1] <= now and n < cap:
+                if launched == left:
                     self.stop("budget")
                     return
                 self._nxt = following = next(arrivals, None)  # first: a sender may call back at once
-                self._in_flight += 1
-                if self._in_flight > self._seen_max:
-                    self._seen_max = self._in_flight
+                n = self._in_flight = n + 1
+                if n > seen:
+                    seen = n
                 launched += 1
-                flows.begin(nxt)
+                begin(nxt)
                 if following is None or self._stop_reason is not None:
                     return
+                n = self._in_flight  # as the flow left it (it may have ended at once)
                 nxt = following
         finally:
             stats.planned += launched
             if full:
                 stats.capped += launched
+            self._seen_max = seen
 
     def _sync_lean_stats(self) -> None:
         if self._lean_flows is not None:  # the flows count their requests as request ids given
