@@ -318,6 +318,27 @@ def test_open_model_plain_flow_rows_every_step_then_the_flow(journey_server, tmp
     assert res.summary["generator"]["sent"] == df.filter(pl.col("method") != "FLOW").height == 30
 
 
+def test_max_requests_counts_flow_runs_in_the_open_model_and_requests_in_the_closed(journey_server, tmp_path):
+    flow = Flow("plain", [Step(Request("one", "GET", "/hopped")), Step(Request("two", "GET", "/needs-h")),
+                          Step(Request("three", "GET", "/hopped"))])
+    said: list[str] = []
+    res = run_load(journey_server.url, shapes.constant(rate=400, duration=1.0), FlowScenario(flows=[flow]),
+                   runs_dir=tmp_path, progress=False, max_requests=5, announce=said.append)
+    df = _rows(res)
+    assert res.end_reason == "budget" and "400 flow runs planned" in said[0]
+    assert df.filter(pl.col("method") == "FLOW").height == 5  # five arrivals, each its flow whole
+    assert df.filter(pl.col("method") != "FLOW").height == 15 == res.summary["generator"]["sent"]
+    assert df["error"].null_count() == df.height
+
+    res = run_load(journey_server.url, shapes.users(1, 2.0), FlowScenario(flows=[flow]), runs_dir=tmp_path,
+                   progress=False, max_requests=5)
+    df = _rows(res)
+    assert res.end_reason == "budget" and df.filter(pl.col("method") != "FLOW").height == 5  # five requests
+    runs = df.filter(pl.col("method") == "FLOW").sort("flow_run")
+    assert runs["error"].to_list() == [None, "aborted"] and runs["step"].to_list() == [3, 2]
+    assert "budget ran out before step three" in runs["error_detail"][1]
+
+
 def test_a_missing_value_stops_the_flow_with_a_check_naming_step_and_path(journey_server, tmp_path):
     flow = Flow("broken", [
         Step(Request("feed", "GET", "/feed"), extract=[Extract("cursor", json="pageInfo.nextCursor")]),

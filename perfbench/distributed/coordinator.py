@@ -31,6 +31,7 @@ from ..rundir import (
     utc_now_iso,
 )
 from ..scenario import Scenario
+from ..scenario_flows import FlowScenario
 from ..shapes import ClosedPlan, OpenPlan
 from .cluster import connect, local_cluster, measure_clock_offsets
 from .merge import merge_parts
@@ -82,7 +83,7 @@ async def _run_on_cluster(client, target: str, plan: OpenPlan | ClosedPlan, scen
     rd = RunDir.create(runs_dir, run_id)
     meta = start_meta(target, scenario, plan, options, max_in_flight=options.max_in_flight, path=None)
     rd.write_meta(meta)
-    announce_start(options, target, plan, rd)
+    announce_start(options, target, plan, rd, flows=isinstance(scenario, FlowScenario))
     with WriterLock(rd.path):  # readers leave the run alone until it ends
         out = await run_distributed(client, target, plan, scenario, options, rd=rd, meta=meta)
     summary = Run.load(rd.path).write_summary(list(options.slos))
