@@ -5,10 +5,11 @@ callbacks: the arrival sends the first step's prebuilt bytes; each response is j
 are taken into the user's context, its row is recorded, and the next step (the same one again
 while ``repeat_while`` holds, a branch's, or the next) is built and submitted from the callback.
 No Task, no Future, no ``Outcome`` per step. What each flow and step needs is made once (the
-steps' bytes, per flow a list saying which steps only go on to the next one, the recorder's labels
-of the flow and of the user class, per class its users' context to copy), so a step of a plain
-flow allocates its row, its five-int note and its request's bytes, and nothing else
-(``benchmarks/flow_overhead.py``: about a third more CPU per request than independent requests).
+steps' bytes, per flow a list saying which steps only go on to the next one, the notes' key of
+the flow and of the user class, per class its users' context to copy, or none when no step uses
+it), so a step of a plain flow allocates its row (its note in it: ``Recorder.flow_rows``) and its
+request's bytes, and nothing else (``benchmarks/flow_overhead.py``: 10-15% more CPU per request
+than independent requests on the fake transport, about half of it the flow's own row).
 A step over its ``max_latency`` is ``slow`` when it ends (the flow goes on; its row says so).
 
 The rows are the ones :class:`~perfbench.engine.flows.FlowDriver` records on the awaitable path:
