@@ -688,3 +688,16 @@ def test_a_step_over_its_max_latency_is_slow_and_the_flow_goes_on(http_server, t
     assert set(logins["error"].drop_nulls()) <= {"slow", "aborted"} and "slow" in set(logins["error"])
     assert res.summary["overall"]["errors_by_kind"].get("slow", 0) == df.filter(
         (pl.col("error") == "slow") & (pl.col("method") != "FLOW")).height
+
+
+def test_loads_parses_as_json_loads_does():
+    from perfbench.engine.extract import loads
+
+    for body in (b'{"a": [1, 2.5, null, "\\u00e9"]}', b'[1, {"b": true}]  \r\n', '{"é": "ü"}'.encode(),
+                 '\ufeff{"bom": 1}'.encode(), '{"u16": 1}'.encode("utf-16"), b'  {"lead": 1}', b"7", b'"s"'):
+        assert loads(body) == json.loads(body), body
+    for bad in (b'{"a": 1} x', b'{"a": 1}{"b": 2}', b'{"a": ', b'{"a": "\xff"}', b"", b"[1,]"):
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            loads(bad)

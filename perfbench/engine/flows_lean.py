@@ -101,7 +101,7 @@ _Made = tuple[list[_Step], dict[str, int], list[Step | None], int, int]
 class _Run:
     """One run of a flow (or one request of a mix: ``flow`` None) for one user, in flight."""
 
-    __slots__ = ("flow", "made", "steps", "moves", "user", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid",
+    __slots__ = ("flow", "made", "steps", "moves", "uc", "ctx", "jar", "pos", "seq", "repeats", "rid",
                  "frun", "key", "intended", "start", "nbytes", "stage", "then", "step", "step_rid", "step_start",
                  "step_intended", "error", "detail", "slow")
 
