@@ -9,7 +9,7 @@ steps' bytes, per flow a list saying which steps only go on to the next one, the
 the flow and of the user class, per class its users' context to copy, or none when no step uses
 it), so a step of a plain flow allocates its row (its note in it: ``Recorder.flow_rows``) and its
 request's bytes, and nothing else (``benchmarks/flow_overhead.py``: 10-15% more CPU per request
-than independent requests on the fake transport, about half of it the flow's own row).
+than independent requests on the fake transport, a good part of it the flow's own row).
 A step over its ``max_latency`` is ``slow`` when it ends (the flow goes on; its row says so).
 
 The rows are the ones :class:`~perfbench.engine.flows.FlowDriver` records on the awaitable path:
