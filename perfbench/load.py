@@ -52,7 +52,8 @@ def run_load(target: str | Callable[..., Any] | dict[str, Callable[..., Any]], p
     """Run ``plan`` against ``target`` and write a run directory; returns its path and summary.
 
     Every run is bounded: it stops at the end of the plan (plus ``grace`` for in-flight
-    requests, default ``min(timeout, 10) + 1`` s), at ``max_requests``, or on SIGINT/SIGTERM when
+    requests, default ``min(timeout, 10) + 1`` s), at ``max_requests`` (requests; with flows in the
+    open model, arrivals: each runs its flow whole), or on SIGINT/SIGTERM when
     ``handle_signals`` is set. Only loopback targets are loaded unless ``allow_hosts`` names
     the host. ``collectors`` (see ``perfbench.engine.collectors``) run beside the load and
     write their own files into the run directory. ``slos`` (``"p95<300ms"``, see

@@ -314,6 +314,48 @@ def test_open_model_each_arrival_is_a_new_user_running_the_flow(journey_server, 
     assert df["vu"].null_count() == df.height
 
 
+def test_open_model_plain_flow_rows_every_step_then_the_flow(journey_server, tmp_path):
+    """A flow with no placeholder (the lean path's short way: no context per user) but a cookie: every
+    step a row in order, the flow's row after them, its latency from the arrival's intended time."""
+    flow = Flow("plain", [Step(Request("one", "GET", "/hopped")), Step(Request("two", "GET", "/needs-h")),
+                          Step(Request("three", "GET", "/hopped"))])
+    res = run_load(journey_server.url, shapes.constant(rate=40, duration=0.25), FlowScenario(flows=[flow]),
+                   runs_dir=tmp_path, progress=False, http_path="lean")
+    df = _rows(res)
+    runs = df.filter(pl.col("method") == "FLOW")
+    assert runs.height == 10 and set(runs["endpoint"].to_list()) == {"flow:plain"}
+    for run in runs.iter_rows(named=True):
+        steps = df.filter((pl.col("flow_run") == run["flow_run"]) & (pl.col("method") != "FLOW")).sort("step")
+        assert steps["endpoint"].to_list() == ["one", "two", "three"] and steps["step"].to_list() == [0, 1, 2]
+        assert steps["status"].to_list() == [200, 200, 200]  # the cookie /hopped set went to /needs-h
+        assert steps["error"].null_count() == 3 and run["error"] is None
+        assert run["request_id"] == run["flow_run"] and run["user_class"] == "default"
+        assert run["intended_ns"] == steps["intended_ns"][0]
+        assert run["latency_ns"] >= steps["end_ns"].max() - run["intended_ns"]
+    assert res.summary["generator"]["sent"] == df.filter(pl.col("method") != "FLOW").height == 30
+
+
+def test_max_requests_counts_flow_runs_in_the_open_model_and_requests_in_the_closed(journey_server, tmp_path):
+    flow = Flow("plain", [Step(Request("one", "GET", "/hopped")), Step(Request("two", "GET", "/needs-h")),
+                          Step(Request("three", "GET", "/hopped"))])
+    said: list[str] = []
+    res = run_load(journey_server.url, shapes.constant(rate=400, duration=1.0), FlowScenario(flows=[flow]),
+                   runs_dir=tmp_path, progress=False, max_requests=5, announce=said.append)
+    df = _rows(res)
+    assert res.end_reason == "budget" and "400 flow runs planned" in said[0]
+    assert df.filter(pl.col("method") == "FLOW").height == 5  # five arrivals, each its flow whole
+    assert df.filter(pl.col("method") != "FLOW").height == 15 == res.summary["generator"]["sent"]
+    assert df["error"].null_count() == df.height
+
+    res = run_load(journey_server.url, shapes.users(1, 2.0), FlowScenario(flows=[flow]), runs_dir=tmp_path,
+                   progress=False, max_requests=5)
+    df = _rows(res)
+    assert res.end_reason == "budget" and df.filter(pl.col("method") != "FLOW").height == 5  # five requests
+    runs = df.filter(pl.col("method") == "FLOW").sort("flow_run")
+    assert runs["error"].to_list() == [None, "aborted"] and runs["step"].to_list() == [3, 2]
+    assert "budget ran out before step three" in runs["error_detail"][1]
+
+
 def test_a_missing_value_stops_the_flow_with_a_check_naming_step_and_path(journey_server, tmp_path):
     flow = Flow("broken", [
         Step(Request("feed", "GET", "/feed"), extract=[Extract("cursor", json="pageInfo.nextCursor")]),
@@ -663,3 +705,16 @@ def test_a_step_over_its_max_latency_is_slow_and_the_flow_goes_on(http_server, t
     assert set(logins["error"].drop_nulls()) <= {"slow", "aborted"} and "slow" in set(logins["error"])
     assert res.summary["overall"]["errors_by_kind"].get("slow", 0) == df.filter(
         (pl.col("error") == "slow") & (pl.col("method") != "FLOW")).height
+
+
+def test_loads_parses_as_json_loads_does():
+    from perfbench.engine.extract import loads
+
+    for body in (b'{"a": [1, 2.5, null, "\\u00e9"]}', b'[1, {"b": true}]  \r\n', '{"é": "ü"}'.encode(),
+                 '\ufeff{"bom": 1}'.encode(), '{"u16": 1}'.encode("utf-16"), b'  {"lead": 1}', b"7", b'"s"'):
+        assert loads(body) == json.loads(body), body
+    for bad in (b'{"a": 1} x', b'{"a": 1}{"b": 2}', b'{"a": ', b'{"a": "\xff"}', b"", b"[1,]"):
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            loads(bad)

@@ -55,7 +55,9 @@ def register(sub) -> None:
     p.add_argument("--label", default="run", help="a word for the run id (default 'run')")
     p.add_argument("--max-in-flight", type=positive(int), default=10_000,
                    help="cap on outstanding requests; arrivals over it wait and are counted (default 10000)")
-    p.add_argument("--max-requests", type=positive(int), help="stop after this many requests")
+    p.add_argument("--max-requests", type=positive(int),
+                   help="stop after this many requests; with flows in the open model, after this many arrivals "
+                        "(flow runs), each running its flow whole")
     p.add_argument("--timeout", type=positive(float), default=30.0,
                    help="a request's total time limit, s (default 30; a scenario's own total wins): from its send "
                         "to the end of its body. A "

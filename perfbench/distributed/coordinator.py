@@ -34,6 +34,7 @@ from ..rundir import (
     utc_now_iso,
 )
 from ..scenario import Scenario
+from ..scenario_flows import FlowScenario
 from ..scenario_hooks import Hooks
 from ..shapes import ClosedPlan, OpenPlan
 from .cluster import connect, local_cluster, measure_clock_offsets
@@ -86,7 +87,7 @@ async def _run_on_cluster(client, target: str, plan: OpenPlan | ClosedPlan, scen
     rd = RunDir.create(runs_dir, run_id)
     meta = start_meta(target, scenario, plan, options, max_in_flight=options.max_in_flight, path=None)
     rd.write_meta(meta)
-    announce_start(options, target, plan, rd)
+    announce_start(options, target, plan, rd, flows=isinstance(scenario, FlowScenario))
     with WriterLock(rd.path):  # readers leave the run alone until it ends
         # the workers get the scenario without its hooks: they run here, on the merged rows
         shards_scenario = dataclasses.replace(scenario, hooks=None) if scenario.hooks is not None else scenario

@@ -342,50 +342,47 @@ class FlowOpenEngine(OpenModelEngine):
                 from .flows_lean import LeanFlows  # the callback path: no Task per arrival
 
                 self._lean_flows = LeanFlows(self, self.sender)
+                self._record_row = self.recorder.record  # rows now carry their notes (Recorder.flow_rows)
             else:  # a step to another service: every step awaits request(), a Task per arrival
                 self._lean = False
                 self._request = cast(Sender, self.sender).request
 
     def _pump_lean(self, nxt: ArrivalTuple, now: int, full: bool) -> None:
-        """Start every due arrival's flow while a slot is free (a slot: a flow in flight)."""
+        """Start every due arrival's flow while a slot is free (a slot: a flow in flight); the
+        counters in locals, as OpenModelEngine._pump_lean keeps them."""
         flows = self._lean_flows
         assert flows is not None
-        arrivals, stats, budget, cap = self._arrivals, self.stats, self.max_requests, self.max_in_flight
+        arrivals, stats, budget, cap, begin = self._arrivals, self.stats, self.max_requests, self.max_in_flight, \
+            flows.begin
+        left = -1 if budget is None else max(budget - stats.planned, 0)  # arrivals the budget still allows
+        n = self._in_flight
+        seen = self._seen_max
         launched = 0
-        following: ArrivalTuple | None = nxt
         try:
-            while nxt[1] <= now and self._in_flight < cap:
-                if budget is not None and stats.planned + launched >= budget:
+            while nxt[1] <= now and n < cap:
+                if launched == left:
                     self.stop("budget")
                     return
                 self._nxt = following = next(arrivals, None)  # first: a sender may call back at once
-                self._in_flight += 1
-                if self._in_flight > self._seen_max:
-                    self._seen_max = self._in_flight
+                n = self._in_flight = n + 1
+                if n > seen:
+                    seen = n
                 launched += 1
-                flows.begin(*nxt)
+                begin(nxt)
                 if following is None or self._stop_reason is not None:
                     return
+                n = self._in_flight  # as the flow left it (it may have ended at once)
                 nxt = following
         finally:
             stats.planned += launched
             if full:
                 stats.capped += launched
+            self._seen_max = seen
 
-    def _flow_ended(self, now: int | None = None) -> None:
-        """A flow in flight ended (the lean path) at ``now`` (run time; None: read the clock): its
-        slot frees, what is due is sent."""
-        in_flight = self._in_flight
-        self._in_flight = in_flight - 1
-        if self._stop_reason is None and not self._closing:
-            if (nxt := self._nxt) is not None and nxt[1] <= (self._now() - self._t0 if now is None else now):
-                if in_flight >= self.max_in_flight:
-                    self._full_seen = True
-                if not self._pump_due:
-                    self._pump_due = True
-                    self._call_soon(self._pump_soon)
-            elif self._slow:
-                self._fast()
+    def _sync_lean_stats(self) -> None:
+        if self._lean_flows is not None:  # the flows count their requests as request ids given
+            self._sent = self._lean_flows.sent()
+        super()._sync_lean_stats()
 
     def _run_now(self) -> int:
         return self.clock.now_ns() - self._t0

@@ -50,20 +50,24 @@ _INT_FIELDS = {0: np.int64, 1: np.int32, 2: np.int64, 3: np.int64, 4: np.int64, 
                10: np.int64, 11: np.int64, 13: np.int16}
 _NULLABLE_FIELDS = {5: pa.int16(), 6: pa.string(), 7: pa.string(), 12: pa.int32()}
 CHUNK_ROWS = 1024  # rows converted to columns in one step by convert_some
+_NO_NOTE = (-1, 0)  # a row's note outside flows (see Recorder.flow_rows)
+_MAX_LABELS = (1 << 15) - 2  # flow and user class names a note can carry (see Recorder.note_key)
 
 # one row of FIELDS: request_id, endpoint index, intended_ns, start_ns, end_ns, status, error, error_detail,
 # bytes, wire_bytes, ttfb, connect, vu, stage
 Row = tuple[int, int, int, int, int, int | None, str | None, str | None, int, int, int, int, int | None, int]
 
 
-def _columns(flat: list[int | str | None], n: int) -> list[Column]:
+def _columns(flat: list[int | str | None], n: int, width: int = _F) -> list[Column]:
     """The ``n`` rows at the start of ``flat`` as one array per field (numpy for the fields that
-    are never null, Arrow for the others)."""
-    out: list[Column] = [None] * _F
+    are never null, Arrow for the others); ``width`` _F + 2: with each row's note (see ``flow_rows``)."""
+    out: list[Column] = [None] * width
     for k, dtype in _INT_FIELDS.items():
-        out[k] = np.fromiter(flat[k:n * _F:_F], dtype, n)
+        out[k] = np.fromiter(flat[k:n * width:width], dtype, n)
     for k, typ in _NULLABLE_FIELDS.items():
-        out[k] = pa.array(flat[k:n * _F:_F], typ)
+        out[k] = pa.array(flat[k:n * width:width], typ)
+    for k in range(_F, width):
+        out[k] = np.fromiter(flat[k:n * width:width], np.int64, n)
     return out
 
 
@@ -102,6 +106,7 @@ class Recorder:
         self.flush_rows = flush_rows
         self.flushed_rows = 0
         self._flat: list[int | str | None] = []  # the rows not converted yet, field after field
+        self._width = _F  # fields a row takes in _flat: _F + 2 once flow_rows() is called
         # the hot path: record((request_id, endpoint index, ..., stage)); stays valid across flushes
         self.record: Callable[[Row], None] = self._flat.extend
         self._chunks: list[list[Column]] = []  # rows of this batch already converted (convert_some), as columns
@@ -113,12 +118,37 @@ class Recorder:
         self.interval = interval
         self._iv: list[tuple[pa.Array, pa.Array]] = []
         self._redirected: dict[int, tuple[int, str]] = {}  # request id -> (redirects, final path)
-        # see note_flow: five ints a note, flat (request id, flow label, flow run, step, class label;
-        # -1 for none), turned into columns per batch, vectorized
+        # see note_flow: three ints a note, flat (request id, flow run or -1, note_key(...) + step + 1),
+        # turned into columns per batch, vectorized
         self._flow_notes: list[int] = []
-        self.note: Callable[[tuple[int, int, int, int, int]], None] = self._flow_notes.extend  # the hot path
+        self.note: Callable[[tuple[int, int, int]], None] = self._flow_notes.extend  # the hot path
         self._labels: dict[str, int] = {}  # flow and user class names -> their label
         self._label_names: list[str] = []
+
+    def flow_rows(self) -> Callable[[tuple[Any, ...]], None]:
+        """From now on every row carries its note (its flow run and ``note_key(...) + step + 1``,
+        see :meth:`note_flow`) in two more fields; returns the hot path of a flow's rows:
+        ``record_noted(row + (flow_run, key + step + 1))``, one call and no note aside. Rows
+        recorded by ``record`` or ``add`` get an empty note (a later :meth:`note_flow` still tags
+        them)."""
+        if self._width == _F:
+            flat = self._flat
+            if flat:  # the rows so far, converted as they are (their notes, if any, are aside)
+                n = len(flat) // _F
+                self._chunks.append(_columns(flat, n))
+                flat.clear()
+                self._converted += n
+            for c in self._chunks:  # with an empty note each
+                c += [np.full(len(c[0]), -1, np.int64), np.zeros(len(c[0]), np.int64)]
+            self._width = _F + 2
+            extend = flat.extend
+
+            def record(row: Row) -> None:
+                extend(row)
+                extend(_NO_NOTE)
+
+            self.record = record
+        return self._flat.extend
 
     def note_redirect(self, request_id: int, redirects: int, final_path: str) -> None:
         """The row of ``request_id`` (recorded just before or after, in the same batch) followed
@@ -132,10 +162,15 @@ class Recorder:
         """The row of ``request_id`` (recorded just before, in the same batch) belongs to run
         ``flow_run`` of ``flow``, as its ``step``-th row, sent by a user of ``user_class``. Kept
         aside like :meth:`note_redirect`: rows outside flows carry nulls, at no cost per request.
-        The engine's hot path calls ``note((request_id, label(flow), flow_run, step, label(user_class)))``
-        with the labels made once (-1 for none)."""
-        self._flow_notes.extend((request_id, self.label(flow), -1 if flow_run is None else flow_run,
-                                 -1 if step is None else step, self.label(user_class)))
+        The engine's hot path calls ``note((request_id, flow_run, key + step + 1))`` (``flow_run``
+        -1 for none; ``key + 0`` for no step) with ``key = note_key(flow, user_class)`` made once."""
+        self._flow_notes.extend((request_id, -1 if flow_run is None else flow_run,
+                                 self.note_key(flow, user_class) + (0 if step is None else step + 1)))
+
+    def note_key(self, flow: str | None, user_class: str | None) -> int:
+        """The flow and the user class of a note, packed in one int: bits 48-62 the flow's label + 1,
+        bits 32-47 the user class's label + 1 (0: none); bits 0-31 are left for the step + 1 (0: none)."""
+        return (self.label(flow) + 1) << 48 | (self.label(user_class) + 1) << 32
 
     def label(self, name: str | None) -> int:
         """The int a note carries for the flow or user class ``name`` (-1: none)."""
@@ -143,6 +178,10 @@ class Recorder:
             return -1
         i = self._labels.get(name)
         if i is None:
+            if len(self._label_names) >= _MAX_LABELS:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"more than {_MAX_LABELS} flow and user class names in one run")
             i = self._labels[name] = len(self._label_names)
             self._label_names.append(name)
         return i
@@ -165,6 +204,8 @@ class Recorder:
         self._flat.extend((request_id, self.endpoint(endpoint, method), intended_ns, start_ns, end_ns, status,
                            error, error_detail, nbytes, nbytes if wire is None else wire,
                            -2 if ttfb_ns is None else ttfb_ns, connect, vu, stage))
+        if self._width != _F:
+            self._flat.extend(_NO_NOTE)
         if self.due:
             self.flush()
 
@@ -179,24 +220,25 @@ class Recorder:
     @property
     def rows(self) -> int:
         """Total recorded (flushed or not)."""
-        return self.flushed_rows + self._converted + len(self._flat) // _F
+        return self.flushed_rows + self._converted + len(self._flat) // self._width
 
     @property
     def pending(self) -> int:
-        return self._converted + len(self._flat) // _F
+        return self._converted + len(self._flat) // self._width
 
     @property
     def due(self) -> bool:
         """A full batch is waiting (the engine flushes it on its next tick)."""
-        return len(self._flat) // _F + self._converted >= self.flush_rows
+        return len(self._flat) // self._width + self._converted >= self.flush_rows
 
     def convert_some(self) -> None:
         """Convert every whole ``CHUNK_ROWS`` of the rows waiting now, a slice of the work
         :meth:`flush` would otherwise do at once (see the module docstring)."""
         flat = self._flat
-        while len(flat) >= CHUNK_ROWS * _F:
-            self._chunks.append(_columns(flat, CHUNK_ROWS))
-            del flat[:CHUNK_ROWS * _F]  # the same list, so ``record`` stays bound to it
+        width = self._width
+        while len(flat) >= CHUNK_ROWS * width:
+            self._chunks.append(_columns(flat, CHUNK_ROWS, width))
+            del flat[:CHUNK_ROWS * width]  # the same list, so ``record`` stays bound to it
             self._converted += CHUNK_ROWS
 
     def flush(self) -> None:
@@ -204,14 +246,14 @@ class Recorder:
         flat = self._flat
         chunks = self._chunks
         if flat:
-            chunks.append(_columns(flat, len(flat) // _F))
+            chunks.append(_columns(flat, len(flat) // self._width, self._width))
             flat.clear()  # the same list, so ``record`` stays bound to it
         if not chunks:
             return
         self._chunks, self._converted = [], 0
-        cols = [_concat([c[k] for c in chunks]) for k in range(_F)]
+        cols = [_concat([c[k] for c in chunks]) for k in range(self._width)]
         n = len(cols[0])
-        rid, ep, intended, start, end, status, error, detail, nbytes, wire, ttfb, connect, vu, stage = cols
+        rid, ep, intended, start, end, status, error, detail, nbytes, wire, ttfb, connect, vu, stage = cols[:_F]
         latency = _arrow(end - intended)
         if self._max_latency:
             error, detail = self._slow(ep, end - intended, error, detail)
@@ -224,7 +266,7 @@ class Recorder:
                   pa.nulls(n, pa.int16()).fill_null(self.worker), vu, _arrow(stage),
                   pa.array(connect, pa.int64(), mask=~made), pa.array(ttfb, pa.int64(), mask=ttfb == -2),
                   pa.array(connect == -1, pa.bool_(), mask=connect == -2), *self._redirect_columns(rid),
-                  *self._flow_columns(rid)]
+                  *self._flow_columns(rid, *cols[_F:])]
         if self.interval:
             self._iv.append((latency, error))
         self._sink(pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA))
@@ -260,27 +302,33 @@ class Recorder:
                 counts[row], paths[row] = self._redirected.pop(key)
         return _arrow(counts), pa.array(paths, pa.string())
 
-    def _flow_columns(self, rid: Ints) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-        """``flow``, ``flow_run``, ``step`` and ``user_class`` of a batch, from :meth:`note_flow`
-        (vectorized: the notes in the rows' order, the common case, are taken as they are; else
-        each row finds its note by request id; notes of rows not in this batch stay for the next)."""
+    def _flow_columns(self, rid: Ints, frun: Ints | None = None, packed: Ints | None = None
+                      ) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        """``flow``, ``flow_run``, ``step`` and ``user_class`` of a batch, from the notes its rows
+        carry (``frun``, ``packed``: see :meth:`flow_rows`) and from :meth:`note_flow` (vectorized:
+        the notes in the rows' order, the common case, are taken as they are; else each row finds
+        its note by request id; notes of rows not in this batch stay for the next)."""
         n = len(rid)
         flat = self._flow_notes
-        if not flat:
+        if not flat and frun is None:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()), pa.nulls(n, pa.int32()), pa.nulls(n, pa.string())
-        notes = np.fromiter(flat, np.int64, len(flat)).reshape(-1, 5)
-        flat.clear()  # the same list, so ``note`` stays bound to it
-        if len(notes) == n and np.array_equal(notes[:, 0], rid):
-            cols = notes
-        else:
-            cols = np.full((n, 5), -1, np.int64)
-            order = np.argsort(rid, kind="stable")
-            at = np.searchsorted(rid, notes[:, 0], sorter=order)
-            ok = at < n
-            ok[ok] = rid[order[at[ok]]] == notes[ok, 0]
-            cols[order[at[ok]]] = notes[ok]
-            if not ok.all():  # rows of a later batch
-                flat.extend(notes[~ok].ravel().tolist())
+        if flat:
+            notes = np.fromiter(flat, np.int64, len(flat)).reshape(-1, 3)
+            flat.clear()  # the same list, so ``note`` stays bound to it
+            if len(notes) == n and np.array_equal(notes[:, 0], rid):
+                frun, packed = notes[:, 1], notes[:, 2]
+            else:
+                frun = np.full(n, -1, np.int64) if frun is None else frun.copy()
+                packed = np.zeros(n, np.int64) if packed is None else packed.copy()
+                order = np.argsort(rid, kind="stable")
+                at = np.searchsorted(rid, notes[:, 0], sorter=order)
+                ok = at < n
+                ok[ok] = rid[order[at[ok]]] == notes[ok, 0]
+                rows = order[at[ok]]
+                frun[rows], packed[rows] = notes[ok, 1], notes[ok, 2]
+                if not ok.all():  # rows of a later batch
+                    flat.extend(notes[~ok].ravel().tolist())
+        assert frun is not None and packed is not None
         names = pa.array(self._label_names, pa.string())
 
         def named(codes: Ints) -> pa.Array:
@@ -289,7 +337,9 @@ class Recorder:
         def ints(values: Ints, typ: pa.DataType) -> pa.Array:
             return pa.array(values, typ, mask=values < 0)
 
-        return named(cols[:, 1]), ints(cols[:, 2], pa.int64()), ints(cols[:, 3], pa.int32()), named(cols[:, 4])
+        # see note_key
+        return (named((packed >> 48) - 1), ints(frun, pa.int64()), ints((packed & 0xFFFFFFFF) - 1, pa.int32()),
+                named(((packed >> 32) & 0xFFFF) - 1))
 
     def take_interval(self, ps: tuple[float, ...] = (0.5, 0.95, 0.99)
                       ) -> tuple[int, list[float | None], dict[str, int]]:

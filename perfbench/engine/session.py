@@ -164,9 +164,12 @@ def start_meta(target: str, scenario: Scenario, plan: OpenLoad | ClosedLoad, opt
     }
 
 
-def announce_start(options: LoadOptions, target: str, plan: OpenLoad | ClosedLoad, rd: RunDir) -> None:
-    """The line that says what is about to be sent, where, and where it is recorded."""
+def announce_start(options: LoadOptions, target: str, plan: OpenLoad | ClosedLoad, rd: RunDir,
+                   flows: bool = False) -> None:
+    """The line that says what is about to be sent, where, and where it is recorded (``flows``: the
+    scenario's arrivals start flows, so the plan counts flow runs, not requests)."""
     what = (f"{plan.max_users} users (closed model)" if plan.model == "closed"
+            else f"{plan.expected_requests:.0f} flow runs planned" if flows
             else f"{plan.expected_requests:.0f} requests planned")
     assert options.grace is not None  # resolved by LoadOptions
     options.announce(f"perfbench: {plan.describe()['kind']} load on {redact_url(target)}: {what} over {plan.duration:g} s "
@@ -296,7 +299,7 @@ async def run_local(target: str, plan: OpenLoad | ClosedLoad, scenario: Scenario
 
     async with LoadSession(target, plan, scenario, options) as session:
         rd = RunDir.create(runs_dir, run_id)
-        announce_start(options, target, plan, rd)
+        announce_start(options, target, plan, rd, flows=isinstance(scenario, FlowScenario))
         rd.write_meta(start_meta(target, scenario, plan, options, max_in_flight=session.max_in_flight,
                                  path=session.sender.name))
         loop = asyncio.get_running_loop()
