@@ -125,7 +125,7 @@ class MemrayReport:
                         b += rec.size
             self._counted = (n, b)
         n, b = self._counted
-        return {"total_num_allocations": n, "total_bytes_allocated": b, "peak_memory": self.metadata["peak_memory"],
+        return {"total_num_allocations": n, "total_bytes_allocated": b, "peak_memory": int(self.metadata["peak_memory"] or 0),
                 "high_water_bytes": int(self.high_water_records["size"].sum()),
                 "leaked_bytes": int(self.leaked_records["size"].sum())}
 
