@@ -252,3 +252,9 @@ def test_demo_under_memray_during_a_run(runs_dir, seeded_demo_db):
     assert "cdn.jsdelivr" not in html  # --no-web: renders offline
     leaked = pl.read_parquet(mem / "memray_leaked_site.parquet")
     assert leaked.filter(pl.col("file").str.ends_with("demo/leak.py")).height >= 1
+    # what a report reads back instead of the capture: the same totals and sites as reading the capture again
+    totals, sites = mr.memray_written(result.path)
+    again = mr.read_memray(mem / "memray.bin")
+    assert totals == again.totals
+    assert sites.sort(sites.columns).equals(again.by_location("leaked", by="site").sort(sites.columns))
+    assert mr.memray_written(mem) is None  # not a run directory

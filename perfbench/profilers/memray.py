@@ -135,7 +135,8 @@ class MemrayReport:
 
         df = {"high_water": self.high_water_records, "leaked": self.leaked_records}[which]
         keys = ["file", "line", "function"] if by == "lineno" else ["site_file", "site_line"]
-        out = df.group_by(keys).agg(pl.col("size").sum(), pl.col("count").sum()).sort("size", descending=True)
+        out = df.group_by(keys).agg(pl.col("size").sum(), pl.col("count").sum()).sort(
+            ["size", *keys], descending=[True] + [False] * len(keys), nulls_last=True)  # ties in one order
         return out.rename({"site_file": "file", "site_line": "line"}) if by == "site" else out
 
 
