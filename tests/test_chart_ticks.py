@@ -178,3 +178,15 @@ def test_descriptions_name_the_figures_they_come_from(lf):
     assert generator["title"]["text"].endswith("the load generator's limit, not the service's")
     held = charts.stress_throughput(steps, verdict={"breaking_rps": None, "highest_ok_rps": 20.0}).to_dict()
     assert "held to 20 req/s" in held["description"] and "breaks at" not in str(held)
+
+
+def test_every_chart_compiles_with_the_vega_lite_5_that_jupyterlab_draws_with(lf):
+    """JupyterLab 4 draws application/vnd.vegalite.v5+json with its own Vega-Lite 5; vl-convert's oldest 5.x
+    stands in for it (a chart using a Vega-Lite 6 feature would fail here)."""
+    from perfbench.report.selection import brush_chart
+
+    every = {**every_chart(lf), "brush_chart": brush_chart(lf, domain=(0.0, 30.0), max_points=500)}
+    oldest = min((v for v in vlc.get_vegalite_versions() if v.startswith("5.")), key=lambda v: int(v.split(".")[1]))
+    for name, chart in every.items():
+        vega = vlc.vegalite_to_vega(chart.to_dict(), vl_version=oldest)  # type: ignore[attr-defined]
+        assert vega.get("marks") or vega.get("data"), name

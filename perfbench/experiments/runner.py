@@ -260,9 +260,11 @@ def _record(run_dir: Path, name: str, params: dict[str, Any], notebook: Path, re
 
 
 def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
-    """Move the executed notebook into ``run_dir`` (or to ``run_dir`` itself when that is a file path)."""
+    """Move the executed notebook into ``run_dir`` (or to ``run_dir`` itself when that is a file path), as it
+    is kept once its kernel is gone (``report.export.settled``: charts, no widget state)."""
     if not scratch.exists():
         return scratch
+    _settle(scratch)
     if run_dir.suffix == ".ipynb":
         os.replace(scratch, run_dir)
         return run_dir
@@ -271,6 +273,18 @@ def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
         os.replace(scratch, target)
         return target
     return scratch
+
+
+def _settle(notebook: Path) -> None:
+    import nbformat
+
+    from ..report.export import settled
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except (OSError, ValueError):  # not a notebook papermill finished writing: kept as it is
+        return
+    nbformat.write(settled(nb), str(notebook))
 
 
 def export_html(notebook: str | os.PathLike, out: str | os.PathLike, *, show_input: bool = False,

@@ -1,8 +1,13 @@
-"""Interactive charts that work with no network: the Vega, Vega-Lite and vega-embed JavaScript comes from the
-vl-convert package (``vl_convert.javascript_bundle()``), is put into a page once, and every chart after it is a
-``<div>`` and a few lines of script that call ``vegaEmbed`` on its spec.
+"""Interactive charts that work with no network.
 
-    bundle_html()          # once per notebook or report, before the first chart (about 0.9 MB)
+In a notebook a chart is its Vega-Lite spec under the ``application/vnd.vegalite.v5+json`` MIME type
+(:func:`renderer`): JupyterLab draws it with its own Vega renderer, live (tooltips, zoom, brushing), and the
+spec is saved in the .ipynb, so a reopened notebook shows its charts without re-running and carries no
+JavaScript. In an HTML report (:func:`report_outputs`, at export), the Vega, Vega-Lite and vega-embed
+JavaScript comes from the vl-convert package (``vl_convert.javascript_bundle()``), is put into the page once,
+and every chart after it is a ``<div>`` and a few lines of script that call ``vegaEmbed`` on its spec.
+
+    bundle_html()          # once per report, before the first chart (about 0.9 MB)
     chart_html(spec)       # per chart: the spec inline, its description as the element's label
 
 The bundle is wrapped in a function scope so its top-level ``const`` names cannot clash with anything else on
@@ -86,9 +91,32 @@ def chart_html(spec: dict[str, Any]) -> str:
             f"el.textContent='chart not rendered: '+e;console.error(e);}});}})();</script>")
 
 
-def renderer(spec: dict[str, Any], **_: Any) -> dict[str, str]:
-    """An Altair renderer: the mimebundle of one chart (HTML for the page, its description as plain text)."""
-    return {"text/html": chart_html(spec), "text/plain": description(spec)}
+MIME = "application/vnd.vegalite.v5+json"  # the Vega-Lite type JupyterLab 4 renders (and nbformat stores as JSON)
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# for JupyterLab's renderer: no editor link or source views (they need the network or add nothing offline)
+LAB_OPTIONS = {"embed_options": {"renderer": "svg", "actions": EMBED_OPTIONS["actions"]}}
+
+
+def renderer(spec: dict[str, Any], **_: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An Altair renderer: the mimebundle of one chart (its spec for JupyterLab's Vega renderer, its description
+    as plain text) and the output's metadata (vega-embed's options)."""
+    return {MIME: spec, "text/plain": description(spec)}, {MIME: LAB_OPTIONS}
+
+
+def report_outputs(outputs: list[dict[str, Any]], *, bundled: bool) -> bool:
+    """Outputs of a notebook cell as a report shows them, changed in place: each chart (an output holding a
+    Vega-Lite spec, a widget's among them) becomes :func:`chart_html`, the first one after :func:`bundle_html`
+    unless ``bundled`` (the page has the bundle already). Whether the page has the bundle afterwards."""
+    for out in outputs:
+        data = out.get("data") or {}
+        spec = data.get(MIME)
+        if not isinstance(spec, dict):
+            continue
+        page = chart_html(spec) if bundled else bundle_html() + chart_html(spec)
+        bundled = True
+        out["data"] = {"text/html": page, "text/plain": data.get("text/plain") or description(spec)}
+        out["metadata"] = {}
+    return bundled
 
 
 _OPTIONS_JSON = json.dumps(EMBED_OPTIONS)
