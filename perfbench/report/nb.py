@@ -235,6 +235,20 @@ def failures_table(requests, *, top: int = 10, examples: int = 3):
     return table(frame.rename({"example_ids": "example_request_ids"}), "failures")
 
 
+def failures(requests, over_time=None, *, top: int = 10, examples: int = 3) -> None:
+    """Display a run's failures, said once: when some request failed, ``over_time`` (e.g. a
+    ``charts.errors_over_time`` chart) and then their table (:func:`failures_table`); when none failed,
+    one line, and no empty chart saying it again."""
+    from IPython.display import display
+
+    from .tables import Table
+
+    shown = failures_table(requests, top=top, examples=examples)
+    if over_time is not None and isinstance(shown, Table):
+        display(over_time)
+    display(shown)
+
+
 def table(df, name: str = "table", percent: tuple[str, ...] = ()):
     """A frame as a table for people (``perfbench.report.tables``): no quotes or nulls, units and %,
     long text folded, a CSV download."""
