@@ -212,7 +212,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     report = reports / f"{run_id}-{name}.html"
     meta = None if untouchable else _record(run_dir, name, params, notebook, report, verdict)
     if meta is None:  # a run re-reported (its meta.json is never rewritten), or no run of its own
-        meta = _read_meta(run_dir) | {"verdict": verdict, "experiment": {"name": name}}
+        meta = _read_meta(run_dir) | {"verdict": verdict}  # its details name the experiment that made the run
         meta.setdefault("run_id", run_id)
     log(f"perfbench: exporting the report {report}")
     export_html(notebook, report, show_input=show_input, meta=meta)
