@@ -134,8 +134,8 @@ class Selection:
         data, meta = shown if isinstance(shown, tuple) else (shown, {})
         if self.spec is None:
             return data, meta
-        return ({**data, embed.MIME: self.spec, "text/plain": embed.description(self.spec)},
-                {**(meta or {}), embed.MIME: embed.LAB_OPTIONS})
+        chart, chart_meta = embed.lab_bundle(self.spec)
+        return {**data, **chart}, {**(meta or {}), **chart_meta}
 
 
 def select(run: Run | str | Path, chart: alt.Chart | None = None, *, max_points: int = 5000) -> Selection:
