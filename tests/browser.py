@@ -99,6 +99,7 @@ class _Pipe:
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--disable-quic", "--disable-extensions", "--mute-audio",
                 "--disable-dev-shm-usage", f"--window-size={width},{height}",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no host but loopback is reachable
                 f"--user-data-dir={self.profile}", "about:blank"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, pass_fds=(3, 4, to_browser_r, from_browser_w),

@@ -264,7 +264,7 @@ def test_waiting_for_a_connection_without_gauges_is_its_own_part_and_cause() -> 
     out = ex.explain_run(frames["requests"], {k: frames[k] for k in ("server", "queries", "cache", "downstream")})
     f = next(x for x in out["findings"] if x["scope"] == "p99")
     assert f["cause"] == "pool_wait" and f["part"] == "pool", f["text"]
-    assert "waited 40 ms per request for a connection" in f["text"] and "exhausted" not in f["text"]
+    assert "waited 40.00 ms per request for a connection" in f["text"] and "exhausted" not in f["text"]
     assert out["requests"]["pool_ms"].to_list() == [recompute(r)["pool"] for r in reqs]
     assert out["pools"] == []
     assert "pool %" in explain_text({**out, "run_id": "r"})

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "perfbench"
 # The layers, bottom up (docs/design.md draws them). A module imports from its own layer or below, never
 # from above: what measures never depends on what reports, what runs inside a service never on the engine.
 LAYERS = [
-    {"errors", "version", "wire", "safety", "sqltext", "scalars", "fields", "redaction"},  # shared vocabulary
+    {"errors", "version", "wire", "safety", "sqltext", "scalars", "fields", "redaction",
+     "numbers"},  # shared vocabulary
     {"shapes", "scenario", "scenario_toml", "scenario_flows", "scenario_flows_toml", "scenario_toml_parts", "scenario_hooks", "rundir"},           # plans, what to send, the run directory
     {"analysis", "importers", "compare", "report", "agent", "service"},  # read runs; inside the service; processes
     {"engine", "profilers", "demo", "bench"},                      # one process's load; watchers; the demo target;

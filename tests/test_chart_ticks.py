@@ -186,3 +186,15 @@ def test_descriptions_name_the_figures_they_come_from(lf):
     assert generator["title"]["text"].endswith("the load generator's limit, not the service's")
     held = charts.stress_throughput(steps, verdict={"breaking_rps": None, "highest_ok_rps": 20.0}).to_dict()
     assert "held to 20 req/s" in held["description"] and "breaks at" not in str(held)
+
+
+def test_jupyterlab_gets_every_chart_compiled_to_vega(lf):
+    """JupyterLab draws a notebook's charts from their Vega, compiled by the report's Vega-Lite (its own 5.6 fails
+    on a selection over a line with points); every chart, the brushable one included, has it."""
+    from perfbench.report.charts import embed
+    from perfbench.report.selection import brush_chart
+
+    every = {**every_chart(lf), "brush_chart": brush_chart(lf, domain=(0.0, 30.0), max_points=500)}
+    for name, chart in every.items():
+        data, _ = embed.lab_bundle(chart.to_dict())  # type: ignore[attr-defined]
+        assert data[embed.VEGA_MIME]["marks"], name

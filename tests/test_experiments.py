@@ -74,7 +74,9 @@ def test_report_can_be_rebuilt_from_an_existing_run_without_rewriting_its_meta(e
     record = json.loads(again.report.with_suffix(".json").read_text())
     assert record["experiment"] == "load_test" and record["reanalysed"] is True
     explored = run_experiment("explore", {"run_dir": str(experiment.run_dir)}, reports_dir=tmp_path)
-    assert explored.report.exists()
+    details = explored.report.read_text().split("Run details", 1)[1]
+    assert f"{experiment.run_id}</code> (load_test)" in details  # the run's own experiment, not the report's
+    assert "(explore)" not in details
     assert (experiment.run_dir / "meta.json").read_bytes() == meta_before  # re-reporting never rewrites meta.json
     with pytest.raises(ExperimentError, match=r"endpoint 'nope' is not in run .*its endpoints are: GET /, missing, slow"):
         run_experiment("explore", {"run_dir": str(experiment.run_dir), "endpoint": "nope"}, reports_dir=tmp_path)

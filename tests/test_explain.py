@@ -169,20 +169,20 @@ def many(n: int = 20, **r: Any) -> list[dict[str, Any]]:
     (many(endpoint="posts", latency=100, wall=95, lag=1, sql=[("list", 3)] + [("author", 2)] * 40),
      "n_plus_one", ["41 statements per request, 40 of one fingerprint", "an N+1", "SELECT author"]),
     (many(endpoint="orm", latency=100, wall=95, lag=1, sql=[("list", 0.3)] + [("author", 0.2)] * 40, gap=1.5),
-     "n_plus_one", ["% database (8% in the statements, 60% in the code between them; 41 statements per request"]),
+     "n_plus_one", ["% database (8.30 % in the statements, 60.00 % in the code between them; 41 statements per request"]),
     (many(endpoint="page", latency=100, wall=95, lag=0, sql=[(f"f{i}", 6) for i in 12 * [0, 1, 2, 3]][:12]
           + [(f"g{i}", 6) for i in range(2)]),
      "chatty_sql", ["chatty SQL"]),
     (many(endpoint="report", latency=100, wall=95, lag=0, sql=[("big", 80), ("small", 2)]),
      "slow_statement", ["one statement took", "SELECT big"]),
     (many(endpoint="missed", latency=100, wall=95, lag=0, sql=[("report", 85)], misses=1),  # a miss runs the query
-     "slow_statement", ["one statement per request, 85 ms: SELECT report; 1.0 cache misses per request"]),
+     "slow_statement", ["one statement per request, 85.00 ms: SELECT report; 1.0 cache misses per request"]),
     (many(endpoint="cached", latency=100, wall=95, lag=0, misses=3, cache_ms=80),
      "cache_misses", ["3.0 cache misses per request"]),
     (many(endpoint="proxy", latency=100, wall=95, lag=0, downstream=[40, 40]),
      "downstream", ["2.0 calls per request"]),
     (many(endpoint="blocked", latency=100, wall=95, lag=80),
-     "event_loop", ["the loop was blocked 80 ms per request"]),
+     "event_loop", ["the loop was blocked 80.00 ms per request"]),
     (many(endpoint="garbage", latency=100, wall=95, lag=0, gc=70),
      "gc", ["collections per request"]),
     (many(endpoint="compute", latency=100, wall=95, cpu=90),
@@ -192,7 +192,7 @@ def many(n: int = 20, **r: Any) -> list[dict[str, Any]]:
     (many(endpoint="async", latency=100, wall=95, lag=0),
      "own_code", ["CPU is not measured per request in an asyncio service"]),
     (many(endpoint="queued", latency=100, wall=5, lag=0),
-     "outside", ["queueing before the handler", "the handler took 5.00 ms of 100 ms on average"]),
+     "outside", ["queueing before the handler", "the handler took 5.00 ms of 100.0 ms on average"]),
 ])
 def test_each_cause_is_named_with_its_evidence(reqs: list[dict[str, Any]], cause: str, words: list[str]) -> None:
     result = run_explain(reqs)
@@ -201,7 +201,7 @@ def test_each_cause_is_named_with_its_evidence(reqs: list[dict[str, Any]], cause
     for w in words:
         assert w in f["text"], f["text"]
     assert sum(f["parts"].values()) == pytest.approx(1.0)
-    assert f["text"].startswith(f"{reqs[0]['endpoint']} p99 100 ms: ")
+    assert f["text"].startswith(f"{reqs[0]['endpoint']} p99 100.0 ms: ")  # as the tables write it
 
 
 def test_an_n_plus_one_names_its_call_site_when_the_agent_sampled_one() -> None:
@@ -264,11 +264,11 @@ def test_routes_in_flight_while_the_loop_was_blocked() -> None:
     found = ex.block_suspects(server, blocks)
     assert found.to_dicts() == [{"route": "GET /a", "blocked_ms": 50.0, "blocks": 1, "share": 1.0},
                                 {"route": "GET /b", "blocked_ms": 30.0, "blocks": 1, "share": 0.6}]
-    assert ex.suspects_text(found) == ("in flight during the loop's blocks of 5 ms or more (50 ms in all): "
-                                       "GET /a 100%, GET /b 60%")
+    assert ex.suspects_text(found) == ("in flight during the loop's blocks of 5 ms or more (50.00 ms in all): "
+                                       "GET /a 100.0 %, GET /b 60.00 %")
     assert ex.block_suspects(server, None).height == 0 and ex.suspects_text(ex.block_suspects(None, blocks)) == ""
     result = ex.explain(*_explained(many(endpoint="blocked", latency=100, wall=95, lag=80)), suspects=found)
-    assert result[0]["cause"] == "event_loop" and "GET /a 100%, GET /b 60%)" in result[0]["text"]
+    assert result[0]["cause"] == "event_loop" and "GET /a 100.0 %, GET /b 60.00 %)" in result[0]["text"]
 
 
 def _explained(reqs: list[dict[str, Any]]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -98,7 +98,7 @@ def test_soak_notebook(demo_target, tmp_path):
     assert "ms/h" in html and "tolerance" in html and "Memory: <strong>" in html
     # 4 s of load cannot show that p95 stays within 10 % per run: the verdict says so
     assert r.verdict["outcome"] in ("inconclusive", "ok", "failed") and r.verdict["warmup_s"] == 0.5
-    if r.verdict["outcome"] == "ok":
+    if r.verdict["text"].startswith("no latency drift"):  # ("ok" is also "p95 latency falls over the run")
         lo, hi = (float(x.replace(",", "")) for x in re.search(
             r"interval ([-+][\d,.]+) to ([-+][\d,.]+) ms/h", r.verdict["text"]).groups())
         tol = float(re.search(r"tolerance ±([\d,.]+)", r.verdict["text"]).group(1).replace(",", ""))
@@ -130,7 +130,7 @@ def test_query_profile_notebook_against_the_demo_with_its_agent(demo_target, dem
     assert demo_agent_token not in html + r.notebook.read_text()
     # the explain view, with its evidence: the database's share of the latency depends on the machine's load
     # (on a busy machine most of it is queueing outside the service), but whenever it is listed it is the N+1
-    sentence = re.search(r"posts_naive p99 [0-9.]+ ms: ([^<]*)", html)
+    sentence = re.search(r"posts_naive p99 [0-9.,]+ ms: ([^<]*)", html)
     assert sentence is not None
     assert "database" not in sentence.group(1) or "an N+1" in sentence.group(1), sentence.group(1)
     from perfbench.analysis.queries import n_plus_one, n_plus_one_summary, queries_with_requests

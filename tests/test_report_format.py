@@ -343,6 +343,19 @@ def test_the_failures_table_names_the_top_errors_with_example_request_ids():
     assert none.data == "No request failed."
 
 
+def test_failures_are_said_once_a_chart_and_a_table_or_one_line(monkeypatch):
+    import IPython.display
+
+    shown: list = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    chart = object()  # the errors-over-time chart, shown only above failures
+    nb.failures(_requests().lazy(), chart)
+    assert shown[0] is chart and "boom" in shown[1].html() and len(shown) == 2
+    shown.clear()
+    nb.failures(_requests().with_columns(pl.lit(None, pl.String).alias("error")).lazy(), chart)
+    assert [getattr(o, "data", o) for o in shown] == ["No request failed."]  # no empty chart saying it again
+
+
 def test_identifiers_show_as_written_without_thousands_separators():
     html = table_html(pl.DataFrame({"request_id": [12345], "example_ids": [[1000, 20001]], "count": [12345]}))
     assert cells(html) == ["12345", "1000, 20001", "12,345"]

@@ -36,6 +36,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import ConfigError
+from ..numbers import ms_text, number_text
 from ..rundir import CACHE, DOWNSTREAM, GAUGES, LOOP_BLOCKS, QUERIES, SERVER_REQUESTS
 from . import pools
 from .results import N_PLUS_ONE_THRESHOLD, pct
@@ -282,11 +283,11 @@ def breakdown_table(per: pl.DataFrame, fraction: float = DEFAULT_FRACTION) -> pl
 
 
 def _pct_text(share: float) -> str:
-    return f"{share * 100:.0f}%"
+    return number_text(share, percent=True)  # as the report's tables write a share
 
 
 def _ms_text(ms: float) -> str:
-    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.0f} ms"
+    return ms_text(ms)  # as the report's tables write a latency
 
 
 def _statement(statements: dict[str, str], fp: str | None, limit: int = 70) -> str:

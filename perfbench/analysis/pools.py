@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from ..numbers import ms_text
 from ..rundir import GAUGES
 from .results import pct
 
@@ -130,6 +131,6 @@ def pool_text(f: dict[str, Any]) -> str:
     if f["exhausted"]:
         return (f"connection pool exhausted: all {_n(f['capacity'])} connections of {f['target']} checked out "
                 f"with checkouts waiting in {f['exhausted_seconds']} of {f['seconds']} s (from "
-                f"t={f['first_exhausted_s']:.0f} s), waits up to {f['wait_max_ms'] or 0:.0f} ms")
+                f"t={f['first_exhausted_s']:.0f} s), waits up to {ms_text(f['wait_max_ms'] or 0.0)}")
     return (f"{f['target']}: at most {_n(f['checked_out_max'])} of {_n(f['capacity'])} connections checked out, "
-            f"waits up to {f['wait_max_ms'] or 0:.1f} ms")
+            f"waits up to {ms_text(f['wait_max_ms'] or 0.0)}")

@@ -212,7 +212,7 @@ def run_experiment(name: str, parameters: dict[str, Any] | None = None, *, runs_
     report = reports / f"{run_id}-{name}.html"
     meta = None if untouchable else _record(run_dir, name, params, notebook, report, verdict)
     if meta is None:  # a run re-reported (its meta.json is never rewritten), or no run of its own
-        meta = _read_meta(run_dir) | {"verdict": verdict, "experiment": {"name": name}}
+        meta = _read_meta(run_dir) | {"verdict": verdict}  # its details name the experiment that made the run
         meta.setdefault("run_id", run_id)
     log(f"perfbench: exporting the report {report}")
     export_html(notebook, report, show_input=show_input, meta=meta)
@@ -260,9 +260,11 @@ def _record(run_dir: Path, name: str, params: dict[str, Any], notebook: Path, re
 
 
 def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
-    """Move the executed notebook into ``run_dir`` (or to ``run_dir`` itself when that is a file path)."""
+    """Move the executed notebook into ``run_dir`` (or to ``run_dir`` itself when that is a file path), as it
+    is kept once its kernel is gone (``report.export.settled``: charts, no widget state)."""
     if not scratch.exists():
         return scratch
+    _settle(scratch)
     if run_dir.suffix == ".ipynb":
         os.replace(scratch, run_dir)
         return run_dir
@@ -271,6 +273,18 @@ def _keep_notebook(scratch: Path, run_dir: Path, name: str) -> Path:
         os.replace(scratch, target)
         return target
     return scratch
+
+
+def _settle(notebook: Path) -> None:
+    import nbformat
+
+    from ..report.export import settled
+
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except (OSError, ValueError):  # not a notebook papermill finished writing: kept as it is
+        return
+    nbformat.write(settled(nb), str(notebook))
 
 
 def export_html(notebook: str | os.PathLike, out: str | os.PathLike, *, show_input: bool = False,

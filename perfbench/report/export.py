@@ -5,7 +5,13 @@
 - the notebook's own copy of the verdict is dropped (the header has it), and so are console output
   (``print``, ``announce`` lines, warnings on stderr) and live progress lines: a report holds
   results, not the log of how they were made (the executed notebook keeps everything);
-- GitHub-style callouts (``> [!WARNING]`` ...) in Markdown become callout blocks.
+- GitHub-style callouts (``> [!WARNING]`` ...) in Markdown become callout blocks;
+- charts (Vega-Lite specs, as JupyterLab shows them) become live vega-embed views, with the Vega JavaScript
+  put into the page once, before the first of them (``charts.embed.report_outputs``).
+
+``settled`` is what an executed notebook keeps once its kernel is gone: a widget's view (which needs the
+kernel that held its model) is dropped from an output that has a chart to show instead, and so is the
+widgets' saved state (anywidget's JavaScript), so the notebook reopens with its charts and no bundle.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import html
 import re
 from typing import Any
 
+from .charts.embed import MIME, WIDGET_MIME, report_outputs
 from .nb import ROLE, callout_html, verdict_html
 
 CALLOUT = re.compile(r"(?m)^> \[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\][ \t]*\n((?:>.*(?:\n|$))*)")
@@ -93,6 +100,8 @@ def prepare(nb: Any, meta: dict[str, Any] | None) -> Any:
     import nbformat
 
     headline_at = verdict_at = None
+    bundled = False
+    nb.metadata.pop("widgets", None)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             cell.source = callouts_to_html(cell.source)
@@ -113,6 +122,7 @@ def prepare(nb: Any, meta: dict[str, Any] | None) -> Any:
             if "text/markdown" in data:
                 data["text/markdown"] = callouts_to_html(data["text/markdown"])
             kept.append(out)
+        bundled = report_outputs(kept, bundled=bundled)
         cell.outputs = kept
     title = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
     meta = meta or {}
@@ -122,4 +132,15 @@ def prepare(nb: Any, meta: dict[str, Any] | None) -> Any:
         at = (after + 1) if after is not None else title
         nb.cells.insert(at, nbformat.v4.new_markdown_cell(details))
     nb.cells.insert(title, nbformat.v4.new_markdown_cell(CSS + "\n\n" + header_markdown(meta)))
+    return nb
+
+
+def settled(nb: Any) -> Any:
+    """The executed notebook as it is kept (see the module docstring); ``nb`` is changed and returned."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data") or {}
+            if WIDGET_MIME in data and MIME in data:
+                del data[WIDGET_MIME]
     return nb

@@ -21,10 +21,12 @@ def static_requested() -> bool:
 def setup(static: bool | None = None) -> None:
     """Set up a notebook's charts and tables.
 
-    Charts are interactive (tooltips, zoom, brushing) and need no network: the Vega JavaScript, from the
-    vl-convert package, is put into this cell's output once (about 0.9 MB) and every chart after it uses it,
-    in JupyterLab and in the exported report alike. ``static=True`` (or ``$PERFBENCH_STATIC=1``) renders
-    inline SVG instead, for print and e-mail. Polars tables show enough rows with sensible float formatting.
+    Charts are interactive (tooltips, zoom, brushing) and need no network: each is its Vega-Lite spec, which
+    JupyterLab draws with its own Vega renderer and saves in the notebook, so a reopened notebook shows its
+    charts without re-running and holds no JavaScript. The exported report puts the Vega JavaScript (from the
+    vl-convert package, about 0.9 MB) into the page once, before its first chart. ``static=True`` (or
+    ``$PERFBENCH_STATIC=1``) renders inline SVG instead, for print and e-mail. Polars tables show enough rows
+    with sensible float formatting.
     """
     import altair as alt
     import polars as pl
@@ -34,13 +36,10 @@ def setup(static: bool | None = None) -> None:
     if static:
         alt.renderers.enable("svg")
     else:
-        from IPython.display import HTML, display
-
         from .charts import embed
 
         if RENDERER not in alt.renderers.names():
             alt.renderers.register(RENDERER, embed.renderer)
-        display(HTML(embed.bundle_html()))
         alt.renderers.enable(RENDERER)
     pl.Config.set_tbl_rows(40)
     pl.Config.set_float_precision(2)
@@ -234,6 +233,20 @@ def failures_table(requests, *, top: int = 10, examples: int = 3):
     if not frame.height:
         return Markdown("No request failed.")
     return table(frame.rename({"example_ids": "example_request_ids"}), "failures")
+
+
+def failures(requests, over_time=None, *, top: int = 10, examples: int = 3) -> None:
+    """Display a run's failures, said once: when some request failed, ``over_time`` (e.g. a
+    ``charts.errors_over_time`` chart) and then their table (:func:`failures_table`); when none failed,
+    one line, and no empty chart saying it again."""
+    from IPython.display import display
+
+    from .tables import Table
+
+    shown = failures_table(requests, top=top, examples=examples)
+    if over_time is not None and isinstance(shown, Table):
+        display(over_time)
+    display(shown)
 
 
 def table(df, name: str = "table", percent: tuple[str, ...] = ()):

@@ -6,8 +6,10 @@ the mouse become a Polars frame of those requests, slowest first, with their SQL
     pick.requests()           # those requests as a Polars frame (with their SQL statements, if any)
 
 The chart is Altair's ``JupyterChart`` (an anywidget: ``pip install 'perfbench[lab]'``), whose JavaScript comes
-from vl-convert, so it works with no network. The work itself is the pure :func:`brushed` (a brush's interval
-to rows), which needs no widget.
+from vl-convert, so it works with no network. Its output also holds the chart's Vega-Lite spec, which
+JupyterLab draws when the widget is gone (a notebook reopened, or settled by ``perfbench experiment``): the
+chart stays, the selection needs the cell run again. The work itself is the pure :func:`brushed` (a brush's
+interval to rows), which needs no widget.
 """
 
 from __future__ import annotations
@@ -109,8 +111,8 @@ class Selection:
     """A brushable chart of a run's requests (``widget``, shown when this is the cell's value) and the requests
     currently picked on it (:meth:`requests`)."""
 
-    def __init__(self, run: Run, widget: Any):
-        self.run, self.widget = run, widget
+    def __init__(self, run: Run, widget: Any, spec: dict[str, Any] | None = None):
+        self.run, self.widget, self.spec = run, widget, spec
 
     @property
     def interval(self) -> dict[str, list[float]]:
@@ -125,7 +127,15 @@ class Selection:
         return brushed(self.run.requests, self.interval, queries=self.run.queries if has_sql else None)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget's view and, for when its model is gone, the chart as JupyterLab draws it alone."""
+        from .charts import embed
+
+        shown = self.widget._repr_mimebundle_(**kwargs)
+        data, meta = shown if isinstance(shown, tuple) else (shown, {})
+        if self.spec is None:
+            return data, meta
+        chart, chart_meta = embed.lab_bundle(self.spec)
+        return {**data, **chart}, {**(meta or {}), **chart_meta}
 
 
 def select(run: Run | str | Path, chart: alt.Chart | None = None, *, max_points: int = 5000) -> Selection:
@@ -143,4 +153,7 @@ def select(run: Run | str | Path, chart: alt.Chart | None = None, *, max_points:
         from .charts.data import run_domain
 
         chart = brush_chart(run.requests, domain=run_domain(run.meta, run.duration_s), max_points=max_points)
-    return Selection(run, JupyterChart(chart))
+    from .charts import embed
+
+    options = embed.LAB_OPTIONS["embed_options"]  # SVG, and no menu entry that needs the network
+    return Selection(run, JupyterChart(chart, embed_options=options), chart.to_dict())

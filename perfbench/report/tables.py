@@ -21,6 +21,8 @@ from typing import Any
 
 import polars as pl
 
+from ..numbers import number_text
+
 EM_DASH = "\u2014"
 # columns shown as percentages (a fraction 0..1 in the frame), recognised by name
 PERCENT_NAMES = re.compile(r"(^|_)(error_rate|rate_of_errors|share|db_share|hit_rate|fraction|ratio_pct)(_p\d+(_\d+)?|_mean|_median)?$")
@@ -70,22 +72,6 @@ def missing(v: Any) -> bool:
     if isinstance(v, str) and not v.strip():
         return True
     return isinstance(v, list | tuple | dict) and not v
-
-
-def number_text(v: float | int, percent: bool = False) -> str:
-    """Thousands separators; two decimals under 100, one under 10,000, none above; ``percent``: x100 and ``%``."""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if percent:
-        x = float(v) * 100
-        return f"{x:,.2f} %" if abs(x) < 100 else f"{x:,.1f} %"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if math.isinf(v):
-        return "∞" if v > 0 else "-∞"
-    if abs(v) < 100:
-        return f"{v:,.2f}"
-    return f"{v:,.1f}" if abs(v) < 10_000 else f"{v:,.0f}"
 
 
 def cell_text(v: Any, percent: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..compare.noise import COMPARE_LIMITS, NoiseLimits, reasons
+from ..numbers import number_text
 
 
 def _ms(v) -> str:
@@ -87,8 +88,9 @@ def explain_text(ex: dict) -> str:
     for r in table.iter_rows(named=True):
         name = r["endpoint"] if r["scope"] == "all" else (f"  {r['endpoint']} p99+" if r["scope"] == "p99"
                                                            else f"{r['scope']}")
-        rows.append((name, f"{r['timed']}/{r['requests']}", _ms(r["latency_p99_ms"]), _ms(r["server_ms"]),
-                     *("-" if r[f"{p}_share"] is None else f"{r[f'{p}_share'] * 100:.0f}" for p in parts)))
+        rows.append((name, f"{r['timed']}/{r['requests']}", *(  # written as the report's tables write them
+            "-" if r[k] is None else number_text(r[k]) for k in ("latency_p99_ms", "server_ms")),
+            *("-" if r[f"{p}_share"] is None else number_text(r[f"{p}_share"] * 100) for p in parts)))
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
             for row in [head, tuple("-" * w for w in widths), *rows]]

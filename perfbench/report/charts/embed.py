@@ -1,8 +1,16 @@
-"""Interactive charts that work with no network: the Vega, Vega-Lite and vega-embed JavaScript comes from the
-vl-convert package (``vl_convert.javascript_bundle()``), is put into a page once, and every chart after it is a
-``<div>`` and a few lines of script that call ``vegaEmbed`` on its spec.
+"""Interactive charts that work with no network.
 
-    bundle_html()          # once per notebook or report, before the first chart (about 0.9 MB)
+In a notebook a chart is its spec (:func:`lab_bundle`): the Vega-Lite spec (``application/vnd.vegalite.v5+json``)
+and the same compiled to Vega by vl-convert (``application/vnd.vega.v5+json``), which JupyterLab draws with its
+own Vega renderer, live (tooltips, zoom, brushing). Both are saved in the .ipynb, so a reopened notebook shows
+its charts without re-running and carries no JavaScript. JupyterLab is given the compiled Vega because its own
+Vega-Lite (5.6) fails on some of these specs ("Duplicate signal name" for a selection on a line with points);
+compiled here, a chart in JupyterLab is the chart of the report. In an HTML report (:func:`report_outputs`, at
+export), the Vega, Vega-Lite and vega-embed JavaScript comes from the vl-convert package
+(``vl_convert.javascript_bundle()``), is put into the page once, and every chart after it is a ``<div>`` and a
+few lines of script that call ``vegaEmbed`` on its Vega-Lite spec.
+
+    bundle_html()          # once per report, before the first chart (about 0.9 MB)
     chart_html(spec)       # per chart: the spec inline, its description as the element's label
 
 The bundle is wrapped in a function scope so its top-level ``const`` names cannot clash with anything else on
@@ -86,9 +94,53 @@ def chart_html(spec: dict[str, Any]) -> str:
             f"el.textContent='chart not rendered: '+e;console.error(e);}});}})();</script>")
 
 
-def renderer(spec: dict[str, Any], **_: Any) -> dict[str, str]:
-    """An Altair renderer: the mimebundle of one chart (HTML for the page, its description as plain text)."""
-    return {"text/html": chart_html(spec), "text/plain": description(spec)}
+MIME = "application/vnd.vegalite.v5+json"  # the chart's Vega-Lite spec (nbformat stores a +json type as JSON)
+VEGA_MIME = "application/vnd.vega.v5+json"  # the same compiled to Vega: what JupyterLab draws
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# for JupyterLab's renderer: no editor link or source views (they need the network or add nothing offline)
+LAB_OPTIONS = {"embed_options": {"renderer": "svg", "actions": EMBED_OPTIONS["actions"]}}
+
+
+def vega_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """``spec`` compiled to Vega by vl-convert's Vega-Lite (the report's), or None when it cannot be."""
+    import vl_convert as vlc
+
+    try:
+        return dict(vlc.vegalite_to_vega(spec))  # type: ignore[call-arg]  # the stub misses the version's default
+    except Exception:  # noqa: BLE001 - vl-convert raises ValueError or its own errors; the Vega-Lite spec remains
+        return None
+
+
+def lab_bundle(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A chart's output in a notebook: its Vega-Lite spec, its Vega (what JupyterLab draws) and its description
+    as plain text, with vega-embed's options as the output's metadata."""
+    data: dict[str, Any] = {MIME: spec, "text/plain": description(spec)}
+    meta: dict[str, Any] = {MIME: LAB_OPTIONS}
+    vega = vega_spec(spec)
+    if vega is not None:
+        data[VEGA_MIME], meta[VEGA_MIME] = vega, LAB_OPTIONS
+    return data, meta
+
+
+def renderer(spec: dict[str, Any], **_: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An Altair renderer: :func:`lab_bundle`."""
+    return lab_bundle(spec)
+
+
+def report_outputs(outputs: list[dict[str, Any]], *, bundled: bool) -> bool:
+    """Outputs of a notebook cell as a report shows them, changed in place: each chart (an output holding a
+    Vega-Lite spec, a widget's among them) becomes :func:`chart_html`, the first one after :func:`bundle_html`
+    unless ``bundled`` (the page has the bundle already). Whether the page has the bundle afterwards."""
+    for out in outputs:
+        data = out.get("data") or {}
+        spec = data.get(MIME)
+        if not isinstance(spec, dict):
+            continue
+        page = chart_html(spec) if bundled else bundle_html() + chart_html(spec)
+        bundled = True
+        out["data"] = {"text/html": page, "text/plain": data.get("text/plain") or description(spec)}
+        out["metadata"] = {}
+    return bundled
 
 
 _OPTIONS_JSON = json.dumps(EMBED_OPTIONS)
