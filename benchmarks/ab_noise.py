@@ -205,7 +205,7 @@ def report(results: list[dict], seconds: float | None = None) -> str:
         lines.append(f"| ab: {SLOWED} p50 interval half-width (log), median over A/A | {h:.3f} |{pad}")
         if seconds:
             h60 = h * math.sqrt(seconds / 60)
-            lines.append(f"| ab: minimum detectable change at 60 s (50% power: 1.05 x e^h; ~84%: 1.05 x e^1.5h) | "
+            lines.append(f"| ab: minimum detectable change extrapolated to 60 s at the trials' rate (h x sqrt(t / 60); 50% power: 1.05 x e^h; ~84%: 1.05 x e^1.5h) | "
                          f"+{(1.05 * math.exp(h60) - 1):.0%} / +{(1.05 * math.exp(1.5 * h60) - 1):.0%} |{pad}")
     blocks = sorted({r["ab"].get("block", 1.0) for r in results})
     if len(blocks) > 1:  # several block lengths: the A/B method's figures for each
