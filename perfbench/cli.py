@@ -89,13 +89,20 @@ class Terminated(KeyboardInterrupt):
     started (the demo target, a notebook's kernel, profilers) are stopped, never left behind."""
 
 
+# set once SIGINT/SIGTERM reached this process through the CLI's handlers: an error raised while
+# perfbench unwinds from it is reported with the stop's exit code (130/143), never as exit 1
+_stopping: list[str] = []
+
+
 def _on_sigterm(signum, frame) -> None:
+    _stopping.append("terminated")
     raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every outcome is an exit code and, on failure, one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _stopping.clear()
     debug = "--debug" in argv
     if debug:  # accepted anywhere on the line, not only before the command
         argv = ["--debug", *(a for a in argv if a != "--debug")]
@@ -112,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of perfbench, or something no check foresaw: one line, traceback in a file
         if debug:
             raise
+        if _stopping:  # raised while stopping on a signal (an import or a cleanup cut short): the stop's code
+            print(f"perfbench: {_stopping[0]}; while stopping: {redact_url(_unexpected(exc))}", file=sys.stderr)
+            return 143 if _stopping[0] == "terminated" else 130
         print(f"perfbench: internal error: {redact_url(_unexpected(exc))}", file=sys.stderr)
         return 1
 
@@ -161,13 +171,13 @@ def _main(argv: list[str]) -> int:
         print(f"perfbench: SLO broken: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except PerfbenchError as exc:
-        if args.debug:
+        if args.debug or _stopping:
             raise
         print(f"perfbench: error: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
         hint = missing_extra(exc)
-        if hint is None or args.debug:
+        if hint is None or args.debug or _stopping:
             raise
         print(f"perfbench: error: {hint}", file=sys.stderr)
         return 1

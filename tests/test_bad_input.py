@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,30 @@ def test_an_unexpected_exception_is_one_line_naming_where_and_the_traceback_file
         os.unlink(path)
     with pytest.raises(KeyError):  # --debug, anywhere on the line: the traceback itself
         main(["summary", "somewhere", "--debug"])
+
+
+def test_an_error_while_stopping_on_sigterm_keeps_the_exit_code_143(monkeypatch, capsys):
+    """SIGTERM cuts perfbench short anywhere (an import, a cleanup); what fails while it unwinds is told
+    on the same line, and the exit code stays the documented 143, not 1 (CI reads it)."""
+    import signal
+
+    from perfbench.commands import summary
+
+    def cut_short(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises Terminated here
+            time.sleep(5)
+        finally:
+            raise RuntimeError("cleanup met a half-imported module")
+
+    monkeypatch.setattr(summary, "cmd_summary", cut_short)
+    code, _, err = run_cli(["summary", "somewhere"], capsys)
+    assert code == 143 and err.startswith("perfbench: terminated; while stopping: RuntimeError: cleanup met"), err
+    assert_one_line(err)
+    os.unlink(err.split("the full traceback is in ", 1)[1].split(" ", 1)[0])
+    monkeypatch.undo()
+    code, _, err = run_cli(["summary", str(os.devnull)], capsys)  # the next command starts afresh
+    assert code == 3 and "terminated" not in err
 
 
 def test_argument_errors_are_one_line_exit_2(capsys):

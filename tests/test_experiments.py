@@ -96,6 +96,19 @@ def test_list_experiments_shows_parameters_with_types():
     assert params["rate"]["type"] == "float" and params["target"]["type"] == "str"
 
 
+def test_every_notebook_is_valid_nbformat_without_warnings():
+    """Every notebook validates as it is stored (a 4.5 notebook's cells carry ids): no warning
+    today that becomes nbformat's hard error tomorrow."""
+    import warnings
+
+    import nbformat
+
+    for path in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            nbformat.validate(nbformat.read(path, as_version=nbformat.NO_CONVERT))
+
+
 def test_a_failing_notebook_is_an_experiment_error_with_the_notebook_kept(tmp_path):
     # the notebook refuses a target off loopback (UnsafeTargetError in a cell): it fails, and is kept
     with pytest.raises(ExperimentError, match=r"failed in cell .*UnsafeTargetError.*kept at (\S+)") as info:

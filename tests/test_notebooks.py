@@ -207,6 +207,7 @@ def test_regression_notebook_shows_an_ab_run_verdict_first_then_its_units_and_si
     """Given an A/B run directory, the notebook shows the verdict the run was judged with, the units'
     ratio over time beside each side's p50, and both sides' distributions overlaid."""
     from perfbench import shapes
+    from perfbench.compare import paired
     from perfbench.experiments.ab import run_ab
     from perfbench.scenario import from_paths
     from tests.conftest import ThreadServer
@@ -214,7 +215,7 @@ def test_regression_notebook_shows_an_ab_run_verdict_first_then_its_units_and_si
 
     fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
     try:
-        res = run_ab(fast.url, slow.url, shapes.constant(160, 4), from_paths(["/", "other=GET /other"]),
+        res = run_ab(fast.url, slow.url, shapes.constant(80, 4), from_paths(["/", "other=GET /other"]),
                      block_s=0.25, runs_dir=tmp_path / "runs", announce=None)
     finally:
         fast.stop()
@@ -224,8 +225,12 @@ def test_regression_notebook_shows_an_ab_run_verdict_first_then_its_units_and_si
                             "Latency distributions: baseline and candidate"])
     assert "Ratio candidate / baseline of the p50 per unit" in charts_in(html)  # the units chart's lower panel
     text = html_lib.unescape(text_of(html))
-    assert res.comparison.verdict == "regression"  # +8 ms on sub-millisecond endpoints
-    assert text.index("REGRESSION") < text.index("Change per endpoint") < text.index("Unit by unit over the run")
+    verdict = res.comparison.verdict
+    saturated = [n for n in res.comparison.comparison.notes if "generator saturated" in n]
+    # +8 ms on sub-millisecond endpoints; a busy machine may saturate the generator (one process with both
+    # servers), and then the interval may not decide: the report must show what was judged either way
+    assert verdict == "regression" or (saturated and verdict == "inconclusive"), paired.to_text(res.comparison)
+    assert text.index(verdict.upper()) < text.index("Change per endpoint") < text.index("Unit by unit over the run")
     assert f"over {res.comparison.pairs} pairs of blocks" in text and "(the run's own settings)" in text
 
 

@@ -196,7 +196,7 @@ def test_terminating_perfbench_run_stops_the_service_it_started(tiny, tmp_path):
         assert pid is not None, "".join(lines)
         assert not gone(pid, str(tiny))
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
+        assert proc.wait(timeout=60) == 143, "".join(lines) + proc.stderr.read()
         assert gone(pid, str(tiny))
     finally:
         if proc.poll() is None:
