@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import sys
 
+from . import stops
 from .errors import PerfbenchError, SLOBreached
 from .redaction import redact_url
 from .version import __version__
@@ -89,20 +90,18 @@ class Terminated(KeyboardInterrupt):
     started (the demo target, a notebook's kernel, profilers) are stopped, never left behind."""
 
 
-# set once SIGINT/SIGTERM reached this process through the CLI's handlers: an error raised while
-# perfbench unwinds from it is reported with the stop's exit code (130/143), never as exit 1
-_stopping: list[str] = []
-
-
 def _on_sigterm(signum, frame) -> None:
-    _stopping.append("terminated")
+    # recorded first: an exception raised inside a weakref callback or __del__ is dropped by Python, and the
+    # engine then acts on the record when it takes the signals over; an error raised while perfbench unwinds
+    # from the stop is reported with the stop's exit code (143), never as exit 1
+    stops.request("terminated")
     raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every outcome is an exit code and, on failure, one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    _stopping.clear()
+    stops.clear()
     debug = "--debug" in argv
     if debug:  # accepted anywhere on the line, not only before the command
         argv = ["--debug", *(a for a in argv if a != "--debug")]
@@ -119,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug of perfbench, or something no check foresaw: one line, traceback in a file
         if debug:
             raise
-        if _stopping:  # raised while stopping on a signal (an import or a cleanup cut short): the stop's code
-            print(f"perfbench: {_stopping[0]}; while stopping: {redact_url(_unexpected(exc))}", file=sys.stderr)
-            return 143 if _stopping[0] == "terminated" else 130
+        if stopping := stops.pending():  # raised while stopping on a signal (an import or a cleanup cut short)
+            print(f"perfbench: {stopping}; while stopping: {redact_url(_unexpected(exc))}", file=sys.stderr)
+            return 143 if stopping == "terminated" else 130
         print(f"perfbench: internal error: {redact_url(_unexpected(exc))}", file=sys.stderr)
         return 1
 
@@ -171,13 +170,13 @@ def _main(argv: list[str]) -> int:
         print(f"perfbench: SLO broken: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except PerfbenchError as exc:
-        if args.debug or _stopping:
+        if args.debug or stops.pending():
             raise
         print(f"perfbench: error: {one_line(redact_url(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
         hint = missing_extra(exc)
-        if hint is None or args.debug or _stopping:
+        if hint is None or args.debug or stops.pending():
             raise
         print(f"perfbench: error: {hint}", file=sys.stderr)
         return 1

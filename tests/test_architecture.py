@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "perfbench"
 # from above: what measures never depends on what reports, what runs inside a service never on the engine.
 LAYERS = [
     {"errors", "version", "wire", "safety", "sqltext", "scalars", "fields", "redaction",
-     "numbers"},  # shared vocabulary
+     "numbers", "stops"},  # shared vocabulary
     {"shapes", "scenario", "scenario_toml", "scenario_flows", "scenario_flows_toml", "scenario_toml_parts", "scenario_hooks", "rundir"},           # plans, what to send, the run directory
     {"analysis", "importers", "compare", "report", "agent", "service"},  # read runs; inside the service; processes
     {"engine", "profilers", "demo", "bench"},                      # one process's load; watchers; the demo target;

@@ -121,6 +121,25 @@ def test_sigint_stops_the_run_and_keeps_what_was_measured(http_server, runs_dir)
     assert 40 <= n < 3000 and res.summary["overall"]["count"] == n
 
 
+def test_a_stop_asked_by_a_signal_whose_exception_python_dropped_stops_the_run(http_server, runs_dir):
+    """SIGTERM raised inside a weakref callback (the import system's locks use one) is printed as "Exception
+    ignored" and dropped; the CLI's handler recorded it (perfbench.stops), and the engine, taking the
+    signals over, stops at once: terminated, nothing sent, not a full run."""
+    from perfbench import stops
+
+    stops.request("terminated")
+    try:
+        res = load(http_server.url, shapes.constant(100, 30), Scenario([Request("r", "GET", "/")]), runs_dir,
+                   handle_signals=True)
+    finally:
+        stops.clear()
+    assert res.end_reason == "terminated" and Run.load(res.path).meta["end_reason"] == "terminated"
+    assert res.summary["overall"]["count"] < 10
+    res = load(http_server.url, shapes.constant(100, 0.2), Scenario([Request("r", "GET", "/")]), runs_dir,
+               handle_signals=False)  # without the signals taken over, a request made is not looked at
+    assert res.end_reason == "completed"
+
+
 def test_templated_paths_and_json_bodies(http_server, runs_dir):
     sc = Scenario([Request("post", "POST", "/echo/{n}", json={"n": "{n}", "who": "user-{n}"},
                            vars={"n": IntRange(1, 9)})], seed=3)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from .. import stops
 from ..errors import RunDirError, TargetError
 from ..fields import token_problem
 from ..redaction import redact_url
@@ -193,6 +194,8 @@ class StopSignals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop, "interrupted" if sig == signal.SIGINT else "terminated")
                 self._installed.append(sig)
+        if (asked := stops.pending()) is not None:  # a signal came before, its exception dropped (perfbench.stops)
+            self._stop(asked)
 
     def remove(self) -> None:
         installed, self._installed = self._installed, []
