@@ -98,6 +98,13 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated()
 
 
+def _quiet_dropped_stop(unraisable) -> None:
+    """Python's "Exception ignored in ...", with its traceback, for everything but a SIGTERM dropped inside a
+    weakref callback or ``__del__``: that one is recorded (perfbench.stops) and acted on, not an error."""
+    if not isinstance(unraisable.exc_value, Terminated):
+        sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every outcome is an exit code and, on failure, one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -164,6 +171,8 @@ def _main(argv: list[str]) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)  # the engine sets its own while a load runs
+        if sys.unraisablehook is sys.__unraisablehook__:
+            sys.unraisablehook = _quiet_dropped_stop
     try:
         return args.func(args)
     except SLOBreached as exc:

@@ -79,6 +79,32 @@ def test_an_error_while_stopping_on_sigterm_keeps_the_exit_code_143(monkeypatch,
     assert code == 3 and "terminated" not in err
 
 
+DROPPED = """
+import os, signal, sys, weakref
+from perfbench import cli, stops
+signal.signal(signal.SIGTERM, cli._on_sigterm)  # as the CLI sets them up
+sys.unraisablehook = cli._quiet_dropped_stop
+class Thing:
+    pass
+def callback(_):  # SIGTERM arrives while a weakref callback runs: Python drops the exception it raises
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):
+        pass
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing
+print("went on; stop recorded:", stops.pending())
+"""
+
+
+def test_a_sigterm_python_drops_is_recorded_and_not_printed_as_a_traceback():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", DROPPED], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "went on; stop recorded: terminated\n", proc
+    assert proc.stderr == ""  # not "Exception ignored in ... Traceback"
+
+
 def test_argument_errors_are_one_line_exit_2(capsys):
     code, _, err = run_cli(["run", URL, "--rate", "many"], capsys)
     assert code == 2 and err == "perfbench run: error: argument --rate: 'many' is not a number " \
