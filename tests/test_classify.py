@@ -37,3 +37,31 @@ KEY = SimpleNamespace(host="nonexistent.invalid", port=80, ssl=False, is_ssl=Fal
 def test_each_exception_maps_to_its_kind(exc, kind):
     got, detail = classify(exc)
     assert got == kind and detail
+
+
+PLAIN = """
+import errno, socket, ssl, sys
+import perfbench.engine.classify as c
+import perfbench.engine.open_model, perfbench.engine.senders, perfbench.engine.lean  # what a lean run loads
+assert "aiohttp" not in sys.modules, "the lean path's error mapping loads aiohttp"
+cases = [TimeoutError(), ConnectionResetError(errno.ECONNRESET, "reset"), BrokenPipeError(),
+         ConnectionResetError(errno.ECONNREFUSED, "refused"), ssl.SSLError("bad"),
+         socket.gaierror(socket.EAI_NONAME, "no name"), ValueError("x")]
+before = [c.classify(e) for e in cases]
+import aiohttp
+assert before == [c.classify(e) for e in cases], (before, [c.classify(e) for e in cases])
+print(c.status_kind(503), c.status_kind(404), [k for k, _ in before])
+"""
+
+
+def test_mapping_errors_never_loads_aiohttp_and_maps_the_same_without_it():
+    """A lean run has not loaded aiohttp; loading it at the first error (a 5xx or a reset: 180 ms on the event
+    loop) stalled the run there and made its generator look saturated. Without aiohttp the standard library's
+    errors map as they do with it."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PLAIN], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("http_5xx http_4xx ['timeout', 'reset', 'reset', 'connect', 'tls', 'dns', "
+                                   "'client']"), proc.stdout

@@ -3,6 +3,11 @@
 The kinds are the vocabulary of the run directory's ``error`` column (``rundir.ERROR_KINDS``).
 Order matters: aiohttp's exception classes inherit from each other and from OSError, so the
 most specific match comes first (as httpx's ``map_httpcore_exceptions`` does).
+
+This module never imports aiohttp: a run on the lean path has not loaded it, and loading it at the
+first error (180 ms on the event loop) stalled the run there, late arrivals making the generator
+look saturated. An exception can only be one of aiohttp's when aiohttp is loaded, so its classes are
+looked at only then.
 """
 
 from __future__ import annotations
@@ -11,14 +16,16 @@ import asyncio
 import errno
 import socket
 import ssl
-
-import aiohttp
+import sys
 
 from ..redaction import redact_url
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """``(kind, detail)`` for an exception raised while sending or reading a request."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None or not hasattr(aiohttp, "ClientOSError"):  # not loaded (or half): none of its errors
+        return _plain(exc)
     name = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "timeout", "connect timeout"
@@ -41,11 +48,20 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, aiohttp.ClientResponseError):
         # raised by the response parser for malformed status lines, headers or bodies
         return "protocol", short(exc)
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | aiohttp.ClientOSError):
-        code = getattr(exc, "errno", None)
-        if code in (errno.ECONNREFUSED,):
-            return "connect", name
-        return "reset", name
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "connect" if getattr(exc, "errno", None) == errno.ECONNREFUSED else "reset", name
+    return _plain(exc)
+
+
+def _plain(exc: BaseException) -> tuple[str, str]:
+    """What no aiohttp class matched: the standard library's timeouts, resets, TLS and DNS errors."""
+    name = type(exc).__name__
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "timeout", "read timeout"
+    if isinstance(exc, ssl.SSLError):
+        return "tls", name
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "connect" if getattr(exc, "errno", None) == errno.ECONNREFUSED else "reset", name
     if isinstance(exc, socket.gaierror):
         return "dns", short(exc)
     return "client", f"{name}: {short(exc)}"

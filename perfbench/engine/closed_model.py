@@ -130,7 +130,7 @@ class ClosedModelEngine:
                               "still in flight when the run stopped", 0, vu, stage)
             raise
         except Exception as exc:  # a response check that raised: nothing a server sends may crash the run
-            from .classify import classify  # here: classify loads aiohttp
+            from .classify import classify
 
             error, detail = classify(exc)
         self.stats.completed += 1

@@ -42,6 +42,7 @@ from typing import Any, cast
 from ..scenario import Request, Scenario
 from ..shapes import OpenLoad
 from ..wire import REQUEST_ID_HEADER
+from .classify import classify, status_kind
 from .clock import Clock, MonotonicClock
 from .follow import Origins, exchange, follow, origins_for
 from .protocols import AT_END, NO_CONNECTION, BatchSender, ChoosingSender, Outcome, Sender
@@ -76,12 +77,6 @@ ArrivalTuple = tuple[int, int, int]
 # what a lean request carries to its completion: (request id, request kind, intended_ns, start_ns, stage,
 # (path, body) of a templated request or None: a redirect is resolved against them)
 _Job = tuple[int, int, int, int, int, tuple[str, bytes | None] | None]
-
-
-def _status_kind(status: int) -> str:
-    from .classify import status_kind  # here: classify loads aiohttp, which the lean path never needs
-
-    return status_kind(status)
 
 
 class OpenModelEngine:
@@ -327,9 +322,9 @@ class OpenModelEngine:
                 error, detail = checked(status, body)
             elif (expect := self._expect[i]) is None:
                 if status >= 400:
-                    error = _status_kind(status)
+                    error = status_kind(status)
             elif status not in expect:
-                error = _status_kind(status) if status >= 400 else "check"
+                error = status_kind(status) if status >= 400 else "check"
                 detail = f"status {status} not in {list(expect)}"
         elif error == "aborted":
             self._aborted += 1
@@ -444,8 +439,6 @@ class OpenModelEngine:
                          0, stage)
             return
         except Exception as exc:  # a response check that raised: nothing a server sends may crash the run
-            from .classify import classify
-
             error, detail = classify(exc)
         self.stats.completed += 1
         self._record(rid, req, intended, start, status, error, detail, nbytes, stage, wire, ttfb, connect)

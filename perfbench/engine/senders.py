@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .classify import classify, short
 from .deadlines import NEVER, Deadlines
 from .protocols import Outcome, ReadSpec, Sender
 from .reading import BODY, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, MAX_HEAD, ReadError, Timeouts
@@ -160,8 +161,6 @@ class AiohttpSender:
         from .reading import incomplete_detail
 
         if st.bad:  # a malformed response (head or body): what aiohttp's parser said
-            from .classify import short
-
             return self._ended(st, st.status if st.content is not None else None, st.nbytes, st.wire, "protocol",
                                short(exc))
         if st.lost and st.content is not None:
@@ -172,8 +171,6 @@ class AiohttpSender:
         if st.lost:
             return self._ended(st, None, 0, 0, "reset",
                                type(st.lost_exc).__name__ if st.lost_exc is not None else "ServerDisconnectedError")
-        from .classify import classify  # here: classify loads aiohttp, which the lean path never needs
-
         kind, detail = classify(exc)
         return Outcome(None, 0, None, kind, detail, 0, st.ttfb, st.connect_ns)
 
