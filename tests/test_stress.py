@@ -77,3 +77,75 @@ def test_stress_cli_refuses_bad_input(capsys, tmp_path):
     assert main(["stress", "http://127.0.0.1:1", "--start", "10", "--max-rate", "5", "--runs-dir",
                  str(tmp_path)]) == 2
     assert "max rate 5.0 must be >= the start rate" in capsys.readouterr().err
+
+
+def test_wilson_interval_bounds_are_where_the_score_test_meets_its_z():
+    """Recomputed from its definition: at each bound p0, |k/n - p0| / sqrt(p0 (1 - p0) / n) = 1.96."""
+    import math
+
+    from perfbench.analysis.slo import wilson
+
+    for k, n in ((8, 675), (1, 75), (40, 675), (0, 50), (675, 675)):
+        low, high = wilson(k, n)
+        assert 0 <= low <= k / n <= high <= 1
+        for p0 in (low, high):
+            if 0 < p0 < 1:
+                assert abs(abs(k / n - p0) / math.sqrt(p0 * (1 - p0) / n) - 1.96) < 1e-9, (k, n, p0)
+
+
+def test_a_share_limit_broken_within_sampling_noise_is_not_a_break():
+    from perfbench.analysis.slo import evaluate, parse_all, within_noise
+
+    def summary(errors: int, count: int, kind: str = "http_5xx") -> dict:
+        block = {"count": count, "errors": errors, "error_rate": errors / count, "errors_by_kind": {kind: errors}}
+        return {"overall": block, "endpoints": {"api": dict(block)}, "status_counts": {"200": count - errors,
+                                                                                     "500": errors}}
+
+    slos = parse_all(["errors<1%", "api:http_5xx<1%", "status_5xx<1%", "http_5xx==0", "p99<1s"])
+    chance = summary(8, 675)  # 1.19%: the 95% interval 0.60-2.32% holds 1%
+    notes = [within_noise(r, chance) for r in evaluate(slos, chance)]
+    assert [n is not None for n in notes] == [True, True, True, False, False], notes
+    assert notes[0] == ("errors<1%: 8 of 675 requests (1.19%), 95% interval 0.60-2.32%, which holds the limit: "
+                        "not clearly broken")
+    clear = summary(40, 675)  # 5.9%: the interval lies above 1%
+    assert [within_noise(r, clear) for r in evaluate(slos, clear)] == [None] * 5
+    held = summary(2, 675)  # not broken at all: nothing to say
+    assert [within_noise(r, held) for r in evaluate(slos, held)] == [None] * 5
+
+
+def failing_app(every: int) -> web.Application:
+    """Every ``every``-th request answers 500, the others 200: a fixed share of failures at any rate."""
+    seen = [0]
+
+    async def handler(request: web.Request) -> web.Response:
+        seen[0] += 1
+        return web.Response(status=500 if seen[0] % every == 0 else 200, text="x")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    return app
+
+
+@pytest.mark.slow
+def test_a_few_failures_in_a_short_step_do_not_end_the_search_but_a_clear_share_does(tmp_path):
+    scenario = Scenario([Request("r", "GET", "/")])
+    server = ThreadServer(failing_app(60)).start()  # 1.7%, above errors<1%, but a step sees about one failure
+    try:
+        res = stress(server.url, scenario, start=40, step=40, max_rate=80, step_duration=2, slos=["errors<1%"],
+                     runs_dir=tmp_path / "a", announce=lambda line: None, lag_bound_ms=50)
+    finally:
+        server.stop()
+    v = res.verdict
+    assert [s["offered_rps"] for s in res.steps] == [40, 80] and not any(s["broken"] for s in res.steps)
+    unclear = [s for s in res.steps if s["undecided"]]  # a step with no failure after its warm-up is simply held
+    assert unclear and v["undecided_rps"] == [s["offered_rps"] for s in unclear]
+    assert v["breaking_rps"] is None and "not clearly broken, within sampling noise" in v["text"], v
+    assert steps_frame(res.path)["undecided"].to_list() == ["; ".join(s["undecided"]) for s in res.steps]
+    server = ThreadServer(failing_app(4)).start()  # 25%: broken beyond doubt at the first step
+    try:
+        res = stress(server.url, scenario, start=40, step=40, max_rate=80, step_duration=2, slos=["errors<1%"],
+                     runs_dir=tmp_path / "b", announce=lambda line: None, lag_bound_ms=50)
+    finally:
+        server.stop()
+    assert res.verdict["breaking_rps"] == 40 and res.steps[0]["broken"] == ["errors<1%"]
+    assert "undecided_rps" not in res.verdict

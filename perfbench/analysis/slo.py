@@ -40,6 +40,7 @@ exit with code 10, distinct from a broken configuration (2).
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Iterable
@@ -262,6 +263,41 @@ def evaluate(slos: Iterable[SLO], summary: dict[str, Any]) -> list[dict[str, Any
 
 def broken(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in results if not r["ok"]]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share ``k / n`` (95% for z = 1.96): the shares p0 whose score test
+    ``|k/n - p0| / sqrt(p0 (1 - p0) / n)`` stays within z. Sound for the few failures of a short step,
+    where the normal approximation's interval would reach below zero."""
+    if n <= 0:
+        return 0.0, 1.0
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (0.0 if k <= 0 else max(0.0, centre - half)), (1.0 if k >= n else min(1.0, centre + half))
+
+
+def within_noise(result: dict[str, Any], summary: dict[str, Any]) -> str | None:
+    """For a broken upper limit on a share of requests (``errors<1%``, ``http_5xx<0.5%``, ``status_5xx<1%``): a
+    sentence when the limit lies inside the share's 95% interval over the requests it counts, so the break may
+    be chance (8 failures in 675 requests, 1.19%, do not show a rate above 1%); else None."""
+    metric, actual = result["metric"], result["actual"]
+    if result["ok"] or actual is None or result.get("count") or result["op"] not in ("<", "<="):
+        return None
+    if metric != "errors" and metric not in KINDS and not _STATUS.match(metric):
+        return None
+    scope = result.get("scope", "*")
+    block = summary.get("overall", {}) if scope == "*" or _STATUS.match(metric) else \
+        (summary.get("endpoints") or {}).get(scope) or {}
+    n = int(block.get("count") or 0)
+    if n <= 0:
+        return None
+    k = round(actual * n)
+    low, high = wilson(k, n)
+    if low > result["threshold"]:
+        return None
+    return (f"{result['slo']}: {k} of {n:,} requests ({100 * actual:.2f}%), 95% interval "
+            f"{100 * low:.2f}-{100 * high:.2f}%, which holds the limit: not clearly broken")
 
 
 def shown(result: dict[str, Any]) -> str:

@@ -18,6 +18,11 @@ Each step opens fresh connections, so its first requests pay connection set-up: 
 ``warmup_s`` seconds of every step (default 2 s, at most a quarter of the step) are left out of its
 SLO check and its figures (the step's run directory keeps every request).
 
+A step breaks an upper limit on a share of requests (``errors<1%``, ``http_5xx<0.5%``) only when the
+share's 95% interval (Wilson) lies above the limit: a few failures in a short step can read 1.2%
+by chance where the service fails 0.8% of requests at every rate. Such a step is "not clearly
+broken": it is kept in the step's ``undecided`` list, counted as held, and the search goes on.
+
 When the load generator saturates before any SLO breaks, the limit found is the generator's: the
 verdict then has ``limit`` "generator", ``generator_limit_rps`` the rate it could not keep, and
 ``breaking_rps`` None (the service did not break); ``limit`` is "service" when an SLO broke and
@@ -33,7 +38,7 @@ from typing import Any
 
 from .. import shapes
 from ..analysis.results import Run
-from ..analysis.slo import broken, evaluate, parse_all
+from ..analysis.slo import broken, evaluate, parse_all, within_noise
 from ..analysis.trends import summary_after_warmup, warmup_for
 from ..errors import ConfigError
 from ..load import run_load
@@ -142,25 +147,40 @@ def _evidence(k: int, rate: float, duration: float, summary: dict, slo_results: 
     lat = o.get("latency_ms", {})
     gen = summary.get("generator", {})
     bad = broken(slo_results)
+    undecided = [note for r in bad if (note := within_noise(r, summary))]
+    bad = [r for r in bad if not within_noise(r, summary)]
     return {
         "step": k, "offered_rps": rate, "duration_s": duration, "requests": o.get("count", 0),
         "achieved_rps": o.get("rps"), "ok_rps": (o.get("count", 0) - o.get("errors", 0)) / duration,
         "p50_ms": lat.get("p50"), "p95_ms": lat.get("p95"), "p99_ms": lat.get("p99"), "max_ms": lat.get("max"),
         "error_rate": o.get("error_rate"), "errors_by_kind": o.get("errors_by_kind", {}),
         "saturated": bool(gen.get("saturated")), "saturation_reasons": gen.get("saturation_reasons", []),
-        "slo": slo_results, "broken": [r["slo"] for r in bad], "run_dir": str(path.relative_to(root)),
+        "slo": slo_results, "broken": [r["slo"] for r in bad], "undecided": undecided,
+        "run_dir": str(path.relative_to(root)),
     }
 
 
 def _step_line(row: dict) -> str:
     status = ("BROKEN " + ", ".join(row["broken"])) if row["broken"] else (
-        "generator saturated" if row["saturated"] else "held")
+        "generator saturated" if row["saturated"] else
+        "held (" + "; ".join(row["undecided"]) + ")" if row.get("undecided") else "held")
     p99 = "-" if row["p99_ms"] is None else f"{row['p99_ms']:.1f}"
     return (f"  step {row['step']:2d}: {row['offered_rps']:8g} req/s offered, {row['achieved_rps'] or 0:8.1f} achieved, "
             f"p99 {p99} ms, errors {100 * (row['error_rate'] or 0):.2f}%: {status}")
 
 
 def _verdict(steps: list[dict], end_reason: str) -> dict[str, Any]:
+    verdict = _found(steps, end_reason)
+    unclear = [s for s in steps if s.get("undecided")]
+    if unclear:
+        rates_text = ", ".join(f"{s['offered_rps']:g}" for s in unclear)
+        notes = "; ".join(s["undecided"][0] for s in unclear[:2])
+        verdict["text"] += f"; not clearly broken, within sampling noise, at {rates_text} req/s ({notes})"
+        verdict["undecided_rps"] = [s["offered_rps"] for s in unclear]
+    return verdict
+
+
+def _found(steps: list[dict], end_reason: str) -> dict[str, Any]:
     held = [s for s in steps if not s["broken"] and not s["saturated"]]
     last_ok = held[-1]["offered_rps"] if held else None
     failed = next((s for s in steps if s["broken"] or s["saturated"]), None)
@@ -200,8 +220,10 @@ def steps_frame(path: str | Path):
     import polars as pl
 
     data = load_stress(path)
-    rows = [{k: v for k, v in s.items() if k not in ("slo", "errors_by_kind", "saturation_reasons", "broken")}
-            | {"broken": ", ".join(s["broken"])} for s in data["steps"]]
+    rows = [{k: v for k, v in s.items() if k not in ("slo", "errors_by_kind", "saturation_reasons", "broken",
+                                                      "undecided")}
+            | {"broken": ", ".join(s["broken"]), "undecided": "; ".join(s.get("undecided", []))}
+            for s in data["steps"]]
     return pl.DataFrame(rows)
 
 
