@@ -297,7 +297,7 @@ def within_noise(result: dict[str, Any], summary: dict[str, Any]) -> str | None:
     if low > result["threshold"]:
         return None
     return (f"{result['slo']}: {k} of {n:,} requests ({100 * actual:.2f}%), 95% interval "
-            f"{100 * low:.2f}-{100 * high:.2f}%, which holds the limit: not clearly broken")
+            f"{100 * low:.2f}-{100 * high:.2f}%, which holds the limit")
 
 
 def shown(result: dict[str, Any]) -> str:

@@ -163,7 +163,7 @@ def _evidence(k: int, rate: float, duration: float, summary: dict, slo_results: 
 def _step_line(row: dict) -> str:
     status = ("BROKEN " + ", ".join(row["broken"])) if row["broken"] else (
         "generator saturated" if row["saturated"] else
-        "held (" + "; ".join(row["undecided"]) + ")" if row.get("undecided") else "held")
+        "held, not clearly broken (" + "; ".join(row["undecided"]) + ")" if row.get("undecided") else "held")
     p99 = "-" if row["p99_ms"] is None else f"{row['p99_ms']:.1f}"
     return (f"  step {row['step']:2d}: {row['offered_rps']:8g} req/s offered, {row['achieved_rps'] or 0:8.1f} achieved, "
             f"p99 {p99} ms, errors {100 * (row['error_rate'] or 0):.2f}%: {status}")
@@ -175,7 +175,7 @@ def _verdict(steps: list[dict], end_reason: str) -> dict[str, Any]:
     if unclear:
         rates_text = ", ".join(f"{s['offered_rps']:g}" for s in unclear)
         notes = "; ".join(s["undecided"][0] for s in unclear[:2])
-        verdict["text"] += f"; not clearly broken, within sampling noise, at {rates_text} req/s ({notes})"
+        verdict["text"] += f"; not clearly broken, within sampling noise, at {rates_text} req/s: {notes}"
         verdict["undecided_rps"] = [s["offered_rps"] for s in unclear]
     return verdict
 
