@@ -252,6 +252,9 @@ def main() -> None:
                    help=f"the A/B block length, s (default {DEFAULT_BLOCK_S:g}, as perfbench ab); several: one per "
                         "trial, in turn")
     p.add_argument("--only-ab", action="store_true", help="no separate runs (to compare A/B settings quickly)")
+    p.add_argument("--fresh-processes", action="store_true",
+                   help="start new demo processes (and warm them) before every trial, instead of one set for all: "
+                        "tells a difference between two processes from one that moves with time")
     p.add_argument("--readme", metavar="FILE", help="also write the table into this README, between its markers "
                                                   "(benchmarks/README.md)")
     p.add_argument("--out", default="benchmarks/results/ab_noise.jsonl")
@@ -274,7 +277,10 @@ def main() -> None:
     demos = {}
     hog = None
     results: list[dict] = []
-    try:
+    def start_demos() -> None:
+        for d in demos.values():
+            with contextlib.suppress(Exception):
+                d.stop()
         for name, slow in (("base", []), ("same", []), ("slow", [SLOWDOWN])):
             d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log")
             d.start()
@@ -282,14 +288,19 @@ def main() -> None:
         for d in demos.values():  # warm: the first requests of a process are slower (imports, caches)
             run_load(d.url, shapes.constant(50, 3), SCENARIO, runs_dir=work / "warm", progress=False,
                      announce=lambda line: None)
+
+    try:
+        start_demos()
         hog = None if args.no_hog else Hog(budget)
         with out.open("a") as f:
             for i, kind in enumerate(kinds):
+                if args.fresh_processes and i:
+                    start_demos()
                 cand = demos["same" if kind == "aa" else "slow"].url
                 started = time.monotonic()
                 r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i,
                           block=args.block[i % len(args.block)], only_ab=args.only_ab)
-                r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog,
+                r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog, fresh=args.fresh_processes,
                          hog_on_share=(hog.on_s / hog.total_s) if hog and hog.total_s else None,
                          load_avg=os.getloadavg()[0], took_s=time.monotonic() - started)
                 f.write(json.dumps(r) + "\n")
