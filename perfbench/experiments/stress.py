@@ -146,16 +146,16 @@ def _evidence(k: int, rate: float, duration: float, summary: dict, slo_results: 
     o = summary.get("overall", {})
     lat = o.get("latency_ms", {})
     gen = summary.get("generator", {})
-    bad = broken(slo_results)
-    undecided = [note for r in bad if (note := within_noise(r, summary))]
-    bad = [r for r in bad if not within_noise(r, summary)]
+    notes = {r["slo"]: within_noise(r, summary) for r in broken(slo_results)}  # a break within noise: its note
+    undecided = [note for note in notes.values() if note]
+    bad = [slo for slo, note in notes.items() if not note]
     return {
         "step": k, "offered_rps": rate, "duration_s": duration, "requests": o.get("count", 0),
         "achieved_rps": o.get("rps"), "ok_rps": (o.get("count", 0) - o.get("errors", 0)) / duration,
         "p50_ms": lat.get("p50"), "p95_ms": lat.get("p95"), "p99_ms": lat.get("p99"), "max_ms": lat.get("max"),
         "error_rate": o.get("error_rate"), "errors_by_kind": o.get("errors_by_kind", {}),
         "saturated": bool(gen.get("saturated")), "saturation_reasons": gen.get("saturation_reasons", []),
-        "slo": slo_results, "broken": [r["slo"] for r in bad], "undecided": undecided,
+        "slo": slo_results, "broken": bad, "undecided": undecided,
         "run_dir": str(path.relative_to(root)),
     }
 
