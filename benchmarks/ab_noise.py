@@ -48,6 +48,7 @@ from perfbench.demo.process import DemoProcess  # noqa: E402
 from perfbench.experiments.ab import DEFAULT_BLOCK_S, run_ab  # noqa: E402
 from perfbench.load import run_load  # noqa: E402
 from perfbench.scenario import Request, Scenario  # noqa: E402
+from perfbench.service import parse_cpus  # noqa: E402
 
 SLOWED = "posts_naive"
 SLOWDOWN = "/api/posts=15%"
@@ -255,11 +256,14 @@ def main() -> None:
     p.add_argument("--fresh-processes", action="store_true",
                    help="start new demo processes (and warm them) before every trial, instead of one set for all: "
                         "tells a difference between two processes from one that moves with time")
+    p.add_argument("--service-cpus", metavar="LIST",
+                   help="pin the demo instances to these CPUs, all to the same set (as perfbench ab --service-cpus)")
     p.add_argument("--readme", metavar="FILE", help="also write the table into this README, between its markers "
                                                   "(benchmarks/README.md)")
     p.add_argument("--out", default="benchmarks/results/ab_noise.jsonl")
     p.add_argument("--report", metavar="FILE", nargs="+", help="print the table of earlier --out files and exit")
     args = p.parse_args()
+    cpus = parse_cpus(args.service_cpus) if args.service_cpus else None
     if args.report:
         rs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
         table = report(rs, args.seconds)
@@ -282,7 +286,7 @@ def main() -> None:
             with contextlib.suppress(Exception):
                 d.stop()
         for name, slow in (("base", []), ("same", []), ("slow", [SLOWDOWN])):
-            d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log")
+            d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log", cpus=cpus)
             d.start()
             demos[name] = d
         for d in demos.values():  # warm: the first requests of a process are slower (imports, caches)
@@ -301,6 +305,7 @@ def main() -> None:
                 r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i,
                           block=args.block[i % len(args.block)], only_ab=args.only_ab)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog, fresh=args.fresh_processes,
+                         service_cpus=args.service_cpus,
                          hog_on_share=(hog.on_s / hog.total_s) if hog and hog.total_s else None,
                          load_avg=os.getloadavg()[0], took_s=time.monotonic() - started)
                 f.write(json.dumps(r) + "\n")
@@ -326,8 +331,10 @@ def header(results: list[dict], argv: str) -> str:
     secs = sorted({r.get("seconds") for r in results if r.get("seconds")})
     rate = sorted({r.get("rate") for r in results if r.get("rate")})
     when = time.strftime("%Y-%m-%d", time.gmtime())
+    pins = sorted({r.get("service_cpus") or "none" for r in results})
     return (f"Written by `benchmarks/ab_noise.py {argv}` on {when}: {aa} A/A and {len(results) - aa} effect trials "
-            f"of {', '.join(f'{x:g}' for x in secs)} s at {', '.join(f'{x:g}' for x in rate)} req/s.")
+            f"of {', '.join(f'{x:g}' for x in secs)} s at {', '.join(f'{x:g}' for x in rate)} req/s; demo instances "
+            f"pinned to CPUs: {', '.join(pins)}.")
 
 
 if __name__ == "__main__":

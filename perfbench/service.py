@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -77,6 +78,45 @@ def memray_command(capture: str | Path, cmd: list[str], *, native: bool = False,
     return out + rest
 
 
+def parse_cpus(text: str) -> frozenset[int]:
+    """A CPU list as ``taskset -c`` takes it: ``1``, ``0,2``, ``2-3``; checked against the CPUs this process
+    may use (:func:`check_cpus`)."""
+    cpus: set[int] = set()
+    for part in (p.strip() for p in str(text).split(",")):
+        lo, dash, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if dash else int(lo)
+        except ValueError:
+            raise ConfigError(f"CPU list {text!r}: {part!r} is not a CPU number or a range such as 2-3") from None
+        if first < 0 or last < first:
+            raise ConfigError(f"CPU list {text!r}: {part!r} is not a CPU number or an increasing range such as 2-3")
+        cpus.update(range(first, last + 1))
+    return check_cpus(cpus)
+
+
+def check_cpus(cpus: Iterable[int]) -> frozenset[int]:
+    """``cpus`` as a set, if this process may run on every one of them (else ConfigError naming those it may use)."""
+    wanted = frozenset(int(c) for c in cpus)
+    allowed = frozenset(os.sched_getaffinity(0))
+    if not wanted:
+        raise ConfigError("the CPU list is empty: give CPU numbers such as 1 or 0,2-3")
+    if not wanted <= allowed:
+        raise ConfigError(f"CPU {', '.join(map(str, sorted(wanted - allowed)))} is not available here; this process "
+                          f"may use CPUs {format_cpus(allowed)}")
+    return wanted
+
+
+def format_cpus(cpus: Iterable[int]) -> str:
+    """``{0, 1, 2, 5}`` as ``0-2,5``."""
+    runs: list[list[int]] = []
+    for c in sorted(cpus):
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
+
+
 class ChildProcess(abc.ABC):
     """A command started as our child with its output in ``log_path``, ready when a subclass says so,
     stopped with its process group. Subclasses implement :meth:`command` and :meth:`_wait_ready`."""
@@ -86,8 +126,10 @@ class ChildProcess(abc.ABC):
     def __init__(self, *, log_path: str | os.PathLike, start_timeout: float = 60.0,
                  memray_path: Path | None = None, memray_native: bool = False,
                  memray_trace_python_allocators: bool = False, stop_timeout: float | None = None,
-                 watchdog_seconds: float | None = None, cwd: str | os.PathLike | None = None):
+                 watchdog_seconds: float | None = None, cwd: str | os.PathLike | None = None,
+                 cpus: Iterable[int] | None = None):
         self.log_path = Path(log_path)
+        self.cpus = check_cpus(cpus) if cpus is not None else None
         self.start_timeout = start_timeout
         self.memray_path = memray_path
         self.memray_native = memray_native
@@ -142,9 +184,12 @@ class ChildProcess(abc.ABC):
         try:
             # in a session (and process group) of its own: stop() signals the whole group, so what the
             # command forks (a shell's children, a server's workers) is stopped with it
+            # pinned (``cpus``) in the child before the command runs, so every thread and process it ever
+            # makes inherits the CPU set
+            pin = (lambda cpus=self.cpus: os.sched_setaffinity(0, cpus)) if self.cpus else None
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log_file,
                                          stderr=subprocess.STDOUT, env=self.environment(), cwd=self.cwd,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=pin)
         except OSError as exc:
             self.stop()
             raise TargetError(f"could not start {self.what} ({shlex.join(cmd)}): {exc}") from None
@@ -323,6 +368,7 @@ class ServiceProcess(ChildProcess):
     perfbench's environment. ``log_path``: its stdout and stderr (default: a new file in the temp
     directory, kept). ``max_seconds``: a lifetime limit enforced from this process by a watchdog
     thread (SIGTERM once it has run that long, ``.expired`` set; gone if this process is killed with -9).
+    ``cpus``: run it (and all it forks) on these CPUs only (:func:`parse_cpus` reads ``taskset -c`` lists).
     """
 
     what = "the service"
@@ -330,7 +376,8 @@ class ServiceProcess(ChildProcess):
     def __init__(self, cmd: list[str] | str, *, url: str, ready_path: str = "/", start_timeout: float = 60,
                  memray: bool | str | os.PathLike = False, memray_native: bool = False, env: dict | None = None,
                  cwd: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
-                 max_seconds: float | None = None, stop_timeout: float | None = None):
+                 max_seconds: float | None = None, stop_timeout: float | None = None,
+                 cpus: Iterable[int] | None = None):
         base = check_target(url)  # loopback only, before anything starts (raises UnsafeTargetError)
         argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
         if not argv:
@@ -344,7 +391,7 @@ class ServiceProcess(ChildProcess):
         super().__init__(log_path=log_path, start_timeout=start_timeout,
                          memray_path=memray_capture_path(memray, log_path.parent, "memray-service"),
                          memray_native=memray_native, stop_timeout=stop_timeout, watchdog_seconds=max_seconds,
-                         cwd=cwd)
+                         cwd=cwd, cpus=cpus)
         self.argv = argv
         self.target = self.url = base
         self.ready_url = base + ready_path

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import socket
+import sys
 
 import numpy as np
 import polars as pl
+import psutil
 import pytest
 from aiohttp import web
 
@@ -27,6 +31,7 @@ from perfbench.compare.paired import (
 )
 from perfbench.errors import ConfigError
 from perfbench.experiments.ab import block_order, is_ab_dir, read_verdict, run_ab, schedule
+from perfbench.service import check_cpus, format_cpus, parse_cpus
 from tests.conftest import ThreadServer
 
 
@@ -53,6 +58,12 @@ def synthetic(seed: int, effect: float = 1.0, pairs: int = 20, per_block: int = 
             ms = np.exp(rng.normal(math.log(3.0) + shared + own, 0.3, per_block))
             lat[(k, side)] = ms * (effect if side == CANDIDATE else 1.0)
     return rows_from(lat)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # --- the statistics -------------------------------------------------------------------------------
@@ -290,6 +301,73 @@ def test_ab_refuses_bad_input_in_one_line(capsys, tmp_path):
                  "--runs-dir", str(tmp_path)]) == 2
     with pytest.raises(ConfigError, match="open-model"):
         run_ab("http://127.0.0.1:1", "http://127.0.0.1:2", shapes.users(2, 1), runs_dir=tmp_path)
+
+
+# a stdlib HTTP service that answers on the port it is given; reports its threads' CPUs on /cpus
+PINNABLE = """\
+import http.server, os, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        cpus = set()
+        for tid in os.listdir("/proc/self/task"):
+            cpus |= os.sched_getaffinity(int(tid))
+        body = ",".join(map(str, sorted(cpus))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_ab_starts_both_services_pins_them_to_the_same_cpus_and_stops_them(tmp_path, capsys):
+    """--baseline-start / --candidate-start with --service-cpus: both services serve on the one CPU asked for
+    (every thread, also those made while serving), the run records it, both are stopped after."""
+    script = tmp_path / "svc.py"
+    script.write_text(PINNABLE)
+    cpu = max(os.sched_getaffinity(0))
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    code = main(["ab", *urls, "--baseline-start", f"{sys.executable} {script} {ports[0]}",
+                 "--candidate-start", f"{sys.executable} {script} {ports[1]}", "--service-cpus", str(cpu),
+                 "--rate", "40", "--duration", "2", "--path", "/cpus", "--runs-dir", str(tmp_path / "runs"),
+                 "--threshold", "50%"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert err.count(f"on CPUs {cpu}, log") == 2
+    pids = [int(line.split("pid ")[1].split(",")[0]) for line in err.splitlines() if line.startswith("started the")]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "meta.json").read_text())["ab"]["service_cpus"] == [cpu]
+    df = Run.load(run_dir).requests.collect()
+    assert df.height == 80 and df["bytes"].min() == len(str(cpu))  # each answer: the CPUs its threads may use
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_ab_service_cpus_refuses_bad_lists_and_unstarted_services(tmp_path, capsys):
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert main(["ab", *urls, "--service-cpus", "0", "--runs-dir", str(tmp_path)]) == 2
+    assert "give both --baseline-start and --candidate-start" in capsys.readouterr().err
+    starts = ["--baseline-start", "true", "--candidate-start", "true"]
+    for bad, says in (("4096", "CPU 4096 is not available here; this process may use CPUs"),
+                      ("1-0", "'1-0' is not a CPU number or an increasing range"), ("x", "'x' is not a CPU number")):
+        assert main(["ab", *urls, *starts, "--service-cpus", bad, "--runs-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "--service-cpus: CPU list" in err or "--service-cpus: CPU 4096" in err, err
+        assert says in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_cpu_lists_read_and_written_as_taskset_does():
+    assert parse_cpus(str(min(os.sched_getaffinity(0)))) == {min(os.sched_getaffinity(0))}
+    assert format_cpus([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8" and format_cpus([3]) == "3"
+    with pytest.raises(ConfigError, match="empty"):
+        check_cpus([])
 
 
 def test_demo_slowdown_specs():

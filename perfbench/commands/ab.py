@@ -52,6 +52,10 @@ def register(sub) -> None:
     svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
                      help="seconds to wait for a started service to answer (default 60)")
     svc.add_argument("--ready-path", default="/", metavar="PATH", help="polled until a started service answers")
+    svc.add_argument("--service-cpus", metavar="LIST",
+                     help="run both started services (and all they fork) on these CPUs, the same set for both, as "
+                          "taskset -c takes it: 1, 0,2 or 2-3. On a shared machine this puts both in one run queue, "
+                          "so another job's load falls on both alike; it also caps their CPU. Needs both --*-start")
     verdict = p.add_argument_group("the verdict")
     verdict.add_argument("--threshold", type=_fraction, default=0.05,
                          help="the smallest change worth a verdict: 0.05 or 5%% (default 5%%; pairing removes the "
@@ -79,7 +83,7 @@ def cmd_ab(args) -> int:
     from ..errors import ConfigError
     from ..experiments.ab import run_ab
     from ..scenarios import load_scenario
-    from ..service import ServiceProcess
+    from ..service import ServiceProcess, format_cpus, parse_cpus
 
     rules = cmp.parse_rules(args.fail_on)
     try:
@@ -97,19 +101,30 @@ def cmd_ab(args) -> int:
     starts = {"baseline": (args.baseline_start, args.baseline), "candidate": (args.candidate_start, args.candidate)}
     if args.baseline_start and args.candidate_start and args.baseline == args.candidate:
         raise ConfigError("--baseline-start and --candidate-start with one URL: give each side its own port")
+    cpus = None
+    if args.service_cpus is not None:
+        if not (args.baseline_start and args.candidate_start):
+            raise ConfigError("--service-cpus pins the services perfbench starts, both alike: give both "
+                              "--baseline-start and --candidate-start")
+        try:
+            cpus = parse_cpus(args.service_cpus)
+        except ConfigError as exc:
+            raise ConfigError(f"--service-cpus: {exc}") from None
     with contextlib.ExitStack() as stack:
         for side, (cmd, url) in starts.items():
             if cmd:
                 svc = stack.enter_context(ServiceProcess(cmd, url=url, ready_path=args.ready_path,
-                                                         start_timeout=args.start_timeout))
+                                                         start_timeout=args.start_timeout, cpus=cpus))
                 if not args.quiet:
-                    err(f"started the {side}: pid {svc.pid}, serving on {svc.url}, log {svc.log_path}")
+                    on = f", on CPUs {format_cpus(cpus)}" if cpus else ""
+                    err(f"started the {side}: pid {svc.pid}, serving on {svc.url}{on}, log {svc.log_path}")
         result = run_ab(args.baseline, args.candidate, plan, scenario, block_s=block, seed=args.seed,
                         runs_dir=args.runs_dir, label=args.label, allow_hosts=args.allow_host,
                         max_in_flight=args.max_in_flight, timeout=args.timeout, http_path=args.http_path,
                         handle_signals=True, announce=None if args.quiet else err, threshold=args.threshold,
                         confidence=args.confidence, rules=rules or None, min_change_ms=args.min_change_ms,
-                        noise=noise_limits(args, cmp.AB_LIMITS), judge_noisy=args.judge_noisy)
+                        noise=noise_limits(args, cmp.AB_LIMITS), judge_noisy=args.judge_noisy,
+                        service_cpus=cpus)
     ab = result.comparison
     for path, text in ((args.markdown, paired.to_markdown), (args.json, paired.to_json),
                        (args.junit, lambda a: cmp.to_junit(a.comparison))):

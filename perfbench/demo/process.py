@@ -15,7 +15,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ..service import ChildProcess, memray_capture_path
@@ -39,13 +39,14 @@ class DemoProcess(ChildProcess):
                  log: Callable[[str], None] | None = None, tracemalloc: bool = False,
                  tracemalloc_nframes: int = 5, tracemalloc_at_start: bool = False, memray: bool | str | os.PathLike = False,
                  memray_native: bool = False, memray_trace_python_allocators: bool = False,
-                 slowdown: Sequence[str] = (), log_path: str | os.PathLike | None = None):
+                 slowdown: Sequence[str] = (), log_path: str | os.PathLike | None = None,
+                 cpus: Iterable[int] | None = None):
         self.db_path = Path(db_path)
         self.slowdown = list(slowdown)  # e.g. ["/api/posts=15%"]: see perfbench.demo.slowdown
         super().__init__(log_path=log_path or self.db_path.parent / "serve-demo.log", start_timeout=start_timeout,
                          memray_path=memray_capture_path(memray, self.db_path.parent, "memray-demo"),
                          memray_native=memray_native,
-                         memray_trace_python_allocators=memray_trace_python_allocators)
+                         memray_trace_python_allocators=memray_trace_python_allocators, cpus=cpus)
         self.db_url = db_url
         self.cache_url = cache_url
         self.max_seconds = max_seconds

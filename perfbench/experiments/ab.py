@@ -250,7 +250,8 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
            threshold: float = AB_THRESHOLD, confidence: float = 0.95, rules: list[Rule] | None = None,
            stats: tuple[str, ...] = AB_STATS, min_change_ms: float = AB_MIN_CHANGE_MS,
            labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None,
-           noise: NoiseLimits | None = AB_LIMITS, judge_noisy: bool = False) -> ABResult:
+           noise: NoiseLimits | None = AB_LIMITS, judge_noisy: bool = False,
+           service_cpus: Iterable[int] | None = None) -> ABResult:
     """Alternate ``plan``'s load between ``baseline`` and ``candidate`` (URLs) in blocks, write one run
     directory and judge the candidate against the baseline, paired by blocks (see the module docstring).
 
@@ -258,7 +259,8 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     the plan holds whole pairs. ``seed``: the order of the blocks. The verdict's settings are
     ``perfbench.compare.paired.paired_compare``'s. ``noise``: when the run counts as too noisy to judge
     (``perfbench.compare.noise``; default ``AB_LIMITS``: a side whose arrivals were capped or unsent;
-    None: never); ``judge_noisy`` judges anyway.
+    None: never); ``judge_noisy`` judges anyway. ``service_cpus``: the CPUs both services were pinned
+    to, if they were (recorded in ``meta.json``).
     """
     if getattr(plan, "model", None) != "open":
         raise ConfigError("an A/B run takes an open-model plan (a rate): the closed model's users would "
@@ -277,7 +279,7 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     design = {"baseline": {"target": targets[BASELINE], "label": labels[0]},
               "candidate": {"target": targets[CANDIDATE], "label": labels[1]},
               "block_s": block, "pairs": pairs, "order": "ABBA or BAAB per two pairs, by a seeded coin",
-              "seed": seed, "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9,
+              "seed": seed, "service_cpus": sorted(service_cpus) if service_cpus else None, "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9,
                                          "planned": len(w.index)}
                                         for k, (s, (a, b), w) in enumerate(zip(order, bounds, wins, strict=True))]}
     meta = start_meta(targets[BASELINE], scenario, plan, options, max_in_flight=max_in_flight, path=None)
