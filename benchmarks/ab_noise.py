@@ -256,6 +256,8 @@ def main() -> None:
     p.add_argument("--fresh-processes", action="store_true",
                    help="start new demo processes (and warm them) before every trial, instead of one set for all: "
                         "tells a difference between two processes from one that moves with time")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="the first trial's seed (the A/B's block order); the next trials count up from it")
     p.add_argument("--service-cpus", metavar="LIST",
                    help="pin the demo instances to these CPUs, all to the same set (as perfbench ab --service-cpus)")
     p.add_argument("--readme", metavar="FILE", help="also write the table into this README, between its markers "
@@ -281,11 +283,14 @@ def main() -> None:
     demos = {}
     hog = None
     results: list[dict] = []
-    def start_demos() -> None:
+    def start_demos(names: tuple[str, ...] = ("base", "same", "slow")) -> None:
         for d in demos.values():
             with contextlib.suppress(Exception):
                 d.stop()
+        demos.clear()
         for name, slow in (("base", []), ("same", []), ("slow", [SLOWDOWN])):
+            if name not in names:
+                continue
             d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log", cpus=cpus)
             d.start()
             demos[name] = d
@@ -294,15 +299,16 @@ def main() -> None:
                      announce=lambda line: None)
 
     try:
-        start_demos()
+        # fresh processes: the trial's two only (a new pair, as a CI job starting two builds)
+        start_demos(("base", "same" if kinds[0] == "aa" else "slow") if args.fresh_processes else ("base", "same", "slow"))
         hog = None if args.no_hog else Hog(budget)
         with out.open("a") as f:
             for i, kind in enumerate(kinds):
                 if args.fresh_processes and i:
-                    start_demos()
+                    start_demos(("base", "same" if kind == "aa" else "slow"))
                 cand = demos["same" if kind == "aa" else "slow"].url
                 started = time.monotonic()
-                r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=i,
+                r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=args.first_seed + i,
                           block=args.block[i % len(args.block)], only_ab=args.only_ab)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog, fresh=args.fresh_processes,
                          service_cpus=args.service_cpus,

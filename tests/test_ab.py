@@ -9,6 +9,7 @@ import math
 import os
 import socket
 import sys
+import time
 
 import numpy as np
 import polars as pl
@@ -394,6 +395,42 @@ def test_demo_app_installs_the_slowdown_only_when_asked(tmp_path):
     plain = create_app(db_path=tmp_path / "d.sqlite")
     assert [m.__name__ for m in slowed.middlewares][:1] == ["slowdown"]
     assert "slowdown" not in [m.__name__ for m in plain.middlewares]
+
+
+def test_a_slowdown_is_cpu_work_added_to_the_handler_calibrated_on_its_first_requests():
+    """=Nms adds N ms of the thread's CPU time; =N% adds N% of the handler's median CPU time over its first
+    CALIBRATION requests, the same amount from then on. Lower bounds on CPU time only (a busy machine only
+    makes wall time longer)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from perfbench.demo.slowdown import CALIBRATION, parse_slowdown, slowdown_middleware
+
+    work_s = 0.002
+
+    async def handler(request):
+        until = time.thread_time() + work_s  # 2 ms of CPU work, whatever the wall clock does
+        while time.thread_time() < until:
+            pass
+        return web.Response(text="ok")
+
+    async def cpu_per_request(spec: str, n: int) -> list[float]:
+        app = web.Application(middlewares=[slowdown_middleware([parse_slowdown(spec)])])
+        app.router.add_get("/api/posts", handler)
+        app.router.add_get("/other", handler)
+        out = []
+        async with TestClient(TestServer(app)) as client:
+            for path in ["/api/posts"] * n + ["/other"]:
+                t0 = time.thread_time()
+                async with client.get(path) as resp:
+                    assert resp.status == 200
+                out.append(time.thread_time() - t0)
+        return out
+
+    fixed = asyncio.run(cpu_per_request("/api/posts=3ms", 3))
+    assert all(t >= work_s + 0.003 for t in fixed[:-1])  # client, server and middleware on this thread
+    pct = asyncio.run(cpu_per_request("/api/posts=100%", CALIBRATION + 5))
+    assert all(t >= work_s * 2 for t in pct[:-1])  # each calibrating request by its own time, then by the median
+    assert pct[-1] < min(pct[:-1])  # /other is not slowed
 
 
 def test_each_pair_draws_its_own_request_mix_the_same_for_both_sides(http_server, tmp_path):

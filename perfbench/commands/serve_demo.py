@@ -34,8 +34,9 @@ def register(sub) -> None:
                         "this token (16+ characters) on /_perfbench/* to loopback clients "
                         "(default: $PERFBENCH_AGENT_TOKEN, else no agent)")
     p.add_argument("--slowdown", action="append", default=[], metavar="PATH=N%|Nms",
-                   help="make responses to paths starting with PATH slower on purpose, by N%% of their time or by N "
-                        "ms (busy, not asleep), repeatable: a known answer for `perfbench ab`")
+                   help="make responses to paths starting with PATH slower on purpose by more CPU work: N%% of the "
+                        "median CPU time of their first 50 requests, or N ms; repeatable: a known answer for "
+                        "`perfbench ab`")
     p.set_defaults(func=cmd_serve_demo)
 
 

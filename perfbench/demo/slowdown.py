@@ -1,14 +1,17 @@
 """A known slowdown to test against: the demo made slower on one path, on purpose.
 
 ``perfbench serve-demo --slowdown /api/posts=15%`` makes every response on paths starting with
-``/api/posts`` 15 % slower: by 15 % of the median time the demo took for that path's first
-``CALIBRATION`` requests (a fixed delay from then on; each of those first requests is stretched by
-15 % of its own time). ``--slowdown /health=2ms`` adds 2 ms. Not a share of each request's own
-time: under load a request's wall time includes the other requests the event loop ran meanwhile,
-so the delay would feed on itself. The extra time is spent busy (the event loop spins, as slower
-code would), not asleep: a sleep is rounded to the event loop's millisecond timers, a spin is
-exact to microseconds. Two demo
-instances, one with a slowdown, are an A/B test whose answer is known (``perfbench ab``).
+``/api/posts`` 15 % slower: by 15 % of the median CPU time the demo spent on that path's first
+``CALIBRATION`` requests (a fixed amount from then on; each of those first requests is stretched by
+15 % of its own). ``--slowdown /health=2ms`` adds 2 ms. Not a share of each request's own time:
+under load a request's time includes the other requests the event loop ran meanwhile, so the
+extra would feed on itself. The extra is CPU work, measured on the thread's CPU clock
+(``time.thread_time``), as slower code would be: on a quiet machine it is that much more wall time;
+when other processes compete for the CPU it takes longer, as the rest of the handler does, so the
+slowdown stays the same share of the handler's time whatever the machine does (a wall-clock delay
+would be a smaller share on a busy machine, and a larger one if it was calibrated while busy). Spent
+busy, not asleep: a sleep is rounded to the event loop's millisecond timers. Two demo instances,
+one with a slowdown, are an A/B test whose answer is known (``perfbench ab``).
 """
 
 from __future__ import annotations
@@ -61,9 +64,9 @@ def slowdown_middleware(rules: Iterable[Slowdown]) -> Callable[..., Awaitable[we
         rule = next((r for r in table if request.path.startswith(r.prefix)), None)
         if rule is None:
             return await handler(request)
-        started = time.perf_counter()
+        started = time.thread_time()
         response = await handler(request)
-        took = time.perf_counter() - started
+        took = time.thread_time() - started
         extra = fixed.get(rule)
         if extra is None:
             extra = rule.extra_s(took)
@@ -72,8 +75,8 @@ def slowdown_middleware(rules: Iterable[Slowdown]) -> Callable[..., Awaitable[we
                 times.append(took)
                 if len(times) >= CALIBRATION:
                     fixed[rule] = rule.extra_s(sorted(times)[len(times) // 2])
-        until = time.perf_counter() + extra
-        while time.perf_counter() < until:  # busy on purpose, see the module docstring
+        until = time.thread_time() + extra
+        while time.thread_time() < until:  # CPU work on purpose, see the module docstring
             pass
         return response
 
