@@ -198,6 +198,16 @@ def report(results: list[dict], seconds: float | None = None) -> str:
         pad = " |" * (len(methods) - 1)
         lines.append(f"| ab: {SLOWED} p50 ratio, median of the effect trials | {true:.3f} |{pad}")
         lines.append(f"| ab: effect intervals covering that median | {cover:.0%} of {len(ivs)} |{pad}")
+        spread = sorted(x["ratio"] for x in ivs)
+        lines.append(f"| ab: {SLOWED} p50 ratio over the effect trials, min / quartiles / max | "
+                     f"{spread[0]:.3f} / {statistics.quantiles(spread, n=4)[0] if len(spread) > 1 else spread[0]:.3f} - "
+                     f"{statistics.quantiles(spread, n=4)[2] if len(spread) > 1 else spread[0]:.3f} / {spread[-1]:.3f} |{pad}")
+        others = [x["ratio"] for r in fx for x in r["ab"]["rows"]
+                  if x["stat"] == "p50" and x["endpoint"] != SLOWED and x["ratio"]]
+        if others:
+            lines.append(f"| ab: the unslowed endpoints' p50 ratio in the effect trials, median (what the slowed "
+                         f"endpoint's extra CPU work did to the requests queued behind it) | "
+                         f"{statistics.median(others):.3f} |{pad}")
     halfs = [math.log(x["high"] / x["low"]) / 2 for r in aa for x in r["ab"]["rows"]
              if x["low"] and x["endpoint"] == SLOWED and x["stat"] == "p50"]
     if halfs:
