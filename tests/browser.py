@@ -6,6 +6,12 @@
 
 The page counts as loaded when every chart figure (``figure.perfbench-chart``) holds a rendered Vega view
 (an ``svg.marks``) or says it failed, or when ``timeout_s`` passes.
+
+A page served on 127.0.0.1 (a JupyterLab) is driven as a user would, with real mouse and key events:
+
+    with open_url(url) as tab:
+        tab.wait_for(expression, 60, "what it waits for")
+        tab.click(*tab.point(("selector", 0.5, 0.5))); tab.press("Enter", shift=True); tab.drag(x0, y0, x1, y1)
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,6 +196,21 @@ def _opened(path: str | os.PathLike, width: int, height: int, timeout_s: float):
         pipe.close()
 
 
+def _errors(events: list[dict]) -> list[str]:
+    """What a page logged as an error: console errors, uncaught exceptions, failed loads."""
+    errors = []
+    for e in events:
+        method, params = e.get("method"), e.get("params", {})
+        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+        elif method == "Runtime.exceptionThrown":
+            d = params.get("exceptionDetails", {})
+            errors.append(d.get("exception", {}).get("description") or d.get("text", "exception"))
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            errors.append(params["entry"].get("text", ""))
+    return errors
+
+
 def _evaluate(pipe: _Pipe, session: str, expression: str):
     reply = pipe.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
     if "exceptionDetails" in reply:
@@ -213,17 +235,10 @@ def open_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None
                 "clip": {"x": 0, "y": 0, "width": width, "height": min(full["height"], 16000), "scale": 1}},
                 session=session, deadline=time.monotonic() + 60)
             Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+        page.errors = _errors(pipe.events)
         for e in pipe.events:
-            method, params = e.get("method"), e.get("params", {})
-            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                page.errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
-            elif method == "Runtime.exceptionThrown":
-                d = params.get("exceptionDetails", {})
-                page.errors.append(d.get("exception", {}).get("description") or d.get("text", "exception"))
-            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-                page.errors.append(params["entry"].get("text", ""))
-            elif method == "Network.requestWillBeSent":
-                url = params.get("request", {}).get("url", "")
+            if e.get("method") == "Network.requestWillBeSent":
+                url = e.get("params", {}).get("request", {}).get("url", "")
                 if not url.startswith(("file:", "data:", "about:", "blob:")):
                     page.external.append(url)
         page.seconds = time.monotonic() - started
@@ -246,23 +261,133 @@ def _point(pipe: _Pipe, session: str, where: tuple[str, float, float]) -> tuple[
     return box["left"] + fx * box["width"], box["top"] + fy * box["height"]
 
 
+def _drag(pipe: _Pipe, session: str, x0: float, y0: float, x1: float, y1: float, steps: int = 10) -> None:
+    """Press the left button at (x0, y0), move to (x1, y1) in ``steps`` moves, release it there."""
+    mouse = "Input.dispatchMouseEvent"
+    pipe.send(mouse, {"type": "mouseMoved", "x": x0, "y": y0}, session=session)
+    pipe.send(mouse, {"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1,
+                      "clickCount": 1}, session=session)
+    for k in range(1, steps + 1):
+        pipe.send(mouse, {"type": "mouseMoved", "x": x0 + (x1 - x0) * k / steps, "y": y0 + (y1 - y0) * k / steps,
+                          "button": "left", "buttons": 1}, session=session)
+    pipe.send(mouse, {"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0,
+                      "clickCount": 1}, session=session)
+
+
 def evaluate_around(path: str | os.PathLike, expression: str, drag: Drag, *, width: int = 1200,
                     height: int = 1600, timeout_s: float = 25.0) -> tuple[object, object]:
     """``expression``'s value in the loaded page before and after a mouse ``drag``."""
     with _opened(path, width, height, timeout_s) as (pipe, session, _):
         before = _evaluate(pipe, session, expression)
         (x0, y0), (x1, y1) = _point(pipe, session, drag.start), _point(pipe, session, drag.end)
-        mouse = "Input.dispatchMouseEvent"
-        pipe.send(mouse, {"type": "mouseMoved", "x": x0, "y": y0}, session=session)
-        pipe.send(mouse, {"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1,
-                          "clickCount": 1}, session=session)
-        for k in range(1, 11):
-            pipe.send(mouse, {"type": "mouseMoved", "x": x0 + (x1 - x0) * k / 10, "y": y0 + (y1 - y0) * k / 10,
-                              "button": "left", "buttons": 1}, session=session)
-        pipe.send(mouse, {"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0,
-                          "clickCount": 1}, session=session)
+        _drag(pipe, session, x0, y0, x1, y1)
         pipe.pump(0.5)
         return before, _evaluate(pipe, session, expression)
+
+
+# Input.dispatchKeyEvent's fields for the keys the tests press: (key, code, Windows virtual key code)
+KEYS = {"Enter": ("Enter", "Enter", 13), "Escape": ("Escape", "Escape", 27), "Tab": ("Tab", "Tab", 9)}
+
+
+@dataclass
+class Tab:
+    """A page in headless Chromium, driven with real input events (see :func:`open_url`)."""
+
+    pipe: _Pipe
+    session: str
+
+    def evaluate(self, expression: str):
+        """``expression``'s value in the page (returned by value: make it a string, number or JSON)."""
+        return _evaluate(self.pipe, self.session, expression)
+
+    def wait_for(self, expression: str, timeout_s: float, what: str, until: Callable[[object], bool] = bool):
+        """``expression``'s value once ``until`` holds for it, evaluated every quarter second (a page that is
+        still loading counts as not yet); AssertionError saying ``what`` was waited for, and the last value,
+        after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        value: object = None
+        while True:
+            try:
+                value = self.evaluate(expression)
+            except AssertionError as e:  # no page to evaluate in yet (navigating)
+                value = f"<{e}>"
+            else:
+                if until(value):
+                    return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"waited {timeout_s:.0f} s for {what}; last: {str(value)[:1500]}")
+            self.pipe.pump(0.25)
+
+    def point(self, where: tuple[str, float, float]) -> tuple[float, float]:
+        """The viewport point at ``(x fraction, y fraction)`` of the first element ``selector`` matches."""
+        return _point(self.pipe, self.session, where)
+
+    def click(self, x: float, y: float) -> None:
+        mouse = "Input.dispatchMouseEvent"
+        self.pipe.send(mouse, {"type": "mouseMoved", "x": x, "y": y}, session=self.session)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.pipe.send(mouse, {"type": kind, "x": x, "y": y, "button": "left",
+                                   "buttons": 1 if kind == "mousePressed" else 0, "clickCount": 1},
+                           session=self.session)
+
+    def press(self, name: str, *, shift: bool = False) -> None:
+        """Press and release a key of :data:`KEYS` (with Shift held)."""
+        key, code, vk = KEYS[name]
+        common = {"key": key, "code": code, "windowsVirtualKeyCode": vk, "nativeVirtualKeyCode": vk,
+                  "modifiers": 8 if shift else 0}
+        self.pipe.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **common}, session=self.session)
+        self.pipe.send("Input.dispatchKeyEvent", {"type": "keyUp", **common}, session=self.session)
+
+    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 10) -> None:
+        _drag(self.pipe, self.session, x0, y0, x1, y1, steps)
+
+    def pump(self, seconds: float) -> None:
+        """Take the page's events for up to ``seconds`` (the way to let time pass while watching it)."""
+        self.pipe.pump(seconds)
+
+    def errors(self) -> list[str]:
+        """What the page logged as errors so far."""
+        return _errors(self.pipe.events)
+
+    def sent_frames(self) -> list[str]:
+        """The WebSocket frames the page sent so far, as text (binary ones decoded as UTF-8, lossily)."""
+        frames = []
+        for e in self.pipe.events:
+            if e.get("method") == "Network.webSocketFrameSent":
+                response = e["params"].get("response", {})
+                data = response.get("payloadData", "")
+                if response.get("opcode") == 2:
+                    data = base64.b64decode(data).decode("utf-8", "replace")
+                frames.append(data)
+        return frames
+
+    def screenshot(self, path: str | os.PathLike) -> str:
+        """The viewport as a PNG at ``path``; the path, or why there is none."""
+        try:
+            shot = self.pipe.send("Page.captureScreenshot", {"format": "png"}, session=self.session,
+                                  deadline=time.monotonic() + 30)
+        except AssertionError as e:
+            return f"(no screenshot: {e})"
+        Path(path).write_bytes(base64.b64decode(shot["data"]))
+        return str(path)
+
+
+@contextlib.contextmanager
+def open_url(url: str, *, width: int = 1400, height: int = 1000) -> Iterator[Tab]:
+    """``url`` (a server on 127.0.0.1: no other host resolves) opened in headless Chromium, as a :class:`Tab`
+    that records the page's console, exceptions and WebSocket frames; the browser ends with the block."""
+    pipe = _Pipe(chromium(), width, height)
+    try:
+        target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
+            pipe.send(method, session=session)
+        # focus and key events as in a window in front (CodeMirror and JupyterLab's shortcuts want focus)
+        pipe.send("Emulation.setFocusEmulationEnabled", {"enabled": True}, session=session)
+        pipe.send("Page.navigate", {"url": url}, session=session)
+        yield Tab(pipe, session)
+    finally:
+        pipe.close()
 
 
 def check_report(path: str | os.PathLike, *, screenshot: str | os.PathLike | None = None,
