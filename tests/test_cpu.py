@@ -49,6 +49,17 @@ def test_records_a_live_process(http_server, runs_dir, busy_child):
     assert doc["profiles"][0]["endValue"] == meta["samples"]
 
 
+def test_attaches_when_the_environment_forces_colour(http_server, runs_dir, busy_child, monkeypatch):
+    """A Jupyter kernel exports CLICOLOR_FORCE=1: py-spy then coloured its "Sampling process" line, which never
+    matched, and every notebook run with py-spy waited out the attach timeout and had no profile."""
+    monkeypatch.setenv("CLICOLOR_FORCE", "1")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    result = run_load(http_server.url, shapes.constant(rate=20, duration=1.0), single("/"), runs_dir=runs_dir,
+                      progress=False, collectors=[PySpyCollector(busy_child.pid, attach_timeout=30)])
+    meta = json.loads((result.path / "meta.json").read_text())["collectors"]["py-spy"]
+    assert "error" not in meta and meta["samples"] > 0, meta
+
+
 def test_cannot_attach_is_a_clear_message_and_the_run_goes_on(http_server, runs_dir):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(30)

@@ -55,8 +55,7 @@ def soak(target: str | None = None, *, endpoints: str = "POST /api/leak", rate: 
         if tracemalloc_on and token:
             collectors.append(TracemallocCollector(target, token, interval_s=snapshot_interval, nframes=nframes))
         if pyspy_on and proc_ref is not None:
-            # under memray the target's memory maps are larger and py-spy takes longer to find the interpreter
-            collectors.append(PySpyCollector(proc_ref, attach_timeout=60.0 if memray_on else 20.0))
+            collectors.append(PySpyCollector(proc_ref))
         if memray_on and demo is not None:
             # first in the list, so stopped last: it stops the target to finish the capture
             collectors.insert(0, MemrayCollector(demo))

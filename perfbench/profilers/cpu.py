@@ -19,6 +19,8 @@ installed), ``start`` raises an error that says so and why; the collector seam r
 from __future__ import annotations
 
 import json
+import os
+import re
 import select
 import shutil
 import signal
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
 
 CPU_DIR = "cpu"
 ATTACHED = "py-spy> Sampling process"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# colour forced on by the environment (Jupyter kernels set CLICOLOR_FORCE=1) puts escape codes into py-spy's
+# "py-spy> Sampling process" line, which then never matched: asked for plain text, and escapes stripped anyway
+_COLOUR_VARS = ("CLICOLOR_FORCE", "FORCE_COLOR")
+
+
+def plain_environment() -> dict[str, str]:
+    """perfbench's environment for py-spy, with colour off."""
+    env = {k: v for k, v in os.environ.items() if k not in _COLOUR_VARS}
+    env["NO_COLOR"] = "1"
+    return env
 OUTPUTS = {"raw": "py-spy.txt", "flamegraph": "py-spy.svg", "speedscope": "py-spy.speedscope.json"}
 
 
@@ -104,7 +117,7 @@ class PySpyCollector:
                "-o", str(self.out), *self.flags]
         log = open(self._log, "w")  # noqa: SIM115 - py-spy's stderr, closed below
         try:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=plain_environment(),
                                          start_new_session=True)  # our Ctrl-C is not py-spy's
         finally:
             log.close()
@@ -114,7 +127,7 @@ class PySpyCollector:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
             if ready:
-                line = self.proc.stdout.readline()
+                line = _ANSI.sub("", self.proc.stdout.readline())
                 if line.startswith(ATTACHED):
                     return
                 if line:
