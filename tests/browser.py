@@ -170,16 +170,22 @@ class _Pipe:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
+def _new_session(pipe: _Pipe) -> str:
+    """A blank page's session, with the runtime, log, page and network events on."""
+    target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
+        pipe.send(method, session=session)
+    return session
+
+
 @contextlib.contextmanager
 def _opened(path: str | os.PathLike, width: int, height: int, timeout_s: float):
     """A page of ``path`` loaded offline, waited for until its charts rendered or failed: ``(pipe, session,
     state)``."""
     pipe = _Pipe(chromium(), width, height)
     try:
-        target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
-            pipe.send(method, session=session)
+        session = _new_session(pipe)
         pipe.send("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1,
                                                        "uploadThroughput": -1}, session=session)
         pipe.send("Page.navigate", {"url": Path(path).resolve().as_uri()}, session=session)
@@ -378,10 +384,7 @@ def open_url(url: str, *, width: int = 1400, height: int = 1000) -> Iterator[Tab
     that records the page's console, exceptions and WebSocket frames; the browser ends with the block."""
     pipe = _Pipe(chromium(), width, height)
     try:
-        target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
-            pipe.send(method, session=session)
+        session = _new_session(pipe)
         # focus and key events as in a window in front (CodeMirror and JupyterLab's shortcuts want focus)
         pipe.send("Emulation.setFocusEmulationEnabled", {"enabled": True}, session=session)
         pipe.send("Page.navigate", {"url": url}, session=session)

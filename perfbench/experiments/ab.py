@@ -279,9 +279,9 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     design = {"baseline": {"target": targets[BASELINE], "label": labels[0]},
               "candidate": {"target": targets[CANDIDATE], "label": labels[1]},
               "block_s": block, "pairs": pairs, "order": "ABBA or BAAB per two pairs, by a seeded coin",
-              "seed": seed, "service_cpus": sorted(service_cpus) if service_cpus else None, "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9,
-                                         "planned": len(w.index)}
-                                        for k, (s, (a, b), w) in enumerate(zip(order, bounds, wins, strict=True))]}
+              "seed": seed, "service_cpus": sorted(service_cpus) if service_cpus else None,
+              "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9, "planned": len(w.index)}
+                         for k, (s, (a, b), w) in enumerate(zip(order, bounds, wins, strict=True))]}
     meta = start_meta(targets[BASELINE], scenario, plan, options, max_in_flight=max_in_flight, path=None)
     rd.write_meta({**meta, "kind": "ab", "ab": {k: v for k, v in design.items() if k != "blocks"}})
     if announce:

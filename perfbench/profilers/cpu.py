@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 CPU_DIR = "cpu"
 ATTACHED = "py-spy> Sampling process"
+OUTPUTS = {"raw": "py-spy.txt", "flamegraph": "py-spy.svg", "speedscope": "py-spy.speedscope.json"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # colour forced on by the environment (Jupyter kernels set CLICOLOR_FORCE=1) puts escape codes into py-spy's
 # "py-spy> Sampling process" line, which then never matched: asked for plain text, and escapes stripped anyway
@@ -49,7 +50,6 @@ def plain_environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _COLOUR_VARS}
     env["NO_COLOR"] = "1"
     return env
-OUTPUTS = {"raw": "py-spy.txt", "flamegraph": "py-spy.svg", "speedscope": "py-spy.speedscope.json"}
 
 
 def pyspy_executable() -> str | None:
