@@ -245,3 +245,48 @@ def test_collectors_run_around_the_load_and_a_broken_one_does_not_sink_it(http_s
     assert "ptrace not allowed" in meta["collectors"]["broken"]["error"]
     assert any("broken did not start" in n for n in notes)
     assert (res.path / "recording.txt").read_text() == "hello" and res.summary["overall"]["count"] == 10
+
+
+def test_a_session_primes_the_row_conversion_before_the_clock_starts(http_server, monkeypatch):
+    """The first conversion of a batch in a process pays numpy's and Arrow's first-use costs (~10 ms
+    of stalled event loop mid-run; benchmarks/timeout_precision.py): a session pays them on entry."""
+    from perfbench.engine import recorder as rec
+    from perfbench.engine.session import LoadSession
+
+    monkeypatch.setattr(rec, "_primed", False)
+    primed_when_started = []
+
+    async def main():
+        session = LoadSession(http_server.url, shapes.constant(10, 0.1), Scenario([Request("r", "GET", "/")]),
+                              LoadOptions())
+        real_start = session.sender.start
+
+        async def start():
+            primed_when_started.append(rec._primed)
+            await real_start()
+
+        session.sender.start = start
+        async with session:
+            pass
+
+    asyncio.run(main())
+    assert primed_when_started == [True]
+
+
+def test_priming_leaves_no_trace_in_a_recorder_made_after_it(monkeypatch):
+    from perfbench.engine import recorder as rec
+
+    def batch():
+        sink = MemorySink()
+        r = Recorder(sink)
+        e = r.endpoint("a", "GET")
+        r.record((1, e, 10, 11, 20, 200, None, None, 5, 5, -1, -1, None, 0))
+        r.record((2, e, 12, 13, 30, None, "timeout", "read timeout", 0, 0, -2, 4, None, 0))
+        r.flush()
+        return sink.table()
+
+    before = batch()
+    monkeypatch.setattr(rec, "_primed", False)
+    rec.prime()
+    assert rec._primed
+    assert batch().equals(before)

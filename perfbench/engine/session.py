@@ -46,6 +46,7 @@ from .open_model import OpenModelEngine
 from .options import LoadOptions
 from .protocols import Sender
 from .recorder import Recorder
+from .recorder import prime as prime_recorder
 from .senders import make_sender
 from .stats import EngineStats
 
@@ -228,6 +229,7 @@ class LoadSession:
         self._signals = StopSignals(self.stop)
 
     async def __aenter__(self) -> LoadSession:
+        prime_recorder()  # a conversion's first-use costs paid before the run's clock starts
         await self.sender.start()
         try:
             if self.plan.model == "open":
