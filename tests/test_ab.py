@@ -397,13 +397,13 @@ def test_demo_app_installs_the_slowdown_only_when_asked(tmp_path):
     assert "slowdown" not in [m.__name__ for m in plain.middlewares]
 
 
-def test_a_slowdown_is_cpu_work_added_to_the_handler_calibrated_on_its_first_requests():
-    """=Nms adds N ms of the thread's CPU time; =N% adds N% of the handler's median CPU time over its first
-    CALIBRATION requests, the same amount from then on. Lower bounds on CPU time only (a busy machine only
+def test_a_slowdown_is_cpu_work_added_to_the_handler_by_its_recent_median():
+    """=Nms adds N ms of the thread's CPU time; =N% adds N% of the handler's own time (its first WARM
+    requests) or of the median over its recent requests. Lower bounds on CPU time only (a busy machine only
     makes wall time longer)."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from perfbench.demo.slowdown import CALIBRATION, parse_slowdown, slowdown_middleware
+    from perfbench.demo.slowdown import WARM, parse_slowdown, slowdown_middleware
 
     work_s = 0.002
 
@@ -428,9 +428,25 @@ def test_a_slowdown_is_cpu_work_added_to_the_handler_calibrated_on_its_first_req
 
     fixed = asyncio.run(cpu_per_request("/api/posts=3ms", 3))
     assert all(t >= work_s + 0.003 for t in fixed[:-1])  # client, server and middleware on this thread
-    pct = asyncio.run(cpu_per_request("/api/posts=100%", CALIBRATION + 5))
-    assert all(t >= work_s * 2 for t in pct[:-1])  # each calibrating request by its own time, then by the median
+    pct = asyncio.run(cpu_per_request("/api/posts=100%", WARM + 5))
+    assert all(t >= work_s * 2 for t in pct[:-1])  # each warming request by its own time, then by the median
     assert pct[-1] < min(pct[:-1])  # /other is not slowed
+
+
+def test_the_running_median_is_the_median_of_the_last_values():
+    import random as rnd
+    import statistics
+
+    from perfbench.demo.slowdown import RunningMedian
+
+    rm, seen, rng = RunningMedian(size=7), [], rnd.Random(3)
+    for _ in range(60):
+        v = rng.choice([rng.random(), 0.5, 0.25])  # ties too
+        rm.add(v)
+        seen.append(v)
+        last = seen[-7:]
+        assert len(rm) == len(last)
+        assert rm.median() == sorted(last)[len(last) // 2] == statistics.median_high(last)
 
 
 def test_each_pair_draws_its_own_request_mix_the_same_for_both_sides(http_server, tmp_path):
