@@ -258,6 +258,8 @@ def main() -> None:
     p.add_argument("--effect", type=int, default=20, help="trials with the slowed build (default 20)")
     p.add_argument("--seconds", type=float, default=60.0, help="an A/B trial's length; each separate run is half")
     p.add_argument("--rate", type=float, default=50.0)
+    p.add_argument("--slowdown", default=SLOWDOWN, metavar="PATH=N%",
+                   help=f"the slowed build's --slowdown (default {SLOWDOWN}: 15%% of the handler's CPU time)")
     p.add_argument("--no-hog", action="store_true", help="no CPU hog (a quiet-machine reference)")
     p.add_argument("--block", type=float, nargs="+", default=[DEFAULT_BLOCK_S],
                    help=f"the A/B block length, s (default {DEFAULT_BLOCK_S:g}, as perfbench ab); several: one per "
@@ -304,7 +306,7 @@ def main() -> None:
         demos.clear()
         order = list(names)
         order_rng.shuffle(order)
-        slowdowns = {"base": [], "same": [], "slow": [SLOWDOWN]}
+        slowdowns = {"base": [], "same": [], "slow": [args.slowdown]}
         for name in order:
             slow = slowdowns[name]
             d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log", cpus=cpus)
@@ -329,7 +331,7 @@ def main() -> None:
                 r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=args.first_seed + i,
                           block=args.block[i % len(args.block)], only_ab=args.only_ab)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog, fresh=args.fresh_processes,
-                         service_cpus=args.service_cpus, started_first=first[0],
+                         service_cpus=args.service_cpus, started_first=first[0], slowdown=args.slowdown,
                          hog_on_share=(hog.on_s / hog.total_s) if hog and hog.total_s else None,
                          load_avg=os.getloadavg()[0], took_s=time.monotonic() - started)
                 f.write(json.dumps(r) + "\n")

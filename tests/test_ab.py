@@ -31,7 +31,7 @@ from perfbench.compare.paired import (
     units,
 )
 from perfbench.errors import ConfigError
-from perfbench.experiments.ab import block_order, is_ab_dir, read_verdict, run_ab, schedule
+from perfbench.experiments.ab import block_order, is_ab_dir, read_verdict, run_ab, schedule, start_order
 from perfbench.service import check_cpus, format_cpus, parse_cpus
 from tests.conftest import ThreadServer
 
@@ -343,11 +343,21 @@ def test_ab_starts_both_services_pins_them_to_the_same_cpus_and_stops_them(tmp_p
     assert err.count(f"on CPUs {cpu}, log") == 2
     pids = [int(line.split("pid ")[1].split(",")[0]) for line in err.splitlines() if line.startswith("started the")]
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert json.loads((run_dir / "meta.json").read_text())["ab"]["service_cpus"] == [cpu]
+    ab_meta = json.loads((run_dir / "meta.json").read_text())["ab"]
+    assert ab_meta["service_cpus"] == [cpu]
+    started = [line.split()[2].rstrip(":") for line in err.splitlines() if line.startswith("started the")]
+    assert ab_meta["started"] == started == list(start_order(0))  # the seed's coin, in the order it says
     df = Run.load(run_dir).requests.collect()
     assert df.height == 80 and df["bytes"].min() == len(str(cpu))  # each answer: the CPUs its threads may use
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_which_service_starts_first_is_a_seeded_coin():
+    """The first of two processes started reads slower for the whole run: never the baseline every time."""
+    orders = {start_order(seed) for seed in range(20)}
+    assert orders == {("baseline", "candidate"), ("candidate", "baseline")}
+    assert all(start_order(seed) == start_order(seed) for seed in range(20))
 
 
 def test_ab_service_cpus_refuses_bad_lists_and_unstarted_services(tmp_path, capsys):

@@ -36,7 +36,7 @@ def register(sub) -> None:
     shape.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
     shape.add_argument("--block", default="0.25", metavar="S",
                        help="a block's length, adjusted so the run holds whole pairs (default 0.25 s)")
-    shape.add_argument("--seed", type=int, default=0, help="seed of the blocks' order (default 0)")
+    shape.add_argument("--seed", type=int, default=0, help="seed of the blocks' order and of which service perfbench starts first (default 0)")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
                    help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")
     p.add_argument("--scenario", help="'demo', a .toml scenario, or a Python file defining `scenario`")
@@ -81,7 +81,7 @@ def cmd_ab(args) -> int:
     from .. import shapes
     from ..compare import paired
     from ..errors import ConfigError
-    from ..experiments.ab import run_ab
+    from ..experiments.ab import run_ab, start_order
     from ..scenarios import load_scenario
     from ..service import ServiceProcess, format_cpus, parse_cpus
 
@@ -110,8 +110,10 @@ def cmd_ab(args) -> int:
             cpus = parse_cpus(args.service_cpus)
         except ConfigError as exc:
             raise ConfigError(f"--service-cpus: {exc}") from None
+    order = start_order(args.seed)  # a coin: the service started first runs slower (see start_order)
     with contextlib.ExitStack() as stack:
-        for side, (cmd, url) in starts.items():
+        for side in order:
+            cmd, url = starts[side]
             if cmd:
                 svc = stack.enter_context(ServiceProcess(cmd, url=url, ready_path=args.ready_path,
                                                          start_timeout=args.start_timeout, cpus=cpus))
@@ -124,7 +126,7 @@ def cmd_ab(args) -> int:
                         handle_signals=True, announce=None if args.quiet else err, threshold=args.threshold,
                         confidence=args.confidence, rules=rules or None, min_change_ms=args.min_change_ms,
                         noise=noise_limits(args, cmp.AB_LIMITS), judge_noisy=args.judge_noisy,
-                        service_cpus=cpus)
+                        service_cpus=cpus, started=[s for s in order if starts[s][0]] or None)
     ab = result.comparison
     for path, text in ((args.markdown, paired.to_markdown), (args.json, paired.to_json),
                        (args.junit, lambda a: cmp.to_junit(a.comparison))):

@@ -48,6 +48,7 @@ from ..compare.paired import (
     ABComparison,
     paired_compare,
 )
+from ..engine.heap import frozen_heap
 from ..engine.machine import MachineSampler
 from ..engine.open_model import OpenModelEngine
 from ..engine.options import LoadOptions, stderr_line
@@ -85,6 +86,15 @@ def block_order(pairs: int, seed: int = 0) -> list[str]:
         other = CANDIDATE if first == BASELINE else BASELINE
         out += [first, other, other, first][: 2 * min(2, pairs - q)]
     return out
+
+
+def start_order(seed: int = 0) -> tuple[str, str]:
+    """The order to start the two services in, by a seeded coin. Of two processes of one build started one
+    after the other, the first read ~1.5% slower at p50 through the whole run (benchmarks/README.md: 32 A/A
+    runs of fresh pairs, each side first in turn, 3.1% apart, about 6 standard errors). Starting the
+    baseline first every time would make every candidate look 1.5% faster; a coin makes that a noise of
+    either sign instead of a bias."""
+    return (BASELINE, CANDIDATE) if random.Random(f"ab-start:{seed}").random() < 0.5 else (CANDIDATE, BASELINE)
 
 
 def schedule(duration: float, block_s: float) -> tuple[int, float]:
@@ -208,33 +218,34 @@ async def _run_blocks(targets: dict[str, str], plan: OpenPlan, scenario: Scenari
         signals = StopSignals(stop)
         if options.handle_signals:
             signals.install()
-        started = time.perf_counter()
-        t0 = time.perf_counter_ns()  # what the engine's MonotonicClock reads
         tasks: list[asyncio.Task[Any]] = []
-        try:
-            for k, (side, win) in enumerate(zip(order, wins, strict=True)):
-                wait = (t0 + win.start_ns - LEAD_NS - time.perf_counter_ns()) / 1e9
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if stopping:
-                    break
-                if announce and k and k % (2 * max(1, len(order) // 20)) == 0:
-                    announce(f"perfbench ab: {k // 2} of {len(order) // 2} pairs of blocks sent")
-                s = sessions[side]
-                worker = SIDES.index(side)
-                recorder = Recorder(_sink(journal, side, k), worker=worker)
-                engine = OpenModelEngine(win, pair_scenario(scenario, k // 2), s.sender, recorder,
-                                         max_in_flight=s.max_in_flight,
-                                         max_requests=None, grace=options.grace, auth_headers=s.auth,
-                                         worker=worker)
-                running.append(engine)
-                tasks.append(asyncio.create_task(engine.run(t0_ns=t0)))
-                tasks[-1].add_done_callback(_forget(running, engine))
-            results = await asyncio.gather(*tasks)
-        finally:
-            signals.remove()
-            for t in tasks:
-                t.cancel()
+        with frozen_heap():  # as a run's load: the collector skips the set-up's objects
+            started = time.perf_counter()
+            t0 = time.perf_counter_ns()  # what the engine's MonotonicClock reads
+            try:
+                for k, (side, win) in enumerate(zip(order, wins, strict=True)):
+                    wait = (t0 + win.start_ns - LEAD_NS - time.perf_counter_ns()) / 1e9
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    if stopping:
+                        break
+                    if announce and k and k % (2 * max(1, len(order) // 20)) == 0:
+                        announce(f"perfbench ab: {k // 2} of {len(order) // 2} pairs of blocks sent")
+                    s = sessions[side]
+                    worker = SIDES.index(side)
+                    recorder = Recorder(_sink(journal, side, k), worker=worker)
+                    engine = OpenModelEngine(win, pair_scenario(scenario, k // 2), s.sender, recorder,
+                                             max_in_flight=s.max_in_flight,
+                                             max_requests=None, grace=options.grace, auth_headers=s.auth,
+                                             worker=worker)
+                    running.append(engine)
+                    tasks.append(asyncio.create_task(engine.run(t0_ns=t0)))
+                    tasks[-1].add_done_callback(_forget(running, engine))
+                results = await asyncio.gather(*tasks)
+            finally:
+                signals.remove()
+                for t in tasks:
+                    t.cancel()
         for side, stats in zip(order, results, strict=False):
             for key in totals[side]:
                 totals[side][key] += getattr(stats, key)
@@ -251,7 +262,7 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
            stats: tuple[str, ...] = AB_STATS, min_change_ms: float = AB_MIN_CHANGE_MS,
            labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None,
            noise: NoiseLimits | None = AB_LIMITS, judge_noisy: bool = False,
-           service_cpus: Iterable[int] | None = None) -> ABResult:
+           service_cpus: Iterable[int] | None = None, started: Iterable[str] | None = None) -> ABResult:
     """Alternate ``plan``'s load between ``baseline`` and ``candidate`` (URLs) in blocks, write one run
     directory and judge the candidate against the baseline, paired by blocks (see the module docstring).
 
@@ -260,7 +271,8 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     ``perfbench.compare.paired.paired_compare``'s. ``noise``: when the run counts as too noisy to judge
     (``perfbench.compare.noise``; default ``AB_LIMITS``: a side whose arrivals were capped or unsent;
     None: never); ``judge_noisy`` judges anyway. ``service_cpus``: the CPUs both services were pinned
-    to, if they were (recorded in ``meta.json``).
+    to, if they were; ``started``: the order perfbench started them in, if it did (both recorded in
+    ``meta.json``).
     """
     if getattr(plan, "model", None) != "open":
         raise ConfigError("an A/B run takes an open-model plan (a rate): the closed model's users would "
@@ -280,6 +292,7 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
               "candidate": {"target": targets[CANDIDATE], "label": labels[1]},
               "block_s": block, "pairs": pairs, "order": "ABBA or BAAB per two pairs, by a seeded coin",
               "seed": seed, "service_cpus": sorted(service_cpus) if service_cpus else None,
+              "started": list(started) if started else None,
               "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9, "planned": len(w.index)}
                          for k, (s, (a, b), w) in enumerate(zip(order, bounds, wins, strict=True))]}
     meta = start_meta(targets[BASELINE], scenario, plan, options, max_in_flight=max_in_flight, path=None)
