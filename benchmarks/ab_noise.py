@@ -298,8 +298,9 @@ def main() -> None:
     order_rng = random.Random(f"start-order:{args.first_seed}")
 
     def start_demos(names: tuple[str, ...] = ("base", "same", "slow")) -> list[str]:
-        """Start the named demos in a random order (a process started first read ~1.5% slower at p50 than
-        its pair in A/A runs on a quiet machine, weak evidence: so no side is always first); the order."""
+        """Start the named demos in a random order (the process started first reads ~1.5% slower at p50
+        than its pair for the whole run, as perfbench ab's start_order says: so no side is always first);
+        the order."""
         for d in demos.values():
             with contextlib.suppress(Exception):
                 d.stop()

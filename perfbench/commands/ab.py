@@ -36,7 +36,8 @@ def register(sub) -> None:
     shape.add_argument("--poisson", action="store_true", help="Poisson arrivals instead of evenly spaced ones")
     shape.add_argument("--block", default="0.25", metavar="S",
                        help="a block's length, adjusted so the run holds whole pairs (default 0.25 s)")
-    shape.add_argument("--seed", type=int, default=0, help="seed of the blocks' order and of which service perfbench starts first (default 0)")
+    shape.add_argument("--seed", type=int, default=0,
+                       help="seed of the blocks' order and of which service perfbench starts first (default 0)")
     p.add_argument("--path", action="append", default=[], metavar="SPEC",
                    help="a request of the mix: [NAME=][METHOD ]PATH[*WEIGHT], repeatable; default GET /")
     p.add_argument("--scenario", help="'demo', a .toml scenario, or a Python file defining `scenario`")

@@ -35,8 +35,8 @@ def register(sub) -> None:
                         "(default: $PERFBENCH_AGENT_TOKEN, else no agent)")
     p.add_argument("--slowdown", action="append", default=[], metavar="PATH=N%|Nms",
                    help="make responses to paths starting with PATH slower on purpose by more CPU work: N%% of the "
-                        "median CPU time of their handler over its last 201 requests, or N ms; repeatable: a known answer for "
-                        "`perfbench ab`")
+                        "median CPU time of their handler over its last 201 requests, or N ms; repeatable: a known "
+                        "answer for `perfbench ab`")
     p.set_defaults(func=cmd_serve_demo)
 
 

@@ -90,8 +90,9 @@ def block_order(pairs: int, seed: int = 0) -> list[str]:
 
 def start_order(seed: int = 0) -> tuple[str, str]:
     """The order to start the two services in, by a seeded coin. Of two processes of one build started one
-    after the other, the first read ~1.5% slower at p50 through the whole run (benchmarks/README.md: 32 A/A
-    runs of fresh pairs, each side first in turn, 3.1% apart, about 6 standard errors). Starting the
+    after the other, the first read ~1.5% slower at p50 through the whole run (benchmarks/README.md: 40 A/A
+    runs of fresh pairs, either side first at random: the two orders' mean log-ratios 0.033 apart, about
+    7 standard errors). Starting the
     baseline first every time would make every candidate look 1.5% faster; a coin makes that a noise of
     either sign instead of a bias."""
     return (BASELINE, CANDIDATE) if random.Random(f"ab-start:{seed}").random() < 0.5 else (CANDIDATE, BASELINE)
