@@ -132,11 +132,11 @@ def other_cpu(run_dir: Path) -> float | None:
 
 
 def trial(kind: str, base: str, cand: str, seconds: float, rate: float, runs: Path, seed: int, block: float,
-          only_ab: bool = False) -> dict:
+          only_ab: bool = False, segments: int = 1, restart=None) -> dict:
     quiet = {"announce": lambda line: None}
     out: dict = {"kind": kind, "seed": seed}
     res = run_ab(base, cand, shapes.constant(rate, seconds), SCENARIO, block_s=block, seed=seed, runs_dir=runs / "ab",
-                 **quiet)
+                 segments=segments, restart=restart, **quiet)
     out["ab"] = {**outcome(res.comparison.comparison, res.comparison.verdict), "other_cpu": other_cpu(res.path),
                  "block": block}
     if only_ab:
@@ -268,6 +268,9 @@ def main() -> None:
     p.add_argument("--fresh-processes", action="store_true",
                    help="start new demo processes (and warm them) before every trial, instead of one set for all: "
                         "tells a difference between two processes from one that moves with time")
+    p.add_argument("--segments", type=int, default=1,
+                   help="with --fresh-processes: restart the trial's pair this many times in each A/B run, started "
+                        "first in turn (as perfbench ab --segments; default 1, none)")
     p.add_argument("--first-seed", type=int, default=0,
                    help="the first trial's seed (the A/B's block order); the next trials count up from it")
     p.add_argument("--service-cpus", metavar="LIST",
@@ -278,6 +281,8 @@ def main() -> None:
     p.add_argument("--report", metavar="FILE", nargs="+", help="print the table of earlier --out files and exit")
     args = p.parse_args()
     cpus = parse_cpus(args.service_cpus) if args.service_cpus else None
+    if args.segments > 1 and not args.fresh_processes:
+        p.error("--segments restarts the trial's pair: give --fresh-processes")
     if args.report:
         rs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
         table = report(rs, args.seconds)
@@ -297,20 +302,23 @@ def main() -> None:
     results: list[dict] = []
     order_rng = random.Random(f"start-order:{args.first_seed}")
 
-    def start_demos(names: tuple[str, ...] = ("base", "same", "slow")) -> list[str]:
+    def start_demos(names: tuple[str, ...] = ("base", "same", "slow"), order: list[str] | None = None,
+                    ports: dict[str, int] | None = None) -> list[str]:
         """Start the named demos in a random order (the process started first reads ~1.5% slower at p50
-        than its pair for the whole run, as perfbench ab's start_order says: so no side is always first);
-        the order."""
+        than its pair for the whole run, as perfbench ab's start_order says: so no side is always first),
+        or in ``order``, on ``ports`` (name: port; default free ones); the order."""
         for d in demos.values():
             with contextlib.suppress(Exception):
                 d.stop()
         demos.clear()
-        order = list(names)
-        order_rng.shuffle(order)
+        if order is None:
+            order = list(names)
+            order_rng.shuffle(order)
         slowdowns = {"base": [], "same": [], "slow": [args.slowdown]}
         for name in order:
             slow = slowdowns[name]
-            d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log", cpus=cpus)
+            d = DemoProcess(db_path=db, max_seconds=budget, slowdown=slow, log_path=work / f"{name}.log", cpus=cpus,
+                            port=(ports or {}).get(name, 0))
             d.start()
             demos[name] = d
         for d in demos.values():  # warm: the first requests of a process are slower (imports, caches)
@@ -329,10 +337,19 @@ def main() -> None:
                     first = start_demos(("base", "same" if kind == "aa" else "slow"))
                 cand = demos["same" if kind == "aa" else "slow"].url
                 started = time.monotonic()
+                orders = [first]
+                ports = {name: int(d.url.rsplit(":", 1)[1]) for name, d in demos.items()}
+
+                def restart(k: int, pair: list[str] = first, orders: list = orders, ports: dict = ports) -> list[str]:
+                    orders.append(start_demos(tuple(pair), order=pair if k % 2 == 0 else pair[::-1], ports=ports))
+                    return orders[-1]
+
                 r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=args.first_seed + i,
-                          block=args.block[i % len(args.block)], only_ab=args.only_ab)
+                          block=args.block[i % len(args.block)], only_ab=args.only_ab, segments=args.segments,
+                          restart=restart if args.segments > 1 else None)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog, fresh=args.fresh_processes,
-                         service_cpus=args.service_cpus, started_first=first[0], slowdown=args.slowdown,
+                         service_cpus=args.service_cpus, started_first=first[0], started=orders,
+                         segments=args.segments, slowdown=args.slowdown,
                          hog_on_share=(hog.on_s / hog.total_s) if hog and hog.total_s else None,
                          load_avg=os.getloadavg()[0], took_s=time.monotonic() - started)
                 f.write(json.dumps(r) + "\n")

@@ -336,6 +336,7 @@ def test_ab_starts_both_services_pins_them_to_the_same_cpus_and_stops_them(tmp_p
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     code = main(["ab", *urls, "--baseline-start", f"{sys.executable} {script} {ports[0]}",
                  "--candidate-start", f"{sys.executable} {script} {ports[1]}", "--service-cpus", str(cpu),
+                 "--segments", "1",
                  "--rate", "40", "--duration", "2", "--path", "/cpus", "--runs-dir", str(tmp_path / "runs"),
                  "--threshold", "50%"])
     out, err = capsys.readouterr()

@@ -53,6 +53,12 @@ def register(sub) -> None:
     svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
                      help="seconds to wait for a started service to answer (default 60)")
     svc.add_argument("--ready-path", default="/", metavar="PATH", help="polled until a started service answers")
+    svc.add_argument("--segments", type=positive(int), metavar="N",
+                     help="cut the run into N parts and restart both started services between them, started "
+                          "first in turn (1, or an even number; default 2 when perfbench starts both, else 1). "
+                          "Two processes of one build can differ by a few percent for their whole lives (the one "
+                          "started first read ~1.5%% slower); with both orders in the run that cancels, and the "
+                          "rest shows in the interval. The restarts' time is not part of the plan's")
     svc.add_argument("--service-cpus", metavar="LIST",
                      help="run both started services (and all they fork) on these CPUs, the same set for both, as "
                           "taskset -c takes it: 1, 0,2 or 2-3. On a shared machine this puts both in one run queue, "
@@ -82,9 +88,9 @@ def cmd_ab(args) -> int:
     from .. import shapes
     from ..compare import paired
     from ..errors import ConfigError
-    from ..experiments.ab import run_ab, start_order
+    from ..experiments.ab import restart_order, run_ab, start_order
     from ..scenarios import load_scenario
-    from ..service import ServiceProcess, format_cpus, parse_cpus
+    from ..service import parse_cpus
 
     rules = cmp.parse_rules(args.fail_on)
     try:
@@ -111,23 +117,26 @@ def cmd_ab(args) -> int:
             cpus = parse_cpus(args.service_cpus)
         except ConfigError as exc:
             raise ConfigError(f"--service-cpus: {exc}") from None
+    both = bool(args.baseline_start and args.candidate_start)
+    segments = args.segments if args.segments is not None else (2 if both else 1)
+    if segments > 1 and not both:
+        raise ConfigError(f"--segments {segments} restarts the services between segments: give both "
+                          "--baseline-start and --candidate-start (or --segments 1)")
+    if segments > 1 and segments % 2:
+        raise ConfigError(f"--segments must be 1 or an even number (each side is started first in half of the "
+                          f"segments, so the offset that order gives cancels), got {segments}")
     order = start_order(args.seed)  # a coin: the service started first runs slower (see start_order)
     with contextlib.ExitStack() as stack:
-        for side in order:
-            cmd, url = starts[side]
-            if cmd:
-                svc = stack.enter_context(ServiceProcess(cmd, url=url, ready_path=args.ready_path,
-                                                         start_timeout=args.start_timeout, cpus=cpus))
-                if not args.quiet:
-                    on = f", on CPUs {format_cpus(cpus)}" if cpus else ""
-                    err(f"started the {side}: pid {svc.pid}, serving on {svc.url}{on}, log {svc.log_path}")
+        services = stack.enter_context(_Services(starts, args, cpus))
+        services.start(order)
         result = run_ab(args.baseline, args.candidate, plan, scenario, block_s=block, seed=args.seed,
                         runs_dir=args.runs_dir, label=args.label, allow_hosts=args.allow_host,
                         max_in_flight=args.max_in_flight, timeout=args.timeout, http_path=args.http_path,
                         handle_signals=True, announce=None if args.quiet else err, threshold=args.threshold,
                         confidence=args.confidence, rules=rules or None, min_change_ms=args.min_change_ms,
                         noise=noise_limits(args, cmp.AB_LIMITS), judge_noisy=args.judge_noisy,
-                        service_cpus=cpus, started=[s for s in order if starts[s][0]] or None)
+                        service_cpus=cpus, started=[s for s in order if starts[s][0]] or None,
+                        segments=segments, restart=lambda k: services.start(restart_order(order, k)))
     ab = result.comparison
     for path, text in ((args.markdown, paired.to_markdown), (args.json, paired.to_json),
                        (args.junit, lambda a: cmp.to_junit(a.comparison))):
@@ -144,3 +153,41 @@ def cmd_ab(args) -> int:
     if result.end_reason in ("interrupted", "terminated"):
         return {"interrupted": 130, "terminated": 143}[result.end_reason]
     return ab.exit_code
+
+
+class _Services:
+    """The services perfbench starts for ``ab``: ``start(order)`` stops those running and starts each side
+    that has a command, in ``order``; the sides started, in order. Leaving the ``with`` block stops them."""
+
+    def __init__(self, starts: dict[str, tuple[str | None, str]], args, cpus) -> None:
+        self.starts, self.args, self.cpus = starts, args, cpus
+        self.running: list = []
+
+    def start(self, order: tuple[str, str]) -> list[str]:
+        from ..service import ServiceProcess, format_cpus
+
+        self.stop()
+        started = []
+        for side in order:
+            cmd, url = self.starts[side]
+            if not cmd:
+                continue
+            svc = ServiceProcess(cmd, url=url, ready_path=self.args.ready_path,
+                                 start_timeout=self.args.start_timeout, cpus=self.cpus)
+            svc.start()  # stops it again if it never became ready
+            self.running.append(svc)
+            started.append(side)
+            if not self.args.quiet:
+                on = f", on CPUs {format_cpus(self.cpus)}" if self.cpus else ""
+                err(f"started the {side}: pid {svc.pid}, serving on {svc.url}{on}, log {svc.log_path}")
+        return started
+
+    def stop(self) -> None:
+        while self.running:
+            self.running.pop().stop()
+
+    def __enter__(self) -> _Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

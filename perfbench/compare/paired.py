@@ -18,6 +18,8 @@ Statistics, per endpoint and percentile (p50, p95, p99 by default):
   sides. Under a CPU hog switched on and off at random, 60 s at 50 req/s, the p50 intervals' half-width
   had a median of 0.040 (log) at 6 requests a side against 0.044 at 20, and a maximum of 0.047
   against 0.115 (benchmarks/README.md);
+- a unit never holds pairs of two segments (``segment``: the services were restarted between them), so
+  each unit compares one pair of processes;
 - per unit, the log of candidate / baseline of the percentile of its requests;
 - the estimate is the Hodges-Lehmann estimate of those log-ratios (the median of their pairwise
   averages) and the interval the exact Wilcoxon signed-rank interval. It assumes only that each
@@ -78,13 +80,29 @@ def need_for(p: float) -> int:
     return math.ceil(round(tail / min(p, 1 - p), 9))  # round: 1 - 0.9 is 0.09999...
 
 
-def units(pair_counts: list[tuple[int, int, int]], need: int) -> list[list[int]]:
+def units(pair_counts: list[tuple[int, int, int]], need: int,
+          segment_of: dict[int, int] | None = None) -> list[list[int]]:
     """Consecutive pairs merged until both sides of each unit have ``need`` requests.
 
     ``pair_counts``: (pair, baseline requests, candidate requests) in time order. A short last unit is
-    merged into the one before it (dropped if it is the only one).
+    merged into the one before it (dropped if it is the only one). ``segment_of``: each pair's segment
+    (an A/B run whose services were restarted between segments): no unit holds pairs of two segments,
+    so each unit compares one pair of processes; a segment too short for a unit of its own joins the
+    unit before it.
     """
-    out: list[list[int]] = []
+    if segment_of and len({segment_of.get(p, 0) for p, _, _ in pair_counts}) > 1:
+        out: list[list[int]] = []
+        runs: dict[int, list[tuple[int, int, int]]] = {}
+        for pc in pair_counts:
+            runs.setdefault(segment_of.get(pc[0], 0), []).append(pc)
+        for _segment, run in sorted(runs.items()):
+            got = units(run, need)
+            if got:
+                out += got
+            elif out:
+                out[-1].extend(p for p, _, _ in run)
+        return out
+    out = []
     cur: list[int] = []
     nb = nc = 0
     for pair, b, c in pair_counts:
@@ -138,6 +156,7 @@ class EndpointRows:
     """One endpoint's latencies (ms) by side and pair (a side without requests in a pair: an empty array)."""
 
     by_pair: dict[int, dict[str, np.ndarray]]
+    segment_of: dict[int, int] = field(default_factory=dict)  # pair -> segment (empty: one segment)
 
     def pair_counts(self) -> list[tuple[int, int, int]]:
         return [(k, len(v[BASELINE]), len(v[CANDIDATE])) for k, v in sorted(self.by_pair.items())]
@@ -148,16 +167,22 @@ class EndpointRows:
 
 
 def endpoint_rows(rows: pl.DataFrame | pl.LazyFrame) -> dict[str, EndpointRows]:
-    """Per endpoint, its latencies by pair and side (``rows``: ``endpoint``, ``side``, ``block``, ``latency_ns``)."""
-    df = rows.lazy().select("endpoint", "side", (pl.col("block") // 2).alias("pair"),
-                            (pl.col("latency_ns") / 1e6).alias("ms")).collect()
+    """Per endpoint, its latencies by pair and side (``rows``: ``endpoint``, ``side``, ``block``, ``latency_ns``;
+    ``segment`` if the services were restarted between segments)."""
+    lf = rows.lazy()
+    segment = pl.col("segment") if "segment" in lf.collect_schema().names() else pl.lit(0)
+    df = lf.select("endpoint", "side", (pl.col("block") // 2).alias("pair"),
+                   (pl.col("latency_ns") / 1e6).alias("ms"), segment.cast(pl.Int64).alias("segment")).collect()
     bad = set(df["side"].unique().to_list()) - set(SIDES)
     if bad:
         raise ConfigError(f"an A/B run's side is {' or '.join(SIDES)}; found {', '.join(sorted(map(str, bad)))}")
+    segment_of = {int(k): int(v) for k, v in df.group_by("pair").agg(pl.col("segment").min()).iter_rows()}
+    if len(set(segment_of.values())) < 2:
+        segment_of = {}
     out: dict[str, EndpointRows] = {}
     grouped = df.group_by("endpoint", "pair", "side").agg(pl.col("ms")).sort("endpoint", "pair", "side")
     for endpoint, pair, side, ms in grouped.iter_rows():
-        out.setdefault(str(endpoint), EndpointRows({})).by_pair.setdefault(int(pair), {})[side] = (
+        out.setdefault(str(endpoint), EndpointRows({}, segment_of)).by_pair.setdefault(int(pair), {})[side] = (
             np.asarray(ms, dtype=np.float64))
     empty = np.zeros(0, dtype=np.float64)
     for e in list(out):  # a pair with requests on one side only (short blocks, a light request) is kept:
@@ -170,7 +195,7 @@ def endpoint_rows(rows: pl.DataFrame | pl.LazyFrame) -> dict[str, EndpointRows]:
 
 def unit_log_ratios(rows: EndpointRows, p: float) -> tuple[list[list[int]], list[float]]:
     """The units for percentile p and, per unit, log(candidate / baseline) of its percentile."""
-    us = units(rows.pair_counts(), need_for(p))
+    us = units(rows.pair_counts(), need_for(p), rows.segment_of)
     logs = []
     for u in us:
         b, c = _percentile(rows.side(BASELINE, u), p), _percentile(rows.side(CANDIDATE, u), p)
@@ -197,10 +222,11 @@ def unit_frame(rows: pl.DataFrame | pl.LazyFrame, stat: str = "p50") -> pl.DataF
         for i, (u, lg) in enumerate(zip(us, logs, strict=True)):
             b, c = er.side(BASELINE, u), er.side(CANDIDATE, u)
             t0 = starts.get(u[0])
-            out.append({"endpoint": endpoint, "unit": i, "first_pair": u[0], "pairs": len(u),
+            out.append({"endpoint": endpoint, "unit": i, "segment": er.segment_of.get(u[0], 0),
+                        "first_pair": u[0], "pairs": len(u),
                         "t_s": None if t0 is None else t0 / 1e9, "n_baseline": len(b), "n_candidate": len(c),
                         "baseline_ms": _percentile(b, p), "candidate_ms": _percentile(c, p), "ratio": math.exp(lg)})
-    schema = {"endpoint": pl.String, "unit": pl.Int64, "first_pair": pl.Int64, "pairs": pl.Int64, "t_s": pl.Float64,
+    schema = {"endpoint": pl.String, "unit": pl.Int64, "segment": pl.Int64, "first_pair": pl.Int64, "pairs": pl.Int64, "t_s": pl.Float64,
               "n_baseline": pl.Int64, "n_candidate": pl.Int64, "baseline_ms": pl.Float64,
               "candidate_ms": pl.Float64, "ratio": pl.Float64}
     return pl.DataFrame(out, schema=schema).with_columns(stat=pl.lit(stat)).sort("endpoint", "unit")
@@ -376,13 +402,21 @@ def to_text(ab: ABComparison) -> str:
     body = compare_text(c).splitlines()[len(c.warnings) + 2:]  # its warnings, labels and headline: replaced
     block = ab.design.get("block_s")
     head = [f"A/B: candidate {c.current} against baseline {c.baseline}: {ab.pairs} pairs of blocks"
-            + (f" of {block:g} s" if isinstance(block, int | float) else "") + ", order random (ABBA or BAAB)",
+            + (f" of {block:g} s" if isinstance(block, int | float) else "") + ", order random (ABBA or BAAB)"
+            + _segments_text(ab.design.get("segments")),
             headline(ab)]
     noise = noise_line(c)
     if noise:
         head.append(noise)
         body = body[1:] if body and body[0] == noise else body
     return "\n".join([*(f"WARNING: {w}" for w in c.warnings), *head, *body])
+
+
+def _segments_text(segments: Any) -> str:
+    """", in 2 segments, both services restarted between them, each started first in turn" (or "")."""
+    if not isinstance(segments, list) or len(segments) < 2:
+        return ""
+    return f", in {len(segments)} segments, both services restarted between them, each started first in turn"
 
 
 def to_markdown(ab: ABComparison) -> str:

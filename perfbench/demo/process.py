@@ -40,8 +40,9 @@ class DemoProcess(ChildProcess):
                  tracemalloc_nframes: int = 5, tracemalloc_at_start: bool = False, memray: bool | str | os.PathLike = False,
                  memray_native: bool = False, memray_trace_python_allocators: bool = False,
                  slowdown: Sequence[str] = (), log_path: str | os.PathLike | None = None,
-                 cpus: Iterable[int] | None = None):
+                 cpus: Iterable[int] | None = None, port: int = 0):
         self.db_path = Path(db_path)
+        self.port = int(port)  # 0: a free one
         self.slowdown = list(slowdown)  # e.g. ["/api/posts=15%"]: see perfbench.demo.slowdown
         super().__init__(log_path=log_path or self.db_path.parent / "serve-demo.log", start_timeout=start_timeout,
                          memray_path=memray_capture_path(memray, self.db_path.parent, "memray-demo"),
@@ -62,7 +63,7 @@ class DemoProcess(ChildProcess):
 
     def command(self) -> list[str]:
         """The command line that serves the demo, with the chosen profilers around it."""
-        cmd = [sys.executable, "-m", "perfbench", "serve-demo", "--port", "0", "--max-seconds", str(self.max_seconds)]
+        cmd = [sys.executable, "-m", "perfbench", "serve-demo", "--port", str(self.port), "--max-seconds", str(self.max_seconds)]
         if self.db_url:
             cmd += ["--db-url", self.db_url]
         else:

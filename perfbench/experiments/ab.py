@@ -8,6 +8,12 @@ does (each side has its own sender, logged in once, kept alive across its blocks
 block's engine starts as the previous block's last arrival is due, not when its responses are
 all in, so no arrival of the next block waits for the previous one.
 
+With ``segments`` (and a ``restart`` callback: ``perfbench ab`` restarts the services it started) the
+pairs are cut into that many parts; between parts the services are restarted, the other one first,
+and the plan's clock waits. Two processes of one build differ for their whole lives (the one started
+first ran ~1.5% slower), an offset no interval within one pair of processes can see; over parts
+started in both orders it cancels, and the rest reaches the interval as spread between units.
+
 Why alternating blocks and not paired arrivals (each arrival sent to both sides at once): on a
 small machine the two services, sent requests at the same instant, compete for the same CPUs,
 so a slower candidate slows the baseline too and the ratio shrinks towards 1, and which request
@@ -16,7 +22,7 @@ everything slower than that (a neighbour's job, a CPU's clock, a cache's state);
 unchanged; and the verdict needs only that the order within a pair be random.
 
 One run directory (``meta.json`` kind ``ab``): ``requests.parquet`` holds every request of both
-sides with two more columns, ``side`` ("baseline" or "candidate") and ``block``; ``summary.json``
+sides with three more columns, ``side`` ("baseline" or "candidate"), ``block`` and ``segment``; ``summary.json``
 is the usual summary over all rows plus ``sides`` (each side's own summary); ``ab.json`` holds the
 verdict (``perfbench.compare.paired``), the per-pair ratios and the schedule.
 """
@@ -72,7 +78,7 @@ from ..shapes.open_plans import Stage
 
 AB_JSON = "ab.json"
 AB_SCHEMA = REQUEST_SCHEMA.append(pa.field("side", pa.string(), nullable=False)).append(
-    pa.field("block", pa.int16(), nullable=False))
+    pa.field("block", pa.int16(), nullable=False)).append(pa.field("segment", pa.int16(), nullable=False))
 DEFAULT_BLOCK_S = 0.25  # benchmarks/README.md: narrower intervals than 0.5 s and 1 s blocks under a random hog
 LEAD_NS = 2_000_000  # the next block's engine starts this long before its first arrival is due
 
@@ -96,6 +102,25 @@ def start_order(seed: int = 0) -> tuple[str, str]:
     baseline first every time would make every candidate look 1.5% faster; a coin makes that a noise of
     either sign instead of a bias."""
     return (BASELINE, CANDIDATE) if random.Random(f"ab-start:{seed}").random() < 0.5 else (CANDIDATE, BASELINE)
+
+
+def segment_starts(pairs: int, segments: int) -> list[int]:
+    """The first pair of each segment: ``segments`` runs of about equal length, each of whole ABBA/BAAB
+    quartets (an even number of pairs) where the pairs allow it."""
+    if segments < 1 or segments != int(segments):
+        raise ConfigError(f"segments must be a whole number >= 1, got {segments!r}")
+    if segments > pairs:
+        raise ConfigError(f"{segments} segments need at least {segments} pairs of blocks; the run has {pairs} "
+                          "(a longer run, shorter blocks or fewer segments)")
+    step = 2 if pairs >= 2 * segments else 1
+    return [round(pairs * k / segments / step) * step for k in range(segments)]
+
+
+def restart_order(first: tuple[str, str], segment: int) -> tuple[str, str]:
+    """The start order of segment ``segment``: the first segment's, reversed in every other segment, so that
+    with an even number of segments each side is started first equally often and the offset the order
+    gives (``start_order``) cancels in the verdict."""
+    return first if segment % 2 == 0 else (first[1], first[0])
 
 
 def schedule(duration: float, block_s: float) -> tuple[int, float]:
@@ -175,14 +200,15 @@ class ABResult:
     end_reason: str
 
 
-def _tag(batch: pa.RecordBatch, side: str, block: int) -> pa.RecordBatch:
+def _tag(batch: pa.RecordBatch, side: str, block: int, segment: int = 0) -> pa.RecordBatch:
     n = batch.num_rows
     return pa.RecordBatch.from_arrays([*batch.columns, pa.array([side] * n, pa.string()),
-                                       pa.array(np.full(n, block, dtype=np.int16))], schema=AB_SCHEMA)
+                                       pa.array(np.full(n, block, dtype=np.int16)),
+                                       pa.array(np.full(n, segment, dtype=np.int16))], schema=AB_SCHEMA)
 
 
-def _sink(journal: Journal, side: str, block: int) -> Callable[[pa.RecordBatch], None]:
-    return lambda batch: journal.write(_tag(batch, side, block))
+def _sink(journal: Journal, side: str, block: int, segment: int) -> Callable[[pa.RecordBatch], None]:
+    return lambda batch: journal.write(_tag(batch, side, block, segment))
 
 
 def _forget(running: list[OpenModelEngine], engine: OpenModelEngine) -> Callable[[asyncio.Task[Any]], None]:
@@ -199,59 +225,99 @@ def pair_scenario(scenario: Scenario, pair: int) -> Scenario:
     return dataclasses.replace(scenario, seed=scenario.seed * 1_000_003 + pair + 1)
 
 
+Restart = Callable[[int], Any]  # restart(segment): stop both services, start them anew; returns the start order
+
+
+async def _send_segment(targets: dict[str, str], plan: OpenPlan, scenario: Scenario, options: LoadOptions,
+                        blocks: list[tuple[int, str, BlockWindow]], segment: int, journal: Journal,
+                        running: list[OpenModelEngine], stopping: list[str], progress: Callable[[int], None]) -> list[tuple[str, Any]]:
+    """One segment's blocks, on one session per side (logged in once); per block its side and engine stats."""
+    assert options.grace is not None
+    tasks: list[asyncio.Task[Any]] = []
+    async with LoadSession(targets[BASELINE], plan, scenario, options, worker=0) as base, \
+            LoadSession(targets[CANDIDATE], plan, scenario, options, worker=1) as cand:
+        sessions = {BASELINE: base, CANDIDATE: cand}
+        # what the engine's MonotonicClock reads at the plan's time zero; a later segment's plan time goes on
+        # from where the last one ended, its first arrival due LEAD_NS from now: no arrival is late for a pause
+        first_ns = blocks[0][2].start_ns
+        t0 = time.perf_counter_ns() - first_ns + (LEAD_NS if first_ns else 0)
+        try:
+            for k, side, win in blocks:
+                wait = (t0 + win.start_ns - LEAD_NS - time.perf_counter_ns()) / 1e9
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if stopping:
+                    break
+                progress(k)
+                s = sessions[side]
+                worker = SIDES.index(side)
+                recorder = Recorder(_sink(journal, side, k, segment), worker=worker)
+                engine = OpenModelEngine(win, pair_scenario(scenario, k // 2), s.sender, recorder,
+                                         max_in_flight=s.max_in_flight, max_requests=None, grace=options.grace,
+                                         auth_headers=s.auth, worker=worker)
+                running.append(engine)
+                tasks.append(asyncio.create_task(engine.run(t0_ns=t0)))
+                tasks[-1].add_done_callback(_forget(running, engine))
+            results = await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+    return [(side, stats) for (_k, side, _w), stats in zip(blocks, results, strict=False)]
+
+
 async def _run_blocks(targets: dict[str, str], plan: OpenPlan, scenario: Scenario, options: LoadOptions,
                       order: list[str], wins: list[BlockWindow], journal: Journal,
-                      announce: Callable[[str], None] | None) -> tuple[dict[str, dict[str, int]], str, float]:
-    """Send every block; per side the engine's counts, the end reason and the seconds it took."""
+                      announce: Callable[[str], None] | None, firsts: list[int] | None = None,
+                      restart: Restart | None = None) -> tuple[dict[str, dict[str, int]], str, float, list[Any]]:
+    """Send every block, segment by segment (``firsts``: each segment's first pair; before each segment but
+    the first, ``restart(segment)`` restarts the services, and the plan's clock waits for it: no arrival
+    is late for the pause). Per side the engine's counts, the end reason, the seconds it took and what
+    each ``restart`` returned."""
     assert options.grace is not None
     totals = {s: {"planned": 0, "sent": 0, "completed": 0, "capped": 0, "aborted": 0} for s in SIDES}
     stopping: list[str] = []
     running: list[OpenModelEngine] = []
+    firsts = firsts or [0]
+    bounds = [*(2 * f for f in firsts), len(order)]
+    restarted: list[Any] = []
 
     def stop(reason: str) -> None:
         stopping.append(reason)
         for e in running:
             e.stop(reason)
 
-    async with LoadSession(targets[BASELINE], plan, scenario, options, worker=0) as base, \
-            LoadSession(targets[CANDIDATE], plan, scenario, options, worker=1) as cand:
-        sessions = {BASELINE: base, CANDIDATE: cand}
-        signals = StopSignals(stop)
-        if options.handle_signals:
-            signals.install()
-        tasks: list[asyncio.Task[Any]] = []
-        with frozen_heap():  # as a run's load: the collector skips the set-up's objects
-            started = time.perf_counter()
-            t0 = time.perf_counter_ns()  # what the engine's MonotonicClock reads
-            try:
-                for k, (side, win) in enumerate(zip(order, wins, strict=True)):
-                    wait = (t0 + win.start_ns - LEAD_NS - time.perf_counter_ns()) / 1e9
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+    def progress(k: int) -> None:
+        if announce and k and k % (2 * max(1, len(order) // 20)) == 0:
+            announce(f"perfbench ab: {k // 2} of {len(order) // 2} pairs of blocks sent")
+
+    signals = StopSignals(stop)
+    if options.handle_signals:
+        signals.install()
+    with frozen_heap():  # as a run's load: the collector skips the set-up's objects
+        started = time.perf_counter()
+        try:
+            for segment, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+                if stopping:
+                    break
+                if segment:
+                    assert restart is not None
+                    if announce:
+                        announce(f"perfbench ab: segment {segment + 1} of {len(firsts)}: restarting both services")
+                    paused = time.perf_counter()
+                    what = await asyncio.to_thread(restart, segment)
+                    restarted.append({"segment": segment, "first_pair": firsts[segment], "started": what,
+                                      "pause_s": round(time.perf_counter() - paused, 3)})
                     if stopping:
                         break
-                    if announce and k and k % (2 * max(1, len(order) // 20)) == 0:
-                        announce(f"perfbench ab: {k // 2} of {len(order) // 2} pairs of blocks sent")
-                    s = sessions[side]
-                    worker = SIDES.index(side)
-                    recorder = Recorder(_sink(journal, side, k), worker=worker)
-                    engine = OpenModelEngine(win, pair_scenario(scenario, k // 2), s.sender, recorder,
-                                             max_in_flight=s.max_in_flight,
-                                             max_requests=None, grace=options.grace, auth_headers=s.auth,
-                                             worker=worker)
-                    running.append(engine)
-                    tasks.append(asyncio.create_task(engine.run(t0_ns=t0)))
-                    tasks[-1].add_done_callback(_forget(running, engine))
-                results = await asyncio.gather(*tasks)
-            finally:
-                signals.remove()
-                for t in tasks:
-                    t.cancel()
-        for side, stats in zip(order, results, strict=False):
-            for key in totals[side]:
-                totals[side][key] += getattr(stats, key)
+                blocks = [(k, order[k], wins[k]) for k in range(a, b)]
+                for side, stats in await _send_segment(targets, plan, scenario, options, blocks, segment, journal,
+                                                       running, stopping, progress):
+                    for key in totals[side]:
+                        totals[side][key] += getattr(stats, key)
+        finally:
+            signals.remove()
     end_reason = stopping[0] if stopping else "completed"
-    return totals, end_reason, time.perf_counter() - started
+    return totals, end_reason, time.perf_counter() - started, restarted
 
 
 def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | None = None, *,
@@ -263,7 +329,8 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
            stats: tuple[str, ...] = AB_STATS, min_change_ms: float = AB_MIN_CHANGE_MS,
            labels: tuple[str, str] = (BASELINE, CANDIDATE), parameters: dict[str, Any] | None = None,
            noise: NoiseLimits | None = AB_LIMITS, judge_noisy: bool = False,
-           service_cpus: Iterable[int] | None = None, started: Iterable[str] | None = None) -> ABResult:
+           service_cpus: Iterable[int] | None = None, started: Iterable[str] | None = None,
+           segments: int = 1, restart: Restart | None = None) -> ABResult:
     """Alternate ``plan``'s load between ``baseline`` and ``candidate`` (URLs) in blocks, write one run
     directory and judge the candidate against the baseline, paired by blocks (see the module docstring).
 
@@ -273,7 +340,11 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     (``perfbench.compare.noise``; default ``AB_LIMITS``: a side whose arrivals were capped or unsent;
     None: never); ``judge_noisy`` judges anyway. ``service_cpus``: the CPUs both services were pinned
     to, if they were; ``started``: the order perfbench started them in, if it did (both recorded in
-    ``meta.json``).
+    ``meta.json``). ``segments``: cut the run into this many parts of whole pairs, and before each part but
+    the first call ``restart(segment)``, which stops both services and starts them anew (in
+    ``restart_order``; what it returns is recorded as that segment's ``started``). Each part then holds
+    its own pair of processes: an offset between two processes (one read ~1.5% slower for a whole run)
+    cancels over an even number of parts, and what is left of it reaches the interval as spread.
     """
     if getattr(plan, "model", None) != "open":
         raise ConfigError("an A/B run takes an open-model plan (a rate): the closed model's users would "
@@ -281,6 +352,10 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     targets = {BASELINE: check_target(baseline, allow_hosts), CANDIDATE: check_target(candidate, allow_hosts)}
     scenario = scenario or single("/")
     pairs, block = schedule(plan.duration, block_s)
+    if segments > 1 and restart is None:
+        raise ConfigError("segments > 1 restart the services between segments: give restart (perfbench ab: "
+                          "--baseline-start and --candidate-start)")
+    firsts = segment_starts(pairs, segments)
     order = block_order(pairs, seed)
     bounds = [(round(k * block * 1e9), round((k + 1) * block * 1e9)) for k in range(len(order))]
     bounds[-1] = (bounds[-1][0], max(bounds[-1][1], round(plan.duration * 1e9) + 1))
@@ -289,11 +364,12 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
                           handle_signals=handle_signals, parameters=parameters or {},
                           announce=announce or (lambda line: None))
     rd = RunDir.create(Path(runs_dir), run_id or new_run_id(label))
-    design = {"baseline": {"target": targets[BASELINE], "label": labels[0]},
+    design: dict[str, Any] = {"baseline": {"target": targets[BASELINE], "label": labels[0]},
               "candidate": {"target": targets[CANDIDATE], "label": labels[1]},
               "block_s": block, "pairs": pairs, "order": "ABBA or BAAB per two pairs, by a seeded coin",
               "seed": seed, "service_cpus": sorted(service_cpus) if service_cpus else None,
               "started": list(started) if started else None,
+              "segments": [{"segment": 0, "first_pair": 0, "started": list(started) if started else None}],
               "blocks": [{"block": k, "side": s, "start_s": a / 1e9, "end_s": b / 1e9, "planned": len(w.index)}
                          for k, (s, (a, b), w) in enumerate(zip(order, bounds, wins, strict=True))]}
     meta = start_meta(targets[BASELINE], scenario, plan, options, max_in_flight=max_in_flight, path=None)
@@ -306,11 +382,14 @@ def run_ab(baseline: str, candidate: str, plan: OpenPlan, scenario: Scenario | N
     sampler = MachineSampler()  # the machine's other load, as every run records it
     sampler.start_sync()
     try:
-        totals, end_reason, elapsed = run_coroutine(
-            _run_blocks(targets, plan, scenario, options, order, wins, journal, announce))
+        totals, end_reason, elapsed, restarted = run_coroutine(
+            _run_blocks(targets, plan, scenario, options, order, wins, journal, announce, firsts, restart))
     finally:
         journal.close()
         rd.update_meta(collectors={"machine": sampler.stop_sync(rd.path)})
+    design["segments"] += restarted
+    elapsed -= sum(r["pause_s"] for r in restarted)
+    rd.update_meta(ab={k: v for k, v in design.items() if k != "blocks"})
     return finish(rd, design, totals, end_reason, elapsed, plan.duration, labels=labels, threshold=threshold,
                   confidence=confidence, rules=rules, stats=stats, min_change_ms=min_change_ms, noise=noise,
                   judge_noisy=judge_noisy)
@@ -334,11 +413,15 @@ def finish(rd: RunDir, design: dict[str, Any], totals: dict[str, dict[str, int]]
     labels = verdict.pop("labels")
     limits = verdict.pop("noise", AB_LIMITS)
     noisy = [] if limits is None else ab_reasons(summary, limits)  # each side's generator; the machine once
+    notes = [f"{side}: the load generator saturated: " + "; ".join(s["generator"]["saturation_reasons"])
+             for side, s in summary["sides"].items() if s["generator"]["saturated"]]
     warnings = []
     if design["baseline"]["target"] == design["candidate"]["target"]:
         warnings.append("both sides are the same target: an A/A test of the method and the machine")
-    notes = [f"{side}: the load generator saturated: " + "; ".join(s["generator"]["saturation_reasons"])
-             for side, s in summary["sides"].items() if s["generator"]["saturated"]]
+    elif len(design.get("segments") or ()) < 2:
+        notes.append("one pair of processes: an offset between two processes of one build (about 1.5% at p50 "
+                     "on a 2-CPU machine) is not in the interval; with --baseline-start and --candidate-start, "
+                     "perfbench restarts both midway in the other order to cancel it (--segments)")
     if end_reason != "completed":
         notes.append(f"the run ended early ({end_reason}): only the blocks sent are judged")
     ab = paired_compare(run.requests, baseline=labels[0], candidate=labels[1], warnings=warnings, notes=notes,

@@ -42,7 +42,8 @@ def ab_ratio_over_time(units: pl.DataFrame, *, threshold: float = 0.05, title: s
     logs of these ratios. Expects ``endpoint, unit, t_s, pairs, baseline_ms, candidate_ms, ratio, stat``
     (``perfbench.compare.paired.unit_frame``)."""
     cols = ["endpoint", "unit", "t_s", "pairs", "baseline_ms", "candidate_ms", "ratio", "stat"]
-    df = _frame(units, cols, "ab_ratio_over_time", source=UNITS_SOURCE)
+    extra = ["segment"] if isinstance(units, pl.DataFrame) and "segment" in units.columns else []
+    df = _frame(units, cols + extra, "ab_ratio_over_time", source=UNITS_SOURCE)
     title = title or "Candidate against baseline, unit by unit"
     if df is None or df.height == 0:
         return _empty("no unit had requests on both sides", title, width)
@@ -85,7 +86,12 @@ def ab_ratio_over_time(units: pl.DataFrame, *, threshold: float = 0.05, title: s
                  alt.Tooltip("baseline_ms:Q", title=f"baseline {stat} (ms)", format=".3~f"),
                  alt.Tooltip("candidate_ms:Q", title=f"candidate {stat} (ms)", format=".3~f"),
                  alt.Tooltip("ratio:Q", title="ratio", format=".3f")])
-    below = _layer(rules, ratio).properties(width=width, height=height * 2 // 3, title=_title(
+    restarts = restart_times(df)
+    layers = [rules, ratio]
+    if restarts.height:  # where both services were restarted (a new pair of processes from there on)
+        layers.append(alt.Chart(restarts).mark_rule(color=PALETTE["planned"], strokeDash=[2, 2]).encode(
+            x=alt.X("t_s:Q"), tooltip=[alt.Tooltip("what:N"), alt.Tooltip("t_s:Q", title="at (s)", format=".2f")]))
+    below = _layer(*layers).properties(width=width, height=height * 2 // 3, title=_title(
         f"Ratio candidate / baseline of the {stat} per unit (log scale; dashed: ±{threshold:.0%})"))
     median = float(number(df["ratio"].median()))
     together = shared_movement(df)
@@ -93,9 +99,21 @@ def ab_ratio_over_time(units: pl.DataFrame, *, threshold: float = 0.05, title: s
             f"{len(endpoints)} endpoint{'s' if len(endpoints) != 1 else ''}, and their ratio: median "
             f"{median:.3f}, from {lo:.3f} to {hi:.3f}"
             + (f"; the correlation of the sides' log {stat} from unit to unit is {together:.2f} (noise both "
-               "sides share brings it towards 1)" if together is not None else "") + ".")
+               "sides share brings it towards 1)" if together is not None else "")
+            + (f"; both services were restarted {restarts.height} time{'s' if restarts.height > 1 else ''} (dotted "
+               "lines), each side started first in turn" if restarts.height else "") + ".")
     return describe(alt.vconcat(both, below, spacing=12).resolve_scale(color="independent").resolve_legend(
         color="independent"), text)
+
+
+def restart_times(units: pl.DataFrame) -> pl.DataFrame:
+    """When each segment after the first began (``t_s`` of its first unit; the services restarted there):
+    ``t_s, what``; empty without a ``segment`` column or with one segment."""
+    empty = pl.DataFrame(schema={"t_s": pl.Float64, "what": pl.String})
+    if "segment" not in units.columns or units["segment"].n_unique() < 2:
+        return empty
+    return (units.filter(pl.col("segment") > 0).group_by("segment").agg(pl.col("t_s").min()).sort("segment")
+            .select("t_s", what=pl.lit("both services restarted")))
 
 
 def shared_movement(units: pl.DataFrame) -> float | None:
