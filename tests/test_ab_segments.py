@@ -187,3 +187,35 @@ def test_the_ratio_chart_marks_where_the_services_were_restarted():
     spec = json.dumps(chart.to_dict())
     assert "both services restarted" in spec and "restarted 1 time (dotted" in spec
     assert "restarted" not in json.dumps(charts.ab_ratio_over_time(units.drop("segment")).to_dict())
+
+
+ONCE = """\
+import os, sys
+marker = sys.argv[2]
+if os.path.exists(marker):
+    sys.exit("this build starts only once")
+open(marker, "w").close()
+""" + PINNABLE
+
+
+def test_a_service_that_fails_to_restart_ends_the_run_with_the_blocks_sent_judged(tmp_path, capsys):
+    """The candidate does not come up for the second segment: exit 4 in one line naming the failure, and the
+    first segment's rows, summary and verdict are in the run directory."""
+    ok, once = tmp_path / "svc.py", tmp_path / "once.py"
+    ok.write_text(PINNABLE)
+    once.write_text(ONCE)
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    code = main(["ab", *urls, "--baseline-start", f"{sys.executable} {ok} {ports[0]}",
+                 "--candidate-start", f"{sys.executable} {once} {ports[1]} {tmp_path / 'marker'}",
+                 "--rate", "40", "--duration", "4", "--path", "/cpus", "--runs-dir", str(tmp_path / "runs"),
+                 "--start-timeout", "20"])
+    out, err = capsys.readouterr()
+    assert code == 4, out + err
+    assert "perfbench: restarting the services failed: the service exited with code 1 before it was ready" in err
+    assert "Traceback" not in err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    df = Run.load(run_dir).requests.collect()
+    assert df.height == 80 and set(df["segment"]) == {0}  # the first half: 2 s at 40 req/s
+    assert json.loads((run_dir / "ab.json").read_text())["pairs"] == 4
+    assert "ended early (restarting the services failed" in out

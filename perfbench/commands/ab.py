@@ -87,8 +87,8 @@ def cmd_ab(args) -> int:
     from .. import compare as cmp
     from .. import shapes
     from ..compare import paired
-    from ..errors import ConfigError
-    from ..experiments.ab import restart_order, run_ab, start_order
+    from ..errors import ConfigError, TargetError
+    from ..experiments.ab import RESTART_FAILED, restart_order, run_ab, start_order
     from ..scenarios import load_scenario
     from ..service import parse_cpus
 
@@ -150,6 +150,10 @@ def cmd_ab(args) -> int:
         err(f"perfbench: WARNING: {w}")
     if ab.comparison.regressions or ab.comparison.noisy:
         err(f"perfbench: {paired.headline(ab)}")
+    if result.end_reason.startswith(RESTART_FAILED):
+        err(f"perfbench: {result.end_reason.splitlines()[0]}; the blocks sent before it were judged (run directory "
+            f"{result.path})")
+        return TargetError.exit_code
     if result.end_reason in ("interrupted", "terminated"):
         return {"interrupted": 130, "terminated": 143}[result.end_reason]
     return ab.exit_code

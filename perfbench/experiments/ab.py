@@ -60,7 +60,7 @@ from ..engine.open_model import OpenModelEngine
 from ..engine.options import LoadOptions, stderr_line
 from ..engine.recorder import Recorder
 from ..engine.session import LoadSession, StopSignals, run_coroutine, start_meta
-from ..errors import ConfigError, RunDirError
+from ..errors import ConfigError, RunDirError, TargetError
 from ..rundir import (
     REQUEST_SCHEMA,
     Journal,
@@ -80,6 +80,7 @@ AB_JSON = "ab.json"
 AB_SCHEMA = REQUEST_SCHEMA.append(pa.field("side", pa.string(), nullable=False)).append(
     pa.field("block", pa.int16(), nullable=False)).append(pa.field("segment", pa.int16(), nullable=False))
 DEFAULT_BLOCK_S = 0.25  # benchmarks/README.md: narrower intervals than 0.5 s and 1 s blocks under a random hog
+RESTART_FAILED = "restarting the services failed"  # the end reason's start when a restart between segments failed
 LEAD_NS = 2_000_000  # the next block's engine starts this long before its first arrival is due
 
 
@@ -304,7 +305,11 @@ async def _run_blocks(targets: dict[str, str], plan: OpenPlan, scenario: Scenari
                     if announce:
                         announce(f"perfbench ab: segment {segment + 1} of {len(firsts)}: restarting both services")
                     paused = time.perf_counter()
-                    what = await asyncio.to_thread(restart, segment)
+                    try:
+                        what = await asyncio.to_thread(restart, segment)
+                    except (TargetError, ConfigError, OSError) as exc:  # the blocks sent are kept and judged
+                        stopping.append(f"{RESTART_FAILED}: {str(exc).splitlines()[0]}")
+                        break
                     restarted.append({"segment": segment, "first_pair": firsts[segment], "started": what,
                                       "pause_s": round(time.perf_counter() - paused, 3)})
                     if stopping:
