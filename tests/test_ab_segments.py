@@ -162,6 +162,8 @@ def test_ab_restarts_both_started_services_midway_in_the_other_order(tmp_path, c
     (["--segments", "2"], "--segments 2 restarts the services between segments: give both --baseline-start"),
     (["--segments", "3", "--baseline-start", "true", "--candidate-start", "true"], "1 or an even number"),
     (["--segments", "0"], "argument --segments: must be from 1"),
+    (["--duration", "0.5", "--baseline-start", "true", "--candidate-start", "true"],
+     "2 segments need at least 2 pairs of blocks; the run has 1"),
 ])
 def test_ab_refuses_segments_it_cannot_run(argv, says, tmp_path, capsys):
     try:

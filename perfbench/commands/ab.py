@@ -88,7 +88,7 @@ def cmd_ab(args) -> int:
     from .. import shapes
     from ..compare import paired
     from ..errors import ConfigError, TargetError
-    from ..experiments.ab import RESTART_FAILED, restart_order, run_ab, start_order
+    from ..experiments.ab import RESTART_FAILED, restart_order, run_ab, schedule, segment_starts, start_order
     from ..scenarios import load_scenario
     from ..service import parse_cpus
 
@@ -125,6 +125,7 @@ def cmd_ab(args) -> int:
     if segments > 1 and segments % 2:
         raise ConfigError(f"--segments must be 1 or an even number (each side is started first in half of the "
                           f"segments, so the offset that order gives cancels), got {segments}")
+    segment_starts(schedule(plan.duration, block)[0], segments)  # refused before anything starts
     order = start_order(args.seed)  # a coin: the service started first runs slower (see start_order)
     with contextlib.ExitStack() as stack:
         services = stack.enter_context(_Services(starts, args, cpus))
