@@ -132,13 +132,14 @@ def other_cpu(run_dir: Path) -> float | None:
 
 
 def trial(kind: str, base: str, cand: str, seconds: float, rate: float, runs: Path, seed: int, block: float,
-          only_ab: bool = False, segments: int = 1, restart=None) -> dict:
+          only_ab: bool = False, segments: int = 1, restart=None, only_compare: bool = False) -> dict:
     quiet = {"announce": lambda line: None}
     out: dict = {"kind": kind, "seed": seed}
-    res = run_ab(base, cand, shapes.constant(rate, seconds), SCENARIO, block_s=block, seed=seed, runs_dir=runs / "ab",
-                 segments=segments, restart=restart, **quiet)
-    out["ab"] = {**outcome(res.comparison.comparison, res.comparison.verdict), "other_cpu": other_cpu(res.path),
-                 "block": block}
+    if not only_compare:
+        res = run_ab(base, cand, shapes.constant(rate, seconds), SCENARIO, block_s=block, seed=seed,
+                     runs_dir=runs / "ab", segments=segments, restart=restart, **quiet)
+        out["ab"] = {**outcome(res.comparison.comparison, res.comparison.verdict), "other_cpu": other_cpu(res.path),
+                     "block": block}
     if only_ab:
         return out
     plan = shapes.constant(rate, seconds / 2)
@@ -160,10 +161,11 @@ METHODS = (("ab", "`perfbench ab` (paired blocks)"),
 def report(results: list[dict], seconds: float | None = None) -> str:
     aa = [r for r in results if r["kind"] == "aa"]
     fx = [r for r in results if r["kind"] == "effect"]
-    methods = [(k, t) for k, t in METHODS if all(k in r for r in results)]
+    methods = [(k, t) for k, t in METHODS if any(k in r for r in results)]  # each over the trials that ran it
     lines = ["| | " + " | ".join(t for _, t in methods) + " |", "| --- |" + " ---: |" * len(methods)]
 
     def share(rs: list[dict], method: str, pred) -> str:
+        rs = [r for r in rs if method in r]
         if not rs:
             return "-"
         k = sum(1 for r in rs if pred(r[method]))
@@ -184,12 +186,13 @@ def report(results: list[dict], seconds: float | None = None) -> str:
     line("+15% trials refused: inconclusive (noisy)", fx, refused)
     line("+15% trials with a verdict on another endpoint (false)", fx, other)
     for method in [m for m, _ in methods]:
-        rows = [x for r in aa for x in r[method]["rows"] if x["low"] is not None]
+        rows = [x for r in aa if method in r for x in r[method]["rows"] if x["low"] is not None]
         if rows:
             cover = sum(1 for x in rows if x["low"] <= 1 <= x["high"]) / len(rows)
             cells = [f"{cover:.1%} of {len(rows)}" if m == method else "" for m, _ in methods]
             lines.append(f"| {method}: A/A intervals covering 1 (every row with an interval) | "
                          + " | ".join(cells) + " |")
+    aa, fx, results = ([r for r in rs if "ab" in r] for rs in (aa, fx, results))  # below: the A/B's own figures
     est = [r["ab"]["slowed_p50"]["ratio"] for r in fx if r["ab"]["slowed_p50"] and r["ab"]["slowed_p50"]["low"]]
     if est:
         true = statistics.median(est)
@@ -265,6 +268,8 @@ def main() -> None:
                    help=f"the A/B block length, s (default {DEFAULT_BLOCK_S:g}, as perfbench ab); several: one per "
                         "trial, in turn")
     p.add_argument("--only-ab", action="store_true", help="no separate runs (to compare A/B settings quickly)")
+    p.add_argument("--only-compare", action="store_true",
+                   help="only the two separate runs per trial (their table beside an --only-ab file's: --report both)")
     p.add_argument("--fresh-processes", action="store_true",
                    help="start new demo processes (and warm them) before every trial, instead of one set for all: "
                         "tells a difference between two processes from one that moves with time")
@@ -281,6 +286,8 @@ def main() -> None:
     p.add_argument("--report", metavar="FILE", nargs="+", help="print the table of earlier --out files and exit")
     args = p.parse_args()
     cpus = parse_cpus(args.service_cpus) if args.service_cpus else None
+    if args.only_ab and args.only_compare:
+        p.error("--only-ab and --only-compare leave nothing to run: give one")
     if args.segments > 1 and not args.fresh_processes:
         p.error("--segments restarts the trial's pair: give --fresh-processes")
     if args.report:
@@ -346,6 +353,7 @@ def main() -> None:
 
                 r = trial(kind, demos["base"].url, cand, args.seconds, args.rate, work / "runs", seed=args.first_seed + i,
                           block=args.block[i % len(args.block)], only_ab=args.only_ab, segments=args.segments,
+                          only_compare=args.only_compare,
                           restart=restart if args.segments > 1 else None)
                 r.update(seconds=args.seconds, rate=args.rate, hog=not args.no_hog, fresh=args.fresh_processes,
                          service_cpus=args.service_cpus, started_first=first[0], started=orders,
@@ -355,9 +363,11 @@ def main() -> None:
                 f.write(json.dumps(r) + "\n")
                 f.flush()
                 results.append(r)
-                print(f"trial {i + 1}/{len(kinds)} {kind}: ab {r['ab']['verdict']}, compare "
+                ab = r.get("ab", {})
+                print(f"trial {i + 1}/{len(kinds)} {kind}: ab {ab.get('verdict')}, compare "
                       f"{r.get('compare', {}).get('verdict')}, old compare {r.get('compare_old', {}).get('verdict')} "
-                      f"({r['took_s']:.0f} s, other cpu {r['ab']['other_cpu']})", flush=True)
+                      f"({r['took_s']:.0f} s, other cpu {ab.get('other_cpu', r.get('compare', {}).get('other_cpu'))})",
+                      flush=True)
     finally:
         if hog is not None:
             hog.stop()
