@@ -221,3 +221,42 @@ def test_a_service_that_fails_to_restart_ends_the_run_with_the_blocks_sent_judge
     assert df.height == 80 and set(df["segment"]) == {0}  # the first half: 2 s at 40 req/s
     assert json.loads((run_dir / "ab.json").read_text())["pairs"] == 4
     assert "ended early (restarting the services failed" in out
+
+
+CWD_SERVER = PINNABLE.replace('''        cpus = set()
+        for tid in os.listdir("/proc/self/task"):
+            cpus |= os.sched_getaffinity(int(tid))
+        body = ",".join(map(str, sorted(cpus))).encode()''', '''        body = os.getcwd().encode()''')
+
+
+def test_each_started_service_runs_in_its_own_directory(tmp_path, capsys):
+    """--baseline-cwd / --candidate-cwd: two builds in two directories (git worktrees), each service started in
+    its own, also after the restart between segments; a directory's name is what each side answers."""
+    script = tmp_path / "svc.py"
+    script.write_text(CWD_SERVER)
+    base, cand = tmp_path / "base", tmp_path / "candidate-tree"
+    base.mkdir(), cand.mkdir()
+    ports = [free_port(), free_port()]
+    code = main(["ab", *(f"http://127.0.0.1:{p}" for p in ports),
+                 "--baseline-start", f"{sys.executable} {script} {ports[0]}", "--baseline-cwd", str(base),
+                 "--candidate-start", f"{sys.executable} {script} {ports[1]}", "--candidate-cwd", str(cand),
+                 "--rate", "40", "--duration", "2", "--runs-dir", str(tmp_path / "runs"), "--threshold", "50%"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert err.count(f"in {base}, log") == 2 and err.count(f"in {cand}, log") == 2
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    got = Run.load(run_dir).requests.collect().group_by("side", "segment").agg(pl.col("bytes").unique())
+    for side, _segment, sizes in got.iter_rows():
+        assert list(sizes) == [len(str(base if side == BASELINE else cand))]
+
+
+def test_a_directory_for_a_service_perfbench_does_not_start_is_refused(tmp_path, capsys):
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert main(["ab", *urls, "--candidate-cwd", str(tmp_path), "--runs-dir", str(tmp_path / "r")]) == 2
+    assert "--candidate-cwd is where perfbench runs --candidate-start: give --candidate-start too" in \
+        capsys.readouterr().err
+    assert main(["ab", *urls, "--baseline-start", "true", "--baseline-cwd", str(tmp_path / "nope"),
+                 "--runs-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"--baseline-cwd '{tmp_path / 'nope'}': not a directory" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()

@@ -24,7 +24,9 @@ def register(sub) -> None:
                "unreachable or not startable.\nexamples:\n"
                "  perfbench ab http://127.0.0.1:8080 http://127.0.0.1:8081 --rate 50 --duration 60 --scenario demo\n"
                "  perfbench ab http://127.0.0.1:8080 http://127.0.0.1:8081 --baseline-start 'python -m app --port "
-               "8080' --candidate-start 'python -m app --port 8081' --ready-path /health --path /api/items",
+               "8080' --candidate-start 'python -m app --port 8081' --ready-path /health --path /api/items\n"
+               "  perfbench ab http://127.0.0.1:8080 http://127.0.0.1:8081 --baseline-cwd ../app-main --baseline-start "
+               "'python -m app --port 8080' --candidate-cwd ../app-branch --candidate-start 'python -m app --port 8081'",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("baseline", help="the baseline's base URL (loopback unless --allow-host)")
     p.add_argument("candidate", help="the candidate's base URL (the same URL as the baseline: an A/A test)")
@@ -50,6 +52,10 @@ def register(sub) -> None:
     svc = p.add_argument_group("starting the services (started before the load, stopped after, by their PIDs)")
     svc.add_argument("--baseline-start", metavar="CMD", help="start the baseline with this command")
     svc.add_argument("--candidate-start", metavar="CMD", help="start the candidate with this command")
+    svc.add_argument("--baseline-cwd", metavar="DIR",
+                     help="run --baseline-start in this directory, e.g. the baseline's git worktree (with "
+                          "'python -m app', the directory it runs in is searched first, before PYTHONPATH)")
+    svc.add_argument("--candidate-cwd", metavar="DIR", help="run --candidate-start in this directory")
     svc.add_argument("--start-timeout", type=positive(float), default=60.0, metavar="S",
                      help="seconds to wait for a started service to answer (default 60)")
     svc.add_argument("--ready-path", default="/", metavar="PATH", help="polled until a started service answers")
@@ -106,6 +112,14 @@ def cmd_ab(args) -> int:
         plan = shapes.constant(args.rate, shapes.parse_duration(args.duration), ramp_up=ramp_up, poisson=args.poisson)
     scenario = load_scenario(args.scenario, args.path)
     starts = {"baseline": (args.baseline_start, args.baseline), "candidate": (args.candidate_start, args.candidate)}
+    cwds = {"baseline": args.baseline_cwd, "candidate": args.candidate_cwd}
+    for side, cwd in cwds.items():
+        if cwd is None:
+            continue
+        if not starts[side][0]:
+            raise ConfigError(f"--{side}-cwd is where perfbench runs --{side}-start: give --{side}-start too")
+        if not Path(cwd).is_dir():
+            raise ConfigError(f"--{side}-cwd {cwd!r}: not a directory")
     if args.baseline_start and args.candidate_start and args.baseline == args.candidate:
         raise ConfigError("--baseline-start and --candidate-start with one URL: give each side its own port")
     cpus = None
@@ -128,7 +142,7 @@ def cmd_ab(args) -> int:
     segment_starts(schedule(plan.duration, block)[0], segments)  # refused before anything starts
     order = start_order(args.seed)  # a coin: the service started first runs slower (see start_order)
     with contextlib.ExitStack() as stack:
-        services = stack.enter_context(_Services(starts, args, cpus))
+        services = stack.enter_context(_Services(starts, args, cpus, cwds))
         services.start(order)
         result = run_ab(args.baseline, args.candidate, plan, scenario, block_s=block, seed=args.seed,
                         runs_dir=args.runs_dir, label=args.label, allow_hosts=args.allow_host,
@@ -164,8 +178,9 @@ class _Services:
     """The services perfbench starts for ``ab``: ``start(order)`` stops those running and starts each side
     that has a command, in ``order``; the sides started, in order. Leaving the ``with`` block stops them."""
 
-    def __init__(self, starts: dict[str, tuple[str | None, str]], args, cpus) -> None:
-        self.starts, self.args, self.cpus = starts, args, cpus
+    def __init__(self, starts: dict[str, tuple[str | None, str]], args, cpus,
+                 cwds: dict[str, str | None] | None = None) -> None:
+        self.starts, self.args, self.cpus, self.cwds = starts, args, cpus, cwds or {}
         self.running: list = []
 
     def start(self, order: tuple[str, str]) -> list[str]:
@@ -178,13 +193,14 @@ class _Services:
             if not cmd:
                 continue
             svc = ServiceProcess(cmd, url=url, ready_path=self.args.ready_path,
-                                 start_timeout=self.args.start_timeout, cpus=self.cpus)
+                                 start_timeout=self.args.start_timeout, cpus=self.cpus, cwd=self.cwds.get(side))
             svc.start()  # stops it again if it never became ready
             self.running.append(svc)
             started.append(side)
             if not self.args.quiet:
                 on = f", on CPUs {format_cpus(self.cpus)}" if self.cpus else ""
-                err(f"started the {side}: pid {svc.pid}, serving on {svc.url}{on}, log {svc.log_path}")
+                where = f", in {self.cwds[side]}" if self.cwds.get(side) else ""
+                err(f"started the {side}: pid {svc.pid}, serving on {svc.url}{on}{where}, log {svc.log_path}")
         return started
 
     def stop(self) -> None:
