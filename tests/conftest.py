@@ -107,6 +107,30 @@ def make_test_app() -> web.Application:
     return app
 
 
+def tiny_app(delay_ms: float) -> web.Application:
+    """``ok`` on / and /other, after ``delay_ms`` asleep (the server shares the test process's GIL with the load)."""
+    async def handler(request: web.Request) -> web.Response:
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    app.router.add_get("/other", handler)
+    return app
+
+
+@pytest.fixture(scope="module")
+def ab_servers() -> Iterator[tuple[str, str]]:
+    """Two servers for an A/B: (fast URL, URL of one 8 ms slower a request)."""
+    fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
+    try:
+        yield fast.url, slow.url
+    finally:
+        fast.stop()
+        slow.stop()
+
+
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[ThreadServer]:
     server = ThreadServer(make_test_app()).start()

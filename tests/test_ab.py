@@ -33,7 +33,6 @@ from perfbench.compare.paired import (
 from perfbench.errors import ConfigError
 from perfbench.experiments.ab import block_order, is_ab_dir, read_verdict, run_ab, schedule, start_order
 from perfbench.service import check_cpus, format_cpus, parse_cpus
-from tests.conftest import ThreadServer
 
 
 def rows_from(latencies: dict[tuple[int, str], np.ndarray], endpoint: str = "e") -> pl.DataFrame:
@@ -234,32 +233,10 @@ def test_block_order_is_balanced_abba_and_seeded():
 
 # --- end to end -----------------------------------------------------------------------------------
 
-def tiny_app(delay_ms: float) -> web.Application:
-    async def handler(request: web.Request) -> web.Response:
-        if delay_ms:
-            await asyncio.sleep(delay_ms / 1000)  # asleep: the server shares this process's GIL with the load
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/", handler)
-    app.router.add_get("/other", handler)
-    return app
-
-
-@pytest.fixture(scope="module")
-def servers():
-    fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
-    try:
-        yield fast.url, slow.url
-    finally:
-        fast.stop()
-        slow.stop()
-
-
-def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, tmp_path, capsys):
+def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(ab_servers, tmp_path, capsys):
     """+8 ms of busy work per request on a sub-millisecond endpoint: a regression (exit 10); the run
     directory has every row with its side and block, loads with Run.load and summarizes both sides."""
-    fast, slow = servers
+    fast, slow = ab_servers
     code = main(["ab", fast, slow, "--rate", "80", "--duration", "4", "--block", "0.25", "--path", "/",
                  "--runs-dir", str(tmp_path), "--quiet", "--json", str(tmp_path / "ab.json")])
     out = capsys.readouterr().out
@@ -284,9 +261,9 @@ def test_ab_end_to_end_finds_the_slower_candidate_and_keeps_every_row(servers, t
     assert "\nmachine: other processes used " in text and "\nnoisy: " in text  # one machine block for both sides
 
 
-def test_ab_aa_against_one_target_gives_no_verdict(servers, tmp_path):
+def test_ab_aa_against_one_target_gives_no_verdict(ab_servers, tmp_path):
     """A/A (the same server on both sides, in one process with the generator): no verdict."""
-    fast, _ = servers
+    fast, _ = ab_servers
     result = run_ab(fast, fast, shapes.constant(80, 4), block_s=0.25, runs_dir=tmp_path, announce=None)
     assert result.comparison.verdict not in (paired.REGRESSION, paired.IMPROVEMENT), paired.to_text(result.comparison)
     assert result.comparison.exit_code == 0

@@ -19,18 +19,7 @@ from perfbench.compare import paired
 from perfbench.compare.paired import BASELINE, CANDIDATE, paired_compare, units
 from perfbench.errors import ConfigError
 from perfbench.experiments.ab import restart_order, run_ab, segment_starts, start_order
-from tests.conftest import ThreadServer
-from tests.test_ab import PINNABLE, free_port, rows_from, tiny_app
-
-
-@pytest.fixture(scope="module")
-def servers():
-    fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
-    try:
-        yield fast.url, slow.url
-    finally:
-        fast.stop()
-        slow.stop()
+from tests.test_ab import PINNABLE, free_port, rows_from
 
 
 def test_segments_are_whole_quartets_of_about_equal_length():
@@ -62,7 +51,9 @@ def test_units_never_hold_pairs_of_two_segments():
     assert got == [[0, 1, 2], [3, 4], [5, 6, 7]]
     assert all(len({seg[p] for p in u}) == 1 for u in got)
     short = {k: 0 if k < 7 else 1 for k in range(8)}  # a last segment too short for a unit joins the one before
-    assert sum(len(u) for u in units(counts, 6, short)) == 8
+    assert units(counts, 6, short) == [[0, 1], [2, 3], [4, 5, 6, 7]]
+    first = {k: 0 if k < 1 else 1 for k in range(8)}  # a first one too short joins the one after: nothing lost
+    assert units(counts, 6, first) == [[0, 1, 2], [3, 4], [5, 6, 7]]
 
 
 def with_segments(rows: pl.DataFrame, first_pair_of_second: int) -> pl.DataFrame:
@@ -94,11 +85,11 @@ def test_an_offset_between_processes_cancels_over_both_start_orders():
     assert frame["segment"].to_list() == sorted(frame["segment"].to_list()) and set(frame["segment"]) == {0, 1}
 
 
-def test_run_ab_restarts_between_segments_and_the_plan_waits(servers, tmp_path):
+def test_run_ab_restarts_between_segments_and_the_plan_waits(ab_servers, tmp_path):
     """run_ab with segments=2: restart(1) is called once between the halves; every row carries its
     segment, the plan's time runs on across the pause (no arrival is planned during it, none lost) and the
     design records each segment's start order and pause."""
-    fast, slow = servers
+    fast, slow = ab_servers
     calls = []
 
     def restart(segment: int) -> list[str]:
@@ -123,8 +114,8 @@ def test_run_ab_restarts_between_segments_and_the_plan_waits(servers, tmp_path):
     assert not any("one pair of processes" in n for n in result.comparison.comparison.notes)
 
 
-def test_one_segment_of_two_targets_says_the_offset_is_not_in_the_interval(servers, tmp_path):
-    fast, slow = servers
+def test_one_segment_of_two_targets_says_the_offset_is_not_in_the_interval(ab_servers, tmp_path):
+    fast, slow = ab_servers
     result = run_ab(fast, slow, shapes.constant(80, 2), block_s=0.25, runs_dir=tmp_path, announce=None)
     assert any("one pair of processes" in n and "--segments" in n for n in result.comparison.comparison.notes)
     with pytest.raises(ConfigError, match="segments > 1 restart the services"):

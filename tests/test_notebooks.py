@@ -210,8 +210,7 @@ def test_regression_notebook_shows_an_ab_run_verdict_first_then_its_units_and_si
     from perfbench.compare import paired
     from perfbench.experiments.ab import run_ab
     from perfbench.scenario import from_paths
-    from tests.conftest import ThreadServer
-    from tests.test_ab import tiny_app
+    from tests.conftest import ThreadServer, tiny_app
 
     fast, slow = ThreadServer(tiny_app(0)).start(), ThreadServer(tiny_app(8)).start()
     try:

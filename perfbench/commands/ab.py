@@ -178,9 +178,8 @@ class _Services:
     """The services perfbench starts for ``ab``: ``start(order)`` stops those running and starts each side
     that has a command, in ``order``; the sides started, in order. Leaving the ``with`` block stops them."""
 
-    def __init__(self, starts: dict[str, tuple[str | None, str]], args, cpus,
-                 cwds: dict[str, str | None] | None = None) -> None:
-        self.starts, self.args, self.cpus, self.cwds = starts, args, cpus, cwds or {}
+    def __init__(self, starts: dict[str, tuple[str | None, str]], args, cpus, cwds: dict[str, str | None]) -> None:
+        self.starts, self.args, self.cpus, self.cwds = starts, args, cpus, cwds
         self.running: list = []
 
     def start(self, order: tuple[str, str]) -> list[str]:

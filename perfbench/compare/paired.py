@@ -88,19 +88,23 @@ def units(pair_counts: list[tuple[int, int, int]], need: int,
     merged into the one before it (dropped if it is the only one). ``segment_of``: each pair's segment
     (an A/B run whose services were restarted between segments): no unit holds pairs of two segments,
     so each unit compares one pair of processes; a segment too short for a unit of its own joins the
-    unit before it.
+    unit before it (the first segment: the unit after it).
     """
     if segment_of and len({segment_of.get(p, 0) for p, _, _ in pair_counts}) > 1:
         out: list[list[int]] = []
         runs: dict[int, list[tuple[int, int, int]]] = {}
         for pc in pair_counts:
             runs.setdefault(segment_of.get(pc[0], 0), []).append(pc)
+        pending: list[int] = []  # pairs of a leading segment too short for a unit
         for _segment, run in sorted(runs.items()):
             got = units(run, need)
             if got:
+                got[0][:0], pending = pending, []
                 out += got
             elif out:
                 out[-1].extend(p for p, _, _ in run)
+            else:
+                pending.extend(p for p, _, _ in run)
         return out
     out = []
     cur: list[int] = []
@@ -226,8 +230,8 @@ def unit_frame(rows: pl.DataFrame | pl.LazyFrame, stat: str = "p50") -> pl.DataF
                         "first_pair": u[0], "pairs": len(u),
                         "t_s": None if t0 is None else t0 / 1e9, "n_baseline": len(b), "n_candidate": len(c),
                         "baseline_ms": _percentile(b, p), "candidate_ms": _percentile(c, p), "ratio": math.exp(lg)})
-    schema = {"endpoint": pl.String, "unit": pl.Int64, "segment": pl.Int64, "first_pair": pl.Int64, "pairs": pl.Int64, "t_s": pl.Float64,
-              "n_baseline": pl.Int64, "n_candidate": pl.Int64, "baseline_ms": pl.Float64,
+    schema = {"endpoint": pl.String, "unit": pl.Int64, "segment": pl.Int64, "first_pair": pl.Int64,
+              "pairs": pl.Int64, "t_s": pl.Float64, "n_baseline": pl.Int64, "n_candidate": pl.Int64, "baseline_ms": pl.Float64,
               "candidate_ms": pl.Float64, "ratio": pl.Float64}
     return pl.DataFrame(out, schema=schema).with_columns(stat=pl.lit(stat)).sort("endpoint", "unit")
 
